@@ -1,0 +1,59 @@
+#include <mpctl/cli/app.hpp>
+
+#include <cstdio>
+
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/common/time.hpp>
+
+namespace mpctl::cli {
+
+void add_global_options(CLI::App& app, GlobalOptions& g) {
+    app.add_option("--socket", g.socket, "mpctld's socket (default: $MPCTL_SOCKET, then $XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)")
+        ->group("Global options");
+    app.add_option("--state-dir", g.state_dir, "State dir for an autostarted mpctld")->group("Global options");
+    app.add_flag("--json", g.json, "Machine-readable output: JSON objects, one per line")->group("Global options");
+    app.add_flag("--no-autostart", g.no_autostart, "Do not start mpctld when none answers (also: MPCTL_NO_AUTOSTART=1)")
+        ->group("Global options");
+}
+
+int64_t parse_id(const std::string& arg) {
+    if (arg.empty() || arg.size() > 18 || arg.find_first_not_of("0123456789") != std::string::npos) {
+        throw CliError(exit_code::usage, "not a task id: '" + arg + "' (ids are positive integers)");
+    }
+    int64_t id = std::stoll(arg);
+    if (id <= 0) {
+        throw CliError(exit_code::usage, "not a task id: '" + arg + "' (ids are positive integers)");
+    }
+    return id;
+}
+
+std::vector<int64_t> parse_ids(const std::vector<std::string>& args) {
+    std::vector<int64_t> ids;
+    ids.reserve(args.size());
+    for (const auto& a : args) {
+        ids.push_back(parse_id(a));
+    }
+    return ids;
+}
+
+double parse_seconds(const std::string& text, const char* flag) {
+    double s = common::parse_duration_seconds(text);
+    if (s < 0) {
+        throw CliError(exit_code::usage, std::string(flag) + ": not a duration: '" + text +
+                                             "' (seconds, or with a unit: 250ms, 30s, 5m, 2h)");
+    }
+    return s;
+}
+
+int report_error(const AppContext& ctx, const CliError& e) {
+    std::fprintf(stderr, "mpctl: %s\n", e.what());
+    if (ctx.global.json) {
+        nlohmann::json error = e.error().is_object() ? e.error() : nlohmann::json{{"message", e.what()}};
+        error["exit_code"] = e.code();
+        print_json({{"error", error}});
+    }
+    return e.code();
+}
+
+}  // namespace mpctl::cli

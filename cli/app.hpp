@@ -1,0 +1,57 @@
+#pragma once
+// What every command group shares: the global options, the action the parsed subcommand chose, and small
+// argument helpers. Command groups live in cli/commands/, one file each, and register themselves from
+// main.cpp's explicit list.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <mpctl/cli/client.hpp>
+
+namespace mpctl::cli {
+
+struct AppContext {
+    GlobalOptions global;
+    std::function<int()> action;  // set by the parsed subcommand's callback; returns the exit code
+    // main() cuts the command line at the first "--": CLI11 parses what comes before, and commands that
+    // run something take what follows (see command_words).
+    bool has_separator = false;
+    std::vector<std::string> after_separator;
+    bool separator_used = false;
+};
+
+// --socket, --state-dir, --json, --no-autostart: on the root app, and again on subcommands that take a
+// command line (they cannot fall through to the root without swallowing the command's own words).
+void add_global_options(CLI::App& app, GlobalOptions& global);
+
+// Positive task ids from the command line; throws CliError(usage) on anything else.
+[[nodiscard]] std::vector<int64_t> parse_ids(const std::vector<std::string>& args);
+[[nodiscard]] int64_t parse_id(const std::string& arg);
+// "30", "1.5", "250ms", "5m"; throws CliError(usage) naming FLAG.
+[[nodiscard]] double parse_seconds(const std::string& text, const char* flag);
+
+// Prints a daemon error (or any CliError) the way SPEC.md says: "mpctl: msg" on stderr, and with --json
+// also {"error": {...}} on stdout. Returns its exit code.
+int report_error(const AppContext& ctx, const class CliError& e);
+
+// Each group adds its subcommands; with ONLY set, just that one (building all of them costs more than a
+// whole `mpctl submit` round trip, so main builds only what the command line names).
+[[nodiscard]] inline bool wanted(std::string_view only, std::string_view name) {
+    return only.empty() || only == name;
+}
+
+void add_task_submit_commands(CLI::App& app, AppContext& ctx, std::string_view only);   // submit, run
+void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // status, list
+void add_task_wait_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // wait, as-completed, result
+void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // logs
+void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // cancel, kill
+void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only);        // daemon start|stop|status
+void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only);          // pool set|list
+
+}  // namespace mpctl::cli

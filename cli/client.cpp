@@ -1,0 +1,305 @@
+#include <mpctl/cli/client.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/common/paths.hpp>
+#include <mpctl/common/sys.hpp>
+#include <mpctl/proto/errors.hpp>
+#include <mpctl/proto/json_text.hpp>
+#include <mpctl/proto/jsonrpc.hpp>
+
+extern char** environ;
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t k_max_reply_line = 512 * 1024 * 1024;
+constexpr size_t k_read_chunk = 64 * 1024;
+
+// Connected socket, or the errno of the failure.
+std::expected<common::UniqueFd, int> connect_unix(const std::string& path) {
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path) {
+        return std::unexpected(ENAMETOOLONG);
+    }
+    common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        return std::unexpected(errno);
+    }
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    while (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        if (errno != EINTR) {
+            return std::unexpected(errno);
+        }
+    }
+    return fd;
+}
+
+bool autostart_disabled(const GlobalOptions& o) {
+    const char* env = std::getenv("MPCTL_NO_AUTOSTART");
+    return o.no_autostart || (env != nullptr && env[0] != '\0' && std::string(env) != "0");
+}
+
+std::string daemon_executable() {
+    // Prefer the mpctld installed beside this mpctl, so a build tree or a prefix is self-contained.
+    std::string dir = common::executable_dir();
+    if (!dir.empty()) {
+        std::string candidate = dir + "/mpctld";
+        if (::access(candidate.c_str(), X_OK) == 0) {
+            return candidate;
+        }
+    }
+    return "mpctld";
+}
+
+// Starts a daemonizing mpctld and waits for its verdict: 0 serving, 3 someone else is, else an error
+// (with what it printed).
+int start_daemon(const GlobalOptions& o, const std::string& socket_path, std::string& output) {
+    std::string exe = daemon_executable();
+    std::vector<std::string> args{exe, "--socket", socket_path};
+    if (!o.state_dir.empty()) {
+        args.push_back("--state-dir");
+        args.push_back(common::absolute_path(o.state_dir));
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        output = std::string("pipe: ") + std::strerror(errno);
+        return -1;
+    }
+    common::UniqueFd read_end(fds[0]);
+    common::UniqueFd write_end(fds[1]);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t empty;
+    sigemptyset(&empty);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = 0;
+    int rc = ::posix_spawnp(&pid, exe.c_str(), &actions, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    write_end.reset();
+    if (rc != 0) {
+        output = "cannot run " + exe + ": " + std::strerror(rc);
+        return -1;
+    }
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0) {
+            output.append(buf, static_cast<size_t>(n));
+        }
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    while (!output.empty() && output.back() == '\n') {
+        output.pop_back();
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+Client::Client(common::UniqueFd fd, std::string socket_path) : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
+
+std::optional<Client> Client::try_connect(const GlobalOptions& options) {
+    std::string path = common::resolve_socket_path(options.socket);
+    auto fd = connect_unix(path);
+    if (!fd) {
+        return std::nullopt;
+    }
+    return Client(std::move(*fd), path);
+}
+
+Client Client::connect(const GlobalOptions& options) {
+    std::string path = common::resolve_socket_path(options.socket);
+    auto fd = connect_unix(path);
+    if (fd) {
+        return Client(std::move(*fd), path);
+    }
+    int err = fd.error();
+    bool nobody_home = err == ENOENT || err == ECONNREFUSED;
+    if (!nobody_home || autostart_disabled(options)) {
+        std::string hint = nobody_home ? " (autostart is off: run `mpctl daemon start`)" : "";
+        throw CliError(exit_code::no_daemon, "no daemon at " + path + ": " + std::strerror(err) + hint);
+    }
+    std::string output;
+    int rc = start_daemon(options, path, output);
+    if (rc != 0 && rc != 3) {
+        throw CliError(exit_code::no_daemon,
+                       "no daemon at " + path + " and none could be started" + (output.empty() ? "" : ": " + output));
+    }
+    // Ready (rc 0), or another mpctld is starting on the same state dir (rc 3): retry with backoff.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    auto delay = std::chrono::milliseconds(2);
+    for (;;) {
+        fd = connect_unix(path);
+        if (fd) {
+            return Client(std::move(*fd), path);
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            throw CliError(exit_code::no_daemon, "started mpctld, but nothing answers at " + path + ": " +
+                                                     std::strerror(fd.error()) +
+                                                     (output.empty() ? "" : " (" + output + ")"));
+        }
+        std::this_thread::sleep_for(delay);
+        delay = std::min(delay * 2, std::chrono::milliseconds(250));
+    }
+}
+
+void Client::set_interrupt(int fd, std::function<void()> on_interrupt) {
+    interrupt_fd_ = fd;
+    on_interrupt_ = std::move(on_interrupt);
+}
+
+int64_t Client::send(std::string_view method, const json& params) {
+    return send_text(method, params.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+int64_t Client::send_text(std::string_view method, std::string_view params_text) {
+    int64_t id = next_id_++;
+    std::string line = R"({"jsonrpc":"2.0","id":)" + std::to_string(id) + R"(,"method":)";
+    proto::append_json_string(line, method);
+    line += R"(,"params":)";
+    line += params_text;
+    line += "}\n";
+    if (auto r = common::write_all(fd_.get(), line); !r) {
+        throw CliError(exit_code::failure, "lost the connection to the daemon: " + r.error().message());
+    }
+    return id;
+}
+
+bool Client::read_some() {
+    for (;;) {
+        pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {interrupt_fd_, POLLIN, 0}};
+        int n = ::poll(fds, interrupt_fd_ >= 0 ? 2 : 1, -1);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;  // the signal handler wrote to the self-pipe; poll again to see it
+            }
+            return false;
+        }
+        if (interrupt_fd_ >= 0 && (fds[1].revents & POLLIN) != 0) {
+            char drain[64];
+            (void)!::read(interrupt_fd_, drain, sizeof drain);
+            if (on_interrupt_) {
+                on_interrupt_();
+            }
+        }
+        if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            static char chunk[k_read_chunk];  // mpctl is single-threaded
+            ssize_t got = ::read(fd_.get(), chunk, sizeof chunk);
+            if (got < 0 && errno == EINTR) {
+                continue;
+            }
+            if (got > 0) {
+                buffer_.append(chunk, static_cast<size_t>(got));
+            }
+            return got > 0;
+        }
+    }
+}
+
+json Client::call(std::string_view method, const json& params, const OnNotification& on_notify) {
+    return call_text(method, params.dump(-1, ' ', false, json::error_handler_t::replace), on_notify);
+}
+
+json Client::call_text(std::string_view method, std::string_view params_text, const OnNotification& on_notify) {
+    int64_t id = send_text(method, params_text);
+    size_t start = 0;
+    for (;;) {
+        size_t nl = 0;
+        while ((nl = buffer_.find('\n', start)) != std::string::npos) {
+            std::string_view line(buffer_.data() + start, nl - start);
+            start = nl + 1;
+            json msg = json::parse(line, nullptr, false);
+            if (msg.is_discarded() || !msg.is_object()) {
+                throw CliError(exit_code::refused, "the daemon sent something that is not JSON-RPC");
+            }
+            auto mid = msg.find("id");
+            if (mid == msg.end()) {
+                if (on_notify && msg.contains("method")) {
+                    on_notify(msg["method"].get<std::string>(), msg.value("params", json::object()));
+                }
+                continue;
+            }
+            bool ours = mid->is_number_integer() && mid->get<int64_t>() == id;
+            if (!ours && !(mid->is_null() && msg.contains("error"))) {
+                continue;  // the answer to a request sent with send()
+            }
+            buffer_.erase(0, start);
+            if (auto err = msg.find("error"); err != msg.end()) {
+                throw error_from_daemon(*err);
+            }
+            return msg.value("result", json(nullptr));
+        }
+        if (start > 0 && start >= buffer_.size() / 2) {
+            buffer_.erase(0, start);
+            start = 0;
+        }
+        if (buffer_.size() - start > k_max_reply_line) {
+            throw CliError(exit_code::refused, "the daemon sent an oversized message");
+        }
+        if (!read_some()) {
+            throw CliError(exit_code::failure, "the daemon closed the connection (did it stop?)");
+        }
+    }
+}
+
+CliError error_from_daemon(const json& error) {
+    int code = error.is_object() ? error.value("code", -32603) : -32603;
+    std::string message = error.is_object() ? error.value("message", std::string("unknown error")) : "unknown error";
+    int exit = exit_code::failure;
+    switch (proto::error_code_from_int(code)) {
+        case proto::ErrorCode::unknown_id:
+            exit = exit_code::unknown_id;
+            break;
+        case proto::ErrorCode::busy:
+            exit = exit_code::busy;
+            break;
+        case proto::ErrorCode::timeout:
+            exit = exit_code::timeout;
+            break;
+        case proto::ErrorCode::refused:
+        case proto::ErrorCode::parse_error:
+        case proto::ErrorCode::invalid_request:
+        case proto::ErrorCode::method_not_found:
+        case proto::ErrorCode::invalid_params:
+            exit = exit_code::refused;
+            break;
+        default:
+            break;
+    }
+    return CliError(exit, message, error);
+}
+
+}  // namespace mpctl::cli

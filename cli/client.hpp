@@ -1,0 +1,67 @@
+#pragma once
+// Client: one connection to mpctld, blocking, with plain syscalls (no Asio: mpctl must start fast).
+// Connecting starts a per-user daemon when nobody answers (unless autostart is off) and waits for it with
+// backoff. call() sends one request and returns its result, handing notifications that arrive meanwhile to
+// a callback; daemon errors become CliError with SPEC.md's exit codes.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/common/unique_fd.hpp>
+#include <mpctl/proto/framing.hpp>
+
+namespace mpctl::cli {
+
+struct GlobalOptions {
+    std::string socket;     // --socket (empty: the default)
+    std::string state_dir;  // --state-dir, passed to an autostarted daemon
+    bool json = false;
+    bool no_autostart = false;
+};
+
+class Client {
+public:
+    using OnNotification = std::function<void(const std::string& method, const nlohmann::json& params)>;
+
+    // Connects, starting mpctld if needed and allowed. Throws CliError(3) if no daemon can be reached.
+    static Client connect(const GlobalOptions& options);
+    // Connects without autostart; nullopt if nobody answers.
+    static std::optional<Client> try_connect(const GlobalOptions& options);
+
+    // Sends METHOD and waits for its answer. Notifications (streams) go to ON_NOTIFY; an interrupt
+    // (see set_interrupt_fd) calls ON_INTERRUPT, which may send further requests.
+    nlohmann::json call(std::string_view method, const nlohmann::json& params, const OnNotification& on_notify = {});
+    // The same with params already encoded as a JSON object's text.
+    nlohmann::json call_text(std::string_view method, std::string_view params_text,
+                             const OnNotification& on_notify = {});
+
+    // Sends a request without waiting; its answer is skipped by call(). Returns its id.
+    int64_t send(std::string_view method, const nlohmann::json& params);
+
+    // While call() waits, readability of FD (a self-pipe written by a signal handler) runs ON_INTERRUPT.
+    void set_interrupt(int fd, std::function<void()> on_interrupt);
+
+    [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
+
+private:
+    Client(common::UniqueFd fd, std::string socket_path);
+    [[nodiscard]] bool read_some();
+    int64_t send_text(std::string_view method, std::string_view params_text);
+
+    common::UniqueFd fd_;
+    std::string socket_path_;
+    int64_t next_id_ = 1;
+    std::string buffer_;
+    int interrupt_fd_ = -1;
+    std::function<void()> on_interrupt_;
+};
+
+// Maps a JSON-RPC error object from the daemon to the CliError that mpctl exits with.
+[[nodiscard]] CliError error_from_daemon(const nlohmann::json& error);
+
+}  // namespace mpctl::cli

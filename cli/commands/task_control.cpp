@@ -1,0 +1,76 @@
+// mpctl cancel / mpctl kill: stop futures.
+
+#include <cstdio>
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/common/signals.hpp>
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+int cancel(AppContext& ctx, const std::vector<std::string>& args, bool force) {
+    auto ids = parse_ids(args);
+    Client client = Client::connect(ctx.global);
+    json result = client.call("task.cancel", {{"ids", ids}, {"force", force}});
+    std::vector<int64_t> refused;
+    for (const auto& r : result.at("results")) {
+        std::string outcome = r.at("outcome").get<std::string>();
+        if (ctx.global.json) {
+            print_json(r);
+        } else if (outcome == "running") {
+            std::fprintf(stderr, "mpctl: task %lld is running; --force terminates it\n",
+                         static_cast<long long>(r.at("id").get<int64_t>()));
+        } else if (outcome == "finished") {
+            write_out(1, std::to_string(r.at("id").get<int64_t>()) + " already " + r.at("state").get<std::string>() + "\n");
+        } else {
+            write_out(1, std::to_string(r.at("id").get<int64_t>()) + " " + outcome + "\n");
+        }
+        if (outcome == "running") {
+            refused.push_back(r.at("id").get<int64_t>());
+        }
+    }
+    // Like future.cancel() returning False: a running task was left alone.
+    return refused.empty() ? exit_code::ok : exit_code::failure;
+}
+
+int kill(AppContext& ctx, const std::string& id_arg, const std::string& signal) {
+    int64_t id = parse_id(id_arg);
+    auto signo = common::parse_signal(signal);
+    if (!signo) {
+        throw CliError(exit_code::usage, "--signal: unknown signal '" + signal + "' (e.g. TERM, INT, KILL, HUP, 9)");
+    }
+    Client client = Client::connect(ctx.global);
+    json result = client.call("task.signal", {{"id", id}, {"signal", *signo}});
+    if (ctx.global.json) {
+        print_json(result);
+    }
+    return exit_code::ok;
+}
+
+}  // namespace
+
+void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
+    if (wanted(only, "cancel")) {
+        auto* sub = app.add_subcommand("cancel", "Cancel pending tasks; --force also terminates running ones");
+        auto ids = std::make_shared<std::vector<std::string>>();
+        auto force = std::make_shared<bool>(false);
+        sub->add_option("ids", *ids, "Task ids")->required();
+        sub->add_flag("--force", *force, "Terminate running tasks too (SIGTERM, then SIGKILL)");
+        sub->callback([&ctx, ids, force] { ctx.action = [&ctx, ids, force] { return cancel(ctx, *ids, *force); }; });
+    }
+    if (wanted(only, "kill")) {
+        auto* sub = app.add_subcommand("kill", "Send a signal to a running task's process group");
+        auto id = std::make_shared<std::string>();
+        auto signal = std::make_shared<std::string>("TERM");
+        sub->add_option("id", *id, "Task id")->required();
+        sub->add_option("-s,--signal", *signal, "Signal name or number (default TERM)");
+        sub->callback([&ctx, id, signal] { ctx.action = [&ctx, id, signal] { return kill(ctx, *id, *signal); }; });
+    }
+}
+
+}  // namespace mpctl::cli

@@ -1,0 +1,55 @@
+// mpctl logs: print a task's captured output; --follow streams it until the task ends.
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/common/base64.hpp>
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+struct LogsOptions {
+    std::string id;
+    bool stderr_only = false;
+    bool both = false;
+    bool follow = false;
+};
+
+int logs(AppContext& ctx, const LogsOptions& o) {
+    int64_t id = parse_id(o.id);
+    Client client = Client::connect(ctx.global);
+    const char* stream = o.both ? "both" : (o.stderr_only ? "stderr" : "stdout");
+    json result = client.call("task.logs", {{"id", id}, {"stream", stream}, {"follow", o.follow}},
+                              [&](const std::string& method, const json& params) {
+                                  if (method != "task.output") {
+                                      return;
+                                  }
+                                  if (ctx.global.json) {
+                                      print_json(params);  // base64 data, one chunk per line
+                                      return;
+                                  }
+                                  if (auto data = common::base64_decode(params.value("data", std::string()))) {
+                                      write_out(params.value("stream", std::string()) == "stderr" ? 2 : 1, *data);
+                                  }
+                              });
+    (void)result;
+    return exit_code::ok;
+}
+
+}  // namespace
+
+void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
+    (void)only;  // a single subcommand (group)
+    auto* sub = app.add_subcommand("logs", "Print a task's captured stdout (or --stderr)");
+    auto o = std::make_shared<LogsOptions>();
+    sub->add_option("id", o->id, "Task id")->required();
+    sub->add_flag("--stderr", o->stderr_only, "Its stderr instead of its stdout");
+    sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
+    sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");
+    sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return logs(ctx, *o); }; });
+}
+
+}  // namespace mpctl::cli

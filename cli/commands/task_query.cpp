@@ -1,0 +1,101 @@
+// mpctl status / mpctl list: show futures.
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/proto/task_status.hpp>
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::vector<proto::TaskStatus> parse_statuses(const json& tasks) {
+    std::vector<proto::TaskStatus> out;
+    for (const auto& t : tasks) {
+        out.push_back(proto::status_from_json(t));
+    }
+    return out;
+}
+
+int status(AppContext& ctx, const std::vector<int64_t>& ids) {
+    Client client = Client::connect(ctx.global);
+    json result = client.call("task.get", {{"ids", ids}});
+    const json& tasks = result.at("tasks");
+    if (ctx.global.json) {
+        for (const auto& t : tasks) {
+            print_json(t);
+        }
+    } else if (tasks.size() == 1) {
+        print_status_detail(proto::status_from_json(tasks.front()));
+    } else {
+        print_status_table(parse_statuses(tasks));
+    }
+    return exit_code::ok;
+}
+
+struct ListOptions {
+    std::vector<std::string> states;
+    std::vector<std::string> labels;
+    std::string pool;
+    std::string name;
+    int64_t limit = 0;
+};
+
+int list(AppContext& ctx, const ListOptions& o) {
+    json params = json::object();
+    if (!o.states.empty()) {
+        params["state"] = o.states;
+    }
+    if (!o.labels.empty()) {
+        params["labels"] = o.labels;
+    }
+    if (!o.pool.empty()) {
+        params["pool"] = o.pool;
+    }
+    if (!o.name.empty()) {
+        params["name"] = o.name;
+    }
+    if (o.limit > 0) {
+        params["limit"] = o.limit;
+    }
+    Client client = Client::connect(ctx.global);
+    json result = client.call("task.list", std::move(params));
+    if (ctx.global.json) {
+        for (const auto& t : result.at("tasks")) {
+            print_json(t);
+        }
+    } else {
+        print_status_table(parse_statuses(result.at("tasks")));
+    }
+    return exit_code::ok;
+}
+
+}  // namespace
+
+void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
+    if (wanted(only, "status")) {
+        auto* sub = app.add_subcommand("status", "Show tasks: one in detail, several as a table");
+        auto ids = std::make_shared<std::vector<std::string>>();
+        sub->add_option("ids", *ids, "Task ids")->required();
+        sub->callback([&ctx, ids] {
+            auto parsed = parse_ids(*ids);
+            ctx.action = [&ctx, parsed] { return status(ctx, parsed); };
+        });
+    }
+    if (wanted(only, "list")) {
+        auto* sub = app.add_subcommand("list", "List tasks, oldest first");
+        auto o = std::make_shared<ListOptions>();
+        sub->add_option("--state", o->states, "Only these states (pending, running, succeeded, failed, cancelled)")
+            ->delimiter(',')
+            ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled"}));
+        sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
+        sub->add_option("--pool", o->pool, "Only tasks of this pool");
+        sub->add_option("--name", o->name, "Only tasks with this name");
+        sub->add_option("--limit", o->limit, "Only the N most recent")->check(CLI::PositiveNumber);
+        sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return list(ctx, *o); }; });
+    }
+}
+
+}  // namespace mpctl::cli

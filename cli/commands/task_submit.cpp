@@ -1,0 +1,138 @@
+// mpctl submit / mpctl run: queue a task (a future); run also waits, streams its output live and exits
+// with its code.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/cli/task_options.hpp>
+#include <mpctl/common/base64.hpp>
+#include <mpctl/proto/task_status.hpp>
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+int submit(AppContext& ctx, const TaskOptions& options, const std::vector<std::string>& command) {
+    TaskRequest request = build_task_spec(options, command);
+    Client client = Client::connect(ctx.global);
+    json status = client.call_text("task.submit", request.params_text());
+    if (ctx.global.json) {
+        print_json(status);
+    } else {
+        write_out(1, std::to_string(status.at("id").get<int64_t>()) + "\n");
+    }
+    return exit_code::ok;
+}
+
+// Signals that reach a foreground `mpctl run` are forwarded to the task through a self-pipe (the handler
+// only writes a byte; the forwarding happens in the client's loop).
+int g_signal_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_last_signal = 0;
+
+void on_signal(int signo) {
+    g_last_signal = signo;
+    int saved = errno;
+    char b = static_cast<char>(signo);
+    (void)!::write(g_signal_pipe[1], &b, 1);
+    errno = saved;
+}
+
+void install_forwarding() {
+    if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        return;
+    }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+        ::sigaction(sig, &sa, nullptr);
+    }
+}
+
+int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::string>& command) {
+    TaskRequest request = build_task_spec(options, command);
+    Client client = Client::connect(ctx.global);
+    install_forwarding();
+    json submitted = client.call_text("task.submit", request.params_text());
+    int64_t id = submitted.at("id").get<int64_t>();
+
+    // First Ctrl-C: SIGINT to the task's process group, as a terminal would; another one: SIGKILL.
+    int interrupts = 0;
+    client.set_interrupt(g_signal_pipe[0], [&] {
+        int signo = g_last_signal;
+        ++interrupts;
+        if (signo == SIGINT && interrupts > 1) {
+            signo = SIGKILL;
+        }
+        client.send("task.signal", {{"id", id}, {"signal", signo}});
+    });
+
+    std::string out_text, err_text;
+    json result = client.call("task.logs", {{"id", id}, {"stream", "both"}, {"follow", true}},
+                              [&](const std::string& method, const json& params) {
+                                  if (method != "task.output") {
+                                      return;
+                                  }
+                                  auto data = common::base64_decode(params.value("data", std::string()));
+                                  if (!data) {
+                                      return;
+                                  }
+                                  bool is_err = params.value("stream", std::string()) == "stderr";
+                                  if (ctx.global.json) {
+                                      (is_err ? err_text : out_text) += *data;
+                                  } else {
+                                      write_out(is_err ? 2 : 1, *data);
+                                  }
+                              });
+    proto::TaskStatus status = proto::status_from_json(result.at("task"));
+    if (ctx.global.json) {
+        json j = result.at("task");
+        j["stdout"] = out_text;
+        j["stderr"] = err_text;
+        print_json(j);
+    } else if (status.state == proto::TaskState::failed &&
+               (status.reason == proto::FailReason::spawn || status.reason == proto::FailReason::timeout ||
+                status.reason == proto::FailReason::lost || status.reason == proto::FailReason::dependency)) {
+        std::fprintf(stderr, "mpctl: task %lld %s: %s\n", static_cast<long long>(id),
+                     describe_outcome(status).c_str(), status.error.value_or("").c_str());
+    } else if (status.state == proto::TaskState::cancelled) {
+        std::fprintf(stderr, "mpctl: task %lld was cancelled\n", static_cast<long long>(id));
+    }
+    return proto::mirror_exit_code(status);
+}
+
+void add_submit_like(CLI::App& app, AppContext& ctx, const char* name, const char* help, bool wait) {
+    auto* sub = app.add_subcommand(name, help);
+    auto options = std::make_shared<TaskOptions>();
+    add_task_options(sub, *options);
+    // Everything from the first word that is not an option of ours is the command (like env(1), nice(1)).
+    sub->prefix_command();
+    sub->footer(std::string("Example: mpctl ") + name + " --timeout 30 -- make -j4");
+    sub->callback([&ctx, sub, options, wait] {
+        auto command = command_words(sub, ctx);
+        ctx.action = [&ctx, options, command, wait] {
+            return wait ? run(ctx, *options, command) : submit(ctx, *options, command);
+        };
+    });
+}
+
+}  // namespace
+
+void add_task_submit_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
+    if (wanted(only, "submit")) {
+        add_submit_like(app, ctx, "submit", "Queue a task and print its id (the future)", false);
+    }
+    if (wanted(only, "run")) {
+        add_submit_like(app, ctx, "run", "Run a task, stream its output, exit with its code", true);
+    }
+}
+
+}  // namespace mpctl::cli

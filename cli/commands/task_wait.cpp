@@ -1,0 +1,171 @@
+// mpctl wait / as-completed / result: block on futures.
+//
+// Exit codes mirror the tasks (SPEC.md): 0 if all succeeded, else the code of the first unsuccessful task
+// in argument order; 124 if the --timeout expired first.
+
+#include <cstdio>
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/common/base64.hpp>
+#include <mpctl/proto/task_status.hpp>
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+struct WaitOptions {
+    std::vector<std::string> ids;
+    std::string timeout;
+    bool any = false;
+};
+
+json wait_params(const std::vector<int64_t>& ids, const std::string& timeout) {
+    json params = {{"ids", ids}};
+    if (!timeout.empty()) {
+        params["timeout"] = parse_seconds(timeout, "--timeout");
+    }
+    return params;
+}
+
+// The code of the first task in IDS order that did not succeed (among those finished), else 0.
+int first_unsuccessful(const std::vector<int64_t>& ids, const std::map<int64_t, proto::TaskStatus>& by_id) {
+    for (int64_t id : ids) {
+        auto it = by_id.find(id);
+        if (it != by_id.end() && proto::is_finished(it->second.state)) {
+            int code = proto::mirror_exit_code(it->second);
+            if (code != 0) {
+                return code;
+            }
+        }
+    }
+    return 0;
+}
+
+int wait(AppContext& ctx, const WaitOptions& o) {
+    auto ids = parse_ids(o.ids);
+    json params = wait_params(ids, o.timeout);
+    params["any"] = o.any;
+    Client client = Client::connect(ctx.global);
+    json result = client.call("task.wait", std::move(params));
+    if (ctx.global.json) {
+        print_json(result);
+    }
+    std::map<int64_t, proto::TaskStatus> by_id;
+    for (const auto& t : result.at("tasks")) {
+        auto s = proto::status_from_json(t);
+        by_id.emplace(s.id, std::move(s));
+    }
+    bool timed_out = result.value("timed_out", false);
+    if (timed_out) {
+        if (!ctx.global.json) {
+            std::fprintf(stderr, "mpctl: timed out with %zu of %zu tasks unfinished\n",
+                         result.at("pending").size(), ids.size());
+        }
+        return exit_code::timeout;
+    }
+    if (o.any) {
+        // The first finished task in argument order speaks for the wait.
+        for (int64_t id : ids) {
+            auto it = by_id.find(id);
+            if (it != by_id.end() && proto::is_finished(it->second.state)) {
+                return proto::mirror_exit_code(it->second);
+            }
+        }
+    }
+    return first_unsuccessful(ids, by_id);
+}
+
+int as_completed(AppContext& ctx, const WaitOptions& o) {
+    auto ids = parse_ids(o.ids);
+    Client client = Client::connect(ctx.global);
+    std::map<int64_t, proto::TaskStatus> by_id;
+    json result = client.call("task.as_completed", wait_params(ids, o.timeout),
+                              [&](const std::string& method, const json& params) {
+                                  if (method != "task.completed") {
+                                      return;
+                                  }
+                                  const json& task = params.at("task");
+                                  auto s = proto::status_from_json(task);
+                                  if (ctx.global.json) {
+                                      print_json(task);
+                                  } else {
+                                      write_out(1, std::to_string(s.id) + "\n");
+                                  }
+                                  by_id.emplace(s.id, std::move(s));
+                              });
+    if (result.value("timed_out", false)) {
+        if (!ctx.global.json) {
+            std::fprintf(stderr, "mpctl: timed out with %zu of %zu tasks unfinished\n",
+                         result.at("pending").size(), ids.size());
+        }
+        return exit_code::timeout;
+    }
+    return first_unsuccessful(ids, by_id);
+}
+
+int result(AppContext& ctx, const std::string& id_arg, const std::string& timeout) {
+    int64_t id = parse_id(id_arg);
+    Client client = Client::connect(ctx.global);
+    json waited = client.call("task.wait", wait_params({id}, timeout));
+    if (waited.value("timed_out", false)) {
+        throw CliError(exit_code::timeout, "timed out waiting for task " + std::to_string(id));
+    }
+    std::string out;
+    json logs = client.call("task.logs", {{"id", id}, {"stream", "stdout"}},
+                            [&](const std::string& method, const json& params) {
+                                if (method != "task.output") {
+                                    return;
+                                }
+                                if (auto data = common::base64_decode(params.value("data", std::string()))) {
+                                    if (ctx.global.json) {
+                                        out += *data;
+                                    } else {
+                                        write_out(1, *data);
+                                    }
+                                }
+                            });
+    auto status = proto::status_from_json(logs.at("task"));
+    if (ctx.global.json) {
+        json j = logs.at("task");
+        j["stdout"] = out;
+        print_json(j);
+    } else if (status.state != proto::TaskState::succeeded) {
+        std::fprintf(stderr, "mpctl: task %lld %s%s%s\n", static_cast<long long>(id), describe_outcome(status).c_str(),
+                     status.error ? ": " : "", status.error.value_or("").c_str());
+    }
+    return proto::mirror_exit_code(status);
+}
+
+}  // namespace
+
+void add_task_wait_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
+    if (wanted(only, "wait")) {
+        auto* sub = app.add_subcommand("wait", "Wait until tasks are done (all, or --any)");
+        auto o = std::make_shared<WaitOptions>();
+        sub->add_option("ids", o->ids, "Task ids")->required();
+        sub->add_option("--timeout", o->timeout, "Give up after this long (exit 124)");
+        sub->add_flag("--any", o->any, "Return when the first one is done");
+        sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return wait(ctx, *o); }; });
+    }
+    if (wanted(only, "as-completed")) {
+        auto* sub = app.add_subcommand("as-completed", "Print each task id as it finishes, in completion order");
+        auto o = std::make_shared<WaitOptions>();
+        sub->add_option("ids", o->ids, "Task ids")->required();
+        sub->add_option("--timeout", o->timeout, "Give up after this long (exit 124)");
+        sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return as_completed(ctx, *o); }; });
+    }
+    if (wanted(only, "result")) {
+        auto* sub = app.add_subcommand("result", "Wait for a task, print its stdout, exit with its code");
+        auto id = std::make_shared<std::string>();
+        auto timeout = std::make_shared<std::string>();
+        sub->add_option("id", *id, "Task id")->required();
+        sub->add_option("--timeout", *timeout, "Give up after this long (exit 124)");
+        sub->callback([&ctx, id, timeout] { ctx.action = [&ctx, id, timeout] { return result(ctx, *id, *timeout); }; });
+    }
+}
+
+}  // namespace mpctl::cli

@@ -1,0 +1,124 @@
+// mpctl: the command-line client of mpctld. Builds the CLI11 app from an explicit list of command groups,
+// runs the chosen command and turns every failure into "mpctl: <message>" and SPEC.md's exit code.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string_view>
+#include <utility>
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/proto/errors.hpp>
+
+namespace {
+
+// The subcommand's name: the first word that is neither an option nor the value of --socket/--state-dir.
+std::string_view first_command_word(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a(argv[i]);
+        if (a == "--") {
+            break;
+        }
+        if (a == "--socket" || a == "--state-dir") {
+            ++i;
+            continue;
+        }
+        if (!a.starts_with("-")) {
+            return a;
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace mpctl::cli;
+    AppContext ctx;
+    CLI::App app{"mpctl: worker pools, futures, pipelines, shared memory and locks for every process", "mpctl"};
+    add_global_options(app, ctx.global);
+    app.set_version_flag("--version", MPCTL_VERSION);
+    app.require_subcommand(1);
+    // Global flags may follow the subcommand too: `mpctl list --json`.
+    app.fallthrough();
+
+    using Adder = void (*)(CLI::App&, AppContext&, std::string_view);
+    static constexpr std::pair<std::string_view, Adder> k_commands[] = {
+        {"submit", add_task_submit_commands},  {"run", add_task_submit_commands},
+        {"status", add_task_query_commands},   {"list", add_task_query_commands},
+        {"wait", add_task_wait_commands},      {"as-completed", add_task_wait_commands},
+        {"result", add_task_wait_commands},    {"logs", add_task_logs_commands},
+        {"cancel", add_task_control_commands}, {"kill", add_task_control_commands},
+        {"daemon", add_daemon_commands},       {"pool", add_pool_commands},
+    };
+    std::string_view command = first_command_word(argc, argv);
+    Adder only = nullptr;
+    for (const auto& [name, add] : k_commands) {
+        if (name == command) {
+            only = add;
+        }
+    }
+    if (only != nullptr) {
+        only(app, ctx, command);
+    } else {
+        // Help, or an unknown command: build everything so CLI11 can list or suggest.
+        Adder last = nullptr;
+        for (const auto& [name, add] : k_commands) {
+            if (add != last) {
+                add(app, ctx, {});
+                last = add;
+            }
+        }
+    }
+
+    // Cut at the first "--": what follows is a command line, never mpctl's options.
+    std::vector<std::string> args;
+    for (int i = argc - 1; i >= 1; --i) {
+        args.emplace_back(argv[i]);  // CLI11 takes them reversed
+    }
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) == "--") {
+            ctx.has_separator = true;
+            ctx.after_separator.assign(argv + i + 1, argv + argc);
+            args.erase(args.begin(), args.begin() + (argc - i));
+            break;
+        }
+    }
+    try {
+        app.parse(args);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // CLI11's own exit codes are not ours: every usage error is 2.
+        std::fprintf(stderr, "mpctl: %s\n", e.what());
+        if (argc <= 1) {
+            std::fprintf(stderr, "%s", app.help().c_str());
+        }
+        return exit_code::usage;
+    } catch (const CliError& e) {
+        return report_error(ctx, e);
+    }
+    if (ctx.has_separator && !ctx.separator_used) {
+        std::fprintf(stderr, "mpctl: this command takes no command line after \"--\"\n");
+        return exit_code::usage;
+    }
+    if (!ctx.action) {
+        std::fprintf(stderr, "mpctl: no command given\n");
+        return exit_code::usage;
+    }
+    try {
+        return ctx.action();
+    } catch (const CliError& e) {
+        return report_error(ctx, e);
+    } catch (const mpctl::proto::RequestError& e) {
+        // A reply the daemon should not have sent (a status object that does not parse).
+        return report_error(ctx, CliError(exit_code::refused, std::string("unexpected reply: ") + e.what()));
+    } catch (const std::exception& e) {
+        return report_error(ctx, CliError(exit_code::failure, e.what()));
+    }
+}

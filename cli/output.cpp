@@ -1,0 +1,202 @@
+#include <mpctl/cli/output.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include <mpctl/common/signals.hpp>
+#include <mpctl/common/sys.hpp>
+#include <mpctl/common/time.hpp>
+#include <mpctl/proto/task_spec.hpp>
+
+namespace mpctl::cli {
+
+using proto::TaskState;
+using proto::TaskStatus;
+
+bool color_enabled(int fd) {
+    const char* no_color = std::getenv("NO_COLOR");
+    return ::isatty(fd) == 1 && (no_color == nullptr || no_color[0] == '\0');
+}
+
+void print_json(const nlohmann::json& value) {
+    std::string line = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line.push_back('\n');
+    write_out(1, line);
+}
+
+void write_out(int fd, std::string_view bytes) { (void)common::write_all(fd, bytes); }
+
+std::string human_duration(int64_t ms) {
+    char buf[32];
+    if (ms < 60'000) {
+        std::snprintf(buf, sizeof buf, "%.2fs", static_cast<double>(ms) / 1000.0);
+    } else if (ms < 3'600'000) {
+        std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(ms / 60'000),
+                      static_cast<long long>(ms / 1000 % 60));
+    } else {
+        std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(ms / 3'600'000),
+                      static_cast<long long>(ms / 60'000 % 60));
+    }
+    return buf;
+}
+
+std::string describe_outcome(const TaskStatus& t) {
+    std::string state(proto::to_string(t.state));
+    if (t.state != TaskState::failed) {
+        return state;
+    }
+    switch (t.reason) {
+        case proto::FailReason::exit:
+            return state + " (exit " + std::to_string(t.exit_code.value_or(-1)) + ")";
+        case proto::FailReason::signal:
+            return state + " (" + common::signal_name(t.signal.value_or(0)) + ")";
+        default:
+            return state + " (" + std::string(proto::to_string(t.reason)) + ")";
+    }
+}
+
+std::string command_of(const TaskStatus& t) {
+    proto::TaskSpec spec;
+    if (t.shell) {
+        spec.shell = t.shell;
+    } else if (t.argv) {
+        spec.argv = *t.argv;
+    }
+    return spec.display_command();
+}
+
+namespace {
+
+const char* state_color(TaskState s) {
+    switch (s) {
+        case TaskState::succeeded:
+            return "\033[32m";
+        case TaskState::failed:
+            return "\033[31m";
+        case TaskState::running:
+            return "\033[33m";
+        case TaskState::cancelled:
+        case TaskState::pending:
+            return "\033[90m";
+    }
+    return "";
+}
+
+std::string pad(std::string s, size_t width, bool right = false) {
+    if (s.size() >= width) {
+        return s;
+    }
+    std::string fill(width - s.size(), ' ');
+    return right ? fill + s : s + fill;
+}
+
+}  // namespace
+
+void print_status_table(const std::vector<TaskStatus>& tasks) {
+    bool color = color_enabled(1);
+    struct Row {
+        std::string id, state, exit, time, pool, name, command;
+        TaskState st;
+    };
+    std::vector<Row> rows;
+    Row header{"ID", "STATE", "EXIT", "TIME", "POOL", "NAME", "COMMAND", TaskState::pending};
+    rows.push_back(header);
+    for (const auto& t : tasks) {
+        std::string exit = t.exit_code ? std::to_string(*t.exit_code)
+                                       : (t.signal ? common::signal_name(*t.signal) : std::string("-"));
+        auto d = t.duration_ms();
+        rows.push_back(Row{std::to_string(t.id), describe_outcome(t), exit, d ? human_duration(*d) : "-", t.pool,
+                           t.name.value_or("-"), command_of(t), t.state});
+    }
+    size_t w[6] = {0, 0, 0, 0, 0, 0};
+    for (const auto& r : rows) {
+        w[0] = std::max(w[0], r.id.size());
+        w[1] = std::max(w[1], r.state.size());
+        w[2] = std::max(w[2], r.exit.size());
+        w[3] = std::max(w[3], r.time.size());
+        w[4] = std::max(w[4], r.pool.size());
+        w[5] = std::max(w[5], r.name.size());
+    }
+    std::string out;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const auto& r = rows[i];
+        std::string state = pad(r.state, w[1]);
+        if (color && i > 0) {
+            state = state_color(r.st) + state + "\033[0m";
+        }
+        std::string line = pad(r.id, w[0], true) + "  " + state + "  " + pad(r.exit, w[2], true) + "  " +
+                           pad(r.time, w[3], true) + "  " + pad(r.pool, w[4]) + "  " + pad(r.name, w[5]) + "  " +
+                           r.command;
+        if (color && i == 0) {
+            line = "\033[1m" + line + "\033[0m";
+        }
+        out += line + "\n";
+    }
+    write_out(1, out);
+}
+
+void print_status_detail(const TaskStatus& t) {
+    std::string out;
+    auto field = [&](const char* name, const std::string& value) {
+        out += pad(std::string(name) + ":", 13) + value + "\n";
+    };
+    auto time_or_dash = [](const std::optional<int64_t>& ms) {
+        return ms ? common::format_rfc3339_ms(*ms) : std::string("-");
+    };
+    field("id", std::to_string(t.id));
+    if (t.name) {
+        field("name", *t.name);
+    }
+    std::string state = describe_outcome(t);
+    if (color_enabled(1)) {
+        state = state_color(t.state) + state + "\033[0m";
+    }
+    field("state", state);
+    field("command", command_of(t));
+    field("cwd", t.cwd);
+    field("pool", t.pool + (t.priority != 0 ? " (priority " + std::to_string(t.priority) + ")" : ""));
+    if (!t.labels.empty()) {
+        std::string labels;
+        for (const auto& [k, v] : t.labels) {
+            labels += (labels.empty() ? "" : " ") + k + "=" + v;
+        }
+        field("labels", labels);
+    }
+    if (!t.after.empty()) {
+        std::string after;
+        for (auto id : t.after) {
+            after += (after.empty() ? "" : " ") + std::to_string(id);
+        }
+        field("after", after);
+    }
+    if (t.pid) {
+        field("pid", std::to_string(*t.pid));
+    }
+    if (t.exit_code) {
+        field("exit code", std::to_string(*t.exit_code));
+    }
+    if (t.signal) {
+        field("signal", common::signal_name(*t.signal));
+    }
+    field("attempts", std::to_string(t.attempts) + (t.retries > 0 ? " of " + std::to_string(t.retries + 1) : ""));
+    field("submitted", common::format_rfc3339_ms(t.submitted_at_ms));
+    field("started", time_or_dash(t.started_at_ms));
+    field("finished", time_or_dash(t.finished_at_ms));
+    if (auto d = t.duration_ms()) {
+        field("duration", human_duration(*d));
+    }
+    if (t.timeout_s) {
+        field("timeout", human_duration(static_cast<int64_t>(*t.timeout_s * 1000)));
+    }
+    field("stdout", t.stdout_path);
+    field("stderr", t.stderr_path);
+    if (t.error) {
+        field("error", *t.error);
+    }
+    write_out(1, out);
+}
+
+}  // namespace mpctl::cli

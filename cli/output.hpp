@@ -1,0 +1,32 @@
+#pragma once
+// How mpctl shows things: human tables on a terminal, JSON (one object, or one per line) with --json.
+// Colors only on a TTY and never with NO_COLOR set.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <mpctl/proto/task_status.hpp>
+
+namespace mpctl::cli {
+
+[[nodiscard]] bool color_enabled(int fd);
+
+// One compact JSON object and a newline on stdout.
+void print_json(const nlohmann::json& value);
+
+// Raw bytes to FD, all of them (task output is binary).
+void write_out(int fd, std::string_view bytes);
+
+void print_status_table(const std::vector<proto::TaskStatus>& tasks);
+void print_status_detail(const proto::TaskStatus& task);
+
+// "3.2s", "1m05s", "2h03m"
+[[nodiscard]] std::string human_duration(int64_t ms);
+// "succeeded", "failed (exit 2)", "failed (SIGKILL)", "failed (timeout)" ...
+[[nodiscard]] std::string describe_outcome(const proto::TaskStatus& task);
+[[nodiscard]] std::string command_of(const proto::TaskStatus& task);
+
+}  // namespace mpctl::cli

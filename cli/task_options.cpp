@@ -1,0 +1,177 @@
+#include <mpctl/cli/task_options.hpp>
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/common/paths.hpp>
+#include <mpctl/proto/json_text.hpp>
+
+extern char** environ;
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+void add_task_options(CLI::App* sub, TaskOptions& o) {
+    sub->add_option("--name", o.name, "A name for the task")->group("Task options");
+    sub->add_option("--label", o.labels, "Label K=V (repeatable)")->group("Task options");
+    sub->add_option("--cwd", o.cwd, "Working directory (default: the current one)")->group("Task options");
+    sub->add_option("--env", o.env, "Set K=V, or pass K from this environment (repeatable)")
+        ->group("Task options");
+    sub->add_flag("--env-clear", o.env_clear, "Start from an empty environment (then --env)")
+        ->group("Task options");
+    sub->add_option("--stdin", o.stdin_file, "Feed this file to the task's stdin (default: /dev/null)")
+        ->group("Task options");
+    sub->add_flag("--shell", o.shell, "Run the command words as one /bin/sh -c string")->group("Task options");
+    sub->add_option("--timeout", o.timeout, "Then SIGTERM to its process group (30, 1.5, 250ms, 5m)")
+        ->group("Task options");
+    sub->add_option("--kill-after", o.kill_after, "SIGKILL this long after the SIGTERM (default 5s)")
+        ->group("Task options");
+    sub->add_option("--retries", o.retries, "Extra attempts after a failure")
+        ->check(CLI::Range(0, 1000))
+        ->group("Task options");
+    sub->add_option("--retry-delay", o.retry_delay, "Pause before each retry")->group("Task options");
+    sub->add_option("--after", o.after, "Run after task ID succeeded (repeatable)")->group("Task options");
+    sub->add_option("--pool", o.pool, "Worker pool (created on first use)")->group("Task options");
+    sub->add_option("--priority", o.priority, "Higher runs first within its pool (default 0)")
+        ->group("Task options");
+}
+
+std::vector<std::string> command_words(CLI::App* sub, AppContext& ctx) {
+    std::vector<std::string> words = sub->remaining();
+    if (ctx.has_separator) {
+        ctx.separator_used = true;
+        if (!words.empty()) {
+            words.emplace_back("--");
+        }
+        words.insert(words.end(), ctx.after_separator.begin(), ctx.after_separator.end());
+    }
+    return words;
+}
+
+namespace {
+
+std::string current_dir() {
+    char buf[4096];
+    if (::getcwd(buf, sizeof buf) == nullptr) {
+        throw CliError(exit_code::failure, std::string("cannot read the current directory: ") + std::strerror(errno));
+    }
+    return buf;
+}
+
+}  // namespace
+
+std::string TaskRequest::params_text() const {
+    std::string text = spec.dump(-1, ' ', false, json::error_handler_t::replace);
+    text.pop_back();  // the closing brace
+    text += text.size() > 1 ? ",\"env\":" : "\"env\":";
+    text += env_json;
+    text.push_back('}');
+    return text;
+}
+
+TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>& command) {
+    if (command.empty()) {
+        throw CliError(exit_code::usage, "no command given (put it after the options, e.g. `-- make -j4`)");
+    }
+    json spec = json::object();
+    if (o.shell) {
+        std::string script;
+        for (const auto& w : command) {
+            script += (script.empty() ? "" : " ") + w;
+        }
+        spec["shell"] = script;
+    } else {
+        spec["argv"] = command;
+    }
+    std::string here = current_dir();
+    spec["cwd"] = o.cwd.empty() ? here : common::absolute_path(o.cwd, here);
+
+    // The environment, in environ order, later entries (--env) winning; duplicates are left for the
+    // daemon's parser, where the last one wins too.
+    std::vector<std::pair<std::string_view, std::string_view>> env;
+    if (!o.env_clear) {
+        for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+            const char* eq = std::strchr(*e, '=');
+            if (eq != nullptr && eq != *e) {
+                env.emplace_back(std::string_view(*e, static_cast<size_t>(eq - *e)), std::string_view(eq + 1));
+            }
+        }
+    }
+    for (const auto& kv : o.env) {
+        auto eq = kv.find('=');
+        if (eq == 0) {
+            throw CliError(exit_code::usage, "--env: expected K=V or K, got '" + kv + "'");
+        }
+        if (eq == std::string::npos) {
+            const char* v = std::getenv(kv.c_str());
+            if (v != nullptr) {
+                env.emplace_back(kv, v);
+            }
+        } else {
+            env.emplace_back(std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
+        }
+    }
+    TaskRequest request;
+    request.env_json.reserve(4096);
+    request.env_json.push_back('{');
+    for (const auto& [k, v] : env) {
+        if (request.env_json.size() > 1) {
+            request.env_json.push_back(',');
+        }
+        proto::append_json_string(request.env_json, k);
+        request.env_json.push_back(':');
+        proto::append_json_string(request.env_json, v);
+    }
+    request.env_json.push_back('}');
+
+    if (!o.name.empty()) {
+        spec["name"] = o.name;
+    }
+    if (!o.labels.empty()) {
+        json labels = json::object();
+        for (const auto& l : o.labels) {
+            auto eq = l.find('=');
+            if (eq == 0 || eq == std::string::npos) {
+                throw CliError(exit_code::usage, "--label: expected K=V, got '" + l + "'");
+            }
+            labels[l.substr(0, eq)] = l.substr(eq + 1);
+        }
+        spec["labels"] = std::move(labels);
+    }
+    if (!o.stdin_file.empty()) {
+        spec["stdin"] = common::absolute_path(o.stdin_file, here);
+    }
+    if (!o.timeout.empty()) {
+        double t = parse_seconds(o.timeout, "--timeout");
+        if (t <= 0) {
+            throw CliError(exit_code::usage, "--timeout: must be above zero");
+        }
+        spec["timeout"] = t;
+    }
+    if (!o.kill_after.empty()) {
+        spec["kill_after"] = parse_seconds(o.kill_after, "--kill-after");
+    }
+    if (o.retries > 0) {
+        spec["retries"] = o.retries;
+    }
+    if (!o.retry_delay.empty()) {
+        spec["retry_delay"] = parse_seconds(o.retry_delay, "--retry-delay");
+    }
+    if (!o.after.empty()) {
+        spec["after"] = parse_ids(o.after);
+    }
+    if (!o.pool.empty()) {
+        spec["pool"] = o.pool;
+    }
+    if (o.priority != 0) {
+        spec["priority"] = o.priority;
+    }
+    request.spec = std::move(spec);
+    return request;
+}
+
+}  // namespace mpctl::cli

@@ -1,0 +1,71 @@
+#include <mpctl/common/sys.hpp>
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace mpctl::common {
+
+Result<void> write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return sys_error("write");
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return {};
+}
+
+Result<std::string> read_file(const std::string& path) {
+    auto fd = open_cloexec(path, O_RDONLY);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd->get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return sys_error("read " + path);
+        }
+        if (n == 0) {
+            break;
+        }
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+Result<UniqueFd> open_cloexec(const std::string& path, int flags, unsigned mode) {
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) {
+        return sys_error("open " + path);
+    }
+    return UniqueFd(fd);
+}
+
+Result<void> set_cloexec(int fd) {
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+        return sys_error("fcntl FD_CLOEXEC");
+    }
+    return {};
+}
+
+Result<UniqueFd> pidfd_open(int pid) {
+    // pidfd_open always sets O_CLOEXEC on the new descriptor.
+    long fd = ::syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) {
+        return sys_error("pidfd_open " + std::to_string(pid));
+    }
+    return UniqueFd(static_cast<int>(fd));
+}
+
+}  // namespace mpctl::common

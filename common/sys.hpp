@@ -1,0 +1,26 @@
+#pragma once
+// Small syscall helpers that every part uses. All return Result and never throw.
+
+#include <string>
+#include <string_view>
+
+#include <mpctl/common/result.hpp>
+#include <mpctl/common/unique_fd.hpp>
+
+namespace mpctl::common {
+
+// Writes all of DATA, retrying on EINTR and short writes.
+[[nodiscard]] Result<void> write_all(int fd, std::string_view data);
+
+// Reads the whole file (for small files: configs, pid files).
+[[nodiscard]] Result<std::string> read_file(const std::string& path);
+
+// Opens with O_CLOEXEC always added.
+[[nodiscard]] Result<UniqueFd> open_cloexec(const std::string& path, int flags, unsigned mode = 0600);
+
+[[nodiscard]] Result<void> set_cloexec(int fd);
+
+// pidfd_open(2): a file descriptor that becomes readable when PID exits. Close-on-exec.
+[[nodiscard]] Result<UniqueFd> pidfd_open(int pid);
+
+}  // namespace mpctl::common

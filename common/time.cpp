@@ -1,0 +1,112 @@
+#include <mpctl/common/time.hpp>
+
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+namespace mpctl::common {
+
+int64_t now_unix_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string format_rfc3339_ms(int64_t unix_ms) {
+    time_t secs = static_cast<time_t>(unix_ms / 1000);
+    int ms = static_cast<int>(unix_ms % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    struct tm tm {};
+    ::gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return buf;
+}
+
+std::optional<int64_t> parse_rfc3339_ms(const std::string& text) {
+    int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0, used = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec, &used) != 6) {
+        return std::nullopt;
+    }
+    size_t pos = static_cast<size_t>(used);
+    int64_t ms = 0;
+    if (pos < text.size() && text[pos] == '.') {
+        ++pos;
+        int digits = 0;
+        while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+            if (digits < 3) {
+                ms = ms * 10 + (text[pos] - '0');
+            }
+            ++digits;
+            ++pos;
+        }
+        for (; digits < 3; ++digits) {
+            ms *= 10;
+        }
+    }
+    int64_t offset_s = 0;
+    if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+        ++pos;
+    } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+        int oh = 0, om = 0;
+        if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) {
+            return std::nullopt;
+        }
+        offset_s = (oh * 3600 + om * 60) * (text[pos] == '+' ? 1 : -1);
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != text.size()) {
+        return std::nullopt;
+    }
+    struct tm tm {};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    time_t secs = ::timegm(&tm);
+    return (static_cast<int64_t>(secs) - offset_s) * 1000 + ms;
+}
+
+double parse_duration_seconds(const std::string& text) {
+    if (text.empty()) {
+        return -1;
+    }
+    size_t used = 0;
+    double value = 0;
+    try {
+        value = std::stod(text, &used);
+    } catch (...) {
+        return -1;
+    }
+    if (!std::isfinite(value) || value < 0) {
+        return -1;
+    }
+    std::string unit = text.substr(used);
+    if (unit.empty() || unit == "s") {
+        return value;
+    }
+    if (unit == "ms") {
+        return value / 1000.0;
+    }
+    if (unit == "m") {
+        return value * 60;
+    }
+    if (unit == "h") {
+        return value * 3600;
+    }
+    if (unit == "d") {
+        return value * 86400;
+    }
+    return -1;
+}
+
+}  // namespace mpctl::common

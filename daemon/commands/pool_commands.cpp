@@ -1,0 +1,61 @@
+// The pool family: pool.set, pool.list.
+
+#include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/daemon.hpp>
+
+namespace mpctl::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+json pool_json(const PoolInfo& p) {
+    return {{"name", p.name}, {"workers", p.workers}, {"running", p.running}, {"pending", p.pending},
+            {"waiting", p.waiting}};
+}
+
+void pool_set(Daemon& d, Call& call) {
+    call.params.reject_unknown({"name", "workers"});
+    std::string name = call.params.required<std::string>("name");
+    if (!proto::valid_pool_name(name)) {
+        proto::throw_invalid_params("params.name: 1-64 characters of letters, digits, '_', '-' and '.'");
+    }
+    int workers = call.params.required<int>("workers");
+    if (workers < 1 || workers > 100000) {
+        proto::throw_invalid_params("params.workers: must be between 1 and 100000");
+    }
+    // Durable first, like a submit: a size that was acknowledged survives a restart.
+    d.store().set_pool(name, workers, [&d, name, workers, responder = call.responder](common::Result<void> r) {
+        if (!r) {
+            responder->error(proto::ErrorCode::io_error, "could not record the pool size: " + r.error().message());
+            return;
+        }
+        d.scheduler().set_pool_workers(name, workers);
+        for (const auto& p : d.scheduler().pools()) {
+            if (p.name == name) {
+                responder->result(pool_json(p));
+                return;
+            }
+        }
+        responder->result({{"name", name}, {"workers", workers}});
+    });
+}
+
+void pool_list(Daemon& d, Call& call) {
+    call.params.reject_unknown({});
+    json pools = json::array();
+    for (const auto& p : d.scheduler().pools()) {
+        pools.push_back(pool_json(p));
+    }
+    call.responder->result({{"pools", std::move(pools)}});
+}
+
+}  // namespace
+
+void register_pool_commands(Registry& r, Daemon& d) {
+    r.add("pool.set", [&d](Call& c) { pool_set(d, c); });
+    r.add("pool.list", [&d](Call& c) { pool_list(d, c); });
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,115 @@
+#include <mpctl/daemon/commands/registry.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include <mpctl/daemon/server/session.hpp>
+
+namespace mpctl::daemon {
+
+using proto::ErrorCode;
+
+Responder::Responder(std::weak_ptr<Session> session, nlohmann::json id, bool is_notification)
+    : session_(std::move(session)), id_(std::move(id)), is_notification_(is_notification) {}
+
+Responder::~Responder() { drop_hook(); }
+
+void Responder::send(const nlohmann::json& message) {
+    if (auto s = session_.lock()) {
+        s->send(proto::encode_line(message));
+    }
+}
+
+void Responder::drop_hook() {
+    if (close_hook_ != 0) {
+        uint64_t hook = close_hook_;
+        close_hook_ = 0;
+        if (auto s = session_.lock()) {
+            s->remove_close_hook(hook);
+        }
+    }
+}
+
+void Responder::result(nlohmann::json result) {
+    if (answered_) {
+        return;
+    }
+    answered_ = true;
+    if (!is_notification_) {
+        send(proto::make_result(id_, std::move(result)));
+    }
+    drop_hook();
+}
+
+void Responder::error(ErrorCode code, const std::string& message, nlohmann::json data) {
+    if (answered_) {
+        return;
+    }
+    answered_ = true;
+    if (!is_notification_) {
+        send(proto::make_error(id_, code, message, std::move(data)));
+    }
+    drop_hook();
+}
+
+void Responder::notify(std::string_view method, nlohmann::json params) {
+    if (!answered_) {
+        send(proto::make_notification(method, std::move(params)));
+    }
+}
+
+bool Responder::connected() const {
+    auto s = session_.lock();
+    return s && !s->closed();
+}
+
+void Responder::on_disconnect(std::function<void()> fn) {
+    auto s = session_.lock();
+    if (!s || answered_) {
+        return;
+    }
+    drop_hook();
+    close_hook_ = s->on_close(std::move(fn));
+}
+
+void Registry::add(std::string method, Handler handler) { handlers_[std::move(method)] = std::move(handler); }
+
+std::vector<std::string> Registry::methods() const {
+    std::vector<std::string> names;
+    for (const auto& [name, handler] : handlers_) {
+        names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+void guarded(const std::shared_ptr<Responder>& responder, const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const proto::RequestError& e) {
+        responder->error(e);
+    } catch (const std::exception& e) {
+        spdlog::error("internal error: {}", e.what());
+        responder->error(ErrorCode::internal_error, std::string("internal error: ") + e.what());
+    }
+}
+
+void Registry::dispatch(const std::shared_ptr<Session>& session, proto::Request request) {
+    auto responder = std::make_shared<Responder>(session, request.id, request.is_notification);
+    auto it = handlers_.find(request.method);
+    if (it == handlers_.end()) {
+        responder->error(ErrorCode::method_not_found, "unknown method: " + request.method);
+        return;
+    }
+    spdlog::debug("request {} from pid {}", request.method, session->peer().pid);
+    guarded(responder, [&] {
+        if (!request.params.is_object()) {
+            throw proto::RequestError(ErrorCode::invalid_params, "params must be an object");
+        }
+        Call call{request, proto::Params(request.params), responder, session->peer()};
+        it->second(call);
+    });
+}
+
+}  // namespace mpctl::daemon

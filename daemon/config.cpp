@@ -1,0 +1,92 @@
+#include <mpctl/daemon/config.hpp>
+
+#include <sys/stat.h>
+
+#include <toml++/toml.h>
+
+#include <mpctl/proto/task_spec.hpp>
+
+namespace mpctl::daemon {
+
+std::optional<Durability> parse_durability(const std::string& text) {
+    if (text == "full") {
+        return Durability::full;
+    }
+    if (text == "normal") {
+        return Durability::normal;
+    }
+    return std::nullopt;
+}
+
+const char* to_string(Durability d) { return d == Durability::full ? "full" : "normal"; }
+
+common::Result<void> load_config_file(const std::string& path, bool required, DaemonConfig& config) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        if (required) {
+            return common::sys_error("config file " + path);
+        }
+        return {};
+    }
+    toml::table table;
+    try {
+        table = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        return common::plain_error("config file " + path + ": " + std::string(e.description()) + " at line " +
+                                   std::to_string(e.source().begin.line));
+    }
+    auto bad = [&](const std::string& key, const std::string& want) {
+        return common::plain_error("config file " + path + ": " + key + " must be " + want);
+    };
+    for (auto&& [key, node] : table) {
+        std::string k(key.str());
+        if (k == "workers") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 1 || *v > 100000) {
+                return bad(k, "an integer from 1 to 100000");
+            }
+            config.workers = static_cast<int>(*v);
+        } else if (k == "log_level") {
+            auto v = node.value<std::string>();
+            if (!v) {
+                return bad(k, "a string");
+            }
+            config.log_level = *v;
+        } else if (k == "durability") {
+            auto v = node.value<std::string>();
+            auto d = v ? parse_durability(*v) : std::nullopt;
+            if (!d) {
+                return bad(k, "\"full\" or \"normal\"");
+            }
+            config.durability = *d;
+        } else if (k == "kill_after") {
+            auto v = node.value<double>();
+            if (!v || *v < 0) {
+                return bad(k, "a number of seconds");
+            }
+            config.kill_after_s = *v;
+        } else if (k == "pools") {
+            const auto* pools = node.as_table();
+            if (pools == nullptr) {
+                return bad(k, "a table of [pools.NAME] tables");
+            }
+            for (auto&& [name, pool] : *pools) {
+                std::string n(name.str());
+                const auto* t = pool.as_table();
+                std::optional<int64_t> w;
+                if (t != nullptr) {
+                    w = (*t)["workers"].value<int64_t>();
+                }
+                if (!proto::valid_pool_name(n) || !w || *w < 1 || *w > 100000) {
+                    return bad("pools." + n, "a table with workers = 1..100000 (and a name of [A-Za-z0-9_.-])");
+                }
+                config.pools[n] = static_cast<int>(*w);
+            }
+        } else {
+            return common::plain_error("config file " + path + ": unknown setting \"" + k + "\"");
+        }
+    }
+    return {};
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,41 @@
+#pragma once
+// DaemonConfig: every setting of mpctld, from defaults, then the config file (TOML), then flags.
+//
+//   # mpctld.toml
+//   workers = 8                 # size of the default pool
+//   log_level = "info"          # trace, debug, info, warn, error
+//   durability = "full"         # full: fsync every commit; normal: survive daemon crashes only
+//   kill_after = 5              # grace between SIGTERM and SIGKILL at `daemon stop --now`
+//   [pools.gpu]
+//   workers = 1
+// The socket and state dir are not file settings: mpctl must find them without reading this file.
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include <mpctl/common/result.hpp>
+#include <mpctl/daemon/store/store.hpp>
+
+namespace mpctl::daemon {
+
+struct DaemonConfig {
+    std::string socket_path;
+    std::string state_dir;
+    std::string config_path;
+    int workers = 0;  // 0: the number of CPUs
+    std::string log_level = "info";
+    Durability durability = Durability::full;
+    double kill_after_s = 5.0;
+    std::map<std::string, int> pools;
+    bool foreground = false;
+    bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies
+};
+
+// Applies the TOML file at PATH to CONFIG. A missing file is fine unless REQUIRED.
+[[nodiscard]] common::Result<void> load_config_file(const std::string& path, bool required, DaemonConfig& config);
+
+[[nodiscard]] std::optional<Durability> parse_durability(const std::string& text);
+[[nodiscard]] const char* to_string(Durability d);
+
+}  // namespace mpctl::daemon

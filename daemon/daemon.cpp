@@ -1,0 +1,216 @@
+#include <mpctl/daemon/daemon.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cstdlib>
+#include <stdexcept>
+
+#include <mpctl/common/time.hpp>
+#include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/server/session.hpp>
+
+extern char** environ;
+
+namespace mpctl::daemon {
+
+namespace {
+
+std::vector<std::string> current_environment() {
+    std::vector<std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        env.emplace_back(*e);
+    }
+    return env;
+}
+
+std::string home_or_root() {
+    const char* home = std::getenv("HOME");
+    return home != nullptr && home[0] == '/' ? std::string(home) : std::string("/");
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store)
+    : config_(std::move(config)), endpoint_(std::move(endpoint)), store_(std::move(store)), outputs_(config_.state_dir) {
+    auto pools = store_->load_pools();
+    if (!pools) {
+        throw std::runtime_error(pools.error().message());
+    }
+    Scheduler::Options options;
+    options.default_workers = config_.workers;
+    options.pool_workers = config_.pools;
+    // Sizes set with `mpctl pool set` outlive restarts and win over the config file.
+    for (const auto& [name, workers] : *pools) {
+        options.pool_workers[name] = workers;
+        if (name == proto::k_default_pool) {
+            options.default_workers = workers;
+        }
+    }
+    options.daemon_env = current_environment();
+    options.default_cwd = home_or_root();
+    scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, *this, std::move(options));
+
+    auto next_id = store_->load_next_task_id();
+    auto tasks = store_->load_tasks();
+    if (!next_id || !tasks) {
+        throw std::runtime_error(!next_id ? next_id.error().message() : tasks.error().message());
+    }
+    scheduler_->set_next_id(*next_id);
+    size_t restored = tasks->size();
+    for (auto& t : *tasks) {
+        scheduler_->restore(std::move(t));
+    }
+    logs_ = std::make_unique<LogStreamer>(io_, *scheduler_);
+    register_task_commands(registry_, *this);
+    register_pool_commands(registry_, *this);
+    register_daemon_commands(registry_, *this);
+    listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_);
+    spdlog::info("journal: {} tasks, next id {}", restored, *next_id);
+}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run(const std::function<void()>& on_ready) {
+    started_at_ms_ = common::now_unix_ms();
+    store_->start(io_);
+    // Resuming journals the lost tasks, so it comes after the writer started.
+    scheduler_->resume();
+    watch_signals();
+    listener_->start();
+    spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
+                 config_.socket_path, config_.state_dir, config_.workers, to_string(config_.durability));
+    on_ready();
+    io_.run();
+    release_socket(config_.socket_path);
+    spdlog::info("mpctld stopped ({} journal commits)", store_->commit_count());
+    return 0;
+}
+
+void Daemon::watch_signals() {
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    signals_.add(SIGHUP);
+    signals_.async_wait([this](const std::error_code& ec, int signo) {
+        if (ec) {
+            return;
+        }
+        if (signo == SIGHUP) {
+            spdlog::info("SIGHUP: nothing to reload; still serving");
+            watch_signals();
+            return;
+        }
+        spdlog::info("{}: stopping now (running tasks get SIGTERM, then SIGKILL)",
+                     signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        request_stop(StopRequest{true, false, config_.kill_after_s, nullptr});
+        watch_signals();  // a second signal is harmless; keep listening so it is not fatal
+    });
+}
+
+void Daemon::task_changed(const Task& task) {
+    store_->update_task(task);
+    logs_->task_changed(task);
+    if (task.finished()) {
+        futures_.task_finished(task.id);
+    }
+    if (stopping_) {
+        maybe_finish_stop();
+    }
+}
+
+void Daemon::request_stop(StopRequest request) {
+    if (request.responder) {
+        stop_waiters_.push_back(request.responder);
+    }
+    if (!stopping_) {
+        stopping_ = true;
+        scheduler_->stop_starting();
+        spdlog::info("stopping: no new task starts; {} running", scheduler_->running_count());
+    }
+    if (request.cancel_pending) {
+        scheduler_->cancel_pending();
+    }
+    if (request.now) {
+        scheduler_->terminate_running(request.kill_after_s.value_or(config_.kill_after_s));
+    }
+    maybe_finish_stop();
+}
+
+void Daemon::maybe_finish_stop() {
+    if (!stopping_ || stop_finished_ || scheduler_->running_count() > 0) {
+        return;
+    }
+    stop_finished_ = true;
+    // Everything reaches the disk before anyone hears that we stopped.
+    listener_->stop();
+    store_->stop();
+    for (auto& r : stop_waiters_) {
+        r->result({{"stopped", true}});
+    }
+    // Let the answers leave before the loop ends (which ends run()); a client that does not read gets
+    // two seconds.
+    auto done = std::make_shared<bool>(false);
+    auto finish = [this, done] {
+        if (*done) {
+            return;
+        }
+        *done = true;
+        listener_->close_all();
+        io_.stop();
+    };
+    auto remaining = std::make_shared<size_t>(stop_waiters_.size());
+    auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(2));
+    timer->async_wait([finish, timer](const std::error_code&) { finish(); });
+    auto waiters = std::move(stop_waiters_);
+    stop_waiters_.clear();
+    if (waiters.empty()) {
+        asio::post(io_, finish);
+    }
+    for (auto& r : waiters) {
+        auto s = r->session();
+        auto one_done = [remaining, finish] {
+            if (--*remaining == 0) {
+                finish();
+            }
+        };
+        if (s) {
+            s->when_drained(one_done);
+        } else {
+            one_done();
+        }
+    }
+}
+
+nlohmann::json Daemon::info() {
+    std::array<int64_t, 5> by_state{};
+    for (const auto& [id, t] : scheduler_->tasks()) {
+        if (t.durable) {
+            ++by_state[static_cast<size_t>(t.state)];
+        }
+    }
+    nlohmann::json counts = nlohmann::json::object();
+    for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
+                    TaskState::cancelled}) {
+        counts[std::string(proto::to_string(st))] = by_state[static_cast<size_t>(st)];
+    }
+    return {
+        {"pid", ::getpid()},
+        {"version", MPCTL_VERSION},
+        {"started_at", common::format_rfc3339_ms(started_at_ms_)},
+        {"uptime_ms", common::now_unix_ms() - started_at_ms_},
+        {"socket", config_.socket_path},
+        {"state_dir", config_.state_dir},
+        {"workers", scheduler_->pool_workers(proto::k_default_pool)},
+        {"durability", to_string(config_.durability)},
+        {"stopping", stopping_},
+        {"tasks", counts},
+        {"next_id", scheduler_->next_id()},
+    };
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,53 @@
+#pragma once
+// The seam between the scheduler and real processes (ninja's CommandRunner idea): the daemon uses
+// PosixSpawner; unit tests drive the scheduler with a fake that "exits" processes on command.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <mpctl/common/result.hpp>
+
+namespace mpctl::daemon {
+
+// Everything needed to start one process. Paths are absolute.
+struct SpawnSpec {
+    std::vector<std::string> argv;  // argv[0] is looked up in env's PATH unless it contains '/'
+    std::string cwd;
+    std::vector<std::string> env;  // "K=V" entries, the complete environment
+    std::optional<std::string> stdin_path;  // nullopt: /dev/null
+    std::string stdout_path;  // created or truncated
+    std::string stderr_path;
+};
+
+// How a process ended: exactly one of exit_code and signal is set.
+struct ExitInfo {
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+};
+
+// Why a spawn failed; exit_code is what a shell would report (127 not found, 126 otherwise).
+struct SpawnError {
+    int exit_code = 126;
+    std::string message;
+};
+
+class Spawner {
+public:
+    using OnExit = std::function<void(ExitInfo)>;
+    virtual ~Spawner() = default;
+
+    // Starts SPEC in its own process group. On success returns the pid (== its pgid); ON_EXIT then runs
+    // exactly once on the daemon's loop after the process has been reaped.
+    [[nodiscard]] virtual std::expected<int, SpawnError> spawn(const SpawnSpec& spec, OnExit on_exit) = 0;
+
+    // Sends SIGNO to the process group PGID. Quietly ignores a group that is already gone.
+    virtual void signal_group(int pgid, int signo) = 0;
+
+    // Whether any process is left in group PGID (after its leader exited, background children may remain).
+    [[nodiscard]] virtual bool group_alive(int pgid) = 0;
+};
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,260 @@
+#include <mpctl/daemon/logs/log_streamer.hpp>
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include <mpctl/common/base64.hpp>
+#include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/server/session.hpp>
+#include <mpctl/daemon/tasks/scheduler.hpp>
+
+namespace mpctl::daemon {
+
+namespace {
+// 96 KiB of output is 128 KiB of base64: large enough to stream fast, small enough to interleave streams.
+constexpr size_t k_chunk = 96 * 1024;
+}  // namespace
+
+LogStreamer::LogStreamer(asio::io_context& io, Scheduler& scheduler)
+    : io_(io), scheduler_(scheduler), buffer_(k_chunk) {
+    int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd < 0) {
+        spdlog::error("inotify_init1: {}; logs --follow will only see output when tasks finish",
+                      std::strerror(errno));
+        return;
+    }
+    inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+}
+
+LogStreamer::~LogStreamer() {
+    if (inotify_) {
+        std::error_code ignored;
+        inotify_->close(ignored);
+    }
+}
+
+void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Request& request) {
+    uint64_t id = next_id_++;
+    Follower f;
+    f.id = id;
+    f.task_id = request.task_id;
+    f.responder = responder;
+    f.follow = request.follow;
+    const Task* task = scheduler_.find(request.task_id);
+    if (task == nullptr) {
+        responder->error(proto::ErrorCode::unknown_id, "no task " + std::to_string(request.task_id));
+        return;
+    }
+    proto::TaskStatus status = scheduler_.status(*task);
+    if (request.want_stdout) {
+        f.sources.push_back(Source{"stdout", status.stdout_path, {}, 0, -1});
+    }
+    if (request.want_stderr) {
+        f.sources.push_back(Source{"stderr", status.stderr_path, {}, 0, -1});
+    }
+    followers_.emplace(id, std::move(f));
+    by_task_.emplace(request.task_id, id);
+    responder->on_disconnect([this, id] { finish(id); });
+    pump(id);
+}
+
+void LogStreamer::open_sources(Follower& f) {
+    for (auto& src : f.sources) {
+        if (src.fd) {
+            continue;
+        }
+        auto fd = common::open_cloexec(src.path, O_RDONLY);
+        if (fd) {
+            src.fd = std::move(*fd);
+            src.offset = 0;
+        }
+        if (f.follow && src.fd && src.watch < 0) {
+            add_watch(src, f.id);
+        }
+    }
+}
+
+void LogStreamer::add_watch(Source& source, uint64_t follower_id) {
+    if (!inotify_) {
+        return;
+    }
+    int wd = ::inotify_add_watch(inotify_->native_handle(), source.path.c_str(), IN_MODIFY);
+    if (wd < 0) {
+        spdlog::warn("inotify_add_watch {}: {}", source.path, std::strerror(errno));
+        return;
+    }
+    source.watch = wd;
+    by_watch_[wd].push_back(follower_id);
+    if (!inotify_waiting_) {
+        read_events();
+    }
+}
+
+void LogStreamer::remove_watch(Source& source, uint64_t follower_id) {
+    if (source.watch < 0) {
+        return;
+    }
+    auto it = by_watch_.find(source.watch);
+    if (it != by_watch_.end()) {
+        std::erase(it->second, follower_id);
+        if (it->second.empty()) {
+            // The same file watched twice yields the same wd: remove it only when nobody uses it.
+            ::inotify_rm_watch(inotify_->native_handle(), source.watch);
+            by_watch_.erase(it);
+        }
+    }
+    source.watch = -1;
+}
+
+void LogStreamer::read_events() {
+    if (!inotify_) {
+        return;
+    }
+    inotify_waiting_ = true;
+    inotify_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
+        inotify_waiting_ = false;
+        if (ec) {
+            return;
+        }
+        alignas(struct inotify_event) char buf[16 * 1024];
+        std::vector<uint64_t> woken;
+        for (;;) {
+            ssize_t n = ::read(inotify_->native_handle(), buf, sizeof buf);
+            if (n <= 0) {
+                break;
+            }
+            for (char* p = buf; p < buf + n;) {
+                auto* ev = reinterpret_cast<struct inotify_event*>(p);
+                auto it = by_watch_.find(ev->wd);
+                if (it != by_watch_.end()) {
+                    woken.insert(woken.end(), it->second.begin(), it->second.end());
+                }
+                p += sizeof(struct inotify_event) + ev->len;
+            }
+        }
+        std::sort(woken.begin(), woken.end());
+        woken.erase(std::unique(woken.begin(), woken.end()), woken.end());
+        for (uint64_t id : woken) {
+            pump(id);
+        }
+        if (!by_watch_.empty()) {
+            read_events();
+        }
+    });
+}
+
+void LogStreamer::pump(uint64_t follower_id) {
+    auto it = followers_.find(follower_id);
+    if (it == followers_.end()) {
+        return;
+    }
+    Follower& f = it->second;
+    if (f.paused) {
+        return;
+    }
+    auto session = f.responder->session();
+    if (!session || session->closed()) {
+        finish(follower_id);
+        return;
+    }
+    const Task* task = scheduler_.find(f.task_id);
+    bool started = task != nullptr && (task->attempts > 0 || task->finished());
+    if (started) {
+        open_sources(f);
+    }
+    for (auto& src : f.sources) {
+        if (!src.fd) {
+            continue;
+        }
+        for (;;) {
+            if (session->queued_bytes() > Session::k_high_water) {
+                f.paused = true;
+                session->when_drained([this, follower_id] {
+                    auto again = followers_.find(follower_id);
+                    if (again != followers_.end()) {
+                        again->second.paused = false;
+                        asio::post(io_, [this, follower_id] { pump(follower_id); });
+                    }
+                });
+                return;
+            }
+            ssize_t n = ::pread(src.fd.get(), buffer_.data(), buffer_.size(), static_cast<off_t>(src.offset));
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                spdlog::warn("read {}: {}", src.path, std::strerror(errno));
+                break;
+            }
+            if (n == 0) {
+                // A retry truncates the file and starts over: follow it from the top.
+                struct stat st {};
+                if (::fstat(src.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) < src.offset) {
+                    src.offset = 0;
+                    continue;
+                }
+                break;
+            }
+            src.offset += static_cast<uint64_t>(n);
+            // Built by hand: base64 needs no escaping, and this avoids copying megabytes through json.
+            std::string line = R"({"jsonrpc":"2.0","method":"task.output","params":{"id":)";
+            line += std::to_string(f.task_id);
+            line += R"(,"stream":")";
+            line += src.stream;
+            line += R"(","data":")";
+            line += common::base64_encode(std::string_view(buffer_.data(), static_cast<size_t>(n)));
+            line += "\"}}\n";
+            session->send(std::move(line));
+        }
+    }
+    bool done = task == nullptr || !f.follow || task->finished();
+    if (done) {
+        auto responder = f.responder;
+        nlohmann::json result = {{"task", task != nullptr ? proto::to_json(scheduler_.status(*task))
+                                                          : nlohmann::json(nullptr)}};
+        finish(follower_id);
+        responder->result(std::move(result));
+    }
+}
+
+void LogStreamer::finish(uint64_t follower_id) {
+    auto it = followers_.find(follower_id);
+    if (it == followers_.end()) {
+        return;
+    }
+    for (auto& src : it->second.sources) {
+        remove_watch(src, follower_id);
+    }
+    auto range = by_task_.equal_range(it->second.task_id);
+    for (auto t = range.first; t != range.second; ++t) {
+        if (t->second == follower_id) {
+            by_task_.erase(t);
+            break;
+        }
+    }
+    followers_.erase(it);
+}
+
+void LogStreamer::task_changed(const Task& task) {
+    if (followers_.empty()) {
+        return;
+    }
+    std::vector<uint64_t> ids;
+    auto range = by_task_.equal_range(task.id);
+    for (auto t = range.first; t != range.second; ++t) {
+        ids.push_back(t->second);
+    }
+    for (uint64_t id : ids) {
+        pump(id);
+    }
+}
+
+}  // namespace mpctl::daemon

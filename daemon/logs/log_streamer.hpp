@@ -1,0 +1,79 @@
+#pragma once
+// LogStreamer: serves task.logs. Reads a task's captured output files and sends them to the client as
+// task.output notifications (base64 chunks), then answers with the task's status. With follow, it keeps
+// streaming what the task writes, woken by inotify (no polling), until the task finishes and the files are
+// drained. A client that reads slowly pauses its stream (the session's write queue is the backpressure).
+// Loop thread only.
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/tasks/task.hpp>
+
+namespace mpctl::daemon {
+
+class Responder;
+class Scheduler;
+
+class LogStreamer {
+public:
+    LogStreamer(asio::io_context& io, Scheduler& scheduler);
+    ~LogStreamer();
+
+    struct Request {
+        int64_t task_id = 0;
+        bool want_stdout = true;
+        bool want_stderr = false;
+        bool follow = false;
+    };
+    void start(const std::shared_ptr<Responder>& responder, const Request& request);
+
+    // The scheduler changed TASK: a start (re)opens its files, a finish lets followers complete.
+    void task_changed(const Task& task);
+
+    [[nodiscard]] size_t active() const { return followers_.size(); }
+
+private:
+    struct Source {
+        std::string stream;  // "stdout" or "stderr"
+        std::string path;
+        common::UniqueFd fd;
+        uint64_t offset = 0;
+        int watch = -1;
+    };
+    struct Follower {
+        uint64_t id = 0;
+        int64_t task_id = 0;
+        std::shared_ptr<Responder> responder;
+        std::vector<Source> sources;
+        bool follow = false;
+        bool paused = false;  // waiting for the client to drain
+    };
+
+    void pump(uint64_t follower_id);
+    void finish(uint64_t follower_id);
+    void open_sources(Follower& f);
+    void add_watch(Source& source, uint64_t follower_id);
+    void remove_watch(Source& source, uint64_t follower_id);
+    void read_events();
+
+    asio::io_context& io_;
+    Scheduler& scheduler_;
+    std::unique_ptr<asio::posix::stream_descriptor> inotify_;
+    bool inotify_waiting_ = false;
+    uint64_t next_id_ = 1;
+    std::map<uint64_t, Follower> followers_;
+    std::unordered_multimap<int64_t, uint64_t> by_task_;
+    std::unordered_map<int, std::vector<uint64_t>> by_watch_;
+    std::vector<char> buffer_;
+};
+
+}  // namespace mpctl::daemon

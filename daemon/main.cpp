@@ -1,0 +1,141 @@
+// mpctld: flags -> config -> endpoint -> (daemonize) -> store -> Daemon::run. The only place that exits.
+//
+// Exit codes: 0 stopped cleanly, 1 start-up failed, 2 usage error, 3 another mpctld holds the state dir or
+// the socket.
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <thread>
+
+#include <mpctl/common/paths.hpp>
+#include <mpctl/daemon/config.hpp>
+#include <mpctl/daemon/daemon.hpp>
+#include <mpctl/daemon/service/daemonize.hpp>
+#include <mpctl/daemon/service/endpoint.hpp>
+
+namespace {
+
+constexpr int k_exit_failed = 1;
+constexpr int k_exit_usage = 2;
+constexpr int k_exit_already_running = 3;
+
+int fail(const std::string& message, int code = k_exit_failed) {
+    std::fprintf(stderr, "mpctld: %s\n", message.c_str());
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace mpctl;
+    CLI::App app{"mpctld: the mpctl daemon (worker pools, futures, pipelines, shared memory, locks)", "mpctld"};
+    std::string socket_flag, state_flag, config_flag, log_level, durability;
+    int workers = 0;
+    double kill_after = -1;
+    bool foreground = false, exit_with_parent = false;
+    app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
+    app.add_option("--socket", socket_flag, "Unix socket to serve (default: $MPCTL_SOCKET, then "
+                                            "$XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)");
+    app.add_option("--state-dir", state_flag,
+                   "Directory for the journal and task output (default: $MPCTL_STATE_DIR, then "
+                   "$XDG_STATE_HOME/mpctl, then ~/.local/state/mpctl)");
+    app.add_option("--workers", workers, "Size of the default pool (default: number of CPUs)")
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--config", config_flag, "Config file (default: $XDG_CONFIG_HOME/mpctl/mpctld.toml)");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+    app.add_option("--durability", durability,
+                   "full: fsync every commit (survives power loss); normal: survives daemon crashes only")
+        ->check(CLI::IsMember({"full", "normal"}));
+    app.add_option("--kill-after", kill_after, "Seconds between SIGTERM and SIGKILL when stopping --now")
+        ->check(CLI::Range(0.0, 3600.0));
+    app.add_flag("--exit-with-parent", exit_with_parent, "Stop when the process that started mpctld exits")
+        ->group("");
+    app.set_version_flag("--version", MPCTL_VERSION);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        return fail(e.what(), k_exit_usage);
+    }
+
+    daemon::DaemonConfig config;
+    config.config_path = config_flag.empty() ? common::default_config_path() : common::absolute_path(config_flag);
+    if (auto r = daemon::load_config_file(config.config_path, !config_flag.empty(), config); !r) {
+        return fail(r.error().message(), k_exit_usage);
+    }
+    config.socket_path = common::resolve_socket_path(socket_flag);
+    config.state_dir = common::resolve_state_dir(state_flag);
+    if (workers > 0) {
+        config.workers = workers;
+    }
+    if (config.workers <= 0) {
+        config.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    }
+    if (!log_level.empty()) {
+        config.log_level = log_level;
+    }
+    if (!durability.empty()) {
+        config.durability = *daemon::parse_durability(durability);
+    }
+    if (kill_after >= 0) {
+        config.kill_after_s = kill_after;
+    }
+    config.foreground = foreground || daemon::started_by_systemd();
+    config.exit_with_parent = exit_with_parent;
+
+    // A client that goes away must never kill the daemon with SIGPIPE.
+    ::signal(SIGPIPE, SIG_IGN);
+    auto logger = spdlog::stderr_logger_st("mpctld");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern(daemon::started_by_systemd() ? "%l: %v" : "%Y-%m-%dT%H:%M:%S.%e %l %v");
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+    // Lock and socket first, while errors can still reach the terminal.
+    auto endpoint = daemon::claim_endpoint(config.state_dir, config.socket_path);
+    if (!endpoint) {
+        return fail(endpoint.error().message, endpoint.error().already_running ? k_exit_already_running
+                                                                               : k_exit_failed);
+    }
+    daemon::Readiness readiness;
+    if (!config.foreground) {
+        auto detached = daemon::daemonize(config.state_dir + "/mpctld.log");
+        if (!detached) {
+            return fail(detached.error().message());
+        }
+        readiness = std::move(*detached);
+        daemon::record_pid(*endpoint);
+    }
+    if (config.exit_with_parent) {
+        pid_t parent = ::getppid();
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) {
+            return fail("parent exited during start-up");
+        }
+    }
+
+    auto store = daemon::Store::open(config.state_dir + "/mpctld.db", config.durability);
+    if (!store) {
+        readiness.failed(store.error().message());
+        daemon::release_socket(config.socket_path);
+        return fail(store.error().message());
+    }
+    try {
+        daemon::Daemon d(config, std::move(*endpoint), std::move(*store));
+        return d.run([&] { readiness.ready(); });
+    } catch (const std::exception& e) {
+        readiness.failed(e.what());
+        daemon::release_socket(config.socket_path);
+        return fail(e.what());
+    }
+}

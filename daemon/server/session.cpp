@@ -1,0 +1,199 @@
+#include <mpctl/daemon/server/session.hpp>
+
+#include <asio/buffer.hpp>
+#include <asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/proto/jsonrpc.hpp>
+
+namespace mpctl::daemon {
+
+using proto::ErrorCode;
+using proto::json;
+
+namespace {
+constexpr size_t k_read_chunk = 64 * 1024;
+}
+
+Session::Session(asio::local::stream_protocol::socket socket, Registry& registry, PeerCredentials peer)
+    : socket_(std::move(socket)), registry_(registry), peer_(peer), read_buffer_(k_read_chunk) {}
+
+Session::~Session() = default;
+
+void Session::start() { read_more(); }
+
+void Session::read_more() {
+    if (closed_ || read_pending_ || reading_paused_) {
+        return;
+    }
+    read_pending_ = true;
+    socket_.async_read_some(asio::buffer(read_buffer_),
+                            [self = shared_from_this()](const std::error_code& ec, size_t n) {
+                                self->read_pending_ = false;
+                                if (ec == asio::error::eof && !self->close_hooks_.empty()) {
+                                    self->read_eof_ = true;  // answers are still owed: keep writing
+                                    return;
+                                }
+                                if (ec) {
+                                    if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+                                        ec != asio::error::connection_reset) {
+                                        spdlog::debug("session read: {}", ec.message());
+                                    }
+                                    self->close(true);
+                                    return;
+                                }
+                                self->framer_.feed(
+                                    std::string_view(self->read_buffer_.data(), n),
+                                    [&](std::string_view line) { self->handle_line(line); },
+                                    [&] {
+                                        self->send(proto::encode_line(proto::make_error(
+                                            nullptr, ErrorCode::invalid_request,
+                                            "request too large (the limit is " +
+                                                std::to_string(proto::k_max_message_bytes) + " bytes per line)")));
+                                    });
+                                // A client that does not read its replies is not fed more work.
+                                if (self->queued_bytes_ > k_high_water) {
+                                    self->reading_paused_ = true;
+                                    self->when_drained([weak = std::weak_ptr<Session>(self)] {
+                                        if (auto s = weak.lock()) {
+                                            s->reading_paused_ = false;
+                                            s->read_more();
+                                        }
+                                    });
+                                    return;
+                                }
+                                self->read_more();
+                            });
+}
+
+void Session::handle_line(std::string_view line) {
+    if (closed_) {
+        return;
+    }
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
+        return;  // blank lines are keep-alives, not errors
+    }
+    json message = json::parse(line, nullptr, false);
+    if (message.is_discarded()) {
+        send(proto::encode_line(proto::make_error(nullptr, ErrorCode::parse_error, "invalid JSON")));
+        return;
+    }
+    proto::Request request;
+    try {
+        request = proto::parse_request(message);
+    } catch (const proto::RequestError& e) {
+        json id = message.is_object() && message.contains("id") ? message["id"] : json(nullptr);
+        if (!(id.is_string() || id.is_number())) {
+            id = nullptr;
+        }
+        send(proto::encode_line(proto::make_error(id, e.code(), e.what())));
+        return;
+    }
+    registry_.dispatch(shared_from_this(), std::move(request));
+}
+
+void Session::send(std::string line) {
+    if (closed_) {
+        return;
+    }
+    queued_bytes_ += line.size();
+    queue_.push_back(std::move(line));
+    write_more();
+}
+
+void Session::write_more() {
+    if (writing_ || queue_.empty() || !socket_.is_open()) {
+        return;
+    }
+    writing_ = true;
+    in_flight_.clear();
+    std::vector<asio::const_buffer> buffers;
+    size_t batch_bytes = 0;
+    while (!queue_.empty() && in_flight_.size() < 64 && batch_bytes < 1024 * 1024) {
+        batch_bytes += queue_.front().size();
+        in_flight_.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+    }
+    buffers.reserve(in_flight_.size());
+    for (const auto& s : in_flight_) {
+        buffers.emplace_back(asio::buffer(s));
+    }
+    asio::async_write(socket_, buffers, [self = shared_from_this(), batch_bytes](const std::error_code& ec, size_t) {
+        self->writing_ = false;
+        self->queued_bytes_ -= batch_bytes;
+        self->in_flight_.clear();
+        if (ec) {
+            if (ec != asio::error::operation_aborted) {
+                spdlog::debug("session write: {}", ec.message());
+            }
+            self->queue_.clear();
+            self->queued_bytes_ = 0;
+            self->close();
+            return;
+        }
+        if (self->queued_bytes_ < k_low_water && !self->drain_waiters_.empty()) {
+            auto waiters = std::move(self->drain_waiters_);
+            self->drain_waiters_.clear();
+            for (auto& fn : waiters) {
+                fn();
+            }
+        }
+        if (!self->queue_.empty()) {
+            self->write_more();
+        } else if (self->close_after_flush_) {
+            self->shut_down();
+        }
+    });
+}
+
+void Session::when_drained(std::function<void()> fn) {
+    if (queued_bytes_ < k_low_water || closed_) {
+        fn();
+        return;
+    }
+    drain_waiters_.push_back(std::move(fn));
+}
+
+uint64_t Session::on_close(std::function<void()> fn) {
+    if (closed_) {
+        fn();
+        return 0;
+    }
+    uint64_t id = next_hook_++;
+    close_hooks_.emplace(id, std::move(fn));
+    return id;
+}
+
+void Session::remove_close_hook(uint64_t id) {
+    close_hooks_.erase(id);
+    if (read_eof_ && close_hooks_.empty()) {
+        close(true);
+    }
+}
+
+void Session::close(bool flush) {
+    if (closed_) {
+        return;
+    }
+    closed_ = true;
+    auto hooks = std::move(close_hooks_);
+    close_hooks_.clear();
+    for (auto& [id, fn] : hooks) {
+        fn();
+    }
+    drain_waiters_.clear();
+    if (flush && (writing_ || !queue_.empty())) {
+        close_after_flush_ = true;
+        return;
+    }
+    shut_down();
+}
+
+void Session::shut_down() {
+    std::error_code ignored;
+    socket_.shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,78 @@
+#pragma once
+// Session: one client connection. Reads '\n'-framed JSON-RPC requests (each capped at
+// proto::k_max_message_bytes; a longer one gets an error and is skipped), hands them to the Registry, and
+// queues replies and notifications for writing in order. Kept alive by its own pending read; whoever needs
+// to answer later holds a weak_ptr (see Responder). Loop thread only.
+
+#include <asio/local/stream_protocol.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <mpctl/daemon/server/peer.hpp>
+#include <mpctl/proto/framing.hpp>
+
+namespace mpctl::daemon {
+
+class Registry;
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(asio::local::stream_protocol::socket socket, Registry& registry, PeerCredentials peer);
+    ~Session();
+
+    void start();
+
+    // Queues one encoded line. After close() this does nothing.
+    void send(std::string line);
+    [[nodiscard]] size_t queued_bytes() const noexcept { return queued_bytes_; }
+    // Runs FN once the write queue is below the low-water mark (at once if it already is).
+    void when_drained(std::function<void()> fn);
+
+    // Hooks that run once when the connection closes (for parked waits, streams, leases). A registered
+    // hook also marks outstanding work: after the client half-closes, the session stays open for writing
+    // until the last hook is removed.
+    uint64_t on_close(std::function<void()> fn);
+    void remove_close_hook(uint64_t id);
+
+    // Closes after the queued writes are flushed (or right away if FLUSH is false).
+    void close(bool flush = false);
+    [[nodiscard]] bool closed() const noexcept { return closed_; }
+    [[nodiscard]] const PeerCredentials& peer() const noexcept { return peer_; }
+
+    static constexpr size_t k_high_water = 4 * 1024 * 1024;
+    static constexpr size_t k_low_water = 512 * 1024;
+
+private:
+    void read_more();
+    void handle_line(std::string_view line);
+    void write_more();
+    void shut_down();
+
+    asio::local::stream_protocol::socket socket_;
+    Registry& registry_;
+    PeerCredentials peer_;
+    proto::LineFramer framer_;
+    std::vector<char> read_buffer_;
+    bool reading_paused_ = false;
+    bool read_pending_ = false;
+
+    std::deque<std::string> queue_;
+    std::vector<std::string> in_flight_;
+    size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    std::vector<std::function<void()>> drain_waiters_;
+
+    std::map<uint64_t, std::function<void()>> close_hooks_;
+    uint64_t next_hook_ = 1;
+    bool closed_ = false;
+    bool close_after_flush_ = false;
+    bool read_eof_ = false;  // the client half-closed: finish what is outstanding, then close
+};
+
+}  // namespace mpctl::daemon

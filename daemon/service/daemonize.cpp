@@ -1,0 +1,109 @@
+#include <mpctl/daemon/service/daemonize.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <mpctl/common/sys.hpp>
+
+namespace mpctl::daemon {
+
+void Readiness::ready() {
+    if (pipe_) {
+        (void)common::write_all(pipe_.get(), "R");
+        pipe_.reset();
+    }
+    systemd_notify("READY=1\nSTATUS=serving");
+}
+
+void Readiness::failed(const std::string& message) {
+    if (pipe_) {
+        (void)common::write_all(pipe_.get(), "F" + message);
+        pipe_.reset();
+    }
+}
+
+common::Result<Readiness> daemonize(const std::string& log_path) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        return common::sys_error("pipe2");
+    }
+    common::UniqueFd read_end(fds[0]);
+    common::UniqueFd write_end(fds[1]);
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        return common::sys_error("fork");
+    }
+    if (pid > 0) {
+        // The original process: relay the child's verdict, then leave.
+        write_end.reset();
+        std::string verdict;
+        char buf[4096];
+        ssize_t n = 0;
+        while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+            if (n > 0) {
+                verdict.append(buf, static_cast<size_t>(n));
+            }
+        }
+        if (!verdict.empty() && verdict.front() == 'R') {
+            std::_Exit(0);
+        }
+        std::string message = verdict.empty() ? "mpctld exited during start-up (see " + log_path + ")"
+                                              : verdict.substr(1);
+        std::fprintf(stderr, "mpctld: %s\n", message.c_str());
+        std::_Exit(1);
+    }
+    read_end.reset();
+    ::setsid();
+    (void)!::chdir("/");
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+        ::dup2(null_fd, 0);
+        ::dup2(null_fd, 1);
+        ::close(null_fd);
+    }
+    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd >= 0) {
+        ::dup2(log_fd, 2);
+        ::close(log_fd);
+    }
+    return Readiness(std::move(write_end));
+}
+
+bool started_by_systemd() {
+    return std::getenv("NOTIFY_SOCKET") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
+}
+
+void systemd_notify(const std::string& state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (path == nullptr || path[0] == '\0') {
+        return;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    size_t len = std::strlen(path);
+    if (len >= sizeof addr.sun_path) {
+        return;
+    }
+    std::memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@') {
+        addr.sun_path[0] = '\0';  // abstract namespace
+    }
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return;
+    }
+    (void)::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+    ::close(fd);
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,503 @@
+#include <mpctl/daemon/tasks/scheduler.hpp>
+
+#include <signal.h>
+
+#include <spdlog/spdlog.h>
+
+#include <mpctl/common/signals.hpp>
+#include <mpctl/common/time.hpp>
+
+namespace mpctl::daemon {
+
+namespace {
+
+std::chrono::milliseconds to_ms(double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
+}
+
+std::string describe_failure(FailReason reason, const Task& t) {
+    switch (reason) {
+        case FailReason::exit:
+            return "exit code " + std::to_string(t.exit_code.value_or(-1));
+        case FailReason::signal:
+            return "killed by " + common::signal_name(t.signal.value_or(0));
+        case FailReason::timeout:
+            return "timed out after " + std::to_string(t.spec.timeout_s.value_or(0)) + "s";
+        default:
+            return std::string(proto::to_string(reason));
+    }
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, SchedulerListener& listener,
+                     Options options)
+    : spawner_(spawner), timers_(timers), outputs_(outputs), listener_(listener), options_(std::move(options)) {
+    pool_for(proto::k_default_pool);
+}
+
+Scheduler::Pool& Scheduler::pool_for(const std::string& name) {
+    auto it = pools_.find(name);
+    if (it != pools_.end()) {
+        return it->second;
+    }
+    Pool pool;
+    pool.name = name;
+    auto configured = options_.pool_workers.find(name);
+    pool.workers = configured != options_.pool_workers.end() ? configured->second : options_.default_workers;
+    return pools_.emplace(name, std::move(pool)).first->second;
+}
+
+Task& Scheduler::add(proto::TaskSpec spec, int64_t submitted_at_ms) {
+    Task task;
+    task.id = next_id_++;
+    task.spec = std::move(spec);
+    task.submitted_at_ms = submitted_at_ms;
+    pool_for(task.spec.pool);
+    return tasks_.emplace(task.id, std::move(task)).first->second;
+}
+
+void Scheduler::make_durable(int64_t id) {
+    if (Task* t = find(id)) {
+        t->durable = true;
+    }
+}
+
+void Scheduler::schedule(int64_t id) {
+    Task* t = find(id);
+    if (t == nullptr || !t->durable || t->finished() || t->queued || t->state != TaskState::pending) {
+        return;
+    }
+    resolve_dependencies(*t);
+    pump(pool_for(t->spec.pool));
+}
+
+void Scheduler::discard(int64_t id) {
+    auto it = tasks_.find(id);
+    if (it != tasks_.end() && !it->second.durable) {
+        tasks_.erase(it);
+    }
+}
+
+void Scheduler::restore(Task task) {
+    task.durable = true;
+    set_next_id(task.id + 1);
+    pool_for(task.spec.pool);
+    if (task.finished()) {
+        task.spec.env.reset();  // only needed to run it
+    }
+    tasks_.insert_or_assign(task.id, std::move(task));
+}
+
+void Scheduler::resume() {
+    int64_t now = common::now_unix_ms();
+    for (auto& [id, t] : tasks_) {
+        if (t.state == TaskState::running) {
+            t.pid.reset();
+            t.finished_at_ms = now;
+            t.error = "the daemon stopped while the task ran; its outcome is unknown";
+            finish(t, TaskState::failed, FailReason::lost);
+        }
+    }
+    for (auto& [id, t] : tasks_) {
+        if (t.state == TaskState::pending && !t.queued && t.unmet_deps == 0) {
+            resolve_dependencies(t);
+        }
+    }
+    pump_all();
+}
+
+Task* Scheduler::find(int64_t id) {
+    auto it = tasks_.find(id);
+    return it == tasks_.end() ? nullptr : &it->second;
+}
+
+size_t Scheduler::unfinished_count() const {
+    size_t n = 0;
+    for (const auto& [id, t] : tasks_) {
+        n += t.finished() ? 0 : 1;
+    }
+    return n;
+}
+
+void Scheduler::resolve_dependencies(Task& t) {
+    t.unmet_deps = 0;
+    for (int64_t dep_id : t.spec.after) {
+        Task* dep = find(dep_id);
+        if (dep != nullptr && dep->state == TaskState::succeeded) {
+            continue;
+        }
+        if (dep == nullptr || dep->finished()) {
+            t.error = "dependency " + std::to_string(dep_id) + " " +
+                      (dep == nullptr ? std::string("does not exist") : std::string(proto::to_string(dep->state)));
+            t.finished_at_ms = common::now_unix_ms();
+            finish(t, TaskState::failed, FailReason::dependency);
+            return;
+        }
+        dep->dependants.push_back(t.id);
+        ++t.unmet_deps;
+    }
+    if (t.unmet_deps == 0) {
+        enqueue(t);
+    }
+}
+
+void Scheduler::enqueue(Task& t) {
+    if (t.queued) {
+        return;
+    }
+    Pool& pool = pool_for(t.spec.pool);
+    t.queue_seq = enqueue_seq_++;
+    pool.ready.emplace(-t.spec.priority, t.queue_seq, t.id);
+    t.queued = true;
+}
+
+void Scheduler::dequeue(Task& t) {
+    if (!t.queued) {
+        return;
+    }
+    pool_for(t.spec.pool).ready.erase({-t.spec.priority, t.queue_seq, t.id});
+    t.queued = false;
+}
+
+void Scheduler::pump(Pool& pool) {
+    while (starting_ && pool.running < pool.workers && !pool.ready.empty()) {
+        auto first = pool.ready.begin();
+        int64_t id = std::get<2>(*first);
+        pool.ready.erase(first);
+        Task* t = find(id);
+        if (t == nullptr) {
+            continue;
+        }
+        t->queued = false;
+        start(*t, pool);
+    }
+}
+
+void Scheduler::pump_all() {
+    for (auto& [name, pool] : pools_) {
+        pump(pool);
+    }
+}
+
+SpawnSpec Scheduler::spawn_spec(const Task& t) const {
+    SpawnSpec s;
+    if (t.spec.shell) {
+        s.argv = {"/bin/sh", "-c", *t.spec.shell};
+    } else {
+        s.argv = t.spec.argv;
+    }
+    s.cwd = t.spec.cwd.empty() ? options_.default_cwd : t.spec.cwd;
+    if (t.spec.env) {
+        s.env.reserve(t.spec.env->size());
+        for (const auto& [k, v] : *t.spec.env) {
+            s.env.push_back(k + "=" + v);
+        }
+    } else {
+        s.env = options_.daemon_env;
+    }
+    s.stdin_path = t.spec.stdin_path;
+    OutputPaths paths = outputs_.paths(t.id);
+    s.stdout_path = std::move(paths.stdout_path);
+    s.stderr_path = std::move(paths.stderr_path);
+    return s;
+}
+
+void Scheduler::start(Task& t, Pool& pool) {
+    ++t.attempts;
+    t.state = TaskState::running;
+    t.reason = FailReason::none;
+    t.started_at_ms = common::now_unix_ms();
+    t.finished_at_ms.reset();
+    t.exit_code.reset();
+    t.signal.reset();
+    t.error.reset();
+    t.stopping = Task::Stop::none;
+
+    std::expected<int, SpawnError> pid = std::unexpected(SpawnError{});
+    if (auto prepared = outputs_.prepare(t.id); !prepared) {
+        pid = std::unexpected(SpawnError{126, "output: " + prepared.error().message()});
+    } else {
+        int64_t id = t.id;
+        pid = spawner_.spawn(spawn_spec(t), [this, id](ExitInfo info) { on_exit(id, info); });
+    }
+    if (!pid) {
+        t.exit_code = pid.error().exit_code;
+        t.error = pid.error().message;
+        t.finished_at_ms = common::now_unix_ms();
+        finish(t, TaskState::failed, FailReason::spawn);
+        return;
+    }
+    t.pid = *pid;
+    ++pool.running;
+    ++running_;
+    if (t.spec.timeout_s) {
+        int64_t id = t.id;
+        t.timeout_timer = timers_.start(to_ms(*t.spec.timeout_s), [this, id] {
+            Task* task = find(id);
+            if (task != nullptr && task->state == TaskState::running) {
+                task->timeout_timer = 0;
+                begin_stop(*task, Task::Stop::timeout);
+            }
+        });
+    }
+    notify(t);
+}
+
+void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_after_s) {
+    if (t.state != TaskState::running || !t.pid || t.stopping != Task::Stop::none) {
+        return;
+    }
+    t.stopping = why;
+    int pgid = *t.pid;
+    double grace = kill_after_s.value_or(t.spec.kill_after_s);
+    if (grace <= 0) {
+        spawner_.signal_group(pgid, SIGKILL);
+        return;
+    }
+    spawner_.signal_group(pgid, SIGTERM);
+    // The group, not just the leader: shell children and background jobs get the same treatment.
+    t.kill_timer = timers_.start(to_ms(grace), [this, pgid] { spawner_.signal_group(pgid, SIGKILL); });
+}
+
+void Scheduler::on_exit(int64_t id, ExitInfo info) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running) {
+        return;
+    }
+    Pool& pool = pool_for(t->spec.pool);
+    --pool.running;
+    --running_;
+    timers_.cancel(t->timeout_timer);
+    t->timeout_timer = 0;
+    int pgid = t->pid.value_or(0);
+    t->pid.reset();
+    if (t->kill_timer != 0) {
+        // Keep the SIGKILL escalation only while something of the group survives its leader.
+        if (!spawner_.group_alive(pgid)) {
+            timers_.cancel(t->kill_timer);
+        }
+        t->kill_timer = 0;
+    }
+    t->exit_code = info.exit_code;
+    t->signal = info.signal;
+    t->finished_at_ms = common::now_unix_ms();
+    Task::Stop why = t->stopping;
+    t->stopping = Task::Stop::none;
+
+    if (why == Task::Stop::cancel || why == Task::Stop::shutdown) {
+        t->error = why == Task::Stop::cancel ? "cancelled while running" : "stopped by daemon shutdown";
+        finish(*t, TaskState::cancelled, FailReason::none);
+    } else {
+        FailReason reason = FailReason::none;
+        if (why == Task::Stop::timeout) {
+            reason = FailReason::timeout;
+        } else if (info.signal) {
+            reason = FailReason::signal;
+        } else if (info.exit_code.value_or(1) != 0) {
+            reason = FailReason::exit;
+        }
+        if (reason == FailReason::none) {
+            finish(*t, TaskState::succeeded, FailReason::none);
+        } else if (t->attempts <= t->spec.retries) {
+            t->state = TaskState::pending;
+            t->error = "attempt " + std::to_string(t->attempts) + " failed (" + describe_failure(reason, *t) +
+                       "); will retry";
+            t->finished_at_ms.reset();
+            if (!starting_) {
+                notify(*t);  // stays pending for the next start of the daemon
+            } else if (t->spec.retry_delay_s <= 0) {
+                enqueue(*t);
+                notify(*t);
+            } else {
+                t->retry_timer = timers_.start(to_ms(t->spec.retry_delay_s), [this, id] {
+                    Task* task = find(id);
+                    if (task != nullptr && task->state == TaskState::pending) {
+                        task->retry_timer = 0;
+                        enqueue(*task);
+                        pump(pool_for(task->spec.pool));
+                    }
+                });
+                notify(*t);
+            }
+        } else {
+            if (reason != FailReason::exit) {
+                t->error = describe_failure(reason, *t);
+            }
+            finish(*t, TaskState::failed, reason);
+        }
+    }
+    pump(pool);
+}
+
+void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
+    t.state = state;
+    t.reason = reason;
+    if (!t.finished_at_ms) {
+        t.finished_at_ms = common::now_unix_ms();
+    }
+    timers_.cancel(t.retry_timer);
+    t.retry_timer = 0;
+    notify(t);
+    t.spec.env.reset();  // only needed to run it; finished tasks stay in memory for queries
+    release_dependants(t);
+}
+
+void Scheduler::release_dependants(const Task& finished) {
+    std::vector<int64_t> work{finished.id};
+    while (!work.empty()) {
+        Task* done = find(work.back());
+        work.pop_back();
+        if (done == nullptr) {
+            continue;
+        }
+        std::vector<int64_t> dependants = std::move(done->dependants);
+        done->dependants.clear();
+        for (int64_t dep_id : dependants) {
+            Task* d = find(dep_id);
+            if (d == nullptr || d->finished()) {
+                continue;
+            }
+            if (done->state == TaskState::succeeded) {
+                if (d->unmet_deps > 0 && --d->unmet_deps == 0 && d->durable) {
+                    enqueue(*d);
+                    pump(pool_for(d->spec.pool));
+                }
+                continue;
+            }
+            dequeue(*d);
+            d->state = TaskState::failed;
+            d->reason = FailReason::dependency;
+            d->finished_at_ms = common::now_unix_ms();
+            d->error = "dependency " + std::to_string(done->id) + " " + std::string(proto::to_string(done->state));
+            timers_.cancel(d->retry_timer);
+            d->retry_timer = 0;
+            notify(*d);
+            d->spec.env.reset();
+            work.push_back(d->id);
+        }
+    }
+}
+
+void Scheduler::notify(const Task& t) {
+    if (t.durable) {
+        listener_.task_changed(t);
+    }
+}
+
+Scheduler::CancelResult Scheduler::cancel(int64_t id, bool force) {
+    Task* t = find(id);
+    if (t == nullptr || t->finished()) {
+        return CancelResult::already_finished;
+    }
+    if (t->state == TaskState::running) {
+        if (!force) {
+            return CancelResult::running;
+        }
+        begin_stop(*t, Task::Stop::cancel);
+        return CancelResult::terminating;
+    }
+    dequeue(*t);
+    t->error = "cancelled before it started";
+    finish(*t, TaskState::cancelled, FailReason::none);
+    return CancelResult::cancelled;
+}
+
+bool Scheduler::signal(int64_t id, int signo) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running || !t->pid) {
+        return false;
+    }
+    spawner_.signal_group(*t->pid, signo);
+    return true;
+}
+
+void Scheduler::set_pool_workers(const std::string& name, int workers) {
+    options_.pool_workers[name] = workers;
+    if (name == proto::k_default_pool) {
+        options_.default_workers = workers;
+    }
+    Pool& pool = pool_for(name);
+    pool.workers = workers;
+    pump(pool);
+}
+
+std::vector<PoolInfo> Scheduler::pools() const {
+    std::map<std::string, PoolInfo> info;
+    for (const auto& [name, pool] : pools_) {
+        info[name] = PoolInfo{name, pool.workers, pool.running, static_cast<int>(pool.ready.size()), 0};
+    }
+    for (const auto& [id, t] : tasks_) {
+        if (t.state == TaskState::pending && !t.queued) {
+            ++info[t.spec.pool].waiting;
+        }
+    }
+    std::vector<PoolInfo> out;
+    for (auto& [name, i] : info) {
+        out.push_back(std::move(i));
+    }
+    return out;
+}
+
+int Scheduler::pool_workers(const std::string& name) const {
+    auto it = pools_.find(name);
+    if (it != pools_.end()) {
+        return it->second.workers;
+    }
+    auto configured = options_.pool_workers.find(name);
+    return configured != options_.pool_workers.end() ? configured->second : options_.default_workers;
+}
+
+void Scheduler::stop_starting() { starting_ = false; }
+
+void Scheduler::terminate_running(std::optional<double> kill_after_s) {
+    for (auto& [id, t] : tasks_) {
+        if (t.state == TaskState::running) {
+            begin_stop(t, Task::Stop::shutdown, kill_after_s);
+        }
+    }
+}
+
+void Scheduler::cancel_pending() {
+    for (auto& [id, t] : tasks_) {
+        if (t.state == TaskState::pending && t.durable) {
+            dequeue(t);
+            t.error = "cancelled by daemon shutdown";
+            finish(t, TaskState::cancelled, FailReason::none);
+        }
+    }
+}
+
+proto::TaskStatus Scheduler::status(const Task& t) const {
+    proto::TaskStatus s;
+    s.id = t.id;
+    s.name = t.spec.name;
+    s.state = t.state;
+    s.reason = t.reason;
+    s.exit_code = t.exit_code;
+    s.signal = t.signal;
+    if (t.spec.shell) {
+        s.shell = t.spec.shell;
+    } else {
+        s.argv = t.spec.argv;
+    }
+    s.cwd = t.spec.cwd.empty() ? options_.default_cwd : t.spec.cwd;
+    s.pool = t.spec.pool;
+    s.priority = t.spec.priority;
+    s.labels = t.spec.labels;
+    s.after = t.spec.after;
+    s.submitted_at_ms = t.submitted_at_ms;
+    s.started_at_ms = t.started_at_ms;
+    s.finished_at_ms = t.finished_at_ms;
+    s.attempts = t.attempts;
+    s.retries = t.spec.retries;
+    s.timeout_s = t.spec.timeout_s;
+    s.pid = t.pid;
+    OutputPaths paths = outputs_.paths(t.id);
+    s.stdout_path = std::move(paths.stdout_path);
+    s.stderr_path = std::move(paths.stderr_path);
+    s.error = t.error;
+    return s;
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,132 @@
+#pragma once
+// Scheduler: the state machine of every task, and the worker pools that run them.
+//
+// Owns the task table. Pools are created on first use; a ready task starts when its pool has a free slot,
+// highest priority first, then first come first served. Dependencies (spec.after) hold a task until they all
+// succeed; a dependency that fails, is cancelled or is lost fails its dependants with reason `dependency`.
+// Failures by exit, signal or timeout are retried spec.retries times after spec.retry_delay_s. Timeouts and
+// forced cancels signal the process group: SIGTERM, then SIGKILL after spec.kill_after_s.
+//
+// Talks to the world only through Spawner (processes), Timers (time) and SchedulerListener (journal,
+// futures, log followers), so unit tests drive it without processes or clocks. Loop thread only.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <mpctl/daemon/exec/output_files.hpp>
+#include <mpctl/daemon/exec/spawner.hpp>
+#include <mpctl/daemon/tasks/task.hpp>
+#include <mpctl/daemon/tasks/timers.hpp>
+
+namespace mpctl::daemon {
+
+class SchedulerListener {
+public:
+    virtual ~SchedulerListener() = default;
+    // After every change of a durable task's state or journaled fields.
+    virtual void task_changed(const Task& task) = 0;
+};
+
+struct PoolInfo {
+    std::string name;
+    int workers = 0;
+    int running = 0;
+    int pending = 0;  // ready to run, waiting for a slot
+    int waiting = 0;  // pending on dependencies or a retry delay
+};
+
+class Scheduler {
+public:
+    struct Options {
+        int default_workers = 1;
+        std::map<std::string, int> pool_workers;  // sizes from the config file
+        std::vector<std::string> daemon_env;      // for specs without env ("K=V")
+        std::string default_cwd = "/";            // for specs without cwd
+    };
+
+    Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, SchedulerListener& listener,
+              Options options);
+
+    // -- submission -----------------------------------------------------------------------------------
+    // Ids are positive, increasing, never reused; the store seeds the counter at start-up.
+    void set_next_id(int64_t next) { next_id_ = std::max(next_id_, next); }
+    [[nodiscard]] int64_t next_id() const { return next_id_; }
+
+    // Adds a pending task, invisible to clients and not run until its journal row is committed.
+    Task& add(proto::TaskSpec spec, int64_t submitted_at_ms);
+    // Its row is committed: clients may see it from now on.
+    void make_durable(int64_t id);
+    // Resolves its dependencies and queues it (once durable).
+    void schedule(int64_t id);
+    // Its row could not be committed: forget it (the client was told it failed).
+    void discard(int64_t id);
+
+    // Start-up: puts TASK (as journaled) back in the table. Call resume() once all are restored.
+    void restore(Task task);
+    // Marks tasks that were running when the daemon died as lost and queues the pending ones.
+    void resume();
+
+    // -- queries --------------------------------------------------------------------------------------
+    [[nodiscard]] Task* find(int64_t id);
+    [[nodiscard]] const std::map<int64_t, Task>& tasks() const { return tasks_; }
+    [[nodiscard]] proto::TaskStatus status(const Task& task) const;
+    [[nodiscard]] std::vector<PoolInfo> pools() const;
+    [[nodiscard]] int pool_workers(const std::string& name) const;
+    [[nodiscard]] size_t running_count() const { return running_; }
+    [[nodiscard]] size_t unfinished_count() const;
+
+    // -- control --------------------------------------------------------------------------------------
+    enum class CancelResult { cancelled, terminating, running, already_finished };
+    CancelResult cancel(int64_t id, bool force);
+    // Sends SIGNO to a running task's process group; false if it is not running.
+    bool signal(int64_t id, int signo);
+    void set_pool_workers(const std::string& name, int workers);
+
+    // -- shutdown -------------------------------------------------------------------------------------
+    void stop_starting();  // no task starts from now on
+    [[nodiscard]] bool starting_stopped() const { return !starting_; }
+    void terminate_running(std::optional<double> kill_after_s);  // they end as cancelled
+    void cancel_pending();
+
+private:
+    struct Pool {
+        std::string name;
+        int workers = 1;
+        int running = 0;
+        // (-priority, enqueue sequence, id): highest priority first, then FIFO.
+        std::set<std::tuple<int, uint64_t, int64_t>> ready;
+    };
+
+    Pool& pool_for(const std::string& name);
+    void enqueue(Task& task);
+    void dequeue(Task& task);
+    void pump(Pool& pool);
+    void pump_all();
+    void start(Task& task, Pool& pool);
+    void on_exit(int64_t id, ExitInfo info);
+    void finish(Task& task, TaskState state, FailReason reason);
+    void resolve_dependencies(Task& task);
+    void release_dependants(const Task& task);
+    void begin_stop(Task& task, Task::Stop why, std::optional<double> kill_after_s = std::nullopt);
+    [[nodiscard]] SpawnSpec spawn_spec(const Task& task) const;
+    void notify(const Task& task);
+
+    Spawner& spawner_;
+    Timers& timers_;
+    OutputLayout& outputs_;
+    SchedulerListener& listener_;
+    Options options_;
+    std::map<int64_t, Task> tasks_;
+    std::map<std::string, Pool> pools_;
+    int64_t next_id_ = 1;
+    uint64_t enqueue_seq_ = 0;
+    size_t running_ = 0;
+    bool starting_ = true;
+};
+
+}  // namespace mpctl::daemon

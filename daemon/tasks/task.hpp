@@ -1,0 +1,46 @@
+#pragma once
+// Task: the daemon's record of one future, owned by the Scheduler's table. Loop thread only.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <mpctl/daemon/tasks/timers.hpp>
+#include <mpctl/proto/task_spec.hpp>
+#include <mpctl/proto/task_status.hpp>
+
+namespace mpctl::daemon {
+
+using proto::FailReason;
+using proto::TaskState;
+
+struct Task {
+    int64_t id = 0;
+    proto::TaskSpec spec;
+    TaskState state = TaskState::pending;
+    FailReason reason = FailReason::none;
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+    int64_t submitted_at_ms = 0;
+    std::optional<int64_t> started_at_ms;
+    std::optional<int64_t> finished_at_ms;
+    int attempts = 0;
+    std::optional<int> pid;
+    std::optional<std::string> error;
+
+    // Scheduling state, never journaled.
+    bool durable = false;   // its row is committed; only durable tasks run
+    bool queued = false;    // in its pool's ready queue
+    uint64_t queue_seq = 0; // its place in that queue
+    size_t unmet_deps = 0;  // dependencies not yet succeeded
+    std::vector<int64_t> dependants;
+    enum class Stop { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we are killing it
+    TimerId timeout_timer = 0;
+    TimerId kill_timer = 0;
+    TimerId retry_timer = 0;
+
+    [[nodiscard]] bool finished() const { return proto::is_finished(state); }
+};
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,155 @@
+#include <mpctl/proto/params.hpp>
+
+#include <cmath>
+#include <limits>
+
+namespace mpctl::proto {
+
+namespace {
+
+[[noreturn]] void type_error(const std::string& path, const char* expected) {
+    throw_invalid_params(path + ": expected " + expected);
+}
+
+// Strings reach argv, paths and environment blocks, where a NUL would silently truncate them.
+void check_no_nul(const std::string& s, const std::string& path) {
+    if (s.find('\0') != std::string::npos) {
+        throw_invalid_params(path + ": must not contain NUL characters");
+    }
+}
+
+}  // namespace
+
+Params::Params(const nlohmann::json& value, std::string path) : path_(std::move(path)) {
+    if (value.is_null()) {
+        object_ = nlohmann::json::object();
+    } else if (value.is_object()) {
+        object_ = value;
+    } else {
+        type_error(path_, "an object");
+    }
+}
+
+bool Params::has(const char* key) const {
+    auto it = object_.find(key);
+    return it != object_.end() && !it->is_null();
+}
+
+void Params::reject_unknown(std::initializer_list<const char*> allowed) const {
+    for (const auto& [key, value] : object_.items()) {
+        bool known = false;
+        for (const char* a : allowed) {
+            if (key == a) {
+                known = true;
+                break;
+            }
+        }
+        if (!known) {
+            throw_invalid_params(path_ + "." + key + ": unknown field");
+        }
+    }
+}
+
+template <>
+bool Params::convert<bool>(const nlohmann::json& v, const std::string& path) {
+    if (!v.is_boolean()) {
+        type_error(path, "true or false");
+    }
+    return v.get<bool>();
+}
+
+template <>
+int64_t Params::convert<int64_t>(const nlohmann::json& v, const std::string& path) {
+    if (v.is_number_integer()) {
+        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+            type_error(path, "an integer in the int64 range");
+        }
+        return v.get<int64_t>();
+    }
+    if (v.is_number_float()) {
+        double d = v.get<double>();
+        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
+            return static_cast<int64_t>(d);
+        }
+    }
+    type_error(path, "an integer");
+}
+
+template <>
+int Params::convert<int>(const nlohmann::json& v, const std::string& path) {
+    int64_t n = convert<int64_t>(v, path);
+    if (n < std::numeric_limits<int>::min() || n > std::numeric_limits<int>::max()) {
+        type_error(path, "an integer in the int32 range");
+    }
+    return static_cast<int>(n);
+}
+
+template <>
+double Params::convert<double>(const nlohmann::json& v, const std::string& path) {
+    if (!v.is_number()) {
+        type_error(path, "a number");
+    }
+    double d = v.get<double>();
+    if (!std::isfinite(d)) {
+        type_error(path, "a finite number");
+    }
+    return d;
+}
+
+template <>
+std::string Params::convert<std::string>(const nlohmann::json& v, const std::string& path) {
+    if (!v.is_string()) {
+        type_error(path, "a string");
+    }
+    std::string s = v.get<std::string>();
+    check_no_nul(s, path);
+    return s;
+}
+
+template <>
+std::vector<std::string> Params::convert<std::vector<std::string>>(const nlohmann::json& v,
+                                                                    const std::string& path) {
+    if (!v.is_array()) {
+        type_error(path, "an array of strings");
+    }
+    std::vector<std::string> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+        out.push_back(convert<std::string>(v[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return out;
+}
+
+template <>
+std::vector<int64_t> Params::convert<std::vector<int64_t>>(const nlohmann::json& v, const std::string& path) {
+    if (!v.is_array()) {
+        type_error(path, "an array of integers");
+    }
+    std::vector<int64_t> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+        out.push_back(convert<int64_t>(v[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return out;
+}
+
+template <>
+std::map<std::string, std::string> Params::convert<std::map<std::string, std::string>>(const nlohmann::json& v,
+                                                                                        const std::string& path) {
+    if (!v.is_object()) {
+        type_error(path, "an object of strings");
+    }
+    std::map<std::string, std::string> out;
+    for (const auto& [key, value] : v.items()) {
+        check_no_nul(key, path);
+        out.emplace(key, convert<std::string>(value, path + "." + key));
+    }
+    return out;
+}
+
+template <>
+nlohmann::json Params::convert<nlohmann::json>(const nlohmann::json& v, const std::string&) {
+    return v;
+}
+
+}  // namespace mpctl::proto

@@ -1,0 +1,85 @@
+#pragma once
+// Params: typed, validating access to a request's params object. Every mismatch throws
+// RequestError(invalid_params) with the offending path ("params.timeout: expected a number"), so handlers
+// read what they need in one line and bad input never reaches them.
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <mpctl/proto/errors.hpp>
+
+namespace mpctl::proto {
+
+class Params {
+public:
+    // Throws invalid_params unless VALUE is an object (null counts as an empty object).
+    explicit Params(const nlohmann::json& value, std::string path = "params");
+
+    [[nodiscard]] bool has(const char* key) const;
+
+    template <class T>
+    [[nodiscard]] T required(const char* key) const {
+        auto it = object_.find(key);
+        if (it == object_.end() || it->is_null()) {
+            throw_invalid_params(path_ + "." + key + ": required");
+        }
+        return convert<T>(*it, path_ + "." + key);
+    }
+
+    template <class T>
+    [[nodiscard]] std::optional<T> optional(const char* key) const {
+        auto it = object_.find(key);
+        if (it == object_.end() || it->is_null()) {
+            return std::nullopt;
+        }
+        return convert<T>(*it, path_ + "." + key);
+    }
+
+    template <class T>
+    [[nodiscard]] T get_or(const char* key, T fallback) const {
+        auto v = optional<T>(key);
+        return v ? std::move(*v) : std::move(fallback);
+    }
+
+    // Throws invalid_params naming the first key not in ALLOWED (typos must not pass silently).
+    void reject_unknown(std::initializer_list<const char*> allowed) const;
+
+    [[nodiscard]] const nlohmann::json& raw() const noexcept { return object_; }
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+    template <class T>
+    static T convert(const nlohmann::json& v, const std::string& path);
+
+private:
+    nlohmann::json object_;
+    std::string path_;
+};
+
+template <>
+bool Params::convert<bool>(const nlohmann::json& v, const std::string& path);
+template <>
+int64_t Params::convert<int64_t>(const nlohmann::json& v, const std::string& path);
+template <>
+int Params::convert<int>(const nlohmann::json& v, const std::string& path);
+template <>
+double Params::convert<double>(const nlohmann::json& v, const std::string& path);
+template <>
+std::string Params::convert<std::string>(const nlohmann::json& v, const std::string& path);
+template <>
+std::vector<std::string> Params::convert<std::vector<std::string>>(const nlohmann::json& v,
+                                                                    const std::string& path);
+template <>
+std::vector<int64_t> Params::convert<std::vector<int64_t>>(const nlohmann::json& v, const std::string& path);
+template <>
+std::map<std::string, std::string> Params::convert<std::map<std::string, std::string>>(const nlohmann::json& v,
+                                                                                        const std::string& path);
+template <>
+nlohmann::json Params::convert<nlohmann::json>(const nlohmann::json& v, const std::string& path);
+
+}  // namespace mpctl::proto

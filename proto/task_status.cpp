@@ -1,0 +1,199 @@
+#include <mpctl/proto/task_status.hpp>
+
+#include <mpctl/common/time.hpp>
+#include <mpctl/proto/params.hpp>
+
+namespace mpctl::proto {
+
+using nlohmann::json;
+
+std::string_view to_string(TaskState s) {
+    switch (s) {
+        case TaskState::pending:
+            return "pending";
+        case TaskState::running:
+            return "running";
+        case TaskState::succeeded:
+            return "succeeded";
+        case TaskState::failed:
+            return "failed";
+        case TaskState::cancelled:
+            return "cancelled";
+    }
+    return "pending";
+}
+
+std::string_view to_string(FailReason r) {
+    switch (r) {
+        case FailReason::none:
+            return "";
+        case FailReason::exit:
+            return "exit";
+        case FailReason::signal:
+            return "signal";
+        case FailReason::timeout:
+            return "timeout";
+        case FailReason::spawn:
+            return "spawn";
+        case FailReason::lost:
+            return "lost";
+        case FailReason::dependency:
+            return "dependency";
+    }
+    return "";
+}
+
+std::optional<TaskState> parse_task_state(std::string_view s) {
+    for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
+                    TaskState::cancelled}) {
+        if (to_string(st) == s) {
+            return st;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<FailReason> parse_fail_reason(std::string_view s) {
+    for (auto r : {FailReason::exit, FailReason::signal, FailReason::timeout, FailReason::spawn, FailReason::lost,
+                   FailReason::dependency}) {
+        if (to_string(r) == s) {
+            return r;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<int64_t> TaskStatus::duration_ms() const {
+    if (!started_at_ms) {
+        return std::nullopt;
+    }
+    int64_t end = finished_at_ms ? *finished_at_ms : common::now_unix_ms();
+    return end - *started_at_ms;
+}
+
+namespace {
+
+template <class T>
+json or_null(const std::optional<T>& v) {
+    return v ? json(*v) : json(nullptr);
+}
+
+json time_or_null(const std::optional<int64_t>& ms) {
+    return ms ? json(common::format_rfc3339_ms(*ms)) : json(nullptr);
+}
+
+std::optional<int64_t> time_field(const json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) {
+        return std::nullopt;
+    }
+    if (!it->is_string()) {
+        throw_invalid_params(std::string("status.") + key + ": expected an RFC 3339 time");
+    }
+    auto ms = common::parse_rfc3339_ms(it->get<std::string>());
+    if (!ms) {
+        throw_invalid_params(std::string("status.") + key + ": expected an RFC 3339 time");
+    }
+    return ms;
+}
+
+}  // namespace
+
+json to_json(const TaskStatus& s) {
+    json j = json::object();
+    j["id"] = s.id;
+    j["name"] = or_null(s.name);
+    j["state"] = to_string(s.state);
+    j["reason"] = s.reason == FailReason::none ? json(nullptr) : json(to_string(s.reason));
+    j["exit_code"] = or_null(s.exit_code);
+    j["signal"] = or_null(s.signal);
+    j["argv"] = or_null(s.argv);
+    j["shell"] = or_null(s.shell);
+    j["cwd"] = s.cwd;
+    j["pool"] = s.pool;
+    j["priority"] = s.priority;
+    j["labels"] = s.labels;
+    j["after"] = s.after;
+    j["submitted_at"] = common::format_rfc3339_ms(s.submitted_at_ms);
+    j["started_at"] = time_or_null(s.started_at_ms);
+    j["finished_at"] = time_or_null(s.finished_at_ms);
+    j["duration_ms"] = or_null(s.duration_ms());
+    j["attempts"] = s.attempts;
+    j["retries"] = s.retries;
+    j["timeout"] = or_null(s.timeout_s);
+    j["pid"] = or_null(s.pid);
+    j["stdout_path"] = s.stdout_path;
+    j["stderr_path"] = s.stderr_path;
+    j["error"] = or_null(s.error);
+    return j;
+}
+
+TaskStatus status_from_json(const json& value) {
+    Params p(value, "status");
+    TaskStatus s;
+    s.id = p.required<int64_t>("id");
+    s.name = p.optional<std::string>("name");
+    auto state = parse_task_state(p.required<std::string>("state"));
+    if (!state) {
+        throw_invalid_params("status.state: unknown state");
+    }
+    s.state = *state;
+    if (auto reason = p.optional<std::string>("reason")) {
+        auto r = parse_fail_reason(*reason);
+        if (!r) {
+            throw_invalid_params("status.reason: unknown reason");
+        }
+        s.reason = *r;
+    }
+    s.exit_code = p.optional<int>("exit_code");
+    s.signal = p.optional<int>("signal");
+    s.argv = p.optional<std::vector<std::string>>("argv");
+    s.shell = p.optional<std::string>("shell");
+    s.cwd = p.get_or<std::string>("cwd", "");
+    s.pool = p.get_or<std::string>("pool", "");
+    s.priority = p.get_or<int>("priority", 0);
+    s.labels = p.get_or<std::map<std::string, std::string>>("labels", {});
+    s.after = p.get_or<std::vector<int64_t>>("after", {});
+    s.submitted_at_ms = time_field(value, "submitted_at").value_or(0);
+    s.started_at_ms = time_field(value, "started_at");
+    s.finished_at_ms = time_field(value, "finished_at");
+    s.attempts = p.get_or<int>("attempts", 0);
+    s.retries = p.get_or<int>("retries", 0);
+    s.timeout_s = p.optional<double>("timeout");
+    s.pid = p.optional<int>("pid");
+    s.stdout_path = p.get_or<std::string>("stdout_path", "");
+    s.stderr_path = p.get_or<std::string>("stderr_path", "");
+    s.error = p.optional<std::string>("error");
+    return s;
+}
+
+int mirror_exit_code(const TaskStatus& s) {
+    switch (s.state) {
+        case TaskState::pending:
+        case TaskState::running:
+            return 124;
+        case TaskState::succeeded:
+            return 0;
+        case TaskState::cancelled:
+            return 125;
+        case TaskState::failed:
+            break;
+    }
+    switch (s.reason) {
+        case FailReason::exit:
+            return s.exit_code.value_or(1);
+        case FailReason::signal:
+            return 128 + s.signal.value_or(0);
+        case FailReason::timeout:
+            return 124;
+        case FailReason::spawn:
+            return s.exit_code.value_or(126);
+        case FailReason::lost:
+        case FailReason::dependency:
+        case FailReason::none:
+            return 125;
+    }
+    return 125;
+}
+
+}  // namespace mpctl::proto

@@ -1,0 +1,65 @@
+#pragma once
+// The status object: how a task (a future) looks on the wire, in `mpctl status --json` and in every stream.
+// The daemon fills it from its task table; clients parse it back with from_json.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mpctl::proto {
+
+enum class TaskState { pending, running, succeeded, failed, cancelled };
+enum class FailReason { none, exit, signal, timeout, spawn, lost, dependency };
+
+[[nodiscard]] std::string_view to_string(TaskState s);
+[[nodiscard]] std::string_view to_string(FailReason r);
+[[nodiscard]] std::optional<TaskState> parse_task_state(std::string_view s);
+[[nodiscard]] std::optional<FailReason> parse_fail_reason(std::string_view s);
+
+[[nodiscard]] inline bool is_finished(TaskState s) {
+    return s == TaskState::succeeded || s == TaskState::failed || s == TaskState::cancelled;
+}
+
+struct TaskStatus {
+    int64_t id = 0;
+    std::optional<std::string> name;
+    TaskState state = TaskState::pending;
+    FailReason reason = FailReason::none;
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+    std::optional<std::vector<std::string>> argv;
+    std::optional<std::string> shell;
+    std::string cwd;
+    std::string pool;
+    int priority = 0;
+    std::map<std::string, std::string> labels;
+    std::vector<int64_t> after;
+    int64_t submitted_at_ms = 0;
+    std::optional<int64_t> started_at_ms;
+    std::optional<int64_t> finished_at_ms;
+    int attempts = 0;  // attempts started so far
+    int retries = 0;   // extra attempts allowed after a failure
+    std::optional<double> timeout_s;
+    std::optional<int> pid;  // while running
+    std::string stdout_path;
+    std::string stderr_path;
+    std::optional<std::string> error;  // why it failed, for humans ("spawn: No such file or directory")
+
+    [[nodiscard]] std::optional<int64_t> duration_ms() const;
+};
+
+[[nodiscard]] nlohmann::json to_json(const TaskStatus& status);
+// Throws RequestError(invalid_params) if VALUE is not a status object.
+[[nodiscard]] TaskStatus status_from_json(const nlohmann::json& value);
+
+// The exit code of commands that mirror a task (run, result, wait), as SPEC.md's table says:
+// 0 success, the task's own code, 124 timeout, 125 cancelled/lost/dependency, 126/127 not executable/not
+// found, 128+N killed by signal N. Unfinished tasks give 124 (the wait timed out).
+[[nodiscard]] int mirror_exit_code(const TaskStatus& status);
+
+}  // namespace mpctl::proto
