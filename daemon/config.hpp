@@ -4,7 +4,7 @@
 //   # mpctld.toml
 //   workers = 8                 # size of the default pool
 //   log_level = "info"          # trace, debug, info, warn, error
-//   durability = "full"         # full: fsync every commit; normal: survive daemon crashes only
+//   durability = "normal"       # normal: survive daemon crashes; full: also power loss (fsync)
 //   kill_after = 5              # grace between SIGTERM and SIGKILL at `daemon stop --now`
 //   [pools.gpu]
 //   workers = 1
@@ -25,7 +25,7 @@ struct DaemonConfig {
     std::string config_path;
     int workers = 0;  // 0: the number of CPUs
     std::string log_level = "info";
-    Durability durability = Durability::full;
+    Durability durability = Durability::normal;
     double kill_after_s = 5.0;
     std::map<std::string, int> pools;
     bool foreground = false;

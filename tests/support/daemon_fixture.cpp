@@ -1,0 +1,228 @@
+#include "daemon_fixture.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace mpctl::test {
+
+using nlohmann::json;
+
+std::string mpctl_bin() { return MPCTL_TEST_BIN_DIR "/mpctl"; }
+std::string mpctld_bin() { return MPCTL_TEST_BIN_DIR "/mpctld"; }
+
+namespace {
+
+bool socket_answers(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
+
+}  // namespace
+
+RpcConnection::RpcConnection(const std::string& socket_path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd_);
+        throw std::runtime_error("connect " + socket_path + ": " + std::strerror(errno));
+    }
+}
+
+RpcConnection::~RpcConnection() { ::close(fd_); }
+
+void RpcConnection::send_raw(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw std::runtime_error(std::string("send: ") + std::strerror(errno));
+        }
+        done += static_cast<size_t>(n);
+    }
+}
+
+void RpcConnection::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+std::optional<std::string> RpcConnection::read_line(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto nl = buffer_.find('\n');
+        if (nl != std::string::npos) {
+            std::string line = buffer_.substr(0, nl);
+            buffer_.erase(0, nl + 1);
+            return line;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            return std::nullopt;
+        }
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+            continue;
+        }
+        char buf[65536];
+        ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n <= 0) {
+            return std::nullopt;
+        }
+        buffer_.append(buf, static_cast<size_t>(n));
+    }
+}
+
+json RpcConnection::call(const std::string& method, const json& params, std::vector<json>* notifications) {
+    int64_t id = next_id_++;
+    send_raw(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump() + "\n");
+    for (;;) {
+        auto line = read_line();
+        if (!line) {
+            throw std::runtime_error("no answer to " + method);
+        }
+        json msg = json::parse(*line);
+        if (msg.contains("id") && msg["id"] == id) {
+            return msg;
+        }
+        if (notifications != nullptr && !msg.contains("id")) {
+            notifications->push_back(msg);
+        }
+    }
+}
+
+DaemonFixture::DaemonFixture(DaemonOptions options) : options_(std::move(options)) {
+    socket_ = dir_ / "d.sock";
+    state_dir_ = dir_ / "state";
+    start();
+}
+
+DaemonFixture::~DaemonFixture() {
+    if (process_ && process_->running()) {
+        process_->signal(SIGTERM);
+        if (!process_->wait(std::chrono::seconds(30))) {
+            process_->signal(SIGKILL);
+            (void)process_->wait(std::chrono::seconds(10));
+        }
+    }
+}
+
+void DaemonFixture::start() {
+    std::vector<std::string> argv{mpctld_bin(), "--foreground", "--exit-with-parent", "--socket", socket_,
+                                  "--state-dir", state_dir_, "--workers", std::to_string(options_.workers)};
+    argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+    process_ = std::make_unique<BackgroundProcess>(argv, options_.process, false);
+    bool up = eventually([&] { return socket_answers(socket_) || !process_->running(); });
+    if (!up || !process_->running()) {
+        throw std::runtime_error("mpctld did not start on " + socket_);
+    }
+}
+
+int DaemonFixture::stop() {
+    if (!process_) {
+        return -1;
+    }
+    process_->signal(SIGTERM);
+    auto r = process_->wait(std::chrono::seconds(60));
+    if (!r) {
+        process_->signal(SIGKILL);
+        r = process_->wait(std::chrono::seconds(10));
+    }
+    return r ? r->exit_code : -1;
+}
+
+void DaemonFixture::kill9() {
+    process_->signal(SIGKILL);
+    (void)process_->wait(std::chrono::seconds(30));
+}
+
+pid_t DaemonFixture::pid() const { return process_ ? process_->pid() : -1; }
+
+bool DaemonFixture::running() { return process_ && process_->running(); }
+
+ProcessOptions DaemonFixture::client_options(ProcessOptions base) const {
+    base.env_set.emplace("MPCTL_SOCKET", socket_);
+    base.env_set.emplace("MPCTL_STATE_DIR", state_dir_);
+    base.env_set.emplace("MPCTL_NO_AUTOSTART", "1");
+    base.env_set.emplace("NO_COLOR", "1");
+    return base;
+}
+
+ProcessResult DaemonFixture::mpctl(const std::vector<std::string>& args, ProcessOptions options) const {
+    std::vector<std::string> argv{mpctl_bin()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, client_options(std::move(options)));
+}
+
+json DaemonFixture::mpctl_json(const std::vector<std::string>& args, ProcessOptions options) const {
+    std::vector<std::string> with_json{"--json"};
+    with_json.insert(with_json.end(), args.begin(), args.end());
+    auto r = mpctl(with_json, std::move(options));
+    INFO("mpctl " << with_json.at(1) << " exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    json j = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+}
+
+std::vector<json> DaemonFixture::mpctl_ndjson(const std::vector<std::string>& args, ProcessOptions options) const {
+    std::vector<std::string> with_json{"--json"};
+    with_json.insert(with_json.end(), args.begin(), args.end());
+    auto r = mpctl(with_json, std::move(options));
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    std::vector<json> out;
+    size_t start = 0;
+    while (start < r.out.size()) {
+        auto nl = r.out.find('\n', start);
+        std::string line = r.out.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+        if (!line.empty()) {
+            json j = json::parse(line, nullptr, false);
+            REQUIRE_FALSE(j.is_discarded());
+            out.push_back(std::move(j));
+        }
+        if (nl == std::string::npos) {
+            break;
+        }
+        start = nl + 1;
+    }
+    return out;
+}
+
+int64_t DaemonFixture::submit(const std::vector<std::string>& args, ProcessOptions options) const {
+    std::vector<std::string> argv{"submit"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = mpctl(argv, std::move(options));
+    INFO("mpctl submit exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return std::stoll(r.out);
+}
+
+json DaemonFixture::status(int64_t id) const { return mpctl_json({"status", std::to_string(id)}); }
+
+json DaemonFixture::wait_for_state(int64_t id, const std::string& state, std::chrono::milliseconds timeout) const {
+    json last;
+    eventually(
+        [&] {
+            last = status(id);
+            return last.value("state", "") == state;
+        },
+        timeout);
+    return last;
+}
+
+std::unique_ptr<RpcConnection> DaemonFixture::connect() const { return std::make_unique<RpcConnection>(socket_); }
+
+}  // namespace mpctl::test
