@@ -58,12 +58,27 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
 
     auto next_id = store_->load_next_task_id();
     auto tasks = store_->load_tasks();
-    if (!next_id || !tasks) {
-        throw std::runtime_error(!next_id ? next_id.error().message() : tasks.error().message());
+    auto envs = store_->load_environments();
+    auto next_env_id = store_->load_next_environment_id();
+    for (const common::Error* e : {next_id ? nullptr : &next_id.error(), tasks ? nullptr : &tasks.error(),
+                                   envs ? nullptr : &envs.error(), next_env_id ? nullptr : &next_env_id.error()}) {
+        if (e != nullptr) {
+            throw std::runtime_error(e->message());
+        }
     }
     scheduler_->set_next_id(*next_id);
+    environments_.set_next_id(*next_env_id);
+    for (auto& [id, env] : *envs) {
+        environments_.restore(id, env);
+    }
     size_t restored = tasks->size();
     for (auto& t : *tasks) {
+        if (auto env = envs->find(t.env_id); env != envs->end()) {
+            t.spec.env = env->second;
+        } else if (t.env_id != 0 && !t.finished()) {
+            spdlog::warn("task {}: its environment {} is missing from the journal; it runs with the daemon's",
+                         t.id, t.env_id);
+        }
         scheduler_->restore(std::move(t));
     }
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_);

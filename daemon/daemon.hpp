@@ -23,6 +23,7 @@
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/future_table.hpp>
 #include <mpctl/daemon/tasks/scheduler.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
@@ -58,6 +59,7 @@ public:
     Scheduler& scheduler() { return *scheduler_; }
     Store& store() { return *store_; }
     FutureTable& futures() { return futures_; }
+    Environments& environments() { return environments_; }
     LogStreamer& logs() { return *logs_; }
 
 private:
@@ -73,6 +75,7 @@ private:
     OutputLayout outputs_;
     std::unique_ptr<Scheduler> scheduler_;
     FutureTable futures_;
+    Environments environments_;
     std::unique_ptr<LogStreamer> logs_;
     Registry registry_;
     std::unique_ptr<Listener> listener_;

@@ -94,13 +94,13 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
     if (!spec.cwd.empty() && spec.cwd.front() != '/') {
         throw_invalid_params(path + ".cwd: must be an absolute path");
     }
-    spec.env = p.optional<std::map<std::string, std::string>>("env");
-    if (spec.env) {
-        for (const auto& [k, v] : *spec.env) {
+    if (auto env = p.optional<Environment>("env")) {
+        for (const auto& [k, v] : *env) {
             if (k.empty() || k.find('=') != std::string::npos) {
                 throw_invalid_params(path + ".env: variable names must be non-empty and contain no '='");
             }
         }
+        spec.env = std::make_shared<const Environment>(std::move(*env));
     }
     spec.name = p.optional<std::string>("name");
     if (spec.name && spec.name->size() > 256) {
@@ -161,7 +161,7 @@ json merge_spec_defaults(const json& defaults, const json& value) {
     return merged;
 }
 
-json to_json(const TaskSpec& spec) {
+json to_json(const TaskSpec& spec, bool with_env) {
     json j = json::object();
     if (spec.shell) {
         j["shell"] = *spec.shell;
@@ -169,7 +169,7 @@ json to_json(const TaskSpec& spec) {
         j["argv"] = spec.argv;
     }
     j["cwd"] = spec.cwd;
-    if (spec.env) {
+    if (spec.env && with_env) {
         j["env"] = *spec.env;
     }
     if (spec.name) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,10 @@
 namespace mpctl::proto {
 
 inline constexpr const char* k_default_pool = "default";
+
+// A task's whole environment. Shared (and immutable) because thousands of tasks submitted from one shell
+// or one map carry the same one.
+using Environment = std::map<std::string, std::string>;
 inline constexpr double k_default_kill_after_s = 5.0;
 inline constexpr int k_max_retries = 1000;
 
@@ -20,7 +25,7 @@ struct TaskSpec {
     std::vector<std::string> argv;  // the command, executed without a shell; or
     std::optional<std::string> shell;  // a /bin/sh -c string (exactly one of argv and shell)
     std::string cwd;  // absolute; empty until the daemon applies its default (the daemon user's home)
-    std::optional<std::map<std::string, std::string>> env;  // the whole environment; nullopt: the daemon's
+    std::shared_ptr<const Environment> env;  // the whole environment; null: the daemon's
     std::optional<std::string> name;
     std::map<std::string, std::string> labels;
     std::optional<std::string> stdin_path;  // absolute path of a file to feed; nullopt: /dev/null
@@ -43,7 +48,8 @@ struct TaskSpec {
 // Applies DEFAULTS (a partial spec object) under VALUE: keys of VALUE win. Used by task.submit_batch.
 [[nodiscard]] nlohmann::json merge_spec_defaults(const nlohmann::json& defaults, const nlohmann::json& value);
 
-[[nodiscard]] nlohmann::json to_json(const TaskSpec& spec);
+// With WITH_ENV false the environment is left out (the journal stores it apart, once).
+[[nodiscard]] nlohmann::json to_json(const TaskSpec& spec, bool with_env = true);
 
 // Pool names: 1-64 characters of [A-Za-z0-9_.-].
 [[nodiscard]] bool valid_pool_name(const std::string& name);

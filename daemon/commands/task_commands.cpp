@@ -106,13 +106,25 @@ void submit_tasks(Daemon& d, std::vector<proto::TaskSpec> specs, std::function<v
     int64_t now = common::now_unix_ms();
     std::vector<int64_t> ids;
     std::vector<const Task*> tasks;
+    std::vector<Environments::Entry> new_environments;
     ids.reserve(specs.size());
     for (auto& spec : specs) {
+        int64_t env_id = 0;
+        if (spec.env) {
+            bool is_new = false;
+            auto entry = d.environments().intern(spec.env, is_new);
+            spec.env = entry.env;
+            env_id = entry.id;
+            if (is_new) {
+                new_environments.push_back(entry);
+            }
+        }
         Task& t = d.scheduler().add(std::move(spec), now);
+        t.env_id = env_id;
         ids.push_back(t.id);
         tasks.push_back(&t);
     }
-    d.store().insert_tasks(tasks, [&d, ids, done = std::move(done), responder](common::Result<void> r) {
+    d.store().insert_tasks(tasks, new_environments, [&d, ids, done = std::move(done), responder](common::Result<void> r) {
         if (!r) {
             for (int64_t id : ids) {
                 d.scheduler().discard(id);

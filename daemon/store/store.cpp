@@ -22,9 +22,14 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS environments (
+    id  INTEGER PRIMARY KEY,
+    env TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tasks (
     id           INTEGER PRIMARY KEY,
     spec         TEXT NOT NULL,
+    env_id       INTEGER,
     state        TEXT NOT NULL,
     reason       TEXT,
     exit_code    INTEGER,
@@ -77,7 +82,7 @@ Store::Store(sqlite3* db, std::string path, Durability durability)
 
 Store::~Store() {
     stop();
-    for (sqlite3_stmt* stmt : {insert_stmt_, update_stmt_, pool_stmt_}) {
+    for (sqlite3_stmt* stmt : {insert_stmt_, update_stmt_, pool_stmt_, env_stmt_}) {
         sqlite3_finalize(stmt);
     }
     sqlite3_close_v2(db_);
@@ -140,10 +145,11 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     } statements[] = {
         {&store->insert_stmt_,
          "INSERT INTO tasks (id, state, reason, exit_code, signal, submitted_at, started_at, finished_at, "
-         "attempts, pid, error, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
+         "attempts, pid, error, spec, env_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
         {&store->update_stmt_,
          "UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, submitted_at = ?6, "
          "started_at = ?7, finished_at = ?8, attempts = ?9, pid = ?10, error = ?11 WHERE id = ?1"},
+        {&store->env_stmt_, "INSERT OR IGNORE INTO environments (id, env) VALUES (?1, ?2)"},
         {&store->pool_stmt_,
          "INSERT INTO pools (name, workers) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET workers = ?2"},
     };
@@ -159,7 +165,7 @@ common::Result<std::vector<Task>> Store::load_tasks() {
     sqlite3_stmt* stmt = nullptr;
     const char* sql =
         "SELECT id, spec, state, reason, exit_code, signal, submitted_at, started_at, finished_at, attempts, "
-        "pid, error FROM tasks ORDER BY id";
+        "pid, error, env_id FROM tasks ORDER BY id";
     if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
         return std::unexpected(db_error("load tasks"));
     }
@@ -193,6 +199,7 @@ common::Result<std::vector<Task>> Store::load_tasks() {
         if (sqlite3_column_type(stmt, 11) != SQLITE_NULL) {
             t.error = column_text(stmt, 11);
         }
+        t.env_id = column_int(stmt, 12).value_or(0);
         tasks.push_back(std::move(t));
     }
     sqlite3_finalize(stmt);
@@ -213,6 +220,38 @@ common::Result<std::map<std::string, int>> Store::load_pools() {
     }
     sqlite3_finalize(stmt);
     return pools;
+}
+
+common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> Store::load_environments() {
+    sqlite3_stmt* stmt = nullptr;
+    const char* sql =
+        "SELECT id, env FROM environments WHERE id IN "
+        "(SELECT env_id FROM tasks WHERE state IN ('pending', 'running') AND env_id IS NOT NULL)";
+    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+        return std::unexpected(db_error("load environments"));
+    }
+    std::map<int64_t, std::shared_ptr<const proto::Environment>> envs;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(stmt, 0);
+        try {
+            auto env = nlohmann::json::parse(column_text(stmt, 1)).get<proto::Environment>();
+            envs.emplace(id, std::make_shared<const proto::Environment>(std::move(env)));
+        } catch (const std::exception& e) {
+            spdlog::error("environment {}: unreadable journal row, skipped: {}", id, e.what());
+        }
+    }
+    sqlite3_finalize(stmt);
+    return envs;
+}
+
+common::Result<int64_t> Store::load_next_environment_id() {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, "SELECT coalesce(max(id), 0) + 1 FROM environments", -1, &stmt, nullptr) != SQLITE_OK) {
+        return std::unexpected(db_error("load next environment id"));
+    }
+    int64_t next = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 1;
+    sqlite3_finalize(stmt);
+    return next;
 }
 
 // Rows are never deleted today, so max(id) + 1 is enough; meta.next_task_id is where anything that deletes
@@ -281,12 +320,20 @@ Store::Row Store::row_of(const Task& t) {
     return row;
 }
 
-void Store::insert_tasks(const std::vector<const Task*>& tasks, Done done) {
+void Store::insert_tasks(const std::vector<const Task*>& tasks,
+                         const std::vector<Environments::Entry>& new_environments, Done done) {
     std::vector<Op> ops;
-    ops.reserve(tasks.size());
+    ops.reserve(tasks.size() + new_environments.size());
+    for (const auto& e : new_environments) {
+        Op op{Op::Kind::insert_environment, {}, {}, 0, nullptr};
+        op.row.id = e.id;
+        op.row.spec = nlohmann::json(*e.env).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        ops.push_back(std::move(op));
+    }
     for (const Task* task : tasks) {
         Op op{Op::Kind::insert_task, row_of(*task), {}, 0, nullptr};
-        op.row.spec = proto::to_json(task->spec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        op.row.spec = proto::to_json(task->spec, false).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        op.row.env_id = task->env_id;
         ops.push_back(std::move(op));
     }
     if (ops.empty()) {
@@ -342,6 +389,7 @@ common::Result<void> Store::bind_row_and_step(sqlite3_stmt* stmt, const Row& row
     bind_optional(stmt, 11, row.error);
     if (with_spec) {
         sqlite3_bind_text(stmt, 12, row.spec.c_str(), static_cast<int>(row.spec.size()), SQLITE_STATIC);
+        bind_optional(stmt, 13, row.env_id != 0 ? std::optional<int64_t>(row.env_id) : std::nullopt);
     }
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         return std::unexpected(db_error("write task " + std::to_string(row.id)));
@@ -364,6 +412,15 @@ common::Result<void> Store::apply(std::vector<Op>& batch) {
     for (size_t i = 0; i < batch.size() && result; ++i) {
         Op& op = batch[i];
         switch (op.kind) {
+            case Op::Kind::insert_environment:
+                sqlite3_reset(env_stmt_);
+                sqlite3_bind_int64(env_stmt_, 1, op.row.id);
+                sqlite3_bind_text(env_stmt_, 2, op.row.spec.c_str(), static_cast<int>(op.row.spec.size()),
+                                  SQLITE_STATIC);
+                if (sqlite3_step(env_stmt_) != SQLITE_DONE) {
+                    result = std::unexpected(db_error("write environment " + std::to_string(op.row.id)));
+                }
+                break;
             case Op::Kind::insert_task:
                 result = bind_row_and_step(insert_stmt_, op.row, true);
                 break;

@@ -26,6 +26,7 @@
 #include <asio/io_context.hpp>
 
 #include <mpctl/common/result.hpp>
+#include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
 
 struct sqlite3;
@@ -53,6 +54,9 @@ public:
     [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
     [[nodiscard]] common::Result<std::map<std::string, int>> load_pools();
     [[nodiscard]] common::Result<int64_t> load_next_task_id();
+    // The environments unfinished tasks refer to, and the next free environment id.
+    [[nodiscard]] common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> load_environments();
+    [[nodiscard]] common::Result<int64_t> load_next_environment_id();
 
     // -- running --------------------------------------------------------------------------------------
     // Starts committing; completions run on LOOP.
@@ -60,8 +64,10 @@ public:
     // Commits everything queued and stops the threads. Completions not yet run are dropped.
     void stop();
 
-    // DONE runs on the loop once the rows are committed (or failed to be), all in one transaction.
-    void insert_tasks(const std::vector<const Task*>& tasks, Done done);
+    // DONE runs on the loop once the rows are committed (or failed to be), all in one transaction, with
+    // the environments first seen in this submission.
+    void insert_tasks(const std::vector<const Task*>& tasks, const std::vector<Environments::Entry>& new_environments,
+                      Done done);
     // Fire and forget: the latest state of a task; retried if a commit fails.
     void update_task(const Task& task);
     void set_pool(const std::string& name, int workers, Done done);
@@ -83,9 +89,10 @@ private:
         int attempts = 0;
         std::optional<int> pid;
         std::optional<std::string> error;
+        int64_t env_id = 0;  // inserts only
     };
     struct Op {
-        enum class Kind { insert_task, update_task, set_pool } kind;
+        enum class Kind { insert_environment, insert_task, update_task, set_pool } kind;
         Row row;
         std::string pool;
         int workers = 0;
@@ -118,6 +125,7 @@ private:
     sqlite3_stmt* insert_stmt_ = nullptr;
     sqlite3_stmt* update_stmt_ = nullptr;
     sqlite3_stmt* pool_stmt_ = nullptr;
+    sqlite3_stmt* env_stmt_ = nullptr;
 
     asio::io_context* loop_ = nullptr;
     std::thread writer_;        // durability full: runs the commits

@@ -28,6 +28,7 @@ struct Task {
     int attempts = 0;
     std::optional<int> pid;
     std::optional<std::string> error;
+    int64_t env_id = 0;  // its environment in the journal (0: the daemon's own)
 
     // Scheduling state, never journaled.
     bool durable = false;   // its row is committed; only durable tasks run
