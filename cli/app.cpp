@@ -1,7 +1,6 @@
-#include <mpctl/cli/app.hpp>
-
 #include <cstdio>
 
+#include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/output.hpp>
 #include <mpctl/common/time.hpp>
@@ -9,11 +8,16 @@
 namespace mpctl::cli {
 
 void add_global_options(CLI::App& app, GlobalOptions& g) {
-    app.add_option("--socket", g.socket, "mpctld's socket (default: $MPCTL_SOCKET, then $XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)")
+    app.add_option("--socket", g.socket,
+                   "mpctld's socket (default: $MPCTL_SOCKET, then $XDG_RUNTIME_DIR/mpctl/mpctld.sock, then "
+                   "/tmp/mpctl-$UID/mpctld.sock)")
         ->group("Global options");
-    app.add_option("--state-dir", g.state_dir, "State dir for an autostarted mpctld")->group("Global options");
-    app.add_flag("--json", g.json, "Machine-readable output: JSON objects, one per line")->group("Global options");
-    app.add_flag("--no-autostart", g.no_autostart, "Do not start mpctld when none answers (also: MPCTL_NO_AUTOSTART=1)")
+    app.add_option("--state-dir", g.state_dir, "State dir for an autostarted mpctld")
+        ->group("Global options");
+    app.add_flag("--json", g.json, "Machine-readable output: JSON objects, one per line")
+        ->group("Global options");
+    app.add_flag("--no-autostart", g.no_autostart,
+                 "Do not start mpctld when none answers (also: MPCTL_NO_AUTOSTART=1)")
         ->group("Global options");
 }
 

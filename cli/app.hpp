@@ -3,14 +3,14 @@
 // argument helpers. Command groups live in cli/commands/, one file each, and register themselves from
 // main.cpp's explicit list.
 
-#include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include <mpctl/cli/client.hpp>
 
@@ -46,12 +46,13 @@ int report_error(const AppContext& ctx, const class CliError& e);
     return only.empty() || only == name;
 }
 
-void add_task_submit_commands(CLI::App& app, AppContext& ctx, std::string_view only);   // submit, run
-void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // status, list
-void add_task_wait_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // wait, as-completed, result
+void add_task_submit_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // submit, run
+void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view only);   // status, list
+void add_task_wait_commands(CLI::App& app, AppContext& ctx,
+                            std::string_view only);  // wait, as-completed, result
 void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // logs
 void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // cancel, kill
-void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only);        // daemon start|stop|status
-void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only);          // pool set|list
+void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // daemon start|stop|status
+void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // pool set|list
 
 }  // namespace mpctl::cli

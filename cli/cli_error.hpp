@@ -22,14 +22,14 @@ inline constexpr int mpctl_failed = 125;  // for commands that mirror a task
 }  // namespace exit_code
 
 class CliError : public std::runtime_error {
-public:
+  public:
     CliError(int code, const std::string& message, nlohmann::json error = nullptr)
         : std::runtime_error(message), code_(code), error_(std::move(error)) {}
     [[nodiscard]] int code() const noexcept { return code_; }
     // The daemon's JSON-RPC error object, when the error came from the daemon.
     [[nodiscard]] const nlohmann::json& error() const noexcept { return error_; }
 
-private:
+  private:
     int code_;
     nlohmann::json error_;
 };

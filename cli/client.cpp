@@ -1,5 +1,6 @@
-#include <mpctl/cli/client.hpp>
-
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -7,14 +8,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <cstring>
-#include <thread>
-
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/client.hpp>
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/proto/errors.hpp>
@@ -129,7 +127,8 @@ int start_daemon(const GlobalOptions& o, const std::string& socket_path, std::st
 
 }  // namespace
 
-Client::Client(common::UniqueFd fd, std::string socket_path) : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
+Client::Client(common::UniqueFd fd, std::string socket_path)
+    : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
 
 std::optional<Client> Client::try_connect(const GlobalOptions& options) {
     std::string path = common::resolve_socket_path(options.socket);
@@ -155,8 +154,8 @@ Client Client::connect(const GlobalOptions& options) {
     std::string output;
     int rc = start_daemon(options, path, output);
     if (rc != 0 && rc != 3) {
-        throw CliError(exit_code::no_daemon,
-                       "no daemon at " + path + " and none could be started" + (output.empty() ? "" : ": " + output));
+        throw CliError(exit_code::no_daemon, "no daemon at " + path + " and none could be started" +
+                                                 (output.empty() ? "" : ": " + output));
     }
     // Ready (rc 0), or another mpctld is starting on the same state dir (rc 3): retry with backoff.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
@@ -233,7 +232,8 @@ json Client::call(std::string_view method, const json& params, const OnNotificat
     return call_text(method, params.dump(-1, ' ', false, json::error_handler_t::replace), on_notify);
 }
 
-json Client::call_text(std::string_view method, std::string_view params_text, const OnNotification& on_notify) {
+json Client::call_text(std::string_view method, std::string_view params_text,
+                       const OnNotification& on_notify) {
     int64_t id = send_text(method, params_text);
     size_t start = 0;
     for (;;) {
@@ -277,7 +277,8 @@ json Client::call_text(std::string_view method, std::string_view params_text, co
 
 CliError error_from_daemon(const json& error) {
     int code = error.is_object() ? error.value("code", -32603) : -32603;
-    std::string message = error.is_object() ? error.value("message", std::string("unknown error")) : "unknown error";
+    std::string message =
+        error.is_object() ? error.value("message", std::string("unknown error")) : "unknown error";
     int exit = exit_code::failure;
     switch (proto::error_code_from_int(code)) {
         case proto::ErrorCode::unknown_id:

@@ -25,7 +25,7 @@ struct GlobalOptions {
 };
 
 class Client {
-public:
+  public:
     using OnNotification = std::function<void(const std::string& method, const nlohmann::json& params)>;
 
     // Connects, starting mpctld if needed and allowed. Throws CliError(3) if no daemon can be reached.
@@ -35,7 +35,8 @@ public:
 
     // Sends METHOD and waits for its answer. Notifications (streams) go to ON_NOTIFY; an interrupt
     // (see set_interrupt_fd) calls ON_INTERRUPT, which may send further requests.
-    nlohmann::json call(std::string_view method, const nlohmann::json& params, const OnNotification& on_notify = {});
+    nlohmann::json call(std::string_view method, const nlohmann::json& params,
+                        const OnNotification& on_notify = {});
     // The same with params already encoded as a JSON object's text.
     nlohmann::json call_text(std::string_view method, std::string_view params_text,
                              const OnNotification& on_notify = {});
@@ -48,7 +49,7 @@ public:
 
     [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
 
-private:
+  private:
     Client(common::UniqueFd fd, std::string socket_path);
     [[nodiscard]] bool read_some();
     int64_t send_text(std::string_view method, std::string_view params_text);

@@ -1,11 +1,11 @@
 // mpctl: the command-line client of mpctld. Builds the CLI11 app from an explicit list of command groups,
 // runs the chosen command and turns every failure into "mpctl: <message>" and SPEC.md's exit code.
 
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string_view>
 #include <utility>
+
+#include <CLI/CLI.hpp>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -36,7 +36,8 @@ std::string_view first_command_word(int argc, char** argv) {
 int main(int argc, char** argv) {
     using namespace mpctl::cli;
     AppContext ctx;
-    CLI::App app{"mpctl: worker pools, futures, pipelines, shared memory and locks for every process", "mpctl"};
+    CLI::App app{"mpctl: worker pools, futures, pipelines, shared memory and locks for every process",
+                 "mpctl"};
     add_global_options(app, ctx.global);
     app.set_version_flag("--version", MPCTL_VERSION);
     app.require_subcommand(1);

@@ -1,11 +1,9 @@
-#include <mpctl/cli/output.hpp>
-
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 
+#include <mpctl/cli/output.hpp>
 #include <mpctl/common/signals.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/common/time.hpp>
@@ -27,7 +25,9 @@ void print_json(const nlohmann::json& value) {
     write_out(1, line);
 }
 
-void write_out(int fd, std::string_view bytes) { (void)common::write_all(fd, bytes); }
+void write_out(int fd, std::string_view bytes) {
+    (void)common::write_all(fd, bytes);
+}
 
 std::string human_duration(int64_t ms) {
     char buf[32];
@@ -108,8 +108,8 @@ void print_status_table(const std::vector<TaskStatus>& tasks) {
         std::string exit = t.exit_code ? std::to_string(*t.exit_code)
                                        : (t.signal ? common::signal_name(*t.signal) : std::string("-"));
         auto d = t.duration_ms();
-        rows.push_back(Row{std::to_string(t.id), describe_outcome(t), exit, d ? human_duration(*d) : "-", t.pool,
-                           t.name.value_or("-"), command_of(t), t.state});
+        rows.push_back(Row{std::to_string(t.id), describe_outcome(t), exit, d ? human_duration(*d) : "-",
+                           t.pool, t.name.value_or("-"), command_of(t), t.state});
     }
     size_t w[6] = {0, 0, 0, 0, 0, 0};
     for (const auto& r : rows) {
@@ -128,8 +128,8 @@ void print_status_table(const std::vector<TaskStatus>& tasks) {
             state = state_color(r.st) + state + "\033[0m";
         }
         std::string line = pad(r.id, w[0], true) + "  " + state + "  " + pad(r.exit, w[2], true) + "  " +
-                           pad(r.time, w[3], true) + "  " + pad(r.pool, w[4]) + "  " + pad(r.name, w[5]) + "  " +
-                           r.command;
+                           pad(r.time, w[3], true) + "  " + pad(r.pool, w[4]) + "  " + pad(r.name, w[5]) +
+                           "  " + r.command;
         if (color && i == 0) {
             line = "\033[1m" + line + "\033[0m";
         }
@@ -181,7 +181,8 @@ void print_status_detail(const TaskStatus& t) {
     if (t.signal) {
         field("signal", common::signal_name(*t.signal));
     }
-    field("attempts", std::to_string(t.attempts) + (t.retries > 0 ? " of " + std::to_string(t.retries + 1) : ""));
+    field("attempts",
+          std::to_string(t.attempts) + (t.retries > 0 ? " of " + std::to_string(t.retries + 1) : ""));
     field("submitted", common::format_rfc3339_ms(t.submitted_at_ms));
     field("started", time_or_dash(t.started_at_ms));
     field("finished", time_or_dash(t.finished_at_ms));

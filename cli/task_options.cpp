@@ -1,11 +1,9 @@
-#include <mpctl/cli/task_options.hpp>
-
-#include <unistd.h>
-
 #include <cstring>
+#include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/task_options.hpp>
 #include <mpctl/common/paths.hpp>
 #include <mpctl/proto/json_text.hpp>
 
@@ -25,7 +23,8 @@ void add_task_options(CLI::App* sub, TaskOptions& o) {
         ->group("Task options");
     sub->add_option("--stdin", o.stdin_file, "Feed this file to the task's stdin (default: /dev/null)")
         ->group("Task options");
-    sub->add_flag("--shell", o.shell, "Run the command words as one /bin/sh -c string")->group("Task options");
+    sub->add_flag("--shell", o.shell, "Run the command words as one /bin/sh -c string")
+        ->group("Task options");
     sub->add_option("--timeout", o.timeout, "Then SIGTERM to its process group (30, 1.5, 250ms, 5m)")
         ->group("Task options");
     sub->add_option("--kill-after", o.kill_after, "SIGKILL this long after the SIGTERM (default 5s)")
@@ -57,7 +56,8 @@ namespace {
 std::string current_dir() {
     char buf[4096];
     if (::getcwd(buf, sizeof buf) == nullptr) {
-        throw CliError(exit_code::failure, std::string("cannot read the current directory: ") + std::strerror(errno));
+        throw CliError(exit_code::failure,
+                       std::string("cannot read the current directory: ") + std::strerror(errno));
     }
     return buf;
 }
@@ -97,7 +97,8 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
         for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
             const char* eq = std::strchr(*e, '=');
             if (eq != nullptr && eq != *e) {
-                env.emplace_back(std::string_view(*e, static_cast<size_t>(eq - *e)), std::string_view(eq + 1));
+                env.emplace_back(std::string_view(*e, static_cast<size_t>(eq - *e)),
+                                 std::string_view(eq + 1));
             }
         }
     }

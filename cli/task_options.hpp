@@ -2,13 +2,12 @@
 // The common task options of submit, run (and map): turned into a task spec for task.submit.
 // A task runs by default like the command would in this shell: this directory, this environment.
 
-#include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 namespace mpctl::cli {
@@ -42,7 +41,8 @@ struct TaskRequest {
 
 // The spec for COMMAND (argv, or with --shell the words joined into one shell string).
 // Throws CliError(usage) for bad values.
-[[nodiscard]] TaskRequest build_task_spec(const TaskOptions& options, const std::vector<std::string>& command);
+[[nodiscard]] TaskRequest build_task_spec(const TaskOptions& options,
+                                          const std::vector<std::string>& command);
 
 struct AppContext;
 // The command words of a prefix-command subcommand: "-- CMD ARGS" (what main cut off), or the words from

@@ -1,7 +1,7 @@
-#include <mpctl/common/base64.hpp>
-
 #include <array>
 #include <cstdint>
+
+#include <mpctl/common/base64.hpp>
 
 namespace mpctl::common {
 

@@ -1,10 +1,9 @@
-#include <mpctl/common/paths.hpp>
-
+#include <cstdlib>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <limits.h>
+#include <mpctl/common/paths.hpp>
 
 namespace mpctl::common {
 
@@ -21,7 +20,9 @@ std::string home_dir() {
     return home.empty() ? std::string("/") : home;
 }
 
-bool is_root() { return ::geteuid() == 0; }
+bool is_root() {
+    return ::geteuid() == 0;
+}
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 #pragma once
-// Result<T>: the syscall layer's return type. It never throws; the error carries errno and what was being done.
+// Result<T>: the syscall layer's return type. It never throws; the error carries errno and what was being
+// done.
 
 #include <cerrno>
 #include <cstring>

@@ -1,8 +1,8 @@
-#include <mpctl/common/sys.hpp>
-
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <mpctl/common/sys.hpp>
 
 namespace mpctl::common {
 

@@ -1,10 +1,10 @@
-#include <mpctl/common/time.hpp>
-
 #include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+
+#include <mpctl/common/time.hpp>
 
 namespace mpctl::common {
 
@@ -30,7 +30,8 @@ std::string format_rfc3339_ms(int64_t unix_ms) {
 
 std::optional<int64_t> parse_rfc3339_ms(const std::string& text) {
     int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0, used = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec, &used) != 6) {
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec, &used) !=
+        6) {
         return std::nullopt;
     }
     size_t pos = static_cast<size_t>(used);

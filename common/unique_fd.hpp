@@ -2,13 +2,12 @@
 // UniqueFd: sole owner of one file descriptor; closes it on destruction. Move-only.
 
 #include <unistd.h>
-
 #include <utility>
 
 namespace mpctl::common {
 
 class UniqueFd {
-public:
+  public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     UniqueFd(const UniqueFd&) = delete;
@@ -36,7 +35,7 @@ public:
         fd_ = fd;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 

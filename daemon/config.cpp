@@ -1,9 +1,8 @@
-#include <mpctl/daemon/config.hpp>
-
 #include <sys/stat.h>
 
 #include <toml++/toml.h>
 
+#include <mpctl/daemon/config.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
 namespace mpctl::daemon {
@@ -18,7 +17,9 @@ std::optional<Durability> parse_durability(const std::string& text) {
     return std::nullopt;
 }
 
-const char* to_string(Durability d) { return d == Durability::full ? "full" : "normal"; }
+const char* to_string(Durability d) {
+    return d == Durability::full ? "full" : "normal";
+}
 
 common::Result<void> load_config_file(const std::string& path, bool required, DaemonConfig& config) {
     struct stat st {};
@@ -78,7 +79,8 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                     w = (*t)["workers"].value<int64_t>();
                 }
                 if (!proto::valid_pool_name(n) || !w || *w < 1 || *w > 100000) {
-                    return bad("pools." + n, "a table with workers = 1..100000 (and a name of [A-Za-z0-9_.-])");
+                    return bad("pools." + n,
+                               "a table with workers = 1..100000 (and a name of [A-Za-z0-9_.-])");
                 }
                 config.pools[n] = static_cast<int>(*w);
             }

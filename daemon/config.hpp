@@ -33,7 +33,8 @@ struct DaemonConfig {
 };
 
 // Applies the TOML file at PATH to CONFIG. A missing file is fine unless REQUIRED.
-[[nodiscard]] common::Result<void> load_config_file(const std::string& path, bool required, DaemonConfig& config);
+[[nodiscard]] common::Result<void> load_config_file(const std::string& path, bool required,
+                                                    DaemonConfig& config);
 
 [[nodiscard]] std::optional<Durability> parse_durability(const std::string& text);
 [[nodiscard]] const char* to_string(Durability d);

@@ -1,18 +1,16 @@
-#include <mpctl/daemon/daemon.hpp>
-
+#include <array>
+#include <cstdlib>
 #include <signal.h>
+#include <stdexcept>
 #include <unistd.h>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include <array>
-#include <cstdlib>
-#include <stdexcept>
-
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/server/session.hpp>
 
 extern char** environ;
@@ -37,7 +35,10 @@ std::string home_or_root() {
 }  // namespace
 
 Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store)
-    : config_(std::move(config)), endpoint_(std::move(endpoint)), store_(std::move(store)), outputs_(config_.state_dir) {
+    : config_(std::move(config)),
+      endpoint_(std::move(endpoint)),
+      store_(std::move(store)),
+      outputs_(config_.state_dir) {
     auto pools = store_->load_pools();
     if (!pools) {
         throw std::runtime_error(pools.error().message());
@@ -60,8 +61,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     auto tasks = store_->load_tasks();
     auto envs = store_->load_environments();
     auto next_env_id = store_->load_next_environment_id();
-    for (const common::Error* e : {next_id ? nullptr : &next_id.error(), tasks ? nullptr : &tasks.error(),
-                                   envs ? nullptr : &envs.error(), next_env_id ? nullptr : &next_env_id.error()}) {
+    for (const common::Error* e :
+         {next_id ? nullptr : &next_id.error(), tasks ? nullptr : &tasks.error(),
+          envs ? nullptr : &envs.error(), next_env_id ? nullptr : &next_env_id.error()}) {
         if (e != nullptr) {
             throw std::runtime_error(e->message());
         }

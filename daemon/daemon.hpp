@@ -7,13 +7,13 @@
 // The scheduler reports every task change here (SchedulerListener); the daemon fans it out to the store,
 // the waiters and the log followers.
 
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
-
 #include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/config.hpp>
@@ -38,7 +38,7 @@ struct StopRequest {
 };
 
 class Daemon final : public SchedulerListener {
-public:
+  public:
     // Loads the journal into the scheduler; throws std::runtime_error if it cannot.
     Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store);
     ~Daemon() override;
@@ -62,7 +62,7 @@ public:
     Environments& environments() { return environments_; }
     LogStreamer& logs() { return *logs_; }
 
-private:
+  private:
     void watch_signals();
     void maybe_finish_stop();
 

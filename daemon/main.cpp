@@ -3,16 +3,15 @@
 // Exit codes: 0 stopped cleanly, 1 start-up failed, 2 usage error, 3 another mpctld holds the state dir or
 // the socket.
 
+#include <cstdio>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <thread>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <cstdio>
-#include <thread>
 
 #include <mpctl/common/paths.hpp>
 #include <mpctl/daemon/config.hpp>
@@ -35,14 +34,16 @@ int fail(const std::string& message, int code = k_exit_failed) {
 
 int main(int argc, char** argv) {
     using namespace mpctl;
-    CLI::App app{"mpctld: the mpctl daemon (worker pools, futures, pipelines, shared memory, locks)", "mpctld"};
+    CLI::App app{"mpctld: the mpctl daemon (worker pools, futures, pipelines, shared memory, locks)",
+                 "mpctld"};
     std::string socket_flag, state_flag, config_flag, log_level, durability;
     int workers = 0;
     double kill_after = -1;
     bool foreground = false, exit_with_parent = false;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
-    app.add_option("--socket", socket_flag, "Unix socket to serve (default: $MPCTL_SOCKET, then "
-                                            "$XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)");
+    app.add_option("--socket", socket_flag,
+                   "Unix socket to serve (default: $MPCTL_SOCKET, then "
+                   "$XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)");
     app.add_option("--state-dir", state_flag,
                    "Directory for the journal and task output (default: $MPCTL_STATE_DIR, then "
                    "$XDG_STATE_HOME/mpctl, then ~/.local/state/mpctl)");
@@ -70,7 +71,8 @@ int main(int argc, char** argv) {
     }
 
     daemon::DaemonConfig config;
-    config.config_path = config_flag.empty() ? common::default_config_path() : common::absolute_path(config_flag);
+    config.config_path =
+        config_flag.empty() ? common::default_config_path() : common::absolute_path(config_flag);
     if (auto r = daemon::load_config_file(config.config_path, !config_flag.empty(), config); !r) {
         return fail(r.error().message(), k_exit_usage);
     }
@@ -104,8 +106,8 @@ int main(int argc, char** argv) {
     // Lock and socket first, while errors can still reach the terminal.
     auto endpoint = daemon::claim_endpoint(config.state_dir, config.socket_path);
     if (!endpoint) {
-        return fail(endpoint.error().message, endpoint.error().already_running ? k_exit_already_running
-                                                                               : k_exit_failed);
+        return fail(endpoint.error().message,
+                    endpoint.error().already_running ? k_exit_already_running : k_exit_failed);
     }
     daemon::Readiness readiness;
     if (!config.foreground) {

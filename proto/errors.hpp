@@ -1,6 +1,6 @@
 #pragma once
-// Error codes on the wire. JSON-RPC's own codes for protocol faults, and application codes (-32001...) for the
-// rest; every error also carries its snake_case name in error.data.error so clients can switch on a word.
+// Error codes on the wire. JSON-RPC's own codes for protocol faults, and application codes (-32001...) for
+// the rest; every error also carries its snake_case name in error.data.error so clients can switch on a word.
 
 #include <stdexcept>
 #include <string>
@@ -31,14 +31,14 @@ enum class ErrorCode : int {
 // Thrown by command handlers (and the spec validators) and turned into a JSON-RPC error reply by the daemon's
 // single dispatch point. Never thrown across the syscall layer.
 class RequestError : public std::runtime_error {
-public:
+  public:
     RequestError(ErrorCode code, const std::string& message, nlohmann::json data = nullptr)
         : std::runtime_error(message), code_(code), data_(std::move(data)) {}
 
     [[nodiscard]] ErrorCode code() const noexcept { return code_; }
     [[nodiscard]] const nlohmann::json& data() const noexcept { return data_; }
 
-private:
+  private:
     ErrorCode code_;
     nlohmann::json data_;
 };

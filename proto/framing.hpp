@@ -11,7 +11,7 @@ namespace mpctl::proto {
 inline constexpr std::size_t k_max_message_bytes = 1024 * 1024;
 
 class LineFramer {
-public:
+  public:
     explicit LineFramer(std::size_t max_line = k_max_message_bytes) : max_line_(max_line) {}
 
     // Splits DATA into lines. ON_LINE(std::string_view) gets each complete line without its '\n' (and
@@ -50,7 +50,7 @@ public:
     // Bytes of an unfinished line held so far.
     [[nodiscard]] std::size_t pending_bytes() const noexcept { return partial_.size(); }
 
-private:
+  private:
     static std::string_view trim_cr(std::string_view line) {
         if (!line.empty() && line.back() == '\r') {
             line.remove_suffix(1);

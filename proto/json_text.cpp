@@ -1,6 +1,6 @@
-#include <mpctl/proto/json_text.hpp>
-
 #include <cstdint>
+
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::proto {
 
@@ -8,7 +8,9 @@ namespace {
 
 // Length of the valid UTF-8 sequence starting at S[I], or 0 if it is not valid.
 size_t utf8_sequence_length(std::string_view s, size_t i) {
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    auto byte = [&](size_t k) {
+        return static_cast<unsigned char>(s[k]);
+    };
     unsigned char c = byte(i);
     size_t n = 0;
     uint32_t cp = 0;
@@ -35,7 +37,8 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
         cp = (cp << 6) | (cc & 0x3F);
     }
     // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
         return 0;
     }
     return n;

@@ -50,9 +50,10 @@ json make_result(const json& id, json result) {
 json make_error(const json& id, ErrorCode code, std::string_view message, json data) {
     json error_data = data.is_object() ? std::move(data) : json::object();
     error_data["error"] = error_name(code);
-    return json{{"jsonrpc", "2.0"},
-                {"id", id},
-                {"error", {{"code", static_cast<int>(code)}, {"message", message}, {"data", std::move(error_data)}}}};
+    return json{
+        {"jsonrpc", "2.0"},
+        {"id", id},
+        {"error", {{"code", static_cast<int>(code)}, {"message", message}, {"data", std::move(error_data)}}}};
 }
 
 std::string encode_line(const json& message) {

@@ -1,7 +1,7 @@
-#include <mpctl/proto/params.hpp>
-
 #include <cmath>
 #include <limits>
+
+#include <mpctl/proto/params.hpp>
 
 namespace mpctl::proto {
 
@@ -108,7 +108,7 @@ std::string Params::convert<std::string>(const nlohmann::json& v, const std::str
 
 template <>
 std::vector<std::string> Params::convert<std::vector<std::string>>(const nlohmann::json& v,
-                                                                    const std::string& path) {
+                                                                   const std::string& path) {
     if (!v.is_array()) {
         type_error(path, "an array of strings");
     }
@@ -134,8 +134,8 @@ std::vector<int64_t> Params::convert<std::vector<int64_t>>(const nlohmann::json&
 }
 
 template <>
-std::map<std::string, std::string> Params::convert<std::map<std::string, std::string>>(const nlohmann::json& v,
-                                                                                        const std::string& path) {
+std::map<std::string, std::string> Params::convert<std::map<std::string, std::string>>(
+    const nlohmann::json& v, const std::string& path) {
     if (!v.is_object()) {
         type_error(path, "an object of strings");
     }

@@ -17,7 +17,7 @@
 namespace mpctl::proto {
 
 class Params {
-public:
+  public:
     // Throws invalid_params unless VALUE is an object (null counts as an empty object).
     explicit Params(const nlohmann::json& value, std::string path = "params");
 
@@ -56,7 +56,7 @@ public:
     template <class T>
     static T convert(const nlohmann::json& v, const std::string& path);
 
-private:
+  private:
     nlohmann::json object_;
     std::string path_;
 };
@@ -73,12 +73,12 @@ template <>
 std::string Params::convert<std::string>(const nlohmann::json& v, const std::string& path);
 template <>
 std::vector<std::string> Params::convert<std::vector<std::string>>(const nlohmann::json& v,
-                                                                    const std::string& path);
+                                                                   const std::string& path);
 template <>
 std::vector<int64_t> Params::convert<std::vector<int64_t>>(const nlohmann::json& v, const std::string& path);
 template <>
-std::map<std::string, std::string> Params::convert<std::map<std::string, std::string>>(const nlohmann::json& v,
-                                                                                        const std::string& path);
+std::map<std::string, std::string> Params::convert<std::map<std::string, std::string>>(
+    const nlohmann::json& v, const std::string& path);
 template <>
 nlohmann::json Params::convert<nlohmann::json>(const nlohmann::json& v, const std::string& path);
 

@@ -1,6 +1,5 @@
-#include <mpctl/proto/task_spec.hpp>
-
 #include <mpctl/proto/params.hpp>
+#include <mpctl/proto/task_spec.hpp>
 
 namespace mpctl::proto {
 

@@ -22,7 +22,7 @@ inline constexpr double k_default_kill_after_s = 5.0;
 inline constexpr int k_max_retries = 1000;
 
 struct TaskSpec {
-    std::vector<std::string> argv;  // the command, executed without a shell; or
+    std::vector<std::string> argv;     // the command, executed without a shell; or
     std::optional<std::string> shell;  // a /bin/sh -c string (exactly one of argv and shell)
     std::string cwd;  // absolute; empty until the daemon applies its default (the daemon user's home)
     std::shared_ptr<const Environment> env;  // the whole environment; null: the daemon's

@@ -1,7 +1,6 @@
-#include <mpctl/proto/task_status.hpp>
-
 #include <mpctl/common/time.hpp>
 #include <mpctl/proto/params.hpp>
+#include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::proto {
 
@@ -54,8 +53,8 @@ std::optional<TaskState> parse_task_state(std::string_view s) {
 }
 
 std::optional<FailReason> parse_fail_reason(std::string_view s) {
-    for (auto r : {FailReason::exit, FailReason::signal, FailReason::timeout, FailReason::spawn, FailReason::lost,
-                   FailReason::dependency}) {
+    for (auto r : {FailReason::exit, FailReason::signal, FailReason::timeout, FailReason::spawn,
+                   FailReason::lost, FailReason::dependency}) {
         if (to_string(r) == s) {
             return r;
         }

@@ -1,8 +1,7 @@
 // mpctl daemon start|stop|status: the daemon's lifecycle.
 
-#include <poll.h>
-
 #include <cstdio>
+#include <poll.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -94,7 +93,8 @@ int status(AppContext& ctx) {
     }
     const json& t = info.at("tasks");
     std::string out;
-    out += "mpctld " + info.at("version").get<std::string>() + ", pid " + std::to_string(info.at("pid").get<int64_t>()) +
+    out += "mpctld " + info.at("version").get<std::string>() + ", pid " +
+           std::to_string(info.at("pid").get<int64_t>()) +
            (info.value("stopping", false) ? " (stopping)" : "") + "\n";
     out += "socket:     " + info.at("socket").get<std::string>() + "\n";
     out += "state dir:  " + info.at("state_dir").get<std::string>() + "\n";
@@ -102,10 +102,10 @@ int status(AppContext& ctx) {
            human_duration(info.at("uptime_ms").get<int64_t>()) + ")\n";
     out += "workers:    " + std::to_string(info.at("workers").get<int>()) + " (default pool)\n";
     out += "durability: " + info.at("durability").get<std::string>() + "\n";
-    out += "tasks:      " + std::to_string(t.value("running", 0)) + " running, " + std::to_string(t.value("pending", 0)) +
-           " pending, " + std::to_string(t.value("succeeded", 0)) + " succeeded, " +
-           std::to_string(t.value("failed", 0)) + " failed, " + std::to_string(t.value("cancelled", 0)) +
-           " cancelled\n";
+    out += "tasks:      " + std::to_string(t.value("running", 0)) + " running, " +
+           std::to_string(t.value("pending", 0)) + " pending, " + std::to_string(t.value("succeeded", 0)) +
+           " succeeded, " + std::to_string(t.value("failed", 0)) + " failed, " +
+           std::to_string(t.value("cancelled", 0)) + " cancelled\n";
     write_out(1, out);
     return exit_code::ok;
 }
@@ -117,24 +117,35 @@ void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only) 
     auto* daemon = app.add_subcommand("daemon", "Start, stop or inspect mpctld");
     daemon->require_subcommand(1);
     auto* start_cmd = daemon->add_subcommand("start", "Start mpctld unless it is running");
-    start_cmd->callback([&ctx] { ctx.action = [&ctx] { return start(ctx); }; });
+    start_cmd->callback([&ctx] {
+        ctx.action = [&ctx] {
+            return start(ctx);
+        };
+    });
 
     auto* stop_cmd = daemon->add_subcommand(
         "stop", "Stop mpctld: no new task starts, running ones finish, pending ones stay queued");
     auto o = std::make_shared<StopOptions>();
     stop_cmd->add_flag("--wait", o->wait, "Let running tasks finish (the default)");
-    stop_cmd->add_flag("--now", o->now, "Terminate running tasks (SIGTERM, then SIGKILL); they become cancelled");
+    stop_cmd->add_flag("--now", o->now,
+                       "Terminate running tasks (SIGTERM, then SIGKILL); they become cancelled");
     stop_cmd->add_flag("--cancel-pending", o->cancel_pending, "Also cancel the queued tasks");
     stop_cmd->add_option("--kill-after", o->kill_after, "With --now: SIGKILL this long after SIGTERM");
     stop_cmd->callback([&ctx, o] {
         if (o->wait && o->now) {
             throw CLI::ValidationError("--wait and --now exclude each other");
         }
-        ctx.action = [&ctx, o] { return stop(ctx, *o); };
+        ctx.action = [&ctx, o] {
+            return stop(ctx, *o);
+        };
     });
 
     auto* status_cmd = daemon->add_subcommand("status", "Show whether mpctld runs, and its counts");
-    status_cmd->callback([&ctx] { ctx.action = [&ctx] { return status(ctx); }; });
+    status_cmd->callback([&ctx] {
+        ctx.action = [&ctx] {
+            return status(ctx);
+        };
+    });
 }
 
 }  // namespace mpctl::cli

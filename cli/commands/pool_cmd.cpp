@@ -13,8 +13,9 @@ namespace {
 std::string pool_row(const json& p, size_t width) {
     std::string name = p.at("name").get<std::string>();
     name.resize(std::max(width, name.size()), ' ');
-    return name + "  " + std::to_string(p.at("workers").get<int>()) + "\t" + std::to_string(p.at("running").get<int>()) +
-           "\t" + std::to_string(p.at("pending").get<int>()) + "\t" + std::to_string(p.value("waiting", 0)) + "\n";
+    return name + "  " + std::to_string(p.at("workers").get<int>()) + "\t" +
+           std::to_string(p.at("running").get<int>()) + "\t" + std::to_string(p.at("pending").get<int>()) +
+           "\t" + std::to_string(p.value("waiting", 0)) + "\n";
 }
 
 int set(AppContext& ctx, const std::string& name, int workers) {
@@ -62,9 +63,17 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     auto workers = std::make_shared<int>(0);
     set_cmd->add_option("name", *name, "Pool name")->required();
     set_cmd->add_option("--workers", *workers, "Worker slots")->required()->check(CLI::Range(1, 100000));
-    set_cmd->callback([&ctx, name, workers] { ctx.action = [&ctx, name, workers] { return set(ctx, *name, *workers); }; });
+    set_cmd->callback([&ctx, name, workers] {
+        ctx.action = [&ctx, name, workers] {
+            return set(ctx, *name, *workers);
+        };
+    });
     auto* list_cmd = pool->add_subcommand("list", "Show pools: workers, running, pending");
-    list_cmd->callback([&ctx] { ctx.action = [&ctx] { return list(ctx); }; });
+    list_cmd->callback([&ctx] {
+        ctx.action = [&ctx] {
+            return list(ctx);
+        };
+    });
 }
 
 }  // namespace mpctl::cli

@@ -26,7 +26,8 @@ int cancel(AppContext& ctx, const std::vector<std::string>& args, bool force) {
             std::fprintf(stderr, "mpctl: task %lld is running; --force terminates it\n",
                          static_cast<long long>(r.at("id").get<int64_t>()));
         } else if (outcome == "finished") {
-            write_out(1, std::to_string(r.at("id").get<int64_t>()) + " already " + r.at("state").get<std::string>() + "\n");
+            write_out(1, std::to_string(r.at("id").get<int64_t>()) + " already " +
+                             r.at("state").get<std::string>() + "\n");
         } else {
             write_out(1, std::to_string(r.at("id").get<int64_t>()) + " " + outcome + "\n");
         }
@@ -42,7 +43,8 @@ int kill(AppContext& ctx, const std::string& id_arg, const std::string& signal) 
     int64_t id = parse_id(id_arg);
     auto signo = common::parse_signal(signal);
     if (!signo) {
-        throw CliError(exit_code::usage, "--signal: unknown signal '" + signal + "' (e.g. TERM, INT, KILL, HUP, 9)");
+        throw CliError(exit_code::usage,
+                       "--signal: unknown signal '" + signal + "' (e.g. TERM, INT, KILL, HUP, 9)");
     }
     Client client = Client::connect(ctx.global);
     json result = client.call("task.signal", {{"id", id}, {"signal", *signo}});
@@ -56,12 +58,17 @@ int kill(AppContext& ctx, const std::string& id_arg, const std::string& signal) 
 
 void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     if (wanted(only, "cancel")) {
-        auto* sub = app.add_subcommand("cancel", "Cancel pending tasks; --force also terminates running ones");
+        auto* sub =
+            app.add_subcommand("cancel", "Cancel pending tasks; --force also terminates running ones");
         auto ids = std::make_shared<std::vector<std::string>>();
         auto force = std::make_shared<bool>(false);
         sub->add_option("ids", *ids, "Task ids")->required();
         sub->add_flag("--force", *force, "Terminate running tasks too (SIGTERM, then SIGKILL)");
-        sub->callback([&ctx, ids, force] { ctx.action = [&ctx, ids, force] { return cancel(ctx, *ids, *force); }; });
+        sub->callback([&ctx, ids, force] {
+            ctx.action = [&ctx, ids, force] {
+                return cancel(ctx, *ids, *force);
+            };
+        });
     }
     if (wanted(only, "kill")) {
         auto* sub = app.add_subcommand("kill", "Send a signal to a running task's process group");
@@ -69,7 +76,11 @@ void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view 
         auto signal = std::make_shared<std::string>("TERM");
         sub->add_option("id", *id, "Task id")->required();
         sub->add_option("-s,--signal", *signal, "Signal name or number (default TERM)");
-        sub->callback([&ctx, id, signal] { ctx.action = [&ctx, id, signal] { return kill(ctx, *id, *signal); }; });
+        sub->callback([&ctx, id, signal] {
+            ctx.action = [&ctx, id, signal] {
+                return kill(ctx, *id, *signal);
+            };
+        });
     }
 }
 

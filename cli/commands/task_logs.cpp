@@ -22,19 +22,20 @@ int logs(AppContext& ctx, const LogsOptions& o) {
     int64_t id = parse_id(o.id);
     Client client = Client::connect(ctx.global);
     const char* stream = o.both ? "both" : (o.stderr_only ? "stderr" : "stdout");
-    json result = client.call("task.logs", {{"id", id}, {"stream", stream}, {"follow", o.follow}},
-                              [&](const std::string& method, const json& params) {
-                                  if (method != "task.output") {
-                                      return;
-                                  }
-                                  if (ctx.global.json) {
-                                      print_json(params);  // base64 data, one chunk per line
-                                      return;
-                                  }
-                                  if (auto data = common::base64_decode(params.value("data", std::string()))) {
-                                      write_out(params.value("stream", std::string()) == "stderr" ? 2 : 1, *data);
-                                  }
-                              });
+    json result =
+        client.call("task.logs", {{"id", id}, {"stream", stream}, {"follow", o.follow}},
+                    [&](const std::string& method, const json& params) {
+                        if (method != "task.output") {
+                            return;
+                        }
+                        if (ctx.global.json) {
+                            print_json(params);  // base64 data, one chunk per line
+                            return;
+                        }
+                        if (auto data = common::base64_decode(params.value("data", std::string()))) {
+                            write_out(params.value("stream", std::string()) == "stderr" ? 2 : 1, *data);
+                        }
+                    });
     (void)result;
     return exit_code::ok;
 }
@@ -49,7 +50,11 @@ void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view onl
     sub->add_flag("--stderr", o->stderr_only, "Its stderr instead of its stdout");
     sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
     sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");
-    sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return logs(ctx, *o); }; });
+    sub->callback([&ctx, o] {
+        ctx.action = [&ctx, o] {
+            return logs(ctx, *o);
+        };
+    });
 }
 
 }  // namespace mpctl::cli

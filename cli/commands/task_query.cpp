@@ -81,20 +81,27 @@ void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view on
         sub->add_option("ids", *ids, "Task ids")->required();
         sub->callback([&ctx, ids] {
             auto parsed = parse_ids(*ids);
-            ctx.action = [&ctx, parsed] { return status(ctx, parsed); };
+            ctx.action = [&ctx, parsed] {
+                return status(ctx, parsed);
+            };
         });
     }
     if (wanted(only, "list")) {
         auto* sub = app.add_subcommand("list", "List tasks, oldest first");
         auto o = std::make_shared<ListOptions>();
-        sub->add_option("--state", o->states, "Only these states (pending, running, succeeded, failed, cancelled)")
+        sub->add_option("--state", o->states,
+                        "Only these states (pending, running, succeeded, failed, cancelled)")
             ->delimiter(',')
             ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled"}));
         sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
         sub->add_option("--pool", o->pool, "Only tasks of this pool");
         sub->add_option("--name", o->name, "Only tasks with this name");
         sub->add_option("--limit", o->limit, "Only the N most recent")->check(CLI::PositiveNumber);
-        sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return list(ctx, *o); }; });
+        sub->callback([&ctx, o] {
+            ctx.action = [&ctx, o] {
+                return list(ctx, *o);
+            };
+        });
     }
 }
 

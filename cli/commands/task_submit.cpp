@@ -1,11 +1,10 @@
 // mpctl submit / mpctl run: queue a task (a future); run also waits, streams its output live and exits
 // with its code.
 
+#include <cstring>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <cstring>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>

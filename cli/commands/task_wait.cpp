@@ -134,8 +134,9 @@ int result(AppContext& ctx, const std::string& id_arg, const std::string& timeou
         j["stdout"] = out;
         print_json(j);
     } else if (status.state != proto::TaskState::succeeded) {
-        std::fprintf(stderr, "mpctl: task %lld %s%s%s\n", static_cast<long long>(id), describe_outcome(status).c_str(),
-                     status.error ? ": " : "", status.error.value_or("").c_str());
+        std::fprintf(stderr, "mpctl: task %lld %s%s%s\n", static_cast<long long>(id),
+                     describe_outcome(status).c_str(), status.error ? ": " : "",
+                     status.error.value_or("").c_str());
     }
     return proto::mirror_exit_code(status);
 }
@@ -149,14 +150,23 @@ void add_task_wait_commands(CLI::App& app, AppContext& ctx, std::string_view onl
         sub->add_option("ids", o->ids, "Task ids")->required();
         sub->add_option("--timeout", o->timeout, "Give up after this long (exit 124)");
         sub->add_flag("--any", o->any, "Return when the first one is done");
-        sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return wait(ctx, *o); }; });
+        sub->callback([&ctx, o] {
+            ctx.action = [&ctx, o] {
+                return wait(ctx, *o);
+            };
+        });
     }
     if (wanted(only, "as-completed")) {
-        auto* sub = app.add_subcommand("as-completed", "Print each task id as it finishes, in completion order");
+        auto* sub =
+            app.add_subcommand("as-completed", "Print each task id as it finishes, in completion order");
         auto o = std::make_shared<WaitOptions>();
         sub->add_option("ids", o->ids, "Task ids")->required();
         sub->add_option("--timeout", o->timeout, "Give up after this long (exit 124)");
-        sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return as_completed(ctx, *o); }; });
+        sub->callback([&ctx, o] {
+            ctx.action = [&ctx, o] {
+                return as_completed(ctx, *o);
+            };
+        });
     }
     if (wanted(only, "result")) {
         auto* sub = app.add_subcommand("result", "Wait for a task, print its stdout, exit with its code");
@@ -164,7 +174,11 @@ void add_task_wait_commands(CLI::App& app, AppContext& ctx, std::string_view onl
         auto timeout = std::make_shared<std::string>();
         sub->add_option("id", *id, "Task id")->required();
         sub->add_option("--timeout", *timeout, "Give up after this long (exit 124)");
-        sub->callback([&ctx, id, timeout] { ctx.action = [&ctx, id, timeout] { return result(ctx, *id, *timeout); }; });
+        sub->callback([&ctx, id, timeout] {
+            ctx.action = [&ctx, id, timeout] {
+                return result(ctx, *id, *timeout);
+            };
+        });
     }
 }
 

@@ -11,7 +11,10 @@ using nlohmann::json;
 namespace {
 
 json pool_json(const PoolInfo& p) {
-    return {{"name", p.name}, {"workers", p.workers}, {"running", p.running}, {"pending", p.pending},
+    return {{"name", p.name},
+            {"workers", p.workers},
+            {"running", p.running},
+            {"pending", p.pending},
             {"waiting", p.waiting}};
 }
 
@@ -26,20 +29,22 @@ void pool_set(Daemon& d, Call& call) {
         proto::throw_invalid_params("params.workers: must be between 1 and 100000");
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
-    d.store().set_pool(name, workers, [&d, name, workers, responder = call.responder](common::Result<void> r) {
-        if (!r) {
-            responder->error(proto::ErrorCode::io_error, "could not record the pool size: " + r.error().message());
-            return;
-        }
-        d.scheduler().set_pool_workers(name, workers);
-        for (const auto& p : d.scheduler().pools()) {
-            if (p.name == name) {
-                responder->result(pool_json(p));
-                return;
-            }
-        }
-        responder->result({{"name", name}, {"workers", workers}});
-    });
+    d.store().set_pool(name, workers,
+                       [&d, name, workers, responder = call.responder](common::Result<void> r) {
+                           if (!r) {
+                               responder->error(proto::ErrorCode::io_error,
+                                                "could not record the pool size: " + r.error().message());
+                               return;
+                           }
+                           d.scheduler().set_pool_workers(name, workers);
+                           for (const auto& p : d.scheduler().pools()) {
+                               if (p.name == name) {
+                                   responder->result(pool_json(p));
+                                   return;
+                               }
+                           }
+                           responder->result({{"name", name}, {"workers", workers}});
+                       });
 }
 
 void pool_list(Daemon& d, Call& call) {

@@ -1,9 +1,8 @@
-#include <mpctl/daemon/commands/registry.hpp>
+#include <algorithm>
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
+#include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/server/session.hpp>
 
 namespace mpctl::daemon {
@@ -13,7 +12,9 @@ using proto::ErrorCode;
 Responder::Responder(std::weak_ptr<Session> session, nlohmann::json id, bool is_notification)
     : session_(std::move(session)), id_(std::move(id)), is_notification_(is_notification) {}
 
-Responder::~Responder() { drop_hook(); }
+Responder::~Responder() {
+    drop_hook();
+}
 
 void Responder::send(const nlohmann::json& message) {
     if (auto s = session_.lock()) {
@@ -73,7 +74,9 @@ void Responder::on_disconnect(std::function<void()> fn) {
     close_hook_ = s->on_close(std::move(fn));
 }
 
-void Registry::add(std::string method, Handler handler) { handlers_[std::move(method)] = std::move(handler); }
+void Registry::add(std::string method, Handler handler) {
+    handlers_[std::move(method)] = std::move(handler);
+}
 
 std::vector<std::string> Registry::methods() const {
     std::vector<std::string> names;

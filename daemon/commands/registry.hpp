@@ -24,7 +24,7 @@ namespace mpctl::daemon {
 class Session;
 
 class Responder {
-public:
+  public:
     Responder(std::weak_ptr<Session> session, nlohmann::json id, bool is_notification);
     ~Responder();
     Responder(const Responder&) = delete;
@@ -44,7 +44,7 @@ public:
     // Runs FN if the client disconnects before the answer; removed once answered. One per responder.
     void on_disconnect(std::function<void()> fn);
 
-private:
+  private:
     void send(const nlohmann::json& message);
     void drop_hook();
 
@@ -63,14 +63,14 @@ struct Call {
 };
 
 class Registry {
-public:
+  public:
     using Handler = std::function<void(Call&)>;
 
     void add(std::string method, Handler handler);
     void dispatch(const std::shared_ptr<Session>& session, proto::Request request);
     [[nodiscard]] std::vector<std::string> methods() const;
 
-private:
+  private:
     std::unordered_map<std::string, Handler> handlers_;
 };
 

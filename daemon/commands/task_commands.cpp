@@ -1,10 +1,10 @@
 // The task family: task.submit, task.submit_batch, task.get, task.list, task.wait, task.as_completed,
 // task.cancel, task.signal, task.logs. Contracts in proto/PROTOCOL.md.
 
-#include <asio/steady_timer.hpp>
-
 #include <algorithm>
 #include <set>
+
+#include <asio/steady_timer.hpp>
 
 #include <mpctl/common/signals.hpp>
 #include <mpctl/common/time.hpp>
@@ -32,7 +32,9 @@ Task& known_task(Daemon& d, int64_t id) {
     return *t;
 }
 
-json status_json(Daemon& d, const Task& t) { return proto::to_json(d.scheduler().status(t)); }
+json status_json(Daemon& d, const Task& t) {
+    return proto::to_json(d.scheduler().status(t));
+}
 
 // ids (array) or id (one), deduplicated in first-seen order, all known.
 std::vector<int64_t> read_ids(Daemon& d, const proto::Params& p) {
@@ -101,7 +103,8 @@ void refuse_when_stopping(Daemon& d) {
 }
 
 // Adds the tasks, journals them in one transaction, and calls DONE once it is committed.
-void submit_tasks(Daemon& d, std::vector<proto::TaskSpec> specs, std::function<void(std::vector<int64_t>)> done,
+void submit_tasks(Daemon& d, std::vector<proto::TaskSpec> specs,
+                  std::function<void(std::vector<int64_t>)> done,
                   const std::shared_ptr<Responder>& responder) {
     int64_t now = common::now_unix_ms();
     std::vector<int64_t> ids;
@@ -124,23 +127,24 @@ void submit_tasks(Daemon& d, std::vector<proto::TaskSpec> specs, std::function<v
         ids.push_back(t.id);
         tasks.push_back(&t);
     }
-    d.store().insert_tasks(tasks, new_environments, [&d, ids, done = std::move(done), responder](common::Result<void> r) {
-        if (!r) {
-            for (int64_t id : ids) {
-                d.scheduler().discard(id);
+    d.store().insert_tasks(
+        tasks, new_environments, [&d, ids, done = std::move(done), responder](common::Result<void> r) {
+            if (!r) {
+                for (int64_t id : ids) {
+                    d.scheduler().discard(id);
+                }
+                responder->error(ErrorCode::io_error, "could not record the task: " + r.error().message());
+                return;
             }
-            responder->error(ErrorCode::io_error, "could not record the task: " + r.error().message());
-            return;
-        }
-        // Answer first, then start them: the client is not kept waiting for our spawns.
-        for (int64_t id : ids) {
-            d.scheduler().make_durable(id);
-        }
-        guarded(responder, [&] { done(ids); });
-        for (int64_t id : ids) {
-            d.scheduler().schedule(id);
-        }
-    });
+            // Answer first, then start them: the client is not kept waiting for our spawns.
+            for (int64_t id : ids) {
+                d.scheduler().make_durable(id);
+            }
+            guarded(responder, [&] { done(ids); });
+            for (int64_t id : ids) {
+                d.scheduler().schedule(id);
+            }
+        });
 }
 
 void task_submit(Daemon& d, Call& call) {
@@ -179,7 +183,9 @@ void task_submit_batch(Daemon& d, Call& call) {
     }
     submit_tasks(
         d, std::move(specs),
-        [responder = call.responder](const std::vector<int64_t>& ids) { responder->result({{"ids", ids}}); },
+        [responder = call.responder](const std::vector<int64_t>& ids) {
+            responder->result({{"ids", ids}});
+        },
         call.responder);
 }
 
@@ -202,8 +208,9 @@ void task_list(Daemon& d, Call& call) {
     std::set<TaskState> states;
     if (p.has("state")) {
         json s = p.required<json>("state");
-        std::vector<std::string> names = s.is_array() ? proto::Params::convert<std::vector<std::string>>(s, "params.state")
-                                                      : std::vector<std::string>{proto::Params::convert<std::string>(s, "params.state")};
+        std::vector<std::string> names =
+            s.is_array() ? proto::Params::convert<std::vector<std::string>>(s, "params.state")
+                         : std::vector<std::string>{proto::Params::convert<std::string>(s, "params.state")};
         for (const auto& n : names) {
             auto st = proto::parse_task_state(n);
             if (!st) {
@@ -256,7 +263,9 @@ void task_list(Daemon& d, Call& call) {
         }
     }
     // --limit N keeps the N most recent, still listed oldest first.
-    size_t skip = limit > 0 && matches.size() > static_cast<size_t>(limit) ? matches.size() - static_cast<size_t>(limit) : 0;
+    size_t skip = limit > 0 && matches.size() > static_cast<size_t>(limit)
+                      ? matches.size() - static_cast<size_t>(limit)
+                      : 0;
     json tasks = json::array();
     for (size_t i = skip; i < matches.size(); ++i) {
         tasks.push_back(status_json(d, *matches[i]));
@@ -267,6 +276,7 @@ void task_list(Daemon& d, Call& call) {
 // State of one task.wait or task.as_completed in flight.
 struct Waiter {
     std::vector<int64_t> ids;
+    size_t unfinished = 0;  // of ids: counted down as they finish, so each finish costs O(1)
     bool any = false;
     bool stream = false;  // as_completed: one task.completed notification per finished task
     std::shared_ptr<Responder> responder;
@@ -334,6 +344,7 @@ void start_wait(Daemon& d, Call& call, bool stream) {
             w->responder->notify("task.completed", {{"task", status_json(d, *t)}});
         }
     }
+    w->unfinished = unfinished.size();
     if (unfinished.empty() || (w->any && !finished.empty()) || (timeout && timeout->count() == 0)) {
         finish_wait(d, w, !unfinished.empty() && !(w->any && !finished.empty()));
         return;
@@ -344,11 +355,7 @@ void start_wait(Daemon& d, Call& call, bool stream) {
                 w->responder->notify("task.completed", {{"task", status_json(d, *t)}});
             }
         }
-        bool all_done = std::all_of(w->ids.begin(), w->ids.end(), [&](int64_t i) {
-            Task* t = d.scheduler().find(i);
-            return t == nullptr || t->finished();
-        });
-        if (w->any || all_done) {
+        if (--w->unfinished == 0 || w->any) {
             finish_wait(d, w, false);
         }
     });
@@ -390,7 +397,8 @@ void task_cancel(Daemon& d, Call& call) {
                 outcome = "finished";
                 break;
         }
-        results.push_back({{"id", id}, {"outcome", outcome}, {"state", proto::to_string(known_task(d, id).state)}});
+        results.push_back(
+            {{"id", id}, {"outcome", outcome}, {"state", proto::to_string(known_task(d, id).state)}});
     }
     call.responder->result({{"results", std::move(results)}});
 }
@@ -413,10 +421,10 @@ void task_signal(Daemon& d, Call& call) {
         proto::throw_invalid_params("params.signal: expected a signal name (TERM, SIGKILL, ...) or number");
     }
     if (!d.scheduler().signal(id, *signo)) {
-        throw RequestError(ErrorCode::invalid_state,
-                           "task " + std::to_string(id) + " is " + std::string(proto::to_string(t.state)) +
-                               ", not running",
-                           {{"state", proto::to_string(t.state)}});
+        throw RequestError(
+            ErrorCode::invalid_state,
+            "task " + std::to_string(id) + " is " + std::string(proto::to_string(t.state)) + ", not running",
+            {{"state", proto::to_string(t.state)}});
     }
     call.responder->result({{"id", id}, {"signal", *signo}, {"signal_name", common::signal_name(*signo)}});
 }

@@ -1,6 +1,5 @@
-#include <mpctl/daemon/exec/output_files.hpp>
-
 #include <mpctl/common/paths.hpp>
+#include <mpctl/daemon/exec/output_files.hpp>
 
 namespace mpctl::daemon {
 

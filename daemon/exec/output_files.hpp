@@ -16,7 +16,7 @@ struct OutputPaths {
 };
 
 class OutputLayout {
-public:
+  public:
     explicit OutputLayout(std::string state_dir);
 
     [[nodiscard]] OutputPaths paths(int64_t task_id) const;
@@ -24,7 +24,7 @@ public:
     // Creates the task's shard directory if this process has not done so yet.
     [[nodiscard]] common::Result<void> prepare(int64_t task_id);
 
-private:
+  private:
     [[nodiscard]] std::string shard_dir(int64_t task_id) const;
 
     std::string root_;

@@ -1,5 +1,4 @@
-#include <mpctl/daemon/exec/posix_spawner.hpp>
-
+#include <cstring>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -9,9 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstring>
-
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/exec/posix_spawner.hpp>
 
 namespace mpctl::daemon {
 
@@ -51,7 +49,8 @@ bool is_executable_file(const std::string& path, int& err) {
 std::expected<UniqueFd, SpawnError> open_stream(const std::string& path, int flags, const char* what) {
     auto fd = common::open_cloexec(path, flags, 0644);
     if (!fd) {
-        return std::unexpected(SpawnError{126, std::string(what) + " " + path + ": " + std::strerror(fd.error().err)});
+        return std::unexpected(
+            SpawnError{126, std::string(what) + " " + path + ": " + std::strerror(fd.error().err)});
     }
     return std::move(*fd);
 }
@@ -159,7 +158,8 @@ std::expected<int, SpawnError> PosixSpawner::spawn(const SpawnSpec& spec, OnExit
     }
     posix_spawnattr_setsigdefault(&sa.attr, &defaults);
     posix_spawnattr_setpgroup(&sa.attr, 0);  // its own process group, so signals reach the whole tree
-    posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(&sa.attr,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
     posix_spawn_file_actions_adddup2(&sa.actions, in->get(), 0);
     posix_spawn_file_actions_adddup2(&sa.actions, out->get(), 1);

@@ -2,18 +2,18 @@
 // PosixSpawner: starts processes with posix_spawn under DESIGN.md's rules and watches each with a pidfd on
 // the daemon's io_context. Loop thread only.
 
-#include <asio/io_context.hpp>
-#include <asio/posix/stream_descriptor.hpp>
-
 #include <memory>
 #include <unordered_map>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 
 #include <mpctl/daemon/exec/spawner.hpp>
 
 namespace mpctl::daemon {
 
 class PosixSpawner final : public Spawner {
-public:
+  public:
     explicit PosixSpawner(asio::io_context& io);
     ~PosixSpawner() override;
 
@@ -24,7 +24,7 @@ public:
     // Processes spawned and not yet reaped.
     [[nodiscard]] size_t live_count() const noexcept { return children_.size(); }
 
-private:
+  private:
     struct Child {
         int pid = 0;
         asio::posix::stream_descriptor pidfd;

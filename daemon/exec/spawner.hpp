@@ -16,9 +16,9 @@ namespace mpctl::daemon {
 struct SpawnSpec {
     std::vector<std::string> argv;  // argv[0] is looked up in env's PATH unless it contains '/'
     std::string cwd;
-    std::vector<std::string> env;  // "K=V" entries, the complete environment
+    std::vector<std::string> env;           // "K=V" entries, the complete environment
     std::optional<std::string> stdin_path;  // nullopt: /dev/null
-    std::string stdout_path;  // created or truncated
+    std::string stdout_path;                // created or truncated
     std::string stderr_path;
 };
 
@@ -35,7 +35,7 @@ struct SpawnError {
 };
 
 class Spawner {
-public:
+  public:
     using OnExit = std::function<void(ExitInfo)>;
     virtual ~Spawner() = default;
 

@@ -1,5 +1,4 @@
-#include <mpctl/daemon/logs/log_streamer.hpp>
-
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -8,11 +7,10 @@
 #include <asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include <mpctl/common/base64.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/logs/log_streamer.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/daemon/tasks/scheduler.hpp>
 
@@ -218,8 +216,8 @@ void LogStreamer::pump(uint64_t follower_id) {
     bool done = task == nullptr || !f.follow || task->finished();
     if (done) {
         auto responder = f.responder;
-        nlohmann::json result = {{"task", task != nullptr ? proto::to_json(scheduler_.status(*task))
-                                                          : nlohmann::json(nullptr)}};
+        nlohmann::json result = {
+            {"task", task != nullptr ? proto::to_json(scheduler_.status(*task)) : nlohmann::json(nullptr)}};
         finish(follower_id);
         responder->result(std::move(result));
     }

@@ -5,15 +5,15 @@
 // drained. A client that reads slowly pauses its stream (the session's write queue is the backpressure).
 // Loop thread only.
 
-#include <asio/io_context.hpp>
-#include <asio/posix/stream_descriptor.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
@@ -24,7 +24,7 @@ class Responder;
 class Scheduler;
 
 class LogStreamer {
-public:
+  public:
     LogStreamer(asio::io_context& io, Scheduler& scheduler);
     ~LogStreamer();
 
@@ -41,7 +41,7 @@ public:
 
     [[nodiscard]] size_t active() const { return followers_.size(); }
 
-private:
+  private:
     struct Source {
         std::string stream;  // "stdout" or "stderr"
         std::string path;

@@ -1,5 +1,3 @@
-#include <mpctl/daemon/server/listener.hpp>
-
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -7,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
 
@@ -17,7 +16,9 @@ Listener::Listener(asio::io_context& io, common::UniqueFd listening_fd, Registry
     acceptor_.assign(asio::local::stream_protocol(), listening_fd.release());
 }
 
-void Listener::start() { accept_next(); }
+void Listener::start() {
+    accept_next();
+}
 
 void Listener::stop() {
     stopped_ = true;
@@ -60,8 +61,9 @@ void Listener::accept_next() {
         }
         if (peer.uid != ::geteuid() && peer.uid != 0) {
             spdlog::warn("refused a connection from uid {} (pid {})", peer.uid, peer.pid);
-            auto line = proto::encode_line(proto::make_error(
-                nullptr, proto::ErrorCode::refused, "permission denied: this mpctld serves only its own user"));
+            auto line = proto::encode_line(
+                proto::make_error(nullptr, proto::ErrorCode::refused,
+                                  "permission denied: this mpctld serves only its own user"));
             std::error_code ignored;
             asio::write(socket, asio::buffer(line), ignored);
             socket.close(ignored);

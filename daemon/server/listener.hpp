@@ -3,11 +3,11 @@
 // does not), its peer's credentials are read with SO_PEERCRED, and only the daemon's own uid or root gets a
 // Session; anyone else is told why and disconnected. Loop thread only.
 
-#include <asio/io_context.hpp>
-#include <asio/local/stream_protocol.hpp>
-
 #include <memory>
 #include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
 
@@ -17,7 +17,7 @@ class Registry;
 class Session;
 
 class Listener {
-public:
+  public:
     // LISTENING_FD is a bound, listening AF_UNIX socket (see service/endpoint.hpp).
     Listener(asio::io_context& io, common::UniqueFd listening_fd, Registry& registry);
 
@@ -27,7 +27,7 @@ public:
     // Closes every session (at the end of shutdown).
     void close_all();
 
-private:
+  private:
     void accept_next();
 
     asio::local::stream_protocol::acceptor acceptor_;

@@ -1,10 +1,9 @@
-#include <mpctl/daemon/server/session.hpp>
-
 #include <asio/buffer.hpp>
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/server/session.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
 
 namespace mpctl::daemon {
@@ -21,50 +20,52 @@ Session::Session(asio::local::stream_protocol::socket socket, Registry& registry
 
 Session::~Session() = default;
 
-void Session::start() { read_more(); }
+void Session::start() {
+    read_more();
+}
 
 void Session::read_more() {
     if (closed_ || read_pending_ || reading_paused_) {
         return;
     }
     read_pending_ = true;
-    socket_.async_read_some(asio::buffer(read_buffer_),
-                            [self = shared_from_this()](const std::error_code& ec, size_t n) {
-                                self->read_pending_ = false;
-                                if (ec == asio::error::eof && !self->close_hooks_.empty()) {
-                                    self->read_eof_ = true;  // answers are still owed: keep writing
-                                    return;
-                                }
-                                if (ec) {
-                                    if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
-                                        ec != asio::error::connection_reset) {
-                                        spdlog::debug("session read: {}", ec.message());
-                                    }
-                                    self->close(true);
-                                    return;
-                                }
-                                self->framer_.feed(
-                                    std::string_view(self->read_buffer_.data(), n),
-                                    [&](std::string_view line) { self->handle_line(line); },
-                                    [&] {
-                                        self->send(proto::encode_line(proto::make_error(
-                                            nullptr, ErrorCode::invalid_request,
-                                            "request too large (the limit is " +
-                                                std::to_string(proto::k_max_message_bytes) + " bytes per line)")));
-                                    });
-                                // A client that does not read its replies is not fed more work.
-                                if (self->queued_bytes_ > k_high_water) {
-                                    self->reading_paused_ = true;
-                                    self->when_drained([weak = std::weak_ptr<Session>(self)] {
-                                        if (auto s = weak.lock()) {
-                                            s->reading_paused_ = false;
-                                            s->read_more();
-                                        }
-                                    });
-                                    return;
-                                }
-                                self->read_more();
-                            });
+    socket_.async_read_some(
+        asio::buffer(read_buffer_), [self = shared_from_this()](const std::error_code& ec, size_t n) {
+            self->read_pending_ = false;
+            if (ec == asio::error::eof && !self->close_hooks_.empty()) {
+                self->read_eof_ = true;  // answers are still owed: keep writing
+                return;
+            }
+            if (ec) {
+                if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+                    ec != asio::error::connection_reset) {
+                    spdlog::debug("session read: {}", ec.message());
+                }
+                self->close(true);
+                return;
+            }
+            self->framer_.feed(
+                std::string_view(self->read_buffer_.data(), n),
+                [&](std::string_view line) { self->handle_line(line); },
+                [&] {
+                    self->send(proto::encode_line(proto::make_error(
+                        nullptr, ErrorCode::invalid_request,
+                        "request too large (the limit is " + std::to_string(proto::k_max_message_bytes) +
+                            " bytes per line)")));
+                });
+            // A client that does not read its replies is not fed more work.
+            if (self->queued_bytes_ > k_high_water) {
+                self->reading_paused_ = true;
+                self->when_drained([weak = std::weak_ptr<Session>(self)] {
+                    if (auto s = weak.lock()) {
+                        s->reading_paused_ = false;
+                        s->read_more();
+                    }
+                });
+                return;
+            }
+            self->read_more();
+        });
 }
 
 void Session::handle_line(std::string_view line) {
@@ -119,32 +120,33 @@ void Session::write_more() {
     for (const auto& s : in_flight_) {
         buffers.emplace_back(asio::buffer(s));
     }
-    asio::async_write(socket_, buffers, [self = shared_from_this(), batch_bytes](const std::error_code& ec, size_t) {
-        self->writing_ = false;
-        self->queued_bytes_ -= batch_bytes;
-        self->in_flight_.clear();
-        if (ec) {
-            if (ec != asio::error::operation_aborted) {
-                spdlog::debug("session write: {}", ec.message());
-            }
-            self->queue_.clear();
-            self->queued_bytes_ = 0;
-            self->close();
-            return;
-        }
-        if (self->queued_bytes_ < k_low_water && !self->drain_waiters_.empty()) {
-            auto waiters = std::move(self->drain_waiters_);
-            self->drain_waiters_.clear();
-            for (auto& fn : waiters) {
-                fn();
-            }
-        }
-        if (!self->queue_.empty()) {
-            self->write_more();
-        } else if (self->close_after_flush_) {
-            self->shut_down();
-        }
-    });
+    asio::async_write(socket_, buffers,
+                      [self = shared_from_this(), batch_bytes](const std::error_code& ec, size_t) {
+                          self->writing_ = false;
+                          self->queued_bytes_ -= batch_bytes;
+                          self->in_flight_.clear();
+                          if (ec) {
+                              if (ec != asio::error::operation_aborted) {
+                                  spdlog::debug("session write: {}", ec.message());
+                              }
+                              self->queue_.clear();
+                              self->queued_bytes_ = 0;
+                              self->close();
+                              return;
+                          }
+                          if (self->queued_bytes_ < k_low_water && !self->drain_waiters_.empty()) {
+                              auto waiters = std::move(self->drain_waiters_);
+                              self->drain_waiters_.clear();
+                              for (auto& fn : waiters) {
+                                  fn();
+                              }
+                          }
+                          if (!self->queue_.empty()) {
+                              self->write_more();
+                          } else if (self->close_after_flush_) {
+                              self->shut_down();
+                          }
+                      });
 }
 
 void Session::when_drained(std::function<void()> fn) {

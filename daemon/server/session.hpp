@@ -4,8 +4,6 @@
 // queues replies and notifications for writing in order. Kept alive by its own pending read; whoever needs
 // to answer later holds a weak_ptr (see Responder). Loop thread only.
 
-#include <asio/local/stream_protocol.hpp>
-
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -13,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <asio/local/stream_protocol.hpp>
 
 #include <mpctl/daemon/server/peer.hpp>
 #include <mpctl/proto/framing.hpp>
@@ -22,7 +22,7 @@ namespace mpctl::daemon {
 class Registry;
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     Session(asio::local::stream_protocol::socket socket, Registry& registry, PeerCredentials peer);
     ~Session();
 
@@ -48,7 +48,7 @@ public:
     static constexpr size_t k_high_water = 4 * 1024 * 1024;
     static constexpr size_t k_low_water = 512 * 1024;
 
-private:
+  private:
     void read_more();
     void handle_line(std::string_view line);
     void write_more();

@@ -1,17 +1,15 @@
-#include <mpctl/daemon/service/daemonize.hpp>
-
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstddef>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/service/daemonize.hpp>
 
 namespace mpctl::daemon {
 
@@ -56,8 +54,8 @@ common::Result<Readiness> daemonize(const std::string& log_path) {
         if (!verdict.empty() && verdict.front() == 'R') {
             std::_Exit(0);
         }
-        std::string message = verdict.empty() ? "mpctld exited during start-up (see " + log_path + ")"
-                                              : verdict.substr(1);
+        std::string message =
+            verdict.empty() ? "mpctld exited during start-up (see " + log_path + ")" : verdict.substr(1);
         std::fprintf(stderr, "mpctld: %s\n", message.c_str());
         std::_Exit(1);
     }

@@ -11,7 +11,7 @@
 namespace mpctl::daemon {
 
 class Readiness {
-public:
+  public:
     Readiness() = default;  // foreground: nothing to tell
     explicit Readiness(common::UniqueFd pipe) : pipe_(std::move(pipe)) {}
 
@@ -20,7 +20,7 @@ public:
     // Start-up failed: the original process prints MESSAGE and exits 1.
     void failed(const std::string& message);
 
-private:
+  private:
     common::UniqueFd pipe_;
 };
 

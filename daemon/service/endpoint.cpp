@@ -1,5 +1,4 @@
-#include <mpctl/daemon/service/endpoint.hpp>
-
+#include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -7,10 +6,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/service/endpoint.hpp>
 
 namespace mpctl::daemon {
 
@@ -36,7 +34,8 @@ bool socket_answers(const std::string& path) {
 
 }  // namespace
 
-std::expected<Endpoint, EndpointError> claim_endpoint(const std::string& state_dir, const std::string& socket_path) {
+std::expected<Endpoint, EndpointError> claim_endpoint(const std::string& state_dir,
+                                                      const std::string& socket_path) {
     Endpoint ep;
     if (auto r = common::make_dirs(state_dir, 0700); !r) {
         return fail(r.error().message());
@@ -69,7 +68,8 @@ std::expected<Endpoint, EndpointError> claim_endpoint(const std::string& state_d
         }
     } else if (st.st_uid != ::geteuid() && dir != "/tmp" && dir != "/run") {
         // Someone else's directory could let them swap our socket for theirs.
-        return fail("socket directory " + dir + " belongs to uid " + std::to_string(st.st_uid) + ", not to us");
+        return fail("socket directory " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                    ", not to us");
     }
 
     if (socket_answers(socket_path)) {
@@ -106,6 +106,8 @@ void record_pid(const Endpoint& endpoint) {
     }
 }
 
-void release_socket(const std::string& socket_path) { ::unlink(socket_path.c_str()); }
+void release_socket(const std::string& socket_path) {
+    ::unlink(socket_path.c_str());
+}
 
 }  // namespace mpctl::daemon

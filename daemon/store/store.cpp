@@ -1,14 +1,12 @@
-#include <mpctl/daemon/store/store.hpp>
-
-#include <sqlite3.h>
+#include <chrono>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
-#include <chrono>
-
+#include <mpctl/daemon/store/store.hpp>
 #include <mpctl/proto/errors.hpp>
 
 namespace mpctl::daemon {
@@ -115,7 +113,8 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     if (auto r = store->exec("PRAGMA journal_mode=WAL"); !r) {
         return std::unexpected(r.error());
     }
-    const char* sync = durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    const char* sync =
+        durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
     // With commits on the loop, the checkpointer thread folds the WAL back, never the loop.
     const char* checkpoint =
         durability == Durability::full ? "PRAGMA wal_autocheckpoint=1000" : "PRAGMA wal_autocheckpoint=0";
@@ -130,7 +129,8 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     sqlite3_finalize(version);
     if (current > k_schema_version) {
         return std::unexpected(common::Error{
-            "database " + path + " was written by a newer mpctld (schema " + std::to_string(current) + ")", 0});
+            "database " + path + " was written by a newer mpctld (schema " + std::to_string(current) + ")",
+            0});
     }
     if (current < k_schema_version) {
         auto sql = "PRAGMA user_version=" + std::to_string(k_schema_version);
@@ -145,7 +145,8 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     } statements[] = {
         {&store->insert_stmt_,
          "INSERT INTO tasks (id, state, reason, exit_code, signal, submitted_at, started_at, finished_at, "
-         "attempts, pid, error, spec, env_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
+         "attempts, pid, error, spec, env_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+         "?13)"},
         {&store->update_stmt_,
          "UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, submitted_at = ?6, "
          "started_at = ?7, finished_at = ?8, attempts = ?9, pid = ?10, error = ?11 WHERE id = ?1"},
@@ -246,7 +247,8 @@ common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> Sto
 
 common::Result<int64_t> Store::load_next_environment_id() {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, "SELECT coalesce(max(id), 0) + 1 FROM environments", -1, &stmt, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db_, "SELECT coalesce(max(id), 0) + 1 FROM environments", -1, &stmt, nullptr) !=
+        SQLITE_OK) {
         return std::unexpected(db_error("load next environment id"));
     }
     int64_t next = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 1;
@@ -332,7 +334,8 @@ void Store::insert_tasks(const std::vector<const Task*>& tasks,
     }
     for (const Task* task : tasks) {
         Op op{Op::Kind::insert_task, row_of(*task), {}, 0, nullptr};
-        op.row.spec = proto::to_json(task->spec, false).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        op.row.spec =
+            proto::to_json(task->spec, false).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         op.row.env_id = task->env_id;
         ops.push_back(std::move(op));
     }
@@ -344,7 +347,9 @@ void Store::insert_tasks(const std::vector<const Task*>& tasks,
     enqueue(std::move(ops));
 }
 
-void Store::update_task(const Task& task) { enqueue(Op{Op::Kind::update_task, row_of(task), {}, 0, nullptr}); }
+void Store::update_task(const Task& task) {
+    enqueue(Op{Op::Kind::update_task, row_of(task), {}, 0, nullptr});
+}
 
 void Store::set_pool(const std::string& name, int workers, Done done) {
     enqueue(Op{Op::Kind::set_pool, {}, name, workers, std::move(done)});
@@ -516,8 +521,10 @@ int Store::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
 
 void Store::checkpointer_loop() {
     sqlite3* db = nullptr;
-    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-        spdlog::error("checkpointer: cannot open {}: {}", path_, db != nullptr ? sqlite3_errmsg(db) : "out of memory");
+    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+        spdlog::error("checkpointer: cannot open {}: {}", path_,
+                      db != nullptr ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close_v2(db);
         return;
     }

@@ -40,7 +40,7 @@ enum class Durability {
 };
 
 class Store {
-public:
+  public:
     using Done = std::function<void(common::Result<void>)>;
 
     // Opens (creating if needed) the database at PATH and brings its schema up to date.
@@ -55,7 +55,8 @@ public:
     [[nodiscard]] common::Result<std::map<std::string, int>> load_pools();
     [[nodiscard]] common::Result<int64_t> load_next_task_id();
     // The environments unfinished tasks refer to, and the next free environment id.
-    [[nodiscard]] common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> load_environments();
+    [[nodiscard]] common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>>
+    load_environments();
     [[nodiscard]] common::Result<int64_t> load_next_environment_id();
 
     // -- running --------------------------------------------------------------------------------------
@@ -66,8 +67,8 @@ public:
 
     // DONE runs on the loop once the rows are committed (or failed to be), all in one transaction, with
     // the environments first seen in this submission.
-    void insert_tasks(const std::vector<const Task*>& tasks, const std::vector<Environments::Entry>& new_environments,
-                      Done done);
+    void insert_tasks(const std::vector<const Task*>& tasks,
+                      const std::vector<Environments::Entry>& new_environments, Done done);
     // Fire and forget: the latest state of a task; retried if a commit fails.
     void update_task(const Task& task);
     void set_pool(const std::string& name, int workers, Done done);
@@ -75,7 +76,7 @@ public:
     // Commits so far (for diagnostics: how well writes were grouped).
     [[nodiscard]] uint64_t commit_count() const { return commits_; }
 
-private:
+  private:
     struct Row {
         int64_t id = 0;
         std::string spec;  // JSON, inserts only

@@ -1,6 +1,6 @@
-#include <mpctl/daemon/tasks/environments.hpp>
-
 #include <functional>
+
+#include <mpctl/daemon/tasks/environments.hpp>
 
 namespace mpctl::daemon {
 

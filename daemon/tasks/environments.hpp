@@ -12,7 +12,7 @@
 namespace mpctl::daemon {
 
 class Environments {
-public:
+  public:
     struct Entry {
         int64_t id = 0;
         std::shared_ptr<const proto::Environment> env;
@@ -30,7 +30,7 @@ public:
 
     [[nodiscard]] size_t size() const { return by_hash_.size(); }
 
-private:
+  private:
     static size_t hash_of(const proto::Environment& env);
 
     std::unordered_multimap<size_t, Entry> by_hash_;

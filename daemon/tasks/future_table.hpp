@@ -11,7 +11,7 @@
 namespace mpctl::daemon {
 
 class FutureTable {
-public:
+  public:
     using WatchId = uint64_t;
     using OnFinished = std::function<void(int64_t task_id)>;
 
@@ -24,7 +24,7 @@ public:
 
     [[nodiscard]] size_t watch_count() const { return watches_.size(); }
 
-private:
+  private:
     struct Watch {
         std::vector<int64_t> tasks;
         size_t remaining = 0;

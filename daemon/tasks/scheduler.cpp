@@ -1,11 +1,10 @@
-#include <mpctl/daemon/tasks/scheduler.hpp>
-
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/signals.hpp>
 #include <mpctl/common/time.hpp>
+#include <mpctl/daemon/tasks/scheduler.hpp>
 
 namespace mpctl::daemon {
 
@@ -32,7 +31,11 @@ std::string describe_failure(FailReason reason, const Task& t) {
 
 Scheduler::Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, SchedulerListener& listener,
                      Options options)
-    : spawner_(spawner), timers_(timers), outputs_(outputs), listener_(listener), options_(std::move(options)) {
+    : spawner_(spawner),
+      timers_(timers),
+      outputs_(outputs),
+      listener_(listener),
+      options_(std::move(options)) {
     pool_for(proto::k_default_pool);
 }
 
@@ -128,8 +131,9 @@ void Scheduler::resolve_dependencies(Task& t) {
             continue;
         }
         if (dep == nullptr || dep->finished()) {
-            t.error = "dependency " + std::to_string(dep_id) + " " +
-                      (dep == nullptr ? std::string("does not exist") : std::string(proto::to_string(dep->state)));
+            t.error =
+                "dependency " + std::to_string(dep_id) + " " +
+                (dep == nullptr ? std::string("does not exist") : std::string(proto::to_string(dep->state)));
             t.finished_at_ms = common::now_unix_ms();
             finish(t, TaskState::failed, FailReason::dependency);
             return;
@@ -369,7 +373,8 @@ void Scheduler::release_dependants(const Task& finished) {
             d->state = TaskState::failed;
             d->reason = FailReason::dependency;
             d->finished_at_ms = common::now_unix_ms();
-            d->error = "dependency " + std::to_string(done->id) + " " + std::string(proto::to_string(done->state));
+            d->error =
+                "dependency " + std::to_string(done->id) + " " + std::string(proto::to_string(done->state));
             timers_.cancel(d->retry_timer);
             d->retry_timer = 0;
             notify(*d);
@@ -448,7 +453,9 @@ int Scheduler::pool_workers(const std::string& name) const {
     return configured != options_.pool_workers.end() ? configured->second : options_.default_workers;
 }
 
-void Scheduler::stop_starting() { starting_ = false; }
+void Scheduler::stop_starting() {
+    starting_ = false;
+}
 
 void Scheduler::terminate_running(std::optional<double> kill_after_s) {
     for (auto& [id, t] : tasks_) {

@@ -26,7 +26,7 @@
 namespace mpctl::daemon {
 
 class SchedulerListener {
-public:
+  public:
     virtual ~SchedulerListener() = default;
     // After every change of a durable task's state or journaled fields.
     virtual void task_changed(const Task& task) = 0;
@@ -41,7 +41,7 @@ struct PoolInfo {
 };
 
 class Scheduler {
-public:
+  public:
     struct Options {
         int default_workers = 1;
         std::map<std::string, int> pool_workers;  // sizes from the config file
@@ -93,7 +93,7 @@ public:
     void terminate_running(std::optional<double> kill_after_s);  // they end as cancelled
     void cancel_pending();
 
-private:
+  private:
     struct Pool {
         std::string name;
         int workers = 1;

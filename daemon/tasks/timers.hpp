@@ -16,7 +16,7 @@ namespace mpctl::daemon {
 using TimerId = uint64_t;  // 0 means "no timer"
 
 class Timers {
-public:
+  public:
     virtual ~Timers() = default;
     // Runs FN once after DELAY on the loop, unless cancelled first.
     virtual TimerId start(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
@@ -25,12 +25,12 @@ public:
 };
 
 class AsioTimers final : public Timers {
-public:
+  public:
     explicit AsioTimers(asio::io_context& io) : io_(io) {}
     TimerId start(std::chrono::milliseconds delay, std::function<void()> fn) override;
     void cancel(TimerId id) override;
 
-private:
+  private:
     asio::io_context& io_;
     TimerId next_ = 1;
     std::unordered_map<TimerId, std::unique_ptr<asio::steady_timer>> timers_;

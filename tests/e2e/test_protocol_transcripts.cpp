@@ -3,11 +3,11 @@
 // line expected back; in expected lines "<int>", "<string>", "<time>" and "<any>" match values that vary,
 // and ${TMP} is a scratch directory.
 
-#include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <regex>
+
+#include <catch2/catch.hpp>
 
 #include "daemon_fixture.hpp"
 
@@ -31,7 +31,8 @@ std::string describe_mismatch(const json& expected, const json& actual, const st
             return {};
         }
         if (e == "<int>") {
-            return actual.is_number_integer() ? std::string() : path + ": expected an integer, got " + actual.dump();
+            return actual.is_number_integer() ? std::string()
+                                              : path + ": expected an integer, got " + actual.dump();
         }
         if (e == "<string>") {
             return actual.is_string() ? std::string() : path + ": expected a string, got " + actual.dump();
@@ -67,13 +68,15 @@ std::string describe_mismatch(const json& expected, const json& actual, const st
             return path + ": expected " + expected.dump() + ", got " + actual.dump();
         }
         for (size_t i = 0; i < expected.size(); ++i) {
-            if (auto m = describe_mismatch(expected[i], actual[i], path + "[" + std::to_string(i) + "]"); !m.empty()) {
+            if (auto m = describe_mismatch(expected[i], actual[i], path + "[" + std::to_string(i) + "]");
+                !m.empty()) {
                 return m;
             }
         }
         return {};
     }
-    return expected == actual ? std::string() : path + ": expected " + expected.dump() + ", got " + actual.dump();
+    return expected == actual ? std::string()
+                              : path + ": expected " + expected.dump() + ", got " + actual.dump();
 }
 
 void replay(const std::filesystem::path& file) {
@@ -119,6 +122,8 @@ TEST_CASE("every protocol transcript replays against a real daemon", "[e2e][prot
     std::sort(files.begin(), files.end());
     REQUIRE(files.size() >= 3);
     for (const auto& f : files) {
-        DYNAMIC_SECTION(f.filename().string()) { replay(f); }
+        DYNAMIC_SECTION(f.filename().string()) {
+            replay(f);
+        }
     }
 }

@@ -1,22 +1,25 @@
 #include "daemon_fixture.hpp"
 
+#include <cstring>
 #include <poll.h>
 #include <signal.h>
+#include <stdexcept>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
-#include <cstring>
-#include <stdexcept>
-
 namespace mpctl::test {
 
 using nlohmann::json;
 
-std::string mpctl_bin() { return MPCTL_TEST_BIN_DIR "/mpctl"; }
-std::string mpctld_bin() { return MPCTL_TEST_BIN_DIR "/mpctld"; }
+std::string mpctl_bin() {
+    return MPCTL_TEST_BIN_DIR "/mpctl";
+}
+std::string mpctld_bin() {
+    return MPCTL_TEST_BIN_DIR "/mpctld";
+}
 
 namespace {
 
@@ -43,7 +46,9 @@ RpcConnection::RpcConnection(const std::string& socket_path) {
     }
 }
 
-RpcConnection::~RpcConnection() { ::close(fd_); }
+RpcConnection::~RpcConnection() {
+    ::close(fd_);
+}
 
 void RpcConnection::send_raw(const std::string& bytes) {
     size_t done = 0;
@@ -59,7 +64,9 @@ void RpcConnection::send_raw(const std::string& bytes) {
     }
 }
 
-void RpcConnection::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+void RpcConnection::shutdown_write() {
+    ::shutdown(fd_, SHUT_WR);
+}
 
 std::optional<std::string> RpcConnection::read_line(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -70,7 +77,8 @@ std::optional<std::string> RpcConnection::read_line(std::chrono::milliseconds ti
             buffer_.erase(0, nl + 1);
             return line;
         }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             return std::nullopt;
         }
@@ -122,8 +130,9 @@ DaemonFixture::~DaemonFixture() {
 }
 
 void DaemonFixture::start() {
-    std::vector<std::string> argv{mpctld_bin(), "--foreground", "--exit-with-parent", "--socket", socket_,
-                                  "--state-dir", state_dir_, "--workers", std::to_string(options_.workers)};
+    std::vector<std::string> argv{mpctld_bin(), "--foreground", "--exit-with-parent",
+                                  "--socket",   socket_,        "--state-dir",
+                                  state_dir_,   "--workers",    std::to_string(options_.workers)};
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
     process_ = std::make_unique<BackgroundProcess>(argv, options_.process, false);
     bool up = eventually([&] { return socket_answers(socket_) || !process_->running(); });
@@ -150,9 +159,13 @@ void DaemonFixture::kill9() {
     (void)process_->wait(std::chrono::seconds(30));
 }
 
-pid_t DaemonFixture::pid() const { return process_ ? process_->pid() : -1; }
+pid_t DaemonFixture::pid() const {
+    return process_ ? process_->pid() : -1;
+}
 
-bool DaemonFixture::running() { return process_ && process_->running(); }
+bool DaemonFixture::running() {
+    return process_ && process_->running();
+}
 
 ProcessOptions DaemonFixture::client_options(ProcessOptions base) const {
     base.env_set.emplace("MPCTL_SOCKET", socket_);
@@ -172,13 +185,15 @@ json DaemonFixture::mpctl_json(const std::vector<std::string>& args, ProcessOpti
     std::vector<std::string> with_json{"--json"};
     with_json.insert(with_json.end(), args.begin(), args.end());
     auto r = mpctl(with_json, std::move(options));
-    INFO("mpctl " << with_json.at(1) << " exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    INFO("mpctl " << with_json.at(1) << " exit " << r.exit_code << "\nstdout: " << r.out
+                  << "\nstderr: " << r.err);
     json j = json::parse(r.out, nullptr, false);
     REQUIRE_FALSE(j.is_discarded());
     return j;
 }
 
-std::vector<json> DaemonFixture::mpctl_ndjson(const std::vector<std::string>& args, ProcessOptions options) const {
+std::vector<json> DaemonFixture::mpctl_ndjson(const std::vector<std::string>& args,
+                                              ProcessOptions options) const {
     std::vector<std::string> with_json{"--json"};
     with_json.insert(with_json.end(), args.begin(), args.end());
     auto r = mpctl(with_json, std::move(options));
@@ -210,9 +225,12 @@ int64_t DaemonFixture::submit(const std::vector<std::string>& args, ProcessOptio
     return std::stoll(r.out);
 }
 
-json DaemonFixture::status(int64_t id) const { return mpctl_json({"status", std::to_string(id)}); }
+json DaemonFixture::status(int64_t id) const {
+    return mpctl_json({"status", std::to_string(id)});
+}
 
-json DaemonFixture::wait_for_state(int64_t id, const std::string& state, std::chrono::milliseconds timeout) const {
+json DaemonFixture::wait_for_state(int64_t id, const std::string& state,
+                                   std::chrono::milliseconds timeout) const {
     json last;
     eventually(
         [&] {
@@ -223,6 +241,8 @@ json DaemonFixture::wait_for_state(int64_t id, const std::string& state, std::ch
     return last;
 }
 
-std::unique_ptr<RpcConnection> DaemonFixture::connect() const { return std::make_unique<RpcConnection>(socket_); }
+std::unique_ptr<RpcConnection> DaemonFixture::connect() const {
+    return std::make_unique<RpcConnection>(socket_);
+}
 
 }  // namespace mpctl::test

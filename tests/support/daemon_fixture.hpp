@@ -24,7 +24,7 @@ std::string mpctld_bin();
 
 // A raw connection to a daemon's socket, for protocol tests.
 class RpcConnection {
-public:
+  public:
     explicit RpcConnection(const std::string& socket_path);
     ~RpcConnection();
     RpcConnection(const RpcConnection&) = delete;
@@ -38,7 +38,7 @@ public:
                         std::vector<nlohmann::json>* notifications = nullptr);
     void shutdown_write();
 
-private:
+  private:
     int fd_ = -1;
     std::string buffer_;
     int64_t next_id_ = 1000;
@@ -51,7 +51,7 @@ struct DaemonOptions {
 };
 
 class DaemonFixture {
-public:
+  public:
     explicit DaemonFixture(DaemonOptions options = {});
     ~DaemonFixture();
     DaemonFixture(const DaemonFixture&) = delete;
@@ -77,7 +77,8 @@ public:
     // mpctl --json ARGS: the single JSON object it printed (fails the test if it printed none).
     nlohmann::json mpctl_json(const std::vector<std::string>& args, ProcessOptions options = {}) const;
     // mpctl --json ARGS: one object per line.
-    std::vector<nlohmann::json> mpctl_ndjson(const std::vector<std::string>& args, ProcessOptions options = {}) const;
+    std::vector<nlohmann::json> mpctl_ndjson(const std::vector<std::string>& args,
+                                             ProcessOptions options = {}) const;
 
     // mpctl submit ARGS: the new task's id (fails the test unless it exits 0).
     int64_t submit(const std::vector<std::string>& args, ProcessOptions options = {}) const;
@@ -89,7 +90,7 @@ public:
 
     [[nodiscard]] std::unique_ptr<RpcConnection> connect() const;
 
-private:
+  private:
     DaemonOptions options_;
     TempDir dir_;
     std::string socket_;

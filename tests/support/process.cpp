@@ -1,16 +1,15 @@
 #include "process.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdexcept>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
 
 extern char** environ;
 
@@ -52,7 +51,8 @@ struct Pipe {
     }
 };
 
-pid_t spawn(const std::vector<std::string>& argv, const ProcessOptions& o, int in_fd, int out_fd, int err_fd) {
+pid_t spawn(const std::vector<std::string>& argv, const ProcessOptions& o, int in_fd, int out_fd,
+            int err_fd) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
@@ -117,7 +117,8 @@ bool pump(int in_fd, const std::string& in_data, int& out_fd, int& err_fd, Proce
     }
     char buf[65536];
     while (out_fd >= 0 || err_fd >= 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             if (in_fd >= 0) {
                 ::close(in_fd);

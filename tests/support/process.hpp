@@ -2,14 +2,12 @@
 // Running a real program from a test: argv, environment, stdin bytes in; exit code, stdout and stderr
 // out. Never waits forever: a program still running at the deadline is killed and reported.
 
-#include <sys/types.h>
-
-#include <time.h>
-
 #include <chrono>
 #include <map>
 #include <optional>
 #include <string>
+#include <sys/types.h>
+#include <time.h>
 #include <vector>
 
 namespace mpctl::test {
@@ -33,7 +31,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 
 // A process left running (a daemon, a long mpctl run); killed with SIGKILL on destruction if still alive.
 class BackgroundProcess {
-public:
+  public:
     BackgroundProcess(const std::vector<std::string>& argv, const ProcessOptions& options = {},
                       bool capture = true);
     ~BackgroundProcess();
@@ -46,7 +44,7 @@ public:
     std::optional<ProcessResult> wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
     [[nodiscard]] bool running();
 
-private:
+  private:
     pid_t pid_ = -1;
     int out_fd_ = -1;
     int err_fd_ = -1;
