@@ -31,7 +31,7 @@ std::optional<int> parse_signal(const std::string& text) {
             return std::nullopt;
         }
         int n = std::stoi(text);
-        if (n < 0 || n > SIGRTMAX) {
+        if (n < 1 || n > SIGRTMAX) {
             return std::nullopt;
         }
         return n;

@@ -6,7 +6,7 @@
 
 namespace mpctl::common {
 
-// Number for a signal name or decimal number; nullopt if unknown or out of range.
+// Number for a signal name or decimal number; nullopt if unknown or out of range (0 is not a signal).
 [[nodiscard]] std::optional<int> parse_signal(const std::string& text);
 
 // "SIGTERM" for 15; "SIG<n>" for signals without a name (real-time signals).

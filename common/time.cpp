@@ -34,6 +34,9 @@ std::optional<int64_t> parse_rfc3339_ms(const std::string& text) {
         6) {
         return std::nullopt;
     }
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+        return std::nullopt;
+    }
     size_t pos = static_cast<size_t>(used);
     int64_t ms = 0;
     if (pos < text.size() && text[pos] == '.') {
@@ -55,7 +58,7 @@ std::optional<int64_t> parse_rfc3339_ms(const std::string& text) {
         ++pos;
     } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
         int oh = 0, om = 0;
-        if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) {
+        if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
             return std::nullopt;
         }
         offset_s = (oh * 3600 + om * 60) * (text[pos] == '+' ? 1 : -1);
@@ -74,6 +77,12 @@ std::optional<int64_t> parse_rfc3339_ms(const std::string& text) {
     tm.tm_min = min;
     tm.tm_sec = sec;
     time_t secs = ::timegm(&tm);
+    // timegm normalises what does not exist (February 30th); such a date is refused instead.
+    struct tm check {};
+    ::gmtime_r(&secs, &check);
+    if (check.tm_mday != day || check.tm_mon != mon - 1) {
+        return std::nullopt;
+    }
     return (static_cast<int64_t>(secs) - offset_s) * 1000 + ms;
 }
 

@@ -1,4 +1,3 @@
-#include <cstdint>
 
 #include <mpctl/proto/json_text.hpp>
 
@@ -6,42 +5,51 @@ namespace mpctl::proto {
 
 namespace {
 
-// Length of the valid UTF-8 sequence starting at S[I], or 0 if it is not valid.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-    auto byte = [&](size_t k) {
-        return static_cast<unsigned char>(s[k]);
-    };
-    unsigned char c = byte(i);
-    size_t n = 0;
-    uint32_t cp = 0;
+// How many bytes of S from I form a valid UTF-8 character (its length), or, when it is not valid, how many
+// to skip: the lead byte and the continuation bytes that were still acceptable (nlohmann's decoder then
+// emits one U+FFFD and reads the offending byte afresh; so do we).
+struct Utf8Step {
+    size_t length;
+    bool valid;
+};
+
+Utf8Step utf8_step(std::string_view s, size_t i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t need = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
+        need = 1;
+    } else if (c == 0xE0) {
+        need = 2;
+        lo = 0xA0;  // no overlong forms
+    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+        need = 2;
+    } else if (c == 0xED) {
+        need = 2;
+        hi = 0x9F;  // no surrogates
+    } else if (c == 0xF0) {
+        need = 3;
+        lo = 0x90;  // no overlong forms
+    } else if (c >= 0xF1 && c <= 0xF3) {
+        need = 3;
+    } else if (c == 0xF4) {
+        need = 3;
+        hi = 0x8F;  // nothing past U+10FFFF
     } else {
-        return 0;
+        return {1, false};  // not a lead byte
     }
-    if (i + n > s.size()) {
-        return 0;
-    }
-    for (size_t k = 1; k < n; ++k) {
-        unsigned char cc = byte(i + k);
-        if ((cc & 0xC0) != 0x80) {
-            return 0;
+    size_t j = i + 1;
+    for (size_t k = 0; k < need; ++k, ++j) {
+        if (j >= s.size()) {
+            return {j - i, false};
         }
-        cp = (cp << 6) | (cc & 0x3F);
+        auto b = static_cast<unsigned char>(s[j]);
+        if (b < (k == 0 ? lo : 0x80) || b > (k == 0 ? hi : 0xBF)) {
+            return {j - i, false};
+        }
     }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return n;
+    return {j - i, true};
 }
 
 }  // namespace
@@ -54,14 +62,13 @@ void append_json_string(std::string& out, std::string_view s) {
     while (i < s.size()) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            size_t n = utf8_sequence_length(s, i);
-            if (n == 0) {
-                out += "\xEF\xBF\xBD";  // U+FFFD
-                ++i;
+            Utf8Step step = utf8_step(s, i);
+            if (step.valid) {
+                out.append(s.data() + i, step.length);
             } else {
-                out.append(s.data() + i, n);
-                i += n;
+                out += "\xEF\xBF\xBD";  // U+FFFD
             }
+            i += step.length;
             continue;
         }
         switch (c) {

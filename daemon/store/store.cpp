@@ -340,6 +340,9 @@ void Store::insert_tasks(const std::vector<const Task*>& tasks,
         ops.push_back(std::move(op));
     }
     if (ops.empty()) {
+        if (loop_ != nullptr) {
+            asio::post(*loop_, [done = std::move(done)] { done({}); });
+        }
         return;
     }
     // Only the last op carries the completion: the writer takes the whole group into one transaction.
@@ -461,11 +464,13 @@ Store::Outcome Store::commit(std::vector<Op> batch) {
     } else {
         spdlog::error("journal commit of {} writes failed: {}", batch.size(), out.result.error().message());
     }
-    // Acknowledged writes learn the outcome; state updates of a failed commit are retried.
+    // Acknowledged writes learn the outcome. Of a failed commit only the state updates are retried: the
+    // inserts belonged to submissions that were just told they failed, and must not come back.
     for (auto& op : batch) {
         if (op.done) {
             out.completions.push_back(std::move(op.done));
-        } else if (!out.result) {
+        }
+        if (!out.result && op.kind == Op::Kind::update_task) {
             out.retry.push_back(std::move(op));
         }
     }

@@ -249,12 +249,23 @@ void Scheduler::start(Task& t, Pool& pool) {
 }
 
 void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_after_s) {
-    if (t.state != TaskState::running || !t.pid || t.stopping != Task::Stop::none) {
+    if (t.state != TaskState::running || !t.pid) {
+        return;
+    }
+    int pgid = *t.pid;
+    double grace = kill_after_s.value_or(t.spec.kill_after_s);
+    if (t.stopping != Task::Stop::none) {
+        // Already terminating (a timeout's grace period): an explicit cancel or a shutdown decides how it
+        // ends, and a grace of zero kills it now.
+        if (why != Task::Stop::timeout) {
+            t.stopping = why;
+        }
+        if (grace <= 0) {
+            spawner_.signal_group(pgid, SIGKILL);
+        }
         return;
     }
     t.stopping = why;
-    int pgid = *t.pid;
-    double grace = kill_after_s.value_or(t.spec.kill_after_s);
     if (grace <= 0) {
         spawner_.signal_group(pgid, SIGKILL);
         return;
@@ -433,7 +444,7 @@ std::vector<PoolInfo> Scheduler::pools() const {
         info[name] = PoolInfo{name, pool.workers, pool.running, static_cast<int>(pool.ready.size()), 0};
     }
     for (const auto& [id, t] : tasks_) {
-        if (t.state == TaskState::pending && !t.queued) {
+        if (t.state == TaskState::pending && !t.queued && t.durable) {
             ++info[t.spec.pool].waiting;
         }
     }
@@ -466,7 +477,10 @@ void Scheduler::terminate_running(std::optional<double> kill_after_s) {
 }
 
 void Scheduler::cancel_pending() {
-    for (auto& [id, t] : tasks_) {
+    // Newest first: dependants always have higher ids than their dependencies, so each is cancelled
+    // before a cancelled dependency could fail it with reason `dependency`.
+    for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
+        Task& t = it->second;
         if (t.state == TaskState::pending && t.durable) {
             dequeue(t);
             t.error = "cancelled by daemon shutdown";

@@ -1,0 +1,407 @@
+#include <map>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <mpctl/proto/errors.hpp>
+#include <mpctl/proto/task_spec.hpp>
+
+using mpctl::proto::ErrorCode;
+using mpctl::proto::parse_task_spec;
+using mpctl::proto::RequestError;
+using mpctl::proto::TaskSpec;
+using nlohmann::json;
+
+namespace {
+
+using StringMap = std::map<std::string, std::string>;
+
+// The message of the invalid_params error that parsing VALUE throws; fails if it parses.
+std::string rejection(const json& value, const std::string& path = "params") {
+    try {
+        (void)parse_task_spec(value, path);
+    } catch (const RequestError& e) {
+        CHECK(e.code() == ErrorCode::invalid_params);
+        return e.what();
+    }
+    FAIL("the spec was accepted: " << value.dump());
+    return {};
+}
+
+// A minimal valid spec with FIELD set to VALUE.
+json with(const char* field, json value) {
+    json j = {{"argv", json::array({"true"})}};
+    j[field] = std::move(value);
+    return j;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("a minimal argv spec gets the documented defaults", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec({{"argv", {"make", "-j4"}}});
+    CHECK(s.argv == std::vector<std::string>{"make", "-j4"});
+    CHECK_FALSE(s.shell);
+    CHECK(s.cwd.empty());
+    CHECK_FALSE(s.env);
+    CHECK_FALSE(s.name);
+    CHECK(s.labels.empty());
+    CHECK_FALSE(s.stdin_path);
+    CHECK_FALSE(s.timeout_s);
+    CHECK(s.kill_after_s == mpctl::proto::k_default_kill_after_s);
+    CHECK(s.kill_after_s == 5.0);
+    CHECK(s.retries == 0);
+    CHECK(s.retry_delay_s == 0);
+    CHECK(s.after.empty());
+    CHECK(s.pool == "default");
+    CHECK(s.priority == 0);
+}
+
+TEST_CASE("a shell spec keeps the string and has no argv", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec({{"shell", "echo hi | wc -c"}});
+    REQUIRE(s.shell);
+    CHECK(*s.shell == "echo hi | wc -c");
+    CHECK(s.argv.empty());
+}
+
+TEST_CASE("a spec with both argv and shell is refused", "[unit][task_spec]") {
+    CHECK(rejection({{"argv", {"ls"}}, {"shell", "ls"}}) == "params: give either argv or shell, not both");
+}
+
+TEST_CASE("a spec with neither argv nor shell is refused", "[unit][task_spec]") {
+    CHECK(rejection(json::object()) == "params: a task needs argv (an array of strings) or shell (a string)");
+    CHECK(rejection({{"argv", nullptr}}) ==
+          "params: a task needs argv (an array of strings) or shell (a string)");
+}
+
+TEST_CASE("an empty argv or an empty command name is refused", "[unit][task_spec]") {
+    CHECK(rejection({{"argv", json::array()}}) == "params.argv: must name a command");
+    CHECK(rejection({{"argv", {""}}}) == "params.argv: must name a command");
+    CHECK(rejection({{"argv", {"", "x"}}}) == "params.argv: must name a command");
+}
+
+TEST_CASE("empty arguments after the command are kept", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec({{"argv", {"printf", "", "x"}}});
+    CHECK(s.argv == std::vector<std::string>{"printf", "", "x"});
+}
+
+TEST_CASE("an empty shell string is refused", "[unit][task_spec]") {
+    CHECK(rejection({{"shell", ""}}) == "params.shell: must not be empty");
+}
+
+TEST_CASE("argv must be an array of strings without NUL bytes", "[unit][task_spec]") {
+    CHECK(rejection({{"argv", "ls -l"}}) == "params.argv: expected an array of strings");
+    CHECK(rejection({{"argv", {"ls", 3}}}) == "params.argv[1]: expected a string");
+    CHECK(rejection({{"argv", {"ls", std::string("a\0b", 3)}}}) ==
+          "params.argv[1]: must not contain NUL characters");
+    CHECK(rejection({{"shell", 5}}) == "params.shell: expected a string");
+}
+
+TEST_CASE("unknown fields are refused by name", "[unit][task_spec]") {
+    CHECK(rejection(with("tiemout", 3)) == "params.tiemout: unknown field");
+    CHECK(rejection(with("stdout", "/tmp/x")) == "params.stdout: unknown field");
+}
+
+TEST_CASE("error messages carry the given path prefix", "[unit][task_spec]") {
+    CHECK(rejection(with("cwd", "rel"), "params.tasks[3]") ==
+          "params.tasks[3].cwd: must be an absolute path");
+    CHECK(rejection(with("bogus", 1), "params.tasks[0]") == "params.tasks[0].bogus: unknown field");
+    CHECK(rejection(json::array(), "params.tasks[1]") == "params.tasks[1]: expected an object");
+}
+
+TEST_CASE("cwd must be absolute and is kept as given", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("cwd", "/home/u/src")).cwd == "/home/u/src");
+    CHECK(parse_task_spec(with("cwd", "/")).cwd == "/");
+    CHECK(parse_task_spec(with("cwd", "")).cwd.empty());
+    CHECK(rejection(with("cwd", "src")) == "params.cwd: must be an absolute path");
+    CHECK(rejection(with("cwd", "./src")) == "params.cwd: must be an absolute path");
+    CHECK(rejection(with("cwd", "~/src")) == "params.cwd: must be an absolute path");
+    CHECK(rejection(with("cwd", 5)) == "params.cwd: expected a string");
+}
+
+TEST_CASE("a relative stdin path is resolved against cwd", "[unit][task_spec]") {
+    json j = with("cwd", "/home/u");
+    j["stdin"] = "data/in.txt";
+    TaskSpec s = parse_task_spec(j);
+    REQUIRE(s.stdin_path);
+    CHECK(*s.stdin_path == "/home/u/data/in.txt");
+
+    j["cwd"] = "/home/u/";
+    CHECK(*parse_task_spec(j).stdin_path == "/home/u/data/in.txt");
+
+    j["cwd"] = "/";
+    j["stdin"] = "in";
+    CHECK(*parse_task_spec(j).stdin_path == "/in");
+}
+
+TEST_CASE("an absolute stdin path is kept as given", "[unit][task_spec]") {
+    json j = with("cwd", "/home/u");
+    j["stdin"] = "/etc/hosts";
+    CHECK(*parse_task_spec(j).stdin_path == "/etc/hosts");
+    CHECK(*parse_task_spec(with("stdin", "/etc/hosts")).stdin_path == "/etc/hosts");
+}
+
+TEST_CASE("a relative stdin path without cwd and an empty stdin are refused", "[unit][task_spec]") {
+    CHECK(rejection(with("stdin", "in.txt")) == "params.stdin: a relative path needs cwd");
+    CHECK(rejection(with("stdin", "")) == "params.stdin: must be a path");
+}
+
+TEST_CASE("env is the whole environment as given", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec(with("env", {{"PATH", "/usr/bin"}, {"EMPTY", ""}, {"EQ", "a=b=c"}}));
+    REQUIRE(s.env);
+    CHECK(*s.env == StringMap{{"PATH", "/usr/bin"}, {"EMPTY", ""}, {"EQ", "a=b=c"}});
+
+    TaskSpec empty = parse_task_spec(with("env", json::object()));
+    REQUIRE(empty.env);  // an empty environment is not the daemon's environment
+    CHECK(empty.env->empty());
+}
+
+TEST_CASE("env variable names must be non-empty and free of '='", "[unit][task_spec]") {
+    const std::string message = "params.env: variable names must be non-empty and contain no '='";
+    CHECK(rejection(with("env", {{"", "x"}})) == message);
+    CHECK(rejection(with("env", {{"A=B", "x"}})) == message);
+    CHECK(rejection(with("env", {{"=A", "x"}})) == message);
+}
+
+TEST_CASE("env values must be strings without NUL bytes", "[unit][task_spec]") {
+    CHECK(rejection(with("env", {{"A", 1}})) == "params.env.A: expected a string");
+    json env = json::object();
+    env["A"] = std::string("x\0y", 3);
+    CHECK(rejection(with("env", env)) == "params.env.A: must not contain NUL characters");
+    CHECK(rejection(with("env", json::array({"A=1"}))) == "params.env: expected an object of strings");
+}
+
+TEST_CASE("names are limited to 256 characters", "[unit][task_spec]") {
+    CHECK(*parse_task_spec(with("name", std::string(256, 'n'))).name == std::string(256, 'n'));
+    CHECK(rejection(with("name", std::string(257, 'n'))) == "params.name: at most 256 characters");
+}
+
+TEST_CASE("label keys must be non-empty and free of '='", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("labels", {{"team", "infra"}, {"k", ""}})).labels ==
+          StringMap{{"team", "infra"}, {"k", ""}});
+    CHECK(rejection(with("labels", {{"", "x"}})) ==
+          "params.labels: keys must be non-empty and contain no '='");
+    CHECK(rejection(with("labels", {{"a=b", "x"}})) ==
+          "params.labels: keys must be non-empty and contain no '='");
+}
+
+TEST_CASE("timeout must be above zero and at most one year", "[unit][task_spec]") {
+    CHECK(*parse_task_spec(with("timeout", 0.001)).timeout_s == 0.001);
+    CHECK(*parse_task_spec(with("timeout", 30)).timeout_s == 30.0);
+    CHECK(*parse_task_spec(with("timeout", 365.0 * 86400)).timeout_s == 365.0 * 86400);
+    CHECK_FALSE(parse_task_spec(with("timeout", nullptr)).timeout_s);
+    for (const json& bad : {json(0), json(-1), json(365.0 * 86400 + 1)}) {
+        CHECK(starts_with(rejection(with("timeout", bad)), "params.timeout: must be above 0"));
+    }
+    CHECK(rejection(with("timeout", "30s")) == "params.timeout: expected a number");
+}
+
+TEST_CASE("kill_after may be zero but not negative or above one year", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("kill_after", 0)).kill_after_s == 0.0);
+    CHECK(parse_task_spec(with("kill_after", 2.5)).kill_after_s == 2.5);
+    CHECK(parse_task_spec(with("kill_after", nullptr)).kill_after_s == 5.0);
+    CHECK(starts_with(rejection(with("kill_after", -0.5)), "params.kill_after: must be between 0"));
+    CHECK(starts_with(rejection(with("kill_after", 365.0 * 86400 + 1)),
+                      "params.kill_after: must be between 0"));
+}
+
+TEST_CASE("retries must be between 0 and the maximum", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("retries", 0)).retries == 0);
+    CHECK(parse_task_spec(with("retries", 3)).retries == 3);
+    CHECK(parse_task_spec(with("retries", mpctl::proto::k_max_retries)).retries ==
+          mpctl::proto::k_max_retries);
+    CHECK(rejection(with("retries", -1)) == "params.retries: must be between 0 and 1000");
+    CHECK(rejection(with("retries", mpctl::proto::k_max_retries + 1)) ==
+          "params.retries: must be between 0 and 1000");
+    CHECK(rejection(with("retries", 1.5)) == "params.retries: expected an integer");
+    CHECK(rejection(with("retries", int64_t{1} << 40)) ==
+          "params.retries: expected an integer in the int32 range");
+}
+
+TEST_CASE("retry_delay may be zero but not negative", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("retry_delay", 0)).retry_delay_s == 0.0);
+    CHECK(parse_task_spec(with("retry_delay", 1.5)).retry_delay_s == 1.5);
+    CHECK(starts_with(rejection(with("retry_delay", -1)), "params.retry_delay: must be between 0"));
+}
+
+TEST_CASE("after ids must be positive integers", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("after", {1, 2, 30})).after == std::vector<int64_t>{1, 2, 30});
+    CHECK(parse_task_spec(with("after", json::array())).after.empty());
+    CHECK(rejection(with("after", {1, 0})) == "params.after: task ids are positive integers");
+    CHECK(rejection(with("after", {-4})) == "params.after: task ids are positive integers");
+    CHECK(rejection(with("after", {"1"})) == "params.after[0]: expected an integer");
+    CHECK(rejection(with("after", 1)) == "params.after: expected an array of integers");
+}
+
+TEST_CASE("pool names are 1-64 letters, digits, '_', '-' and '.'", "[unit][task_spec]") {
+    using mpctl::proto::valid_pool_name;
+    CHECK(valid_pool_name("default"));
+    CHECK(valid_pool_name("gpu-1.x_Y"));
+    CHECK(valid_pool_name("a"));
+    CHECK(valid_pool_name(std::string(64, 'p')));
+    CHECK_FALSE(valid_pool_name(""));
+    CHECK_FALSE(valid_pool_name(std::string(65, 'p')));
+    for (const char* bad : {"a b", "a/b", "pool!", "\xC3\xA9t\xC3\xA9", "a\tb", "x:y", "..\n"}) {
+        CHECK_FALSE(valid_pool_name(bad));
+    }
+    CHECK(parse_task_spec(with("pool", "gpu")).pool == "gpu");
+    CHECK(rejection(with("pool", "")) == "params.pool: 1-64 characters of letters, digits, '_', '-' and '.'");
+    CHECK(rejection(with("pool", "a/b")) ==
+          "params.pool: 1-64 characters of letters, digits, '_', '-' and '.'");
+}
+
+TEST_CASE("priority is an int32 and may be negative", "[unit][task_spec]") {
+    CHECK(parse_task_spec(with("priority", 10)).priority == 10);
+    CHECK(parse_task_spec(with("priority", -3)).priority == -3);
+    CHECK(rejection(with("priority", 0.5)) == "params.priority: expected an integer");
+}
+
+TEST_CASE("null fields count as absent", "[unit][task_spec]") {
+    json j = {{"argv", {"ls"}},     {"shell", nullptr},  {"cwd", nullptr},   {"env", nullptr},
+              {"name", nullptr},    {"labels", nullptr}, {"stdin", nullptr}, {"timeout", nullptr},
+              {"retries", nullptr}, {"pool", nullptr},   {"after", nullptr}, {"priority", nullptr}};
+    TaskSpec s = parse_task_spec(j);
+    CHECK(s.argv == std::vector<std::string>{"ls"});
+    CHECK_FALSE(s.shell);
+    CHECK_FALSE(s.env);
+    CHECK(s.pool == "default");
+}
+
+TEST_CASE("merge_spec_defaults lets the entry's keys win", "[unit][task_spec]") {
+    json defaults = {
+        {"cwd", "/d"}, {"timeout", 5}, {"labels", {{"a", "1"}}}, {"env", {{"X", "1"}, {"Y", "2"}}}};
+    json value = {{"argv", {"ls"}}, {"timeout", 9}, {"env", {{"Z", "3"}}}};
+    json merged = mpctl::proto::merge_spec_defaults(defaults, value);
+    CHECK(merged["cwd"] == "/d");
+    CHECK(merged["timeout"] == 9);
+    CHECK(merged["labels"] == json{{"a", "1"}});
+    CHECK(merged["argv"] == json::array({"ls"}));
+    CHECK(merged["env"] == json{{"Z", "3"}});  // replaced as a whole, not merged key by key
+}
+
+TEST_CASE("merge_spec_defaults replaces the default's command with the entry's", "[unit][task_spec]") {
+    json from_shell =
+        mpctl::proto::merge_spec_defaults({{"shell", "make"}, {"pool", "p"}}, {{"argv", {"ls"}}});
+    CHECK_FALSE(from_shell.contains("shell"));
+    CHECK(from_shell["argv"] == json::array({"ls"}));
+    CHECK(from_shell["pool"] == "p");
+    CHECK_NOTHROW(parse_task_spec(from_shell));
+
+    json from_argv = mpctl::proto::merge_spec_defaults({{"argv", {"ls"}}}, {{"shell", "echo"}});
+    CHECK_FALSE(from_argv.contains("argv"));
+    CHECK(from_argv["shell"] == "echo");
+    CHECK_NOTHROW(parse_task_spec(from_argv));
+}
+
+TEST_CASE("merge_spec_defaults keeps the default's command when the entry has none", "[unit][task_spec]") {
+    json merged = mpctl::proto::merge_spec_defaults({{"argv", {"echo"}}}, {{"name", "n"}});
+    CHECK(merged == json{{"argv", {"echo"}}, {"name", "n"}});
+}
+
+TEST_CASE("merge_spec_defaults leaves non-object inputs alone", "[unit][task_spec]") {
+    CHECK(mpctl::proto::merge_spec_defaults(nullptr, {{"argv", {"ls"}}}) == json{{"argv", {"ls"}}});
+    CHECK(mpctl::proto::merge_spec_defaults({{"cwd", "/"}}, json::array({1})) == json::array({1}));
+    CHECK(mpctl::proto::merge_spec_defaults(json::object(), json::object()) == json::object());
+}
+
+TEST_CASE("a full spec survives to_json and back", "[unit][task_spec]") {
+    json in = {{"argv", {"make", "-j4", "all"}},
+               {"cwd", "/src"},
+               {"env", {{"PATH", "/bin"}, {"HOME", "/root"}}},
+               {"name", "build"},
+               {"labels", {{"team", "x"}}},
+               {"stdin", "in.txt"},
+               {"timeout", 30.5},
+               {"kill_after", 2},
+               {"retries", 3},
+               {"retry_delay", 0.25},
+               {"after", {1, 2}},
+               {"pool", "gpu"},
+               {"priority", -7}};
+    TaskSpec a = parse_task_spec(in);
+    json out = mpctl::proto::to_json(a);
+    TaskSpec b = parse_task_spec(out);
+    CHECK(b.argv == a.argv);
+    CHECK_FALSE(b.shell);
+    CHECK(b.cwd == "/src");
+    REQUIRE(b.env);
+    CHECK(*b.env == StringMap{{"PATH", "/bin"}, {"HOME", "/root"}});
+    CHECK(b.name == a.name);
+    CHECK(b.labels == a.labels);
+    CHECK(b.stdin_path == std::optional<std::string>("/src/in.txt"));
+    CHECK(b.timeout_s == a.timeout_s);
+    CHECK(b.kill_after_s == 2.0);
+    CHECK(b.retries == 3);
+    CHECK(b.retry_delay_s == 0.25);
+    CHECK(b.after == std::vector<int64_t>{1, 2});
+    CHECK(b.pool == "gpu");
+    CHECK(b.priority == -7);
+    // And the JSON is a fixed point.
+    CHECK(mpctl::proto::to_json(b) == out);
+}
+
+TEST_CASE("a minimal shell spec survives to_json and back", "[unit][task_spec]") {
+    TaskSpec a = parse_task_spec({{"shell", "echo $HOME"}});
+    json out = mpctl::proto::to_json(a);
+    CHECK_FALSE(out.contains("argv"));
+    CHECK(out["shell"] == "echo $HOME");
+    TaskSpec b = parse_task_spec(out);
+    REQUIRE(b.shell);
+    CHECK(*b.shell == "echo $HOME");
+    CHECK_FALSE(b.env);
+    CHECK_FALSE(b.timeout_s);
+    CHECK_FALSE(b.stdin_path);
+    CHECK(b.retries == 0);
+    CHECK(b.pool == "default");
+    CHECK(b.priority == 0);
+    CHECK(b.kill_after_s == 5.0);
+}
+
+TEST_CASE("to_json of a spec without env has no env key", "[unit][task_spec]") {
+    json out = mpctl::proto::to_json(parse_task_spec({{"argv", {"ls"}}}));
+    CHECK_FALSE(out.contains("env"));
+    CHECK(out["argv"] == json::array({"ls"}));
+    CHECK(out["pool"] == "default");
+}
+
+TEST_CASE("to_json without env leaves the environment out and keeps the rest", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec({{"argv", {"ls"}}, {"env", {{"A", "1"}}}, {"name", "n"}});
+    json with_env = mpctl::proto::to_json(s);
+    json without = mpctl::proto::to_json(s, false);
+    CHECK(with_env["env"] == json{{"A", "1"}});
+    CHECK_FALSE(without.contains("env"));
+    with_env.erase("env");
+    CHECK(without == with_env);
+    CHECK_FALSE(parse_task_spec(without).env);
+}
+
+TEST_CASE("display_command joins plain arguments with spaces", "[unit][task_spec]") {
+    TaskSpec s;
+    s.argv = {"make", "-j4", "CC=gcc", "a.out", "x,y", "50%"};
+    CHECK(s.display_command() == "make -j4 CC=gcc a.out x,y 50%");
+}
+
+TEST_CASE("display_command single-quotes arguments the shell would split or expand", "[unit][task_spec]") {
+    TaskSpec s;
+    s.argv = {"echo", "a b", "$HOME",     "*.c",       "x|y",         "a;b",
+              "~",    "#c",  "tab\there", "new\nline", "back\\slash", "\"dq\""};
+    CHECK(s.display_command() ==
+          "echo 'a b' '$HOME' '*.c' 'x|y' 'a;b' '~' '#c' 'tab\there' 'new\nline' 'back\\slash' '\"dq\"'");
+}
+
+TEST_CASE("display_command quotes empty arguments and escapes single quotes", "[unit][task_spec]") {
+    TaskSpec s;
+    s.argv = {"printf", "", "it's"};
+    CHECK(s.display_command() == "printf '' 'it'\\''s'");
+}
+
+TEST_CASE("display_command of a shell task is the shell string as given", "[unit][task_spec]") {
+    TaskSpec s;
+    s.shell = "ls -l | wc -l > 'out file'";
+    CHECK(s.display_command() == "ls -l | wc -l > 'out file'");
+}
