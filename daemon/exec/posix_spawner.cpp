@@ -109,7 +109,7 @@ PosixSpawner::PosixSpawner(asio::io_context& io) : io_(io) {}
 
 PosixSpawner::~PosixSpawner() = default;
 
-std::expected<int, SpawnError> PosixSpawner::spawn(const SpawnSpec& spec, OnExit on_exit) {
+std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
     if (spec.argv.empty()) {
         return std::unexpected(SpawnError{127, "empty command"});
     }
@@ -134,13 +134,19 @@ std::expected<int, SpawnError> PosixSpawner::spawn(const SpawnSpec& spec, OnExit
     if (!in) {
         return std::unexpected(in.error());
     }
-    auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
-    if (!out) {
-        return std::unexpected(out.error());
+    if (!spec.stdout_fd) {
+        auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
+        if (!out) {
+            return std::unexpected(out.error());
+        }
+        spec.stdout_fd = std::move(*out);
     }
-    auto err = open_stream(spec.stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "stderr");
-    if (!err) {
-        return std::unexpected(err.error());
+    if (!spec.stderr_fd) {
+        auto err = open_stream(spec.stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "stderr");
+        if (!err) {
+            return std::unexpected(err.error());
+        }
+        spec.stderr_fd = std::move(*err);
     }
 
     SpawnAttrs sa;
@@ -162,8 +168,8 @@ std::expected<int, SpawnError> PosixSpawner::spawn(const SpawnSpec& spec, OnExit
                              POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
     posix_spawn_file_actions_adddup2(&sa.actions, in->get(), 0);
-    posix_spawn_file_actions_adddup2(&sa.actions, out->get(), 1);
-    posix_spawn_file_actions_adddup2(&sa.actions, err->get(), 2);
+    posix_spawn_file_actions_adddup2(&sa.actions, spec.stdout_fd.get(), 1);
+    posix_spawn_file_actions_adddup2(&sa.actions, spec.stderr_fd.get(), 2);
     posix_spawn_file_actions_addchdir_np(&sa.actions, spec.cwd.c_str());
     // The backstop: whatever the daemon holds (sockets Asio opened without CLOEXEC, fds inherited from
     // whoever started the daemon) never reaches a task.

@@ -17,7 +17,7 @@ class PosixSpawner final : public Spawner {
     explicit PosixSpawner(asio::io_context& io);
     ~PosixSpawner() override;
 
-    [[nodiscard]] std::expected<int, SpawnError> spawn(const SpawnSpec& spec, OnExit on_exit) override;
+    [[nodiscard]] std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override;
     void signal_group(int pgid, int signo) override;
     [[nodiscard]] bool group_alive(int pgid) override;
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <mpctl/common/result.hpp>
+#include <mpctl/common/unique_fd.hpp>
 
 namespace mpctl::daemon {
 
@@ -18,8 +19,10 @@ struct SpawnSpec {
     std::string cwd;
     std::vector<std::string> env;           // "K=V" entries, the complete environment
     std::optional<std::string> stdin_path;  // nullopt: /dev/null
-    std::string stdout_path;                // created or truncated
+    std::string stdout_path;                // opened (created or truncated) unless stdout_fd is given
     std::string stderr_path;
+    common::UniqueFd stdout_fd;  // given to the child as its fd 1 and 2, then closed here
+    common::UniqueFd stderr_fd;
 };
 
 // How a process ended: exactly one of exit_code and signal is set.
@@ -41,7 +44,7 @@ class Spawner {
 
     // Starts SPEC in its own process group. On success returns the pid (== its pgid); ON_EXIT then runs
     // exactly once on the daemon's loop after the process has been reaped.
-    [[nodiscard]] virtual std::expected<int, SpawnError> spawn(const SpawnSpec& spec, OnExit on_exit) = 0;
+    [[nodiscard]] virtual std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) = 0;
 
     // Sends SIGNO to the process group PGID. Quietly ignores a group that is already gone.
     virtual void signal_group(int pgid, int signo) = 0;

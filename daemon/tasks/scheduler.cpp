@@ -219,11 +219,14 @@ void Scheduler::start(Task& t, Pool& pool) {
     t.stopping = Task::Stop::none;
 
     std::expected<int, SpawnError> pid = std::unexpected(SpawnError{});
-    if (auto prepared = outputs_.prepare(t.id); !prepared) {
-        pid = std::unexpected(SpawnError{126, "output: " + prepared.error().message()});
+    if (auto files = outputs_.open(t.id); !files) {
+        pid = std::unexpected(SpawnError{126, "output: " + files.error().message()});
     } else {
         int64_t id = t.id;
-        pid = spawner_.spawn(spawn_spec(t), [this, id](ExitInfo info) { on_exit(id, info); });
+        SpawnSpec spec = spawn_spec(t);
+        spec.stdout_fd = std::move(files->stdout_fd);
+        spec.stderr_fd = std::move(files->stderr_fd);
+        pid = spawner_.spawn(std::move(spec), [this, id](ExitInfo info) { on_exit(id, info); });
     }
     if (!pid) {
         t.exit_code = pid.error().exit_code;

@@ -55,17 +55,17 @@ class FakeSpawner final : public Spawner {
         bool exited = false;
     };
 
-    std::expected<int, SpawnError> spawn(const SpawnSpec& spec, OnExit on_exit) override {
+    std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override {
         ++spawn_calls;
         if (!spec.argv.empty()) {
             auto failure = fail_for.find(spec.argv.front());
             if (failure != fail_for.end()) {
-                failed_specs.push_back(spec);
+                failed_specs.push_back(std::move(spec));
                 return std::unexpected(failure->second);
             }
         }
         int pid = next_pid++;
-        processes.push_back(Process{pid, spec, std::move(on_exit), false});
+        processes.push_back(Process{pid, std::move(spec), std::move(on_exit), false});
         return pid;
     }
 
