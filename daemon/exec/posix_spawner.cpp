@@ -55,6 +55,21 @@ std::expected<UniqueFd, SpawnError> open_stream(const std::string& path, int fla
     return std::move(*fd);
 }
 
+// Why the task cannot run in CWD, if it cannot.
+std::optional<SpawnError> cwd_problem(const std::string& cwd) {
+    struct stat st {};
+    if (::stat(cwd.c_str(), &st) != 0) {
+        return SpawnError{126, "cwd " + cwd + ": " + std::strerror(errno)};
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return SpawnError{126, "cwd " + cwd + ": Not a directory"};
+    }
+    if (::access(cwd.c_str(), X_OK) != 0) {
+        return SpawnError{126, "cwd " + cwd + ": " + std::strerror(errno)};
+    }
+    return std::nullopt;
+}
+
 // RAII for the posix_spawn attribute objects.
 struct SpawnAttrs {
     posix_spawnattr_t attr{};
@@ -105,7 +120,13 @@ std::expected<std::string, int> find_executable(const std::string& file, const s
     return std::unexpected(first_error);
 }
 
-PosixSpawner::PosixSpawner(asio::io_context& io) : io_(io) {}
+PosixSpawner::PosixSpawner(asio::io_context& io) : io_(io) {
+    // Every task without --stdin reads /dev/null: one descriptor serves them all.
+    auto null_fd = common::open_cloexec("/dev/null", O_RDONLY);
+    if (null_fd) {
+        dev_null_ = std::move(*null_fd);
+    }
+}
 
 PosixSpawner::~PosixSpawner() = default;
 
@@ -113,27 +134,26 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
     if (spec.argv.empty()) {
         return std::unexpected(SpawnError{127, "empty command"});
     }
-    // The cwd is checked here because a failed chdir inside posix_spawn is indistinguishable from a
-    // missing executable.
-    struct stat st {};
-    if (::stat(spec.cwd.c_str(), &st) != 0) {
-        return std::unexpected(SpawnError{126, "cwd " + spec.cwd + ": " + std::strerror(errno)});
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        return std::unexpected(SpawnError{126, "cwd " + spec.cwd + ": Not a directory"});
-    }
     auto exe = find_executable(spec.argv.front(), spec.env, spec.cwd);
     if (!exe) {
+        if (auto bad_cwd = cwd_problem(spec.cwd)) {
+            return std::unexpected(*bad_cwd);
+        }
         if (exe.error() == ENOENT) {
             return std::unexpected(SpawnError{127, "command not found: " + spec.argv.front()});
         }
         return std::unexpected(SpawnError{126, spec.argv.front() + ": " + std::strerror(exe.error())});
     }
 
-    auto in = open_stream(spec.stdin_path.value_or("/dev/null"), O_RDONLY, "stdin");
-    if (!in) {
-        return std::unexpected(in.error());
+    common::UniqueFd stdin_file;
+    if (spec.stdin_path) {
+        auto in = open_stream(*spec.stdin_path, O_RDONLY, "stdin");
+        if (!in) {
+            return std::unexpected(in.error());
+        }
+        stdin_file = std::move(*in);
     }
+    int stdin_fd = stdin_file ? stdin_file.get() : dev_null_.get();
     if (!spec.stdout_fd) {
         auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
         if (!out) {
@@ -167,7 +187,7 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
     posix_spawnattr_setflags(&sa.attr,
                              POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
-    posix_spawn_file_actions_adddup2(&sa.actions, in->get(), 0);
+    posix_spawn_file_actions_adddup2(&sa.actions, stdin_fd, 0);
     posix_spawn_file_actions_adddup2(&sa.actions, spec.stdout_fd.get(), 1);
     posix_spawn_file_actions_adddup2(&sa.actions, spec.stderr_fd.get(), 2);
     posix_spawn_file_actions_addchdir_np(&sa.actions, spec.cwd.c_str());
@@ -197,6 +217,11 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
         rc = ::posix_spawn(&pid, "/bin/sh", &sa.actions, &sa.attr, sh_argv.data(), envp.data());
     }
     if (rc != 0) {
+        // A failed chdir in the child looks like a missing executable: tell them apart here, where it is
+        // cheap (only on failure).
+        if (auto bad_cwd = cwd_problem(spec.cwd)) {
+            return std::unexpected(*bad_cwd);
+        }
         int code = rc == ENOENT ? 127 : 126;
         std::string what = rc == ENOENT ? "command not found: " + spec.argv.front()
                                         : spec.argv.front() + ": " + std::strerror(rc);

@@ -8,6 +8,7 @@
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 
+#include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
 
 namespace mpctl::daemon {
@@ -36,6 +37,7 @@ class PosixSpawner final : public Spawner {
     void reap(const std::shared_ptr<Child>& child);
 
     asio::io_context& io_;
+    common::UniqueFd dev_null_;
     std::unordered_map<int, std::shared_ptr<Child>> children_;
 };
 

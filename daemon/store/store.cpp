@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 
 #include <asio/post.hpp>
@@ -73,6 +74,8 @@ std::string column_text(sqlite3_stmt* stmt, int col) {
 namespace {
 // The WAL is folded back into the database past this many pages (SQLite's own default).
 constexpr int k_checkpoint_pages = 1000;
+// How long unacknowledged state changes may wait to share a commit (durability normal).
+constexpr std::chrono::milliseconds k_update_delay{2};
 }  // namespace
 
 Store::Store(sqlite3* db, std::string path, Durability durability)
@@ -276,6 +279,7 @@ common::Result<int64_t> Store::load_next_task_id() {
 
 void Store::start(asio::io_context& loop) {
     loop_ = &loop;
+    flush_timer_ = std::make_unique<asio::steady_timer>(loop);
     if (durability_ == Durability::full) {
         writer_ = std::thread([this] { writer_loop(); });
     } else {
@@ -300,6 +304,9 @@ void Store::stop() {
         checkpointer_.join();
     }
     if (durability_ == Durability::normal && loop_ != nullptr) {
+        if (flush_timer_) {
+            flush_timer_->cancel();
+        }
         flush_on_loop();
     }
     std::lock_guard lock(mutex_);
@@ -365,10 +372,26 @@ void Store::enqueue(std::vector<Op> ops) {
             queue_.push_back(std::move(op));
         }
         if (durability_ == Durability::normal) {
-            // One commit for everything queued by the events the loop is handling now.
-            if (!flush_posted_ && loop_ != nullptr && !stopped_) {
+            if (loop_ == nullptr || stopped_ || flush_posted_) {
+                return;
+            }
+            bool acknowledged = std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.done != nullptr; });
+            if (acknowledged) {
+                // Someone waits for this commit: one commit for everything queued by the events the loop
+                // is handling now.
                 flush_posted_ = true;
                 asio::post(*loop_, [this] { flush_on_loop(); });
+            } else if (!flush_timer_armed_) {
+                // State changes nobody waits for are gathered for a moment: under load that is one commit
+                // per many tasks instead of two per task.
+                flush_timer_armed_ = true;
+                flush_timer_->expires_after(k_update_delay);
+                flush_timer_->async_wait([this](const std::error_code& ec) {
+                    flush_timer_armed_ = false;
+                    if (!ec) {
+                        flush_on_loop();
+                    }
+                });
             }
             return;
         }

@@ -9,7 +9,8 @@
 //   normal: on the loop itself, at the end of the current batch of events: a commit is then only a few
 //           page-cache writes, and a thread hop would cost more than the commit. The WAL checkpoint (which
 //           does fsync) runs on a background thread with its own connection.
-// Either way every write that queued while a commit was running goes into the next one.
+// Either way every write that queued while a commit was running goes into the next one. Writes nobody
+// waits for (a task started or finished) may wait 2 ms to share a commit with others.
 
 #include <condition_variable>
 #include <cstdint>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <mpctl/common/result.hpp>
 #include <mpctl/daemon/tasks/environments.hpp>
@@ -137,6 +139,8 @@ class Store {
     bool stopping_ = false;
     bool stopped_ = false;
     bool flush_posted_ = false;       // normal: a flush_on_loop is pending on the loop
+    bool flush_timer_armed_ = false;  // normal: a deferred flush for unacknowledged updates is pending
+    std::unique_ptr<asio::steady_timer> flush_timer_;
     bool checkpoint_wanted_ = false;  // normal: the WAL has grown past k_checkpoint_pages
     std::atomic<uint64_t> commits_{0};
 };
