@@ -50,10 +50,40 @@ double parse_seconds(const std::string& text, const char* flag) {
     return s;
 }
 
-int report_error(const AppContext& ctx, const CliError& e) {
+namespace {
+
+// The word for a failure of mpctl itself, by its exit code.
+const char* local_error_name(int code) {
+    switch (code) {
+        case exit_code::usage:
+            return "usage";
+        case exit_code::no_daemon:
+            return "no_daemon";
+        case exit_code::unknown_id:
+            return "unknown_id";
+        case exit_code::busy:
+            return "busy";
+        case exit_code::refused:
+            return "refused";
+        case exit_code::timeout:
+            return "timeout";
+        default:
+            return "failed";
+    }
+}
+
+}  // namespace
+
+int report_error(bool json, const CliError& e) {
     std::fprintf(stderr, "mpctl: %s\n", e.what());
-    if (ctx.global.json) {
-        nlohmann::json error = e.error().is_object() ? e.error() : nlohmann::json{{"message", e.what()}};
+    if (json) {
+        // The daemon's error object as it came (code, message, data.error), or one in the same shape for
+        // failures of mpctl itself (code: the exit code); both say which exit code mpctl chose.
+        nlohmann::json error = e.error().is_object()
+                                   ? e.error()
+                                   : nlohmann::json{{"code", e.code()},
+                                                    {"message", e.what()},
+                                                    {"data", {{"error", local_error_name(e.code())}}}};
         error["exit_code"] = e.code();
         print_json({{"error", error}});
     }

@@ -36,9 +36,9 @@ void add_global_options(CLI::App& app, GlobalOptions& global);
 // "30", "1.5", "250ms", "5m"; throws CliError(usage) naming FLAG.
 [[nodiscard]] double parse_seconds(const std::string& text, const char* flag);
 
-// Prints a daemon error (or any CliError) the way SPEC.md says: "mpctl: msg" on stderr, and with --json
-// also {"error": {...}} on stdout. Returns its exit code.
-int report_error(const AppContext& ctx, const class CliError& e);
+// Prints a daemon error (or any CliError) the way SPEC.md says: "mpctl: msg" on stderr, and with JSON
+// also {"error": {"code", "message", "data": {"error": name}, "exit_code"}} on stdout. Returns its exit code.
+int report_error(bool json, const class CliError& e);
 
 // Each group adds its subcommands; with ONLY set, just that one (building all of them costs more than a
 // whole `mpctl submit` round trip, so main builds only what the command line names).

@@ -73,6 +73,12 @@ int main(int argc, char** argv) {
         }
     }
 
+    // --json decides how errors look, even when parsing fails before CLI11 has read it.
+    bool json_wanted = false;
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
+        json_wanted = json_wanted || std::string_view(argv[i]) == "--json";
+    }
+
     // Cut at the first "--": what follows is a command line, never mpctl's options.
     std::vector<std::string> args;
     for (int i = argc - 1; i >= 1; --i) {
@@ -96,30 +102,29 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         // CLI11's own exit codes are not ours: every usage error is 2.
-        std::fprintf(stderr, "mpctl: %s\n", e.what());
         if (argc <= 1) {
             std::fprintf(stderr, "%s", app.help().c_str());
         }
-        return exit_code::usage;
+        return report_error(json_wanted, CliError(exit_code::usage, e.what()));
     } catch (const CliError& e) {
-        return report_error(ctx, e);
+        return report_error(json_wanted, e);
     }
     if (ctx.has_separator && !ctx.separator_used) {
-        std::fprintf(stderr, "mpctl: this command takes no command line after \"--\"\n");
-        return exit_code::usage;
+        return report_error(json_wanted,
+                            CliError(exit_code::usage, "this command takes no command line after \"--\""));
     }
     if (!ctx.action) {
-        std::fprintf(stderr, "mpctl: no command given\n");
-        return exit_code::usage;
+        return report_error(json_wanted, CliError(exit_code::usage, "no command given"));
     }
     try {
         return ctx.action();
     } catch (const CliError& e) {
-        return report_error(ctx, e);
+        return report_error(json_wanted, e);
     } catch (const mpctl::proto::RequestError& e) {
         // A reply the daemon should not have sent (a status object that does not parse).
-        return report_error(ctx, CliError(exit_code::refused, std::string("unexpected reply: ") + e.what()));
+        return report_error(json_wanted,
+                            CliError(exit_code::refused, std::string("unexpected reply: ") + e.what()));
     } catch (const std::exception& e) {
-        return report_error(ctx, CliError(exit_code::failure, e.what()));
+        return report_error(json_wanted, CliError(exit_code::failure, e.what()));
     }
 }

@@ -33,7 +33,10 @@ void Session::read_more() {
         asio::buffer(read_buffer_), [self = shared_from_this()](const std::error_code& ec, size_t n) {
             self->read_pending_ = false;
             if (ec == asio::error::eof && !self->close_hooks_.empty()) {
-                self->read_eof_ = true;  // answers are still owed: keep writing
+                // Answers are still owed: stay alive (nothing else holds us now) and keep writing
+                // until the last one is out.
+                self->read_eof_ = true;
+                self->keep_alive_ = self;
                 return;
             }
             if (ec) {
@@ -179,6 +182,8 @@ void Session::close(bool flush) {
         return;
     }
     closed_ = true;
+    // Released when this call returns, not before: a pending write handler keeps us alive from then on.
+    auto self = std::move(keep_alive_);
     auto hooks = std::move(close_hooks_);
     close_hooks_.clear();
     for (auto& [id, fn] : hooks) {

@@ -72,7 +72,8 @@ class Session : public std::enable_shared_from_this<Session> {
     uint64_t next_hook_ = 1;
     bool closed_ = false;
     bool close_after_flush_ = false;
-    bool read_eof_ = false;  // the client half-closed: finish what is outstanding, then close
+    bool read_eof_ = false;                // the client half-closed: finish what is outstanding, then close
+    std::shared_ptr<Session> keep_alive_;  // set while half-closed with answers owed
 };
 
 }  // namespace mpctl::daemon

@@ -34,7 +34,8 @@ Environments::Entry Environments::intern(const std::shared_ptr<const proto::Envi
 }
 
 void Environments::restore(int64_t id, std::shared_ptr<const proto::Environment> env) {
-    by_hash_.emplace(hash_of(*env), Entry{id, std::move(env)});
+    size_t h = hash_of(*env);  // before env is moved from
+    by_hash_.emplace(h, Entry{id, std::move(env)});
     set_next_id(id + 1);
 }
 

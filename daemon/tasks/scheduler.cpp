@@ -37,6 +37,10 @@ Scheduler::Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, Sc
       listener_(listener),
       options_(std::move(options)) {
     pool_for(proto::k_default_pool);
+    // Pools sized in the config file or with `pool set` exist (and are listed) before their first task.
+    for (const auto& [name, workers] : options_.pool_workers) {
+        pool_for(name);
+    }
 }
 
 Scheduler::Pool& Scheduler::pool_for(const std::string& name) {

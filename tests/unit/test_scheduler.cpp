@@ -566,9 +566,13 @@ TEST_CASE("ready tasks start by priority, highest first, then in submission orde
     CHECK(order == std::vector<int64_t>{f, b, d, a, c, e});
 }
 
-TEST_CASE("named pools are created on first use with their configured size", "[unit][scheduler]") {
+TEST_CASE("configured pools are listed before their first task and used with their size", "[unit][scheduler]") {
     Harness h(options(1, {{"gpu", 2}}));
-    CHECK(find_pool(h.sched.pools(), "gpu") == nullptr);
+    const auto before = h.sched.pools();
+    const auto* listed = find_pool(before, "gpu");
+    REQUIRE(listed != nullptr);
+    CHECK(listed->workers == 2);
+    CHECK(listed->running == 0);
     CHECK(h.sched.pool_workers("gpu") == 2);
     int64_t a = h.submit(cmd("a", {{"pool", "gpu"}}));
     int64_t b = h.submit(cmd("b", {{"pool", "gpu"}}));
