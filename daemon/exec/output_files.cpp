@@ -48,6 +48,12 @@ common::Result<void> OutputLayout::ensure_shard(int64_t task_id) {
     if (auto r = common::make_dirs(shard_dir(task_id), 0700); !r) {
         return r;
     }
+    if (prepared_shards_.empty()) {
+        // The output root exists now: the stock can be made in it.
+        std::lock_guard lock(mutex_);
+        root_ready_ = true;
+        wake_.notify_one();
+    }
     prepared_shards_.insert(shard);
     return {};
 }
@@ -98,14 +104,10 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id) {
 }
 
 void OutputLayout::refill_loop() {
-    if (auto r = common::make_dirs(root_, 0700); !r) {
-        spdlog::warn("{}; output files are created on the spot", r.error().message());
-        return;
-    }
     for (;;) {
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stopping_ || stock_.size() < stock_target_; });
+            wake_.wait(lock, [this] { return stopping_ || (root_ready_ && stock_.size() < stock_target_); });
             if (stopping_) {
                 return;
             }

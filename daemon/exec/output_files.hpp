@@ -58,7 +58,7 @@ class OutputLayout {
     std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<common::UniqueFd> stock_;
-    bool stock_supported_ = true;
+    bool root_ready_ = false;  // the first task created the output root (nothing is made before)
     bool stopping_ = false;
     std::thread refiller_;
 };

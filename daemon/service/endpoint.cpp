@@ -1,5 +1,7 @@
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
+#include <string_view>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,18 +20,29 @@ std::unexpected<EndpointError> fail(std::string message, bool already_running = 
     return std::unexpected(EndpointError{already_running, std::move(message)});
 }
 
-// True if something accepts connections on PATH (a live daemon, possibly of another state dir).
-bool socket_answers(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+// True if a live daemon (possibly of another state dir) answers on PATH. Connecting is not enough: the
+// socket of a daemon that was just killed can outlive it for a moment in a child it was spawning (the
+// child holds a copy of every fd until it closes them before exec), and it accepts but never answers.
+bool daemon_answers(const std::string& path) {
+    common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
         return false;
     }
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return false;
+    }
+    static constexpr std::string_view k_probe = R"({"jsonrpc":"2.0","id":0,"method":"daemon.status"})"
+                                                "\n";
+    if (::send(fd.get(), k_probe.data(), k_probe.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(k_probe.size())) {
+        return false;
+    }
+    pollfd p{fd.get(), POLLIN, 0};
+    char byte = 0;
+    return ::poll(&p, 1, 2000) == 1 && ::recv(fd.get(), &byte, 1, 0) == 1;
 }
 
 }  // namespace
@@ -72,7 +85,7 @@ std::expected<Endpoint, EndpointError> claim_endpoint(const std::string& state_d
                     ", not to us");
     }
 
-    if (socket_answers(socket_path)) {
+    if (daemon_answers(socket_path)) {
         return fail("another mpctld is already serving " + socket_path, true);
     }
     ::unlink(socket_path.c_str());  // stale: its daemon is gone (we hold the lock)

@@ -1,4 +1,7 @@
 #pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
 // Small helpers shared by the e2e tests (header-only, so the CMake glob of tests/e2e/test_*.cpp needs no
 // change): files as events, processes whose output lands in files while they run, process-group checks
 // through /proc, and a guard that stops a daemon mpctl autostarted.
@@ -38,9 +41,27 @@ inline bool exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
+// The whole file, or what could be read of it: read(2) rather than an ifstream, because reading
+// /proc/PID/stat of a process that exits meanwhile fails with ESRCH and libstdc++'s filebuf throws on that.
 inline std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return out;
+    }
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
 }
 
 inline void touch(const std::string& path) {

@@ -18,7 +18,7 @@ TEST_CASE("a second mpctld on the same state dir exits 3 with a clear message", 
     TempDir other;
     auto r = run_process({mpctld_bin(), "--foreground", "--exit-with-parent", "--socket",
                           other / "second.sock", "--state-dir", d.state_dir()},
-                         ProcessOptions{{}, {}, "", "", std::chrono::seconds(60)});
+                         ProcessOptions{{}, {}, "", "", std::chrono::seconds(60), ""});
     INFO(r.err);
     CHECK(r.exit_code == 3);
     CHECK_THAT(r.err, Contains("another mpctld"));

@@ -1,8 +1,10 @@
 #include "daemon_fixture.hpp"
 
 #include <cstring>
+#include <fstream>
 #include <poll.h>
 #include <signal.h>
+#include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,14 +25,22 @@ std::string mpctld_bin() {
 
 namespace {
 
-bool socket_answers(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
+// True once the daemon with pid PID answers on PATH. A connect alone proves little: right after a kill -9
+// the old daemon's socket can live on for a moment in a child it was spawning.
+bool daemon_answers(const std::string& path, pid_t pid) {
+    try {
+        RpcConnection c(path);
+        c.send_raw(R"({"jsonrpc":"2.0","id":1,"method":"daemon.status"})"
+                   "\n");
+        auto line = c.read_line(std::chrono::milliseconds(500));
+        if (!line) {
+            return false;
+        }
+        json reply = json::parse(*line, nullptr, false);
+        return reply.is_object() && reply.contains("result") && reply["result"].value("pid", 0) == pid;
+    } catch (const std::exception&) {
+        return false;
+    }
 }
 
 }  // namespace
@@ -134,10 +144,12 @@ void DaemonFixture::start() {
                                   "--socket",   socket_,        "--state-dir",
                                   state_dir_,   "--workers",    std::to_string(options_.workers)};
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
-    process_ = std::make_unique<BackgroundProcess>(argv, options_.process, false);
-    bool up = eventually([&] { return socket_answers(socket_) || !process_->running(); });
+    ProcessOptions process = options_.process;
+    process.output_file = log_path();
+    process_ = std::make_unique<BackgroundProcess>(argv, process, false);
+    bool up = eventually([&] { return daemon_answers(socket_, process_->pid()) || !process_->running(); });
     if (!up || !process_->running()) {
-        throw std::runtime_error("mpctld did not start on " + socket_);
+        throw std::runtime_error("mpctld did not start on " + socket_ + ":\n" + log());
     }
 }
 
@@ -157,6 +169,17 @@ int DaemonFixture::stop() {
 void DaemonFixture::kill9() {
     process_->signal(SIGKILL);
     (void)process_->wait(std::chrono::seconds(30));
+}
+
+std::string DaemonFixture::log_path() const {
+    return dir_ / "mpctld.log";
+}
+
+std::string DaemonFixture::log() const {
+    std::ifstream in(log_path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 pid_t DaemonFixture::pid() const {
@@ -220,7 +243,15 @@ int64_t DaemonFixture::submit(const std::vector<std::string>& args, ProcessOptio
     std::vector<std::string> argv{"submit"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = mpctl(argv, std::move(options));
-    INFO("mpctl submit exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    std::string diag;
+    if (r.exit_code != 0) {
+        diag = "daemon alive: " + std::to_string(::kill(pid(), 0) == 0) + "\n" +
+               run_process({"sh", "-c", "ls -la " + dir_.path() + "; ss -xlpn | grep " + dir_.path()}).out;
+    }
+    INFO("mpctl submit exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err
+                              << "\nmpctld's log:\n"
+                              << log() << "\n"
+                              << diag);
     REQUIRE(r.exit_code == 0);
     return std::stoll(r.out);
 }

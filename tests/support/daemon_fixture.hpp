@@ -63,6 +63,9 @@ class DaemonFixture {
     // SIGKILL: the daemon dies without any chance to clean up.
     void kill9();
     [[nodiscard]] pid_t pid() const;
+    // What the daemons of this fixture wrote to stderr (their log), for failure messages.
+    [[nodiscard]] std::string log() const;
+    [[nodiscard]] std::string log_path() const;
     [[nodiscard]] bool running();
 
     [[nodiscard]] const TempDir& dir() const { return dir_; }

@@ -221,6 +221,10 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, const
         ::close(err.w);
         out_fd_ = out.r;
         err_fd_ = err.r;
+    } else if (!options.output_file.empty()) {
+        int log_fd = ::open(options.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        pid_ = spawn(argv, options, null_fd, log_fd, log_fd);
+        ::close(log_fd);
     } else {
         pid_ = spawn(argv, options, null_fd, null_fd, null_fd);
     }

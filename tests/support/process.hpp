@@ -25,6 +25,7 @@ struct ProcessOptions {
     std::string stdin_data;
     std::string cwd;  // empty: the test's cwd
     std::chrono::milliseconds timeout{std::chrono::seconds(120)};
+    std::string output_file;  // BackgroundProcess without capture: stdout and stderr appended here
 };
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
