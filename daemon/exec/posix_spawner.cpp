@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,16 +17,6 @@ namespace mpctl::daemon {
 namespace {
 
 using common::UniqueFd;
-
-std::string path_of(const std::vector<std::string>& env) {
-    for (const auto& kv : env) {
-        if (kv.starts_with("PATH=")) {
-            return kv.substr(5);
-        }
-    }
-    // What execvp uses when PATH is unset.
-    return "/bin:/usr/bin";
-}
 
 bool is_executable_file(const std::string& path, int& err) {
     struct stat st {};
@@ -88,12 +79,22 @@ struct SpawnAttrs {
 
 }  // namespace
 
-std::expected<std::string, int> find_executable(const std::string& file, const std::vector<std::string>& env,
+EnvBlock::EnvBlock(std::vector<std::string> entries) : entries_(std::move(entries)), path_("/bin:/usr/bin") {
+    envp_.reserve(entries_.size() + 1);
+    for (auto& e : entries_) {
+        envp_.push_back(e.data());
+        if (e.starts_with("PATH=")) {
+            path_ = e.substr(5);
+        }
+    }
+    envp_.push_back(nullptr);
+}
+
+std::expected<std::string, int> find_executable(const std::string& file, const std::string& path,
                                                 const std::string& cwd) {
     if (file.find('/') != std::string::npos) {
         return file;  // exec resolves a relative path after the chdir to cwd, as a shell would
     }
-    std::string path = path_of(env);
     int first_error = ENOENT;
     size_t start = 0;
     while (start <= path.size()) {
@@ -134,7 +135,7 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
     if (spec.argv.empty()) {
         return std::unexpected(SpawnError{127, "empty command"});
     }
-    auto exe = find_executable(spec.argv.front(), spec.env, spec.cwd);
+    auto exe = lookup(spec.argv.front(), spec.env->path(), spec.cwd);
     if (!exe) {
         if (auto bad_cwd = cwd_problem(spec.cwd)) {
             return std::unexpected(*bad_cwd);
@@ -201,20 +202,15 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
         argv.push_back(const_cast<char*>(a.c_str()));
     }
     argv.push_back(nullptr);
-    std::vector<char*> envp;
-    envp.reserve(spec.env.size() + 1);
-    for (const auto& e : spec.env) {
-        envp.push_back(const_cast<char*>(e.c_str()));
-    }
-    envp.push_back(nullptr);
+    char* const* envp = spec.env->envp();
 
     pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, exe->c_str(), &sa.actions, &sa.attr, argv.data(), envp.data());
+    int rc = ::posix_spawn(&pid, exe->c_str(), &sa.actions, &sa.attr, argv.data(), envp);
     if (rc == ENOEXEC) {
         // A script without "#!": run it with /bin/sh, as execvp and shells do.
         std::vector<char*> sh_argv{const_cast<char*>("/bin/sh"), const_cast<char*>(exe->c_str())};
         sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end());
-        rc = ::posix_spawn(&pid, "/bin/sh", &sa.actions, &sa.attr, sh_argv.data(), envp.data());
+        rc = ::posix_spawn(&pid, "/bin/sh", &sa.actions, &sa.attr, sh_argv.data(), envp);
     }
     if (rc != 0) {
         // A failed chdir in the child looks like a missing executable: tell them apart here, where it is
@@ -243,6 +239,29 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
     children_.emplace(pid, child);
     watch(std::move(child));
     return pid;
+}
+
+std::expected<std::string, int> PosixSpawner::lookup(const std::string& file, const std::string& path,
+                                                     const std::string& cwd) {
+    if (file.find('/') != std::string::npos) {
+        return file;
+    }
+    // A PATH search is a few stat(2)s; a task queue runs the same commands over and over. Like a shell's
+    // hash table, but entries expire within a second, so a newly installed command is found soon.
+    auto now = std::chrono::steady_clock::now();
+    std::string key = file + '\0' + path + '\0' + cwd;
+    auto it = lookups_.find(key);
+    if (it != lookups_.end() && it->second.expires > now && ::access(it->second.exe.c_str(), X_OK) == 0) {
+        return it->second.exe;
+    }
+    auto exe = find_executable(file, path, cwd);
+    if (exe) {
+        if (lookups_.size() > 1024) {
+            lookups_.clear();
+        }
+        lookups_[key] = Lookup{*exe, now + std::chrono::seconds(1)};
+    }
+    return exe;
 }
 
 void PosixSpawner::watch(std::shared_ptr<Child> child) {

@@ -2,7 +2,9 @@
 // PosixSpawner: starts processes with posix_spawn under DESIGN.md's rules and watches each with a pidfd on
 // the daemon's io_context. Loop thread only.
 
+#include <chrono>
 #include <memory>
+#include <string>
 #include <unordered_map>
 
 #include <asio/io_context.hpp>
@@ -34,17 +36,24 @@ class PosixSpawner final : public Spawner {
     };
 
     void watch(std::shared_ptr<Child> child);
+    [[nodiscard]] std::expected<std::string, int> lookup(const std::string& file, const std::string& path,
+                                                         const std::string& cwd);
     void reap(const std::shared_ptr<Child>& child);
 
     asio::io_context& io_;
     common::UniqueFd dev_null_;
     std::unordered_map<int, std::shared_ptr<Child>> children_;
+    struct Lookup {
+        std::string exe;
+        std::chrono::steady_clock::time_point expires;
+    };
+    std::unordered_map<std::string, Lookup> lookups_;  // recent PATH searches
 };
 
-// Looks up FILE as execvp would, in the PATH of ENV (not the daemon's), resolving relative PATH entries
+// Looks up FILE as execvp would, in PATH (the task's, not the daemon's), resolving relative PATH entries
 // against CWD. Returns the path to execute, or the errno that describes the failure (ENOENT, EACCES).
 [[nodiscard]] std::expected<std::string, int> find_executable(const std::string& file,
-                                                              const std::vector<std::string>& env,
+                                                              const std::string& path,
                                                               const std::string& cwd);
 
 }  // namespace mpctl::daemon

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,11 +14,31 @@
 
 namespace mpctl::daemon {
 
+// A complete environment ready for exec: the "K=V" strings and the null-terminated array over them.
+// Immutable, so many tasks share one (everything submitted from one shell has the same environment) and
+// nothing is rebuilt per spawn.
+class EnvBlock {
+  public:
+    explicit EnvBlock(std::vector<std::string> entries);
+    EnvBlock(const EnvBlock&) = delete;
+    EnvBlock& operator=(const EnvBlock&) = delete;
+
+    [[nodiscard]] const std::vector<std::string>& entries() const noexcept { return entries_; }
+    [[nodiscard]] char* const* envp() const noexcept { return envp_.data(); }
+    // PATH's value, or what execvp uses when PATH is unset.
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+  private:
+    std::vector<std::string> entries_;
+    std::vector<char*> envp_;
+    std::string path_;
+};
+
 // Everything needed to start one process. Paths are absolute.
 struct SpawnSpec {
     std::vector<std::string> argv;  // argv[0] is looked up in env's PATH unless it contains '/'
     std::string cwd;
-    std::vector<std::string> env;           // "K=V" entries, the complete environment
+    std::shared_ptr<const EnvBlock> env;    // the complete environment
     std::optional<std::string> stdin_path;  // nullopt: /dev/null
     std::string stdout_path;                // opened (created or truncated) unless stdout_fd is given
     std::string stderr_path;

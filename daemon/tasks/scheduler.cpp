@@ -188,7 +188,31 @@ void Scheduler::pump_all() {
     }
 }
 
-SpawnSpec Scheduler::spawn_spec(const Task& t) const {
+std::shared_ptr<const EnvBlock> Scheduler::env_block(const std::shared_ptr<const proto::Environment>& env) {
+    if (!env) {
+        if (!daemon_env_block_) {
+            daemon_env_block_ = std::make_shared<const EnvBlock>(options_.daemon_env);
+        }
+        return daemon_env_block_;
+    }
+    auto it = env_blocks_.find(env.get());
+    if (it != env_blocks_.end() && it->second.env.lock() == env) {
+        return it->second.block;
+    }
+    if (env_blocks_.size() > 256) {
+        std::erase_if(env_blocks_, [](const auto& item) { return item.second.env.expired(); });
+    }
+    std::vector<std::string> entries;
+    entries.reserve(env->size());
+    for (const auto& [k, v] : *env) {
+        entries.push_back(k + "=" + v);
+    }
+    auto block = std::make_shared<const EnvBlock>(std::move(entries));
+    env_blocks_[env.get()] = CachedBlock{env, block};
+    return block;
+}
+
+SpawnSpec Scheduler::spawn_spec(const Task& t) {
     SpawnSpec s;
     if (t.spec.shell) {
         s.argv = {"/bin/sh", "-c", *t.spec.shell};
@@ -196,14 +220,7 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) const {
         s.argv = t.spec.argv;
     }
     s.cwd = t.spec.cwd.empty() ? options_.default_cwd : t.spec.cwd;
-    if (t.spec.env) {
-        s.env.reserve(t.spec.env->size());
-        for (const auto& [k, v] : *t.spec.env) {
-            s.env.push_back(k + "=" + v);
-        }
-    } else {
-        s.env = options_.daemon_env;
-    }
+    s.env = env_block(t.spec.env);
     s.stdin_path = t.spec.stdin_path;
     OutputPaths paths = outputs_.paths(t.id);
     s.stdout_path = std::move(paths.stdout_path);

@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include <mpctl/daemon/exec/output_files.hpp>
@@ -113,7 +115,10 @@ class Scheduler {
     void resolve_dependencies(Task& task);
     void release_dependants(const Task& task);
     void begin_stop(Task& task, Task::Stop why, std::optional<double> kill_after_s = std::nullopt);
-    [[nodiscard]] SpawnSpec spawn_spec(const Task& task) const;
+    [[nodiscard]] SpawnSpec spawn_spec(const Task& task);
+    // The exec-ready form of a task's environment, built once per distinct environment.
+    [[nodiscard]] std::shared_ptr<const EnvBlock> env_block(
+        const std::shared_ptr<const proto::Environment>& env);
     void notify(const Task& task);
 
     Spawner& spawner_;
@@ -127,6 +132,12 @@ class Scheduler {
     uint64_t enqueue_seq_ = 0;
     size_t running_ = 0;
     bool starting_ = true;
+    std::shared_ptr<const EnvBlock> daemon_env_block_;
+    struct CachedBlock {
+        std::weak_ptr<const proto::Environment> env;
+        std::shared_ptr<const EnvBlock> block;
+    };
+    std::unordered_map<const proto::Environment*, CachedBlock> env_blocks_;
 };
 
 }  // namespace mpctl::daemon

@@ -455,8 +455,10 @@ TEST_CASE("the spawn spec carries argv, cwd, env, stdin and the task's output pa
     const SpawnSpec& s = h.spawner.processes[0].spec;
     CHECK(s.argv == std::vector<std::string>{"make", "-j4"});
     CHECK(s.cwd == "/src");
-    std::vector<std::string> env = s.env;
+    REQUIRE(s.env);
+    std::vector<std::string> env = s.env->entries();
     std::sort(env.begin(), env.end());
+    CHECK(s.env->path() == "/opt/bin");
     CHECK(env == std::vector<std::string>{"A=x=y", "PATH=/opt/bin"});
     CHECK(s.stdin_path == std::optional<std::string>("/src/in.txt"));
     auto paths = h.outputs.paths(id);
@@ -475,17 +477,42 @@ TEST_CASE("a spec without env and cwd runs with the daemon's environment and def
     int64_t id = h.submit(cmd("env"));
     REQUIRE(h.spawner.processes.size() == 1);
     const SpawnSpec& s = h.spawner.processes[0].spec;
-    CHECK(s.env == std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=/daemon"});
+    REQUIRE(s.env);
+    CHECK(s.env->entries() == std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=/daemon"});
     CHECK(s.cwd == "/daemon-home");
     CHECK_FALSE(s.stdin_path);
     CHECK(h.status(id).cwd == "/daemon-home");
+}
+
+TEST_CASE("tasks with the same environment share one exec-ready block", "[unit][scheduler]") {
+    Harness h(options(4));
+    auto shared = std::make_shared<const mpctl::proto::Environment>(
+        mpctl::proto::Environment{{"PATH", "/bin"}, {"K", "V"}});
+    auto add = [&](const std::shared_ptr<const mpctl::proto::Environment>& env) {
+        auto spec = mpctl::proto::parse_task_spec(cmd("x"));
+        spec.env = env;
+        Task& t = h.sched.add(std::move(spec), 1000);
+        h.sched.make_durable(t.id);
+        h.sched.schedule(t.id);
+    };
+    add(shared);
+    add(shared);
+    add(std::make_shared<const mpctl::proto::Environment>(mpctl::proto::Environment{{"K", "other"}}));
+    REQUIRE(h.spawner.processes.size() == 3);
+    CHECK(h.spawner.processes[0].spec.env == h.spawner.processes[1].spec.env);  // the same block
+    CHECK(h.spawner.processes[0].spec.env->entries() == std::vector<std::string>{"K=V", "PATH=/bin"});
+    CHECK(h.spawner.processes[0].spec.env->path() == "/bin");
+    CHECK(h.spawner.processes[2].spec.env->entries() == std::vector<std::string>{"K=other"});
+    CHECK(h.spawner.processes[2].spec.env->path() == "/bin:/usr/bin");  // execvp's default
 }
 
 TEST_CASE("an empty env is an empty environment, not the daemon's", "[unit][scheduler]") {
     Harness h;
     h.submit(cmd("env", {{"env", json::object()}}));
     REQUIRE(h.spawner.processes.size() == 1);
-    CHECK(h.spawner.processes[0].spec.env.empty());
+    REQUIRE(h.spawner.processes[0].spec.env);
+    CHECK(h.spawner.processes[0].spec.env->entries().empty());
+    CHECK(h.spawner.processes[0].spec.env->envp()[0] == nullptr);
 }
 
 TEST_CASE("a shell task runs /bin/sh -c with its string", "[unit][scheduler]") {
@@ -566,7 +593,8 @@ TEST_CASE("ready tasks start by priority, highest first, then in submission orde
     CHECK(order == std::vector<int64_t>{f, b, d, a, c, e});
 }
 
-TEST_CASE("configured pools are listed before their first task and used with their size", "[unit][scheduler]") {
+TEST_CASE("configured pools are listed before their first task and used with their size",
+          "[unit][scheduler]") {
     Harness h(options(1, {{"gpu", 2}}));
     const auto before = h.sched.pools();
     const auto* listed = find_pool(before, "gpu");
@@ -1555,7 +1583,8 @@ TEST_CASE("a task keeps its env while it runs and between attempts and drops it 
     CHECK(h.task(id).spec.env);  // needed for the retry
     h.timers.advance(1000);
     REQUIRE(h.spawner.processes.size() == 2);
-    CHECK(h.spawner.processes[1].spec.env == std::vector<std::string>{"K=V"});
+    REQUIRE(h.spawner.processes[1].spec.env);
+    CHECK(h.spawner.processes[1].spec.env->entries() == std::vector<std::string>{"K=V"});
     h.exit(id, 0);
     CHECK_FALSE(h.task(id).spec.env);
 }
