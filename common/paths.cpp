@@ -20,10 +20,6 @@ std::string home_dir() {
     return home.empty() ? std::string("/") : home;
 }
 
-bool is_root() {
-    return ::geteuid() == 0;
-}
-
 }  // namespace
 
 std::string default_socket_path() {
@@ -32,9 +28,6 @@ std::string default_socket_path() {
     }
     if (auto run = env_or_empty("XDG_RUNTIME_DIR"); !run.empty()) {
         return run + "/mpctl/mpctld.sock";
-    }
-    if (is_root()) {
-        return "/run/mpctl/mpctld.sock";
     }
     return "/tmp/mpctl-" + std::to_string(::geteuid()) + "/mpctld.sock";
 }
@@ -46,18 +39,12 @@ std::string default_state_dir() {
     if (auto s = env_or_empty("XDG_STATE_HOME"); !s.empty()) {
         return s + "/mpctl";
     }
-    if (is_root() && env_or_empty("HOME").empty()) {
-        return "/var/lib/mpctl";
-    }
     return home_dir() + "/.local/state/mpctl";
 }
 
 std::string default_config_path() {
     if (auto s = env_or_empty("XDG_CONFIG_HOME"); !s.empty()) {
         return s + "/mpctl/mpctld.toml";
-    }
-    if (is_root() && env_or_empty("HOME").empty()) {
-        return "/etc/mpctl/mpctld.toml";
     }
     return home_dir() + "/.config/mpctl/mpctld.toml";
 }

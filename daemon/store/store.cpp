@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -14,21 +15,19 @@ namespace mpctl::daemon {
 
 namespace {
 
-constexpr int k_schema_version = 1;
-
-const char* const k_schema = R"sql(
-CREATE TABLE IF NOT EXISTS meta (
+// The schema, as the migrations that build it: a database at version N (PRAGMA user_version) gets
+// k_migrations[N..] applied, in one transaction. Append a migration to change the schema; never edit one
+// that has shipped.
+const char* const k_migrations[] = {
+    // 1: tasks and pools.
+    R"sql(
+CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS environments (
-    id  INTEGER PRIMARY KEY,
-    env TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tasks (
+CREATE TABLE tasks (
     id           INTEGER PRIMARY KEY,
     spec         TEXT NOT NULL,
-    env_id       INTEGER,
     state        TEXT NOT NULL,
     reason       TEXT,
     exit_code    INTEGER,
@@ -40,11 +39,21 @@ CREATE TABLE IF NOT EXISTS tasks (
     pid          INTEGER,
     error        TEXT
 );
-CREATE TABLE IF NOT EXISTS pools (
+CREATE TABLE pools (
     name    TEXT PRIMARY KEY,
     workers INTEGER NOT NULL
 );
-)sql";
+)sql",
+    // 2: each distinct environment once, referred to by the tasks.
+    R"sql(
+CREATE TABLE environments (
+    id  INTEGER PRIMARY KEY,
+    env TEXT NOT NULL
+);
+ALTER TABLE tasks ADD COLUMN env_id INTEGER;
+)sql",
+};
+constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 
 template <class T>
 void bind_optional(sqlite3_stmt* stmt, int index, const std::optional<T>& value) {
@@ -121,25 +130,13 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     // With commits on the loop, the checkpointer thread folds the WAL back, never the loop.
     const char* checkpoint =
         durability == Durability::full ? "PRAGMA wal_autocheckpoint=1000" : "PRAGMA wal_autocheckpoint=0";
-    for (const char* sql : {sync, checkpoint, "PRAGMA foreign_keys=OFF", k_schema}) {
+    for (const char* sql : {sync, checkpoint, "PRAGMA foreign_keys=OFF"}) {
         if (auto r = store->exec(sql); !r) {
             return std::unexpected(r.error());
         }
     }
-    sqlite3_stmt* version = nullptr;
-    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &version, nullptr);
-    int current = sqlite3_step(version) == SQLITE_ROW ? sqlite3_column_int(version, 0) : 0;
-    sqlite3_finalize(version);
-    if (current > k_schema_version) {
-        return std::unexpected(common::Error{
-            "database " + path + " was written by a newer mpctld (schema " + std::to_string(current) + ")",
-            0});
-    }
-    if (current < k_schema_version) {
-        auto sql = "PRAGMA user_version=" + std::to_string(k_schema_version);
-        if (auto r = store->exec(sql.c_str()); !r) {
-            return std::unexpected(r.error());
-        }
+    if (auto r = store->migrate(); !r) {
+        return std::unexpected(common::Error{"database " + path + ": " + r.error().message(), 0});
     }
 
     struct {
@@ -163,6 +160,39 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
         }
     }
     return store;
+}
+
+common::Result<void> Store::migrate() {
+    sqlite3_stmt* version = nullptr;
+    sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &version, nullptr);
+    int current = sqlite3_step(version) == SQLITE_ROW ? sqlite3_column_int(version, 0) : 0;
+    sqlite3_finalize(version);
+    if (current > k_schema_version) {
+        return common::plain_error("it was written by a newer mpctld (schema " + std::to_string(current) +
+                                   ", this one knows up to " + std::to_string(k_schema_version) + ")");
+    }
+    if (current == k_schema_version) {
+        return {};
+    }
+    if (auto r = exec("BEGIN IMMEDIATE"); !r) {
+        return r;
+    }
+    for (int v = current; v < k_schema_version; ++v) {
+        if (auto r = exec(k_migrations[v]); !r) {
+            (void)exec("ROLLBACK");
+            return common::plain_error("upgrading the schema to version " + std::to_string(v + 1) + ": " +
+                                       r.error().message());
+        }
+    }
+    std::string set_version = "PRAGMA user_version=" + std::to_string(k_schema_version);
+    if (auto r = exec(set_version.c_str()); !r) {
+        (void)exec("ROLLBACK");
+        return r;
+    }
+    if (current > 0) {
+        spdlog::info("journal schema upgraded from version {} to {}", current, k_schema_version);
+    }
+    return exec("COMMIT");
 }
 
 common::Result<std::vector<Task>> Store::load_tasks() {
@@ -375,7 +405,8 @@ void Store::enqueue(std::vector<Op> ops) {
             if (loop_ == nullptr || stopped_ || flush_posted_) {
                 return;
             }
-            bool acknowledged = std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.done != nullptr; });
+            bool acknowledged =
+                std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.done != nullptr; });
             if (acknowledged) {
                 // Someone waits for this commit: one commit for everything queued by the events the loop
                 // is handling now.

@@ -119,6 +119,8 @@ class Store {
     static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
     common::Result<void> apply(std::vector<Op>& batch);
     common::Result<void> exec(const char* sql);
+    // Brings the schema to this version (see k_migrations); refuses a newer one.
+    common::Result<void> migrate();
     common::Result<void> bind_row_and_step(sqlite3_stmt* stmt, const Row& row, bool with_spec);
     [[nodiscard]] common::Error db_error(const std::string& what) const;
 

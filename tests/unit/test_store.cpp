@@ -533,3 +533,33 @@ TEST_CASE("every write of a burst completes and is journaled", "[unit][store]") 
     REQUIRE(loaded);
     CHECK(loaded->size() == 200);
 }
+
+TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit][store]") {
+    mpctl::test::UnitTempDir dir;
+    const std::string path = dir / "mpctl.db";
+    // What the first mpctld wrote: no environments table, no env_id column.
+    raw_sql(
+        path,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE tasks (id INTEGER PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
+        " exit_code INTEGER, signal INTEGER, submitted_at INTEGER NOT NULL, started_at INTEGER,"
+        " finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, pid INTEGER, error TEXT);"
+        "CREATE TABLE pools (name TEXT PRIMARY KEY, workers INTEGER NOT NULL);"
+        "INSERT INTO tasks (id, spec, state, submitted_at) VALUES"
+        " (7, '{\"argv\":[\"echo\",\"old\"],\"cwd\":\"/\",\"env\":{\"A\":\"1\"}}', 'pending', 1000);"
+        "INSERT INTO pools VALUES ('gpu', 3);"
+        "PRAGMA user_version=1;");
+    auto store = open_store(path, Durability::normal);
+    auto tasks = store->load_tasks();
+    REQUIRE(tasks);
+    REQUIRE(tasks->size() == 1);
+    CHECK(tasks->front().id == 7);
+    CHECK(tasks->front().spec.argv == std::vector<std::string>{"echo", "old"});
+    // A version-1 row kept its environment in the spec itself.
+    REQUIRE(tasks->front().spec.env);
+    CHECK(tasks->front().spec.env->at("A") == "1");
+    CHECK(tasks->front().env_id == 0);
+    CHECK(store->load_pools()->at("gpu") == 3);
+    CHECK(*store->load_next_task_id() == 8);
+    CHECK(*store->load_next_environment_id() == 1);
+}
