@@ -140,9 +140,12 @@ DaemonFixture::~DaemonFixture() {
 }
 
 void DaemonFixture::start() {
-    std::vector<std::string> argv{mpctld_bin(), "--foreground", "--exit-with-parent",
-                                  "--socket",   socket_,        "--state-dir",
-                                  state_dir_,   "--workers",    std::to_string(options_.workers)};
+    std::vector<std::string> argv{mpctld_bin(),  "--foreground", "--exit-with-parent", "--socket", socket_,
+                                  "--state-dir", state_dir_};
+    if (options_.workers > 0) {
+        argv.push_back("--workers");
+        argv.push_back(std::to_string(options_.workers));
+    }
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
     ProcessOptions process = options_.process;
     process.output_file = log_path();

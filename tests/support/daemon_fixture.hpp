@@ -45,7 +45,7 @@ class RpcConnection {
 };
 
 struct DaemonOptions {
-    int workers = 2;
+    int workers = 2;  // 0: no --workers flag (the config file or the CPU count decides)
     std::vector<std::string> extra_args;
     ProcessOptions process;  // environment of the daemon
 };
