@@ -294,6 +294,9 @@ const mpctl::daemon::PoolInfo* find_pool(const std::vector<mpctl::daemon::PoolIn
     }
     return nullptr;
 }
+// The pointer would dangle into a temporary: keep the list in a variable first.
+const mpctl::daemon::PoolInfo* find_pool(std::vector<mpctl::daemon::PoolInfo>&& pools,
+                                         const std::string& name) = delete;
 
 }  // namespace
 
@@ -623,7 +626,8 @@ TEST_CASE("named pools without a configured size get the default size", "[unit][
         h.submit(cmd("t", {{"pool", "batch"}}));
     }
     CHECK(h.running().size() == 3);
-    const auto* batch = find_pool(h.sched.pools(), "batch");
+    const auto pools_now = h.sched.pools();
+    const auto* batch = find_pool(pools_now, "batch");
     REQUIRE(batch != nullptr);
     CHECK(batch->workers == 3);
 }
@@ -698,7 +702,8 @@ TEST_CASE("pools() counts tasks waiting on dependencies apart from ready ones", 
     int64_t a = h.submit(cmd("a"));
     h.submit(cmd("b"));
     h.submit(cmd("c", {{"after", {a}}}));
-    const auto* def = find_pool(h.sched.pools(), "default");
+    const auto pools_now = h.sched.pools();
+    const auto* def = find_pool(pools_now, "default");
     REQUIRE(def != nullptr);
     CHECK(def->running == 1);
     CHECK(def->pending == 1);
@@ -1271,7 +1276,8 @@ TEST_CASE("a spawn failure frees the slot for the next task", "[unit][scheduler]
     h.exit(blocker, 0);
     CHECK(h.state(bad) == TaskState::failed);
     CHECK(h.state(good) == TaskState::running);
-    const auto* def = find_pool(h.sched.pools(), "default");
+    const auto pools_now = h.sched.pools();
+    const auto* def = find_pool(pools_now, "default");
     REQUIRE(def != nullptr);
     CHECK(def->running == 1);
 }
