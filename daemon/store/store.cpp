@@ -396,6 +396,7 @@ void Store::set_pool(const std::string& name, int workers, Done done) {
 }
 
 void Store::enqueue(std::vector<Op> ops) {
+    bool acknowledged = std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.done != nullptr; });
     {
         std::lock_guard lock(mutex_);
         for (auto& op : ops) {
@@ -405,8 +406,6 @@ void Store::enqueue(std::vector<Op> ops) {
             if (loop_ == nullptr || stopped_ || flush_posted_) {
                 return;
             }
-            bool acknowledged =
-                std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.done != nullptr; });
             if (acknowledged) {
                 // Someone waits for this commit: one commit for everything queued by the events the loop
                 // is handling now.

@@ -73,11 +73,14 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--loop", type=int, default=300)
     ap.add_argument("--tasks", type=int, default=2000)
+    ap.add_argument("--dir", default=os.path.expanduser("~"),
+                    help="where to put the state dirs (default: $HOME; a /tmp that just deleted many files "
+                         "makes every file creation slow on ext4)")
     args = ap.parse_args()
     bin_dir = os.path.abspath(os.path.join(args.build, "bin"))
     mpctl = os.path.join(bin_dir, "mpctl")
     true = shutil.which("true") or "/bin/true"
-    work = tempfile.mkdtemp(prefix="mpb-", dir="/tmp")
+    work = tempfile.mkdtemp(prefix="mpb-", dir=args.dir)
     rows = []
     try:
         spawn_loop = os.path.join(work, "spawn_loop")

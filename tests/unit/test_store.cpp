@@ -563,3 +563,25 @@ TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit
     CHECK(*store->load_next_task_id() == 8);
     CHECK(*store->load_next_environment_id() == 1);
 }
+
+TEST_CASE("with durability normal an acknowledged insert commits at once and not after the update delay",
+          "[unit][store]") {
+    mpctl::test::UnitTempDir dir;
+    Loop loop;
+    auto store = open_store(dir / "mpctl.db", Durability::normal);
+    store->start(loop.io);
+    Task t = make_task(1, {{"argv", {"true"}}});
+    // An unacknowledged update first arms the deferred flush; the insert must not wait for it.
+    store->update_task(t);
+    std::optional<Result<void>> result;
+    store->insert_tasks({&t}, {}, [&](Result<void> r) { result = std::move(r); });
+    // poll() runs what is ready now and never waits: a commit parked behind a timer would not be.
+    auto before = std::chrono::steady_clock::now();
+    loop.io.poll();
+    if (std::chrono::steady_clock::now() - before < std::chrono::milliseconds(2)) {
+        CHECK(result.has_value());
+    }
+    REQUIRE(loop.run_until([&] { return result.has_value(); }));
+    CHECK(*result);
+    store->stop();
+}
