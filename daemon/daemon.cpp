@@ -96,9 +96,10 @@ Daemon::~Daemon() = default;
 int Daemon::run(const std::function<void()>& on_ready) {
     started_at_ms_ = common::now_unix_ms();
     store_->start(io_);
+    // The signal handlers first: the spawner reads them to know what to reset in a child.
+    watch_signals();
     // Resuming journals the lost tasks, so it comes after the writer started.
     scheduler_->resume();
-    watch_signals();
     listener_->start();
     spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
                  config_.socket_path, config_.state_dir, config_.workers, to_string(config_.durability));

@@ -1,7 +1,7 @@
 #pragma once
 // Daemon: wires the parts together and owns the io_context thread on which all state lives.
 //
-//   Listener -> Session -> Registry -> commands/* -> Scheduler (+ PosixSpawner, AsioTimers)
+//   Listener -> Session -> Registry -> commands/* -> Scheduler (+ ProcessSpawner, AsioTimers)
 //                                                 -> Store (writer thread, group commit)
 //                                                 -> FutureTable, LogStreamer
 // The scheduler reports every task change here (SchedulerListener); the daemon fans it out to the store,
@@ -18,7 +18,7 @@
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/config.hpp>
 #include <mpctl/daemon/exec/output_files.hpp>
-#include <mpctl/daemon/exec/posix_spawner.hpp>
+#include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
@@ -70,7 +70,7 @@ class Daemon final : public SchedulerListener {
     asio::io_context io_{1};
     Endpoint endpoint_;
     std::unique_ptr<Store> store_;
-    PosixSpawner spawner_{io_};
+    ProcessSpawner spawner_{io_};
     AsioTimers timers_{io_};
     OutputLayout outputs_;
     std::unique_ptr<Scheduler> scheduler_;

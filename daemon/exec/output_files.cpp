@@ -1,5 +1,4 @@
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -13,10 +12,10 @@ namespace {
 constexpr int64_t k_tasks_per_shard = 1000;
 }
 
-OutputLayout::OutputLayout(std::string state_dir, size_t stock)
-    : root_(std::move(state_dir) + "/output"), stock_target_(stock) {
-    if (stock_target_ > 0) {
-        refiller_ = std::thread([this] { refill_loop(); });
+OutputLayout::OutputLayout(std::string state_dir, size_t lookahead)
+    : root_(std::move(state_dir) + "/output"), lookahead_(lookahead) {
+    if (lookahead_ > 0) {
+        preparer_ = std::thread([this] { prepare_loop(); });
     }
 }
 
@@ -26,8 +25,8 @@ OutputLayout::~OutputLayout() {
         stopping_ = true;
     }
     wake_.notify_all();
-    if (refiller_.joinable()) {
-        refiller_.join();
+    if (preparer_.joinable()) {
+        preparer_.join();
     }
 }
 
@@ -40,87 +39,111 @@ OutputPaths OutputLayout::paths(int64_t task_id) const {
     return {base + ".stdout", base + ".stderr"};
 }
 
-common::Result<void> OutputLayout::ensure_shard(int64_t task_id) {
+common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_set<int64_t>& shards) const {
     int64_t shard = task_id / k_tasks_per_shard;
-    if (prepared_shards_.contains(shard)) {
-        return {};
-    }
-    if (auto r = common::make_dirs(shard_dir(task_id), 0700); !r) {
-        return r;
-    }
-    if (prepared_shards_.empty()) {
-        // The output root exists now: the stock can be made in it.
-        std::lock_guard lock(mutex_);
-        root_ready_ = true;
-        wake_.notify_one();
-    }
-    prepared_shards_.insert(shard);
-    return {};
-}
-
-common::UniqueFd OutputLayout::take_from_stock() {
-    std::lock_guard lock(mutex_);
-    if (stock_.empty()) {
-        wake_.notify_one();
-        return {};
-    }
-    common::UniqueFd fd = std::move(stock_.front());
-    stock_.pop_front();
-    if (stock_.size() < stock_target_ / 2) {
-        wake_.notify_one();
-    }
-    return fd;
-}
-
-common::Result<common::UniqueFd> OutputLayout::open_one(const std::string& path) {
-    if (common::UniqueFd fd = take_from_stock()) {
-        // Name the unnamed file. /proc/self/fd is the unprivileged way (AT_EMPTY_PATH needs a capability).
-        std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
-        if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
-            return fd;
+    if (!shards.contains(shard)) {
+        if (auto r = common::make_dirs(shard_dir(task_id), 0700); !r) {
+            return std::unexpected(r.error());
         }
-        if (errno != EEXIST) {
-            spdlog::debug("linkat {}: {}; creating it instead", path, std::strerror(errno));
-        }
-        // EEXIST: an earlier attempt's file (a retry); it is truncated below, and this fd is dropped.
-    }
-    return common::open_cloexec(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-}
-
-common::Result<OutputFds> OutputLayout::open(int64_t task_id) {
-    if (auto r = ensure_shard(task_id); !r) {
-        return std::unexpected(r.error());
+        shards.insert(shard);
     }
     OutputPaths p = paths(task_id);
-    auto out = open_one(p.stdout_path);
+    auto out = common::open_cloexec(p.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (!out) {
         return std::unexpected(out.error());
     }
-    auto err = open_one(p.stderr_path);
+    auto err = common::open_cloexec(p.stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (!err) {
         return std::unexpected(err.error());
     }
     return OutputFds{std::move(*out), std::move(*err)};
 }
 
-void OutputLayout::refill_loop() {
+void OutputLayout::expect(int64_t task_id) {
+    if (lookahead_ == 0) {
+        return;
+    }
+    bool wake = false;
+    {
+        std::lock_guard lock(mutex_);
+        if (!pending_.insert(task_id).second || ready_.contains(task_id)) {
+            return;
+        }
+        wanted_.push_back(task_id);
+        wake = preparer_idle_ && ready_.size() <= lookahead_ / 2;
+    }
+    if (wake) {
+        wake_.notify_all();
+    }
+}
+
+void OutputLayout::forget(int64_t task_id) {
+    if (lookahead_ == 0) {
+        return;
+    }
+    bool wake = false;
+    {
+        std::lock_guard lock(mutex_);
+        pending_.erase(task_id);
+        wake = ready_.erase(task_id) > 0 && preparer_idle_;  // a slot freed
+    }
+    if (wake) {
+        wake_.notify_all();
+    }
+}
+
+common::Result<OutputFds> OutputLayout::open(int64_t task_id) {
+    if (lookahead_ > 0) {
+        std::unique_lock lock(mutex_);
+        // Being created right now: that takes less than creating them again here.
+        wake_.wait(lock, [&] { return in_progress_ != task_id; });
+        if (auto it = ready_.find(task_id); it != ready_.end()) {
+            OutputFds fds = std::move(it->second);
+            ready_.erase(it);
+            if (preparer_idle_ && ready_.size() <= lookahead_ / 2) {
+                wake_.notify_all();  // half empty: one wake-up refills several
+            }
+            return fds;
+        }
+        pending_.erase(task_id);  // if it is still wanted, it is not any more
+    }
+    // Created now; a retry's files already exist and are truncated.
+    return create(task_id, loop_shards_);
+}
+
+void OutputLayout::prepare_loop() {
+    std::unordered_set<int64_t> shards;
     for (;;) {
+        int64_t id = 0;
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stopping_ || (root_ready_ && stock_.size() < stock_target_); });
+            preparer_idle_ = true;
+            // Woken when the stock is half used (not per task: a wake-up costs more than a file on tmpfs).
+            wake_.wait(lock,
+                       [this] { return stopping_ || (!wanted_.empty() && ready_.size() < lookahead_); });
+            preparer_idle_ = false;
             if (stopping_) {
                 return;
             }
+            id = wanted_.front();
+            wanted_.pop_front();
+            if (pending_.erase(id) == 0) {
+                continue;  // started or forgotten meanwhile
+            }
+            in_progress_ = id;
         }
-        // Created outside the lock: this is the slow part, and the loop may take from the stock meanwhile.
-        int fd = ::open(root_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            spdlog::info("O_TMPFILE in {}: {}; output files are created on the spot", root_,
-                         std::strerror(errno));
-            return;
+        auto fds = create(id, shards);
+        {
+            std::lock_guard lock(mutex_);
+            in_progress_ = 0;
+            if (fds) {
+                ready_.emplace(id, std::move(*fds));
+            } else {
+                // The loop will try again when the task starts, and report the error then.
+                spdlog::debug("preparing the output of task {}: {}", id, fds.error().message());
+            }
         }
-        std::lock_guard lock(mutex_);
-        stock_.emplace_back(fd);
+        wake_.notify_all();  // the loop may be waiting for exactly these
     }
 }
 

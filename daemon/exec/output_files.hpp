@@ -2,11 +2,11 @@
 // Where a task's captured output lives: STATE_DIR/output/<id / 1000>/<id>.stdout|.stderr (sharding keeps
 // directories small in long-lived state dirs), and opening those files for a task's start.
 //
-// Creating a file allocates an inode, which costs tens of microseconds on a quiet ext4 and milliseconds
-// on one that recently deleted many files (the allocator skips recently freed inodes one by one). So a
-// background thread keeps a stock of unnamed files (O_TMPFILE) ready, and a start only names two of them
-// (linkat): the loop never waits for the inode allocator. Where O_TMPFILE is not supported the files are
-// created on the spot. paths() and open() are for the loop thread.
+// Creating a file allocates an inode: tens of microseconds on a quiet ext4, milliseconds on one that just
+// deleted many files (its allocator steps over recently freed inodes one by one). So the files of the
+// tasks at the head of each queue are created ahead by a background thread, and a start only takes the
+// open descriptors. A task that starts at once (nothing queued before it) creates its files on the spot.
+// paths(), expect(), forget() and open() are for the loop thread.
 
 #include <condition_variable>
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <mpctl/common/result.hpp>
@@ -33,34 +34,42 @@ struct OutputFds {
 
 class OutputLayout {
   public:
-    // STOCK: how many unnamed files to keep ready (0: create every file on the spot).
-    explicit OutputLayout(std::string state_dir, size_t stock = 64);
+    // LOOKAHEAD: how many tasks' files may be prepared ahead (0: none, every file is created at start).
+    explicit OutputLayout(std::string state_dir, size_t lookahead = 8);
     ~OutputLayout();
     OutputLayout(const OutputLayout&) = delete;
     OutputLayout& operator=(const OutputLayout&) = delete;
 
     [[nodiscard]] OutputPaths paths(int64_t task_id) const;
 
-    // The task's two files, empty: named from the stock on a first attempt, truncated on a retry.
+    // TASK_ID is queued and will start later: create its files in the background.
+    void expect(int64_t task_id);
+    // TASK_ID will not start after all (cancelled, failed): drop what was prepared for it.
+    void forget(int64_t task_id);
+
+    // The task's two files, empty: the prepared ones if they are ready, else created (or, on a retry,
+    // truncated) now.
     [[nodiscard]] common::Result<OutputFds> open(int64_t task_id);
 
   private:
     [[nodiscard]] std::string shard_dir(int64_t task_id) const;
-    [[nodiscard]] common::Result<void> ensure_shard(int64_t task_id);
-    [[nodiscard]] common::Result<common::UniqueFd> open_one(const std::string& path);
-    common::UniqueFd take_from_stock();
-    void refill_loop();
+    [[nodiscard]] common::Result<OutputFds> create(int64_t task_id,
+                                                   std::unordered_set<int64_t>& shards) const;
+    void prepare_loop();
 
     std::string root_;
-    std::unordered_set<int64_t> prepared_shards_;
+    size_t lookahead_;
+    std::unordered_set<int64_t> loop_shards_;  // shard directories the loop knows exist
 
-    size_t stock_target_;
     std::mutex mutex_;
     std::condition_variable wake_;
-    std::deque<common::UniqueFd> stock_;
-    bool root_ready_ = false;  // the first task created the output root (nothing is made before)
+    std::deque<int64_t> wanted_;           // in order; may hold ids no longer wanted
+    std::unordered_set<int64_t> pending_;  // the ids of wanted_ still wanted
+    std::unordered_map<int64_t, OutputFds> ready_;
+    int64_t in_progress_ = 0;     // the task whose files the thread is creating right now
+    bool preparer_idle_ = false;  // waiting for work: only then is it worth a wake-up
     bool stopping_ = false;
-    std::thread refiller_;
+    std::thread preparer_;
 };
 
 }  // namespace mpctl::daemon

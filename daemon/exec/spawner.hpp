@@ -1,6 +1,6 @@
 #pragma once
 // The seam between the scheduler and real processes (ninja's CommandRunner idea): the daemon uses
-// PosixSpawner; unit tests drive the scheduler with a fake that "exits" processes on command.
+// ProcessSpawner; unit tests drive the scheduler with a fake that "exits" processes on command.
 
 #include <functional>
 #include <map>

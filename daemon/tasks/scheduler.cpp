@@ -10,6 +10,9 @@ namespace mpctl::daemon {
 
 namespace {
 
+// How many queued tasks per pool get their output files prepared before they start.
+constexpr size_t k_output_lookahead = 8;
+
 std::chrono::milliseconds to_ms(double seconds) {
     return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
 }
@@ -180,6 +183,15 @@ void Scheduler::pump(Pool& pool) {
         t->queued = false;
         start(*t, pool);
     }
+    // The next ones to start get their output files made ahead, off the loop.
+    size_t ahead = 0;
+    for (auto it = pool.ready.begin(); it != pool.ready.end() && ahead < k_output_lookahead; ++it, ++ahead) {
+        Task* t = find(std::get<2>(*it));
+        if (t != nullptr && !t->output_expected && t->attempts == 0) {
+            t->output_expected = true;
+            outputs_.expect(t->id);
+        }
+    }
 }
 
 void Scheduler::pump_all() {
@@ -307,6 +319,8 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     Pool& pool = pool_for(t->spec.pool);
     --pool.running;
     --running_;
+    // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not.
+    pump(pool);
     timers_.cancel(t->timeout_timer);
     t->timeout_timer = 0;
     int pgid = t->pid.value_or(0);
@@ -372,6 +386,9 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
 void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
     t.state = state;
     t.reason = reason;
+    if (t.output_expected && t.attempts == 0) {
+        outputs_.forget(t.id);
+    }
     if (!t.finished_at_ms) {
         t.finished_at_ms = common::now_unix_ms();
     }

@@ -2,7 +2,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <stdexcept>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/sys.hpp>
-#include <mpctl/daemon/exec/posix_spawner.hpp>
+#include <mpctl/daemon/exec/process_spawner.hpp>
+#include <mpctl/daemon/exec/spawn_linux.hpp>
 
 namespace mpctl::daemon {
 
@@ -61,22 +63,6 @@ std::optional<SpawnError> cwd_problem(const std::string& cwd) {
     return std::nullopt;
 }
 
-// RAII for the posix_spawn attribute objects.
-struct SpawnAttrs {
-    posix_spawnattr_t attr{};
-    posix_spawn_file_actions_t actions{};
-    SpawnAttrs() {
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_init(&actions);
-    }
-    ~SpawnAttrs() {
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-    }
-    SpawnAttrs(const SpawnAttrs&) = delete;
-    SpawnAttrs& operator=(const SpawnAttrs&) = delete;
-};
-
 }  // namespace
 
 EnvBlock::EnvBlock(std::vector<std::string> entries) : entries_(std::move(entries)), path_("/bin:/usr/bin") {
@@ -121,22 +107,28 @@ std::expected<std::string, int> find_executable(const std::string& file, const s
     return std::unexpected(first_error);
 }
 
-PosixSpawner::PosixSpawner(asio::io_context& io) : io_(io) {
+ProcessSpawner::ProcessSpawner(asio::io_context& io) : io_(io), exits_(io) {
     // Every task without --stdin reads /dev/null: one descriptor serves them all.
     auto null_fd = common::open_cloexec("/dev/null", O_RDONLY);
     if (null_fd) {
         dev_null_ = std::move(*null_fd);
     }
+    int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+    }
+    exits_.assign(epfd);
 }
 
-PosixSpawner::~PosixSpawner() = default;
+ProcessSpawner::~ProcessSpawner() = default;
 
-std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
+std::expected<int, SpawnError> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
     if (spec.argv.empty()) {
         return std::unexpected(SpawnError{127, "empty command"});
     }
     auto exe = lookup(spec.argv.front(), spec.env->path(), spec.cwd);
     if (!exe) {
+        // A relative PATH entry is searched in cwd: a missing cwd explains the miss better.
         if (auto bad_cwd = cwd_problem(spec.cwd)) {
             return std::unexpected(*bad_cwd);
         }
@@ -154,7 +146,6 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
         }
         stdin_file = std::move(*in);
     }
-    int stdin_fd = stdin_file ? stdin_file.get() : dev_null_.get();
     if (!spec.stdout_fd) {
         auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
         if (!out) {
@@ -170,79 +161,58 @@ std::expected<int, SpawnError> PosixSpawner::spawn(SpawnSpec spec, OnExit on_exi
         spec.stderr_fd = std::move(*err);
     }
 
-    SpawnAttrs sa;
-    // Start from a clean slate whatever the daemon's own signal state: nothing blocked, and default
-    // dispositions for SIGPIPE (an ignored SIGPIPE survives exec and breaks `yes | head`) and for every
-    // signal the daemon handles or may have inherited as ignored.
-    sigset_t empty;
-    sigemptyset(&empty);
-    posix_spawnattr_setsigmask(&sa.attr, &empty);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN,
-                    SIGTTOU, SIGALRM, SIGXFSZ}) {
-        sigaddset(&defaults, sig);
-    }
-    posix_spawnattr_setsigdefault(&sa.attr, &defaults);
-    posix_spawnattr_setpgroup(&sa.attr, 0);  // its own process group, so signals reach the whole tree
-    posix_spawnattr_setflags(&sa.attr,
-                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
-    posix_spawn_file_actions_adddup2(&sa.actions, stdin_fd, 0);
-    posix_spawn_file_actions_adddup2(&sa.actions, spec.stdout_fd.get(), 1);
-    posix_spawn_file_actions_adddup2(&sa.actions, spec.stderr_fd.get(), 2);
-    posix_spawn_file_actions_addchdir_np(&sa.actions, spec.cwd.c_str());
-    // The backstop: whatever the daemon holds (sockets Asio opened without CLOEXEC, fds inherited from
-    // whoever started the daemon) never reaches a task.
-    posix_spawn_file_actions_addclosefrom_np(&sa.actions, 3);
-
     std::vector<char*> argv;
-    argv.reserve(spec.argv.size() + 2);
+    argv.reserve(spec.argv.size() + 1);
     for (const auto& a : spec.argv) {
         argv.push_back(const_cast<char*>(a.c_str()));
     }
     argv.push_back(nullptr);
-    char* const* envp = spec.env->envp();
+    std::vector<char*> script_argv{const_cast<char*>("/bin/sh"), exe->data()};
+    script_argv.insert(script_argv.end(), argv.begin() + 1, argv.end());
 
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, exe->c_str(), &sa.actions, &sa.attr, argv.data(), envp);
-    if (rc == ENOEXEC) {
-        // A script without "#!": run it with /bin/sh, as execvp and shells do.
-        std::vector<char*> sh_argv{const_cast<char*>("/bin/sh"), const_cast<char*>(exe->c_str())};
-        sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end());
-        rc = ::posix_spawn(&pid, "/bin/sh", &sa.actions, &sa.attr, sh_argv.data(), envp);
-    }
-    if (rc != 0) {
-        // A failed chdir in the child looks like a missing executable: tell them apart here, where it is
-        // cheap (only on failure).
-        if (auto bad_cwd = cwd_problem(spec.cwd)) {
-            return std::unexpected(*bad_cwd);
+    ChildSetup setup;
+    setup.path = exe->c_str();
+    setup.argv = argv.data();
+    setup.envp = spec.env->envp();
+    setup.script_argv = script_argv.data();
+    setup.cwd = spec.cwd.c_str();
+    setup.stdin_fd = stdin_file ? stdin_file.get() : dev_null_.get();
+    setup.stdout_fd = spec.stdout_fd.get();
+    setup.stderr_fd = spec.stderr_fd.get();
+    auto child_process = spawn_child(setup);
+    if (!child_process) {
+        const ChildFailure& f = child_process.error();
+        std::string step = f.step;
+        if (step == "exec" && f.err == ENOENT) {
+            return std::unexpected(SpawnError{127, "command not found: " + spec.argv.front()});
         }
-        int code = rc == ENOENT ? 127 : 126;
-        std::string what = rc == ENOENT ? "command not found: " + spec.argv.front()
-                                        : spec.argv.front() + ": " + std::strerror(rc);
-        return std::unexpected(SpawnError{code, what});
+        if (step == "chdir") {
+            return std::unexpected(SpawnError{126, "cwd " + spec.cwd + ": " + std::strerror(f.err)});
+        }
+        if (step == "exec") {
+            return std::unexpected(SpawnError{126, spec.argv.front() + ": " + std::strerror(f.err)});
+        }
+        return std::unexpected(SpawnError{126, step + ": " + std::strerror(f.err)});
     }
 
-    auto pidfd = common::pidfd_open(pid);
-    if (!pidfd) {
-        // Without a pidfd the exit cannot be watched; do not leave an unsupervised process behind.
-        spdlog::error("{}", pidfd.error().message());
+    int pid = child_process->pid;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(pid);
+    if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, child_process->pidfd.get(), &ev) != 0) {
+        // Without a watch the exit would go unnoticed: do not leave an unsupervised process behind.
+        int err = errno;
         ::kill(-pid, SIGKILL);
         ::waitpid(pid, nullptr, 0);
-        return std::unexpected(SpawnError{126, pidfd.error().message()});
+        return std::unexpected(SpawnError{126, std::string("epoll_ctl: ") + std::strerror(err)});
     }
-    auto child = std::make_shared<Child>(io_);
-    child->pid = pid;
-    child->pidfd.assign(pidfd->release());
-    child->on_exit = std::move(on_exit);
-    children_.emplace(pid, child);
-    watch(std::move(child));
+    children_.emplace(pid, Child{std::move(child_process->pidfd), std::move(on_exit)});
+    wait_for_exits();
     return pid;
 }
 
-std::expected<std::string, int> PosixSpawner::lookup(const std::string& file, const std::string& path,
-                                                     const std::string& cwd) {
+std::expected<std::string, int> ProcessSpawner::lookup(const std::string& file, const std::string& path,
+                                                       const std::string& cwd) {
     if (file.find('/') != std::string::npos) {
         return file;
     }
@@ -264,45 +234,61 @@ std::expected<std::string, int> PosixSpawner::lookup(const std::string& file, co
     return exe;
 }
 
-void PosixSpawner::watch(std::shared_ptr<Child> child) {
-    auto* raw = child.get();
-    raw->pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
-                          [this, child = std::move(child)](const std::error_code& ec) {
-                              if (ec == asio::error::operation_aborted) {
-                                  return;
-                              }
-                              if (ec) {
-                                  spdlog::warn("pidfd wait for {}: {}", child->pid, ec.message());
-                              }
-                              reap(child);
-                          });
+void ProcessSpawner::wait_for_exits() {
+    if (waiting_ || children_.empty()) {
+        return;
+    }
+    waiting_ = true;
+    exits_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
+        waiting_ = false;
+        if (ec == asio::error::operation_aborted) {
+            return;
+        }
+        if (ec) {
+            spdlog::warn("waiting for children: {}", ec.message());
+        }
+        epoll_event events[64];
+        int n = 0;
+        while ((n = ::epoll_wait(exits_.native_handle(), events, 64, 0)) > 0) {
+            for (int i = 0; i < n; ++i) {
+                reap(static_cast<int>(events[i].data.u64));
+            }
+            if (n < 64) {
+                break;
+            }
+        }
+        wait_for_exits();
+    });
 }
 
-void PosixSpawner::reap(const std::shared_ptr<Child>& child) {
+void ProcessSpawner::reap(int pid) {
+    auto it = children_.find(pid);
+    if (it == children_.end()) {
+        return;
+    }
     int status = 0;
     // Only this pid, never -1: other parts of the daemon may own other children.
-    pid_t r = ::waitpid(child->pid, &status, WNOHANG);
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == 0) {
-        watch(child);  // spurious wakeup: not exited yet
-        return;
+        return;  // not exited yet (a spurious readiness); its pidfd stays in the set
     }
     ExitInfo info;
     if (r < 0) {
-        spdlog::warn("waitpid {}: {}", child->pid, std::strerror(errno));
+        spdlog::warn("waitpid {}: {}", pid, std::strerror(errno));
         info.exit_code = 255;
     } else if (WIFEXITED(status)) {
         info.exit_code = WEXITSTATUS(status);
     } else if (WIFSIGNALED(status)) {
         info.signal = WTERMSIG(status);
     }
-    children_.erase(child->pid);
-    auto on_exit = std::move(child->on_exit);
+    OnExit on_exit = std::move(it->second.on_exit);
+    children_.erase(it);  // closing the pidfd also takes it out of the epoll set
     if (on_exit) {
         on_exit(info);
     }
 }
 
-void PosixSpawner::signal_group(int pgid, int signo) {
+void ProcessSpawner::signal_group(int pgid, int signo) {
     if (pgid <= 1) {
         return;  // never kill(-1) or kill(0) by accident
     }
@@ -311,7 +297,7 @@ void PosixSpawner::signal_group(int pgid, int signo) {
     }
 }
 
-bool PosixSpawner::group_alive(int pgid) {
+bool ProcessSpawner::group_alive(int pgid) {
     return pgid > 1 && ::kill(-pgid, 0) == 0;
 }
 

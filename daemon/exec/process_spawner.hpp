@@ -1,6 +1,6 @@
 #pragma once
-// PosixSpawner: starts processes with posix_spawn under DESIGN.md's rules and watches each with a pidfd on
-// the daemon's io_context. Loop thread only.
+// ProcessSpawner: starts processes under DESIGN.md's rules (spawn_linux.hpp says how) and watches each
+// with its pidfd on the daemon's io_context, reaping exactly its own children. Loop thread only.
 
 #include <chrono>
 #include <memory>
@@ -15,10 +15,10 @@
 
 namespace mpctl::daemon {
 
-class PosixSpawner final : public Spawner {
+class ProcessSpawner final : public Spawner {
   public:
-    explicit PosixSpawner(asio::io_context& io);
-    ~PosixSpawner() override;
+    explicit ProcessSpawner(asio::io_context& io);
+    ~ProcessSpawner() override;
 
     [[nodiscard]] std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override;
     void signal_group(int pgid, int signo) override;
@@ -29,20 +29,22 @@ class PosixSpawner final : public Spawner {
 
   private:
     struct Child {
-        int pid = 0;
-        asio::posix::stream_descriptor pidfd;
+        common::UniqueFd pidfd;
         OnExit on_exit;
-        explicit Child(asio::io_context& io) : pidfd(io) {}
     };
 
-    void watch(std::shared_ptr<Child> child);
+    // The pidfds live in an epoll set of their own, which the loop watches as one descriptor: adding a
+    // child is one epoll_ctl, and closing its pidfd removes it (asio would register, arm and remove each).
+    void wait_for_exits();
+    void reap(int pid);
     [[nodiscard]] std::expected<std::string, int> lookup(const std::string& file, const std::string& path,
                                                          const std::string& cwd);
-    void reap(const std::shared_ptr<Child>& child);
 
     asio::io_context& io_;
     common::UniqueFd dev_null_;
-    std::unordered_map<int, std::shared_ptr<Child>> children_;
+    asio::posix::stream_descriptor exits_;  // the epoll set of the children's pidfds
+    bool waiting_ = false;
+    std::unordered_map<int, Child> children_;
     struct Lookup {
         std::string exe;
         std::chrono::steady_clock::time_point expires;

@@ -1,0 +1,63 @@
+#pragma once
+// spawn_child: starts one process the way glibc's posix_spawn does inside (clone with CLONE_VM and
+// CLONE_VFORK: no copy of the daemon's memory, the daemon waits only until the child has called exec),
+// but with what posix_spawn cannot give:
+//   - a pidfd from the clone itself (CLONE_PIDFD), so there is no window in which the pid could be reused;
+//   - a child stack allocated once and reused, where posix_spawn maps and unmaps one per call (in a
+//     multi-threaded daemon every munmap is a TLB shootdown on the other CPUs);
+//   - the per-task settings a shell script would expect: nice, rlimits, umask, a cgroup.
+// The rules of DESIGN.md hold: the child starts with an empty signal mask and default dispositions, in its
+// own process group (or the one given, for the stages of a pipeline), in its cwd (the daemon never
+// chdirs), with fds 0-2 as given and every other fd closed before exec.
+//
+// Only async-signal-safe calls run in the child, on memory prepared by the parent. Loop thread only
+// (one child stack, reused: spawns do not overlap).
+
+#include <expected>
+#include <optional>
+#include <string>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <vector>
+
+#include <mpctl/common/unique_fd.hpp>
+
+namespace mpctl::daemon {
+
+struct ResourceLimit {
+    int resource = 0;  // RLIMIT_*
+    rlim_t value = 0;  // soft and hard
+};
+
+// What the child does between clone and exec. All pointers must stay valid during spawn_child().
+struct ChildSetup {
+    const char* path = nullptr;          // what to execute (resolved already)
+    char* const* argv = nullptr;         // null-terminated
+    char* const* envp = nullptr;         // null-terminated
+    char* const* script_argv = nullptr;  // /bin/sh fallback when PATH is a script without "#!" (ENOEXEC)
+    const char* cwd = nullptr;
+    int stdin_fd = -1;
+    int stdout_fd = -1;
+    int stderr_fd = -1;
+    pid_t pgid = 0;           // 0: a new process group led by the child
+    std::optional<int> nice;  // setpriority(PRIO_PROCESS)
+    std::optional<mode_t> umask;
+    std::vector<ResourceLimit> limits;
+    int cgroup_procs_fd = -1;  // an open cgroup.procs the child writes its pid to
+};
+
+struct SpawnedChild {
+    pid_t pid = 0;
+    common::UniqueFd pidfd;
+};
+
+// Why the child could not become the program: the failing step ("chdir", "exec", "setrlimit", ...) and
+// its errno. The child has exited; spawn_child reaped it.
+struct ChildFailure {
+    const char* step = "";
+    int err = 0;
+};
+
+[[nodiscard]] std::expected<SpawnedChild, ChildFailure> spawn_child(const ChildSetup& setup);
+
+}  // namespace mpctl::daemon
