@@ -73,27 +73,33 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--loop", type=int, default=300)
     ap.add_argument("--tasks", type=int, default=2000)
-    ap.add_argument("--dir", default=os.path.expanduser("~"),
-                    help="where to put the state dirs (default: $HOME; a /tmp that just deleted many files "
-                         "makes every file creation slow on ext4)")
+    ap.add_argument("--dirs", default="/dev/shm," + os.path.expanduser("~"),
+                    help="comma-separated places for the state dir, each measured (default: /dev/shm and $HOME). "
+                         "Task output is written to files there; the baselines write none, so tmpfs shows "
+                         "the daemon's own overhead and $HOME adds the file system's. On ext4, a directory "
+                         "that just deleted many files makes every file creation slow for minutes.")
     args = ap.parse_args()
     bin_dir = os.path.abspath(os.path.join(args.build, "bin"))
     mpctl = os.path.join(bin_dir, "mpctl")
     true = shutil.which("true") or "/bin/true"
-    work = tempfile.mkdtemp(prefix="mpb-", dir=args.dir)
+    places = [p for p in args.dirs.split(",") if p]
+    works = [tempfile.mkdtemp(prefix="mpb-", dir=p) for p in places]
+    work = works[0]
     rows = []
     try:
         spawn_loop = os.path.join(work, "spawn_loop")
         subprocess.run(["cc", "-O2", "-o", spawn_loop, os.path.join(HERE, "spawn_loop.c")], check=True)
 
         # 1. The shell loop.
-        for durability in ("normal", "full"):
-            d = Daemon(bin_dir, os.path.join(work, f"loop-{durability}"), os.cpu_count(), durability)
-            env = dict(os.environ, MPCTL_SOCKET=d.sock, MPCTL_NO_AUTOSTART="1")
-            base = median_seconds(shell_loop(args.loop, "/bin/true"), args.runs)
-            ours = median_seconds(shell_loop(args.loop, f"{mpctl} submit -- true"), args.runs, env)
-            d.stop()
-            rows.append((f"{args.loop}x `mpctl submit -- true` (durability {durability})", ours, base, "/bin/true loop", "<= 1.3"))
+        base = median_seconds(shell_loop(args.loop, "/bin/true"), args.runs)
+        for place, w in zip(places, works):
+            for durability in ("normal", "full"):
+                d = Daemon(bin_dir, os.path.join(w, f"loop-{durability}"), os.cpu_count(), durability)
+                env = dict(os.environ, MPCTL_SOCKET=d.sock, MPCTL_NO_AUTOSTART="1")
+                ours = median_seconds(shell_loop(args.loop, f"{mpctl} submit -- true"), args.runs, env)
+                d.stop()
+                rows.append((f"{args.loop}x `mpctl submit -- true` ({durability}, state in {place})", ours, base,
+                             "/bin/true loop", "<= 1.3"))
         if shutil.which("tsp"):
             tsp_env = dict(os.environ, TS_SOCKET=os.path.join(work, "tsp.sock"), TS_MAXFINISHED="100000",
                            TS_SAVELIST=os.path.join(work, "tsp.list"), TMPDIR=work)
@@ -107,26 +113,29 @@ def main():
         c_loop = median_seconds([spawn_loop, str(n), "2", true], args.runs)
         xargs = median_seconds(["bash", "-c", f"seq {n} | xargs -P2 -n1 {true} >/dev/null"], args.runs)
         # xargs -n1 appends the item as an argument: `true 17`; the same for the C loop is immaterial.
-        times = []
-        for run in range(args.runs):
-            d = Daemon(bin_dir, os.path.join(work, f"batch-{run}"), 2, "normal")
-            t = time.perf_counter()
-            ids = d.call("task.submit_batch", defaults={"cwd": work, "env": dict(os.environ)},
-                         tasks=[{"argv": [true]} for _ in range(n)])["ids"]
-            res = d.call("task.wait", ids=ids, timeout=600)
-            times.append(time.perf_counter() - t)
-            assert not res["pending"] and all(s["state"] == "succeeded" for s in res["tasks"]), "tasks failed"
-            d.stop()
-        ours_batch = statistics.median(times)
-        rows.append((f"{n} `true` tasks, 2 workers, one batch (mpctld)", ours_batch, c_loop, "C posix_spawn loop", ">= 0.85 (rate)"))
+        for place, w in zip(places, works):
+            times = []
+            for run in range(args.runs):
+                d = Daemon(bin_dir, os.path.join(w, f"batch-{run}"), 2, "normal")
+                t = time.perf_counter()
+                ids = d.call("task.submit_batch", defaults={"cwd": work, "env": dict(os.environ)},
+                             tasks=[{"argv": [true]} for _ in range(n)])["ids"]
+                res = d.call("task.wait", ids=ids, timeout=600)
+                times.append(time.perf_counter() - t)
+                assert not res["pending"] and all(s["state"] == "succeeded" for s in res["tasks"]), "tasks failed"
+                d.stop()
+            rows.append((f"{n} `true` tasks, 2 workers, one batch (state in {place})", statistics.median(times),
+                         c_loop, "C posix_spawn loop", ">= 0.85 (rate)"))
         rows.append((f"{n}x `xargs -P2 -n1 true`", xargs, c_loop, "C posix_spawn loop", "peer"))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for w in works:
+            shutil.rmtree(w, ignore_errors=True)
 
     print(f"\nmpctl core benchmarks ({os.cpu_count()} CPUs, median of {args.runs} runs)\n")
-    print(f"{'what':58} {'time':>9} {'baseline':>9}  {'ratio':>6}  {'rate':>6}  target")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what':{width}} {'time':>9} {'baseline':>9}  {'ratio':>6}  {'rate':>6}  target")
     for what, ours, base, base_name, target in rows:
-        print(f"{what:58} {ours*1000:8.0f}ms {base*1000:8.0f}ms  {ours/base:5.2f}x  {base/ours:5.2f}x  {target} (vs {base_name})")
+        print(f"{what:{width}} {ours*1000:8.0f}ms {base*1000:8.0f}ms  {ours/base:5.2f}x  {base/ours:5.2f}x  {target} (vs {base_name})")
     print("\nratio = time / baseline time (lower is better); rate = baseline time / time (higher is better)")
 
 
