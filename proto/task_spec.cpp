@@ -1,6 +1,10 @@
 #include <mpctl/proto/params.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
+#include <sys/resource.h>
+
+#include <string_view>
+
 namespace mpctl::proto {
 
 using nlohmann::json;
@@ -27,12 +31,11 @@ double seconds_field(const Params& p, const char* key, double fallback, bool all
 
 }  // namespace
 
-std::string TaskSpec::display_command() const {
-    if (shell) {
-        return *shell;
-    }
+namespace {
+
+std::string quote_words(const std::vector<std::string>& words) {
     std::string out;
-    for (const auto& a : argv) {
+    for (const auto& a : words) {
         if (!out.empty()) {
             out.push_back(' ');
         }
@@ -54,6 +57,48 @@ std::string TaskSpec::display_command() const {
     return out;
 }
 
+}  // namespace
+
+std::string TaskSpec::display_command() const {
+    if (shell) {
+        return *shell;
+    }
+    if (!pipeline.empty()) {
+        std::string out;
+        for (const auto& stage : pipeline) {
+            out += (out.empty() ? "" : " | ") + quote_words(stage);
+        }
+        return out;
+    }
+    return quote_words(argv);
+}
+
+std::vector<std::vector<std::string>> TaskSpec::stage_argvs() const {
+    if (shell) {
+        return {{"/bin/sh", "-c", *shell}};
+    }
+    if (!pipeline.empty()) {
+        return pipeline;
+    }
+    return {argv};
+}
+
+int rlimit_resource(const std::string& name) {
+    static const std::pair<const char*, int> k_limits[] = {
+        {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},
+        {"data", RLIMIT_DATA},     {"fsize", RLIMIT_FSIZE},     {"memlock", RLIMIT_MEMLOCK},
+        {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},
+        {"stack", RLIMIT_STACK},   {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+        {"rtprio", RLIMIT_RTPRIO}, {"sigpending", RLIMIT_SIGPENDING},
+    };
+    for (const auto& [n, r] : k_limits) {
+        if (name == n) {
+            return r;
+        }
+    }
+    return -1;
+}
+
 bool valid_pool_name(const std::string& name) {
     if (name.empty() || name.size() > 64) {
         return false;
@@ -68,15 +113,31 @@ bool valid_pool_name(const std::string& name) {
 
 TaskSpec parse_task_spec(const json& value, const std::string& path) {
     Params p(value, path);
-    p.reject_unknown({"argv", "shell", "cwd", "env", "name", "labels", "stdin", "timeout", "kill_after",
-                      "retries", "retry_delay", "after", "pool", "priority"});
+    p.reject_unknown({"argv", "shell", "pipeline", "cwd", "env", "name", "labels", "stdin", "stdin_fd", "timeout",
+                      "kill_after", "retries", "retry_delay", "after", "pool", "priority", "nice", "umask",
+                      "rlimits", "max_output", "cgroup"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");
-    if (argv && spec.shell) {
-        throw_invalid_params(path + ": give either argv or shell, not both");
+    bool has_pipeline = p.has("pipeline");
+    if (int(argv.has_value()) + int(spec.shell.has_value()) + int(has_pipeline) > 1) {
+        throw_invalid_params(path + ": give one of argv, shell and pipeline");
     }
-    if (argv) {
+    if (has_pipeline) {
+        json stages = p.required<json>("pipeline");
+        if (!stages.is_array() || stages.size() < 2 || stages.size() > k_max_stages) {
+            throw_invalid_params(path + ".pipeline: expected an array of 2 to " + std::to_string(k_max_stages) +
+                                 " argv arrays");
+        }
+        for (size_t i = 0; i < stages.size(); ++i) {
+            std::string stage_path = path + ".pipeline[" + std::to_string(i) + "]";
+            auto stage = Params::convert<std::vector<std::string>>(stages[i], stage_path);
+            if (stage.empty() || stage.front().empty()) {
+                throw_invalid_params(stage_path + ": must name a command");
+            }
+            spec.pipeline.push_back(std::move(stage));
+        }
+    } else if (argv) {
         if (argv->empty() || argv->front().empty()) {
             throw_invalid_params(path + ".argv: must name a command");
         }
@@ -86,7 +147,8 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
             throw_invalid_params(path + ".shell: must not be empty");
         }
     } else {
-        throw_invalid_params(path + ": a task needs argv (an array of strings) or shell (a string)");
+        throw_invalid_params(path +
+                             ": a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)");
     }
 
     spec.cwd = p.get_or<std::string>("cwd", "");
@@ -120,6 +182,10 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         }
         spec.stdin_path = resolve_against(*in, spec.cwd);
     }
+    spec.stdin_passed = p.get_or<bool>("stdin_fd", false);
+    if (spec.stdin_passed && spec.stdin_path) {
+        throw_invalid_params(path + ": give either stdin or stdin_fd, not both");
+    }
     if (p.has("timeout")) {
         spec.timeout_s = seconds_field(p, "timeout", 0, false);
     }
@@ -140,6 +206,64 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         throw_invalid_params(path + ".pool: 1-64 characters of letters, digits, '_', '-' and '.'");
     }
     spec.priority = p.get_or<int>("priority", 0);
+    if (auto nice = p.optional<int>("nice")) {
+        if (*nice < -20 || *nice > 19) {
+            throw_invalid_params(path + ".nice: must be between -20 and 19");
+        }
+        spec.nice = nice;
+    }
+    if (p.has("umask")) {
+        json u = p.required<json>("umask");
+        std::optional<unsigned> mask;
+        if (u.is_number_integer()) {
+            int64_t v = Params::convert<int64_t>(u, path + ".umask");
+            if (v >= 0 && v <= 0777) {
+                mask = static_cast<unsigned>(v);
+            }
+        } else if (u.is_string()) {
+            const std::string& text = u.get_ref<const std::string&>();
+            if (!text.empty() && text.size() <= 4 && text.find_first_not_of("01234567") == std::string::npos) {
+                unsigned v = static_cast<unsigned>(std::stoul(text, nullptr, 8));
+                if (v <= 0777) {
+                    mask = v;
+                }
+            }
+        }
+        if (!mask) {
+            throw_invalid_params(path + ".umask: expected an octal string (\"022\") or an integer up to 0777");
+        }
+        spec.umask = mask;
+    }
+    if (p.has("rlimits")) {
+        json limits = p.required<json>("rlimits");
+        if (!limits.is_object()) {
+            throw_invalid_params(path + ".rlimits: expected an object of limits (\"nofile\": 1024)");
+        }
+        for (const auto& [name, value] : limits.items()) {
+            if (rlimit_resource(name) < 0) {
+                throw_invalid_params(path + ".rlimits." + name +
+                                     ": unknown limit (as, core, cpu, data, fsize, memlock, msgqueue, nice, "
+                                     "nofile, nproc, rss, rtprio, sigpending, stack)");
+            }
+            if (value == "unlimited") {
+                spec.rlimits[name] = RLIM_INFINITY;
+                continue;
+            }
+            int64_t v = Params::convert<int64_t>(value, path + ".rlimits." + name);
+            if (v < 0) {
+                throw_invalid_params(path + ".rlimits." + name + ": must not be negative (or \"unlimited\")");
+            }
+            spec.rlimits[name] = static_cast<uint64_t>(v);
+        }
+    }
+    if (p.has("max_output")) {
+        int64_t v = p.required<int64_t>("max_output");
+        if (v < 0) {
+            throw_invalid_params(path + ".max_output: must not be negative");
+        }
+        spec.max_output = static_cast<uint64_t>(v);
+    }
+    spec.cgroup = p.get_or<bool>("cgroup", false);
     return spec;
 }
 
@@ -151,11 +275,15 @@ json merge_spec_defaults(const json& defaults, const json& value) {
     for (const auto& [k, v] : value.items()) {
         merged[k] = v;
     }
-    // argv and shell exclude each other: an entry's own command replaces the default's.
-    if (value.contains("argv") && !value.contains("shell")) {
-        merged.erase("shell");
-    } else if (value.contains("shell") && !value.contains("argv")) {
-        merged.erase("argv");
+    // argv, shell and pipeline exclude each other: an entry's own command replaces the default's.
+    for (const char* own : {"argv", "shell", "pipeline"}) {
+        if (value.contains(own)) {
+            for (const char* other : {"argv", "shell", "pipeline"}) {
+                if (std::string_view(other) != own) {
+                    merged.erase(other);
+                }
+            }
+        }
     }
     return merged;
 }
@@ -164,6 +292,8 @@ json to_json(const TaskSpec& spec, bool with_env) {
     json j = json::object();
     if (spec.shell) {
         j["shell"] = *spec.shell;
+    } else if (!spec.pipeline.empty()) {
+        j["pipeline"] = spec.pipeline;
     } else {
         j["argv"] = spec.argv;
     }
@@ -194,6 +324,28 @@ json to_json(const TaskSpec& spec, bool with_env) {
     j["pool"] = spec.pool;
     if (spec.priority != 0) {
         j["priority"] = spec.priority;
+    }
+    if (spec.stdin_passed) {
+        j["stdin_fd"] = true;
+    }
+    if (spec.nice) {
+        j["nice"] = *spec.nice;
+    }
+    if (spec.umask) {
+        j["umask"] = *spec.umask;
+    }
+    if (!spec.rlimits.empty()) {
+        json limits = json::object();
+        for (const auto& [name, value] : spec.rlimits) {
+            limits[name] = value == RLIM_INFINITY ? json("unlimited") : json(value);
+        }
+        j["rlimits"] = std::move(limits);
+    }
+    if (spec.max_output) {
+        j["max_output"] = *spec.max_output;
+    }
+    if (spec.cgroup) {
+        j["cgroup"] = true;
     }
     return j;
 }

@@ -20,15 +20,19 @@ inline constexpr const char* k_default_pool = "default";
 using Environment = std::map<std::string, std::string>;
 inline constexpr double k_default_kill_after_s = 5.0;
 inline constexpr int k_max_retries = 1000;
+inline constexpr size_t k_max_stages = 64;
 
 struct TaskSpec {
-    std::vector<std::string> argv;     // the command, executed without a shell; or
-    std::optional<std::string> shell;  // a /bin/sh -c string (exactly one of argv and shell)
+    std::vector<std::string> argv;                   // the command, executed without a shell; or
+    std::optional<std::string> shell;                // a /bin/sh -c string; or
+    std::vector<std::vector<std::string>> pipeline;  // stages, each one's stdout the next one's stdin
+                                                     // (exactly one of argv, shell and pipeline)
     std::string cwd;  // absolute; empty until the daemon applies its default (the daemon user's home)
     std::shared_ptr<const Environment> env;  // the whole environment; null: the daemon's
     std::optional<std::string> name;
     std::map<std::string, std::string> labels;
     std::optional<std::string> stdin_path;  // absolute path of a file to feed; nullopt: /dev/null
+    bool stdin_passed = false;              // stdin is a descriptor the client passed (SCM_RIGHTS)
     std::optional<double> timeout_s;        // then SIGTERM to the group, SIGKILL after kill_after_s
     double kill_after_s = k_default_kill_after_s;
     int retries = 0;  // extra attempts after a failure (exit, signal, timeout)
@@ -36,9 +40,17 @@ struct TaskSpec {
     std::vector<int64_t> after;  // run when all of these succeeded
     std::string pool = k_default_pool;
     int priority = 0;  // higher runs first; FIFO within a priority
+    // Limits of the task's processes.
+    std::optional<int> nice;                  // -20..19
+    std::optional<unsigned> umask;            // 0..0777
+    std::map<std::string, uint64_t> rlimits;  // "nofile", "as", "cpu", "core", ... -> soft and hard limit
+    std::optional<uint64_t> max_output;       // bytes kept per stream; nullopt: the daemon's default
+    bool cgroup = false;                      // contain the task in a cgroup of its own (where available)
 
-    // The command for humans: argv joined, or the shell string.
+    // The command for humans: argv joined, the shell string, or the stages joined with " | ".
     [[nodiscard]] std::string display_command() const;
+    // The argv of each process: one stage for argv and shell, several for a pipeline.
+    [[nodiscard]] std::vector<std::vector<std::string>> stage_argvs() const;
 };
 
 // Parses and validates; throws RequestError(invalid_params) naming the field at fault. PATH prefixes the
@@ -53,5 +65,8 @@ struct TaskSpec {
 
 // Pool names: 1-64 characters of [A-Za-z0-9_.-].
 [[nodiscard]] bool valid_pool_name(const std::string& name);
+
+// The resource limits a task may set, by name (as in `ulimit` and prlimit(1)): RLIMIT_* value, or -1.
+[[nodiscard]] int rlimit_resource(const std::string& name);
 
 }  // namespace mpctl::proto

@@ -124,6 +124,21 @@ json to_json(const TaskStatus& s) {
     j["stdout_path"] = s.stdout_path;
     j["stderr_path"] = s.stderr_path;
     j["error"] = or_null(s.error);
+    if (s.stages) {
+        json stages = json::array();
+        for (const auto& st : *s.stages) {
+            stages.push_back({{"argv", st.argv},
+                              {"pid", or_null(st.pid)},
+                              {"state", st.state},
+                              {"exit_code", or_null(st.exit_code)},
+                              {"signal", or_null(st.signal)},
+                              {"stderr_path", st.stderr_path}});
+        }
+        j["stages"] = std::move(stages);
+    } else {
+        j["stages"] = nullptr;
+    }
+    j["truncated"] = s.truncated;
     return j;
 }
 
@@ -163,6 +178,24 @@ TaskStatus status_from_json(const json& value) {
     s.stdout_path = p.get_or<std::string>("stdout_path", "");
     s.stderr_path = p.get_or<std::string>("stderr_path", "");
     s.error = p.optional<std::string>("error");
+    if (auto stages = p.optional<json>("stages")) {
+        if (!stages->is_array()) {
+            throw_invalid_params("status.stages: expected an array");
+        }
+        s.stages.emplace();
+        for (const auto& st : *stages) {
+            Params sp(st, "status.stages[]");
+            StageStatus stage;
+            stage.argv = sp.get_or<std::vector<std::string>>("argv", {});
+            stage.pid = sp.optional<int>("pid");
+            stage.state = sp.get_or<std::string>("state", "");
+            stage.exit_code = sp.optional<int>("exit_code");
+            stage.signal = sp.optional<int>("signal");
+            stage.stderr_path = sp.get_or<std::string>("stderr_path", "");
+            s.stages->push_back(std::move(stage));
+        }
+    }
+    s.truncated = p.get_or<bool>("truncated", false);
     return s;
 }
 

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -39,6 +40,10 @@ OutputPaths OutputLayout::paths(int64_t task_id) const {
     return {base + ".stdout", base + ".stderr"};
 }
 
+std::string OutputLayout::stage_stderr_path(int64_t task_id, size_t stage) const {
+    return shard_dir(task_id) + "/" + std::to_string(task_id) + "." + std::to_string(stage) + ".stderr";
+}
+
 common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_set<int64_t>& shards) const {
     int64_t shard = task_id / k_tasks_per_shard;
     if (!shards.contains(shard)) {
@@ -56,7 +61,10 @@ common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_s
     if (!err) {
         return std::unexpected(err.error());
     }
-    return OutputFds{std::move(*out), std::move(*err)};
+    OutputFds fds;
+    fds.stdout_fd = std::move(*out);
+    fds.stderr_fds.push_back(std::move(*err));
+    return fds;
 }
 
 void OutputLayout::expect(int64_t task_id) {
@@ -92,7 +100,25 @@ void OutputLayout::forget(int64_t task_id) {
     }
 }
 
-common::Result<OutputFds> OutputLayout::open(int64_t task_id) {
+common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
+    if (stages > 1) {
+        // A pipeline: its stdout, and a stderr per stage (never prepared ahead; pipelines are rarer).
+        auto first = create(task_id, loop_shards_);
+        if (!first) {
+            return first;
+        }
+        OutputFds fds;
+        fds.stdout_fd = std::move(first->stdout_fd);
+        ::unlink(paths(task_id).stderr_path.c_str());  // a pipeline has per-stage files instead
+        for (size_t i = 0; i < stages; ++i) {
+            auto err = common::open_cloexec(stage_stderr_path(task_id, i), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (!err) {
+                return std::unexpected(err.error());
+            }
+            fds.stderr_fds.push_back(std::move(*err));
+        }
+        return fds;
+    }
     if (lookahead_ > 0) {
         std::unique_lock lock(mutex_);
         // Being created right now: that takes less than creating them again here.

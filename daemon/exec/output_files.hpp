@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <mpctl/common/result.hpp>
 #include <mpctl/common/unique_fd.hpp>
@@ -28,8 +29,8 @@ struct OutputPaths {
 };
 
 struct OutputFds {
-    common::UniqueFd stdout_fd;  // write-only, close-on-exec, empty
-    common::UniqueFd stderr_fd;
+    common::UniqueFd stdout_fd;               // write-only, close-on-exec, empty
+    std::vector<common::UniqueFd> stderr_fds;  // one per stage
 };
 
 class OutputLayout {
@@ -41,15 +42,17 @@ class OutputLayout {
     OutputLayout& operator=(const OutputLayout&) = delete;
 
     [[nodiscard]] OutputPaths paths(int64_t task_id) const;
+    // A pipeline's stage STAGE writes its stderr here (a one-process task uses paths().stderr_path).
+    [[nodiscard]] std::string stage_stderr_path(int64_t task_id, size_t stage) const;
 
     // TASK_ID is queued and will start later: create its files in the background.
     void expect(int64_t task_id);
     // TASK_ID will not start after all (cancelled, failed): drop what was prepared for it.
     void forget(int64_t task_id);
 
-    // The task's two files, empty: the prepared ones if they are ready, else created (or, on a retry,
-    // truncated) now.
-    [[nodiscard]] common::Result<OutputFds> open(int64_t task_id);
+    // The task's files, empty: stdout and one stderr per stage. A one-stage task gets the prepared ones if
+    // they are ready; otherwise they are created (or, on a retry, truncated) now.
+    [[nodiscard]] common::Result<OutputFds> open(int64_t task_id, size_t stages = 1);
 
   private:
     [[nodiscard]] std::string shard_dir(int64_t task_id) const;

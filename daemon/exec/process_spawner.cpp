@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
@@ -122,29 +123,37 @@ ProcessSpawner::ProcessSpawner(asio::io_context& io) : io_(io), exits_(io) {
 
 ProcessSpawner::~ProcessSpawner() = default;
 
-std::expected<int, SpawnError> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
-    if (spec.argv.empty()) {
-        return std::unexpected(SpawnError{127, "empty command"});
+std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
+    const size_t n = spec.stages.size();
+    if (n == 0 || std::any_of(spec.stages.begin(), spec.stages.end(), [](const SpawnStage& st) { return st.argv.empty(); })) {
+        return std::unexpected(SpawnError{127, "empty command", 0});
     }
-    auto exe = lookup(spec.argv.front(), spec.env->path(), spec.cwd);
-    if (!exe) {
-        // A relative PATH entry is searched in cwd: a missing cwd explains the miss better.
-        if (auto bad_cwd = cwd_problem(spec.cwd)) {
-            return std::unexpected(*bad_cwd);
+    // Every stage's executable first: a pipeline with a typo starts nothing.
+    std::vector<std::string> exes;
+    exes.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        const std::string& name = spec.stages[i].argv.front();
+        auto exe = lookup(name, spec.env->path(), spec.cwd);
+        if (!exe) {
+            // A relative PATH entry is searched in cwd: a missing cwd explains the miss better.
+            if (auto bad_cwd = cwd_problem(spec.cwd)) {
+                bad_cwd->stage = i;
+                return std::unexpected(*bad_cwd);
+            }
+            if (exe.error() == ENOENT) {
+                return std::unexpected(SpawnError{127, "command not found: " + name, i});
+            }
+            return std::unexpected(SpawnError{126, name + ": " + std::strerror(exe.error()), i});
         }
-        if (exe.error() == ENOENT) {
-            return std::unexpected(SpawnError{127, "command not found: " + spec.argv.front()});
-        }
-        return std::unexpected(SpawnError{126, spec.argv.front() + ": " + std::strerror(exe.error())});
+        exes.push_back(std::move(*exe));
     }
 
-    common::UniqueFd stdin_file;
-    if (spec.stdin_path) {
+    if (!spec.stdin_fd && spec.stdin_path) {
         auto in = open_stream(*spec.stdin_path, O_RDONLY, "stdin");
         if (!in) {
             return std::unexpected(in.error());
         }
-        stdin_file = std::move(*in);
+        spec.stdin_fd = std::move(*in);
     }
     if (!spec.stdout_fd) {
         auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
@@ -153,62 +162,116 @@ std::expected<int, SpawnError> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_e
         }
         spec.stdout_fd = std::move(*out);
     }
-    if (!spec.stderr_fd) {
-        auto err = open_stream(spec.stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "stderr");
-        if (!err) {
-            return std::unexpected(err.error());
+    for (size_t i = 0; i < n; ++i) {
+        if (!spec.stages[i].stderr_fd) {
+            auto err = open_stream(spec.stages[i].stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "stderr");
+            if (!err) {
+                err.error().stage = i;
+                return std::unexpected(err.error());
+            }
+            spec.stages[i].stderr_fd = std::move(*err);
         }
-        spec.stderr_fd = std::move(*err);
+    }
+    // The pipes between stages. The daemon keeps no end once the stages have theirs (they are closed when
+    // this function returns), so each reader sees EOF when its writer is done.
+    std::vector<common::UniqueFd> pipe_read(n);
+    std::vector<common::UniqueFd> pipe_write(n);
+    for (size_t i = 0; i + 1 < n; ++i) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            return std::unexpected(SpawnError{126, std::string("pipe: ") + std::strerror(errno), i});
+        }
+        pipe_read[i].reset(fds[0]);
+        pipe_write[i].reset(fds[1]);
+    }
+    std::vector<ResourceLimit> limits;
+    for (const auto& [resource, value] : spec.rlimits) {
+        limits.push_back(ResourceLimit{resource, static_cast<rlim_t>(value)});
     }
 
-    std::vector<char*> argv;
-    argv.reserve(spec.argv.size() + 1);
-    for (const auto& a : spec.argv) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> script_argv{const_cast<char*>("/bin/sh"), exe->data()};
-    script_argv.insert(script_argv.end(), argv.begin() + 1, argv.end());
+    std::vector<int> pids;
+    std::vector<SpawnedChild> started;
+    pids.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        const SpawnStage& stage = spec.stages[i];
+        std::vector<char*> argv;
+        argv.reserve(stage.argv.size() + 1);
+        for (const auto& a : stage.argv) {
+            argv.push_back(const_cast<char*>(a.c_str()));
+        }
+        argv.push_back(nullptr);
+        std::vector<char*> script_argv{const_cast<char*>("/bin/sh"), exes[i].data()};
+        script_argv.insert(script_argv.end(), argv.begin() + 1, argv.end());
 
-    ChildSetup setup;
-    setup.path = exe->c_str();
-    setup.argv = argv.data();
-    setup.envp = spec.env->envp();
-    setup.script_argv = script_argv.data();
-    setup.cwd = spec.cwd.c_str();
-    setup.stdin_fd = stdin_file ? stdin_file.get() : dev_null_.get();
-    setup.stdout_fd = spec.stdout_fd.get();
-    setup.stderr_fd = spec.stderr_fd.get();
-    auto child_process = spawn_child(setup);
-    if (!child_process) {
-        const ChildFailure& f = child_process.error();
-        std::string step = f.step;
-        if (step == "exec" && f.err == ENOENT) {
-            return std::unexpected(SpawnError{127, "command not found: " + spec.argv.front()});
+        ChildSetup setup;
+        setup.path = exes[i].c_str();
+        setup.argv = argv.data();
+        setup.envp = spec.env->envp();
+        setup.script_argv = script_argv.data();
+        setup.cwd = spec.cwd.c_str();
+        setup.stdin_fd = i == 0 ? (spec.stdin_fd ? spec.stdin_fd.get() : dev_null_.get()) : pipe_read[i - 1].get();
+        setup.stdout_fd = i + 1 == n ? spec.stdout_fd.get() : pipe_write[i].get();
+        setup.stderr_fd = stage.stderr_fd.get();
+        setup.pgid = i == 0 ? 0 : pids.front();
+        setup.nice = spec.nice;
+        if (spec.umask) {
+            setup.umask = static_cast<mode_t>(*spec.umask);
         }
-        if (step == "chdir") {
-            return std::unexpected(SpawnError{126, "cwd " + spec.cwd + ": " + std::strerror(f.err)});
+        setup.limits = limits;
+        setup.cgroup_procs_fd = spec.cgroup_procs_fd.get();
+        auto child = spawn_child(setup);
+        if (!child) {
+            // The stages already running would wait forever on a pipe nobody feeds: end them now (they are
+            // still reaped, by their pidfds, and reported to nobody).
+            if (!pids.empty()) {
+                ::kill(-pids.front(), SIGKILL);
+            }
+            for (auto& c : started) {
+                watch(c.pid, std::move(c.pidfd), nullptr);
+            }
+            return std::unexpected(spawn_error(child.error(), stage.argv.front(), spec.cwd, i));
         }
-        if (step == "exec") {
-            return std::unexpected(SpawnError{126, spec.argv.front() + ": " + std::strerror(f.err)});
-        }
-        return std::unexpected(SpawnError{126, step + ": " + std::strerror(f.err)});
+        pids.push_back(child->pid);
+        started.push_back(std::move(*child));
     }
+    for (size_t i = 0; i < n; ++i) {
+        watch(started[i].pid, std::move(started[i].pidfd), [on_exit, i](ExitInfo info) { on_exit(i, info); });
+    }
+    return pids;
+}
 
-    int pid = child_process->pid;
+SpawnError ProcessSpawner::spawn_error(const ChildFailure& f, const std::string& command, const std::string& cwd,
+                                       size_t stage) {
+    std::string step = f.step;
+    if (step == "exec" && f.err == ENOENT) {
+        return SpawnError{127, "command not found: " + command, stage};
+    }
+    if (step == "chdir") {
+        return SpawnError{126, "cwd " + cwd + ": " + std::strerror(f.err), stage};
+    }
+    if (step == "exec") {
+        return SpawnError{126, command + ": " + std::strerror(f.err), stage};
+    }
+    return SpawnError{126, step + ": " + std::strerror(f.err), stage};
+}
+
+void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(pid);
-    if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, child_process->pidfd.get(), &ev) != 0) {
-        // Without a watch the exit would go unnoticed: do not leave an unsupervised process behind.
-        int err = errno;
-        ::kill(-pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-        return std::unexpected(SpawnError{126, std::string("epoll_ctl: ") + std::strerror(err)});
+    if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, pidfd.get(), &ev) != 0) {
+        // Unwatched, its exit would go unnoticed: do not leave an unsupervised process behind.
+        spdlog::error("epoll_ctl for pid {}: {}", pid, std::strerror(errno));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        if (on_exit) {
+            on_exit(ExitInfo{std::nullopt, SIGKILL});
+        }
+        return;
     }
-    children_.emplace(pid, Child{std::move(child_process->pidfd), std::move(on_exit)});
+    children_.emplace(pid, Child{std::move(pidfd), std::move(on_exit)});
     wait_for_exits();
-    return pid;
 }
 
 std::expected<std::string, int> ProcessSpawner::lookup(const std::string& file, const std::string& path,
@@ -281,7 +344,7 @@ void ProcessSpawner::reap(int pid) {
     } else if (WIFSIGNALED(status)) {
         info.signal = WTERMSIG(status);
     }
-    OnExit on_exit = std::move(it->second.on_exit);
+    auto on_exit = std::move(it->second.on_exit);
     children_.erase(it);  // closing the pidfd also takes it out of the epoll set
     if (on_exit) {
         on_exit(info);

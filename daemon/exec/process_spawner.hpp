@@ -11,6 +11,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/exec/spawn_linux.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
 
 namespace mpctl::daemon {
@@ -20,7 +21,7 @@ class ProcessSpawner final : public Spawner {
     explicit ProcessSpawner(asio::io_context& io);
     ~ProcessSpawner() override;
 
-    [[nodiscard]] std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override;
+    [[nodiscard]] std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override;
     void signal_group(int pgid, int signo) override;
     [[nodiscard]] bool group_alive(int pgid) override;
 
@@ -30,12 +31,15 @@ class ProcessSpawner final : public Spawner {
   private:
     struct Child {
         common::UniqueFd pidfd;
-        OnExit on_exit;
+        std::function<void(ExitInfo)> on_exit;  // empty for a stage torn down before its pipeline started
     };
 
     // The pidfds live in an epoll set of their own, which the loop watches as one descriptor: adding a
     // child is one epoll_ctl, and closing its pidfd removes it (asio would register, arm and remove each).
     void wait_for_exits();
+    void watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit);
+    [[nodiscard]] static SpawnError spawn_error(const ChildFailure& failure, const std::string& command,
+                                                const std::string& cwd, size_t stage);
     void reap(int pid);
     [[nodiscard]] std::expected<std::string, int> lookup(const std::string& file, const std::string& path,
                                                          const std::string& cwd);

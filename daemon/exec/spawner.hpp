@@ -34,16 +34,28 @@ class EnvBlock {
     std::string path_;
 };
 
-// Everything needed to start one process. Paths are absolute.
-struct SpawnSpec {
+// One process of a task: a plain task has one stage, a pipeline one per command.
+struct SpawnStage {
     std::vector<std::string> argv;  // argv[0] is looked up in env's PATH unless it contains '/'
+    std::string stderr_path;        // opened (created or truncated) unless stderr_fd is given
+    common::UniqueFd stderr_fd;     // becomes the stage's fd 2, then is closed here
+};
+
+// Everything needed to start a task's processes. Paths are absolute. The stages run in one process group
+// (the first stage's), each one's stdout connected to the next one's stdin by a pipe that the daemon only
+// creates: the data never passes through it.
+struct SpawnSpec {
+    std::vector<SpawnStage> stages;
     std::string cwd;
     std::shared_ptr<const EnvBlock> env;    // the complete environment
-    std::optional<std::string> stdin_path;  // nullopt: /dev/null
-    std::string stdout_path;                // opened (created or truncated) unless stdout_fd is given
-    std::string stderr_path;
-    common::UniqueFd stdout_fd;  // given to the child as its fd 1 and 2, then closed here
-    common::UniqueFd stderr_fd;
+    std::optional<std::string> stdin_path;  // the first stage's stdin; nullopt (and no stdin_fd): /dev/null
+    common::UniqueFd stdin_fd;              // a descriptor the client passed, instead of a path
+    std::string stdout_path;                // the last stage's stdout, opened unless stdout_fd is given
+    common::UniqueFd stdout_fd;
+    std::optional<int> nice;
+    std::optional<unsigned> umask;
+    std::vector<std::pair<int, uint64_t>> rlimits;  // RLIMIT_* -> soft and hard limit
+    common::UniqueFd cgroup_procs_fd;               // a cgroup.procs every stage moves itself into
 };
 
 // How a process ended: exactly one of exit_code and signal is set.
@@ -52,20 +64,22 @@ struct ExitInfo {
     std::optional<int> signal;
 };
 
-// Why a spawn failed; exit_code is what a shell would report (127 not found, 126 otherwise).
+// Why a spawn failed; exit_code is what a shell would report (127 not found, 126 otherwise); stage is the
+// stage at fault. Whatever stages had started were killed.
 struct SpawnError {
     int exit_code = 126;
     std::string message;
+    size_t stage = 0;
 };
 
 class Spawner {
   public:
-    using OnExit = std::function<void(ExitInfo)>;
+    using OnExit = std::function<void(size_t stage, ExitInfo)>;
     virtual ~Spawner() = default;
 
-    // Starts SPEC in its own process group. On success returns the pid (== its pgid); ON_EXIT then runs
-    // exactly once on the daemon's loop after the process has been reaped.
-    [[nodiscard]] virtual std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) = 0;
+    // Starts SPEC's stages in one new process group. On success returns their pids in stage order (the first
+    // is the group's id); ON_EXIT then runs once per stage, on the daemon's loop, after it has been reaped.
+    [[nodiscard]] virtual std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) = 0;
 
     // Sends SIGNO to the process group PGID. Quietly ignores a group that is already gone.
     virtual void signal_group(int pgid, int signo) = 0;

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -226,17 +227,23 @@ std::shared_ptr<const EnvBlock> Scheduler::env_block(const std::shared_ptr<const
 
 SpawnSpec Scheduler::spawn_spec(const Task& t) {
     SpawnSpec s;
-    if (t.spec.shell) {
-        s.argv = {"/bin/sh", "-c", *t.spec.shell};
-    } else {
-        s.argv = t.spec.argv;
+    OutputPaths paths = outputs_.paths(t.id);
+    auto argvs = t.spec.stage_argvs();
+    for (size_t i = 0; i < argvs.size(); ++i) {
+        SpawnStage stage;
+        stage.argv = std::move(argvs[i]);
+        stage.stderr_path = argvs.size() == 1 ? paths.stderr_path : outputs_.stage_stderr_path(t.id, i);
+        s.stages.push_back(std::move(stage));
     }
     s.cwd = t.spec.cwd.empty() ? options_.default_cwd : t.spec.cwd;
     s.env = env_block(t.spec.env);
     s.stdin_path = t.spec.stdin_path;
-    OutputPaths paths = outputs_.paths(t.id);
     s.stdout_path = std::move(paths.stdout_path);
-    s.stderr_path = std::move(paths.stderr_path);
+    s.nice = t.spec.nice;
+    s.umask = t.spec.umask;
+    for (const auto& [name, value] : t.spec.rlimits) {
+        s.rlimits.emplace_back(proto::rlimit_resource(name), value);
+    }
     return s;
 }
 
@@ -251,24 +258,38 @@ void Scheduler::start(Task& t, Pool& pool) {
     t.error.reset();
     t.stopping = Task::Stop::none;
 
-    std::expected<int, SpawnError> pid = std::unexpected(SpawnError{});
-    if (auto files = outputs_.open(t.id); !files) {
-        pid = std::unexpected(SpawnError{126, "output: " + files.error().message()});
+    SpawnSpec spec = spawn_spec(t);
+    std::expected<std::vector<int>, SpawnError> pids = std::unexpected(SpawnError{});
+    if (auto files = outputs_.open(t.id, spec.stages.size()); !files) {
+        pids = std::unexpected(SpawnError{126, "output: " + files.error().message(), 0});
     } else {
-        int64_t id = t.id;
-        SpawnSpec spec = spawn_spec(t);
         spec.stdout_fd = std::move(files->stdout_fd);
-        spec.stderr_fd = std::move(files->stderr_fd);
-        pid = spawner_.spawn(std::move(spec), [this, id](ExitInfo info) { on_exit(id, info); });
+        for (size_t i = 0; i < spec.stages.size(); ++i) {
+            spec.stages[i].stderr_fd = std::move(files->stderr_fds[i]);
+        }
+        if (t.passed_stdin) {
+            // Every attempt reads from the same descriptor; it is duplicated so that each spawn owns one.
+            int fd = ::fcntl(t.passed_stdin->get(), F_DUPFD_CLOEXEC, 3);
+            spec.stdin_fd.reset(fd);
+        }
+        int64_t id = t.id;
+        pids = spawner_.spawn(std::move(spec),
+                              [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
     }
-    if (!pid) {
-        t.exit_code = pid.error().exit_code;
-        t.error = pid.error().message;
+    if (!pids) {
+        t.exit_code = pids.error().exit_code;
+        t.error = t.spec.pipeline.empty() ? pids.error().message
+                                          : "stage " + std::to_string(pids.error().stage) + ": " + pids.error().message;
         t.finished_at_ms = common::now_unix_ms();
         finish(t, TaskState::failed, FailReason::spawn);
         return;
     }
-    t.pid = *pid;
+    t.stages.clear();
+    for (int pid : *pids) {
+        t.stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt});
+    }
+    t.stages_running = pids->size();
+    t.pid = pids->front();
     ++pool.running;
     ++running_;
     if (t.spec.timeout_s) {
@@ -309,6 +330,34 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
     spawner_.signal_group(pgid, SIGTERM);
     // The group, not just the leader: shell children and background jobs get the same treatment.
     t.kill_timer = timers_.start(to_ms(grace), [this, pgid] { spawner_.signal_group(pgid, SIGKILL); });
+}
+
+void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running || stage >= t->stages.size() || t->stages[stage].exited) {
+        return;
+    }
+    Task::StageRun& run = t->stages[stage];
+    run.exited = true;
+    run.exit_code = info.exit_code;
+    run.signal = info.signal;
+    if (--t->stages_running > 0) {
+        return;  // the task ends with its last process
+    }
+    on_exit(id, pipeline_outcome(*t));
+}
+
+ExitInfo Scheduler::pipeline_outcome(const Task& t) {
+    // pipefail: the rightmost stage that failed decides; a stage before the last killed by SIGPIPE did not
+    // fail (its reader closed early on purpose, as in `yes | head -1`).
+    for (size_t i = t.stages.size(); i-- > 0;) {
+        const Task::StageRun& s = t.stages[i];
+        bool sigpipe_before_last = s.signal == SIGPIPE && i + 1 < t.stages.size();
+        if ((s.signal && !sigpipe_before_last) || s.exit_code.value_or(0) != 0) {
+            return ExitInfo{s.exit_code, s.signal};
+        }
+    }
+    return ExitInfo{0, std::nullopt};
 }
 
 void Scheduler::on_exit(int64_t id, ExitInfo info) {
@@ -559,6 +608,31 @@ proto::TaskStatus Scheduler::status(const Task& t) const {
     s.stdout_path = std::move(paths.stdout_path);
     s.stderr_path = std::move(paths.stderr_path);
     s.error = t.error;
+    if (!t.spec.pipeline.empty()) {
+        s.argv.reset();
+        s.stages.emplace();
+        bool this_attempt = t.stages.size() == t.spec.pipeline.size();
+        for (size_t i = 0; i < t.spec.pipeline.size(); ++i) {
+            proto::StageStatus st;
+            st.argv = t.spec.pipeline[i];
+            st.stderr_path = outputs_.stage_stderr_path(t.id, i);
+            if (!this_attempt) {
+                st.state = t.finished() ? "failed" : "pending";  // never started (spawn failure, cancel)
+            } else if (!t.stages[i].exited) {
+                st.state = "running";
+                st.pid = t.stages[i].pid;
+            } else {
+                const auto& run = t.stages[i];
+                st.exit_code = run.exit_code;
+                st.signal = run.signal;
+                bool sigpipe_before_last = run.signal == SIGPIPE && i + 1 < t.stages.size();
+                bool ok = (!run.signal || sigpipe_before_last) && run.exit_code.value_or(0) == 0;
+                st.state = ok ? "succeeded" : "failed";
+            }
+            s.stages->push_back(std::move(st));
+        }
+        s.stderr_path = s.stages->back().stderr_path;
+    }
     return s;
 }
 

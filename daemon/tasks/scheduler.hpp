@@ -110,7 +110,9 @@ class Scheduler {
     void pump(Pool& pool);
     void pump_all();
     void start(Task& task, Pool& pool);
+    void on_stage_exit(int64_t id, size_t stage, ExitInfo info);
     void on_exit(int64_t id, ExitInfo info);
+    [[nodiscard]] static ExitInfo pipeline_outcome(const Task& task);
     void finish(Task& task, TaskState state, FailReason reason);
     void resolve_dependencies(Task& task);
     void release_dependants(const Task& task);

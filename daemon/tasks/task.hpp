@@ -2,10 +2,12 @@
 // Task: the daemon's record of one future, owned by the Scheduler's table. Loop thread only.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
 #include <mpctl/proto/task_spec.hpp>
 #include <mpctl/proto/task_status.hpp>
@@ -38,6 +40,18 @@ struct Task {
     size_t unmet_deps = 0;         // dependencies not yet succeeded
     std::vector<int64_t> dependants;
     enum class Stop { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we are killing it
+    // The processes of the current attempt, in stage order (one for a plain task); the first is the group.
+    struct StageRun {
+        int pid = 0;
+        bool exited = false;
+        std::optional<int> exit_code;
+        std::optional<int> signal;
+    };
+    std::vector<StageRun> stages;
+    size_t stages_running = 0;
+    // A stdin the client passed (SCM_RIGHTS): each attempt gets a duplicate. Not journaled: after a
+    // restart the task cannot run again.
+    std::shared_ptr<common::UniqueFd> passed_stdin;
     TimerId timeout_timer = 0;
     TimerId kill_timer = 0;
     TimerId retry_timer = 0;

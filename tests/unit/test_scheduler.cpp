@@ -48,25 +48,38 @@ namespace {
 // listed in fail_for.
 class FakeSpawner final : public Spawner {
   public:
+    // One spawn: a task's attempt, with a pid per stage (pid is the first, the group's).
     struct Process {
         int pid = 0;
+        std::vector<int> pids;
         SpawnSpec spec;
         OnExit on_exit;
-        bool exited = false;
+        std::vector<bool> exited;
+        [[nodiscard]] const std::vector<std::string>& argv() const { return spec.stages.front().argv; }
     };
 
-    std::expected<int, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override {
+    std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override {
         ++spawn_calls;
-        if (!spec.argv.empty()) {
-            auto failure = fail_for.find(spec.argv.front());
+        for (size_t i = 0; i < spec.stages.size(); ++i) {
+            auto failure = fail_for.find(spec.stages[i].argv.front());
             if (failure != fail_for.end()) {
                 failed_specs.push_back(std::move(spec));
-                return std::unexpected(failure->second);
+                SpawnError e = failure->second;
+                e.stage = i;
+                return std::unexpected(e);
             }
         }
-        int pid = next_pid++;
-        processes.push_back(Process{pid, std::move(spec), std::move(on_exit), false});
-        return pid;
+        Process p;
+        for (size_t i = 0; i < spec.stages.size(); ++i) {
+            p.pids.push_back(next_pid++);
+        }
+        p.pid = p.pids.front();
+        p.spec = std::move(spec);
+        p.on_exit = std::move(on_exit);
+        p.exited.assign(p.pids.size(), false);
+        std::vector<int> pids = p.pids;
+        processes.push_back(std::move(p));
+        return pids;
     }
 
     void signal_group(int pgid, int signo) override { signals.emplace_back(pgid, signo); }
@@ -76,18 +89,19 @@ class FakeSpawner final : public Spawner {
         return alive_groups.contains(pgid);
     }
 
-    // Ends process PID: runs its OnExit exactly once, as the real spawner does after reaping it.
+    // Ends process PID (any stage's): runs its OnExit exactly once, as the real spawner does after reaping it.
     void exit(int pid, ExitInfo info) {
         Process& p = process(pid);
-        REQUIRE_FALSE(p.exited);
-        p.exited = true;
-        OnExit fn = std::move(p.on_exit);
-        fn(info);
+        size_t stage = static_cast<size_t>(std::find(p.pids.begin(), p.pids.end(), pid) - p.pids.begin());
+        REQUIRE_FALSE(p.exited[stage]);
+        p.exited[stage] = true;
+        p.on_exit(stage, info);
     }
 
     Process& process(int pid) {
-        auto it =
-            std::find_if(processes.begin(), processes.end(), [&](const Process& p) { return p.pid == pid; });
+        auto it = std::find_if(processes.begin(), processes.end(), [&](const Process& p) {
+            return std::find(p.pids.begin(), p.pids.end(), pid) != p.pids.end();
+        });
         REQUIRE(it != processes.end());
         return *it;
     }
@@ -456,7 +470,7 @@ TEST_CASE("the spawn spec carries argv, cwd, env, stdin and the task's output pa
                                        {"stdin", "in.txt"}}));
     REQUIRE(h.spawner.processes.size() == 1);
     const SpawnSpec& s = h.spawner.processes[0].spec;
-    CHECK(s.argv == std::vector<std::string>{"make", "-j4"});
+    CHECK(s.stages.front().argv == std::vector<std::string>{"make", "-j4"});
     CHECK(s.cwd == "/src");
     REQUIRE(s.env);
     std::vector<std::string> env = s.env->entries();
@@ -466,8 +480,8 @@ TEST_CASE("the spawn spec carries argv, cwd, env, stdin and the task's output pa
     CHECK(s.stdin_path == std::optional<std::string>("/src/in.txt"));
     auto paths = h.outputs.paths(id);
     CHECK(s.stdout_path == paths.stdout_path);
-    CHECK(s.stderr_path == paths.stderr_path);
-    CHECK(s.stdout_path != s.stderr_path);
+    CHECK(s.stages.front().stderr_path == paths.stderr_path);
+    CHECK(s.stdout_path != s.stages.front().stderr_path);
     // The shard directory exists before the spawn, so the spawner can create the files.
     CHECK(std::filesystem::is_directory(std::filesystem::path(s.stdout_path).parent_path()));
     CHECK(h.status(id).stdout_path == paths.stdout_path);
@@ -522,7 +536,7 @@ TEST_CASE("a shell task runs /bin/sh -c with its string", "[unit][scheduler]") {
     Harness h;
     int64_t id = h.submit({{"shell", "echo hi | wc -c"}});
     REQUIRE(h.spawner.processes.size() == 1);
-    CHECK(h.spawner.processes[0].spec.argv == std::vector<std::string>{"/bin/sh", "-c", "echo hi | wc -c"});
+    CHECK(h.spawner.processes[0].argv() == std::vector<std::string>{"/bin/sh", "-c", "echo hi | wc -c"});
     CHECK(h.status(id).shell == std::optional<std::string>("echo hi | wc -c"));
     CHECK_FALSE(h.status(id).argv);
 }
@@ -1629,4 +1643,131 @@ TEST_CASE("unfinished_count counts pending and running tasks", "[unit][scheduler
     CHECK(h.sched.unfinished_count() == 3);
     h.exit(a, 1);  // c fails with it
     CHECK(h.sched.unfinished_count() == 1);
+}
+
+// -- pipelines -------------------------------------------------------------------------------------------
+
+namespace {
+
+json pipe3() {
+    return json{{"pipeline", {{"producer"}, {"filter", "-x"}, {"consumer"}}}};
+}
+
+}  // namespace
+
+TEST_CASE("a pipeline spawns every stage at once, with its own stderr file per stage", "[unit][scheduler]") {
+    Harness h;
+    int64_t id = h.submit(pipe3());
+    REQUIRE(h.spawner.processes.size() == 1);
+    const auto& p = h.spawner.processes.front();
+    REQUIRE(p.spec.stages.size() == 3);
+    CHECK(p.spec.stages[1].argv == std::vector<std::string>{"filter", "-x"});
+    CHECK(p.spec.stages[0].stderr_path != p.spec.stages[1].stderr_path);
+    CHECK(p.spec.stages[1].stderr_path != p.spec.stages[2].stderr_path);
+    CHECK(h.task(id).pid == p.pids.front());
+
+    auto s = h.status(id);
+    CHECK_FALSE(s.argv);
+    REQUIRE(s.stages);
+    REQUIRE(s.stages->size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK((*s.stages)[i].state == "running");
+        CHECK((*s.stages)[i].pid == p.pids[i]);
+        CHECK((*s.stages)[i].stderr_path == p.spec.stages[i].stderr_path);
+    }
+    CHECK(s.stderr_path == p.spec.stages[2].stderr_path);
+}
+
+TEST_CASE("a pipeline ends with its last process, not its first", "[unit][scheduler]") {
+    Harness h;
+    int64_t id = h.submit(pipe3());
+    auto pids = h.spawner.processes.front().pids;
+    h.spawner.exit(pids[2], exited(0));
+    h.spawner.exit(pids[0], exited(0));
+    CHECK(h.state(id) == TaskState::running);
+    auto s = h.status(id);
+    CHECK((*s.stages)[0].state == "succeeded");
+    CHECK((*s.stages)[1].state == "running");
+    CHECK((*s.stages)[2].state == "succeeded");
+    h.spawner.exit(pids[1], exited(0));
+    CHECK(h.state(id) == TaskState::succeeded);
+    CHECK(h.task(id).exit_code == 0);
+}
+
+TEST_CASE("pipefail: the rightmost failing stage decides the outcome", "[unit][scheduler]") {
+    Harness h;
+    int64_t id = h.submit(pipe3());
+    auto pids = h.spawner.processes.front().pids;
+    h.spawner.exit(pids[0], exited(3));
+    h.spawner.exit(pids[1], exited(4));
+    h.spawner.exit(pids[2], exited(0));
+    Task& t = h.task(id);
+    CHECK(t.state == TaskState::failed);
+    CHECK(t.reason == FailReason::exit);
+    CHECK(t.exit_code == 4);
+    auto s = h.status(id);
+    CHECK((*s.stages)[0].state == "failed");
+    CHECK((*s.stages)[0].exit_code == 3);
+    CHECK((*s.stages)[1].exit_code == 4);
+    CHECK((*s.stages)[2].state == "succeeded");
+    CHECK_FALSE((*s.stages)[2].pid);
+}
+
+TEST_CASE("SIGPIPE before the last stage is success; SIGPIPE of the last stage is not", "[unit][scheduler]") {
+    Harness h(options(2));
+    int64_t early_reader = h.submit(json{{"pipeline", {{"yes"}, {"head", "-1"}}}});
+    auto a = h.spawner.processes.back().pids;
+    h.spawner.exit(a[1], exited(0));
+    h.spawner.exit(a[0], killed(SIGPIPE));
+    CHECK(h.state(early_reader) == TaskState::succeeded);
+    CHECK((*h.status(early_reader).stages)[0].state == "succeeded");
+    CHECK((*h.status(early_reader).stages)[0].signal == SIGPIPE);
+
+    int64_t last_piped = h.submit(json{{"pipeline", {{"yes"}, {"writer"}}}});
+    auto b = h.spawner.processes.back().pids;
+    h.spawner.exit(b[0], exited(0));
+    h.spawner.exit(b[1], killed(SIGPIPE));
+    CHECK(h.state(last_piped) == TaskState::failed);
+    CHECK(h.task(last_piped).reason == FailReason::signal);
+    CHECK(h.task(last_piped).signal == SIGPIPE);
+
+    int64_t other_signal = h.submit(json{{"pipeline", {{"yes"}, {"head"}}}});
+    auto c = h.spawner.processes.back().pids;
+    h.spawner.exit(c[0], killed(SIGSEGV));
+    h.spawner.exit(c[1], exited(0));
+    CHECK(h.state(other_signal) == TaskState::failed);
+    CHECK(h.task(other_signal).signal == SIGSEGV);
+}
+
+TEST_CASE("a stage that cannot be spawned fails the pipeline with reason spawn, naming the stage",
+          "[unit][scheduler]") {
+    Harness h;
+    h.spawner.fail_for["missing"] = SpawnError{127, "exec missing: No such file or directory", 0};
+    int64_t id = h.submit(json{{"pipeline", {{"cat"}, {"missing"}, {"wc"}}}});
+    Task& t = h.task(id);
+    CHECK(t.state == TaskState::failed);
+    CHECK(t.reason == FailReason::spawn);
+    CHECK(t.exit_code == 127);
+    REQUIRE(t.error);
+    CHECK(*t.error == "stage 1: exec missing: No such file or directory");
+    auto s = h.status(id);
+    REQUIRE(s.stages);
+    for (const auto& st : *s.stages) {
+        CHECK(st.state == "failed");
+        CHECK_FALSE(st.pid);
+    }
+}
+
+TEST_CASE("a timed-out pipeline signals the group of its first stage", "[unit][scheduler]") {
+    Harness h;
+    int64_t id = h.submit(json{{"pipeline", {{"a"}, {"b"}}}, {"timeout", 1}});
+    auto pids = h.spawner.processes.front().pids;
+    h.timers.advance(1000);
+    REQUIRE_FALSE(h.spawner.signals_to(pids[0]).empty());
+    CHECK(h.spawner.signals_to(pids[0]).front().second == SIGTERM);
+    CHECK(h.spawner.signals_to(pids[1]).empty());  // stage 1 is in stage 0's group
+    h.spawner.exit(pids[0], killed(SIGTERM));
+    h.spawner.exit(pids[1], killed(SIGTERM));
+    CHECK(h.state(id) == TaskState::failed);
+    CHECK(h.task(id).reason == FailReason::timeout);
 }

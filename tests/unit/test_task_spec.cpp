@@ -1,3 +1,5 @@
+#include <sys/resource.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -69,14 +71,90 @@ TEST_CASE("a shell spec keeps the string and has no argv", "[unit][task_spec]") 
     CHECK(s.argv.empty());
 }
 
-TEST_CASE("a spec with both argv and shell is refused", "[unit][task_spec]") {
-    CHECK(rejection({{"argv", {"ls"}}, {"shell", "ls"}}) == "params: give either argv or shell, not both");
+TEST_CASE("a spec with more than one of argv, shell and pipeline is refused", "[unit][task_spec]") {
+    const std::string msg = "params: give one of argv, shell and pipeline";
+    CHECK(rejection({{"argv", {"ls"}}, {"shell", "ls"}}) == msg);
+    CHECK(rejection({{"argv", {"ls"}}, {"pipeline", {{"a"}, {"b"}}}}) == msg);
+    CHECK(rejection({{"shell", "ls"}, {"pipeline", {{"a"}, {"b"}}}}) == msg);
 }
 
-TEST_CASE("a spec with neither argv nor shell is refused", "[unit][task_spec]") {
-    CHECK(rejection(json::object()) == "params: a task needs argv (an array of strings) or shell (a string)");
-    CHECK(rejection({{"argv", nullptr}}) ==
-          "params: a task needs argv (an array of strings) or shell (a string)");
+TEST_CASE("a spec with none of argv, shell and pipeline is refused", "[unit][task_spec]") {
+    const std::string msg = "params: a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)";
+    CHECK(rejection(json::object()) == msg);
+    CHECK(rejection({{"argv", nullptr}}) == msg);
+}
+
+TEST_CASE("a pipeline keeps its stages in order and shows them joined by |", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec({{"pipeline", {{"printf", "a b"}, {"tr", "a", "b"}, {"wc", "-c"}}}});
+    REQUIRE(s.pipeline.size() == 3);
+    CHECK(s.argv.empty());
+    CHECK(s.stage_argvs() == s.pipeline);
+    CHECK(s.display_command() == "printf 'a b' | tr a b | wc -c");
+    CHECK(to_json(s)["pipeline"] == json({{"printf", "a b"}, {"tr", "a", "b"}, {"wc", "-c"}}));
+}
+
+TEST_CASE("a pipeline needs 2 to 64 stages, each naming a command", "[unit][task_spec]") {
+    const std::string count = "params.pipeline: expected an array of 2 to 64 argv arrays";
+    CHECK(rejection({{"pipeline", {{"ls"}}}}) == count);
+    CHECK(rejection({{"pipeline", "ls | wc"}}) == count);
+    CHECK(rejection({{"pipeline", json::array()}}) == count);
+    json many = json::array();
+    for (int i = 0; i < 65; ++i) {
+        many.push_back({"cat"});
+    }
+    CHECK(rejection({{"pipeline", many}}) == count);
+    CHECK(rejection({{"pipeline", {{"ls"}, json::array()}}}) == "params.pipeline[1]: must name a command");
+    CHECK(rejection({{"pipeline", {{"ls"}, {""}}}}) == "params.pipeline[1]: must name a command");
+    CHECK(rejection({{"pipeline", {{"ls"}, "wc"}}}) == "params.pipeline[1]: expected an array of strings");
+}
+
+TEST_CASE("shell and argv tasks are one stage", "[unit][task_spec]") {
+    using Stages = std::vector<std::vector<std::string>>;
+    const Stages shell = parse_task_spec({{"shell", "echo hi"}}).stage_argvs();
+    CHECK(shell == Stages{{"/bin/sh", "-c", "echo hi"}});
+    const Stages argv = parse_task_spec({{"argv", {"ls", "-l"}}}).stage_argvs();
+    CHECK(argv == Stages{{"ls", "-l"}});
+}
+
+TEST_CASE("process limits are parsed, range-checked and written back", "[unit][task_spec]") {
+    TaskSpec s = parse_task_spec({{"argv", {"x"}},
+                                  {"nice", 10},
+                                  {"umask", "027"},
+                                  {"rlimits", {{"nofile", 64}, {"core", 0}, {"as", "unlimited"}}},
+                                  {"max_output", 1024},
+                                  {"cgroup", true}});
+    CHECK(s.nice == 10);
+    CHECK(s.umask == 027u);
+    CHECK(s.rlimits.at("nofile") == 64u);
+    CHECK(s.rlimits.at("core") == 0u);
+    CHECK(s.rlimits.at("as") == RLIM_INFINITY);
+    CHECK(s.max_output == 1024u);
+    CHECK(s.cgroup);
+    json j = to_json(s);
+    CHECK(j["nice"] == 10);
+    CHECK(j["umask"] == 027);
+    CHECK(j["rlimits"] == json({{"nofile", 64}, {"core", 0}, {"as", "unlimited"}}));
+    CHECK(parse_task_spec(j).rlimits == s.rlimits);
+    CHECK(parse_task_spec({{"argv", {"x"}}, {"umask", 18}}).umask == 022u);
+
+    CHECK(rejection({{"argv", {"x"}}, {"nice", 20}}) == "params.nice: must be between -20 and 19");
+    CHECK(rejection({{"argv", {"x"}}, {"nice", -21}}) == "params.nice: must be between -20 and 19");
+    const std::string umask = "params.umask: expected an octal string (\"022\") or an integer up to 0777";
+    CHECK(rejection({{"argv", {"x"}}, {"umask", "08"}}) == umask);
+    CHECK(rejection({{"argv", {"x"}}, {"umask", 512}}) == umask);
+    CHECK(rejection({{"argv", {"x"}}, {"umask", ""}}) == umask);
+    CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"files", 3}}}}).starts_with("params.rlimits.files: unknown limit"));
+    CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"nofile", -1}}}}) ==
+          "params.rlimits.nofile: must not be negative (or \"unlimited\")");
+    CHECK(rejection({{"argv", {"x"}}, {"rlimits", 5}}) ==
+          "params.rlimits: expected an object of limits (\"nofile\": 1024)");
+    CHECK(rejection({{"argv", {"x"}}, {"max_output", -1}}) == "params.max_output: must not be negative");
+}
+
+TEST_CASE("stdin_fd and a stdin file exclude each other", "[unit][task_spec]") {
+    CHECK(parse_task_spec({{"argv", {"cat"}}, {"stdin_fd", true}}).stdin_passed);
+    CHECK(rejection({{"argv", {"cat"}}, {"stdin_fd", true}, {"stdin", "/etc/hostname"}}) ==
+          "params: give either stdin or stdin_fd, not both");
 }
 
 TEST_CASE("an empty argv or an empty command name is refused", "[unit][task_spec]") {
@@ -401,7 +479,6 @@ TEST_CASE("display_command quotes empty arguments and escapes single quotes", "[
 }
 
 TEST_CASE("display_command of a shell task is the shell string as given", "[unit][task_spec]") {
-    TaskSpec s;
-    s.shell = "ls -l | wc -l > 'out file'";
+    TaskSpec s = parse_task_spec({{"shell", "ls -l | wc -l > 'out file'"}});
     CHECK(s.display_command() == "ls -l | wc -l > 'out file'");
 }
