@@ -191,7 +191,34 @@ int64_t Client::send_text(std::string_view method, std::string_view params_text)
     line += R"(,"params":)";
     line += params_text;
     line += "}\n";
-    if (auto r = common::write_all(fd_.get(), line); !r) {
+    size_t sent = 0;
+    if (fd_to_pass_ >= 0) {
+        // The descriptor rides on the request's first bytes, so the daemon holds it before it reads the
+        // request to the end.
+        iovec iov{line.data(), line.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd_to_pass_, sizeof(int));
+        ssize_t n = 0;
+        do {
+            n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            throw CliError(exit_code::failure,
+                           std::string("could not pass a descriptor to the daemon: ") + std::strerror(errno));
+        }
+        fd_to_pass_ = -1;
+        sent = static_cast<size_t>(n);
+    }
+    if (auto r = common::write_all(fd_.get(), std::string_view(line).substr(sent)); !r) {
         throw CliError(exit_code::failure, "lost the connection to the daemon: " + r.error().message());
     }
     return id;
@@ -228,6 +255,39 @@ bool Client::read_some() {
     }
 }
 
+bool Client::read_available() {
+    static char chunk[k_read_chunk];  // mpctl is single-threaded
+    for (;;) {
+        ssize_t got = ::read(fd_.get(), chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got > 0) {
+            buffer_.append(chunk, static_cast<size_t>(got));
+        }
+        return got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    }
+}
+
+std::optional<json> Client::next_message() {
+    size_t nl = buffer_.find('\n', consumed_);
+    if (nl == std::string::npos) {
+        buffer_.erase(0, consumed_);
+        consumed_ = 0;
+        if (buffer_.size() > k_max_reply_line) {
+            throw CliError(exit_code::refused, "the daemon sent an oversized message");
+        }
+        return std::nullopt;
+    }
+    std::string_view line(buffer_.data() + consumed_, nl - consumed_);
+    consumed_ = nl + 1;
+    json msg = json::parse(line, nullptr, false);
+    if (msg.is_discarded() || !msg.is_object()) {
+        throw CliError(exit_code::refused, "the daemon sent something that is not JSON-RPC");
+    }
+    return msg;
+}
+
 json Client::call(std::string_view method, const json& params, const OnNotification& on_notify) {
     return call_text(method, params.dump(-1, ' ', false, json::error_handler_t::replace), on_notify);
 }
@@ -235,6 +295,8 @@ json Client::call(std::string_view method, const json& params, const OnNotificat
 json Client::call_text(std::string_view method, std::string_view params_text,
                        const OnNotification& on_notify) {
     int64_t id = send_text(method, params_text);
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
     size_t start = 0;
     for (;;) {
         size_t nl = 0;

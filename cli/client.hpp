@@ -44,6 +44,23 @@ class Client {
     // Sends a request without waiting; its answer is skipped by call(). Returns its id.
     int64_t send(std::string_view method, const nlohmann::json& params);
 
+    // Passes FD (SCM_RIGHTS) along with the next request, for a spec with "stdin_fd": true. The caller
+    // keeps its own copy open until that request is sent.
+    void pass_fd_with_next_request(int fd) { fd_to_pass_ = fd; }
+
+    // Sends a request whose params are already a JSON object's text, without waiting. Returns its id.
+    int64_t send_params_text(std::string_view method, std::string_view params_text) {
+        return send_text(method, params_text);
+    }
+
+    // For event loops that wait on more than this connection (mpctl map): poll fd(), call read_available()
+    // once it is readable (false: the daemon closed the connection), then take next_message() until it
+    // gives nullopt. Every message comes out, answers and notifications alike; call() may be used again
+    // only once next_message() has given nullopt.
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    [[nodiscard]] bool read_available();
+    [[nodiscard]] std::optional<nlohmann::json> next_message();
+
     // While call() waits, readability of FD (a self-pipe written by a signal handler) runs ON_INTERRUPT.
     void set_interrupt(int fd, std::function<void()> on_interrupt);
 
@@ -58,7 +75,9 @@ class Client {
     std::string socket_path_;
     int64_t next_id_ = 1;
     std::string buffer_;
+    size_t consumed_ = 0;  // of buffer_, by next_message()
     int interrupt_fd_ = -1;
+    int fd_to_pass_ = -1;
     std::function<void()> on_interrupt_;
 };
 

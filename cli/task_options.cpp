@@ -4,7 +4,11 @@
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/task_options.hpp>
+#include <mpctl/common/byte_size.hpp>
+#include <mpctl/common/env_file.hpp>
 #include <mpctl/common/paths.hpp>
+#include <mpctl/common/sys.hpp>
+#include <mpctl/proto/task_spec.hpp>
 #include <mpctl/proto/json_text.hpp>
 
 extern char** environ;
@@ -37,6 +41,25 @@ void add_task_options(CLI::App* sub, TaskOptions& o) {
     sub->add_option("--pool", o.pool, "Worker pool (created on first use)")->group("Task options");
     sub->add_option("--priority", o.priority, "Higher runs first within its pool (default 0)")
         ->group("Task options");
+    sub->add_option("--env-file", o.env_files, "Read KEY=VALUE lines from FILE (repeatable; before --env)")
+        ->group("Process control");
+    sub->add_option("--nice", o.nice, "Niceness of the task's processes (-20..19)")
+        ->check(CLI::Range(-20, 19))
+        ->group("Process control");
+    sub->add_option("--rlimit", o.rlimits, "Resource limits: nofile=N,as=BYTES,cpu=S,core=0 (repeatable)")
+        ->group("Process control");
+    sub->add_option("--umask", o.umask, "File mode creation mask, octal (e.g. 077)")->group("Process control");
+    sub->add_option("--max-output", o.max_output,
+                    "Keep at most this much of each output stream (e.g. 100M; default: the daemon's)")
+        ->group("Process control");
+    sub->add_flag("--cgroup", o.cgroup,
+                  "Contain the task in a cgroup v2 of its own, so that nothing it starts outlives it")
+        ->group("Process control");
+}
+
+void add_pipe_option(CLI::App* sub, TaskOptions& o) {
+    sub->add_flag("--pipe", o.pipe, "The command is a pipeline: A ARGS '|' B ARGS ('|' quoted, its own word)")
+        ->group("Process control");
 }
 
 std::vector<std::string> command_words(CLI::App* sub, AppContext& ctx) {
@@ -62,6 +85,78 @@ std::string current_dir() {
     return buf;
 }
 
+// "A x '|' B y" -> [[A, x], [B, y]].
+json split_pipeline(const std::vector<std::string>& words) {
+    json stages = json::array();
+    std::vector<std::string> stage;
+    auto close_stage = [&] {
+        if (stage.empty()) {
+            throw CliError(exit_code::usage, "--pipe: empty stage (write stages as -- A ARGS '|' B ARGS)");
+        }
+        stages.push_back(std::move(stage));
+        stage.clear();
+    };
+    for (const auto& w : words) {
+        if (w == "|") {
+            close_stage();
+        } else {
+            stage.push_back(w);
+        }
+    }
+    close_stage();
+    if (stages.size() < 2) {
+        throw CliError(exit_code::usage, "--pipe: a pipeline needs at least two stages separated by '|'");
+    }
+    return stages;
+}
+
+common::EnvEntries read_env_file(const std::string& path) {
+    auto text = common::read_file(path);
+    if (!text) {
+        throw CliError(exit_code::usage, "--env-file " + path + ": " + text.error().message());
+    }
+    auto entries = common::parse_env_file(*text);
+    if (!entries) {
+        throw CliError(exit_code::usage, "--env-file " + path + ": " + entries.error());
+    }
+    return std::move(*entries);
+}
+
+// ["nofile=64,core=0", "cpu=10"] -> {"nofile": 64, "core": 0, "cpu": 10}; sizes may have units.
+json parse_rlimits(const std::vector<std::string>& args) {
+    json limits = json::object();
+    for (const auto& arg : args) {
+        size_t start = 0;
+        while (start <= arg.size()) {
+            size_t comma = arg.find(',', start);
+            std::string item = arg.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            start = comma == std::string::npos ? arg.size() + 1 : comma + 1;
+            auto eq = item.find('=');
+            if (eq == 0 || eq == std::string::npos) {
+                throw CliError(exit_code::usage, "--rlimit: expected NAME=VALUE, got '" + item + "'");
+            }
+            std::string name = item.substr(0, eq);
+            std::string value = item.substr(eq + 1);
+            if (proto::rlimit_resource(name) < 0) {
+                throw CliError(exit_code::usage, "--rlimit: unknown limit '" + name +
+                                                     "' (as, core, cpu, data, fsize, memlock, msgqueue, nice, "
+                                                     "nofile, nproc, rss, rtprio, sigpending, stack)");
+            }
+            if (value == "unlimited" || value == "infinity") {
+                limits[name] = "unlimited";
+                continue;
+            }
+            auto n = common::parse_byte_size(value);
+            if (!n) {
+                throw CliError(exit_code::usage,
+                               "--rlimit " + name + ": not a number: '" + value + "' (or unlimited)");
+            }
+            limits[name] = *n;
+        }
+    }
+    return limits;
+}
+
 }  // namespace
 
 std::string TaskRequest::params_text() const {
@@ -78,7 +173,13 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
         throw CliError(exit_code::usage, "no command given (put it after the options, e.g. `-- make -j4`)");
     }
     json spec = json::object();
-    if (o.shell) {
+    if (o.pipe) {
+        if (o.shell) {
+            throw CliError(exit_code::usage,
+                           "--pipe and --shell exclude each other (a shell pipeline is --shell 'a | b')");
+        }
+        spec["pipeline"] = split_pipeline(command);
+    } else if (o.shell) {
         std::string script;
         for (const auto& w : command) {
             script += (script.empty() ? "" : " ") + w;
@@ -100,6 +201,14 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
                 env.emplace_back(std::string_view(*e, static_cast<size_t>(eq - *e)),
                                  std::string_view(eq + 1));
             }
+        }
+    }
+    std::vector<common::EnvEntries> files;  // owns the strings ENV points into
+    files.reserve(o.env_files.size());
+    for (const auto& path : o.env_files) {
+        files.push_back(read_env_file(path));
+        for (const auto& [k, v] : files.back()) {
+            env.emplace_back(k, v);
         }
     }
     for (const auto& kv : o.env) {
@@ -143,7 +252,9 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
         }
         spec["labels"] = std::move(labels);
     }
-    if (!o.stdin_file.empty()) {
+    if (o.stdin_file == "-") {
+        spec["stdin_fd"] = true;
+    } else if (!o.stdin_file.empty()) {
         spec["stdin"] = common::absolute_path(o.stdin_file, here);
     }
     if (!o.timeout.empty()) {
@@ -170,6 +281,31 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
     }
     if (o.priority != 0) {
         spec["priority"] = o.priority;
+    }
+    if (o.nice) {
+        spec["nice"] = *o.nice;
+    }
+    if (!o.rlimits.empty()) {
+        spec["rlimits"] = parse_rlimits(o.rlimits);
+    }
+    if (!o.umask.empty()) {
+        if (o.umask.size() > 4 || o.umask.find_first_not_of("01234567") != std::string::npos ||
+            std::stoul(o.umask, nullptr, 8) > 0777) {
+            throw CliError(exit_code::usage, "--umask: expected an octal mask such as 022 or 077, got '" +
+                                                 o.umask + "'");
+        }
+        spec["umask"] = o.umask;
+    }
+    if (!o.max_output.empty()) {
+        auto bytes = common::parse_byte_size(o.max_output);
+        if (!bytes) {
+            throw CliError(exit_code::usage,
+                           "--max-output: not a size: '" + o.max_output + "' (bytes, or 64K, 100M, 2G)");
+        }
+        spec["max_output"] = *bytes;
+    }
+    if (o.cgroup) {
+        spec["cgroup"] = true;
     }
     request.spec = std::move(spec);
     return request;

@@ -27,9 +27,19 @@ struct TaskOptions {
     std::vector<std::string> after;
     std::string pool;
     int priority = 0;
+    // Process control.
+    bool pipe = false;                    // the command words are stages separated by "|" words
+    std::vector<std::string> env_files;   // KEY=VALUE files, applied before --env
+    std::optional<int> nice;
+    std::vector<std::string> rlimits;     // "nofile=1024,core=0", repeatable
+    std::string umask;                    // octal
+    std::string max_output;               // bytes per stream, "10M"
+    bool cgroup = false;
 };
 
 void add_task_options(CLI::App* sub, TaskOptions& options);
+// --pipe, for the commands that run one command line (submit, run).
+void add_pipe_option(CLI::App* sub, TaskOptions& options);
 
 // A task spec ready to send. The environment is kept apart, as JSON text written by hand: it is most of
 // the bytes of a submit, and nlohmann's serializer would cost more than the daemon's whole answer.
@@ -37,6 +47,8 @@ struct TaskRequest {
     nlohmann::json spec;  // everything but "env"
     std::string env_json;
     [[nodiscard]] std::string params_text() const;  // the spec object with "env" in it
+    // --stdin -: this process's stdin goes with the request (SCM_RIGHTS); see Client::pass_fd_with_next_request.
+    [[nodiscard]] bool passes_stdin() const { return spec.value("stdin_fd", false); }
 };
 
 // The spec for COMMAND (argv, or with --shell the words joined into one shell string).

@@ -66,6 +66,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "a number of seconds");
             }
             config.kill_after_s = *v;
+        } else if (k == "max_output") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 0) {
+                return bad(k, "a number of bytes");
+            }
+            config.max_output = static_cast<uint64_t>(*v);
         } else if (k == "pools") {
             const auto* pools = node.as_table();
             if (pools == nullptr) {

@@ -6,6 +6,7 @@
 //   log_level = "info"          # trace, debug, info, warn, error
 //   durability = "normal"       # normal: survive daemon crashes; full: also power loss (fsync)
 //   kill_after = 5              # grace between SIGTERM and SIGKILL at `daemon stop --now`
+//   max_output = 1073741824     # bytes of each output stream kept per task (a task's --max-output wins)
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
@@ -27,6 +28,7 @@ struct DaemonConfig {
     std::string log_level = "info";
     Durability durability = Durability::normal;
     double kill_after_s = 5.0;
+    uint64_t max_output = uint64_t{1} << 30;
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies

@@ -55,6 +55,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     }
     options.daemon_env = current_environment();
     options.default_cwd = home_or_root();
+    options.max_output = config_.max_output;
     scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, *this, std::move(options));
 
     auto next_id = store_->load_next_task_id();
@@ -133,12 +134,30 @@ void Daemon::watch_signals() {
 void Daemon::task_changed(const Task& task) {
     store_->update_task(task);
     logs_->task_changed(task);
+    if (task.state == TaskState::running && !output_check_armed_) {
+        arm_output_check();
+    }
     if (task.finished()) {
         futures_.task_finished(task.id);
     }
     if (stopping_) {
         maybe_finish_stop();
     }
+}
+
+void Daemon::arm_output_check() {
+    output_check_armed_ = true;
+    output_check_.expires_after(Scheduler::k_output_check);
+    output_check_.async_wait([this](const std::error_code& ec) {
+        output_check_armed_ = false;
+        if (ec) {
+            return;
+        }
+        scheduler_->enforce_output_limits();
+        if (scheduler_->running_count() > 0) {
+            arm_output_check();
+        }
+    });
 }
 
 void Daemon::request_stop(StopRequest request) {

@@ -14,6 +14,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/config.hpp>
@@ -72,6 +73,10 @@ class Daemon final : public SchedulerListener {
     std::unique_ptr<Store> store_;
     ProcessSpawner spawner_{io_};
     AsioTimers timers_{io_};
+    // Output retention runs on this while tasks run (see Scheduler::enforce_output_limits).
+    asio::steady_timer output_check_{io_};
+    bool output_check_armed_ = false;
+    void arm_output_check();
     OutputLayout outputs_;
     std::unique_ptr<Scheduler> scheduler_;
     FutureTable futures_;

@@ -1,5 +1,7 @@
 // mpctl logs: print a task's captured output; --follow streams it until the task ends.
 
+#include <optional>
+
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/output.hpp>
@@ -16,14 +18,26 @@ struct LogsOptions {
     bool stderr_only = false;
     bool both = false;
     bool follow = false;
+    std::optional<int> stage;
+    std::optional<int64_t> tail;
 };
 
 int logs(AppContext& ctx, const LogsOptions& o) {
     int64_t id = parse_id(o.id);
     Client client = Client::connect(ctx.global);
-    const char* stream = o.both ? "both" : (o.stderr_only ? "stderr" : "stdout");
+    const char* stream = o.both ? "both" : (o.stderr_only || o.stage ? "stderr" : "stdout");
+    if (o.stage && o.both) {
+        throw CliError(exit_code::usage, "--stage: a stage has only its stderr (stdout is the last stage's)");
+    }
+    json params = {{"id", id}, {"stream", stream}, {"follow", o.follow}};
+    if (o.stage) {
+        params["stage"] = *o.stage;
+    }
+    if (o.tail) {
+        params["tail"] = *o.tail;
+    }
     json result =
-        client.call("task.logs", {{"id", id}, {"stream", stream}, {"follow", o.follow}},
+        client.call("task.logs", params,
                     [&](const std::string& method, const json& params) {
                         if (method != "task.output") {
                             return;
@@ -50,6 +64,10 @@ void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view onl
     sub->add_flag("--stderr", o->stderr_only, "Its stderr instead of its stdout");
     sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
     sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");
+    sub->add_option("--stage", o->stage, "A pipeline's stage N (from 0): its stderr only")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("-n,--tail", o->tail, "Start with the last N lines (of each stream)")
+        ->check(CLI::NonNegativeNumber);
     sub->callback([&ctx, o] {
         ctx.action = [&ctx, o] {
             return logs(ctx, *o);

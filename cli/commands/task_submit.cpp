@@ -1,6 +1,8 @@
 // mpctl submit / mpctl run: queue a task (a future); run also waits, streams its output live and exits
 // with its code.
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +24,9 @@ namespace {
 int submit(AppContext& ctx, const TaskOptions& options, const std::vector<std::string>& command) {
     TaskRequest request = build_task_spec(options, command);
     Client client = Client::connect(ctx.global);
+    if (request.passes_stdin()) {
+        client.pass_fd_with_next_request(STDIN_FILENO);
+    }
     json status = client.call_text("task.submit", request.params_text());
     if (ctx.global.json) {
         print_json(status);
@@ -51,7 +56,7 @@ void install_forwarding() {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM}) {
         ::sigaction(sig, &sa, nullptr);
     }
 }
@@ -60,16 +65,27 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     TaskRequest request = build_task_spec(options, command);
     Client client = Client::connect(ctx.global);
     install_forwarding();
+    if (request.passes_stdin()) {
+        client.pass_fd_with_next_request(STDIN_FILENO);
+    }
     json submitted = client.call_text("task.submit", request.params_text());
     int64_t id = submitted.at("id").get<int64_t>();
 
-    // First Ctrl-C: SIGINT to the task's process group, as a terminal would; another one: SIGKILL.
+    // First Ctrl-C: SIGINT to the task's process group, as a terminal would. A second one, or the grace
+    // (--kill-after, default 5 s) running out while the task ignores the first: SIGKILL.
+    unsigned grace_s = 5;
+    if (auto k = request.spec.find("kill_after"); k != request.spec.end()) {
+        grace_s = static_cast<unsigned>(std::max(1.0, std::ceil(k->get<double>())));
+    }
     int interrupts = 0;
     client.set_interrupt(g_signal_pipe[0], [&] {
         int signo = g_last_signal;
-        ++interrupts;
-        if (signo == SIGINT && interrupts > 1) {
+        if (signo == SIGALRM) {
             signo = SIGKILL;
+        } else if (signo == SIGINT && ++interrupts > 1) {
+            signo = SIGKILL;
+        } else if (signo == SIGINT) {
+            ::alarm(grace_s);
         }
         client.send("task.signal", {{"id", id}, {"signal", signo}});
     });
@@ -112,6 +128,7 @@ void add_submit_like(CLI::App& app, AppContext& ctx, const char* name, const cha
     auto* sub = app.add_subcommand(name, help);
     auto options = std::make_shared<TaskOptions>();
     add_task_options(sub, *options);
+    add_pipe_option(sub, *options);
     // Everything from the first word that is not an option of ours is the command (like env(1), nice(1)).
     sub->prefix_command();
     sub->footer(std::string("Example: mpctl ") + name + " --timeout 30 -- make -j4");

@@ -11,6 +11,7 @@
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/daemon.hpp>
+#include <mpctl/daemon/server/session.hpp>
 
 namespace mpctl::daemon {
 
@@ -102,16 +103,53 @@ void refuse_when_stopping(Daemon& d) {
     }
 }
 
+// The descriptors passed on this connection for the specs that read stdin from one ("stdin_fd"), in
+// order; all are claimed or none.
+std::vector<std::shared_ptr<common::UniqueFd>> claim_passed_stdin(const std::vector<proto::TaskSpec>& specs,
+                                                                  const std::shared_ptr<Responder>& responder) {
+    std::vector<std::shared_ptr<common::UniqueFd>> fds(specs.size());
+    size_t wanted = 0;
+    for (const auto& spec : specs) {
+        wanted += spec.stdin_passed ? 1 : 0;
+    }
+    if (wanted == 0) {
+        return fds;
+    }
+    auto session = responder->session();
+    std::vector<common::UniqueFd> taken;
+    for (size_t i = 0; session && i < wanted; ++i) {
+        common::UniqueFd fd = session->take_passed_fd();
+        if (!fd) {
+            break;
+        }
+        taken.push_back(std::move(fd));
+    }
+    if (taken.size() < wanted) {
+        proto::throw_invalid_params("stdin_fd: " + std::to_string(wanted) +
+                                    " descriptor(s) needed but " + std::to_string(taken.size()) +
+                                    " passed with SCM_RIGHTS on this connection");
+    }
+    size_t next = 0;
+    for (size_t i = 0; i < specs.size(); ++i) {
+        if (specs[i].stdin_passed) {
+            fds[i] = std::make_shared<common::UniqueFd>(std::move(taken[next++]));
+        }
+    }
+    return fds;
+}
+
 // Adds the tasks, journals them in one transaction, and calls DONE once it is committed.
 void submit_tasks(Daemon& d, std::vector<proto::TaskSpec> specs,
                   std::function<void(std::vector<int64_t>)> done,
                   const std::shared_ptr<Responder>& responder) {
+    auto passed_stdin = claim_passed_stdin(specs, responder);
     int64_t now = common::now_unix_ms();
     std::vector<int64_t> ids;
     std::vector<const Task*> tasks;
     std::vector<Environments::Entry> new_environments;
     ids.reserve(specs.size());
-    for (auto& spec : specs) {
+    for (size_t i = 0; i < specs.size(); ++i) {
+        proto::TaskSpec& spec = specs[i];
         int64_t env_id = 0;
         if (spec.env) {
             bool is_new = false;
@@ -124,6 +162,7 @@ void submit_tasks(Daemon& d, std::vector<proto::TaskSpec> specs,
         }
         Task& t = d.scheduler().add(std::move(spec), now);
         t.env_id = env_id;
+        t.passed_stdin = std::move(passed_stdin[i]);
         ids.push_back(t.id);
         tasks.push_back(&t);
     }
@@ -430,9 +469,9 @@ void task_signal(Daemon& d, Call& call) {
 }
 
 void task_logs(Daemon& d, Call& call) {
-    call.params.reject_unknown({"id", "stream", "follow"});
+    call.params.reject_unknown({"id", "stream", "follow", "stage", "tail"});
     int64_t id = call.params.required<int64_t>("id");
-    known_task(d, id);
+    Task& task = known_task(d, id);
     std::string stream = call.params.get_or<std::string>("stream", "stdout");
     LogStreamer::Request req;
     req.task_id = id;
@@ -448,6 +487,26 @@ void task_logs(Daemon& d, Call& call) {
         req.want_stderr = true;
     } else {
         proto::throw_invalid_params("params.stream: expected \"stdout\", \"stderr\" or \"both\"");
+    }
+    if (auto stage = call.params.optional<int64_t>("stage")) {
+        size_t stages = std::max<size_t>(1, task.spec.pipeline.size());
+        if (*stage < 0 || static_cast<size_t>(*stage) >= stages) {
+            proto::throw_invalid_params("params.stage: task " + std::to_string(id) + " has " +
+                                        std::to_string(stages) + (stages == 1 ? " stage" : " stages") +
+                                        " (0 to " + std::to_string(stages - 1) + ")");
+        }
+        if (req.want_stdout) {
+            proto::throw_invalid_params("params.stage: only stderr is kept per stage (stdout is the last stage's)");
+        }
+        if (!task.spec.pipeline.empty()) {
+            req.stage = static_cast<size_t>(*stage);
+        }
+    }
+    if (auto tail = call.params.optional<int64_t>("tail")) {
+        if (*tail < 0) {
+            proto::throw_invalid_params("params.tail: must not be negative");
+        }
+        req.tail_lines = static_cast<uint64_t>(*tail);
     }
     d.logs().start(call.responder, req);
 }

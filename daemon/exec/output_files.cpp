@@ -1,3 +1,4 @@
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -53,11 +54,11 @@ common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_s
         shards.insert(shard);
     }
     OutputPaths p = paths(task_id);
-    auto out = common::open_cloexec(p.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    auto out = common::open_cloexec(p.stdout_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (!out) {
         return std::unexpected(out.error());
     }
-    auto err = common::open_cloexec(p.stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    auto err = common::open_cloexec(p.stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (!err) {
         return std::unexpected(err.error());
     }
@@ -111,7 +112,7 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
         fds.stdout_fd = std::move(first->stdout_fd);
         ::unlink(paths(task_id).stderr_path.c_str());  // a pipeline has per-stage files instead
         for (size_t i = 0; i < stages; ++i) {
-            auto err = common::open_cloexec(stage_stderr_path(task_id, i), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            auto err = common::open_cloexec(stage_stderr_path(task_id, i), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
             if (!err) {
                 return std::unexpected(err.error());
             }
@@ -135,6 +136,14 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
     }
     // Created now; a retry's files already exist and are truncated.
     return create(task_id, loop_shards_);
+}
+
+bool OutputLayout::cap(const std::string& path, uint64_t limit) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) <= limit) {
+        return false;
+    }
+    return ::truncate(path.c_str(), static_cast<off_t>(limit)) == 0;
 }
 
 void OutputLayout::prepare_loop() {

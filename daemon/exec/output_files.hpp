@@ -54,6 +54,11 @@ class OutputLayout {
     // they are ready; otherwise they are created (or, on a retry, truncated) now.
     [[nodiscard]] common::Result<OutputFds> open(int64_t task_id, size_t stages = 1);
 
+    // Output retention: cuts the file at PATH back to LIMIT bytes if it grew past it; true if it did. The
+    // files are opened O_APPEND, so the task's next write lands at the new end, and the file keeps
+    // exactly its first LIMIT bytes once the last cut is made.
+    static bool cap(const std::string& path, uint64_t limit);
+
   private:
     [[nodiscard]] std::string shard_dir(int64_t task_id) const;
     [[nodiscard]] common::Result<OutputFds> create(int64_t task_id,

@@ -21,6 +21,39 @@ namespace {
 constexpr size_t k_chunk = 96 * 1024;
 }  // namespace
 
+uint64_t LogStreamer::tail_offset(int fd, uint64_t lines, uint64_t limit) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return 0;
+    }
+    uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(st.st_size), limit);
+    if (lines == 0) {
+        return end;
+    }
+    // Backwards from the end, counting newlines; a newline that ends the file does not start a line.
+    char chunk[16 * 1024];
+    uint64_t pos = end;
+    uint64_t seen = 0;
+    bool last_byte = true;
+    while (pos > 0) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof chunk, pos));
+        ssize_t got = ::pread(fd, chunk, n, static_cast<off_t>(pos - n));
+        if (got != static_cast<ssize_t>(n)) {
+            return 0;
+        }
+        for (size_t i = n; i-- > 0;) {
+            if (chunk[i] == '\n' && !(last_byte && i == n - 1 && pos == end)) {
+                if (++seen == lines) {
+                    return pos - n + i + 1;
+                }
+            }
+        }
+        last_byte = false;
+        pos -= n;
+    }
+    return 0;
+}
+
 LogStreamer::LogStreamer(asio::io_context& io, Scheduler& scheduler)
     : io_(io), scheduler_(scheduler), buffer_(k_chunk) {
     int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -52,11 +85,19 @@ void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Reque
         return;
     }
     proto::TaskStatus status = scheduler_.status(*task);
+    f.tail_lines = request.tail_lines;
+    f.limit = scheduler_.max_output(*task);
     if (request.want_stdout) {
-        f.sources.push_back(Source{"stdout", status.stdout_path, {}, 0, -1});
+        f.sources.push_back(Source{"stdout", std::nullopt, status.stdout_path, {}, 0, -1});
     }
-    if (request.want_stderr) {
-        f.sources.push_back(Source{"stderr", status.stderr_path, {}, 0, -1});
+    if (request.want_stderr && status.stages) {
+        for (size_t i = 0; i < status.stages->size(); ++i) {
+            if (!request.stage || *request.stage == i) {
+                f.sources.push_back(Source{"stderr", i, (*status.stages)[i].stderr_path, {}, 0, -1});
+            }
+        }
+    } else if (request.want_stderr) {
+        f.sources.push_back(Source{"stderr", std::nullopt, status.stderr_path, {}, 0, -1});
     }
     followers_.emplace(id, std::move(f));
     by_task_.emplace(request.task_id, id);
@@ -72,7 +113,7 @@ void LogStreamer::open_sources(Follower& f) {
         auto fd = common::open_cloexec(src.path, O_RDONLY);
         if (fd) {
             src.fd = std::move(*fd);
-            src.offset = 0;
+            src.offset = f.tail_lines ? tail_offset(src.fd.get(), *f.tail_lines, f.limit) : 0;
         }
         if (f.follow && src.fd && src.watch < 0) {
             add_watch(src, f.id);
@@ -184,7 +225,11 @@ void LogStreamer::pump(uint64_t follower_id) {
                 });
                 return;
             }
-            ssize_t n = ::pread(src.fd.get(), buffer_.data(), buffer_.size(), static_cast<off_t>(src.offset));
+            if (src.offset >= f.limit) {
+                break;  // past max_output: what is there is about to be cut
+            }
+            size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), f.limit - src.offset));
+            ssize_t n = ::pread(src.fd.get(), buffer_.data(), want, static_cast<off_t>(src.offset));
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -207,7 +252,13 @@ void LogStreamer::pump(uint64_t follower_id) {
             line += std::to_string(f.task_id);
             line += R"(,"stream":")";
             line += src.stream;
-            line += R"(","data":")";
+            if (src.stage) {
+                line += R"(","stage":)";
+                line += std::to_string(*src.stage);
+                line += R"(,"data":")";
+            } else {
+                line += R"(","data":")";
+            }
             line += common::base64_encode(std::string_view(buffer_.data(), static_cast<size_t>(n)));
             line += "\"}}\n";
             session->send(std::move(line));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -33,6 +34,8 @@ class LogStreamer {
         bool want_stdout = true;
         bool want_stderr = false;
         bool follow = false;
+        std::optional<size_t> stage;       // a pipeline's stderr: only this stage's (default: every stage's)
+        std::optional<uint64_t> tail_lines;  // start with the last N lines of each stream
     };
     void start(const std::shared_ptr<Responder>& responder, const Request& request);
 
@@ -44,6 +47,7 @@ class LogStreamer {
   private:
     struct Source {
         std::string stream;  // "stdout" or "stderr"
+        std::optional<size_t> stage;  // a pipeline's stderr comes per stage
         std::string path;
         common::UniqueFd fd;
         uint64_t offset = 0;
@@ -55,9 +59,13 @@ class LogStreamer {
         std::shared_ptr<Responder> responder;
         std::vector<Source> sources;
         bool follow = false;
-        bool paused = false;  // waiting for the client to drain
+        std::optional<uint64_t> tail_lines;
+        uint64_t limit = UINT64_MAX;  // the task's max_output: nothing past it is sent
+        bool paused = false;          // waiting for the client to drain
     };
 
+    // Where the last LINES lines of the file FD start (reading no further than LIMIT).
+    static uint64_t tail_offset(int fd, uint64_t lines, uint64_t limit);
     void pump(uint64_t follower_id);
     void finish(uint64_t follower_id);
     void open_sources(Follower& f);

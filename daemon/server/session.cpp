@@ -1,3 +1,8 @@
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <asio/buffer.hpp>
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -25,50 +30,109 @@ void Session::start() {
 }
 
 void Session::read_more() {
-    if (closed_ || read_pending_ || reading_paused_) {
-        return;
-    }
-    read_pending_ = true;
-    socket_.async_read_some(
-        asio::buffer(read_buffer_), [self = shared_from_this()](const std::error_code& ec, size_t n) {
+    // recvmsg rather than Asio's reads, for the descriptors a client may pass along (SCM_RIGHTS). Read at
+    // once while data is there (as Asio's speculative read does), wait for readiness only when none is.
+    while (!closed_ && !read_pending_ && !reading_paused_) {
+        ssize_t n = receive();
+        if (n > 0) {
+            on_bytes(static_cast<size_t>(n));
+            continue;
+        }
+        if (n == 0) {
+            on_read_error(asio::error::eof);
+            return;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            on_read_error(std::error_code(errno, std::system_category()));
+            return;
+        }
+        read_pending_ = true;
+        socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](const std::error_code& ec) {
             self->read_pending_ = false;
-            if (ec == asio::error::eof && !self->close_hooks_.empty()) {
-                // Answers are still owed: stay alive (nothing else holds us now) and keep writing
-                // until the last one is out.
-                self->read_eof_ = true;
-                self->keep_alive_ = self;
-                return;
-            }
             if (ec) {
-                if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
-                    ec != asio::error::connection_reset) {
-                    spdlog::debug("session read: {}", ec.message());
-                }
-                self->close(true);
-                return;
-            }
-            self->framer_.feed(
-                std::string_view(self->read_buffer_.data(), n),
-                [&](std::string_view line) { self->handle_line(line); },
-                [&] {
-                    self->send(proto::encode_line(proto::make_error(
-                        nullptr, ErrorCode::invalid_request,
-                        "request too large (the limit is " + std::to_string(proto::k_max_message_bytes) +
-                            " bytes per line)")));
-                });
-            // A client that does not read its replies is not fed more work.
-            if (self->queued_bytes_ > k_high_water) {
-                self->reading_paused_ = true;
-                self->when_drained([weak = std::weak_ptr<Session>(self)] {
-                    if (auto s = weak.lock()) {
-                        s->reading_paused_ = false;
-                        s->read_more();
-                    }
-                });
+                self->on_read_error(ec);
                 return;
             }
             self->read_more();
         });
+        return;
+    }
+}
+
+ssize_t Session::receive() {
+    iovec iov{read_buffer_.data(), read_buffer_.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+        return n;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            common::UniqueFd owned(fd);
+            if (passed_fds_.size() < k_max_passed_fds) {
+                passed_fds_.push_back(std::move(owned));
+            }
+        }
+    }
+    return n;
+}
+
+common::UniqueFd Session::take_passed_fd() {
+    if (passed_fds_.empty()) {
+        return {};
+    }
+    common::UniqueFd fd = std::move(passed_fds_.front());
+    passed_fds_.pop_front();
+    return fd;
+}
+
+void Session::on_read_error(const std::error_code& ec) {
+    if (ec == asio::error::eof && !close_hooks_.empty()) {
+        // Answers are still owed: stay alive (nothing else holds us now) and keep writing until the last
+        // one is out.
+        read_eof_ = true;
+        keep_alive_ = shared_from_this();
+        return;
+    }
+    if (ec != asio::error::eof && ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+        spdlog::debug("session read: {}", ec.message());
+    }
+    close(true);
+}
+
+void Session::on_bytes(size_t n) {
+    framer_.feed(
+        std::string_view(read_buffer_.data(), n), [&](std::string_view line) { handle_line(line); },
+        [&] {
+            send(proto::encode_line(proto::make_error(nullptr, ErrorCode::invalid_request,
+                                                      "request too large (the limit is " +
+                                                          std::to_string(proto::k_max_message_bytes) +
+                                                          " bytes per line)")));
+        });
+    // A client that does not read its replies is not fed more work.
+    if (queued_bytes_ > k_high_water && !reading_paused_) {
+        reading_paused_ = true;
+        when_drained([weak = weak_from_this()] {
+            if (auto s = weak.lock()) {
+                s->reading_paused_ = false;
+                s->read_more();
+            }
+        });
+    }
 }
 
 void Session::handle_line(std::string_view line) {

@@ -14,6 +14,7 @@
 
 #include <asio/local/stream_protocol.hpp>
 
+#include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/server/peer.hpp>
 #include <mpctl/proto/framing.hpp>
 
@@ -45,11 +46,20 @@ class Session : public std::enable_shared_from_this<Session> {
     [[nodiscard]] bool closed() const noexcept { return closed_; }
     [[nodiscard]] const PeerCredentials& peer() const noexcept { return peer_; }
 
+    // Descriptors the client passed with SCM_RIGHTS (for "stdin_fd"), oldest first. A request's
+    // descriptors travel with its first bytes, so they are here by the time the request is handled.
+    [[nodiscard]] common::UniqueFd take_passed_fd();
+    static constexpr size_t k_max_passed_fds = 16;  // more, unclaimed, are closed: a client cannot hoard
+
     static constexpr size_t k_high_water = 4 * 1024 * 1024;
     static constexpr size_t k_low_water = 512 * 1024;
 
   private:
     void read_more();
+    // One non-blocking recvmsg: bytes read (0 at EOF), or -1 with errno; passed descriptors are queued.
+    ssize_t receive();
+    void on_bytes(size_t n);
+    void on_read_error(const std::error_code& ec);
     void handle_line(std::string_view line);
     void write_more();
     void shut_down();
@@ -61,6 +71,8 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<char> read_buffer_;
     bool reading_paused_ = false;
     bool read_pending_ = false;
+
+    std::deque<common::UniqueFd> passed_fds_;
 
     std::deque<std::string> queue_;
     std::vector<std::string> in_flight_;

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <cstring>
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -256,11 +257,15 @@ void Scheduler::start(Task& t, Pool& pool) {
     t.exit_code.reset();
     t.signal.reset();
     t.error.reset();
+    t.truncated = false;  // the files start over
     t.stopping = Task::Stop::none;
 
     SpawnSpec spec = spawn_spec(t);
     std::expected<std::vector<int>, SpawnError> pids = std::unexpected(SpawnError{});
-    if (auto files = outputs_.open(t.id, spec.stages.size()); !files) {
+    if (t.spec.stdin_passed && !t.passed_stdin) {
+        pids = std::unexpected(SpawnError{
+            126, "stdin: the descriptor the client passed is gone (the daemon restarted since the submit)", 0});
+    } else if (auto files = outputs_.open(t.id, spec.stages.size()); !files) {
         pids = std::unexpected(SpawnError{126, "output: " + files.error().message(), 0});
     } else {
         spec.stdout_fd = std::move(files->stdout_fd);
@@ -269,12 +274,15 @@ void Scheduler::start(Task& t, Pool& pool) {
         }
         if (t.passed_stdin) {
             // Every attempt reads from the same descriptor; it is duplicated so that each spawn owns one.
-            int fd = ::fcntl(t.passed_stdin->get(), F_DUPFD_CLOEXEC, 3);
-            spec.stdin_fd.reset(fd);
+            spec.stdin_fd.reset(::fcntl(t.passed_stdin->get(), F_DUPFD_CLOEXEC, 3));
         }
-        int64_t id = t.id;
-        pids = spawner_.spawn(std::move(spec),
-                              [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
+        if (t.passed_stdin && !spec.stdin_fd) {
+            pids = std::unexpected(SpawnError{126, std::string("stdin: ") + std::strerror(errno), 0});
+        } else {
+            int64_t id = t.id;
+            pids = spawner_.spawn(std::move(spec),
+                                  [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
+        }
     }
     if (!pids) {
         t.exit_code = pids.error().exit_code;
@@ -292,6 +300,7 @@ void Scheduler::start(Task& t, Pool& pool) {
     t.pid = pids->front();
     ++pool.running;
     ++running_;
+    running_ids_.insert(t.id);
     if (t.spec.timeout_s) {
         int64_t id = t.id;
         t.timeout_timer = timers_.start(to_ms(*t.spec.timeout_s), [this, id] {
@@ -332,6 +341,31 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
     t.kill_timer = timers_.start(to_ms(grace), [this, pgid] { spawner_.signal_group(pgid, SIGKILL); });
 }
 
+void Scheduler::enforce_output_limits() {
+    for (int64_t id : running_ids_) {
+        if (Task* t = find(id)) {
+            enforce_output_limit(*t);
+        }
+    }
+}
+
+void Scheduler::enforce_output_limit(Task& t) {
+    uint64_t limit = max_output(t);
+    OutputPaths paths = outputs_.paths(t.id);
+    bool cut = OutputLayout::cap(paths.stdout_path, limit);
+    if (t.spec.pipeline.empty()) {
+        cut = OutputLayout::cap(paths.stderr_path, limit) || cut;
+    } else {
+        for (size_t i = 0; i < t.spec.pipeline.size(); ++i) {
+            cut = OutputLayout::cap(outputs_.stage_stderr_path(t.id, i), limit) || cut;
+        }
+    }
+    if (cut && !t.truncated) {
+        spdlog::info("task {}: output past {} bytes is not kept", t.id, limit);
+    }
+    t.truncated = t.truncated || cut;
+}
+
 void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
     Task* t = find(id);
     if (t == nullptr || t->state != TaskState::running || stage >= t->stages.size() || t->stages[stage].exited) {
@@ -368,8 +402,10 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     Pool& pool = pool_for(t->spec.pool);
     --pool.running;
     --running_;
+    running_ids_.erase(t->id);
     // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not.
     pump(pool);
+    enforce_output_limit(*t);  // the last cut: what is kept is final now
     timers_.cancel(t->timeout_timer);
     t->timeout_timer = 0;
     int pgid = t->pid.value_or(0);
@@ -445,6 +481,7 @@ void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
     t.retry_timer = 0;
     notify(t);
     t.spec.env.reset();  // only needed to run it; finished tasks stay in memory for queries
+    t.passed_stdin.reset();  // the writer on the other end sees EPIPE once nobody can read any more
     release_dependants(t);
 }
 
@@ -608,6 +645,7 @@ proto::TaskStatus Scheduler::status(const Task& t) const {
     s.stdout_path = std::move(paths.stdout_path);
     s.stderr_path = std::move(paths.stderr_path);
     s.error = t.error;
+    s.truncated = t.truncated;
     if (!t.spec.pipeline.empty()) {
         s.argv.reset();
         s.stages.emplace();

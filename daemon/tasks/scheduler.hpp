@@ -10,6 +10,7 @@
 // Talks to the world only through Spawner (processes), Timers (time) and SchedulerListener (journal,
 // futures, log followers), so unit tests drive it without processes or clocks. Loop thread only.
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -49,6 +50,7 @@ class Scheduler {
         std::map<std::string, int> pool_workers;  // sizes from the config file
         std::vector<std::string> daemon_env;      // for specs without env ("K=V")
         std::string default_cwd = "/";            // for specs without cwd
+        uint64_t max_output = uint64_t{1} << 30;  // bytes kept per stream, for specs without max_output
     };
 
     Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, SchedulerListener& listener,
@@ -80,6 +82,15 @@ class Scheduler {
     [[nodiscard]] std::vector<PoolInfo> pools() const;
     [[nodiscard]] int pool_workers(const std::string& name) const;
     [[nodiscard]] size_t running_count() const { return running_; }
+    // Output retention: each stream of a running task past its max_output is cut back (the task keeps
+    // running; its status says truncated). The daemon calls this every k_output_check while tasks run;
+    // the scheduler once more as each task ends.
+    void enforce_output_limits();
+    static constexpr std::chrono::milliseconds k_output_check{250};
+    // Bytes of each output stream kept for TASK.
+    [[nodiscard]] uint64_t max_output(const Task& task) const {
+        return task.spec.max_output.value_or(options_.max_output);
+    }
     [[nodiscard]] size_t unfinished_count() const;
 
     // -- control --------------------------------------------------------------------------------------
@@ -122,6 +133,7 @@ class Scheduler {
     [[nodiscard]] std::shared_ptr<const EnvBlock> env_block(
         const std::shared_ptr<const proto::Environment>& env);
     void notify(const Task& task);
+    void enforce_output_limit(Task& task);
 
     Spawner& spawner_;
     Timers& timers_;
@@ -133,6 +145,7 @@ class Scheduler {
     int64_t next_id_ = 1;
     uint64_t enqueue_seq_ = 0;
     size_t running_ = 0;
+    std::set<int64_t> running_ids_;
     bool starting_ = true;
     std::shared_ptr<const EnvBlock> daemon_env_block_;
     struct CachedBlock {

@@ -36,7 +36,8 @@ struct Task {
     bool durable = false;          // its row is committed; only durable tasks run
     bool queued = false;           // in its pool's ready queue
     uint64_t queue_seq = 0;        // its place in that queue
-    bool output_expected = false;  // its output files are being prepared ahead
+    bool output_expected = false;
+    bool truncated = false;        // some output went past max_output (this attempt)  // its output files are being prepared ahead
     size_t unmet_deps = 0;         // dependencies not yet succeeded
     std::vector<int64_t> dependants;
     enum class Stop { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we are killing it
