@@ -59,13 +59,17 @@ std::string describe_outcome(const TaskStatus& t) {
 }
 
 std::string command_of(const TaskStatus& t) {
-    proto::TaskSpec spec;
     if (t.shell) {
-        spec.shell = t.shell;
-    } else if (t.argv) {
-        spec.argv = *t.argv;
+        return *t.shell;
     }
-    return spec.display_command();
+    if (t.stages) {
+        std::vector<std::vector<std::string>> stages;
+        for (const auto& stage : *t.stages) {
+            stages.push_back(stage.argv);
+        }
+        return proto::display_pipeline(stages);
+    }
+    return t.argv ? proto::display_words(*t.argv) : std::string();
 }
 
 namespace {
@@ -140,8 +144,8 @@ void print_status_table(const std::vector<TaskStatus>& tasks) {
 
 void print_status_detail(const TaskStatus& t) {
     std::string out;
-    auto field = [&](const char* name, const std::string& value) {
-        out += pad(std::string(name) + ":", 13) + value + "\n";
+    auto field = [&](const std::string& name, const std::string& value) {
+        out += pad(name + ":", 13) + value + "\n";
     };
     auto time_or_dash = [](const std::optional<int64_t>& ms) {
         return ms ? common::format_rfc3339_ms(*ms) : std::string("-");
@@ -193,7 +197,26 @@ void print_status_detail(const TaskStatus& t) {
         field("timeout", human_duration(static_cast<int64_t>(*t.timeout_s * 1000)));
     }
     field("stdout", t.stdout_path);
-    field("stderr", t.stderr_path);
+    if (t.stages) {
+        for (size_t i = 0; i < t.stages->size(); ++i) {
+            const auto& st = (*t.stages)[i];
+            std::string outcome = st.state;
+            if (st.pid) {
+                outcome += " (pid " + std::to_string(*st.pid) + ")";
+            } else if (st.signal) {
+                outcome += " (" + common::signal_name(*st.signal) + ")";
+            } else if (st.exit_code) {
+                outcome += " (exit " + std::to_string(*st.exit_code) + ")";
+            }
+            field("stage " + std::to_string(i), outcome + "  " + proto::display_words(st.argv));
+            field("  stderr", st.stderr_path);
+        }
+    } else {
+        field("stderr", t.stderr_path);
+    }
+    if (t.truncated) {
+        field("truncated", "yes: output past --max-output was not kept");
+    }
     if (t.error) {
         field("error", *t.error);
     }

@@ -31,9 +31,7 @@ double seconds_field(const Params& p, const char* key, double fallback, bool all
 
 }  // namespace
 
-namespace {
-
-std::string quote_words(const std::vector<std::string>& words) {
+std::string display_words(const std::vector<std::string>& words) {
     std::string out;
     for (const auto& a : words) {
         if (!out.empty()) {
@@ -57,20 +55,20 @@ std::string quote_words(const std::vector<std::string>& words) {
     return out;
 }
 
-}  // namespace
+
+std::string display_pipeline(const std::vector<std::vector<std::string>>& stages) {
+    std::string out;
+    for (const auto& stage : stages) {
+        out += (out.empty() ? "" : " | ") + display_words(stage);
+    }
+    return out;
+}
 
 std::string TaskSpec::display_command() const {
     if (shell) {
         return *shell;
     }
-    if (!pipeline.empty()) {
-        std::string out;
-        for (const auto& stage : pipeline) {
-            out += (out.empty() ? "" : " | ") + quote_words(stage);
-        }
-        return out;
-    }
-    return quote_words(argv);
+    return pipeline.empty() ? display_words(argv) : display_pipeline(pipeline);
 }
 
 std::vector<std::vector<std::string>> TaskSpec::stage_argvs() const {

@@ -53,6 +53,10 @@ struct TaskSpec {
     [[nodiscard]] std::vector<std::vector<std::string>> stage_argvs() const;
 };
 
+// Words as a shell would need them written ("printf 'a b'"), and stages joined with " | ".
+[[nodiscard]] std::string display_words(const std::vector<std::string>& words);
+[[nodiscard]] std::string display_pipeline(const std::vector<std::vector<std::string>>& stages);
+
 // Parses and validates; throws RequestError(invalid_params) naming the field at fault. PATH prefixes the
 // names in messages ("params", "params.tasks[3]"). Relative stdin paths are resolved against cwd.
 [[nodiscard]] TaskSpec parse_task_spec(const nlohmann::json& value, const std::string& path = "params");

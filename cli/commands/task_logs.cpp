@@ -47,7 +47,9 @@ int logs(AppContext& ctx, const LogsOptions& o) {
                             return;
                         }
                         if (auto data = common::base64_decode(params.value("data", std::string()))) {
-                            write_out(params.value("stream", std::string()) == "stderr" ? 2 : 1, *data);
+                            // One stream asked for goes to stdout, to be piped; with --both each to its own.
+                            bool to_stderr = o.both && params.value("stream", std::string()) == "stderr";
+                            write_out(to_stderr ? 2 : 1, *data);
                         }
                     });
     (void)result;

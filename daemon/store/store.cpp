@@ -52,6 +52,10 @@ CREATE TABLE environments (
 );
 ALTER TABLE tasks ADD COLUMN env_id INTEGER;
 )sql",
+    // 3: what a status shows beyond one exit code: each pipeline stage's result, truncated output.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN outcome TEXT;
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 
@@ -145,11 +149,12 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     } statements[] = {
         {&store->insert_stmt_,
          "INSERT INTO tasks (id, state, reason, exit_code, signal, submitted_at, started_at, finished_at, "
-         "attempts, pid, error, spec, env_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-         "?13)"},
+         "attempts, pid, error, outcome, spec, env_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+         "?11, ?12, ?13, ?14)"},
         {&store->update_stmt_,
          "UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, submitted_at = ?6, "
-         "started_at = ?7, finished_at = ?8, attempts = ?9, pid = ?10, error = ?11 WHERE id = ?1"},
+         "started_at = ?7, finished_at = ?8, attempts = ?9, pid = ?10, error = ?11, outcome = ?12 "
+         "WHERE id = ?1"},
         {&store->env_stmt_, "INSERT OR IGNORE INTO environments (id, env) VALUES (?1, ?2)"},
         {&store->pool_stmt_,
          "INSERT INTO pools (name, workers) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET workers = ?2"},
@@ -195,11 +200,44 @@ common::Result<void> Store::migrate() {
     return exec("COMMIT");
 }
 
+namespace {
+
+// The outcome column back into TASK (see row_of); what cannot be read is left out, with a warning.
+void restore_outcome(Task& task, const std::string& text) {
+    auto outcome = nlohmann::json::parse(text, nullptr, false);
+    if (!outcome.is_object()) {
+        spdlog::warn("task {}: unreadable outcome column, ignored", task.id);
+        return;
+    }
+    task.truncated = outcome.value("truncated", false);
+    auto stages = outcome.find("stages");
+    if (stages == outcome.end() || !stages->is_array()) {
+        return;
+    }
+    for (const auto& s : *stages) {
+        if (!s.is_object()) {
+            continue;
+        }
+        Task::StageRun run;
+        run.pid = s.value("pid", 0);
+        run.exited = s.contains("exit_code") || s.contains("signal");
+        if (auto v = s.find("exit_code"); v != s.end() && v->is_number_integer()) {
+            run.exit_code = v->get<int>();
+        }
+        if (auto v = s.find("signal"); v != s.end() && v->is_number_integer()) {
+            run.signal = v->get<int>();
+        }
+        task.stages.push_back(run);
+    }
+}
+
+}  // namespace
+
 common::Result<std::vector<Task>> Store::load_tasks() {
     sqlite3_stmt* stmt = nullptr;
     const char* sql =
         "SELECT id, spec, state, reason, exit_code, signal, submitted_at, started_at, finished_at, attempts, "
-        "pid, error, env_id FROM tasks ORDER BY id";
+        "pid, error, env_id, outcome FROM tasks ORDER BY id";
     if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
         return std::unexpected(db_error("load tasks"));
     }
@@ -234,6 +272,9 @@ common::Result<std::vector<Task>> Store::load_tasks() {
             t.error = column_text(stmt, 11);
         }
         t.env_id = column_int(stmt, 12).value_or(0);
+        if (sqlite3_column_type(stmt, 13) != SQLITE_NULL) {
+            restore_outcome(t, column_text(stmt, 13));
+        }
         tasks.push_back(std::move(t));
     }
     sqlite3_finalize(stmt);
@@ -356,6 +397,25 @@ Store::Row Store::row_of(const Task& t) {
     row.attempts = t.attempts;
     row.pid = t.pid;
     row.error = t.error;
+    if (!t.stages.empty() || t.truncated) {
+        nlohmann::json outcome = nlohmann::json::object();
+        if (!t.stages.empty()) {
+            nlohmann::json stages = nlohmann::json::array();
+            for (const auto& s : t.stages) {
+                nlohmann::json one = {{"pid", s.pid}};
+                if (s.exited) {
+                    one["exit_code"] = s.exit_code ? nlohmann::json(*s.exit_code) : nlohmann::json(nullptr);
+                    one["signal"] = s.signal ? nlohmann::json(*s.signal) : nlohmann::json(nullptr);
+                }
+                stages.push_back(std::move(one));
+            }
+            outcome["stages"] = std::move(stages);
+        }
+        if (t.truncated) {
+            outcome["truncated"] = true;
+        }
+        row.outcome = outcome.dump();
+    }
     return row;
 }
 
@@ -448,9 +508,10 @@ common::Result<void> Store::bind_row_and_step(sqlite3_stmt* stmt, const Row& row
     sqlite3_bind_int(stmt, 9, row.attempts);
     bind_optional(stmt, 10, row.pid);
     bind_optional(stmt, 11, row.error);
+    bind_optional(stmt, 12, row.outcome);
     if (with_spec) {
-        sqlite3_bind_text(stmt, 12, row.spec.c_str(), static_cast<int>(row.spec.size()), SQLITE_STATIC);
-        bind_optional(stmt, 13, row.env_id != 0 ? std::optional<int64_t>(row.env_id) : std::nullopt);
+        sqlite3_bind_text(stmt, 13, row.spec.c_str(), static_cast<int>(row.spec.size()), SQLITE_STATIC);
+        bind_optional(stmt, 14, row.env_id != 0 ? std::optional<int64_t>(row.env_id) : std::nullopt);
     }
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         return std::unexpected(db_error("write task " + std::to_string(row.id)));

@@ -92,6 +92,7 @@ class Store {
         int attempts = 0;
         std::optional<int> pid;
         std::optional<std::string> error;
+        std::optional<std::string> outcome;  // JSON: a pipeline's stage results, truncated output
         int64_t env_id = 0;  // inserts only
     };
     struct Op {

@@ -657,8 +657,12 @@ proto::TaskStatus Scheduler::status(const Task& t) const {
             if (!this_attempt) {
                 st.state = t.finished() ? "failed" : "pending";  // never started (spawn failure, cancel)
             } else if (!t.stages[i].exited) {
-                st.state = "running";
-                st.pid = t.stages[i].pid;
+                if (t.finished()) {
+                    st.state = "failed";  // lost with the daemon that ran it
+                } else {
+                    st.state = "running";
+                    st.pid = t.stages[i].pid;
+                }
             } else {
                 const auto& run = t.stages[i];
                 st.exit_code = run.exit_code;
