@@ -57,6 +57,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.default_cwd = home_or_root();
     options.max_output = config_.max_output;
     scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, *this, std::move(options));
+    scheduler_->set_cgroups(&cgroups_);
 
     auto next_id = store_->load_next_task_id();
     auto tasks = store_->load_tasks();
@@ -247,6 +248,8 @@ nlohmann::json Daemon::info() {
         {"stopping", stopping_},
         {"tasks", counts},
         {"next_id", scheduler_->next_id()},
+        {"cgroups", cgroups_.unavailable() ? nlohmann::json{{"available", false}, {"reason", *cgroups_.unavailable()}}
+                                          : nlohmann::json{{"available", true}, {"reason", nullptr}}},
     };
 }
 

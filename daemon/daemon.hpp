@@ -58,6 +58,7 @@ class Daemon final : public SchedulerListener {
 
     asio::io_context& io() { return io_; }
     Scheduler& scheduler() { return *scheduler_; }
+    [[nodiscard]] const TaskCgroups& cgroups() const { return cgroups_; }
     Store& store() { return *store_; }
     FutureTable& futures() { return futures_; }
     Environments& environments() { return environments_; }
@@ -78,6 +79,7 @@ class Daemon final : public SchedulerListener {
     bool output_check_armed_ = false;
     void arm_output_check();
     OutputLayout outputs_;
+    TaskCgroups cgroups_;
     std::unique_ptr<Scheduler> scheduler_;
     FutureTable futures_;
     Environments environments_;

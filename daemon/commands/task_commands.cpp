@@ -87,6 +87,10 @@ std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& p) {
 
 proto::TaskSpec validated_spec(Daemon& d, const json& value, const std::string& path) {
     proto::TaskSpec spec = proto::parse_task_spec(value, path);
+    if (spec.cgroup && d.cgroups().unavailable()) {
+        proto::throw_invalid_params(path + ".cgroup: containment is not available here: " +
+                                    *d.cgroups().unavailable());
+    }
     for (int64_t dep : spec.after) {
         Task* t = d.scheduler().find(dep);
         if (t == nullptr || !t->durable) {

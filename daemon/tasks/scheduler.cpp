@@ -265,10 +265,13 @@ void Scheduler::start(Task& t, Pool& pool) {
     if (t.spec.stdin_passed && !t.passed_stdin) {
         pids = std::unexpected(SpawnError{
             126, "stdin: the descriptor the client passed is gone (the daemon restarted since the submit)", 0});
+    } else if (auto procs = cgroup_for(t); !procs) {
+        pids = std::unexpected(SpawnError{126, "cgroup: " + procs.error().message(), 0});
     } else if (auto files = outputs_.open(t.id, spec.stages.size()); !files) {
         pids = std::unexpected(SpawnError{126, "output: " + files.error().message(), 0});
     } else {
         spec.stdout_fd = std::move(files->stdout_fd);
+        spec.cgroup_procs_fd = std::move(*procs);
         for (size_t i = 0; i < spec.stages.size(); ++i) {
             spec.stages[i].stderr_fd = std::move(files->stderr_fds[i]);
         }
@@ -289,6 +292,9 @@ void Scheduler::start(Task& t, Pool& pool) {
         t.error = t.spec.pipeline.empty() ? pids.error().message
                                           : "stage " + std::to_string(pids.error().stage) + ": " + pids.error().message;
         t.finished_at_ms = common::now_unix_ms();
+        if (t.spec.cgroup && cgroups_ != nullptr) {
+            cgroups_->release(t.id);
+        }
         finish(t, TaskState::failed, FailReason::spawn);
         return;
     }
@@ -327,18 +333,44 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
             t.stopping = why;
         }
         if (grace <= 0) {
-            spawner_.signal_group(pgid, SIGKILL);
+            kill_now(t);
         }
         return;
     }
     t.stopping = why;
     if (grace <= 0) {
-        spawner_.signal_group(pgid, SIGKILL);
+        kill_now(t);
         return;
     }
     spawner_.signal_group(pgid, SIGTERM);
     // The group, not just the leader: shell children and background jobs get the same treatment.
-    t.kill_timer = timers_.start(to_ms(grace), [this, pgid] { spawner_.signal_group(pgid, SIGKILL); });
+    // Also once the leader is gone: what is left of the group still gets its SIGKILL.
+    int64_t id = t.id;
+    bool cgroup = t.spec.cgroup;
+    t.kill_timer = timers_.start(to_ms(grace), [this, id, pgid, cgroup] { kill_now(id, pgid, cgroup); });
+}
+
+void Scheduler::kill_now(Task& t) {
+    if (t.pid) {
+        kill_now(t.id, *t.pid, t.spec.cgroup);
+    }
+}
+
+void Scheduler::kill_now(int64_t id, int pgid, bool cgroup) {
+    spawner_.signal_group(pgid, SIGKILL);
+    if (cgroup && cgroups_ != nullptr) {
+        cgroups_->kill(id);  // what left the group is still in the cgroup
+    }
+}
+
+common::Result<common::UniqueFd> Scheduler::cgroup_for(const Task& t) {
+    if (!t.spec.cgroup) {
+        return common::UniqueFd();
+    }
+    if (cgroups_ == nullptr) {
+        return common::plain_error("containment is not available in this daemon");
+    }
+    return cgroups_->create(t.id);
 }
 
 void Scheduler::enforce_output_limits() {
@@ -406,6 +438,9 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not.
     pump(pool);
     enforce_output_limit(*t);  // the last cut: what is kept is final now
+    if (t->spec.cgroup && cgroups_ != nullptr) {
+        cgroups_->release(t->id);  // nothing it started outlives it
+    }
     timers_.cancel(t->timeout_timer);
     t->timeout_timer = 0;
     int pgid = t->pid.value_or(0);

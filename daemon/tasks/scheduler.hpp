@@ -23,6 +23,7 @@
 
 #include <mpctl/daemon/exec/output_files.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
+#include <mpctl/daemon/exec/task_cgroups.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
 
@@ -74,6 +75,9 @@ class Scheduler {
     void restore(Task task);
     // Marks tasks that were running when the daemon died as lost and queues the pending ones.
     void resume();
+
+    // --cgroup containment; without it (unit tests, no cgroup v2) tasks asking for a cgroup fail to spawn.
+    void set_cgroups(TaskCgroups* cgroups) { cgroups_ = cgroups; }
 
     // -- queries --------------------------------------------------------------------------------------
     [[nodiscard]] Task* find(int64_t id);
@@ -134,6 +138,10 @@ class Scheduler {
         const std::shared_ptr<const proto::Environment>& env);
     void notify(const Task& task);
     void enforce_output_limit(Task& task);
+    void kill_now(Task& task);  // SIGKILL to its group (and cgroup)
+    void kill_now(int64_t id, int pgid, bool cgroup);
+    // The open cgroup.procs of the task's own cgroup if it asked for one (else an empty fd).
+    [[nodiscard]] common::Result<common::UniqueFd> cgroup_for(const Task& task);
 
     Spawner& spawner_;
     Timers& timers_;
@@ -146,6 +154,7 @@ class Scheduler {
     uint64_t enqueue_seq_ = 0;
     size_t running_ = 0;
     std::set<int64_t> running_ids_;
+    TaskCgroups* cgroups_ = nullptr;
     bool starting_ = true;
     std::shared_ptr<const EnvBlock> daemon_env_block_;
     struct CachedBlock {

@@ -261,3 +261,46 @@ TEST_CASE("logs --tail N starts with the last N lines", "[e2e][process_control]"
     CHECK(d.mpctl({"run", "--", "printf", "a\\nb\\nc"}).exit_code == 0);
     CHECK(d.mpctl({"logs", "2", "--tail", "2"}).out == "b\nc");
 }
+
+TEST_CASE("cgroup containment (--cgroup) holds what leaves the process group, where cgroup v2 is writable",
+          "[e2e][process_control][cgroup]") {
+    DaemonFixture d;
+    TempDir t;
+    auto sleeping = [](const std::string& marker) {
+        return lines_of(run_process({"pgrep", "-f", "--", "sleep " + marker}).out).size();
+    };
+    json info = d.mpctl_json({"daemon", "status", "--json"});
+    REQUIRE(info.contains("cgroups"));
+    if (!info["cgroups"]["available"].get<bool>()) {
+        // Refused at submit, with the reason, rather than run without the containment it asked for.
+        auto r = d.mpctl({"run", "--cgroup", "--", "true"});
+        CHECK(r.exit_code == 6);
+        CHECK(r.err.find("containment is not available here") != std::string::npos);
+        CHECK(r.err.find(info["cgroups"]["reason"].get<std::string>()) != std::string::npos);
+        return;
+    }
+    // A process group cannot hold a child that calls setsid(): without --cgroup it outlives its task.
+    const std::string escapee = "1004.125";
+    CHECK(d.mpctl({"run", "--", "sh", "-c", "setsid sleep " + escapee + " & echo started"}).exit_code == 0);
+    CHECK(eventually([&] { return sleeping(escapee) == 1; }));
+    run_process({"pkill", "-f", "--", "sleep " + escapee});
+
+    // With --cgroup, it ends with its task...
+    const std::string contained = "1004.25";
+    auto r = d.mpctl({"run", "--cgroup", "--", "sh", "-c",
+                      "setsid sleep " + contained + " & cat /proc/self/cgroup"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("0::/") != std::string::npos);
+    CHECK(r.out.find("/task-2\n") != std::string::npos);  // its own cgroup, named by its id
+    CHECK(eventually([&] { return sleeping(contained) == 0; }));
+
+    // ...and with a forced cancel.
+    const std::string cancelled = "1004.375";
+    int64_t id = d.submit({"--cgroup", "--", "sh", "-c",
+                           "setsid sleep " + cancelled + " & touch '" + (t / "up") + "'; sleep " + cancelled});
+    REQUIRE(wait_for_file(t / "up"));
+    REQUIRE(eventually([&] { return sleeping(cancelled) >= 2; }));
+    CHECK(d.mpctl({"cancel", "--force", str(id)}).exit_code == 0);
+    d.wait_for_state(id, "cancelled");
+    CHECK(eventually([&] { return sleeping(cancelled) == 0; }));
+}
