@@ -413,14 +413,23 @@ void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
     on_exit(id, pipeline_outcome(*t));
 }
 
+bool Scheduler::stage_succeeded(const Task& t, size_t i) {
+    const Task::StageRun& s = t.stages[i];
+    // A stage before the last that died of SIGPIPE did not fail: its reader closed early on purpose, as in
+    // `yes | head -1`. A shell stage reports the same as exit status 128+SIGPIPE (`sh -c '...; yes'`).
+    bool before_last = i + 1 < t.stages.size();
+    bool broken_pipe = s.signal == SIGPIPE || (!s.signal && s.exit_code == 128 + SIGPIPE);
+    if (before_last && broken_pipe) {
+        return true;
+    }
+    return !s.signal && s.exit_code.value_or(0) == 0;
+}
+
 ExitInfo Scheduler::pipeline_outcome(const Task& t) {
-    // pipefail: the rightmost stage that failed decides; a stage before the last killed by SIGPIPE did not
-    // fail (its reader closed early on purpose, as in `yes | head -1`).
+    // pipefail: the rightmost stage that failed decides.
     for (size_t i = t.stages.size(); i-- > 0;) {
-        const Task::StageRun& s = t.stages[i];
-        bool sigpipe_before_last = s.signal == SIGPIPE && i + 1 < t.stages.size();
-        if ((s.signal && !sigpipe_before_last) || s.exit_code.value_or(0) != 0) {
-            return ExitInfo{s.exit_code, s.signal};
+        if (!stage_succeeded(t, i)) {
+            return ExitInfo{t.stages[i].exit_code, t.stages[i].signal};
         }
     }
     return ExitInfo{0, std::nullopt};
@@ -699,12 +708,9 @@ proto::TaskStatus Scheduler::status(const Task& t) const {
                     st.pid = t.stages[i].pid;
                 }
             } else {
-                const auto& run = t.stages[i];
-                st.exit_code = run.exit_code;
-                st.signal = run.signal;
-                bool sigpipe_before_last = run.signal == SIGPIPE && i + 1 < t.stages.size();
-                bool ok = (!run.signal || sigpipe_before_last) && run.exit_code.value_or(0) == 0;
-                st.state = ok ? "succeeded" : "failed";
+                st.exit_code = t.stages[i].exit_code;
+                st.signal = t.stages[i].signal;
+                st.state = stage_succeeded(t, i) ? "succeeded" : "failed";
             }
             s.stages->push_back(std::move(st));
         }

@@ -128,6 +128,7 @@ class Scheduler {
     void on_stage_exit(int64_t id, size_t stage, ExitInfo info);
     void on_exit(int64_t id, ExitInfo info);
     [[nodiscard]] static ExitInfo pipeline_outcome(const Task& task);
+    [[nodiscard]] static bool stage_succeeded(const Task& task, size_t stage);
     void finish(Task& task, TaskState state, FailReason reason);
     void resolve_dependencies(Task& task);
     void release_dependants(const Task& task);

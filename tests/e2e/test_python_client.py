@@ -108,6 +108,19 @@ class PythonClientTest(unittest.TestCase):
         self.m.call("task.get", ids=[1, 2])
         self.assertGreaterEqual(self.m.seen_statuses, 6)
 
+    def test_a_pipeline_with_limits_matches_the_schemas(self):
+        t = self.m.call("task.submit", pipeline=[["sh", "-c", "echo e >&2; yes"], ["head", "-n", "2"]],
+                        cwd=self.dir.name, nice=3, umask="027", rlimits={"nofile": 64, "core": "unlimited"},
+                        max_output=1024)
+        final = self.m.call("task.wait", ids=[t["id"]], timeout=60)["tasks"][0]
+        self.assertEqual(final["state"], "succeeded", final)
+        self.assertEqual([s["state"] for s in final["stages"]], ["succeeded", "succeeded"])
+        self.assertEqual(final["stages"][0]["exit_code"], 128 + signal.SIGPIPE)  # the shell reports yes's SIGPIPE
+        with self.assertRaises(jsonschema.ValidationError):
+            SPEC.validate({"argv": ["true"], "pipeline": [["a"], ["b"]]})
+        with self.assertRaises(jsonschema.ValidationError):
+            SPEC.validate({"pipeline": [["a"]]})
+
     def test_errors_match_the_schema_and_name_themselves(self):
         self.m.check_specs = False
         with self.assertRaises(jsonschema.ValidationError):

@@ -1771,3 +1771,22 @@ TEST_CASE("a timed-out pipeline signals the group of its first stage", "[unit][s
     CHECK(h.state(id) == TaskState::failed);
     CHECK(h.task(id).reason == FailReason::timeout);
 }
+
+TEST_CASE("a shell stage reporting SIGPIPE as exit 141 before the last stage is success", "[unit][scheduler]") {
+    Harness h;
+    int64_t id = h.submit(json{{"pipeline", {{"sh", "-c", "yes"}, {"head", "-1"}}}});
+    auto pids = h.spawner.processes.back().pids;
+    h.spawner.exit(pids[1], exited(0));
+    h.spawner.exit(pids[0], exited(128 + SIGPIPE));
+    CHECK(h.state(id) == TaskState::succeeded);
+    CHECK((*h.status(id).stages)[0].state == "succeeded");
+    CHECK((*h.status(id).stages)[0].exit_code == 141);
+
+    // As the last stage, 141 is an exit code like any other.
+    int64_t last = h.submit(json{{"pipeline", {{"true"}, {"sh", "-c", "exit 141"}}}});
+    auto lp = h.spawner.processes.back().pids;
+    h.spawner.exit(lp[0], exited(0));
+    h.spawner.exit(lp[1], exited(141));
+    CHECK(h.state(last) == TaskState::failed);
+    CHECK(h.task(last).exit_code == 141);
+}
