@@ -54,5 +54,6 @@ void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view onl
 void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // cancel, kill
 void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // daemon start|stop|status
 void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // pool set|list
+void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // map
 
 }  // namespace mpctl::cli

@@ -235,10 +235,11 @@ bool Client::read_some() {
             return false;
         }
         if (interrupt_fd_ >= 0 && (fds[1].revents & POLLIN) != 0) {
-            char drain[64];
-            (void)!::read(interrupt_fd_, drain, sizeof drain);
             if (on_interrupt_) {
-                on_interrupt_();
+                on_interrupt_();  // which reads the pipe
+            } else {
+                char drain[64];
+                (void)!::read(interrupt_fd_, drain, sizeof drain);
             }
         }
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {

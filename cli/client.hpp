@@ -61,7 +61,8 @@ class Client {
     [[nodiscard]] bool read_available();
     [[nodiscard]] std::optional<nlohmann::json> next_message();
 
-    // While call() waits, readability of FD (a self-pipe written by a signal handler) runs ON_INTERRUPT.
+    // While call() waits, readability of FD (a self-pipe written by a signal handler) runs ON_INTERRUPT,
+    // which must read what is in the pipe.
     void set_interrupt(int fd, std::function<void()> on_interrupt);
 
     [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
         {"result", add_task_wait_commands},    {"logs", add_task_logs_commands},
         {"cancel", add_task_control_commands}, {"kill", add_task_control_commands},
         {"daemon", add_daemon_commands},       {"pool", add_pool_commands},
+        {"map", add_map_commands},
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;

@@ -8,8 +8,8 @@
 #include <mpctl/common/env_file.hpp>
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/sys.hpp>
-#include <mpctl/proto/task_spec.hpp>
 #include <mpctl/proto/json_text.hpp>
+#include <mpctl/proto/task_spec.hpp>
 
 extern char** environ;
 
@@ -48,7 +48,8 @@ void add_task_options(CLI::App* sub, TaskOptions& o) {
         ->group("Process control");
     sub->add_option("--rlimit", o.rlimits, "Resource limits: nofile=N,as=BYTES,cpu=S,core=0 (repeatable)")
         ->group("Process control");
-    sub->add_option("--umask", o.umask, "File mode creation mask, octal (e.g. 077)")->group("Process control");
+    sub->add_option("--umask", o.umask, "File mode creation mask, octal (e.g. 077)")
+        ->group("Process control");
     sub->add_option("--max-output", o.max_output,
                     "Keep at most this much of each output stream (e.g. 100M; default: the daemon's)")
         ->group("Process control");
@@ -64,6 +65,12 @@ void add_pipe_option(CLI::App* sub, TaskOptions& o) {
 
 std::vector<std::string> command_words(CLI::App* sub, AppContext& ctx) {
     std::vector<std::string> words = sub->remaining();
+    // CLI11 hands an unknown option over as the first command word: it is a typo, not a command.
+    if (!words.empty() && words.front().size() > 1 && words.front()[0] == '-') {
+        throw CliError(exit_code::usage, "unknown option " + words.front() + " for `mpctl " +
+                                             sub->get_name() + "` (see mpctl " + sub->get_name() +
+                                             " --help)");
+    }
     if (ctx.has_separator) {
         ctx.separator_used = true;
         if (!words.empty()) {
@@ -129,7 +136,8 @@ json parse_rlimits(const std::vector<std::string>& args) {
         size_t start = 0;
         while (start <= arg.size()) {
             size_t comma = arg.find(',', start);
-            std::string item = arg.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            std::string item =
+                arg.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
             start = comma == std::string::npos ? arg.size() + 1 : comma + 1;
             auto eq = item.find('=');
             if (eq == 0 || eq == std::string::npos) {
@@ -138,9 +146,10 @@ json parse_rlimits(const std::vector<std::string>& args) {
             std::string name = item.substr(0, eq);
             std::string value = item.substr(eq + 1);
             if (proto::rlimit_resource(name) < 0) {
-                throw CliError(exit_code::usage, "--rlimit: unknown limit '" + name +
-                                                     "' (as, core, cpu, data, fsize, memlock, msgqueue, nice, "
-                                                     "nofile, nproc, rss, rtprio, sigpending, stack)");
+                throw CliError(exit_code::usage,
+                               "--rlimit: unknown limit '" + name +
+                                   "' (as, core, cpu, data, fsize, memlock, msgqueue, nice, "
+                                   "nofile, nproc, rss, rtprio, sigpending, stack)");
             }
             if (value == "unlimited" || value == "infinity") {
                 limits[name] = "unlimited";
@@ -291,8 +300,8 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
     if (!o.umask.empty()) {
         if (o.umask.size() > 4 || o.umask.find_first_not_of("01234567") != std::string::npos ||
             std::stoul(o.umask, nullptr, 8) > 0777) {
-            throw CliError(exit_code::usage, "--umask: expected an octal mask such as 022 or 077, got '" +
-                                                 o.umask + "'");
+            throw CliError(exit_code::usage,
+                           "--umask: expected an octal mask such as 022 or 077, got '" + o.umask + "'");
         }
         spec["umask"] = o.umask;
     }

@@ -28,12 +28,12 @@ struct TaskOptions {
     std::string pool;
     int priority = 0;
     // Process control.
-    bool pipe = false;                    // the command words are stages separated by "|" words
-    std::vector<std::string> env_files;   // KEY=VALUE files, applied before --env
+    bool pipe = false;                   // the command words are stages separated by "|" words
+    std::vector<std::string> env_files;  // KEY=VALUE files, applied before --env
     std::optional<int> nice;
-    std::vector<std::string> rlimits;     // "nofile=1024,core=0", repeatable
-    std::string umask;                    // octal
-    std::string max_output;               // bytes per stream, "10M"
+    std::vector<std::string> rlimits;  // "nofile=1024,core=0", repeatable
+    std::string umask;                 // octal
+    std::string max_output;            // bytes per stream, "10M"
     bool cgroup = false;
 };
 
@@ -47,7 +47,8 @@ struct TaskRequest {
     nlohmann::json spec;  // everything but "env"
     std::string env_json;
     [[nodiscard]] std::string params_text() const;  // the spec object with "env" in it
-    // --stdin -: this process's stdin goes with the request (SCM_RIGHTS); see Client::pass_fd_with_next_request.
+    // --stdin -: this process's stdin goes with the request (SCM_RIGHTS); see
+    // Client::pass_fd_with_next_request.
     [[nodiscard]] bool passes_stdin() const { return spec.value("stdin_fd", false); }
 };
 

@@ -248,8 +248,9 @@ nlohmann::json Daemon::info() {
         {"stopping", stopping_},
         {"tasks", counts},
         {"next_id", scheduler_->next_id()},
-        {"cgroups", cgroups_.unavailable() ? nlohmann::json{{"available", false}, {"reason", *cgroups_.unavailable()}}
-                                          : nlohmann::json{{"available", true}, {"reason", nullptr}}},
+        {"cgroups", cgroups_.unavailable()
+                        ? nlohmann::json{{"available", false}, {"reason", *cgroups_.unavailable()}}
+                        : nlohmann::json{{"available", true}, {"reason", nullptr}}},
     };
 }
 

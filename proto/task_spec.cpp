@@ -1,9 +1,9 @@
-#include <mpctl/proto/params.hpp>
-#include <mpctl/proto/task_spec.hpp>
-
+#include <string_view>
 #include <sys/resource.h>
 
-#include <string_view>
+#include <mpctl/common/shell_quote.hpp>
+#include <mpctl/proto/params.hpp>
+#include <mpctl/proto/task_spec.hpp>
 
 namespace mpctl::proto {
 
@@ -33,28 +33,11 @@ double seconds_field(const Params& p, const char* key, double fallback, bool all
 
 std::string display_words(const std::vector<std::string>& words) {
     std::string out;
-    for (const auto& a : words) {
-        if (!out.empty()) {
-            out.push_back(' ');
-        }
-        bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`|&;<>()*?[]{}~#") == std::string::npos;
-        if (plain) {
-            out += a;
-        } else {
-            out.push_back('\'');
-            for (char c : a) {
-                if (c == '\'') {
-                    out += "'\\''";
-                } else {
-                    out.push_back(c);
-                }
-            }
-            out.push_back('\'');
-        }
+    for (const auto& w : words) {
+        out += (out.empty() ? "" : " ") + common::shell_quote(w);
     }
     return out;
 }
-
 
 std::string display_pipeline(const std::vector<std::vector<std::string>>& stages) {
     std::string out;
@@ -83,11 +66,20 @@ std::vector<std::vector<std::string>> TaskSpec::stage_argvs() const {
 
 int rlimit_resource(const std::string& name) {
     static const std::pair<const char*, int> k_limits[] = {
-        {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},
-        {"data", RLIMIT_DATA},     {"fsize", RLIMIT_FSIZE},     {"memlock", RLIMIT_MEMLOCK},
-        {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},
-        {"stack", RLIMIT_STACK},   {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
-        {"rtprio", RLIMIT_RTPRIO}, {"sigpending", RLIMIT_SIGPENDING},
+        {"as", RLIMIT_AS},
+        {"core", RLIMIT_CORE},
+        {"cpu", RLIMIT_CPU},
+        {"data", RLIMIT_DATA},
+        {"fsize", RLIMIT_FSIZE},
+        {"memlock", RLIMIT_MEMLOCK},
+        {"nofile", RLIMIT_NOFILE},
+        {"nproc", RLIMIT_NPROC},
+        {"rss", RLIMIT_RSS},
+        {"stack", RLIMIT_STACK},
+        {"msgqueue", RLIMIT_MSGQUEUE},
+        {"nice", RLIMIT_NICE},
+        {"rtprio", RLIMIT_RTPRIO},
+        {"sigpending", RLIMIT_SIGPENDING},
     };
     for (const auto& [n, r] : k_limits) {
         if (name == n) {
@@ -111,9 +103,9 @@ bool valid_pool_name(const std::string& name) {
 
 TaskSpec parse_task_spec(const json& value, const std::string& path) {
     Params p(value, path);
-    p.reject_unknown({"argv", "shell", "pipeline", "cwd", "env", "name", "labels", "stdin", "stdin_fd", "timeout",
-                      "kill_after", "retries", "retry_delay", "after", "pool", "priority", "nice", "umask",
-                      "rlimits", "max_output", "cgroup"});
+    p.reject_unknown({"argv",  "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
+                      "stdin", "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
+                      "pool",  "priority", "nice",     "umask",      "rlimits", "max_output",  "cgroup"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");
@@ -124,8 +116,8 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
     if (has_pipeline) {
         json stages = p.required<json>("pipeline");
         if (!stages.is_array() || stages.size() < 2 || stages.size() > k_max_stages) {
-            throw_invalid_params(path + ".pipeline: expected an array of 2 to " + std::to_string(k_max_stages) +
-                                 " argv arrays");
+            throw_invalid_params(path + ".pipeline: expected an array of 2 to " +
+                                 std::to_string(k_max_stages) + " argv arrays");
         }
         for (size_t i = 0; i < stages.size(); ++i) {
             std::string stage_path = path + ".pipeline[" + std::to_string(i) + "]";
@@ -145,8 +137,8 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
             throw_invalid_params(path + ".shell: must not be empty");
         }
     } else {
-        throw_invalid_params(path +
-                             ": a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)");
+        throw_invalid_params(
+            path + ": a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)");
     }
 
     spec.cwd = p.get_or<std::string>("cwd", "");
@@ -220,7 +212,8 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
             }
         } else if (u.is_string()) {
             const std::string& text = u.get_ref<const std::string&>();
-            if (!text.empty() && text.size() <= 4 && text.find_first_not_of("01234567") == std::string::npos) {
+            if (!text.empty() && text.size() <= 4 &&
+                text.find_first_not_of("01234567") == std::string::npos) {
                 unsigned v = static_cast<unsigned>(std::stoul(text, nullptr, 8));
                 if (v <= 0777) {
                     mask = v;
@@ -228,7 +221,8 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
             }
         }
         if (!mask) {
-            throw_invalid_params(path + ".umask: expected an octal string (\"022\") or an integer up to 0777");
+            throw_invalid_params(path +
+                                 ".umask: expected an octal string (\"022\") or an integer up to 0777");
         }
         spec.umask = mask;
     }

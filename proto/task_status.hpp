@@ -28,8 +28,8 @@ enum class FailReason { none, exit, signal, timeout, spawn, lost, dependency };
 // One process of a pipeline, as the status object shows it.
 struct StageStatus {
     std::vector<std::string> argv;
-    std::optional<int> pid;      // while it runs
-    std::string state;           // "pending", "running", "succeeded" or "failed"
+    std::optional<int> pid;  // while it runs
+    std::string state;       // "pending", "running", "succeeded" or "failed"
     std::optional<int> exit_code;
     std::optional<int> signal;
     std::string stderr_path;
@@ -60,7 +60,7 @@ struct TaskStatus {
     std::string stderr_path;
     std::optional<std::string> error;  // why it failed, for humans ("spawn: No such file or directory")
     std::optional<std::vector<StageStatus>> stages;  // a pipeline's processes; nullopt for one process
-    bool truncated = false;  // some output went past max_output and was not kept
+    bool truncated = false;                          // some output went past max_output and was not kept
 
     [[nodiscard]] std::optional<int64_t> duration_ms() const;
 };

@@ -36,22 +36,20 @@ int logs(AppContext& ctx, const LogsOptions& o) {
     if (o.tail) {
         params["tail"] = *o.tail;
     }
-    json result =
-        client.call("task.logs", params,
-                    [&](const std::string& method, const json& params) {
-                        if (method != "task.output") {
-                            return;
-                        }
-                        if (ctx.global.json) {
-                            print_json(params);  // base64 data, one chunk per line
-                            return;
-                        }
-                        if (auto data = common::base64_decode(params.value("data", std::string()))) {
-                            // One stream asked for goes to stdout, to be piped; with --both each to its own.
-                            bool to_stderr = o.both && params.value("stream", std::string()) == "stderr";
-                            write_out(to_stderr ? 2 : 1, *data);
-                        }
-                    });
+    json result = client.call("task.logs", params, [&](const std::string& method, const json& params) {
+        if (method != "task.output") {
+            return;
+        }
+        if (ctx.global.json) {
+            print_json(params);  // base64 data, one chunk per line
+            return;
+        }
+        if (auto data = common::base64_decode(params.value("data", std::string()))) {
+            // One stream asked for goes to stdout, to be piped; with --both each to its own.
+            bool to_stderr = o.both && params.value("stream", std::string()) == "stderr";
+            write_out(to_stderr ? 2 : 1, *data);
+        }
+    });
     (void)result;
     return exit_code::ok;
 }

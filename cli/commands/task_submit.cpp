@@ -11,6 +11,7 @@
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/output.hpp>
+#include <mpctl/cli/signal_pipe.hpp>
 #include <mpctl/cli/task_options.hpp>
 #include <mpctl/common/base64.hpp>
 #include <mpctl/proto/task_status.hpp>
@@ -36,35 +37,11 @@ int submit(AppContext& ctx, const TaskOptions& options, const std::vector<std::s
     return exit_code::ok;
 }
 
-// Signals that reach a foreground `mpctl run` are forwarded to the task through a self-pipe (the handler
-// only writes a byte; the forwarding happens in the client's loop).
-int g_signal_pipe[2] = {-1, -1};
-volatile sig_atomic_t g_last_signal = 0;
-
-void on_signal(int signo) {
-    g_last_signal = signo;
-    int saved = errno;
-    char b = static_cast<char>(signo);
-    (void)!::write(g_signal_pipe[1], &b, 1);
-    errno = saved;
-}
-
-void install_forwarding() {
-    if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        return;
-    }
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM}) {
-        ::sigaction(sig, &sa, nullptr);
-    }
-}
-
 int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::string>& command) {
     TaskRequest request = build_task_spec(options, command);
     Client client = Client::connect(ctx.global);
-    install_forwarding();
+    // Signals that reach a foreground `mpctl run` are forwarded to the task (see signal_pipe.hpp).
+    int signals = install_signal_pipe({SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM});
     if (request.passes_stdin()) {
         client.pass_fd_with_next_request(STDIN_FILENO);
     }
@@ -78,16 +55,17 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
         grace_s = static_cast<unsigned>(std::max(1.0, std::ceil(k->get<double>())));
     }
     int interrupts = 0;
-    client.set_interrupt(g_signal_pipe[0], [&] {
-        int signo = g_last_signal;
-        if (signo == SIGALRM) {
-            signo = SIGKILL;
-        } else if (signo == SIGINT && ++interrupts > 1) {
-            signo = SIGKILL;
-        } else if (signo == SIGINT) {
-            ::alarm(grace_s);
+    client.set_interrupt(signals, [&] {
+        for (int signo : take_signals(signals)) {
+            if (signo == SIGALRM) {
+                signo = SIGKILL;
+            } else if (signo == SIGINT && ++interrupts > 1) {
+                signo = SIGKILL;
+            } else if (signo == SIGINT) {
+                ::alarm(grace_s);
+            }
+            client.send("task.signal", {{"id", id}, {"signal", signo}});
         }
-        client.send("task.signal", {{"id", id}, {"signal", signo}});
     });
 
     std::string out_text, err_text;
@@ -131,6 +109,8 @@ void add_submit_like(CLI::App& app, AppContext& ctx, const char* name, const cha
     add_pipe_option(sub, *options);
     // Everything from the first word that is not an option of ours is the command (like env(1), nice(1)).
     sub->prefix_command();
+    sub->fallthrough(false);  // its words belong to the command, not to the root app
+    add_global_options(*sub, ctx.global);
     sub->footer(std::string("Example: mpctl ") + name + " --timeout 30 -- make -j4");
     sub->callback([&ctx, sub, options, wait] {
         auto command = command_words(sub, ctx);

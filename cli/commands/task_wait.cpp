@@ -8,6 +8,7 @@
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/output.hpp>
+#include <mpctl/cli/task_exit.hpp>
 #include <mpctl/common/base64.hpp>
 #include <mpctl/proto/task_status.hpp>
 
@@ -33,16 +34,14 @@ json wait_params(const std::vector<int64_t>& ids, const std::string& timeout) {
 
 // The code of the first task in IDS order that did not succeed (among those finished), else 0.
 int first_unsuccessful(const std::vector<int64_t>& ids, const std::map<int64_t, proto::TaskStatus>& by_id) {
-    for (int64_t id : ids) {
-        auto it = by_id.find(id);
+    FirstUnsuccessful first;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        auto it = by_id.find(ids[i]);
         if (it != by_id.end() && proto::is_finished(it->second.state)) {
-            int code = proto::mirror_exit_code(it->second);
-            if (code != 0) {
-                return code;
-            }
+            first.add(i, it->second);
         }
     }
-    return 0;
+    return first.code();
 }
 
 int wait(AppContext& ctx, const WaitOptions& o) {

@@ -88,8 +88,8 @@ std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& p) {
 proto::TaskSpec validated_spec(Daemon& d, const json& value, const std::string& path) {
     proto::TaskSpec spec = proto::parse_task_spec(value, path);
     if (spec.cgroup && d.cgroups().unavailable()) {
-        proto::throw_invalid_params(path + ".cgroup: containment is not available here: " +
-                                    *d.cgroups().unavailable());
+        proto::throw_invalid_params(
+            path + ".cgroup: containment is not available here: " + *d.cgroups().unavailable());
     }
     for (int64_t dep : spec.after) {
         Task* t = d.scheduler().find(dep);
@@ -109,8 +109,8 @@ void refuse_when_stopping(Daemon& d) {
 
 // The descriptors passed on this connection for the specs that read stdin from one ("stdin_fd"), in
 // order; all are claimed or none.
-std::vector<std::shared_ptr<common::UniqueFd>> claim_passed_stdin(const std::vector<proto::TaskSpec>& specs,
-                                                                  const std::shared_ptr<Responder>& responder) {
+std::vector<std::shared_ptr<common::UniqueFd>> claim_passed_stdin(
+    const std::vector<proto::TaskSpec>& specs, const std::shared_ptr<Responder>& responder) {
     std::vector<std::shared_ptr<common::UniqueFd>> fds(specs.size());
     size_t wanted = 0;
     for (const auto& spec : specs) {
@@ -129,8 +129,8 @@ std::vector<std::shared_ptr<common::UniqueFd>> claim_passed_stdin(const std::vec
         taken.push_back(std::move(fd));
     }
     if (taken.size() < wanted) {
-        proto::throw_invalid_params("stdin_fd: " + std::to_string(wanted) +
-                                    " descriptor(s) needed but " + std::to_string(taken.size()) +
+        proto::throw_invalid_params("stdin_fd: " + std::to_string(wanted) + " descriptor(s) needed but " +
+                                    std::to_string(taken.size()) +
                                     " passed with SCM_RIGHTS on this connection");
     }
     size_t next = 0;
@@ -500,7 +500,8 @@ void task_logs(Daemon& d, Call& call) {
                                         " (0 to " + std::to_string(stages - 1) + ")");
         }
         if (req.want_stdout) {
-            proto::throw_invalid_params("params.stage: only stderr is kept per stage (stdout is the last stage's)");
+            proto::throw_invalid_params(
+                "params.stage: only stderr is kept per stage (stdout is the last stage's)");
         }
         if (!task.spec.pipeline.empty()) {
             req.stage = static_cast<size_t>(*stage);

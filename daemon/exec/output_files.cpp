@@ -1,5 +1,5 @@
-#include <sys/stat.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -112,7 +112,8 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
         fds.stdout_fd = std::move(first->stdout_fd);
         ::unlink(paths(task_id).stderr_path.c_str());  // a pipeline has per-stage files instead
         for (size_t i = 0; i < stages; ++i) {
-            auto err = common::open_cloexec(stage_stderr_path(task_id, i), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+            auto err = common::open_cloexec(stage_stderr_path(task_id, i),
+                                            O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
             if (!err) {
                 return std::unexpected(err.error());
             }

@@ -29,7 +29,7 @@ struct OutputPaths {
 };
 
 struct OutputFds {
-    common::UniqueFd stdout_fd;               // write-only, close-on-exec, empty
+    common::UniqueFd stdout_fd;                // write-only, close-on-exec, empty
     std::vector<common::UniqueFd> stderr_fds;  // one per stage
 };
 

@@ -125,7 +125,8 @@ ProcessSpawner::~ProcessSpawner() = default;
 
 std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
     const size_t n = spec.stages.size();
-    if (n == 0 || std::any_of(spec.stages.begin(), spec.stages.end(), [](const SpawnStage& st) { return st.argv.empty(); })) {
+    if (n == 0 || std::any_of(spec.stages.begin(), spec.stages.end(),
+                              [](const SpawnStage& st) { return st.argv.empty(); })) {
         return std::unexpected(SpawnError{127, "empty command", 0});
     }
     // Every stage's executable first: a pipeline with a typo starts nothing.
@@ -209,7 +210,8 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
         setup.envp = spec.env->envp();
         setup.script_argv = script_argv.data();
         setup.cwd = spec.cwd.c_str();
-        setup.stdin_fd = i == 0 ? (spec.stdin_fd ? spec.stdin_fd.get() : dev_null_.get()) : pipe_read[i - 1].get();
+        setup.stdin_fd =
+            i == 0 ? (spec.stdin_fd ? spec.stdin_fd.get() : dev_null_.get()) : pipe_read[i - 1].get();
         setup.stdout_fd = i + 1 == n ? spec.stdout_fd.get() : pipe_write[i].get();
         setup.stderr_fd = stage.stderr_fd.get();
         setup.pgid = i == 0 ? 0 : pids.front();
@@ -240,8 +242,8 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
     return pids;
 }
 
-SpawnError ProcessSpawner::spawn_error(const ChildFailure& f, const std::string& command, const std::string& cwd,
-                                       size_t stage) {
+SpawnError ProcessSpawner::spawn_error(const ChildFailure& f, const std::string& command,
+                                       const std::string& cwd, size_t stage) {
     std::string step = f.step;
     if (step == "exec" && f.err == ENOENT) {
         return SpawnError{127, "command not found: " + command, stage};

@@ -79,7 +79,8 @@ class Spawner {
 
     // Starts SPEC's stages in one new process group. On success returns their pids in stage order (the first
     // is the group's id); ON_EXIT then runs once per stage, on the daemon's loop, after it has been reaped.
-    [[nodiscard]] virtual std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) = 0;
+    [[nodiscard]] virtual std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec,
+                                                                            OnExit on_exit) = 0;
 
     // Sends SIGNO to the process group PGID. Quietly ignores a group that is already gone.
     virtual void signal_group(int pgid, int signo) = 0;

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,7 +34,7 @@ class LogStreamer {
         bool want_stdout = true;
         bool want_stderr = false;
         bool follow = false;
-        std::optional<size_t> stage;       // a pipeline's stderr: only this stage's (default: every stage's)
+        std::optional<size_t> stage;  // a pipeline's stderr: only this stage's (default: every stage's)
         std::optional<uint64_t> tail_lines;  // start with the last N lines of each stream
     };
     void start(const std::shared_ptr<Responder>& responder, const Request& request);
@@ -46,7 +46,7 @@ class LogStreamer {
 
   private:
     struct Source {
-        std::string stream;  // "stdout" or "stderr"
+        std::string stream;           // "stdout" or "stderr"
         std::optional<size_t> stage;  // a pipeline's stderr comes per stage
         std::string path;
         common::UniqueFd fd;

@@ -1,7 +1,6 @@
-#include <sys/socket.h>
-
 #include <cerrno>
 #include <cstring>
+#include <sys/socket.h>
 
 #include <asio/buffer.hpp>
 #include <asio/write.hpp>
@@ -50,14 +49,15 @@ void Session::read_more() {
             return;
         }
         read_pending_ = true;
-        socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](const std::error_code& ec) {
-            self->read_pending_ = false;
-            if (ec) {
-                self->on_read_error(ec);
-                return;
-            }
-            self->read_more();
-        });
+        socket_.async_wait(asio::socket_base::wait_read,
+                           [self = shared_from_this()](const std::error_code& ec) {
+                               self->read_pending_ = false;
+                               if (ec) {
+                                   self->on_read_error(ec);
+                                   return;
+                               }
+                               self->read_more();
+                           });
         return;
     }
 }
@@ -108,7 +108,8 @@ void Session::on_read_error(const std::error_code& ec) {
         keep_alive_ = shared_from_this();
         return;
     }
-    if (ec != asio::error::eof && ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+    if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+        ec != asio::error::connection_reset) {
         spdlog::debug("session read: {}", ec.message());
     }
     close(true);

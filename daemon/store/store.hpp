@@ -93,7 +93,7 @@ class Store {
         std::optional<int> pid;
         std::optional<std::string> error;
         std::optional<std::string> outcome;  // JSON: a pipeline's stage results, truncated output
-        int64_t env_id = 0;  // inserts only
+        int64_t env_id = 0;                  // inserts only
     };
     struct Op {
         enum class Kind { insert_environment, insert_task, update_task, set_pool } kind;

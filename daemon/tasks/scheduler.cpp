@@ -1,5 +1,5 @@
-#include <fcntl.h>
 #include <cstring>
+#include <fcntl.h>
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -264,7 +264,8 @@ void Scheduler::start(Task& t, Pool& pool) {
     std::expected<std::vector<int>, SpawnError> pids = std::unexpected(SpawnError{});
     if (t.spec.stdin_passed && !t.passed_stdin) {
         pids = std::unexpected(SpawnError{
-            126, "stdin: the descriptor the client passed is gone (the daemon restarted since the submit)", 0});
+            126, "stdin: the descriptor the client passed is gone (the daemon restarted since the submit)",
+            0});
     } else if (auto procs = cgroup_for(t); !procs) {
         pids = std::unexpected(SpawnError{126, "cgroup: " + procs.error().message(), 0});
     } else if (auto files = outputs_.open(t.id, spec.stages.size()); !files) {
@@ -283,14 +284,15 @@ void Scheduler::start(Task& t, Pool& pool) {
             pids = std::unexpected(SpawnError{126, std::string("stdin: ") + std::strerror(errno), 0});
         } else {
             int64_t id = t.id;
-            pids = spawner_.spawn(std::move(spec),
-                                  [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
+            pids = spawner_.spawn(
+                std::move(spec), [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
         }
     }
     if (!pids) {
         t.exit_code = pids.error().exit_code;
-        t.error = t.spec.pipeline.empty() ? pids.error().message
-                                          : "stage " + std::to_string(pids.error().stage) + ": " + pids.error().message;
+        t.error = t.spec.pipeline.empty()
+                      ? pids.error().message
+                      : "stage " + std::to_string(pids.error().stage) + ": " + pids.error().message;
         t.finished_at_ms = common::now_unix_ms();
         if (t.spec.cgroup && cgroups_ != nullptr) {
             cgroups_->release(t.id);
@@ -400,7 +402,8 @@ void Scheduler::enforce_output_limit(Task& t) {
 
 void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
     Task* t = find(id);
-    if (t == nullptr || t->state != TaskState::running || stage >= t->stages.size() || t->stages[stage].exited) {
+    if (t == nullptr || t->state != TaskState::running || stage >= t->stages.size() ||
+        t->stages[stage].exited) {
         return;
     }
     Task::StageRun& run = t->stages[stage];
@@ -524,7 +527,7 @@ void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
     timers_.cancel(t.retry_timer);
     t.retry_timer = 0;
     notify(t);
-    t.spec.env.reset();  // only needed to run it; finished tasks stay in memory for queries
+    t.spec.env.reset();      // only needed to run it; finished tasks stay in memory for queries
     t.passed_stdin.reset();  // the writer on the other end sees EPIPE once nobody can read any more
     release_dependants(t);
 }

@@ -33,12 +33,13 @@ struct Task {
     int64_t env_id = 0;  // its environment in the journal (0: the daemon's own)
 
     // Scheduling state, never journaled.
-    bool durable = false;          // its row is committed; only durable tasks run
-    bool queued = false;           // in its pool's ready queue
-    uint64_t queue_seq = 0;        // its place in that queue
+    bool durable = false;    // its row is committed; only durable tasks run
+    bool queued = false;     // in its pool's ready queue
+    uint64_t queue_seq = 0;  // its place in that queue
     bool output_expected = false;
-    bool truncated = false;        // some output went past max_output (this attempt)  // its output files are being prepared ahead
-    size_t unmet_deps = 0;         // dependencies not yet succeeded
+    bool truncated = false;  // some output went past max_output (this attempt)  // its output files are being
+                             // prepared ahead
+    size_t unmet_deps = 0;   // dependencies not yet succeeded
     std::vector<int64_t> dependants;
     enum class Stop { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we are killing it
     // The processes of the current attempt, in stage order (one for a plain task); the first is the group.

@@ -83,7 +83,8 @@ TEST_CASE("a running pipeline shows each stage's pid, all in one process group",
 TEST_CASE("pipefail: the rightmost failing stage decides the exit code", "[e2e][pipeline]") {
     DaemonFixture d;
     CHECK(d.mpctl({"run", "--pipe", "--", "sh", "-c", "exit 3", "|", "cat"}).exit_code == 3);
-    CHECK(d.mpctl({"run", "--pipe", "--", "true", "|", "sh", "-c", "cat; exit 4", "|", "cat"}).exit_code == 4);
+    CHECK(d.mpctl({"run", "--pipe", "--", "true", "|", "sh", "-c", "cat; exit 4", "|", "cat"}).exit_code ==
+          4);
     CHECK(d.mpctl({"run", "--pipe", "--", "sh", "-c", "exit 3", "|", "sh", "-c", "cat; exit 5", "|", "cat"})
               .exit_code == 5);
 
@@ -188,8 +189,8 @@ TEST_CASE("logs --follow streams a running pipeline's output and every stage's s
     DaemonFixture d;
     TempDir t;
     int64_t id = d.submit({"--pipe", "--", "sh", "-c",
-                           "echo first; echo e0 >&2; " + sh_wait_for(t / "GO") + "; echo second", "|", "sh", "-c",
-                           "cat; echo e1 >&2"});
+                           "echo first; echo e0 >&2; " + sh_wait_for(t / "GO") + "; echo second", "|", "sh",
+                           "-c", "cat; echo e1 >&2"});
     auto follower = mpctl_in_background(d, {"logs", "--follow", "--both", str(id)}, t / "f.out", t / "f.err");
     REQUIRE(eventually([&] { return slurp(t / "f.out") == "first\n" && slurp(t / "f.err") == "e0\n"; }));
     touch(t / "GO");

@@ -2,10 +2,9 @@
 // passed), byte-exact streams through `mpctl run`, Ctrl-C on a foreground run, whole-tree kills, per-task
 // limits (--nice, --rlimit, --umask, --env-file) and output retention (--max-output).
 
-#include <signal.h>
-
 #include <fstream>
 #include <random>
+#include <signal.h>
 
 #include <catch2/catch.hpp>
 
@@ -85,8 +84,8 @@ TEST_CASE("30 MB of random bytes go through --stdin - and run's stdout unchanged
     CHECK(run_process({"cmp", t / "in", t / "out"}).exit_code == 0);
 
     // And through a pipeline of three stages.
-    auto p = mpctl_redirected(d, {"run", "--stdin", "-", "--pipe", "--", "cat", "|", "cat", "|", "cat"}, t / "in",
-                              t / "out2");
+    auto p = mpctl_redirected(d, {"run", "--stdin", "-", "--pipe", "--", "cat", "|", "cat", "|", "cat"},
+                              t / "in", t / "out2");
     CHECK(p.exit_code == 0);
     CHECK(run_process({"cmp", t / "in", t / "out2"}).exit_code == 0);
 }
@@ -104,9 +103,11 @@ TEST_CASE("a request for a passed stdin without a descriptor is refused", "[e2e]
 TEST_CASE("Ctrl-C on a foreground run interrupts the task's process group", "[e2e][process_control]") {
     DaemonFixture d;
     TempDir t;
-    auto run = mpctl_in_background(
-        d, {"run", "--", "sh", "-c", "trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.05; done"},
-        t / "out", t / "err");
+    auto run =
+        mpctl_in_background(d,
+                            {"run", "--", "sh", "-c",
+                             "trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.05; done"},
+                            t / "out", t / "err");
     REQUIRE(eventually([&] { return slurp(t / "out") == "ready\n"; }));
     run->signal(SIGINT);
     auto r = run->wait(60s);
@@ -150,8 +151,9 @@ TEST_CASE("cancel --force kills the whole tree, background jobs included", "[e2e
     DaemonFixture d;
     TempDir t;
     const std::string marker = "1002.125";
-    int64_t id = d.submit({"--", "sh", "-c",
-                           "sleep " + marker + " & (sleep " + marker + " &) ; touch '" + (t / "up") + "'; wait"});
+    int64_t id =
+        d.submit({"--", "sh", "-c",
+                  "sleep " + marker + " & (sleep " + marker + " &) ; touch '" + (t / "up") + "'; wait"});
     REQUIRE(wait_for_file(t / "up"));
     auto count = [&] {
         auto r = run_process({"pgrep", "-f", "--", "sleep " + marker});
@@ -163,21 +165,22 @@ TEST_CASE("cancel --force kills the whole tree, background jobs included", "[e2e
     CHECK(eventually([&] { return count() == 0; }));
 }
 
-TEST_CASE("limits from --nice, --rlimit and --umask apply to the task's processes", "[e2e][process_control]") {
+TEST_CASE("limits from --nice, --rlimit and --umask apply to the task's processes",
+          "[e2e][process_control]") {
     DaemonFixture d;
     auto nice = d.mpctl({"run", "--nice", "7", "--", "nice"});
     CHECK(nice.exit_code == 0);
     CHECK(nice.out == "7\n");
 
-    auto limits = d.mpctl({"run", "--rlimit", "nofile=64,core=0", "--rlimit", "cpu=100", "--rlimit", "as=1G", "--",
-                           "sh", "-c", "ulimit -n; ulimit -c; ulimit -t; ulimit -v"});
+    auto limits = d.mpctl({"run", "--rlimit", "nofile=64,core=0", "--rlimit", "cpu=100", "--rlimit", "as=1G",
+                           "--", "sh", "-c", "ulimit -n; ulimit -c; ulimit -t; ulimit -v"});
     INFO(limits.err);
     CHECK(limits.exit_code == 0);
     CHECK(limits.out == "64\n0\n100\n1048576\n");
 
     // Every stage of a pipeline gets them.
-    auto piped = d.mpctl({"run", "--rlimit", "nofile=32", "--pipe", "--", "sh", "-c", "ulimit -n", "|", "sh", "-c",
-                          "cat; ulimit -n"});
+    auto piped = d.mpctl({"run", "--rlimit", "nofile=32", "--pipe", "--", "sh", "-c", "ulimit -n", "|", "sh",
+                          "-c", "cat; ulimit -n"});
     CHECK(piped.out == "32\n32\n");
 
     auto mask = d.mpctl({"run", "--umask", "027", "--", "sh", "-c", "umask"});
@@ -206,14 +209,18 @@ TEST_CASE("env files set variables (--env-file) from a file, --env wins over it"
     CHECK(d.mpctl({"run", "--env-file", t / "missing.env", "--", "true"}).exit_code == 2);
 }
 
-TEST_CASE("output retention: --max-output keeps the first BYTES of each stream, the task runs on, the status says truncated",
-          "[e2e][process_control]") {
+TEST_CASE(
+    "output retention: --max-output keeps the first BYTES of each stream, the task runs on, the status says "
+    "truncated",
+    "[e2e][process_control]") {
     DaemonFixture d;
     TempDir t;
     // Writes 5000 bytes to each stream, then (after the daemon had time to notice) more, then says done.
-    auto r = d.mpctl({"run", "--max-output", "1000", "--", "sh", "-c",
-                      "head -c 5000 /dev/zero; head -c 5000 /dev/zero >&2; sleep 0.6; echo more; echo more >&2; "
-                      "touch '" + (t / "finished") + "'"});
+    auto r =
+        d.mpctl({"run", "--max-output", "1000", "--", "sh", "-c",
+                 "head -c 5000 /dev/zero; head -c 5000 /dev/zero >&2; sleep 0.6; echo more; echo more >&2; "
+                 "touch '" +
+                     (t / "finished") + "'"});
     CHECK(r.exit_code == 0);
     CHECK(exists(t / "finished"));  // it ran to its end
     CHECK(r.out.size() == 1000);
@@ -287,8 +294,8 @@ TEST_CASE("cgroup containment (--cgroup) holds what leaves the process group, wh
 
     // With --cgroup, it ends with its task...
     const std::string contained = "1004.25";
-    auto r = d.mpctl({"run", "--cgroup", "--", "sh", "-c",
-                      "setsid sleep " + contained + " & cat /proc/self/cgroup"});
+    auto r = d.mpctl(
+        {"run", "--cgroup", "--", "sh", "-c", "setsid sleep " + contained + " & cat /proc/self/cgroup"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("0::/") != std::string::npos);
     CHECK(r.out.find("/task-2\n") != std::string::npos);  // its own cgroup, named by its id
@@ -296,8 +303,9 @@ TEST_CASE("cgroup containment (--cgroup) holds what leaves the process group, wh
 
     // ...and with a forced cancel.
     const std::string cancelled = "1004.375";
-    int64_t id = d.submit({"--cgroup", "--", "sh", "-c",
-                           "setsid sleep " + cancelled + " & touch '" + (t / "up") + "'; sleep " + cancelled});
+    int64_t id =
+        d.submit({"--cgroup", "--", "sh", "-c",
+                  "setsid sleep " + cancelled + " & touch '" + (t / "up") + "'; sleep " + cancelled});
     REQUIRE(wait_for_file(t / "up"));
     REQUIRE(eventually([&] { return sleeping(cancelled) >= 2; }));
     CHECK(d.mpctl({"cancel", "--force", str(id)}).exit_code == 0);

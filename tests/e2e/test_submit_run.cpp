@@ -327,3 +327,15 @@ TEST_CASE("run passes large output through intact", "[e2e][run]") {
     CHECK(out.front() == "1");
     CHECK(out.back() == "200000");
 }
+
+TEST_CASE("run and submit take the command without --: their options first, then the command's words",
+          "[e2e][submit]") {
+    DaemonFixture d;
+    auto r = d.mpctl({"run", "--name", "plain", "echo", "hi", "--name", "-x"});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "hi --name -x\n");  // after the command, words are the command's
+    json s = d.mpctl_json({"run", "--json", "sh", "-c", "echo $0", "zero"});
+    CHECK(s["stdout"] == "zero\n");
+    CHECK(d.mpctl({"submit", "true"}).out == "3\n");
+}

@@ -12,7 +12,8 @@ TEST_CASE("an env file gives its entries in order, skipping blanks and comments"
 }
 
 TEST_CASE("env file values lose matching quotes and are never expanded", "[unit][env_file]") {
-    auto r = parse_env_file("S='$HOME and \\n'\nD=\"say \\\"hi\\\"\\nback\\\\slash\"\nP=$PATH\nE=\nQ=\"\"\nH=a#b");
+    auto r =
+        parse_env_file("S='$HOME and \\n'\nD=\"say \\\"hi\\\"\\nback\\\\slash\"\nP=$PATH\nE=\nQ=\"\"\nH=a#b");
     REQUIRE(r);
     CHECK(*r == EnvEntries{{"S", "$HOME and \\n"},
                            {"D", "say \"hi\"\nback\\slash"},

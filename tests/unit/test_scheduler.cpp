@@ -89,7 +89,8 @@ class FakeSpawner final : public Spawner {
         return alive_groups.contains(pgid);
     }
 
-    // Ends process PID (any stage's): runs its OnExit exactly once, as the real spawner does after reaping it.
+    // Ends process PID (any stage's): runs its OnExit exactly once, as the real spawner does after reaping
+    // it.
     void exit(int pid, ExitInfo info) {
         Process& p = process(pid);
         size_t stage = static_cast<size_t>(std::find(p.pids.begin(), p.pids.end(), pid) - p.pids.begin());
@@ -1772,7 +1773,8 @@ TEST_CASE("a timed-out pipeline signals the group of its first stage", "[unit][s
     CHECK(h.task(id).reason == FailReason::timeout);
 }
 
-TEST_CASE("a shell stage reporting SIGPIPE as exit 141 before the last stage is success", "[unit][scheduler]") {
+TEST_CASE("a shell stage reporting SIGPIPE as exit 141 before the last stage is success",
+          "[unit][scheduler]") {
     Harness h;
     int64_t id = h.submit(json{{"pipeline", {{"sh", "-c", "yes"}, {"head", "-1"}}}});
     auto pids = h.spawner.processes.back().pids;

@@ -1,7 +1,6 @@
-#include <sys/resource.h>
-
 #include <map>
 #include <string>
+#include <sys/resource.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -79,7 +78,8 @@ TEST_CASE("a spec with more than one of argv, shell and pipeline is refused", "[
 }
 
 TEST_CASE("a spec with none of argv, shell and pipeline is refused", "[unit][task_spec]") {
-    const std::string msg = "params: a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)";
+    const std::string msg =
+        "params: a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)";
     CHECK(rejection(json::object()) == msg);
     CHECK(rejection({{"argv", nullptr}}) == msg);
 }
@@ -143,7 +143,8 @@ TEST_CASE("process limits are parsed, range-checked and written back", "[unit][t
     CHECK(rejection({{"argv", {"x"}}, {"umask", "08"}}) == umask);
     CHECK(rejection({{"argv", {"x"}}, {"umask", 512}}) == umask);
     CHECK(rejection({{"argv", {"x"}}, {"umask", ""}}) == umask);
-    CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"files", 3}}}}).starts_with("params.rlimits.files: unknown limit"));
+    CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"files", 3}}}})
+              .starts_with("params.rlimits.files: unknown limit"));
     CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"nofile", -1}}}}) ==
           "params.rlimits.nofile: must not be negative (or \"unlimited\")");
     CHECK(rejection({{"argv", {"x"}}, {"rlimits", 5}}) ==

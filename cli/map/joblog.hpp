@@ -1,0 +1,34 @@
+#pragma once
+// The --joblog of `mpctl map`: a TSV file in the spirit of GNU parallel's, one header line and then one line
+// per finished task, in completion order:
+//   Seq  Id  Exitval  Signal  Starttime  JobRuntime  Command
+// Seq is the task's place in the map (1-based, input order), Id its task id, Exitval its exit code (-1 when
+// it has none: killed by a signal, or cancelled before it started), Signal the signal that killed it (0:
+// none), Starttime Unix seconds with milliseconds (0.000 if it never started), JobRuntime seconds with
+// milliseconds, Command the argv shell-quoted and joined by spaces (or the --shell script), with backslash,
+// tab, newline and carriage return written as \\, \t, \n and \r so that a line stays a line.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mpctl::cli::map {
+
+struct JoblogEntry {
+    uint64_t seq = 0;
+    int64_t id = 0;
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+    std::optional<int64_t> started_at_ms;  // Unix ms
+    std::optional<int64_t> duration_ms;
+    std::string command;  // as joblog_command made it
+};
+
+[[nodiscard]] std::string joblog_header();
+[[nodiscard]] std::string joblog_line(const JoblogEntry& entry);
+// The Command column for an argv task (or a shell script when ARGV is nullopt).
+[[nodiscard]] std::string joblog_command(const std::optional<std::vector<std::string>>& argv,
+                                         const std::optional<std::string>& shell);
+
+}  // namespace mpctl::cli::map
