@@ -1,4 +1,5 @@
 #include <mpctl/common/time.hpp>
+#include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/params.hpp>
 #include <mpctl/proto/task_status.hpp>
 
@@ -140,6 +141,159 @@ json to_json(const TaskStatus& s) {
     }
     j["truncated"] = s.truncated;
     return j;
+}
+
+namespace {
+
+// "key": after a '{', or ,"key": after a value.
+void append_key(std::string& out, const char* key) {
+    if (out.back() != '{') {
+        out.push_back(',');
+    }
+    out.push_back('"');
+    out += key;
+    out += "\":";
+}
+
+template <class T>
+void append_int(std::string& out, const std::optional<T>& v) {
+    out += v ? std::to_string(*v) : std::string("null");
+}
+
+void append_string_or_null(std::string& out, const std::optional<std::string>& v) {
+    if (v) {
+        append_json_string(out, *v);
+    } else {
+        out += "null";
+    }
+}
+
+void append_words(std::string& out, const std::vector<std::string>& words) {
+    out.push_back('[');
+    for (size_t i = 0; i < words.size(); ++i) {
+        if (i > 0) {
+            out.push_back(',');
+        }
+        append_json_string(out, words[i]);
+    }
+    out.push_back(']');
+}
+
+void append_time(std::string& out, const std::optional<int64_t>& ms) {
+    if (ms) {
+        out.push_back('"');
+        out += common::format_rfc3339_ms(*ms);
+        out.push_back('"');
+    } else {
+        out += "null";
+    }
+}
+
+}  // namespace
+
+std::string to_json_text(const TaskStatus& s) {
+    std::string out;
+    out.reserve(768);
+    out.push_back('{');
+    append_key(out, "id");
+    out += std::to_string(s.id);
+    append_key(out, "name");
+    append_string_or_null(out, s.name);
+    append_key(out, "state");
+    append_json_string(out, to_string(s.state));
+    append_key(out, "reason");
+    if (s.reason == FailReason::none) {
+        out += "null";
+    } else {
+        append_json_string(out, to_string(s.reason));
+    }
+    append_key(out, "exit_code");
+    append_int(out, s.exit_code);
+    append_key(out, "signal");
+    append_int(out, s.signal);
+    append_key(out, "argv");
+    if (s.argv) {
+        append_words(out, *s.argv);
+    } else {
+        out += "null";
+    }
+    append_key(out, "shell");
+    append_string_or_null(out, s.shell);
+    append_key(out, "cwd");
+    append_json_string(out, s.cwd);
+    append_key(out, "pool");
+    append_json_string(out, s.pool);
+    append_key(out, "priority");
+    out += std::to_string(s.priority);
+    append_key(out, "labels");
+    out.push_back('{');
+    bool first = true;
+    for (const auto& [k, v] : s.labels) {
+        if (!first) {
+            out.push_back(',');
+        }
+        first = false;
+        append_json_string(out, k);
+        out.push_back(':');
+        append_json_string(out, v);
+    }
+    out.push_back('}');
+    append_key(out, "after");
+    out.push_back('[');
+    for (size_t i = 0; i < s.after.size(); ++i) {
+        out += (i > 0 ? "," : "") + std::to_string(s.after[i]);
+    }
+    out.push_back(']');
+    append_key(out, "submitted_at");
+    append_time(out, s.submitted_at_ms);
+    append_key(out, "started_at");
+    append_time(out, s.started_at_ms);
+    append_key(out, "finished_at");
+    append_time(out, s.finished_at_ms);
+    append_key(out, "duration_ms");
+    append_int(out, s.duration_ms());
+    append_key(out, "attempts");
+    out += std::to_string(s.attempts);
+    append_key(out, "retries");
+    out += std::to_string(s.retries);
+    append_key(out, "timeout");
+    out += s.timeout_s ? json(*s.timeout_s).dump() : std::string("null");  // doubles as nlohmann writes them
+    append_key(out, "pid");
+    append_int(out, s.pid);
+    append_key(out, "stdout_path");
+    append_json_string(out, s.stdout_path);
+    append_key(out, "stderr_path");
+    append_json_string(out, s.stderr_path);
+    append_key(out, "error");
+    append_string_or_null(out, s.error);
+    append_key(out, "stages");
+    if (s.stages) {
+        out.push_back('[');
+        for (size_t i = 0; i < s.stages->size(); ++i) {
+            const StageStatus& st = (*s.stages)[i];
+            out += i > 0 ? ",{" : "{";
+            append_key(out, "argv");
+            append_words(out, st.argv);
+            append_key(out, "pid");
+            append_int(out, st.pid);
+            append_key(out, "state");
+            append_json_string(out, st.state);
+            append_key(out, "exit_code");
+            append_int(out, st.exit_code);
+            append_key(out, "signal");
+            append_int(out, st.signal);
+            append_key(out, "stderr_path");
+            append_json_string(out, st.stderr_path);
+            out.push_back('}');
+        }
+        out.push_back(']');
+    } else {
+        out += "null";
+    }
+    append_key(out, "truncated");
+    out += s.truncated ? "true" : "false";
+    out.push_back('}');
+    return out;
 }
 
 TaskStatus status_from_json(const json& value) {

@@ -169,7 +169,9 @@ class MapRun {
         }
         jobs_ = static_cast<size_t>(jobs);
         if (own_pool_) {
-            (void)client_->call("pool.set", {{"name", pool_}, {"workers", jobs}});
+            // Transient: not journaled, dropped by the daemon once this connection is gone and its tasks are
+            // done.
+            (void)client_->call("pool.set", {{"name", pool_}, {"workers", jobs}, {"transient", true}});
             window_ = std::max<size_t>(4 * jobs_, 64);
         } else {
             window_ = jobs_;

@@ -3,6 +3,7 @@
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/daemon.hpp>
+#include <mpctl/daemon/server/session.hpp>
 
 namespace mpctl::daemon {
 
@@ -11,15 +12,12 @@ using nlohmann::json;
 namespace {
 
 json pool_json(const PoolInfo& p) {
-    return {{"name", p.name},
-            {"workers", p.workers},
-            {"running", p.running},
-            {"pending", p.pending},
-            {"waiting", p.waiting}};
+    return {{"name", p.name},       {"workers", p.workers}, {"running", p.running},
+            {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient}};
 }
 
 void pool_set(Daemon& d, Call& call) {
-    call.params.reject_unknown({"name", "workers"});
+    call.params.reject_unknown({"name", "workers", "transient"});
     std::string name = call.params.required<std::string>("name");
     if (!proto::valid_pool_name(name)) {
         proto::throw_invalid_params("params.name: 1-64 characters of letters, digits, '_', '-' and '.'");
@@ -27,6 +25,25 @@ void pool_set(Daemon& d, Call& call) {
     int workers = call.params.required<int>("workers");
     if (workers < 1 || workers > 100000) {
         proto::throw_invalid_params("params.workers: must be between 1 and 100000");
+    }
+    if (call.params.get_or<bool>("transient", false)) {
+        // A pool for this connection (a map): not journaled, dropped when the connection is gone and its
+        // tasks are done.
+        if (name == proto::k_default_pool) {
+            proto::throw_invalid_params("params.transient: the default pool cannot be transient");
+        }
+        auto session = call.responder->session();
+        if (!session) {
+            return;
+        }
+        d.scheduler().set_pool_workers(name, workers, true);
+        session->when_closed([&d, name] { d.scheduler().release_transient_pool(name); });
+        for (const auto& p : d.scheduler().pools()) {
+            if (p.name == name) {
+                call.responder->result(pool_json(p));
+            }
+        }
+        return;
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
     d.store().set_pool(name, workers,

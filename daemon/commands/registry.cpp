@@ -60,6 +60,15 @@ void Responder::notify(std::string_view method, nlohmann::json params) {
     }
 }
 
+void Responder::notify_line(std::string line) {
+    if (answered_) {
+        return;
+    }
+    if (auto s = session_.lock()) {
+        s->send(std::move(line));
+    }
+}
+
 bool Responder::connected() const {
     auto s = session_.lock();
     return s && !s->closed();

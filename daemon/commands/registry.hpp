@@ -36,6 +36,8 @@ class Responder {
     void error(const proto::RequestError& e) { error(e.code(), e.what(), e.data()); }
     // A notification on the same connection before the final answer (streams).
     void notify(std::string_view method, nlohmann::json params);
+    // The same with the whole notification already encoded as one line (hot paths).
+    void notify_line(std::string line);
 
     [[nodiscard]] bool answered() const noexcept { return answered_; }
     [[nodiscard]] bool connected() const;

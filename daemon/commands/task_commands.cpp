@@ -37,6 +37,14 @@ json status_json(Daemon& d, const Task& t) {
     return proto::to_json(d.scheduler().status(t));
 }
 
+// One task.completed notification, written as text: a map streams one per task.
+void notify_completed(Daemon& d, Responder& responder, const Task& t) {
+    std::string line = R"({"jsonrpc":"2.0","method":"task.completed","params":{"task":)";
+    line += proto::to_json_text(d.scheduler().status(t));
+    line += "}}\n";
+    responder.notify_line(std::move(line));
+}
+
 // ids (array) or id (one), deduplicated in first-seen order, all known.
 std::vector<int64_t> read_ids(Daemon& d, const proto::Params& p) {
     std::vector<int64_t> ids;
@@ -215,6 +223,13 @@ void task_submit_batch(Daemon& d, Call& call) {
         proto::throw_invalid_params("params.tasks: expected an array of 1 to " + std::to_string(k_max_batch) +
                                     " task specs");
     }
+    // The default environment (most of a batch's bytes, the same for every entry) is parsed once and
+    // shared, not copied into each entry and parsed again.
+    std::shared_ptr<const proto::Environment> default_env;
+    if (auto env = defaults.find("env"); env != defaults.end()) {
+        default_env = proto::parse_task_spec({{"argv", {"-"}}, {"env", *env}}, "params.defaults").env;
+        defaults.erase(env);
+    }
     std::vector<proto::TaskSpec> specs;
     specs.reserve(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
@@ -223,6 +238,9 @@ void task_submit_batch(Daemon& d, Call& call) {
             proto::throw_invalid_params(path + ": expected an object");
         }
         specs.push_back(validated_spec(d, proto::merge_spec_defaults(defaults, entries[i]), path));
+        if (default_env && !entries[i].contains("env")) {
+            specs.back().env = default_env;
+        }
     }
     submit_tasks(
         d, std::move(specs),
@@ -384,7 +402,7 @@ void start_wait(Daemon& d, Call& call, bool stream) {
             return a->finished_at_ms.value_or(0) < b->finished_at_ms.value_or(0);
         });
         for (const Task* t : finished) {
-            w->responder->notify("task.completed", {{"task", status_json(d, *t)}});
+            notify_completed(d, *w->responder, *t);
         }
     }
     w->unfinished = unfinished.size();
@@ -395,7 +413,7 @@ void start_wait(Daemon& d, Call& call, bool stream) {
     w->watch = d.futures().watch(unfinished, [&d, w](int64_t id) {
         if (w->stream) {
             if (Task* t = d.scheduler().find(id)) {
-                w->responder->notify("task.completed", {{"task", status_json(d, *t)}});
+                notify_completed(d, *w->responder, *t);
             }
         }
         if (--w->unfinished == 0 || w->any) {

@@ -242,6 +242,14 @@ void Session::remove_close_hook(uint64_t id) {
     }
 }
 
+void Session::when_closed(std::function<void()> fn) {
+    if (closed_) {
+        fn();
+        return;
+    }
+    close_observers_.push_back(std::move(fn));
+}
+
 void Session::close(bool flush) {
     if (closed_) {
         return;
@@ -252,6 +260,11 @@ void Session::close(bool flush) {
     auto hooks = std::move(close_hooks_);
     close_hooks_.clear();
     for (auto& [id, fn] : hooks) {
+        fn();
+    }
+    auto observers = std::move(close_observers_);
+    close_observers_.clear();
+    for (auto& fn : observers) {
         fn();
     }
     drain_waiters_.clear();

@@ -40,6 +40,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // until the last hook is removed.
     uint64_t on_close(std::function<void()> fn);
     void remove_close_hook(uint64_t id);
+    // Runs FN when the connection closes, without keeping a half-closed session open (state that belongs
+    // to the connection, such as a transient pool).
+    void when_closed(std::function<void()> fn);
 
     // Closes after the queued writes are flushed (or right away if FLUSH is false).
     void close(bool flush = false);
@@ -81,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<std::function<void()>> drain_waiters_;
 
     std::map<uint64_t, std::function<void()>> close_hooks_;
+    std::vector<std::function<void()>> close_observers_;
     uint64_t next_hook_ = 1;
     bool closed_ = false;
     bool close_after_flush_ = false;

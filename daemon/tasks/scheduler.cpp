@@ -94,9 +94,10 @@ void Scheduler::discard(int64_t id) {
 void Scheduler::restore(Task task) {
     task.durable = true;
     set_next_id(task.id + 1);
-    pool_for(task.spec.pool);
     if (task.finished()) {
         task.spec.env.reset();  // only needed to run it
+    } else {
+        pool_for(task.spec.pool);  // pools of finished tasks only (a map's) do not come back
     }
     tasks_.insert_or_assign(task.id, std::move(task));
 }
@@ -513,6 +514,9 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
         }
     }
     pump(pool);
+    if (pool.transient && pool.owner_gone && pool.running == 0 && pool.ready.empty()) {
+        drop_if_idle(std::string(pool.name));  // a copy: the pool may go
+    }
 }
 
 void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
@@ -602,20 +606,48 @@ bool Scheduler::signal(int64_t id, int signo) {
     return true;
 }
 
-void Scheduler::set_pool_workers(const std::string& name, int workers) {
-    options_.pool_workers[name] = workers;
-    if (name == proto::k_default_pool) {
-        options_.default_workers = workers;
+void Scheduler::set_pool_workers(const std::string& name, int workers, bool transient) {
+    if (!transient) {
+        options_.pool_workers[name] = workers;
+        if (name == proto::k_default_pool) {
+            options_.default_workers = workers;
+        }
     }
     Pool& pool = pool_for(name);
     pool.workers = workers;
+    pool.transient = transient && name != proto::k_default_pool;
+    pool.owner_gone = false;
     pump(pool);
+}
+
+void Scheduler::release_transient_pool(const std::string& name) {
+    auto it = pools_.find(name);
+    if (it != pools_.end() && it->second.transient) {
+        it->second.owner_gone = true;
+        drop_if_idle(name);
+    }
+}
+
+void Scheduler::drop_if_idle(const std::string& name) {
+    auto it = pools_.find(name);
+    if (it == pools_.end() || !it->second.transient || !it->second.owner_gone || it->second.running > 0 ||
+        !it->second.ready.empty()) {
+        return;
+    }
+    // Tasks waiting on dependencies or a retry are in no queue: look for them (once per drained pool).
+    for (const auto& [id, t] : tasks_) {
+        if (!t.finished() && t.spec.pool == name) {
+            return;
+        }
+    }
+    pools_.erase(it);
 }
 
 std::vector<PoolInfo> Scheduler::pools() const {
     std::map<std::string, PoolInfo> info;
     for (const auto& [name, pool] : pools_) {
-        info[name] = PoolInfo{name, pool.workers, pool.running, static_cast<int>(pool.ready.size()), 0};
+        info[name] = PoolInfo{name, pool.workers,  pool.running, static_cast<int>(pool.ready.size()),
+                              0,    pool.transient};
     }
     for (const auto& [id, t] : tasks_) {
         if (t.state == TaskState::pending && !t.queued && t.durable) {

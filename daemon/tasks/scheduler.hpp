@@ -42,6 +42,7 @@ struct PoolInfo {
     int running = 0;
     int pending = 0;  // ready to run, waiting for a slot
     int waiting = 0;  // pending on dependencies or a retry delay
+    bool transient = false;
 };
 
 class Scheduler {
@@ -102,7 +103,10 @@ class Scheduler {
     CancelResult cancel(int64_t id, bool force);
     // Sends SIGNO to a running task's process group; false if it is not running.
     bool signal(int64_t id, int signo);
-    void set_pool_workers(const std::string& name, int workers);
+    // TRANSIENT: a pool for one client (a map), not remembered: dropped once its owner is gone
+    // (release_transient_pool) and it has no unfinished task.
+    void set_pool_workers(const std::string& name, int workers, bool transient = false);
+    void release_transient_pool(const std::string& name);
 
     // -- shutdown -------------------------------------------------------------------------------------
     void stop_starting();  // no task starts from now on
@@ -117,7 +121,10 @@ class Scheduler {
         int running = 0;
         // (-priority, enqueue sequence, id): highest priority first, then FIFO.
         std::set<std::tuple<int, uint64_t, int64_t>> ready;
+        bool transient = false;
+        bool owner_gone = false;
     };
+    void drop_if_idle(const std::string& name);
 
     Pool& pool_for(const std::string& name);
     void enqueue(Task& task);

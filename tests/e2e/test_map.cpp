@@ -243,6 +243,42 @@ TEST_CASE("map --json prints one status object per task in input order", "[e2e][
     CHECK(objects[0]["pool"].get<std::string>().rfind("map-", 0) == 0);
 }
 
+TEST_CASE("map: the pool of its own is transient, gone once the map is done, and not remembered",
+          "[e2e][map]") {
+    DaemonFixture d;
+    auto pool_names = [&] {
+        std::vector<std::string> names;
+        for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
+            names.push_back(p["name"].get<std::string>());
+        }
+        return names;
+    };
+    TempDir t;
+    auto map = mpctl_in_background(
+        d, {"map", "-j2", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b"}, t / "out", t / "err");
+    // While it runs, its pool is there, transient, sized -j.
+    json pool;
+    REQUIRE(eventually([&] {
+        for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
+            if (p["name"].get<std::string>().rfind("map-", 0) == 0) {
+                pool = p;
+                return p["running"] == 2;
+            }
+        }
+        return false;
+    }));
+    CHECK(pool["transient"] == true);
+    CHECK(pool["workers"] == 2);
+    touch(t / "GO");
+    auto r = map->wait(60s);
+    REQUIRE(r);
+    CHECK(r->exit_code == 0);
+    CHECK(eventually([&] { return pool_names() == std::vector<std::string>{"default"}; }));
+    d.stop();
+    d.start();
+    CHECK(pool_names() == std::vector<std::string>{"default"});
+}
+
 TEST_CASE("map --pool runs in the given pool, -j defaulting to its size", "[e2e][map]") {
     DaemonFixture d;
     REQUIRE(d.mpctl({"pool", "set", "mine", "--workers", "3"}).exit_code == 0);

@@ -258,3 +258,42 @@ TEST_CASE("an unfinished task mirrors 124 (the wait timed out)", "[unit][task_st
     CHECK(mirror_exit_code(with_state(TaskState::pending)) == 124);
     CHECK(mirror_exit_code(with_state(TaskState::running)) == 124);
 }
+
+TEST_CASE("to_json_text writes the same object as to_json", "[unit][task_status]") {
+    auto same = [](const TaskStatus& s) {
+        json parsed = json::parse(mpctl::proto::to_json_text(s));
+        CHECK(parsed == mpctl::proto::to_json(s));
+    };
+    same(finished_status());
+    same(with_state(TaskState::pending));
+
+    TaskStatus shell = finished_status();
+    shell.argv.reset();
+    shell.shell = "echo \"quoted\" \\ and\ttab \xe2\x82\xac";
+    shell.name.reset();
+    shell.error.reset();
+    shell.labels.clear();
+    shell.after.clear();
+    shell.timeout_s = 30;
+    shell.pid = 1234;
+    shell.signal = 9;
+    shell.exit_code.reset();
+    same(shell);
+
+    TaskStatus pipeline = finished_status();
+    pipeline.argv.reset();
+    pipeline.truncated = true;
+    pipeline.stages = std::vector<mpctl::proto::StageStatus>{
+        {{"yes"}, std::nullopt, "succeeded", std::nullopt, 13, "/s/42.0.stderr"},
+        {{"head", "-n", "1"}, 77, "running", std::nullopt, std::nullopt, "/s/42.1.stderr"}};
+    same(pipeline);
+
+    // Invalid UTF-8 is replaced the way nlohmann's dump(replace) does it.
+    TaskStatus odd = finished_status();
+    odd.cwd = std::string("/bad\xff\xfe/dir");
+    odd.labels = {{"k\x01", "v\n"}};
+    json parsed = json::parse(mpctl::proto::to_json_text(odd));
+    CHECK(
+        parsed.dump() ==
+        json::parse(mpctl::proto::to_json(odd).dump(-1, ' ', false, json::error_handler_t::replace)).dump());
+}
