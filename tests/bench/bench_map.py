@@ -12,9 +12,11 @@ A peer that is not installed is reported as "not installed". Target: mpctl map >
 Usage: tests/bench/bench_map.py [--build DIR] [--runs N] [--items N] [--dir DIR]
 Each figure is the median of N runs (default 5). Not a pass/fail test: it prints what it measures.
 """
-import argparse, os, shutil, signal, socket, statistics, subprocess, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_core import Daemon  # noqa: E402  (the same daemon harness as the core benchmarks)
 
 
 def timed(cmd, env=None, setup=None, teardown=None):
@@ -30,28 +32,6 @@ def timed(cmd, env=None, setup=None, teardown=None):
 
 def median_of(runs, fn):
     return statistics.median(fn() for _ in range(runs))
-
-
-class Daemon:
-    def __init__(self, bin_dir, workdir, workers):
-        self.sock = os.path.join(workdir, "d.sock")
-        self.proc = subprocess.Popen([os.path.join(bin_dir, "mpctld"), "--foreground", "--exit-with-parent",
-                                      "--socket", self.sock, "--state-dir", os.path.join(workdir, "state"),
-                                      "--workers", str(workers), "--durability", "normal", "--log-level", "warn"])
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.sock)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
 
 
 def main():
@@ -75,7 +55,7 @@ def main():
 
         def mpctl_run(counter=[0]):
             counter[0] += 1
-            d = Daemon(bin_dir, os.path.join(work, f"map-{counter[0]}"), j)
+            d = Daemon(bin_dir, os.path.join(work, f"map-{counter[0]}"), j, "normal")
             env = dict(os.environ, MPCTL_SOCKET=d.sock, MPCTL_NO_AUTOSTART="1")
             try:
                 return timed(["bash", "-c", f"seq {n} | {mpctl} map -j{j} --no-progress -- {true}"], env)
