@@ -46,12 +46,18 @@ int main(int argc, char** argv) {
 
     using Adder = void (*)(CLI::App&, AppContext&, std::string_view);
     static constexpr std::pair<std::string_view, Adder> k_commands[] = {
-        {"submit", add_task_submit_commands},  {"run", add_task_submit_commands},
-        {"status", add_task_query_commands},   {"list", add_task_query_commands},
-        {"wait", add_task_wait_commands},      {"as-completed", add_task_wait_commands},
-        {"result", add_task_wait_commands},    {"logs", add_task_logs_commands},
-        {"cancel", add_task_control_commands}, {"kill", add_task_control_commands},
-        {"daemon", add_daemon_commands},       {"pool", add_pool_commands},
+        {"submit", add_task_submit_commands},
+        {"run", add_task_submit_commands},
+        {"status", add_task_query_commands},
+        {"list", add_task_query_commands},
+        {"wait", add_task_wait_commands},
+        {"as-completed", add_task_wait_commands},
+        {"result", add_task_wait_commands},
+        {"logs", add_task_logs_commands},
+        {"cancel", add_task_control_commands},
+        {"kill", add_task_control_commands},
+        {"daemon", add_daemon_commands},
+        {"pool", add_pool_commands},
         {"map", add_map_commands},
     };
     std::string_view command = first_command_word(argc, argv);
