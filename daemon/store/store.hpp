@@ -145,6 +145,8 @@ class Store {
     bool flush_timer_armed_ = false;  // normal: a deferred flush for unacknowledged updates is pending
     std::unique_ptr<asio::steady_timer> flush_timer_;
     bool checkpoint_wanted_ = false;  // normal: the WAL has grown past k_checkpoint_pages
+    int checkpoint_requested_at_ =
+        0;  // WAL pages when the checkpointer was last asked (committing thread only)
     std::atomic<uint64_t> commits_{0};
 };
 
