@@ -73,15 +73,6 @@ std::optional<int64_t> TaskStatus::duration_ms() const {
 
 namespace {
 
-template <class T>
-json or_null(const std::optional<T>& v) {
-    return v ? json(*v) : json(nullptr);
-}
-
-json time_or_null(const std::optional<int64_t>& ms) {
-    return ms ? json(common::format_rfc3339_ms(*ms)) : json(nullptr);
-}
-
 std::optional<int64_t> time_field(const json& j, const char* key) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) {
@@ -100,47 +91,8 @@ std::optional<int64_t> time_field(const json& j, const char* key) {
 }  // namespace
 
 json to_json(const TaskStatus& s) {
-    json j = json::object();
-    j["id"] = s.id;
-    j["name"] = or_null(s.name);
-    j["state"] = to_string(s.state);
-    j["reason"] = s.reason == FailReason::none ? json(nullptr) : json(to_string(s.reason));
-    j["exit_code"] = or_null(s.exit_code);
-    j["signal"] = or_null(s.signal);
-    j["argv"] = or_null(s.argv);
-    j["shell"] = or_null(s.shell);
-    j["cwd"] = s.cwd;
-    j["pool"] = s.pool;
-    j["priority"] = s.priority;
-    j["labels"] = s.labels;
-    j["after"] = s.after;
-    j["submitted_at"] = common::format_rfc3339_ms(s.submitted_at_ms);
-    j["started_at"] = time_or_null(s.started_at_ms);
-    j["finished_at"] = time_or_null(s.finished_at_ms);
-    j["duration_ms"] = or_null(s.duration_ms());
-    j["attempts"] = s.attempts;
-    j["retries"] = s.retries;
-    j["timeout"] = or_null(s.timeout_s);
-    j["pid"] = or_null(s.pid);
-    j["stdout_path"] = s.stdout_path;
-    j["stderr_path"] = s.stderr_path;
-    j["error"] = or_null(s.error);
-    if (s.stages) {
-        json stages = json::array();
-        for (const auto& st : *s.stages) {
-            stages.push_back({{"argv", st.argv},
-                              {"pid", or_null(st.pid)},
-                              {"state", st.state},
-                              {"exit_code", or_null(st.exit_code)},
-                              {"signal", or_null(st.signal)},
-                              {"stderr_path", st.stderr_path}});
-        }
-        j["stages"] = std::move(stages);
-    } else {
-        j["stages"] = nullptr;
-    }
-    j["truncated"] = s.truncated;
-    return j;
+    // One writer of the object: the text form, parsed back (the hot paths send the text as it is).
+    return json::parse(to_json_text(s));
 }
 
 namespace {
