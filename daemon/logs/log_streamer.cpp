@@ -19,6 +19,8 @@ namespace mpctl::daemon {
 namespace {
 // 96 KiB of output is 128 KiB of base64: large enough to stream fast, small enough to interleave streams.
 constexpr size_t k_chunk = 96 * 1024;
+// How far back logs --tail looks for line starts (a long line's tail is cut there).
+constexpr uint64_t k_tail_scan = 16u << 20;
 }  // namespace
 
 uint64_t LogStreamer::tail_offset(int fd, uint64_t lines, uint64_t limit) {
@@ -30,28 +32,28 @@ uint64_t LogStreamer::tail_offset(int fd, uint64_t lines, uint64_t limit) {
     if (lines == 0) {
         return end;
     }
-    // Backwards from the end, counting newlines; a newline that ends the file does not start a line.
+    // Backwards from the end, counting newlines; a newline that ends the file does not start a line. This
+    // runs on the loop: a file with few newlines is searched no further back than k_tail_scan.
     char chunk[16 * 1024];
     uint64_t pos = end;
     uint64_t seen = 0;
-    bool last_byte = true;
-    while (pos > 0) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof chunk, pos));
+    uint64_t floor = end > k_tail_scan ? end - k_tail_scan : 0;
+    while (pos > floor) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof chunk, pos - floor));
         ssize_t got = ::pread(fd, chunk, n, static_cast<off_t>(pos - n));
         if (got != static_cast<ssize_t>(n)) {
             return 0;
         }
         for (size_t i = n; i-- > 0;) {
-            if (chunk[i] == '\n' && !(last_byte && i == n - 1 && pos == end)) {
+            if (chunk[i] == '\n' && !(pos == end && i == n - 1)) {
                 if (++seen == lines) {
                     return pos - n + i + 1;
                 }
             }
         }
-        last_byte = false;
         pos -= n;
     }
-    return 0;
+    return floor;
 }
 
 LogStreamer::LogStreamer(asio::io_context& io, Scheduler& scheduler)

@@ -267,6 +267,12 @@ TEST_CASE("logs --tail N starts with the last N lines", "[e2e][process_control]"
     // A last line without a newline counts as a line.
     CHECK(d.mpctl({"run", "--", "printf", "a\\nb\\nc"}).exit_code == 0);
     CHECK(d.mpctl({"logs", "2", "--tail", "2"}).out == "b\nc");
+    // The daemon looks for line starts no further back than 16 MiB: a 20 MB line is cut there.
+    CHECK(d.mpctl({"run", "--", "sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' a; echo; echo last"})
+              .exit_code == 0);
+    auto cut = d.mpctl({"logs", "3", "--tail", "2"});
+    CHECK(cut.out.size() == (16u << 20));
+    CHECK(cut.out.ends_with("aaa\nlast\n"));
 }
 
 TEST_CASE("cgroup containment (--cgroup) holds what leaves the process group, where cgroup v2 is writable",
