@@ -43,6 +43,24 @@ void Responder::result(nlohmann::json result) {
     drop_hook();
 }
 
+void Responder::result_text(std::string_view result) {
+    if (answered_) {
+        return;
+    }
+    answered_ = true;
+    if (!is_notification_) {
+        if (auto s = session_.lock()) {
+            std::string line = R"({"jsonrpc":"2.0","id":)";
+            line += id_.dump();
+            line += R"(,"result":)";
+            line += result;
+            line += "}\n";
+            s->send(std::move(line));
+        }
+    }
+    drop_hook();
+}
+
 void Responder::error(ErrorCode code, const std::string& message, nlohmann::json data) {
     if (answered_) {
         return;

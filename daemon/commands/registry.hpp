@@ -32,6 +32,8 @@ class Responder {
 
     // The final answer; only the first one counts.
     void result(nlohmann::json result);
+    // The same with the result already encoded as JSON text (large answers: task lists).
+    void result_text(std::string_view result);
     void error(proto::ErrorCode code, const std::string& message, nlohmann::json data = nullptr);
     void error(const proto::RequestError& e) { error(e.code(), e.what(), e.data()); }
     // A notification on the same connection before the final answer (streams).

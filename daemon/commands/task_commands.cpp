@@ -37,6 +37,19 @@ json status_json(Daemon& d, const Task& t) {
     return proto::to_json(d.scheduler().status(t));
 }
 
+// {"tasks":[status, ...]} as text: a list of many tasks is the largest answer the daemon writes.
+std::string tasks_text(Daemon& d, const std::vector<const Task*>& tasks) {
+    std::string out = R"({"tasks":[)";
+    for (size_t i = 0; i < tasks.size(); ++i) {
+        if (i > 0) {
+            out.push_back(',');
+        }
+        out += proto::to_json_text(d.scheduler().status(*tasks[i]));
+    }
+    out += "]}";
+    return out;
+}
+
 // One task.completed notification, written as text: a map streams one per task.
 void notify_completed(Daemon& d, Responder& responder, const Task& t) {
     std::string line = R"({"jsonrpc":"2.0","method":"task.completed","params":{"task":)";
@@ -253,11 +266,11 @@ void task_submit_batch(Daemon& d, Call& call) {
 void task_get(Daemon& d, Call& call) {
     call.params.reject_unknown({"id", "ids"});
     if (call.params.has("ids")) {
-        json tasks = json::array();
+        std::vector<const Task*> tasks;
         for (int64_t id : read_ids(d, call.params)) {
-            tasks.push_back(status_json(d, known_task(d, id)));
+            tasks.push_back(&known_task(d, id));
         }
-        call.responder->result({{"tasks", std::move(tasks)}});
+        call.responder->result_text(tasks_text(d, tasks));
         return;
     }
     call.responder->result(status_json(d, known_task(d, call.params.required<int64_t>("id"))));
@@ -327,11 +340,8 @@ void task_list(Daemon& d, Call& call) {
     size_t skip = limit > 0 && matches.size() > static_cast<size_t>(limit)
                       ? matches.size() - static_cast<size_t>(limit)
                       : 0;
-    json tasks = json::array();
-    for (size_t i = skip; i < matches.size(); ++i) {
-        tasks.push_back(status_json(d, *matches[i]));
-    }
-    call.responder->result({{"tasks", std::move(tasks)}});
+    std::vector<const Task*> listed(matches.begin() + static_cast<std::ptrdiff_t>(skip), matches.end());
+    call.responder->result_text(tasks_text(d, listed));
 }
 
 // State of one task.wait or task.as_completed in flight.
