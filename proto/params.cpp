@@ -20,23 +20,31 @@ void check_no_nul(const std::string& s, const std::string& path) {
 
 }  // namespace
 
-Params::Params(const nlohmann::json& value, std::string path) : path_(std::move(path)) {
+Params::Params(const nlohmann::json& value, std::string path) : object_(&value), path_(std::move(path)) {
     if (value.is_null()) {
-        object_ = nlohmann::json::object();
-    } else if (value.is_object()) {
-        object_ = value;
-    } else {
+        owned_ = nlohmann::json::object();
+        object_ = &owned_;
+    } else if (!value.is_object()) {
+        type_error(path_, "an object");
+    }
+}
+
+Params::Params(nlohmann::json&& value, std::string path)
+    : owned_(std::move(value)), object_(&owned_), path_(std::move(path)) {
+    if (owned_.is_null()) {
+        owned_ = nlohmann::json::object();
+    } else if (!owned_.is_object()) {
         type_error(path_, "an object");
     }
 }
 
 bool Params::has(const char* key) const {
-    auto it = object_.find(key);
-    return it != object_.end() && !it->is_null();
+    auto it = object_->find(key);
+    return it != object_->end() && !it->is_null();
 }
 
 void Params::reject_unknown(std::initializer_list<const char*> allowed) const {
-    for (const auto& [key, value] : object_.items()) {
+    for (const auto& [key, value] : object_->items()) {
         bool known = false;
         for (const char* a : allowed) {
             if (key == a) {

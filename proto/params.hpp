@@ -18,15 +18,20 @@ namespace mpctl::proto {
 
 class Params {
   public:
-    // Throws invalid_params unless VALUE is an object (null counts as an empty object).
+    // Throws invalid_params unless VALUE is an object (null counts as an empty object). A Params reads
+    // VALUE where it is (no copy: a task spec carries a whole environment), so VALUE must outlive it; a
+    // temporary is moved in and kept.
     explicit Params(const nlohmann::json& value, std::string path = "params");
+    explicit Params(nlohmann::json&& value, std::string path = "params");
+    Params(const Params&) = delete;
+    Params& operator=(const Params&) = delete;
 
     [[nodiscard]] bool has(const char* key) const;
 
     template <class T>
     [[nodiscard]] T required(const char* key) const {
-        auto it = object_.find(key);
-        if (it == object_.end() || it->is_null()) {
+        auto it = object_->find(key);
+        if (it == object_->end() || it->is_null()) {
             throw_invalid_params(path_ + "." + key + ": required");
         }
         return convert<T>(*it, path_ + "." + key);
@@ -34,8 +39,8 @@ class Params {
 
     template <class T>
     [[nodiscard]] std::optional<T> optional(const char* key) const {
-        auto it = object_.find(key);
-        if (it == object_.end() || it->is_null()) {
+        auto it = object_->find(key);
+        if (it == object_->end() || it->is_null()) {
             return std::nullopt;
         }
         return convert<T>(*it, path_ + "." + key);
@@ -50,14 +55,15 @@ class Params {
     // Throws invalid_params naming the first key not in ALLOWED (typos must not pass silently).
     void reject_unknown(std::initializer_list<const char*> allowed) const;
 
-    [[nodiscard]] const nlohmann::json& raw() const noexcept { return object_; }
+    [[nodiscard]] const nlohmann::json& raw() const noexcept { return *object_; }
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
     template <class T>
     static T convert(const nlohmann::json& v, const std::string& path);
 
   private:
-    nlohmann::json object_;
+    nlohmann::json owned_;                  // a temporary's value, or the empty object for null
+    const nlohmann::json* object_ = nullptr;  // what is read: owned_ or the caller's value
     std::string path_;
 };
 
