@@ -62,7 +62,7 @@ class Params {
     static T convert(const nlohmann::json& v, const std::string& path);
 
   private:
-    nlohmann::json owned_;                  // a temporary's value, or the empty object for null
+    nlohmann::json owned_;                    // a temporary's value, or the empty object for null
     const nlohmann::json* object_ = nullptr;  // what is read: owned_ or the caller's value
     std::string path_;
 };

@@ -622,10 +622,31 @@ void Scheduler::set_pool_workers(const std::string& name, int workers, bool tran
 
 void Scheduler::release_transient_pool(const std::string& name) {
     auto it = pools_.find(name);
-    if (it != pools_.end() && it->second.transient) {
-        it->second.owner_gone = true;
-        drop_if_idle(name);
+    if (it == pools_.end() || !it->second.transient) {
+        return;
     }
+    it->second.owner_gone = true;
+    if (starting_) {
+        // Nobody is left to collect what has not started (a map killed with SIGKILL, a dropped ssh
+        // session): cancel it, as a killed xargs or GNU parallel starts nothing more. Running tasks finish.
+        // (While the daemon stops, pending tasks stay journaled for its next start, as everywhere.)
+        std::vector<int64_t> orphans;
+        for (const auto& [id, t] : tasks_) {
+            if (t.state == TaskState::pending && t.spec.pool == name) {
+                orphans.push_back(id);
+            }
+        }
+        for (int64_t id : orphans) {
+            Task* t = find(id);
+            if (t == nullptr || t->state != TaskState::pending) {
+                continue;  // failed meanwhile as the dependant of an orphan
+            }
+            dequeue(*t);
+            t->error = "cancelled before it started: the connection that owned pool " + name + " closed";
+            finish(*t, TaskState::cancelled, FailReason::none);
+        }
+    }
+    drop_if_idle(name);
 }
 
 void Scheduler::drop_if_idle(const std::string& name) {

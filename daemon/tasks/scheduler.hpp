@@ -103,8 +103,9 @@ class Scheduler {
     CancelResult cancel(int64_t id, bool force);
     // Sends SIGNO to a running task's process group; false if it is not running.
     bool signal(int64_t id, int signo);
-    // TRANSIENT: a pool for one client (a map), not remembered: dropped once its owner is gone
-    // (release_transient_pool) and it has no unfinished task.
+    // TRANSIENT: a pool for one client (a map), not remembered: once its owner is gone
+    // (release_transient_pool) its pending tasks are cancelled, and it is dropped when its running ones
+    // are done.
     void set_pool_workers(const std::string& name, int workers, bool transient = false);
     void release_transient_pool(const std::string& name);
 

@@ -484,6 +484,50 @@ TEST_CASE("Ctrl-C on map cancels its pending tasks and stops its running ones", 
     CHECK(eventually([] { return !processes_matching("^sleep 7919\\."); }, 60s));
 }
 
+TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks finish, the rest are cancelled",
+          "[e2e][map]") {
+    DaemonFixture d;
+    TempDir t;
+    std::vector<std::string> args{"map", "-j2", "--", "sleep", ":::"};
+    for (int i = 1; i <= 10; ++i) {
+        args.push_back("2.7919" + std::to_string(i));
+    }
+    auto bg = mpctl_in_background(d, args, t / "out", t / "err");
+    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 2; }, 60s));
+    REQUIRE(d.mpctl_ndjson({"list", "--state", "pending"}).size() == 8);
+    bg->signal(SIGKILL);  // no handler runs: only the daemon can see the map is gone (its connection closed)
+    REQUIRE(bg->wait(60s));
+    REQUIRE(eventually([&] { return unfinished_tasks(d) == 0; }, 60s));
+    auto all = d.mpctl_ndjson({"list"});
+    REQUIRE(all.size() == 10);
+    size_t succeeded = 0;
+    size_t cancelled = 0;
+    for (const auto& o : all) {
+        if (o["state"] == "succeeded") {
+            ++succeeded;
+        } else if (o["state"] == "cancelled") {
+            ++cancelled;
+            CHECK_THAT(o["error"].get<std::string>(), Contains("connection that owned pool"));
+        }
+    }
+    // The two that ran finish (a third only if one of them ended before the kill); none is left queued, and
+    // without the cancel all ten would have run.
+    CHECK(succeeded >= 2);
+    CHECK(succeeded <= 4);
+    CHECK(succeeded + cancelled == 10);
+    // The pool went with the last of its tasks.
+    CHECK(eventually(
+        [&] {
+            for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
+                if (p["name"].get<std::string>().starts_with("map-")) {
+                    return false;
+                }
+            }
+            return true;
+        },
+        60s));
+}
+
 TEST_CASE("map stops its tasks when nobody reads its output any more", "[e2e][map]") {
     DaemonFixture d;
     // `head -1` exits after the first result: the map sees its stdout closed and stops the sleeps at once.

@@ -1792,3 +1792,45 @@ TEST_CASE("a shell stage reporting SIGPIPE as exit 141 before the last stage is 
     CHECK(h.state(last) == TaskState::failed);
     CHECK(h.task(last).exit_code == 141);
 }
+
+TEST_CASE(
+    "when the owner of a transient pool is gone its pending tasks are cancelled and it is dropped "
+    "after the running ones",
+    "[unit][scheduler]") {
+    Harness h(options(4));
+    h.sched.set_pool_workers("map-1", 1, true);
+    int64_t running = h.submit(cmd("a", {{"pool", "map-1"}}));
+    int64_t queued = h.submit(cmd("b", {{"pool", "map-1"}}));
+    int64_t waiting = h.submit(cmd("c", {{"pool", "map-1"}, {"after", {queued}}}));
+    int64_t elsewhere = h.submit(cmd("d"));
+    REQUIRE(h.state(running) == TaskState::running);
+    REQUIRE(h.state(queued) == TaskState::pending);
+
+    h.sched.release_transient_pool("map-1");
+    CHECK(h.state(running) == TaskState::running);  // what runs finishes, as after a killed xargs
+    CHECK(h.state(queued) == TaskState::cancelled);
+    CHECK_THAT(h.task(queued).error.value_or(""), Catch::Matchers::Contains("owned pool map-1 closed"));
+    CHECK(h.state(waiting) != TaskState::pending);
+    CHECK(h.task(waiting).finished());
+    CHECK(h.state(elsewhere) == TaskState::running);  // other pools are not touched
+    auto pools = h.sched.pools();
+    CHECK(find_pool(pools, "map-1") != nullptr);
+
+    h.exit(running, 0);
+    CHECK(h.state(running) == TaskState::succeeded);
+    CHECK(h.spawner.spawn_calls == 2);  // a and d: nothing more started in map-1
+    pools = h.sched.pools();
+    CHECK(find_pool(pools, "map-1") == nullptr);
+}
+
+TEST_CASE("an owner gone while the daemon stops leaves the pending tasks for the next start",
+          "[unit][scheduler]") {
+    Harness h(options(4));
+    h.sched.set_pool_workers("map-2", 1, true);
+    int64_t running = h.submit(cmd("a", {{"pool", "map-2"}}));
+    int64_t queued = h.submit(cmd("b", {{"pool", "map-2"}}));
+    h.sched.stop_starting();
+    h.sched.release_transient_pool("map-2");
+    CHECK(h.state(running) == TaskState::running);
+    CHECK(h.state(queued) == TaskState::pending);
+}
