@@ -400,9 +400,12 @@ Store::Row Store::row_of(const Task& t) {
     row.attempts = t.attempts;
     row.pid = t.pid;
     row.error = t.error;
-    if (!t.stages.empty() || t.truncated) {
+    // Per-stage results are shown for pipelines only: a one-process task's single stage says nothing its
+    // exit_code and signal do not, and building it would cost a JSON document at every update.
+    bool with_stages = !t.stages.empty() && !t.spec.pipeline.empty();
+    if (with_stages || t.truncated) {
         nlohmann::json outcome = nlohmann::json::object();
-        if (!t.stages.empty()) {
+        if (with_stages) {
             nlohmann::json stages = nlohmann::json::array();
             for (const auto& s : t.stages) {
                 nlohmann::json one = {{"pid", s.pid}};
