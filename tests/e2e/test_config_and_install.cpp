@@ -21,7 +21,7 @@ TEST_CASE("the config file sizes the default pool and named pools", "[e2e][confi
                                  "durability = \"full\"\n"
                                  "[pools.gpu]\n"
                                  "workers = 1\n");
-    DaemonFixture d(DaemonOptions{0, {"--config", path}, {}});
+    DaemonFixture d(DaemonOptions{0, {"--config", path}, {}, {}});
     json status = d.mpctl_json({"daemon", "status"});
     CHECK(status["workers"] == 3);
     CHECK(status["durability"] == "full");
@@ -38,7 +38,7 @@ TEST_CASE("the config file sizes the default pool and named pools", "[e2e][confi
 TEST_CASE("command-line flags win over the config file", "[e2e][config]") {
     TempDir cfg;
     std::string path = cfg.write("mpctld.toml", "workers = 3\n");
-    DaemonFixture d(DaemonOptions{5, {"--config", path}, {}});
+    DaemonFixture d(DaemonOptions{5, {"--config", path}, {}, {}});
     CHECK(d.mpctl_json({"daemon", "status"})["workers"] == 5);
 }
 

@@ -1,8 +1,10 @@
 // Durable before acknowledged: kill -9 the daemon, start it again on the same state dir, and every id a
 // submit returned is still there; queued tasks run, the ones that were running are failed/lost, and ids
-// are never reused.
+// are never reused. And a full disk: refused submits, nothing acknowledged lost, recovery when space returns.
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include <catch2/catch.hpp>
 
@@ -11,11 +13,12 @@
 
 using namespace mpctl::test;
 using namespace mpctl::test::e2e;
+using Catch::Matchers::Contains;
 
 TEST_CASE(
     "after kill -9 and a restart every acknowledged task exists, queued ones run, running ones are lost",
     "[e2e][durability]") {
-    DaemonFixture d(DaemonOptions{2, {}, {}});
+    DaemonFixture d(DaemonOptions{2, {}, {}, {}});
     TempDir t;
     GroupReaper reaper;  // the tasks running at the kill are orphaned: they must not outlive the test
     REQUIRE(d.mpctl({"pool", "set", "q", "--workers", "1"}).exit_code == 0);
@@ -69,7 +72,7 @@ TEST_CASE(
 }
 
 TEST_CASE("every id a submit returned survives a kill -9 right after it", "[e2e][durability]") {
-    DaemonFixture d(DaemonOptions{1, {}, {}});
+    DaemonFixture d(DaemonOptions{1, {}, {}, {}});
     TempDir t;
     GroupReaper reaper;
     // One slot, held: everything else stays queued.
@@ -116,7 +119,7 @@ TEST_CASE("ids are not reused after a clean restart nor after a kill -9", "[e2e]
 }
 
 TEST_CASE("pool sizes set with pool set survive a kill -9", "[e2e][durability]") {
-    DaemonFixture d(DaemonOptions{4, {}, {}});
+    DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     TempDir t;
     REQUIRE(d.mpctl({"pool", "set", "kept", "--workers", "1"}).exit_code == 0);
     d.kill9();
@@ -156,4 +159,111 @@ TEST_CASE("pool list still shows a pool sized with pool set after a restart", "[
     INFO("pool list after the restart has no pool 'kept'");
     REQUIRE(kept.is_object());
     CHECK(kept["workers"] == 7);
+}
+
+namespace {
+
+// Runs the daemon's command line ("$@" after the first argument) with its state dir on a 4 MiB tmpfs of a
+// private mount namespace (unshare -rm: no root needed where user namespaces are allowed), half of it
+// taken by a ballast file that is deleted once the test creates FIRST_ARG/free-space.
+const char* k_small_fs_launcher = R"(T=$1; shift
+state=; prev=
+for a in "$@"; do [ "$prev" = --state-dir ] && state=$a; prev=$a; done
+mkdir -p "$state" && mount -t tmpfs -o size=4m mpctl-full-disk "$state" || exit 97
+head -c 2M /dev/zero > "$state/ballast" || exit 98
+daemon=$$
+( while kill -0 "$daemon" 2>/dev/null; do
+    if [ -e "$T/free-space" ]; then rm -f "$state/ballast"; touch "$T/space-freed"; exit 0; fi
+    sleep 0.05
+  done ) &
+exec "$@")";
+
+// The journal's task ids and their states, read by a task (only processes in the daemon's mount namespace
+// see its state dir).
+std::map<int64_t, std::string> journal_states(const DaemonFixture& d) {
+    const char* reader =
+        "import sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1])\n"
+        "for i, s in db.execute('SELECT id, state FROM tasks ORDER BY id'):\n"
+        "    print(i, s)\n";
+    auto r = d.mpctl({"run", "--", "python3", "-c", reader, d.state_dir() + "/mpctld.db"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    std::map<int64_t, std::string> out;
+    for (const auto& line : lines_of(r.out)) {
+        auto space = line.find(' ');
+        out[std::stoll(line.substr(0, space))] = line.substr(space + 1);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a full disk: submits are refused with io_error, nothing acknowledged is lost, and the daemon "
+    "recovers when space returns",
+    "[e2e][durability][full_disk]") {
+    TempDir t;
+    TempDir probe;
+    if (run_process({"unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m probe '" + probe.path() + "'"})
+            .exit_code != 0) {
+        WARN("skipped: no private mount namespace with a tmpfs here (unshare -rm)");
+        return;
+    }
+    DaemonOptions options;
+    options.launcher = {"unshare", "-rm", "sh", "-c", k_small_fs_launcher, "in-small-fs", t.path()};
+    DaemonFixture d(options);
+
+    int64_t before = d.submit({"--", "true"});
+    d.wait_for_state(before, "succeeded");
+
+    // A task fills the file system (its own write fails: that is the task's business).
+    std::string filler = d.state_dir() + "/filler";
+    auto fill = d.mpctl({"run", "--", "sh", "-c", "head -c 8M /dev/zero > \"$0\"", filler});
+    CHECK(fill.exit_code != 0);
+
+    // Now the journal cannot grow: a submit is refused, clearly, and nothing is queued.
+    auto refused = d.mpctl({"--json", "submit", "--", "touch", t / "must-not-run"});
+    INFO(refused.err);
+    CHECK(refused.exit_code == 1);
+    CHECK_THAT(refused.err, Contains("disk is full"));
+    json error = json::parse(lines_of(refused.out).at(0))["error"];
+    CHECK(error["data"]["error"] == "io_error");
+
+    // The daemon keeps serving what it has.
+    auto listed = d.mpctl_ndjson({"list"});
+    CHECK(listed.size() == 2);
+    json fill_task = listed.back();
+    CHECK(fill_task["state"] == "failed");
+    CHECK(d.status(before)["state"] == "succeeded");
+
+    // Space returns: submits work again, the state changes that could not be written reach the journal
+    // (retried every second), and the journal holds exactly the tasks the daemon acknowledged.
+    touch(t / "free-space");
+    REQUIRE(wait_for_file(t / "space-freed"));
+    int64_t after = d.submit({"--", "true"});
+    d.wait_for_state(after, "succeeded");
+    int64_t fill_id = fill_task["id"].get<int64_t>();
+    std::map<int64_t, std::string> journal;
+    CHECK(eventually([&] {
+        journal = journal_states(d);
+        return journal.count(fill_id) == 1 && journal[fill_id] == "failed";
+    }));
+    std::set<int64_t> acknowledged;
+    for (const auto& s : d.mpctl_ndjson({"list"})) {
+        acknowledged.insert(s["id"].get<int64_t>());
+    }
+    std::set<int64_t> journaled;
+    for (const auto& [id, state] : journal) {
+        journaled.insert(id);
+    }
+    // The last reader may not be in the list it read from the journal, nor in its own journal read: compare
+    // what both have seen.
+    for (int64_t id : {before, fill_id, after}) {
+        CHECK(journaled.count(id) == 1);
+    }
+    for (int64_t id : journaled) {
+        CHECK(acknowledged.count(id) == 1);
+    }
+    CHECK_FALSE(exists(t / "must-not-run"));
 }

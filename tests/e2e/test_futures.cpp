@@ -65,7 +65,7 @@ TEST_CASE("wait --timeout exits 124 and leaves the tasks running", "[e2e][future
 }
 
 TEST_CASE("as-completed prints ids in completion order", "[e2e][futures]") {
-    DaemonFixture d(DaemonOptions{4, {}, {}});
+    DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     TempDir t;
     std::vector<int64_t> ids;
     for (const char* name : {"GO_0", "GO_1", "GO_2"}) {

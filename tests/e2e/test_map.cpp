@@ -185,7 +185,7 @@ TEST_CASE("map --chunksize gives each task up to N items as arguments", "[e2e][m
 }
 
 TEST_CASE("map -j bounds how many of its tasks run at once", "[e2e][map]") {
-    DaemonFixture d(DaemonOptions{8, {}, {}});
+    DaemonFixture d(DaemonOptions{8, {}, {}, {}});
     TempDir t;
     ::mkdir((t / "run").c_str(), 0700);
     // Each task counts the tasks running beside it (itself included) while it runs.
@@ -445,7 +445,7 @@ TEST_CASE("map refuses bad usage with exit code 2", "[e2e][map]") {
 }
 
 TEST_CASE("map runs ten thousand items quickly and in order", "[e2e][map]") {
-    DaemonFixture d(DaemonOptions{4, {}, {}});
+    DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     std::string input;
     for (int i = 1; i <= 10000; ++i) {
         input += std::to_string(i) + "\n";

@@ -26,7 +26,7 @@ std::map<std::string, json> pools_by_name(const DaemonFixture& d) {
 }  // namespace
 
 TEST_CASE("two tasks of a pool with one worker never overlap", "[e2e][scheduling]") {
-    DaemonFixture d(DaemonOptions{4, {}, {}});
+    DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     TempDir t;
     REQUIRE(d.mpctl({"pool", "set", "solo", "--workers", "1"}).exit_code == 0);
     constexpr int k_tasks = 4;
@@ -58,7 +58,7 @@ TEST_CASE("two tasks of a pool with one worker never overlap", "[e2e][scheduling
 }
 
 TEST_CASE("pool set raises a pool's limit and queued tasks start", "[e2e][scheduling]") {
-    DaemonFixture d(DaemonOptions{4, {}, {}});
+    DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     TempDir t;
     REQUIRE(d.mpctl({"pool", "set", "grow", "--workers", "1"}).exit_code == 0);
     // Each needs the other to be running: only possible with two slots.
@@ -96,7 +96,7 @@ TEST_CASE("within a pool higher priority runs first, equals in submission order"
 }
 
 TEST_CASE("a task with --after runs after its dependencies succeeded", "[e2e][scheduling]") {
-    DaemonFixture d(DaemonOptions{4, {}, {}});
+    DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     TempDir t;
     std::string order = t / "order";
     int64_t a = d.submit({"--", "sh", "-c", sh_wait_for(t / "GO_A") + "; echo A >> " + order});
@@ -237,7 +237,7 @@ TEST_CASE("cancel --force kills the task's whole process group", "[e2e][scheduli
 }
 
 TEST_CASE("pool list shows every pool's workers, running and pending counts as JSON", "[e2e][scheduling]") {
-    DaemonFixture d(DaemonOptions{3, {}, {}});
+    DaemonFixture d(DaemonOptions{3, {}, {}, {}});
     TempDir t;
     json set = d.mpctl_json({"pool", "set", "gpu", "--workers", "1"});
     CHECK(set["name"] == "gpu");

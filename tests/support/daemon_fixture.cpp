@@ -147,6 +147,7 @@ void DaemonFixture::start() {
         argv.push_back(std::to_string(options_.workers));
     }
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+    argv.insert(argv.begin(), options_.launcher.begin(), options_.launcher.end());
     ProcessOptions process = options_.process;
     process.output_file = log_path();
     process_ = std::make_unique<BackgroundProcess>(argv, process, false);

@@ -48,6 +48,9 @@ struct DaemonOptions {
     int workers = 2;  // 0: no --workers flag (the config file or the CPU count decides)
     std::vector<std::string> extra_args;
     ProcessOptions process;  // environment of the daemon
+    // A command the daemon's command line is appended to; it must end by exec'ing it (the fixture signals
+    // and waits for that pid). Empty: mpctld is started directly.
+    std::vector<std::string> launcher;
 };
 
 class DaemonFixture {
