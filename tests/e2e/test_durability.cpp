@@ -210,7 +210,11 @@ TEST_CASE(
         WARN("skipped: no private mount namespace with a tmpfs here (unshare -rm)");
         return;
     }
+    // Commits on the loop (normal) and on the writer thread (full) retry in their own ways.
+    std::string durability = GENERATE(as<std::string>{}, "normal", "full");
+    INFO("durability " << durability);
     DaemonOptions options;
+    options.extra_args = {"--durability", durability};
     options.launcher = {"unshare", "-rm", "sh", "-c", k_small_fs_launcher, "in-small-fs", t.path()};
     DaemonFixture d(options);
 
