@@ -458,6 +458,60 @@ TEST_CASE("map runs ten thousand items quickly and in order", "[e2e][map]") {
     CHECK(unfinished_tasks(d) == 0);
 }
 
+TEST_CASE(
+    "map streams its input: results print before stdin ends, and only a window of it is read and "
+    "submitted",
+    "[e2e][map]") {
+    DaemonFixture d;
+    TempDir t;
+    {
+        // The second line is written only once the first one's result has been printed.
+        std::string script =
+            "{ echo first; while [ ! -e \"$2\" ]; do sleep 0.01; done; echo second; } | "
+            "\"$1\" map -- echo";
+        auto bg = spawn_to_files({"sh", "-c", script, "sh", mpctl_bin(), t / "GO"}, d.client_options(),
+                                 t / "out1", t / "err1");
+        REQUIRE(eventually([&] { return slurp(t / "out1") == "first\n"; }, 60s));
+        touch(t / "GO");
+        auto r = bg->wait(60s);
+        REQUIRE(r);
+        INFO(slurp(t / "err1"));
+        CHECK(r->exit_code == 0);
+        CHECK(slurp(t / "out1") == "first\nsecond\n");
+    }
+    {
+        // A million lines behind a task that blocks: the map reads and submits a window of them, and
+        // the writer stays blocked on the full pipe instead of being read to the end.
+        REQUIRE(run_process({"mkfifo", t / "in"}).exit_code == 0);
+        std::string script =
+            "seq 1000003 > \"$2\" & exec \"$1\" map -j1 -- sh -c "
+            "'if [ \"$1\" = 1 ]; then while [ ! -e \"$0\" ]; do sleep 0.01; done; fi' " +
+            shell_quote_for_test(t / "GO2") + " < \"$2\"";
+        auto bg = spawn_to_files({"sh", "-c", script, "sh", mpctl_bin(), t / "in"}, d.client_options(),
+                                 t / "out2", t / "err2");
+        auto tasks_of_this_map = [&] {
+            size_t n = 0;
+            for (const auto& task : d.mpctl_ndjson({"list"})) {
+                n += task["argv"][0] == "sh" ? 1 : 0;
+            }
+            return n;
+        };
+        REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 1; }, 60s));
+        // The window is max(4 x jobs, 64) tasks: wait until it is full, then it must stay that size.
+        REQUIRE(eventually([&] { return tasks_of_this_map() >= 64; }, 60s));
+        CHECK(tasks_of_this_map() <= 64);
+        CHECK(processes_matching("^seq 1000003$"));
+        CHECK(tasks_of_this_map() <= 64);
+        bg->signal(SIGINT);
+        auto r = bg->wait(60s);
+        REQUIRE(r);
+        INFO(slurp(t / "err2"));
+        CHECK(r->exit_code == 130);
+        CHECK(eventually([&] { return unfinished_tasks(d) == 0; }, 60s));
+        CHECK(eventually([] { return !processes_matching("^seq 1000003$"); }, 60s));
+    }
+}
+
 TEST_CASE("Ctrl-C on map cancels its pending tasks and stops its running ones", "[e2e][map]") {
     DaemonFixture d;
     TempDir t;
