@@ -167,6 +167,7 @@ void Daemon::request_stop(StopRequest request) {
     }
     if (!stopping_) {
         stopping_ = true;
+        scheduler_->cancel_transient_pending();
         scheduler_->stop_starting();
         spdlog::info("stopping: no new task starts; {} running", scheduler_->running_count());
     }

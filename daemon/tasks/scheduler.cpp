@@ -80,6 +80,14 @@ void Scheduler::schedule(int64_t id) {
     if (t == nullptr || !t->durable || t->finished() || t->queued || t->state != TaskState::pending) {
         return;
     }
+    if (auto it = pools_.find(t->spec.pool);
+        it != pools_.end() && it->second.transient && (it->second.owner_gone || !starting_)) {
+        // Committed after its pool's owner went away (or the daemon began to stop): nobody will collect it.
+        t->error = orphan_error(t->spec.pool, it->second.owner_gone);
+        finish(*t, TaskState::cancelled, FailReason::none);
+        drop_if_idle(std::string(t->spec.pool));
+        return;
+    }
     resolve_dependencies(*t);
     pump(pool_for(t->spec.pool));
 }
@@ -629,24 +637,49 @@ void Scheduler::release_transient_pool(const std::string& name) {
     if (starting_) {
         // Nobody is left to collect what has not started (a map killed with SIGKILL, a dropped ssh
         // session): cancel it, as a killed xargs or GNU parallel starts nothing more. Running tasks finish.
-        // (While the daemon stops, pending tasks stay journaled for its next start, as everywhere.)
-        std::vector<int64_t> orphans;
-        for (const auto& [id, t] : tasks_) {
-            if (t.state == TaskState::pending && t.spec.pool == name) {
-                orphans.push_back(id);
-            }
-        }
-        for (int64_t id : orphans) {
-            Task* t = find(id);
-            if (t == nullptr || t->state != TaskState::pending) {
-                continue;  // failed meanwhile as the dependant of an orphan
-            }
-            dequeue(*t);
-            t->error = "cancelled before it started: the connection that owned pool " + name + " closed";
-            finish(*t, TaskState::cancelled, FailReason::none);
-        }
+        // (While the daemon stops, cancel_transient_pending has done this already.)
+        cancel_orphans(name, orphan_error(name, true));
     }
     drop_if_idle(name);
+}
+
+void Scheduler::cancel_transient_pending() {
+    std::vector<std::string> names;
+    for (const auto& [name, pool] : pools_) {
+        if (pool.transient) {
+            names.push_back(name);
+        }
+    }
+    for (const auto& name : names) {
+        cancel_orphans(name, orphan_error(name, false));
+    }
+}
+
+std::string Scheduler::orphan_error(const std::string& pool, bool owner_gone) {
+    return owner_gone ? "cancelled before it started: the connection that owned pool " + pool + " closed"
+                      : "cancelled before it started: the daemon stopped, and pool " + pool +
+                            " lives only as long as the connection that owns it";
+}
+
+void Scheduler::cancel_orphans(const std::string& pool, const std::string& why) {
+    // Newest first, as cancel_pending: a dependant is cancelled before its dependency could fail it.
+    // A task whose submit is still being committed is not durable yet: schedule() catches it.
+    std::vector<int64_t> orphans;
+    for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
+        const Task& t = it->second;
+        if (t.state == TaskState::pending && t.durable && t.spec.pool == pool) {
+            orphans.push_back(t.id);
+        }
+    }
+    for (int64_t id : orphans) {
+        Task* t = find(id);
+        if (t == nullptr || t->state != TaskState::pending) {
+            continue;
+        }
+        dequeue(*t);
+        t->error = why;
+        finish(*t, TaskState::cancelled, FailReason::none);
+    }
 }
 
 void Scheduler::drop_if_idle(const std::string& name) {

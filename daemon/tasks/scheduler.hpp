@@ -108,6 +108,9 @@ class Scheduler {
     // are done.
     void set_pool_workers(const std::string& name, int workers, bool transient = false);
     void release_transient_pool(const std::string& name);
+    // The daemon is stopping: the pending tasks of transient pools are cancelled, since no connection,
+    // hence no owner, survives the daemon (other pools' pending tasks wait for the next start).
+    void cancel_transient_pending();
 
     // -- shutdown -------------------------------------------------------------------------------------
     void stop_starting();  // no task starts from now on
@@ -126,6 +129,8 @@ class Scheduler {
         bool owner_gone = false;
     };
     void drop_if_idle(const std::string& name);
+    void cancel_orphans(const std::string& pool, const std::string& why);
+    static std::string orphan_error(const std::string& pool, bool owner_gone);
 
     Pool& pool_for(const std::string& name);
     void enqueue(Task& task);

@@ -582,6 +582,31 @@ TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks fi
         60s));
 }
 
+TEST_CASE("a daemon that stops takes a running map's queue with it: nothing of it runs after a restart",
+          "[e2e][map]") {
+    DaemonFixture d;
+    TempDir t;
+    auto bg = mpctl_in_background(
+        d, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, t / "out",
+        t / "err");
+    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 1; }, 60s));
+    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "pending"}).size() == 4; }, 60s));
+    d.stop();  // SIGTERM: stop --now. An ordinary queue would wait for the next start; a map's cannot.
+    REQUIRE(bg->wait(60s));
+    d.start();
+    CHECK(unfinished_tasks(d) == 0);
+    auto all = d.mpctl_ndjson({"list"});
+    REQUIRE(all.size() == 5);
+    size_t orphans = 0;
+    for (const auto& o : all) {
+        CHECK(o["state"] == "cancelled");
+        if (o["error"].get<std::string>().find("the daemon stopped") != std::string::npos) {
+            ++orphans;
+        }
+    }
+    CHECK(orphans == 4);
+}
+
 TEST_CASE("map stops its tasks when nobody reads its output any more", "[e2e][map]") {
     DaemonFixture d;
     // `head -1` exits after the first result: the map sees its stdout closed and stops the sleeps at once.

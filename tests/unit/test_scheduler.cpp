@@ -1823,14 +1823,37 @@ TEST_CASE(
     CHECK(find_pool(pools, "map-1") == nullptr);
 }
 
-TEST_CASE("an owner gone while the daemon stops leaves the pending tasks for the next start",
+TEST_CASE("a daemon that stops cancels the pending tasks of transient pools, and only theirs",
           "[unit][scheduler]") {
-    Harness h(options(4));
+    Harness h(options(1));
     h.sched.set_pool_workers("map-2", 1, true);
     int64_t running = h.submit(cmd("a", {{"pool", "map-2"}}));
     int64_t queued = h.submit(cmd("b", {{"pool", "map-2"}}));
+    int64_t busy = h.submit(cmd("c"));
+    int64_t kept = h.submit(cmd("d"));
+    h.sched.cancel_transient_pending();
     h.sched.stop_starting();
-    h.sched.release_transient_pool("map-2");
     CHECK(h.state(running) == TaskState::running);
-    CHECK(h.state(queued) == TaskState::pending);
+    CHECK(h.state(queued) == TaskState::cancelled);
+    CHECK_THAT(h.task(queued).error.value_or(""), Catch::Matchers::Contains("the daemon stopped"));
+    CHECK(h.state(busy) == TaskState::running);
+    CHECK(h.state(kept) == TaskState::pending);  // an ordinary pool's queue waits for the next start
+    h.sched.release_transient_pool("map-2");     // the connections close as the daemon goes
+    CHECK(h.state(running) == TaskState::running);
+}
+
+TEST_CASE("a task committed after its transient pool's owner is gone is cancelled, not run",
+          "[unit][scheduler]") {
+    Harness h(options(4));
+    h.sched.set_pool_workers("map-3", 2, true);
+    // A submit whose commit is still in flight when the connection closes.
+    Task& late = h.sched.add(mpctl::proto::parse_task_spec(cmd("a", {{"pool", "map-3"}})), 1000);
+    int64_t id = late.id;
+    h.sched.release_transient_pool("map-3");
+    h.sched.make_durable(id);
+    h.sched.schedule(id);
+    CHECK(h.state(id) == TaskState::cancelled);
+    CHECK(h.spawner.spawn_calls == 0);
+    auto pools = h.sched.pools();
+    CHECK(find_pool(pools, "map-3") == nullptr);
 }
