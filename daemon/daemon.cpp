@@ -46,11 +46,16 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     Scheduler::Options options;
     options.default_workers = config_.workers;
     options.pool_workers = config_.pools;
-    // Sizes set with `mpctl pool set` outlive restarts and win over the config file.
-    for (const auto& [name, workers] : *pools) {
-        options.pool_workers[name] = workers;
+    // Sizes set with `mpctl pool set` outlive restarts and win over the config file. A transient pool in
+    // the journal belonged to a connection of a daemon that died: see run().
+    for (const auto& [name, row] : *pools) {
+        if (row.transient) {
+            orphaned_pools_.push_back(name);
+            continue;
+        }
+        options.pool_workers[name] = row.workers;
         if (name == proto::k_default_pool) {
-            options.default_workers = workers;
+            options.default_workers = row.workers;
         }
     }
     options.daemon_env = current_environment();
@@ -100,7 +105,11 @@ int Daemon::run(const std::function<void()>& on_ready) {
     store_->start(io_);
     // The signal handlers first: the spawner reads them to know what to reset in a child.
     watch_signals();
-    // Resuming journals the lost tasks, so it comes after the writer started.
+    // Resuming journals the lost tasks, so it comes after the writer started. The queues of maps whose
+    // daemon died are cancelled first: nobody is left to collect them.
+    for (const auto& name : orphaned_pools_) {
+        scheduler_->orphan_restored_pool(name);
+    }
     scheduler_->resume();
     listener_->start();
     spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
@@ -130,6 +139,10 @@ void Daemon::watch_signals() {
         request_stop(StopRequest{true, false, config_.kill_after_s, nullptr});
         watch_signals();  // a second signal is harmless; keep listening so it is not fatal
     });
+}
+
+void Daemon::transient_pool_dropped(const std::string& name) {
+    store_->drop_transient_pool(name);
 }
 
 void Daemon::task_changed(const Task& task) {

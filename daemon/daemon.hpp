@@ -51,6 +51,7 @@ class Daemon final : public SchedulerListener {
     [[nodiscard]] bool stopping() const noexcept { return stopping_; }
 
     void task_changed(const Task& task) override;
+    void transient_pool_dropped(const std::string& name) override;
 
     [[nodiscard]] const DaemonConfig& config() const noexcept { return config_; }
     [[nodiscard]] int64_t started_at_ms() const noexcept { return started_at_ms_; }
@@ -88,6 +89,7 @@ class Daemon final : public SchedulerListener {
     std::unique_ptr<Listener> listener_;
     asio::signal_set signals_{io_};
     int64_t started_at_ms_ = 0;
+    std::vector<std::string> orphaned_pools_;  // transient pools found in the journal at start
 
     bool stopping_ = false;
     bool stop_finished_ = false;

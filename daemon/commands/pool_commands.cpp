@@ -27,22 +27,40 @@ void pool_set(Daemon& d, Call& call) {
         proto::throw_invalid_params("params.workers: must be between 1 and 100000");
     }
     if (call.params.get_or<bool>("transient", false)) {
-        // A pool for this connection (a map): not journaled, dropped when the connection is gone and its
-        // tasks are done.
+        // A pool for this connection (a map): cancelled and dropped when the connection is gone (see
+        // Scheduler::release_transient_pool). Journaled while it exists, so that a restart after a crash
+        // knows its queue has nobody to collect it.
         if (name == proto::k_default_pool) {
             proto::throw_invalid_params("params.transient: the default pool cannot be transient");
         }
-        auto session = call.responder->session();
-        if (!session) {
-            return;
-        }
-        d.scheduler().set_pool_workers(name, workers, true);
-        session->when_closed([&d, name] { d.scheduler().release_transient_pool(name); });
         for (const auto& p : d.scheduler().pools()) {
-            if (p.name == name) {
-                call.responder->result(pool_json(p));
+            if (p.name == name && !p.transient) {
+                proto::throw_invalid_params("params.transient: pool " + name +
+                                            " exists and is not transient");
             }
         }
+        d.store().set_pool(
+            name, workers,
+            [&d, name, workers, responder = call.responder](common::Result<void> r) {
+                if (!r) {
+                    responder->error(proto::ErrorCode::io_error,
+                                     "could not record the pool: " + r.error().message());
+                    return;
+                }
+                d.scheduler().set_pool_workers(name, workers, true);
+                auto session = responder->session();
+                if (!session) {
+                    d.scheduler().release_transient_pool(name);  // its owner left before it was made
+                    return;
+                }
+                session->when_closed([&d, name] { d.scheduler().release_transient_pool(name); });
+                for (const auto& p : d.scheduler().pools()) {
+                    if (p.name == name) {
+                        responder->result(pool_json(p));
+                    }
+                }
+            },
+            true);
         return;
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.

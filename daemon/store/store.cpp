@@ -56,6 +56,11 @@ ALTER TABLE tasks ADD COLUMN env_id INTEGER;
     R"sql(
 ALTER TABLE tasks ADD COLUMN outcome TEXT;
 )sql",
+    // 4: transient pools (a map's) are journaled while they exist, so that a restart knows their queued
+    // tasks have nobody to collect them.
+    R"sql(
+ALTER TABLE pools ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 
@@ -97,7 +102,7 @@ Store::Store(sqlite3* db, std::string path, Durability durability)
 
 Store::~Store() {
     stop();
-    for (sqlite3_stmt* stmt : {insert_stmt_, update_stmt_, pool_stmt_, env_stmt_}) {
+    for (sqlite3_stmt* stmt : {insert_stmt_, update_stmt_, pool_stmt_, drop_pool_stmt_, env_stmt_}) {
         sqlite3_finalize(stmt);
     }
     sqlite3_close_v2(db_);
@@ -160,7 +165,9 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
          "WHERE id = ?1"},
         {&store->env_stmt_, "INSERT OR IGNORE INTO environments (id, env) VALUES (?1, ?2)"},
         {&store->pool_stmt_,
-         "INSERT INTO pools (name, workers) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET workers = ?2"},
+         "INSERT INTO pools (name, workers, transient) VALUES (?1, ?2, ?3) "
+         "ON CONFLICT(name) DO UPDATE SET workers = ?2, transient = ?3"},
+        {&store->drop_pool_stmt_, "DELETE FROM pools WHERE name = ?1 AND transient = 1"},
     };
     for (auto& s : statements) {
         if (sqlite3_prepare_v3(db, s.sql, -1, SQLITE_PREPARE_PERSISTENT, s.stmt, nullptr) != SQLITE_OK) {
@@ -287,14 +294,15 @@ common::Result<std::vector<Task>> Store::load_tasks() {
     return tasks;
 }
 
-common::Result<std::map<std::string, int>> Store::load_pools() {
+common::Result<std::map<std::string, Store::PoolRow>> Store::load_pools() {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, "SELECT name, workers FROM pools", -1, &stmt, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db_, "SELECT name, workers, transient FROM pools", -1, &stmt, nullptr) !=
+        SQLITE_OK) {
         return std::unexpected(db_error("load pools"));
     }
-    std::map<std::string, int> pools;
+    std::map<std::string, PoolRow> pools;
     while (sqlite3_step(stmt) == SQLITE_ROW) {
-        pools[column_text(stmt, 0)] = sqlite3_column_int(stmt, 1);
+        pools[column_text(stmt, 0)] = PoolRow{sqlite3_column_int(stmt, 1), sqlite3_column_int(stmt, 2) != 0};
     }
     sqlite3_finalize(stmt);
     return pools;
@@ -457,8 +465,14 @@ void Store::update_task(const Task& task) {
     enqueue(Op{Op::Kind::update_task, row_of(task), {}, 0, nullptr});
 }
 
-void Store::set_pool(const std::string& name, int workers, Done done) {
-    enqueue(Op{Op::Kind::set_pool, {}, name, workers, std::move(done)});
+void Store::set_pool(const std::string& name, int workers, Done done, bool transient) {
+    Op op{Op::Kind::set_pool, {}, name, workers, std::move(done)};
+    op.transient = transient;
+    enqueue(std::move(op));
+}
+
+void Store::drop_transient_pool(const std::string& name) {
+    enqueue(Op{Op::Kind::drop_pool, {}, name, 0, nullptr});
 }
 
 void Store::enqueue(std::vector<Op> ops) {
@@ -561,8 +575,16 @@ common::Result<void> Store::apply(std::vector<Op>& batch) {
                 sqlite3_reset(pool_stmt_);
                 sqlite3_bind_text(pool_stmt_, 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int(pool_stmt_, 2, op.workers);
+                sqlite3_bind_int(pool_stmt_, 3, op.transient ? 1 : 0);
                 if (sqlite3_step(pool_stmt_) != SQLITE_DONE) {
                     result = std::unexpected(db_error("write pool " + op.pool));
+                }
+                break;
+            case Op::Kind::drop_pool:
+                sqlite3_reset(drop_pool_stmt_);
+                sqlite3_bind_text(drop_pool_stmt_, 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(drop_pool_stmt_) != SQLITE_DONE) {
+                    result = std::unexpected(db_error("drop pool " + op.pool));
                 }
                 break;
         }

@@ -54,7 +54,11 @@ class Store {
 
     // -- start-up, before start() ---------------------------------------------------------------------
     [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
-    [[nodiscard]] common::Result<std::map<std::string, int>> load_pools();
+    struct PoolRow {
+        int workers = 0;
+        bool transient = false;  // a map's: it existed only for a connection of a daemon that is gone
+    };
+    [[nodiscard]] common::Result<std::map<std::string, PoolRow>> load_pools();
     [[nodiscard]] common::Result<int64_t> load_next_task_id();
     // The environments unfinished tasks refer to, and the next free environment id.
     [[nodiscard]] common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>>
@@ -73,7 +77,9 @@ class Store {
                       const std::vector<Environments::Entry>& new_environments, Done done);
     // Fire and forget: the latest state of a task; retried if a commit fails.
     void update_task(const Task& task);
-    void set_pool(const std::string& name, int workers, Done done);
+    // TRANSIENT: a pool for one connection (a map): its row says so until drop_transient_pool.
+    void set_pool(const std::string& name, int workers, Done done, bool transient = false);
+    void drop_transient_pool(const std::string& name);
 
     // Commits so far (for diagnostics: how well writes were grouped).
     [[nodiscard]] uint64_t commit_count() const { return commits_; }
@@ -96,11 +102,12 @@ class Store {
         int64_t env_id = 0;                  // inserts only
     };
     struct Op {
-        enum class Kind { insert_environment, insert_task, update_task, set_pool } kind;
+        enum class Kind { insert_environment, insert_task, update_task, set_pool, drop_pool } kind;
         Row row;
         std::string pool;
         int workers = 0;
         Done done;
+        bool transient = false;
     };
 
     Store(sqlite3* db, std::string path, Durability durability);
@@ -131,6 +138,7 @@ class Store {
     sqlite3_stmt* insert_stmt_ = nullptr;
     sqlite3_stmt* update_stmt_ = nullptr;
     sqlite3_stmt* pool_stmt_ = nullptr;
+    sqlite3_stmt* drop_pool_stmt_ = nullptr;
     sqlite3_stmt* env_stmt_ = nullptr;
 
     asio::io_context* loop_ = nullptr;

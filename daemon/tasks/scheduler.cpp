@@ -83,7 +83,8 @@ void Scheduler::schedule(int64_t id) {
     if (auto it = pools_.find(t->spec.pool);
         it != pools_.end() && it->second.transient && (it->second.owner_gone || !starting_)) {
         // Committed after its pool's owner went away (or the daemon began to stop): nobody will collect it.
-        t->error = orphan_error(t->spec.pool, it->second.owner_gone);
+        t->error = orphan_error(t->spec.pool,
+                                it->second.owner_gone ? Orphaned::owner_left : Orphaned::daemon_stopped);
         finish(*t, TaskState::cancelled, FailReason::none);
         drop_if_idle(std::string(t->spec.pool));
         return;
@@ -126,6 +127,16 @@ void Scheduler::resume() {
         }
     }
     pump_all();
+    // The pools of dead maps (orphan_restored_pool) have nothing left to run.
+    std::vector<std::string> orphaned;
+    for (const auto& [name, pool] : pools_) {
+        if (pool.transient && pool.owner_gone) {
+            orphaned.push_back(name);
+        }
+    }
+    for (const auto& name : orphaned) {
+        drop_if_idle(name);
+    }
 }
 
 Task* Scheduler::find(int64_t id) {
@@ -638,7 +649,7 @@ void Scheduler::release_transient_pool(const std::string& name) {
         // Nobody is left to collect what has not started (a map killed with SIGKILL, a dropped ssh
         // session): cancel it, as a killed xargs or GNU parallel starts nothing more. Running tasks finish.
         // (While the daemon stops, cancel_transient_pending has done this already.)
-        cancel_orphans(name, orphan_error(name, true));
+        cancel_orphans(name, orphan_error(name, Orphaned::owner_left));
     }
     drop_if_idle(name);
 }
@@ -651,14 +662,29 @@ void Scheduler::cancel_transient_pending() {
         }
     }
     for (const auto& name : names) {
-        cancel_orphans(name, orphan_error(name, false));
+        cancel_orphans(name, orphan_error(name, Orphaned::daemon_stopped));
     }
 }
 
-std::string Scheduler::orphan_error(const std::string& pool, bool owner_gone) {
-    return owner_gone ? "cancelled before it started: the connection that owned pool " + pool + " closed"
-                      : "cancelled before it started: the daemon stopped, and pool " + pool +
-                            " lives only as long as the connection that owns it";
+std::string Scheduler::orphan_error(const std::string& pool, Orphaned why) {
+    switch (why) {
+        case Orphaned::owner_left:
+            return "cancelled before it started: the connection that owned pool " + pool + " closed";
+        case Orphaned::daemon_stopped:
+            return "cancelled before it started: the daemon stopped, and pool " + pool +
+                   " lives only as long as the connection that owns it";
+        case Orphaned::daemon_restarted:
+            break;
+    }
+    return "cancelled before it started: the daemon restarted, and pool " + pool +
+           " lived only as long as the connection that owned it";
+}
+
+void Scheduler::orphan_restored_pool(const std::string& name) {
+    Pool& pool = pool_for(name);
+    pool.transient = true;
+    pool.owner_gone = true;
+    cancel_orphans(name, orphan_error(name, Orphaned::daemon_restarted));
 }
 
 void Scheduler::cancel_orphans(const std::string& pool, const std::string& why) {
@@ -695,6 +721,7 @@ void Scheduler::drop_if_idle(const std::string& name) {
         }
     }
     pools_.erase(it);
+    listener_.transient_pool_dropped(name);
 }
 
 std::vector<PoolInfo> Scheduler::pools() const {

@@ -34,6 +34,8 @@ class SchedulerListener {
     virtual ~SchedulerListener() = default;
     // After every change of a durable task's state or journaled fields.
     virtual void task_changed(const Task& task) = 0;
+    // A transient pool (a map's) is gone: its owner left and it has no unfinished task.
+    virtual void transient_pool_dropped(const std::string& /*name*/) {}
 };
 
 struct PoolInfo {
@@ -111,6 +113,9 @@ class Scheduler {
     // The daemon is stopping: the pending tasks of transient pools are cancelled, since no connection,
     // hence no owner, survives the daemon (other pools' pending tasks wait for the next start).
     void cancel_transient_pending();
+    // At start, before resume(): NAME was a transient pool of a daemon that died; its owner is gone, its
+    // pending tasks are cancelled, and the pool goes with its last task.
+    void orphan_restored_pool(const std::string& name);
 
     // -- shutdown -------------------------------------------------------------------------------------
     void stop_starting();  // no task starts from now on
@@ -130,7 +135,8 @@ class Scheduler {
     };
     void drop_if_idle(const std::string& name);
     void cancel_orphans(const std::string& pool, const std::string& why);
-    static std::string orphan_error(const std::string& pool, bool owner_gone);
+    enum class Orphaned { owner_left, daemon_stopped, daemon_restarted };
+    static std::string orphan_error(const std::string& pool, Orphaned why);
 
     Pool& pool_for(const std::string& name);
     void enqueue(Task& task);

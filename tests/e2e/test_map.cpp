@@ -607,6 +607,46 @@ TEST_CASE("a daemon that stops takes a running map's queue with it: nothing of i
     CHECK(orphans == 4);
 }
 
+TEST_CASE("after a kill -9 of the daemon under a map, the restarted daemon cancels the map's queue",
+          "[e2e][map]") {
+    DaemonFixture d;
+    TempDir t;
+    GroupReaper reaper;  // the task running at the kill is orphaned: it must not outlive the test
+    auto bg = mpctl_in_background(
+        d, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, t / "out",
+        t / "err");
+    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 1; }, 60s));
+    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "pending"}).size() == 4; }, 60s));
+    reaper.add(d.mpctl_ndjson({"list", "--state", "running"}).at(0)["pid"].get<pid_t>());
+    d.kill9();
+    REQUIRE(bg->wait(60s));
+    d.start();
+    CHECK(unfinished_tasks(d) == 0);
+    size_t cancelled = 0;
+    size_t lost = 0;
+    for (const auto& o : d.mpctl_ndjson({"list"})) {
+        if (o["state"] == "cancelled") {
+            ++cancelled;
+            CHECK_THAT(o["error"].get<std::string>(), Contains("the daemon restarted"));
+        } else if (o["reason"] == "lost") {
+            ++lost;
+        }
+    }
+    CHECK(cancelled == 4);
+    CHECK(lost == 1);
+    auto pool_names = [&] {
+        std::vector<std::string> names;
+        for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
+            names.push_back(p["name"].get<std::string>());
+        }
+        return names;
+    };
+    CHECK(pool_names() == std::vector<std::string>{"default"});
+    d.stop();
+    d.start();  // and the pool is not remembered any more
+    CHECK(pool_names() == std::vector<std::string>{"default"});
+}
+
 TEST_CASE("map stops its tasks when nobody reads its output any more", "[e2e][map]") {
     DaemonFixture d;
     // `head -1` exits after the first result: the map sees its stdout closed and stops the sleeps at once.

@@ -69,9 +69,11 @@ Result<void> insert(Store& store, Loop& loop, const std::vector<const Task*>& ta
     return *result;
 }
 
-Result<void> set_pool(Store& store, Loop& loop, const std::string& name, int workers) {
+Result<void> set_pool(Store& store, Loop& loop, const std::string& name, int workers,
+                      bool transient = false) {
     std::optional<Result<void>> result;
-    store.set_pool(name, workers, [&](Result<void> r) { result = std::move(r); });
+    store.set_pool(
+        name, workers, [&](Result<void> r) { result = std::move(r); }, transient);
     REQUIRE(loop.run_until([&] { return result.has_value(); }));
     return *result;
 }
@@ -327,7 +329,39 @@ TEST_CASE("pool sizes are journaled, the latest size per pool wins", "[unit][sto
     auto store = open_store(path, durability);
     auto pools = store->load_pools();
     REQUIRE(pools);
-    CHECK(*pools == std::map<std::string, int>{{"default", 8}, {"gpu", 4}});
+    std::map<std::string, int> sizes;
+    for (const auto& [name, row] : *pools) {
+        sizes[name] = row.workers;
+        CHECK_FALSE(row.transient);
+    }
+    CHECK(sizes == std::map<std::string, int>{{"default", 8}, {"gpu", 4}});
+}
+
+TEST_CASE("transient pools are journaled as such until dropped; dropping never touches other pools",
+          "[unit][store]") {
+    mpctl::test::UnitTempDir dir;
+    auto durability = GENERATE(Durability::full, Durability::normal);
+    INFO("durability " << name_of(durability));
+    const std::string path = dir / "mpctl.db";
+    {
+        Loop loop;
+        auto store = open_store(path, durability);
+        store->start(loop.io);
+        REQUIRE(set_pool(*store, loop, "gpu", 2));
+        REQUIRE(set_pool(*store, loop, "map-1", 3, true));
+        REQUIRE(set_pool(*store, loop, "map-2", 4, true));
+        store->drop_transient_pool("map-1");
+        store->drop_transient_pool("gpu");  // not transient: stays
+        store->stop();
+    }
+    auto store = open_store(path, durability);
+    auto pools = store->load_pools();
+    REQUIRE(pools);
+    REQUIRE(pools->size() == 2);
+    CHECK(pools->at("gpu").workers == 2);
+    CHECK_FALSE(pools->at("gpu").transient);
+    CHECK(pools->at("map-2").workers == 4);
+    CHECK(pools->at("map-2").transient);
 }
 
 TEST_CASE("environments are journaled once and loaded for unfinished tasks", "[unit][store]") {
@@ -560,7 +594,7 @@ TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit
     REQUIRE(tasks->front().spec.env);
     CHECK(tasks->front().spec.env->at("A") == "1");
     CHECK(tasks->front().env_id == 0);
-    CHECK(store->load_pools()->at("gpu") == 3);
+    CHECK(store->load_pools()->at("gpu").workers == 3);
     CHECK(*store->load_next_task_id() == 8);
     CHECK(*store->load_next_environment_id() == 1);
 }
