@@ -136,6 +136,7 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
     json submitted = c->call("task.submit", {{"argv", {"true"}}, {"cwd", "/"}});
     REQUIRE(submitted.contains("result"));
     int64_t id = submitted["result"]["id"].get<int64_t>();
+    REQUIRE(c->call("pool.set", {{"name", "ordinary"}, {"workers", 2}}).contains("result"));
 
     struct Case {
         std::string method;
@@ -169,6 +170,8 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
         {"task.logs", {{"id", id}, {"stream", "stdin"}}, "params.stream"},
         {"pool.set", {{"name", "x"}, {"workers", "2"}}, "params.workers"},
         {"pool.set", {{"name", "x"}}, "params.workers"},
+        {"pool.set", {{"name", "default"}, {"workers", 2}, {"transient", true}}, "params.transient"},
+        {"pool.set", {{"name", "ordinary"}, {"workers", 2}, {"transient", true}}, "params.transient"},
         {"daemon.status", {{"verbose", true}}, "params.verbose"},
         {"daemon.stop", {{"now", "yes"}}, "params.now"},
     };
