@@ -45,6 +45,15 @@ std::string shell_quote_for_test(const std::string& word) {
     return out + "'";
 }
 
+// The names of the daemon's pools (a map's own pool is there while it runs).
+std::vector<std::string> pool_names(const DaemonFixture& d) {
+    std::vector<std::string> names;
+    for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
+        names.push_back(p["name"].get<std::string>());
+    }
+    return names;
+}
+
 // Processes whose command line matches PATTERN (pgrep -f).
 bool processes_matching(const std::string& pattern) {
     auto r = run_process({"pgrep", "-f", pattern});
@@ -246,13 +255,6 @@ TEST_CASE("map --json prints one status object per task in input order", "[e2e][
 TEST_CASE("map: the pool of its own is transient, gone once the map is done, and not remembered",
           "[e2e][map]") {
     DaemonFixture d;
-    auto pool_names = [&] {
-        std::vector<std::string> names;
-        for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
-            names.push_back(p["name"].get<std::string>());
-        }
-        return names;
-    };
     TempDir t;
     auto map = mpctl_in_background(
         d, {"map", "-j2", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b"}, t / "out", t / "err");
@@ -273,10 +275,10 @@ TEST_CASE("map: the pool of its own is transient, gone once the map is done, and
     auto r = map->wait(60s);
     REQUIRE(r);
     CHECK(r->exit_code == 0);
-    CHECK(eventually([&] { return pool_names() == std::vector<std::string>{"default"}; }));
+    CHECK(eventually([&] { return pool_names(d) == std::vector<std::string>{"default"}; }));
     d.stop();
     d.start();
-    CHECK(pool_names() == std::vector<std::string>{"default"});
+    CHECK(pool_names(d) == std::vector<std::string>{"default"});
 }
 
 TEST_CASE("map --pool runs in the given pool, -j defaulting to its size", "[e2e][map]") {
@@ -570,16 +572,7 @@ TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks fi
     CHECK(succeeded <= 4);
     CHECK(succeeded + cancelled == 10);
     // The pool went with the last of its tasks.
-    CHECK(eventually(
-        [&] {
-            for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
-                if (p["name"].get<std::string>().starts_with("map-")) {
-                    return false;
-                }
-            }
-            return true;
-        },
-        60s));
+    CHECK(eventually([&] { return pool_names(d) == std::vector<std::string>{"default"}; }, 60s));
 }
 
 TEST_CASE("a daemon that stops takes a running map's queue with it: nothing of it runs after a restart",
@@ -634,17 +627,10 @@ TEST_CASE("after a kill -9 of the daemon under a map, the restarted daemon cance
     }
     CHECK(cancelled == 4);
     CHECK(lost == 1);
-    auto pool_names = [&] {
-        std::vector<std::string> names;
-        for (const auto& p : d.mpctl_ndjson({"pool", "list", "--json"})) {
-            names.push_back(p["name"].get<std::string>());
-        }
-        return names;
-    };
-    CHECK(pool_names() == std::vector<std::string>{"default"});
+    CHECK(pool_names(d) == std::vector<std::string>{"default"});
     d.stop();
     d.start();  // and the pool is not remembered any more
-    CHECK(pool_names() == std::vector<std::string>{"default"});
+    CHECK(pool_names(d) == std::vector<std::string>{"default"});
 }
 
 TEST_CASE("map stops its tasks when nobody reads its output any more", "[e2e][map]") {
