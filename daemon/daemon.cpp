@@ -48,9 +48,10 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.pool_workers = config_.pools;
     // Sizes set with `mpctl pool set` outlive restarts and win over the config file. A transient pool in
     // the journal belonged to a connection of a daemon that died: see run().
+    std::vector<std::string> orphaned;
     for (const auto& [name, row] : *pools) {
         if (row.transient) {
-            orphaned_pools_.push_back(name);
+            orphaned.push_back(name);
             continue;
         }
         options.pool_workers[name] = row.workers;
@@ -63,6 +64,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.max_output = config_.max_output;
     scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, *this, std::move(options));
     scheduler_->set_cgroups(&cgroups_);
+    for (const auto& name : orphaned) {
+        scheduler_->orphan_restored_pool(name);
+    }
 
     auto next_id = store_->load_next_task_id();
     auto tasks = store_->load_tasks();
@@ -105,11 +109,8 @@ int Daemon::run(const std::function<void()>& on_ready) {
     store_->start(io_);
     // The signal handlers first: the spawner reads them to know what to reset in a child.
     watch_signals();
-    // Resuming journals the lost tasks, so it comes after the writer started. The queues of maps whose
-    // daemon died are cancelled first: nobody is left to collect them.
-    for (const auto& name : orphaned_pools_) {
-        scheduler_->orphan_restored_pool(name);
-    }
+    // Resuming journals the lost tasks (and the cancelled queues of dead maps), so it comes after the
+    // writer started.
     scheduler_->resume();
     listener_->start();
     spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,

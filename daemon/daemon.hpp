@@ -89,7 +89,6 @@ class Daemon final : public SchedulerListener {
     std::unique_ptr<Listener> listener_;
     asio::signal_set signals_{io_};
     int64_t started_at_ms_ = 0;
-    std::vector<std::string> orphaned_pools_;  // transient pools found in the journal at start
 
     bool stopping_ = false;
     bool stop_finished_ = false;

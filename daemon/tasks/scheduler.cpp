@@ -121,19 +121,22 @@ void Scheduler::resume() {
             finish(t, TaskState::failed, FailReason::lost);
         }
     }
-    for (auto& [id, t] : tasks_) {
-        if (t.state == TaskState::pending && !t.queued && t.unmet_deps == 0) {
-            resolve_dependencies(t);
-        }
-    }
-    pump_all();
-    // The pools of dead maps (orphan_restored_pool) have nothing left to run.
+    // The queues of maps whose daemon died (orphan_restored_pool) have nobody to collect them.
     std::vector<std::string> orphaned;
     for (const auto& [name, pool] : pools_) {
         if (pool.transient && pool.owner_gone) {
             orphaned.push_back(name);
         }
     }
+    for (const auto& name : orphaned) {
+        cancel_pending_in(&name, orphan_error(name, Orphaned::daemon_restarted));
+    }
+    for (auto& [id, t] : tasks_) {
+        if (t.state == TaskState::pending && !t.queued && t.unmet_deps == 0) {
+            resolve_dependencies(t);
+        }
+    }
+    pump_all();
     for (const auto& name : orphaned) {
         drop_if_idle(name);
     }
@@ -649,7 +652,7 @@ void Scheduler::release_transient_pool(const std::string& name) {
         // Nobody is left to collect what has not started (a map killed with SIGKILL, a dropped ssh
         // session): cancel it, as a killed xargs or GNU parallel starts nothing more. Running tasks finish.
         // (While the daemon stops, cancel_transient_pending has done this already.)
-        cancel_orphans(name, orphan_error(name, Orphaned::owner_left));
+        cancel_pending_in(&name, orphan_error(name, Orphaned::owner_left));
     }
     drop_if_idle(name);
 }
@@ -662,7 +665,7 @@ void Scheduler::cancel_transient_pending() {
         }
     }
     for (const auto& name : names) {
-        cancel_orphans(name, orphan_error(name, Orphaned::daemon_stopped));
+        cancel_pending_in(&name, orphan_error(name, Orphaned::daemon_stopped));
     }
 }
 
@@ -683,21 +686,21 @@ std::string Scheduler::orphan_error(const std::string& pool, Orphaned why) {
 void Scheduler::orphan_restored_pool(const std::string& name) {
     Pool& pool = pool_for(name);
     pool.transient = true;
-    pool.owner_gone = true;
-    cancel_orphans(name, orphan_error(name, Orphaned::daemon_restarted));
+    pool.owner_gone = true;  // resume() cancels its queue
 }
 
-void Scheduler::cancel_orphans(const std::string& pool, const std::string& why) {
-    // Newest first, as cancel_pending: a dependant is cancelled before its dependency could fail it.
-    // A task whose submit is still being committed is not durable yet: schedule() catches it.
-    std::vector<int64_t> orphans;
+void Scheduler::cancel_pending_in(const std::string* pool, const std::string& why) {
+    // Newest first: dependants always have higher ids than their dependencies, so each is cancelled
+    // before a cancelled dependency could fail it with reason `dependency`. A task whose submit is still
+    // being committed is not durable yet: schedule() sees to it.
+    std::vector<int64_t> ids;
     for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
         const Task& t = it->second;
-        if (t.state == TaskState::pending && t.durable && t.spec.pool == pool) {
-            orphans.push_back(t.id);
+        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool == *pool)) {
+            ids.push_back(t.id);
         }
     }
-    for (int64_t id : orphans) {
+    for (int64_t id : ids) {
         Task* t = find(id);
         if (t == nullptr || t->state != TaskState::pending) {
             continue;
@@ -764,16 +767,7 @@ void Scheduler::terminate_running(std::optional<double> kill_after_s) {
 }
 
 void Scheduler::cancel_pending() {
-    // Newest first: dependants always have higher ids than their dependencies, so each is cancelled
-    // before a cancelled dependency could fail it with reason `dependency`.
-    for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
-        Task& t = it->second;
-        if (t.state == TaskState::pending && t.durable) {
-            dequeue(t);
-            t.error = "cancelled by daemon shutdown";
-            finish(t, TaskState::cancelled, FailReason::none);
-        }
-    }
+    cancel_pending_in(nullptr, "cancelled by daemon shutdown");
 }
 
 proto::TaskStatus Scheduler::status(const Task& t) const {

@@ -113,8 +113,8 @@ class Scheduler {
     // The daemon is stopping: the pending tasks of transient pools are cancelled, since no connection,
     // hence no owner, survives the daemon (other pools' pending tasks wait for the next start).
     void cancel_transient_pending();
-    // At start, before resume(): NAME was a transient pool of a daemon that died; its owner is gone, its
-    // pending tasks are cancelled, and the pool goes with its last task.
+    // At start, before resume(): NAME was a transient pool of a daemon that died; its owner is gone, so
+    // resume() cancels its pending tasks, and the pool goes with its last task.
     void orphan_restored_pool(const std::string& name);
 
     // -- shutdown -------------------------------------------------------------------------------------
@@ -134,7 +134,8 @@ class Scheduler {
         bool owner_gone = false;
     };
     void drop_if_idle(const std::string& name);
-    void cancel_orphans(const std::string& pool, const std::string& why);
+    // Cancels the pending tasks of POOL (all pools if null) with error WHY.
+    void cancel_pending_in(const std::string* pool, const std::string& why);
     enum class Orphaned { owner_left, daemon_stopped, daemon_restarted };
     static std::string orphan_error(const std::string& pool, Orphaned why);
 

@@ -178,6 +178,7 @@ class FakeTimers final : public Timers {
 class RecordingListener final : public SchedulerListener {
   public:
     void task_changed(const Task& task) override { changes.push_back(task); }
+    void transient_pool_dropped(const std::string& name) override { dropped_pools.push_back(name); }
 
     [[nodiscard]] std::vector<TaskState> states_of(int64_t id) const {
         std::vector<TaskState> out;
@@ -201,6 +202,7 @@ class RecordingListener final : public SchedulerListener {
     }
 
     std::vector<Task> changes;
+    std::vector<std::string> dropped_pools;
 };
 
 // -- harness --------------------------------------------------------------------------------------------
@@ -1821,6 +1823,7 @@ TEST_CASE(
     CHECK(h.spawner.spawn_calls == 2);  // a and d: nothing more started in map-1
     pools = h.sched.pools();
     CHECK(find_pool(pools, "map-1") == nullptr);
+    CHECK(h.listener.dropped_pools == std::vector<std::string>{"map-1"});  // its journal row goes too
 }
 
 TEST_CASE("a daemon that stops cancels the pending tasks of transient pools, and only theirs",
@@ -1856,4 +1859,23 @@ TEST_CASE("a task committed after its transient pool's owner is gone is cancelle
     CHECK(h.spawner.spawn_calls == 0);
     auto pools = h.sched.pools();
     CHECK(find_pool(pools, "map-3") == nullptr);
+}
+
+TEST_CASE("resume cancels the queue of a transient pool left by a dead daemon and forgets the pool",
+          "[unit][scheduler]") {
+    Harness h(options(4));
+    Task running = h.journaled(1, TaskState::running, cmd("a", {{"pool", "map-7"}}));
+    running.pid = 4242;
+    h.sched.restore(std::move(running));
+    h.sched.restore(h.journaled(2, TaskState::pending, cmd("b", {{"pool", "map-7"}})));
+    h.sched.restore(h.journaled(3, TaskState::pending, cmd("c", {{"pool", "ordinary"}})));
+    h.sched.orphan_restored_pool("map-7");
+    h.sched.resume();
+    CHECK(h.state(1) == TaskState::failed);  // lost, as everywhere
+    CHECK(h.state(2) == TaskState::cancelled);
+    CHECK_THAT(h.task(2).error.value_or(""), Catch::Matchers::Contains("the daemon restarted"));
+    CHECK(h.running() == std::vector<int64_t>{3});  // other pools resume
+    auto pools = h.sched.pools();
+    CHECK(find_pool(pools, "map-7") == nullptr);
+    CHECK(h.listener.dropped_pools == std::vector<std::string>{"map-7"});
 }
