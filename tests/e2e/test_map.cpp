@@ -54,6 +54,21 @@ std::vector<std::string> pool_names(const DaemonFixture& d) {
     return names;
 }
 
+// Starts `mpctl map ARGS` (output to T/out and T/err) and waits until RUNNING of its tasks run and PENDING
+// wait: the state in which the tests below stop the map or the daemon.
+std::unique_ptr<BackgroundProcess> start_map_and_wait(const DaemonFixture& d, const TempDir& t,
+                                                      const std::vector<std::string>& args, size_t running,
+                                                      size_t pending) {
+    auto bg = mpctl_in_background(d, args, t / "out", t / "err");
+    REQUIRE(eventually(
+        [&] {
+            return d.mpctl_ndjson({"list", "--state", "running"}).size() == running &&
+                   d.mpctl_ndjson({"list", "--state", "pending"}).size() == pending;
+        },
+        60s));
+    return bg;
+}
+
 // Processes whose command line matches PATTERN (pgrep -f).
 bool processes_matching(const std::string& pattern) {
     auto r = run_process({"pgrep", "-f", pattern});
@@ -522,9 +537,7 @@ TEST_CASE("Ctrl-C on map cancels its pending tasks and stops its running ones", 
     for (int i = 1; i <= 10; ++i) {
         args.push_back("7919." + std::to_string(i));
     }
-    auto bg = mpctl_in_background(d, args, t / "out", t / "err");
-    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 2; }, 60s));
-    CHECK(d.mpctl_ndjson({"list", "--state", "pending"}).size() == 8);
+    auto bg = start_map_and_wait(d, t, args, 2, 8);
     REQUIRE(processes_matching("^sleep 7919\\."));
     bg->signal(SIGINT);
     auto r = bg->wait(60s);
@@ -548,9 +561,7 @@ TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks fi
     for (int i = 1; i <= 10; ++i) {
         args.push_back("2.7919" + std::to_string(i));
     }
-    auto bg = mpctl_in_background(d, args, t / "out", t / "err");
-    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 2; }, 60s));
-    REQUIRE(d.mpctl_ndjson({"list", "--state", "pending"}).size() == 8);
+    auto bg = start_map_and_wait(d, t, args, 2, 8);
     bg->signal(SIGKILL);  // no handler runs: only the daemon can see the map is gone (its connection closed)
     REQUIRE(bg->wait(60s));
     REQUIRE(eventually([&] { return unfinished_tasks(d) == 0; }, 60s));
@@ -579,11 +590,8 @@ TEST_CASE("a daemon that stops takes a running map's queue with it: nothing of i
           "[e2e][map]") {
     DaemonFixture d;
     TempDir t;
-    auto bg = mpctl_in_background(
-        d, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, t / "out",
-        t / "err");
-    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 1; }, 60s));
-    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "pending"}).size() == 4; }, 60s));
+    auto bg = start_map_and_wait(
+        d, t, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, 1, 4);
     d.stop();  // SIGTERM: stop --now. An ordinary queue would wait for the next start; a map's cannot.
     REQUIRE(bg->wait(60s));
     d.start();
@@ -605,11 +613,8 @@ TEST_CASE("after a kill -9 of the daemon under a map, the restarted daemon cance
     DaemonFixture d;
     TempDir t;
     GroupReaper reaper;  // the task running at the kill is orphaned: it must not outlive the test
-    auto bg = mpctl_in_background(
-        d, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, t / "out",
-        t / "err");
-    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "running"}).size() == 1; }, 60s));
-    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "pending"}).size() == 4; }, 60s));
+    auto bg = start_map_and_wait(
+        d, t, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, 1, 4);
     reaper.add(d.mpctl_ndjson({"list", "--state", "running"}).at(0)["pid"].get<pid_t>());
     d.kill9();
     REQUIRE(bg->wait(60s));
