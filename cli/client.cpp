@@ -109,12 +109,8 @@ int start_daemon(const GlobalOptions& o, const std::string& socket_path, std::st
         output = "cannot run " + exe + ": " + std::strerror(rc);
         return -1;
     }
-    char buf[4096];
-    ssize_t n = 0;
-    while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-        if (n > 0) {
-            output.append(buf, static_cast<size_t>(n));
-        }
+    if (auto said = common::read_to_end(read_end.get())) {
+        output += *said;
     }
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -244,10 +240,7 @@ bool Client::read_some() {
         }
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             static char chunk[k_read_chunk];  // mpctl is single-threaded
-            ssize_t got = ::read(fd_.get(), chunk, sizeof chunk);
-            if (got < 0 && errno == EINTR) {
-                continue;
-            }
+            ssize_t got = common::read_once(fd_.get(), chunk, sizeof chunk);
             if (got > 0) {
                 buffer_.append(chunk, static_cast<size_t>(got));
             }
@@ -258,16 +251,11 @@ bool Client::read_some() {
 
 bool Client::read_available() {
     static char chunk[k_read_chunk];  // mpctl is single-threaded
-    for (;;) {
-        ssize_t got = ::read(fd_.get(), chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got > 0) {
-            buffer_.append(chunk, static_cast<size_t>(got));
-        }
-        return got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    ssize_t got = common::read_once(fd_.get(), chunk, sizeof chunk);
+    if (got > 0) {
+        buffer_.append(chunk, static_cast<size_t>(got));
     }
+    return got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 std::optional<json> Client::next_message() {

@@ -7,6 +7,7 @@
 
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/signal_pipe.hpp>
+#include <mpctl/common/sys.hpp>
 
 namespace mpctl::cli {
 
@@ -40,10 +41,7 @@ std::vector<int> take_signals(int read_fd) {
     std::vector<int> out;
     char buf[64];
     for (;;) {
-        ssize_t n = ::read(read_fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        ssize_t n = common::read_once(read_fd, buf, sizeof buf);
         if (n <= 0) {
             break;
         }

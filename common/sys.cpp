@@ -20,25 +20,37 @@ Result<void> write_all(int fd, std::string_view data) {
     return {};
 }
 
+ssize_t read_once(int fd, void* buf, size_t size) {
+    ssize_t n = 0;
+    do {
+        n = ::read(fd, buf, size);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+Result<std::string> read_to_end(int fd) {
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read_once(fd, buf, sizeof buf);
+        if (n < 0) {
+            return sys_error("read");
+        }
+        if (n == 0) {
+            return out;
+        }
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
 Result<std::string> read_file(const std::string& path) {
     auto fd = open_cloexec(path, O_RDONLY);
     if (!fd) {
         return std::unexpected(fd.error());
     }
-    std::string out;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd->get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sys_error("read " + path);
-        }
-        if (n == 0) {
-            break;
-        }
-        out.append(buf, static_cast<size_t>(n));
+    auto out = read_to_end(fd->get());
+    if (!out) {
+        return sys_error("read " + path, out.error().err);
     }
     return out;
 }

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 
 #include <mpctl/common/result.hpp>
 #include <mpctl/common/unique_fd.hpp>
@@ -11,6 +12,12 @@ namespace mpctl::common {
 
 // Writes all of DATA, retrying on EINTR and short writes.
 [[nodiscard]] Result<void> write_all(int fd, std::string_view data);
+
+// One read(2), retried if a signal interrupted it: returns what read returns, errno set on -1.
+[[nodiscard]] ssize_t read_once(int fd, void* buf, size_t size);
+
+// Reads FD until end of file (a pipe until every writer is gone).
+[[nodiscard]] Result<std::string> read_to_end(int fd);
 
 // Reads the whole file (for small files: configs, pid files).
 [[nodiscard]] Result<std::string> read_file(const std::string& path);

@@ -493,10 +493,7 @@ class MapRun {
         common::UniqueFd guard(in);
         static char buf[64 * 1024];
         for (;;) {
-            ssize_t n = ::read(in, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
+            ssize_t n = common::read_once(in, buf, sizeof buf);
             if (n <= 0) {
                 return;
             }

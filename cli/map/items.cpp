@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <mpctl/cli/map/items.hpp>
+#include <mpctl/common/sys.hpp>
 
 namespace mpctl::cli::map {
 
@@ -81,10 +82,7 @@ void ItemSource::fill() {
         return;
     }
     char buf[64 * 1024];
-    ssize_t n = 0;
-    do {
-        n = ::read(fd_, buf, sizeof buf);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = common::read_once(fd_, buf, sizeof buf);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             return;

@@ -43,14 +43,7 @@ common::Result<Readiness> daemonize(const std::string& log_path) {
     if (pid > 0) {
         // The original process: relay the child's verdict, then leave.
         write_end.reset();
-        std::string verdict;
-        char buf[4096];
-        ssize_t n = 0;
-        while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-            if (n > 0) {
-                verdict.append(buf, static_cast<size_t>(n));
-            }
-        }
+        std::string verdict = common::read_to_end(read_end.get()).value_or(std::string());
         if (!verdict.empty() && verdict.front() == 'R') {
             std::_Exit(0);
         }
