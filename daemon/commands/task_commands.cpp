@@ -37,16 +37,34 @@ json status_json(Daemon& d, const Task& t) {
     return proto::to_json(d.scheduler().status(t));
 }
 
-// {"tasks":[status, ...]} as text: a list of many tasks is the largest answer the daemon writes.
-std::string tasks_text(Daemon& d, const std::vector<const Task*>& tasks) {
-    std::string out = R"({"tasks":[)";
+// [status, ...] as text, appended to OUT: lists of many tasks are the largest answers the daemon writes.
+void append_statuses(Daemon& d, const std::vector<const Task*>& tasks, std::string& out) {
+    out.push_back('[');
     for (size_t i = 0; i < tasks.size(); ++i) {
         if (i > 0) {
             out.push_back(',');
         }
         out += proto::to_json_text(d.scheduler().status(*tasks[i]));
     }
-    out += "]}";
+    out.push_back(']');
+}
+
+void append_ids(const std::vector<int64_t>& ids, std::string& out) {
+    out.push_back('[');
+    for (size_t i = 0; i < ids.size(); ++i) {
+        if (i > 0) {
+            out.push_back(',');
+        }
+        out += std::to_string(ids[i]);
+    }
+    out.push_back(']');
+}
+
+// {"tasks":[status, ...]}
+std::string tasks_text(Daemon& d, const std::vector<const Task*>& tasks) {
+    std::string out = R"({"tasks":)";
+    append_statuses(d, tasks, out);
+    out.push_back('}');
     return out;
 }
 
@@ -365,24 +383,28 @@ void finish_wait(Daemon& d, const std::shared_ptr<Waiter>& w, bool timed_out) {
     if (w->timer) {
         w->timer->cancel();
     }
-    json done = json::array();
-    json pending = json::array();
-    json tasks = json::array();
+    // Written as text: a wait on a whole batch answers with thousands of statuses.
+    std::vector<int64_t> done;
+    std::vector<int64_t> pending;
+    std::vector<const Task*> tasks;
     for (int64_t id : w->ids) {
         Task* t = d.scheduler().find(id);
         if (t == nullptr) {
             continue;
         }
         (t->finished() ? done : pending).push_back(id);
-        if (!w->stream) {
-            tasks.push_back(status_json(d, *t));
-        }
+        tasks.push_back(t);
     }
-    json result = {{"done", std::move(done)}, {"pending", std::move(pending)}, {"timed_out", timed_out}};
+    std::string result = R"({"done":)";
+    append_ids(done, result);
+    result += R"(,"pending":)";
+    append_ids(pending, result);
     if (!w->stream) {
-        result["tasks"] = std::move(tasks);
+        result += R"(,"tasks":)";
+        append_statuses(d, tasks, result);
     }
-    w->responder->result(std::move(result));
+    result += timed_out ? R"(,"timed_out":true})" : R"(,"timed_out":false})";
+    w->responder->result_text(result);
 }
 
 void start_wait(Daemon& d, Call& call, bool stream) {
