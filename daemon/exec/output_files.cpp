@@ -14,8 +14,8 @@ namespace {
 constexpr int64_t k_tasks_per_shard = 1000;
 }
 
-OutputLayout::OutputLayout(std::string state_dir, size_t lookahead)
-    : root_(std::move(state_dir) + "/output"), lookahead_(lookahead) {
+OutputLayout::OutputLayout(std::string state_dir, size_t lookahead, std::chrono::microseconds slow_create)
+    : root_(std::move(state_dir) + "/output"), lookahead_(lookahead), slow_create_(slow_create) {
     if (lookahead_ > 0) {
         preparer_ = std::thread([this] { prepare_loop(); });
     }
@@ -68,8 +68,20 @@ common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_s
     return fds;
 }
 
+void OutputLayout::note_creation(Clock::time_point began) {
+    auto now = Clock::now();
+    if (now - began >= slow_create_) {
+        ahead_until_.store((now + k_ahead_for).time_since_epoch().count(), std::memory_order_relaxed);
+    }
+}
+
+bool OutputLayout::prepares_ahead() const {
+    return lookahead_ > 0 &&
+           Clock::now().time_since_epoch().count() < ahead_until_.load(std::memory_order_relaxed);
+}
+
 void OutputLayout::expect(int64_t task_id) {
-    if (lookahead_ == 0) {
+    if (!prepares_ahead()) {
         return;
     }
     bool wake = false;
@@ -136,7 +148,10 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
         pending_.erase(task_id);  // if it is still wanted, it is not any more
     }
     // Created now; a retry's files already exist and are truncated.
-    return create(task_id, loop_shards_);
+    auto began = Clock::now();
+    auto fds = create(task_id, loop_shards_);
+    note_creation(began);
+    return fds;
 }
 
 bool OutputLayout::cap(const std::string& path, uint64_t limit) {
@@ -168,7 +183,9 @@ void OutputLayout::prepare_loop() {
             }
             in_progress_ = id;
         }
+        auto began = Clock::now();
         auto fds = create(id, shards);
+        note_creation(began);  // keeps preparing ahead while creations stay slow
         {
             std::lock_guard lock(mutex_);
             in_progress_ = 0;

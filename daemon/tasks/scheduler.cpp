@@ -208,7 +208,10 @@ void Scheduler::pump(Pool& pool) {
         t->queued = false;
         start(*t, pool);
     }
-    // The next ones to start get their output files made ahead, off the loop.
+    // The next ones to start get their output files made ahead, off the loop, while creating them is slow.
+    if (!outputs_.prepares_ahead()) {
+        return;
+    }
     size_t ahead = 0;
     for (auto it = pool.ready.begin(); it != pool.ready.end() && ahead < k_output_lookahead; ++it, ++ahead) {
         Task* t = find(std::get<2>(*it));

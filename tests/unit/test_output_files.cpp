@@ -1,0 +1,127 @@
+// OutputLayout: where a task's output files are, and when they are made (on the spot while creating them
+// is fast, ahead by a background thread once it was slow).
+
+#include <chrono>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <mpctl/daemon/exec/output_files.hpp>
+
+#include "unit_temp_dir.hpp"
+
+using mpctl::daemon::OutputLayout;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+// Waits for the background thread, with a deadline generous enough for a loaded machine.
+bool eventually_exists(const std::string& path) {
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!exists(path)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+std::string read_all(const std::string& path) {
+    std::string out;
+    FILE* f = std::fopen(path.c_str(), "r");
+    REQUIRE(f != nullptr);
+    char buf[256];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        out.append(buf, n);
+    }
+    std::fclose(f);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("output paths are sharded by thousands of task ids", "[unit][output]") {
+    mpctl::test::UnitTempDir dir;
+    OutputLayout out(dir.path());
+    CHECK(out.paths(7).stdout_path == dir / "output/0/7.stdout");
+    CHECK(out.paths(1234).stderr_path == dir / "output/1/1234.stderr");
+    CHECK(out.stage_stderr_path(1234, 2) == dir / "output/1/1234.2.stderr");
+}
+
+TEST_CASE("while creating files is fast, a start creates its files and none are made ahead",
+          "[unit][output]") {
+    mpctl::test::UnitTempDir dir;
+    OutputLayout out(dir.path(), 8, std::chrono::hours(1));  // no creation counts as slow
+    auto first = out.open(1);
+    REQUIRE(first);
+    CHECK_FALSE(out.prepares_ahead());
+
+    out.expect(2);
+    out.expect(3);
+    // Nothing is created for them in the background (give a preparer ample time to show up).
+    std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(exists(out.paths(2).stdout_path));
+    CHECK_FALSE(exists(out.paths(3).stderr_path));
+
+    auto fds = out.open(2);
+    REQUIRE(fds);
+    REQUIRE(fds->stderr_fds.size() == 1);
+    REQUIRE(::write(fds->stdout_fd.get(), "out", 3) == 3);
+    REQUIRE(::write(fds->stderr_fds[0].get(), "err", 3) == 3);
+    CHECK(read_all(out.paths(2).stdout_path) == "out");
+    CHECK(read_all(out.paths(2).stderr_path) == "err");
+}
+
+TEST_CASE("a slow creation turns on making the files of queued tasks ahead", "[unit][output]") {
+    mpctl::test::UnitTempDir dir;
+    OutputLayout out(dir.path(), 8, 0us);  // every creation counts as slow
+    CHECK_FALSE(out.prepares_ahead());     // nothing created yet
+    out.expect(2);
+    std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(exists(out.paths(2).stdout_path));  // not ahead yet: expect() did nothing
+
+    REQUIRE(out.open(1));
+    CHECK(out.prepares_ahead());
+
+    out.expect(2);
+    out.expect(3);
+    REQUIRE(eventually_exists(out.paths(2).stdout_path));
+    REQUIRE(eventually_exists(out.paths(2).stderr_path));
+    REQUIRE(eventually_exists(out.paths(3).stdout_path));
+
+    // The start takes the prepared descriptors: what is written through them is in the task's files.
+    auto fds = out.open(2);
+    REQUIRE(fds);
+    REQUIRE(::write(fds->stdout_fd.get(), "two", 3) == 3);
+    CHECK(read_all(out.paths(2).stdout_path) == "two");
+
+    // A queued task that will not start after all: its prepared files are dropped, and a later start
+    // (a retry, say) still gets empty files.
+    out.forget(3);
+    auto again = out.open(3);
+    REQUIRE(again);
+    CHECK(read_all(out.paths(3).stdout_path).empty());
+}
+
+TEST_CASE("a retry's start truncates what its previous attempt wrote", "[unit][output]") {
+    mpctl::test::UnitTempDir dir;
+    OutputLayout out(dir.path());
+    {
+        auto fds = out.open(5);
+        REQUIRE(fds);
+        REQUIRE(::write(fds->stdout_fd.get(), "first attempt", 13) == 13);
+    }
+    auto fds = out.open(5);
+    REQUIRE(fds);
+    CHECK(read_all(out.paths(5).stdout_path).empty());
+}
