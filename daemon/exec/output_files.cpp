@@ -1,3 +1,4 @@
+#include <ctime>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +13,15 @@ namespace mpctl::daemon {
 
 namespace {
 constexpr int64_t k_tasks_per_shard = 1000;
+
+// The calling thread's CPU time: what a creation costs, without the time the thread waited for a CPU
+// (on a busy machine a preempted thread would otherwise find every creation slow).
+std::chrono::nanoseconds thread_cpu_time() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
+}  // namespace
 
 OutputLayout::OutputLayout(std::string state_dir, size_t lookahead, std::chrono::microseconds slow_create)
     : root_(std::move(state_dir) + "/output"), lookahead_(lookahead), slow_create_(slow_create) {
@@ -68,10 +77,16 @@ common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_s
     return fds;
 }
 
-void OutputLayout::note_creation(Clock::time_point began) {
-    auto now = Clock::now();
-    if (now - began >= slow_create_) {
-        ahead_until_.store((now + k_ahead_for).time_since_epoch().count(), std::memory_order_relaxed);
+void OutputLayout::note_creation(std::chrono::nanoseconds began, int& slow_streak) {
+    if (thread_cpu_time() - began < slow_create_) {
+        slow_streak = 0;
+        return;
+    }
+    // Several in a row: one slow creation can be a burst of interrupt work charged to this thread.
+    if (++slow_streak >= k_slow_streak) {
+        slow_streak = 0;
+        ahead_until_.store((Clock::now() + k_ahead_for).time_since_epoch().count(),
+                           std::memory_order_relaxed);
     }
 }
 
@@ -148,9 +163,9 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
         pending_.erase(task_id);  // if it is still wanted, it is not any more
     }
     // Created now; a retry's files already exist and are truncated.
-    auto began = Clock::now();
+    auto began = thread_cpu_time();
     auto fds = create(task_id, loop_shards_);
-    note_creation(began);
+    note_creation(began, loop_slow_streak_);
     return fds;
 }
 
@@ -164,6 +179,7 @@ bool OutputLayout::cap(const std::string& path, uint64_t limit) {
 
 void OutputLayout::prepare_loop() {
     std::unordered_set<int64_t> shards;
+    int slow_streak = 0;
     for (;;) {
         int64_t id = 0;
         {
@@ -183,9 +199,9 @@ void OutputLayout::prepare_loop() {
             }
             in_progress_ = id;
         }
-        auto began = Clock::now();
+        auto began = thread_cpu_time();
         auto fds = create(id, shards);
-        note_creation(began);  // keeps preparing ahead while creations stay slow
+        note_creation(began, slow_streak);  // keeps preparing ahead while creations stay slow
         {
             std::lock_guard lock(mutex_);
             in_progress_ = 0;
