@@ -102,7 +102,8 @@ Store::Store(sqlite3* db, std::string path, Durability durability)
 
 Store::~Store() {
     stop();
-    for (sqlite3_stmt* stmt : {insert_stmt_, update_stmt_, pool_stmt_, drop_pool_stmt_, env_stmt_}) {
+    for (sqlite3_stmt* stmt : {insert_stmt_, update_stmt_, pool_stmt_, drop_pool_stmt_, env_stmt_,
+                               begin_stmt_, commit_stmt_, rollback_stmt_}) {
         sqlite3_finalize(stmt);
     }
     sqlite3_close_v2(db_);
@@ -110,6 +111,16 @@ Store::~Store() {
 
 common::Error Store::db_error(const std::string& what) const {
     return common::Error{what + ": " + sqlite3_errmsg(db_), 0};
+}
+
+common::Result<void> Store::run(sqlite3_stmt* stmt) {
+    if (sqlite3_step(stmt) == SQLITE_DONE) {
+        sqlite3_reset(stmt);
+        return {};
+    }
+    common::Error error{std::string("sqlite: ") + sqlite3_errmsg(db_), 0};  // before the reset clears it
+    sqlite3_reset(stmt);
+    return std::unexpected(error);
 }
 
 common::Result<void> Store::exec(const char* sql) {
@@ -168,6 +179,9 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
          "INSERT INTO pools (name, workers, transient) VALUES (?1, ?2, ?3) "
          "ON CONFLICT(name) DO UPDATE SET workers = ?2, transient = ?3"},
         {&store->drop_pool_stmt_, "DELETE FROM pools WHERE name = ?1 AND transient = 1"},
+        {&store->begin_stmt_, "BEGIN IMMEDIATE"},
+        {&store->commit_stmt_, "COMMIT"},
+        {&store->rollback_stmt_, "ROLLBACK"},
     };
     for (auto& s : statements) {
         if (sqlite3_prepare_v3(db, s.sql, -1, SQLITE_PREPARE_PERSISTENT, s.stmt, nullptr) != SQLITE_OK) {
@@ -540,7 +554,7 @@ common::Result<void> Store::bind_row_and_step(sqlite3_stmt* stmt, const Row& row
 }
 
 common::Result<void> Store::apply(std::vector<Op>& batch) {
-    if (auto r = exec("BEGIN IMMEDIATE"); !r) {
+    if (auto r = run(begin_stmt_); !r) {
         return r;
     }
     // Only the last update of a task in a batch matters.
@@ -590,10 +604,10 @@ common::Result<void> Store::apply(std::vector<Op>& batch) {
         }
     }
     if (result) {
-        result = exec("COMMIT");
+        result = run(commit_stmt_);
     }
     if (!result) {
-        (void)exec("ROLLBACK");
+        (void)run(rollback_stmt_);
     }
     return result;
 }
