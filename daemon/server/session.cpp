@@ -20,7 +20,10 @@ constexpr size_t k_read_chunk = 64 * 1024;
 }
 
 Session::Session(asio::local::stream_protocol::socket socket, Registry& registry, PeerCredentials peer)
-    : socket_(std::move(socket)), registry_(registry), peer_(peer), read_buffer_(k_read_chunk) {}
+    : socket_(std::move(socket)),
+      registry_(registry),
+      peer_(peer),
+      read_buffer_(std::make_unique_for_overwrite<char[]>(k_read_chunk)) {}
 
 Session::~Session() = default;
 
@@ -63,7 +66,7 @@ void Session::read_more() {
 }
 
 ssize_t Session::receive() {
-    iovec iov{read_buffer_.data(), read_buffer_.size()};
+    iovec iov{read_buffer_.get(), k_read_chunk};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -117,7 +120,7 @@ void Session::on_read_error(const std::error_code& ec) {
 
 void Session::on_bytes(size_t n) {
     framer_.feed(
-        std::string_view(read_buffer_.data(), n), [&](std::string_view line) { handle_line(line); },
+        std::string_view(read_buffer_.get(), n), [&](std::string_view line) { handle_line(line); },
         [&] {
             send(proto::encode_line(proto::make_error(nullptr, ErrorCode::invalid_request,
                                                       "request too large (the limit is " +

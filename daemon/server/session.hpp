@@ -71,7 +71,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Registry& registry_;
     PeerCredentials peer_;
     proto::LineFramer framer_;
-    std::vector<char> read_buffer_;
+    std::unique_ptr<char[]> read_buffer_;  // k_read_chunk bytes, not zeroed: a connection may send one line
     bool reading_paused_ = false;
     bool read_pending_ = false;
 
