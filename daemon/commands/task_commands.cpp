@@ -33,8 +33,9 @@ Task& known_task(Daemon& d, int64_t id) {
     return *t;
 }
 
-json status_json(Daemon& d, const Task& t) {
-    return proto::to_json(d.scheduler().status(t));
+// One task's status as JSON text (written by hand: every submit and task.get answers with one).
+std::string status_text(Daemon& d, const Task& t) {
+    return proto::to_json_text(d.scheduler().status(t));
 }
 
 // [status, ...] as text, appended to OUT: lists of many tasks are the largest answers the daemon writes.
@@ -44,7 +45,7 @@ void append_statuses(Daemon& d, const std::vector<const Task*>& tasks, std::stri
         if (i > 0) {
             out.push_back(',');
         }
-        out += proto::to_json_text(d.scheduler().status(*tasks[i]));
+        out += status_text(d, *tasks[i]);
     }
     out.push_back(']');
 }
@@ -71,7 +72,7 @@ std::string tasks_text(Daemon& d, const std::vector<const Task*>& tasks) {
 // One task.completed notification, written as text: a map streams one per task.
 void notify_completed(Daemon& d, Responder& responder, const Task& t) {
     std::string line = R"({"jsonrpc":"2.0","method":"task.completed","params":{"task":)";
-    line += proto::to_json_text(d.scheduler().status(t));
+    line += status_text(d, t);
     line += "}}\n";
     responder.notify_line(std::move(line));
 }
@@ -237,7 +238,7 @@ void task_submit(Daemon& d, Call& call) {
     submit_tasks(
         d, std::move(specs),
         [&d, responder = call.responder](const std::vector<int64_t>& ids) {
-            responder->result(status_json(d, known_task(d, ids.front())));
+            responder->result_text(status_text(d, known_task(d, ids.front())));
         },
         call.responder);
 }
@@ -291,7 +292,7 @@ void task_get(Daemon& d, Call& call) {
         call.responder->result_text(tasks_text(d, tasks));
         return;
     }
-    call.responder->result(status_json(d, known_task(d, call.params.required<int64_t>("id"))));
+    call.responder->result_text(status_text(d, known_task(d, call.params.required<int64_t>("id"))));
 }
 
 void task_list(Daemon& d, Call& call) {
