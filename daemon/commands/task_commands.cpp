@@ -394,7 +394,9 @@ void finish_wait(Daemon& d, const std::shared_ptr<Waiter>& w, bool timed_out) {
             continue;
         }
         (t->finished() ? done : pending).push_back(id);
-        tasks.push_back(t);
+        if (!w->stream) {
+            tasks.push_back(t);
+        }
     }
     std::string result = R"({"done":)";
     append_ids(done, result);
