@@ -26,7 +26,8 @@ void pool_set(Daemon& d, Call& call) {
     if (workers < 1 || workers > 100000) {
         proto::throw_invalid_params("params.workers: must be between 1 and 100000");
     }
-    if (call.params.get_or<bool>("transient", false)) {
+    bool transient = call.params.get_or<bool>("transient", false);
+    if (transient) {
         // A pool for this connection (a map): cancelled and dropped when the connection is gone (see
         // Scheduler::release_transient_pool). Journaled while it exists, so that a restart after a crash
         // knows its queue has nobody to collect it.
@@ -39,47 +40,31 @@ void pool_set(Daemon& d, Call& call) {
                                             " exists and is not transient");
             }
         }
-        d.store().set_pool(
-            name, workers,
-            [&d, name, workers, responder = call.responder](common::Result<void> r) {
-                if (!r) {
-                    responder->error(proto::ErrorCode::io_error,
-                                     "could not record the pool: " + r.error().message());
-                    return;
-                }
-                d.scheduler().set_pool_workers(name, workers, true);
-                auto session = responder->session();
-                if (!session) {
-                    d.scheduler().release_transient_pool(name);  // its owner left before it was made
-                    return;
-                }
-                session->when_closed([&d, name] { d.scheduler().release_transient_pool(name); });
-                for (const auto& p : d.scheduler().pools()) {
-                    if (p.name == name) {
-                        responder->result(pool_json(p));
-                    }
-                }
-            },
-            true);
-        return;
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
-    d.store().set_pool(name, workers,
-                       [&d, name, workers, responder = call.responder](common::Result<void> r) {
-                           if (!r) {
-                               responder->error(proto::ErrorCode::io_error,
-                                                "could not record the pool size: " + r.error().message());
-                               return;
-                           }
-                           d.scheduler().set_pool_workers(name, workers);
-                           for (const auto& p : d.scheduler().pools()) {
-                               if (p.name == name) {
-                                   responder->result(pool_json(p));
-                                   return;
-                               }
-                           }
-                           responder->result({{"name", name}, {"workers", workers}});
-                       });
+    auto recorded = [&d, name, workers, transient, responder = call.responder](common::Result<void> r) {
+        if (!r) {
+            responder->error(proto::ErrorCode::io_error, "could not record the pool: " + r.error().message());
+            return;
+        }
+        d.scheduler().set_pool_workers(name, workers, transient);
+        if (transient) {
+            auto session = responder->session();
+            if (!session) {
+                d.scheduler().release_transient_pool(name);  // its owner left before it was made
+                return;
+            }
+            session->when_closed([&d, name] { d.scheduler().release_transient_pool(name); });
+        }
+        for (const auto& p : d.scheduler().pools()) {
+            if (p.name == name) {
+                responder->result(pool_json(p));
+                return;
+            }
+        }
+        responder->result({{"name", name}, {"workers", workers}});
+    };
+    d.store().set_pool(name, workers, std::move(recorded), transient);
 }
 
 void pool_list(Daemon& d, Call& call) {
