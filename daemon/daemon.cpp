@@ -47,11 +47,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.default_workers = config_.workers;
     options.pool_workers = config_.pools;
     // Sizes set with `mpctl pool set` outlive restarts and win over the config file. A transient pool in
-    // the journal belonged to a connection of a daemon that died: see run().
-    std::vector<std::string> orphaned;
+    // the journal belonged to a connection of a daemon that died: see below and run().
     for (const auto& [name, row] : *pools) {
         if (row.transient) {
-            orphaned.push_back(name);
             continue;
         }
         options.pool_workers[name] = row.workers;
@@ -64,8 +62,10 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.max_output = config_.max_output;
     scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, *this, std::move(options));
     scheduler_->set_cgroups(&cgroups_);
-    for (const auto& name : orphaned) {
-        scheduler_->orphan_restored_pool(name);
+    for (const auto& [name, row] : *pools) {
+        if (row.transient) {
+            scheduler_->orphan_restored_pool(name);
+        }
     }
 
     auto next_id = store_->load_next_task_id();

@@ -121,16 +121,9 @@ void Scheduler::resume() {
             finish(t, TaskState::failed, FailReason::lost);
         }
     }
-    // The queues of maps whose daemon died (orphan_restored_pool) have nobody to collect them.
-    std::vector<std::string> orphaned;
-    for (const auto& [name, pool] : pools_) {
-        if (pool.transient && pool.owner_gone) {
-            orphaned.push_back(name);
-        }
-    }
-    for (const auto& name : orphaned) {
-        cancel_pending_in(&name, orphan_error(name, Orphaned::daemon_restarted));
-    }
+    // The queues of maps whose daemon died (orphan_restored_pool: at start every transient pool is one)
+    // have nobody to collect them.
+    std::vector<std::string> orphaned = cancel_transient_queues(Orphaned::daemon_restarted);
     for (auto& [id, t] : tasks_) {
         if (t.state == TaskState::pending && !t.queued && t.unmet_deps == 0) {
             resolve_dependencies(t);
@@ -661,15 +654,20 @@ void Scheduler::release_transient_pool(const std::string& name) {
 }
 
 void Scheduler::cancel_transient_pending() {
-    std::vector<std::string> names;
+    (void)cancel_transient_queues(Orphaned::daemon_stopped);
+}
+
+std::vector<std::string> Scheduler::cancel_transient_queues(Orphaned why) {
+    std::vector<std::string> names;  // first: a cancel can drop a pool (its dependants are rescheduled)
     for (const auto& [name, pool] : pools_) {
         if (pool.transient) {
             names.push_back(name);
         }
     }
     for (const auto& name : names) {
-        cancel_pending_in(&name, orphan_error(name, Orphaned::daemon_stopped));
+        cancel_pending_in(&name, orphan_error(name, why));
     }
+    return names;
 }
 
 std::string Scheduler::orphan_error(const std::string& pool, Orphaned why) {

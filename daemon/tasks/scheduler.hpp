@@ -137,6 +137,8 @@ class Scheduler {
     // Cancels the pending tasks of POOL (all pools if null) with error WHY.
     void cancel_pending_in(const std::string* pool, const std::string& why);
     enum class Orphaned { owner_left, daemon_stopped, daemon_restarted };
+    // Cancels the pending tasks of every transient pool, saying WHY; returns those pools' names.
+    std::vector<std::string> cancel_transient_queues(Orphaned why);
     static std::string orphan_error(const std::string& pool, Orphaned why);
 
     Pool& pool_for(const std::string& name);
