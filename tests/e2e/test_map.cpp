@@ -69,6 +69,15 @@ std::unique_ptr<BackgroundProcess> start_map_and_wait(const DaemonFixture& d, co
     return bg;
 }
 
+// `mpctl map -j2 -- sleep ::: PREFIX1 ... PREFIX10`: sleeps whose command lines no other process has.
+std::vector<std::string> sleep_map_args(const std::string& prefix) {
+    std::vector<std::string> args{"map", "-j2", "--", "sleep", ":::"};
+    for (int i = 1; i <= 10; ++i) {
+        args.push_back(prefix + std::to_string(i));
+    }
+    return args;
+}
+
 // Processes whose command line matches PATTERN (pgrep -f).
 bool processes_matching(const std::string& pattern) {
     auto r = run_process({"pgrep", "-f", pattern});
@@ -532,12 +541,7 @@ TEST_CASE(
 TEST_CASE("Ctrl-C on map cancels its pending tasks and stops its running ones", "[e2e][map]") {
     DaemonFixture d;
     TempDir t;
-    // A command line that no other process has: sleep with a fraction unique to this test.
-    std::vector<std::string> args{"map", "-j2", "--", "sleep", ":::"};
-    for (int i = 1; i <= 10; ++i) {
-        args.push_back("7919." + std::to_string(i));
-    }
-    auto bg = start_map_and_wait(d, t, args, 2, 8);
+    auto bg = start_map_and_wait(d, t, sleep_map_args("7919."), 2, 8);  // hours long
     REQUIRE(processes_matching("^sleep 7919\\."));
     bg->signal(SIGINT);
     auto r = bg->wait(60s);
@@ -557,11 +561,7 @@ TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks fi
           "[e2e][map]") {
     DaemonFixture d;
     TempDir t;
-    std::vector<std::string> args{"map", "-j2", "--", "sleep", ":::"};
-    for (int i = 1; i <= 10; ++i) {
-        args.push_back("2.7919" + std::to_string(i));
-    }
-    auto bg = start_map_and_wait(d, t, args, 2, 8);
+    auto bg = start_map_and_wait(d, t, sleep_map_args("2.7919"), 2, 8);  // under 3 s each
     bg->signal(SIGKILL);  // no handler runs: only the daemon can see the map is gone (its connection closed)
     REQUIRE(bg->wait(60s));
     REQUIRE(eventually([&] { return unfinished_tasks(d) == 0; }, 60s));

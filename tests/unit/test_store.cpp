@@ -78,6 +78,22 @@ Result<void> set_pool(Store& store, Loop& loop, const std::string& name, int wor
     return *result;
 }
 
+// Writes pools with WRITE (a started store and its loop), then reads them back from a reopened journal.
+template <class Write>
+std::map<std::string, Store::PoolRow> pools_after(const std::string& path, Durability durability,
+                                                  Write write) {
+    {
+        Loop loop;
+        auto store = open_store(path, durability);
+        store->start(loop.io);
+        write(*store, loop);
+        store->stop();
+    }
+    auto pools = open_store(path, durability)->load_pools();
+    REQUIRE(pools);
+    return *pools;
+}
+
 Task make_task(int64_t id, const json& spec) {
     Task t;
     t.id = id;
@@ -316,21 +332,13 @@ TEST_CASE("pool sizes are journaled, the latest size per pool wins", "[unit][sto
     mpctl::test::UnitTempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
-    const std::string path = dir / "mpctl.db";
-    {
-        Loop loop;
-        auto store = open_store(path, durability);
-        store->start(loop.io);
-        REQUIRE(set_pool(*store, loop, "gpu", 2));
-        REQUIRE(set_pool(*store, loop, "default", 8));
-        REQUIRE(set_pool(*store, loop, "gpu", 4));
-        store->stop();
-    }
-    auto store = open_store(path, durability);
-    auto pools = store->load_pools();
-    REQUIRE(pools);
+    auto pools = pools_after(dir / "mpctl.db", durability, [](Store& store, Loop& loop) {
+        REQUIRE(set_pool(store, loop, "gpu", 2));
+        REQUIRE(set_pool(store, loop, "default", 8));
+        REQUIRE(set_pool(store, loop, "gpu", 4));
+    });
     std::map<std::string, int> sizes;
-    for (const auto& [name, row] : *pools) {
+    for (const auto& [name, row] : pools) {
         sizes[name] = row.workers;
         CHECK_FALSE(row.transient);
     }
@@ -342,26 +350,18 @@ TEST_CASE("transient pools are journaled as such until dropped; dropping never t
     mpctl::test::UnitTempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
-    const std::string path = dir / "mpctl.db";
-    {
-        Loop loop;
-        auto store = open_store(path, durability);
-        store->start(loop.io);
-        REQUIRE(set_pool(*store, loop, "gpu", 2));
-        REQUIRE(set_pool(*store, loop, "map-1", 3, true));
-        REQUIRE(set_pool(*store, loop, "map-2", 4, true));
-        store->drop_transient_pool("map-1");
-        store->drop_transient_pool("gpu");  // not transient: stays
-        store->stop();
-    }
-    auto store = open_store(path, durability);
-    auto pools = store->load_pools();
-    REQUIRE(pools);
-    REQUIRE(pools->size() == 2);
-    CHECK(pools->at("gpu").workers == 2);
-    CHECK_FALSE(pools->at("gpu").transient);
-    CHECK(pools->at("map-2").workers == 4);
-    CHECK(pools->at("map-2").transient);
+    auto pools = pools_after(dir / "mpctl.db", durability, [](Store& store, Loop& loop) {
+        REQUIRE(set_pool(store, loop, "gpu", 2));
+        REQUIRE(set_pool(store, loop, "map-1", 3, true));
+        REQUIRE(set_pool(store, loop, "map-2", 4, true));
+        store.drop_transient_pool("map-1");
+        store.drop_transient_pool("gpu");  // not transient: stays
+    });
+    REQUIRE(pools.size() == 2);
+    CHECK(pools.at("gpu").workers == 2);
+    CHECK_FALSE(pools.at("gpu").transient);
+    CHECK(pools.at("map-2").workers == 4);
+    CHECK(pools.at("map-2").transient);
 }
 
 TEST_CASE("environments are journaled once and loaded for unfinished tasks", "[unit][store]") {
