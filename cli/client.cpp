@@ -30,21 +30,21 @@ namespace {
 constexpr size_t k_max_reply_line = 512 * 1024 * 1024;
 constexpr size_t k_read_chunk = 64 * 1024;
 
-// Connected socket, or the errno of the failure.
-std::expected<common::UniqueFd, int> connect_unix(const std::string& path) {
+// A socket connected to PATH. Nobody serving there fails with err ENOENT or ECONNREFUSED.
+common::Result<common::UniqueFd> connect_unix(const std::string& path) {
     sockaddr_un addr{};
     if (path.size() >= sizeof addr.sun_path) {
-        return std::unexpected(ENAMETOOLONG);
+        return common::sys_error("no daemon at " + path, ENAMETOOLONG);
     }
     common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) {
-        return std::unexpected(errno);
+        return common::sys_error("no daemon at " + path);
     }
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size());
     while (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         if (errno != EINTR) {
-            return std::unexpected(errno);
+            return common::sys_error("no daemon at " + path);
         }
     }
     return fd;
@@ -141,11 +141,10 @@ Client Client::connect(const GlobalOptions& options) {
     if (fd) {
         return Client(std::move(*fd), path);
     }
-    int err = fd.error();
-    bool nobody_home = err == ENOENT || err == ECONNREFUSED;
+    bool nobody_home = fd.error().err == ENOENT || fd.error().err == ECONNREFUSED;
     if (!nobody_home || autostart_disabled(options)) {
         std::string hint = nobody_home ? " (autostart is off: run `mpctl daemon start`)" : "";
-        throw CliError(exit_code::no_daemon, "no daemon at " + path + ": " + std::strerror(err) + hint);
+        throw CliError(exit_code::no_daemon, fd.error().message() + hint);
     }
     std::string output;
     int rc = start_daemon(options, path, output);
@@ -163,7 +162,7 @@ Client Client::connect(const GlobalOptions& options) {
         }
         if (std::chrono::steady_clock::now() > deadline) {
             throw CliError(exit_code::no_daemon, "started mpctld, but nothing answers at " + path + ": " +
-                                                     std::strerror(fd.error()) +
+                                                     std::strerror(fd.error().err) +
                                                      (output.empty() ? "" : " (" + output + ")"));
         }
         std::this_thread::sleep_for(delay);
@@ -240,22 +239,22 @@ bool Client::read_some() {
         }
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             static char chunk[k_read_chunk];  // mpctl is single-threaded
-            ssize_t got = common::read_once(fd_.get(), chunk, sizeof chunk);
-            if (got > 0) {
-                buffer_.append(chunk, static_cast<size_t>(got));
+            auto got = common::read_once(fd_.get(), chunk, sizeof chunk);
+            if (got && *got > 0) {
+                buffer_.append(chunk, *got);
             }
-            return got > 0;
+            return got && *got > 0;
         }
     }
 }
 
 bool Client::read_available() {
     static char chunk[k_read_chunk];  // mpctl is single-threaded
-    ssize_t got = common::read_once(fd_.get(), chunk, sizeof chunk);
-    if (got > 0) {
-        buffer_.append(chunk, static_cast<size_t>(got));
+    auto got = common::read_once(fd_.get(), chunk, sizeof chunk);
+    if (got && *got > 0) {
+        buffer_.append(chunk, *got);
     }
-    return got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    return (got && *got > 0) || (!got && (got.error().err == EAGAIN || got.error().err == EWOULDBLOCK));
 }
 
 std::optional<json> Client::next_message() {

@@ -41,11 +41,11 @@ std::vector<int> take_signals(int read_fd) {
     std::vector<int> out;
     char buf[64];
     for (;;) {
-        ssize_t n = common::read_once(read_fd, buf, sizeof buf);
-        if (n <= 0) {
+        auto n = common::read_once(read_fd, buf, sizeof buf);
+        if (!n || *n == 0) {
             break;
         }
-        for (ssize_t i = 0; i < n; ++i) {
+        for (size_t i = 0; i < *n; ++i) {
             out.push_back(static_cast<unsigned char>(buf[i]));
         }
     }

@@ -124,7 +124,7 @@ common::EnvEntries read_env_file(const std::string& path) {
     }
     auto entries = common::parse_env_file(*text);
     if (!entries) {
-        throw CliError(exit_code::usage, "--env-file " + path + ": " + entries.error());
+        throw CliError(exit_code::usage, "--env-file " + path + ": " + entries.error().message());
     }
     return std::move(*entries);
 }

@@ -65,7 +65,7 @@ std::optional<std::string> unquote(std::string_view value) {
 
 }  // namespace
 
-std::expected<EnvEntries, std::string> parse_env_file(std::string_view text) {
+Result<EnvEntries> parse_env_file(std::string_view text) {
     EnvEntries out;
     size_t line_no = 0;
     while (!text.empty()) {
@@ -83,18 +83,18 @@ std::expected<EnvEntries, std::string> parse_env_file(std::string_view text) {
         size_t eq = t.find('=');
         std::string where = "line " + std::to_string(line_no) + ": ";
         if (eq == std::string_view::npos) {
-            return std::unexpected(where + "expected KEY=VALUE");
+            return plain_error(where + "expected KEY=VALUE", Errc::invalid);
         }
         std::string_view key = trim(t.substr(0, eq));
         if (!valid_key(key)) {
-            return std::unexpected(where + "'" + std::string(key) + "' is not a variable name");
+            return plain_error(where + "'" + std::string(key) + "' is not a variable name", Errc::invalid);
         }
         auto value = unquote(trim(t.substr(eq + 1)));
         if (!value) {
-            return std::unexpected(where + "unterminated quote");
+            return plain_error(where + "unterminated quote", Errc::invalid);
         }
         if (value->find('\0') != std::string::npos) {
-            return std::unexpected(where + "NUL byte in the value");
+            return plain_error(where + "NUL byte in the value", Errc::invalid);
         }
         out.emplace_back(std::string(key), std::move(*value));
     }

@@ -15,7 +15,7 @@ namespace mpctl::common {
 
 using EnvEntries = std::vector<std::pair<std::string, std::string>>;
 
-// The entries of TEXT in order; an error names the line ("line 3: expected KEY=VALUE").
-[[nodiscard]] std::expected<EnvEntries, std::string> parse_env_file(std::string_view text);
+// The entries of TEXT in order; an error (Errc::invalid) names the line ("line 3: expected KEY=VALUE").
+[[nodiscard]] Result<EnvEntries> parse_env_file(std::string_view text);
 
 }  // namespace mpctl::common

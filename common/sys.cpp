@@ -20,26 +20,29 @@ Result<void> write_all(int fd, std::string_view data) {
     return {};
 }
 
-ssize_t read_once(int fd, void* buf, size_t size) {
+Result<size_t> read_once(int fd, void* buf, size_t size) {
     ssize_t n = 0;
     do {
         n = ::read(fd, buf, size);
     } while (n < 0 && errno == EINTR);
-    return n;
+    if (n < 0) {
+        return sys_error("read");
+    }
+    return static_cast<size_t>(n);
 }
 
 Result<std::string> read_to_end(int fd) {
     std::string out;
     char buf[8192];
     for (;;) {
-        ssize_t n = read_once(fd, buf, sizeof buf);
-        if (n < 0) {
-            return sys_error("read");
+        auto n = read_once(fd, buf, sizeof buf);
+        if (!n) {
+            return std::unexpected(n.error());
         }
-        if (n == 0) {
+        if (*n == 0) {
             return out;
         }
-        out.append(buf, static_cast<size_t>(n));
+        out.append(buf, *n);
     }
 }
 

@@ -13,8 +13,9 @@ namespace mpctl::common {
 // Writes all of DATA, retrying on EINTR and short writes.
 [[nodiscard]] Result<void> write_all(int fd, std::string_view data);
 
-// One read(2), retried if a signal interrupted it: returns what read returns, errno set on -1.
-[[nodiscard]] ssize_t read_once(int fd, void* buf, size_t size);
+// One read(2), retried if a signal interrupted it: the bytes read (0 at end of file). A non-blocking FD
+// with nothing to read fails with err EAGAIN.
+[[nodiscard]] Result<size_t> read_once(int fd, void* buf, size_t size);
 
 // Reads FD until end of file (a pipe until every writer is gone).
 [[nodiscard]] Result<std::string> read_to_end(int fd);

@@ -34,10 +34,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
         table = toml::parse_file(path);
     } catch (const toml::parse_error& e) {
         return common::plain_error("config file " + path + ": " + std::string(e.description()) + " at line " +
-                                   std::to_string(e.source().begin.line));
+                                       std::to_string(e.source().begin.line),
+                                   common::Errc::invalid);
     }
     auto bad = [&](const std::string& key, const std::string& want) {
-        return common::plain_error("config file " + path + ": " + key + " must be " + want);
+        return common::plain_error("config file " + path + ": " + key + " must be " + want,
+                                   common::Errc::invalid);
     };
     for (auto&& [key, node] : table) {
         std::string k(key.str());
@@ -91,7 +93,8 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 config.pools[n] = static_cast<int>(*w);
             }
         } else {
-            return common::plain_error("config file " + path + ": unknown setting \"" + k + "\"");
+            return common::plain_error("config file " + path + ": unknown setting \"" + k + "\"",
+                                       common::Errc::invalid);
         }
     }
     return {};

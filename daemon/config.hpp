@@ -16,7 +16,7 @@
 #include <string>
 
 #include <mpctl/common/result.hpp>
-#include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/store/durability.hpp>
 
 namespace mpctl::daemon {
 

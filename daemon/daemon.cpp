@@ -10,6 +10,8 @@
 
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/commands/pool_context.hpp>
+#include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/server/session.hpp>
 
@@ -32,6 +34,14 @@ std::string home_or_root() {
     return home != nullptr && home[0] == '/' ? std::string(home) : std::string("/");
 }
 
+template <class T>
+T checked(common::Result<T> r) {
+    if (!r) {
+        throw std::runtime_error(r.error().message());
+    }
+    return std::move(*r);
+}
+
 }  // namespace
 
 Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store)
@@ -39,16 +49,13 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
       endpoint_(std::move(endpoint)),
       store_(std::move(store)),
       outputs_(config_.state_dir) {
-    auto pools = store_->load_pools();
-    if (!pools) {
-        throw std::runtime_error(pools.error().message());
-    }
+    auto pools = checked(store_->load_pools());
     Scheduler::Options options;
     options.default_workers = config_.workers;
     options.pool_workers = config_.pools;
     // Sizes set with `mpctl pool set` outlive restarts and win over the config file. A transient pool in
     // the journal belonged to a connection of a daemon that died: see below and run().
-    for (const auto& [name, row] : *pools) {
+    for (const auto& [name, row] : pools) {
         if (row.transient) {
             continue;
         }
@@ -60,33 +67,42 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.daemon_env = current_environment();
     options.default_cwd = home_or_root();
     options.max_output = config_.max_output;
-    scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, *this, std::move(options));
+    view_ = std::make_unique<StatusView>(outputs_, options.default_cwd);
+    scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, events_, std::move(options));
     scheduler_->set_cgroups(&cgroups_);
-    for (const auto& [name, row] : *pools) {
+    output_limits_ = std::make_unique<OutputLimits>(*scheduler_, timers_);
+    // Every task change: journaled first, then waiters and log followers, output retention, and last the
+    // shutdown that may end the loop.
+    events_.subscribe(*store_);
+    events_.subscribe(futures_);
+    events_.subscribe(*output_limits_);
+    events_.subscribe(*this);
+    for (const auto& [name, row] : pools) {
         if (row.transient) {
             scheduler_->orphan_restored_pool(name);
         }
     }
+    restore_journal();
+    logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
+    register_commands();
+    listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_);
+}
 
-    auto next_id = store_->load_next_task_id();
-    auto tasks = store_->load_tasks();
-    auto envs = store_->load_environments();
-    auto next_env_id = store_->load_next_environment_id();
-    for (const common::Error* e :
-         {next_id ? nullptr : &next_id.error(), tasks ? nullptr : &tasks.error(),
-          envs ? nullptr : &envs.error(), next_env_id ? nullptr : &next_env_id.error()}) {
-        if (e != nullptr) {
-            throw std::runtime_error(e->message());
-        }
-    }
-    scheduler_->set_next_id(*next_id);
-    environments_.set_next_id(*next_env_id);
-    for (auto& [id, env] : *envs) {
+Daemon::~Daemon() = default;
+
+void Daemon::restore_journal() {
+    int64_t next_id = checked(store_->load_next_task_id());
+    auto tasks = checked(store_->load_tasks());
+    auto envs = checked(store_->load_environments());
+    int64_t next_env_id = checked(store_->load_next_environment_id());
+    scheduler_->set_next_id(next_id);
+    environments_.set_next_id(next_env_id);
+    for (auto& [id, env] : envs) {
         environments_.restore(id, env);
     }
-    size_t restored = tasks->size();
-    for (auto& t : *tasks) {
-        if (auto env = envs->find(t.env_id); env != envs->end()) {
+    size_t restored = tasks.size();
+    for (auto& t : tasks) {
+        if (auto env = envs.find(t.env_id); env != envs.end()) {
             t.spec.env = env->second;
         } else if (t.env_id != 0 && !t.finished()) {
             spdlog::warn("task {}: its environment {} is missing from the journal; it runs with the daemon's",
@@ -94,15 +110,19 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
         }
         scheduler_->restore(std::move(t));
     }
-    logs_ = std::make_unique<LogStreamer>(io_, *scheduler_);
-    register_task_commands(registry_, *this);
-    register_pool_commands(registry_, *this);
-    register_daemon_commands(registry_, *this);
-    listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_);
-    spdlog::info("journal: {} tasks, next id {}", restored, *next_id);
+    spdlog::info("journal: {} tasks, next id {}", restored, next_id);
 }
 
-Daemon::~Daemon() = default;
+void Daemon::register_commands() {
+    TaskContext tasks{io_, *scheduler_, *view_, *store_, futures_, environments_, *logs_, cgroups_};
+    register_task_submit_commands(registry_, tasks);
+    register_task_query_commands(registry_, tasks);
+    register_task_wait_commands(registry_, tasks);
+    register_task_control_commands(registry_, tasks);
+    register_task_logs_command(registry_, tasks);
+    register_pool_commands(registry_, PoolContext{*scheduler_, *store_});
+    register_daemon_commands(registry_, *this);
+}
 
 int Daemon::run(const std::function<void()>& on_ready) {
     started_at_ms_ = common::now_unix_ms();
@@ -116,7 +136,19 @@ int Daemon::run(const std::function<void()>& on_ready) {
     spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
                  config_.socket_path, config_.state_dir, config_.workers, to_string(config_.durability));
     on_ready();
-    io_.run();
+    // The backstop: handlers answer their own errors (guarded, and the registry's choke point), so what
+    // still reaches the loop is a bug. It is logged and the daemon keeps serving its tasks: Asio lets
+    // run() resume after a handler threw.
+    for (;;) {
+        try {
+            io_.run();
+            break;
+        } catch (const std::exception& e) {
+            spdlog::error("internal error in a handler (still serving): {}", e.what());
+        } catch (...) {
+            spdlog::error("internal error in a handler (still serving): unknown exception");
+        }
+    }
     release_socket(config_.socket_path);
     spdlog::info("mpctld stopped ({} journal commits)", store_->commit_count());
     return 0;
@@ -128,6 +160,9 @@ void Daemon::watch_signals() {
     signals_.add(SIGHUP);
     signals_.async_wait([this](const std::error_code& ec, int signo) {
         if (ec) {
+            if (ec != asio::error::operation_aborted) {
+                spdlog::error("signals: {}; SIGTERM no longer stops the daemon", ec.message());
+            }
             return;
         }
         if (signo == SIGHUP) {
@@ -142,37 +177,10 @@ void Daemon::watch_signals() {
     });
 }
 
-void Daemon::transient_pool_dropped(const std::string& name) {
-    store_->drop_transient_pool(name);
-}
-
-void Daemon::task_changed(const Task& task) {
-    store_->update_task(task);
-    logs_->task_changed(task);
-    if (task.state == TaskState::running && !output_check_armed_) {
-        arm_output_check();
-    }
-    if (task.finished()) {
-        futures_.task_finished(task.id);
-    }
+void Daemon::task_changed(const Task&) {
     if (stopping_) {
         maybe_finish_stop();
     }
-}
-
-void Daemon::arm_output_check() {
-    output_check_armed_ = true;
-    output_check_.expires_after(Scheduler::k_output_check);
-    output_check_.async_wait([this](const std::error_code& ec) {
-        output_check_armed_ = false;
-        if (ec) {
-            return;
-        }
-        scheduler_->enforce_output_limits();
-        if (scheduler_->running_count() > 0) {
-            arm_output_check();
-        }
-    });
 }
 
 void Daemon::request_stop(StopRequest request) {
@@ -218,7 +226,12 @@ void Daemon::maybe_finish_stop() {
     };
     auto remaining = std::make_shared<size_t>(stop_waiters_.size());
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(2));
-    timer->async_wait([finish, timer](const std::error_code&) { finish(); });
+    timer->async_wait([finish, timer](const std::error_code& ec) {
+        if (ec && ec != asio::error::operation_aborted) {
+            spdlog::error("stop timer: {}", ec.message());
+        }
+        finish();  // also when cancelled: the loop must end either way
+    });
     auto waiters = std::move(stop_waiters_);
     stop_waiters_.clear();
     if (waiters.empty()) {

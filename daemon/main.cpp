@@ -106,8 +106,9 @@ int main(int argc, char** argv) {
     // Lock and socket first, while errors can still reach the terminal.
     auto endpoint = daemon::claim_endpoint(config.state_dir, config.socket_path);
     if (!endpoint) {
-        return fail(endpoint.error().message,
-                    endpoint.error().already_running ? k_exit_already_running : k_exit_failed);
+        return fail(endpoint.error().message(), endpoint.error().code == common::Errc::already_running
+                                                    ? k_exit_already_running
+                                                    : k_exit_failed);
     }
     daemon::Readiness readiness;
     if (!config.foreground) {

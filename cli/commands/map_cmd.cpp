@@ -493,11 +493,11 @@ class MapRun {
         common::UniqueFd guard(in);
         static char buf[64 * 1024];
         for (;;) {
-            ssize_t n = common::read_once(in, buf, sizeof buf);
-            if (n <= 0) {
+            auto n = common::read_once(in, buf, sizeof buf);
+            if (!n || *n == 0) {
                 return;
             }
-            if (!write_or_stop(fd, std::string_view(buf, static_cast<size_t>(n)))) {
+            if (!write_or_stop(fd, std::string_view(buf, *n))) {
                 return;
             }
         }

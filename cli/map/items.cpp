@@ -82,19 +82,19 @@ void ItemSource::fill() {
         return;
     }
     char buf[64 * 1024];
-    ssize_t n = common::read_once(fd_, buf, sizeof buf);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    auto n = common::read_once(fd_, buf, sizeof buf);
+    if (!n) {
+        if (n.error().err == EAGAIN || n.error().err == EWOULDBLOCK) {
             return;
         }
-        throw std::runtime_error(std::string("cannot read the items from stdin: ") + std::strerror(errno));
+        throw std::runtime_error("cannot read the items from stdin: " + n.error().message());
     }
     size_t before = lines_.ready();
-    if (n == 0) {
+    if (*n == 0) {
         lines_.finish();
         eof_ = true;
     } else {
-        lines_.feed(buf, static_cast<size_t>(n));
+        lines_.feed(buf, *n);
     }
     seen_ += lines_.ready() - before;
 }

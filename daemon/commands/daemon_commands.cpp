@@ -1,14 +1,14 @@
 // The daemon family: daemon.status, daemon.stop, daemon.methods.
 
+#include <mpctl/daemon/commands/daemon_control.hpp>
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
-#include <mpctl/daemon/daemon.hpp>
 
 namespace mpctl::daemon {
 
 namespace {
 
-void daemon_stop(Daemon& d, Call& call) {
+void daemon_stop(DaemonControl& d, Call& call) {
     call.params.reject_unknown({"now", "cancel_pending", "kill_after"});
     StopRequest req;
     req.now = call.params.get_or<bool>("now", false);
@@ -23,7 +23,7 @@ void daemon_stop(Daemon& d, Call& call) {
 
 }  // namespace
 
-void register_daemon_commands(Registry& r, Daemon& d) {
+void register_daemon_commands(Registry& r, DaemonControl& d) {
     r.add("daemon.status", [&d](Call& c) {
         c.params.reject_unknown({});
         c.responder->result(d.info());

@@ -1,14 +1,27 @@
 #pragma once
-// The command families. Each registers its methods with the registry; the daemon's method table is the
-// union of these lists (see proto/PROTOCOL.md for each method's contract).
+// The command families. Each registers its methods with the registry, and each gets only what it uses:
+// a context of references to the daemon's parts, never the Daemon. The daemon's method table is the union
+// of these lists (see proto/PROTOCOL.md for each method's contract). docs/ARCHITECTURE.md says how to add
+// a family.
 
 namespace mpctl::daemon {
 
-class Daemon;
+class DaemonControl;
 class Registry;
+struct PoolContext;
+struct TaskContext;
 
-void register_task_commands(Registry& registry, Daemon& daemon);
-void register_pool_commands(Registry& registry, Daemon& daemon);
-void register_daemon_commands(Registry& registry, Daemon& daemon);
+// task.*: one file per kind of request, all on a TaskContext (task_context.hpp).
+void register_task_submit_commands(Registry& registry, const TaskContext& ctx);   // submit, submit_batch
+void register_task_query_commands(Registry& registry, const TaskContext& ctx);    // get, list
+void register_task_wait_commands(Registry& registry, const TaskContext& ctx);     // wait, as_completed
+void register_task_control_commands(Registry& registry, const TaskContext& ctx);  // cancel, signal
+void register_task_logs_command(Registry& registry, const TaskContext& ctx);      // logs
+
+// pool.*: set, list.
+void register_pool_commands(Registry& registry, const PoolContext& ctx);
+
+// daemon.*: status, stop, methods.
+void register_daemon_commands(Registry& registry, DaemonControl& daemon);
 
 }  // namespace mpctl::daemon

@@ -1,8 +1,8 @@
 // The pool family: pool.set, pool.list.
 
 #include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/commands/pool_context.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
-#include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/server/session.hpp>
 
 namespace mpctl::daemon {
@@ -16,7 +16,7 @@ json pool_json(const PoolInfo& p) {
             {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient}};
 }
 
-void pool_set(Daemon& d, Call& call) {
+void pool_set(const PoolContext& ctx, Call& call) {
     call.params.reject_unknown({"name", "workers", "transient"});
     std::string name = call.params.required<std::string>("name");
     if (!proto::valid_pool_name(name)) {
@@ -34,7 +34,7 @@ void pool_set(Daemon& d, Call& call) {
         if (name == proto::k_default_pool) {
             proto::throw_invalid_params("params.transient: the default pool cannot be transient");
         }
-        for (const auto& p : d.scheduler().pools()) {
+        for (const auto& p : ctx.scheduler.pools()) {
             if (p.name == name && !p.transient) {
                 proto::throw_invalid_params("params.transient: pool " + name +
                                             " exists and is not transient");
@@ -42,35 +42,40 @@ void pool_set(Daemon& d, Call& call) {
         }
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
-    auto recorded = [&d, name, workers, transient, responder = call.responder](common::Result<void> r) {
-        if (!r) {
-            responder->error(proto::ErrorCode::io_error, "could not record the pool: " + r.error().message());
-            return;
-        }
-        d.scheduler().set_pool_workers(name, workers, transient);
-        if (transient) {
-            auto session = responder->session();
-            if (!session) {
-                d.scheduler().release_transient_pool(name);  // its owner left before it was made
+    Scheduler& scheduler = ctx.scheduler;
+    auto recorded = [&scheduler, name, workers, transient,
+                     responder = call.responder](const common::Result<void>& r) {
+        guarded(responder, [&] {
+            if (!r) {
+                responder->error(proto::ErrorCode::io_error,
+                                 "could not record the pool: " + r.error().message());
                 return;
             }
-            session->when_closed([&d, name] { d.scheduler().release_transient_pool(name); });
-        }
-        for (const auto& p : d.scheduler().pools()) {
-            if (p.name == name) {
-                responder->result(pool_json(p));
-                return;
+            scheduler.set_pool_workers(name, workers, transient);
+            if (transient) {
+                auto session = responder->session();
+                if (!session) {
+                    scheduler.release_transient_pool(name);  // its owner left before it was made
+                    return;
+                }
+                session->when_closed([&scheduler, name] { scheduler.release_transient_pool(name); });
             }
-        }
-        responder->result({{"name", name}, {"workers", workers}});
+            for (const auto& p : scheduler.pools()) {
+                if (p.name == name) {
+                    responder->result(pool_json(p));
+                    return;
+                }
+            }
+            responder->result({{"name", name}, {"workers", workers}});
+        });
     };
-    d.store().set_pool(name, workers, std::move(recorded), transient);
+    ctx.store.set_pool(name, workers, std::move(recorded), transient);
 }
 
-void pool_list(Daemon& d, Call& call) {
+void pool_list(const PoolContext& ctx, Call& call) {
     call.params.reject_unknown({});
     json pools = json::array();
-    for (const auto& p : d.scheduler().pools()) {
+    for (const auto& p : ctx.scheduler.pools()) {
         pools.push_back(pool_json(p));
     }
     call.responder->result({{"pools", std::move(pools)}});
@@ -78,9 +83,9 @@ void pool_list(Daemon& d, Call& call) {
 
 }  // namespace
 
-void register_pool_commands(Registry& r, Daemon& d) {
-    r.add("pool.set", [&d](Call& c) { pool_set(d, c); });
-    r.add("pool.list", [&d](Call& c) { pool_list(d, c); });
+void register_pool_commands(Registry& r, const PoolContext& ctx) {
+    r.add("pool.set", [ctx](Call& c) { pool_set(ctx, c); });
+    r.add("pool.list", [ctx](Call& c) { pool_list(ctx, c); });
 }
 
 }  // namespace mpctl::daemon

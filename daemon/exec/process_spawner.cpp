@@ -39,29 +39,36 @@ bool is_executable_file(const std::string& path, int& err) {
 }
 
 // Opens one of the child's standard streams in the daemon, so that a failure is reported precisely
-// ("stdin /x: No such file") instead of surfacing from posix_spawn as an ambiguous ENOENT.
-std::expected<UniqueFd, SpawnError> open_stream(const std::string& path, int flags, const char* what) {
+// ("stdin /x: No such file") instead of surfacing from the child as an ambiguous ENOENT.
+common::Result<UniqueFd> open_stream(const std::string& path, int flags, const char* what) {
     auto fd = common::open_cloexec(path, flags, 0644);
     if (!fd) {
-        return std::unexpected(
-            SpawnError{126, std::string(what) + " " + path + ": " + std::strerror(fd.error().err)});
+        return common::sys_error(std::string(what) + " " + path, fd.error().err);
     }
     return std::move(*fd);
 }
 
 // Why the task cannot run in CWD, if it cannot.
-std::optional<SpawnError> cwd_problem(const std::string& cwd) {
+std::optional<common::Error> cwd_problem(const std::string& cwd) {
     struct stat st {};
     if (::stat(cwd.c_str(), &st) != 0) {
-        return SpawnError{126, "cwd " + cwd + ": " + std::strerror(errno)};
+        return common::Error{common::Errc::failed, errno, "cwd " + cwd};
     }
     if (!S_ISDIR(st.st_mode)) {
-        return SpawnError{126, "cwd " + cwd + ": Not a directory"};
+        return common::Error{common::Errc::failed, ENOTDIR, "cwd " + cwd};
     }
     if (::access(cwd.c_str(), X_OK) != 0) {
-        return SpawnError{126, "cwd " + cwd + ": " + std::strerror(errno)};
+        return common::Error{common::Errc::failed, errno, "cwd " + cwd};
     }
     return std::nullopt;
+}
+
+// ERROR as the spawn of a task with STAGES stages reports it: a pipeline names the stage at fault.
+std::unexpected<common::Error> stage_failure(common::Error error, size_t stage, size_t stages) {
+    if (stages > 1) {
+        error.context = "stage " + std::to_string(stage) + ": " + error.context;
+    }
+    return std::unexpected(std::move(error));
 }
 
 }  // namespace
@@ -77,8 +84,8 @@ EnvBlock::EnvBlock(std::vector<std::string> entries) : entries_(std::move(entrie
     envp_.push_back(nullptr);
 }
 
-std::expected<std::string, int> find_executable(const std::string& file, const std::string& path,
-                                                const std::string& cwd) {
+common::Result<std::string> find_executable(const std::string& file, const std::string& path,
+                                            const std::string& cwd) {
     if (file.find('/') != std::string::npos) {
         return file;  // exec resolves a relative path after the chdir to cwd, as a shell would
     }
@@ -105,7 +112,8 @@ std::expected<std::string, int> find_executable(const std::string& file, const s
         }
         start = end + 1;
     }
-    return std::unexpected(first_error);
+    return common::sys_error(file, first_error,
+                             first_error == ENOENT ? common::Errc::not_found : common::Errc::failed);
 }
 
 ProcessSpawner::ProcessSpawner(asio::io_context& io) : io_(io), exits_(io) {
@@ -123,11 +131,11 @@ ProcessSpawner::ProcessSpawner(asio::io_context& io) : io_(io), exits_(io) {
 
 ProcessSpawner::~ProcessSpawner() = default;
 
-std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
+common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
     const size_t n = spec.stages.size();
     if (n == 0 || std::any_of(spec.stages.begin(), spec.stages.end(),
                               [](const SpawnStage& st) { return st.argv.empty(); })) {
-        return std::unexpected(SpawnError{127, "empty command", 0});
+        return common::plain_error("empty command", common::Errc::not_found);
     }
     // Every stage's executable first: a pipeline with a typo starts nothing.
     std::vector<std::string> exes;
@@ -138,13 +146,13 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
         if (!exe) {
             // A relative PATH entry is searched in cwd: a missing cwd explains the miss better.
             if (auto bad_cwd = cwd_problem(spec.cwd)) {
-                bad_cwd->stage = i;
-                return std::unexpected(*bad_cwd);
+                return stage_failure(std::move(*bad_cwd), i, n);
             }
-            if (exe.error() == ENOENT) {
-                return std::unexpected(SpawnError{127, "command not found: " + name, i});
+            if (exe.error().code == common::Errc::not_found) {
+                return stage_failure(common::Error{common::Errc::not_found, 0, "command not found: " + name},
+                                     i, n);
             }
-            return std::unexpected(SpawnError{126, name + ": " + std::strerror(exe.error()), i});
+            return stage_failure(exe.error(), i, n);
         }
         exes.push_back(std::move(*exe));
     }
@@ -152,14 +160,14 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
     if (!spec.stdin_fd && spec.stdin_path) {
         auto in = open_stream(*spec.stdin_path, O_RDONLY, "stdin");
         if (!in) {
-            return std::unexpected(in.error());
+            return stage_failure(in.error(), 0, n);
         }
         spec.stdin_fd = std::move(*in);
     }
     if (!spec.stdout_fd) {
         auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
         if (!out) {
-            return std::unexpected(out.error());
+            return stage_failure(out.error(), 0, n);
         }
         spec.stdout_fd = std::move(*out);
     }
@@ -167,8 +175,7 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
         if (!spec.stages[i].stderr_fd) {
             auto err = open_stream(spec.stages[i].stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "stderr");
             if (!err) {
-                err.error().stage = i;
-                return std::unexpected(err.error());
+                return stage_failure(err.error(), i, n);
             }
             spec.stages[i].stderr_fd = std::move(*err);
         }
@@ -180,7 +187,7 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
     for (size_t i = 0; i + 1 < n; ++i) {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
-            return std::unexpected(SpawnError{126, std::string("pipe: ") + std::strerror(errno), i});
+            return stage_failure(common::Error{common::Errc::failed, errno, "pipe"}, i, n);
         }
         pipe_read[i].reset(fds[0]);
         pipe_write[i].reset(fds[1]);
@@ -231,7 +238,7 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
             for (auto& c : started) {
                 watch(c.pid, std::move(c.pidfd), nullptr);
             }
-            return std::unexpected(spawn_error(child.error(), stage.argv.front(), spec.cwd, i));
+            return stage_failure(spawn_error(child.error(), stage.argv.front(), spec.cwd), i, n);
         }
         pids.push_back(child->pid);
         started.push_back(std::move(*child));
@@ -242,19 +249,20 @@ std::expected<std::vector<int>, SpawnError> ProcessSpawner::spawn(SpawnSpec spec
     return pids;
 }
 
-SpawnError ProcessSpawner::spawn_error(const ChildFailure& f, const std::string& command,
-                                       const std::string& cwd, size_t stage) {
-    std::string step = f.step;
-    if (step == "exec" && f.err == ENOENT) {
-        return SpawnError{127, "command not found: " + command, stage};
+common::Error ProcessSpawner::spawn_error(const common::Error& child, const std::string& command,
+                                          const std::string& cwd) {
+    // spawn_child's context is the step that failed in the child.
+    const std::string& step = child.context;
+    if (step == "exec" && child.err == ENOENT) {
+        return common::Error{common::Errc::not_found, 0, "command not found: " + command};
     }
     if (step == "chdir") {
-        return SpawnError{126, "cwd " + cwd + ": " + std::strerror(f.err), stage};
+        return common::Error{common::Errc::failed, child.err, "cwd " + cwd};
     }
     if (step == "exec") {
-        return SpawnError{126, command + ": " + std::strerror(f.err), stage};
+        return common::Error{common::Errc::failed, child.err, command};
     }
-    return SpawnError{126, step + ": " + std::strerror(f.err), stage};
+    return common::Error{common::Errc::failed, child.err, step};
 }
 
 void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit) {
@@ -276,8 +284,8 @@ void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(E
     wait_for_exits();
 }
 
-std::expected<std::string, int> ProcessSpawner::lookup(const std::string& file, const std::string& path,
-                                                       const std::string& cwd) {
+common::Result<std::string> ProcessSpawner::lookup(const std::string& file, const std::string& path,
+                                                   const std::string& cwd) {
     if (file.find('/') != std::string::npos) {
         return file;
     }
@@ -349,7 +357,12 @@ void ProcessSpawner::reap(int pid) {
     auto on_exit = std::move(it->second.on_exit);
     children_.erase(it);  // closing the pidfd also takes it out of the epoll set
     if (on_exit) {
-        on_exit(info);
+        // What the scheduler throws must not stop the reaping of every other child.
+        try {
+            on_exit(info);
+        } catch (const std::exception& e) {
+            spdlog::error("internal error after the exit of pid {}: {}", pid, e.what());
+        }
     }
 }
 

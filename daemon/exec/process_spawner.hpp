@@ -1,5 +1,6 @@
 #pragma once
-// ProcessSpawner: starts processes under DESIGN.md's rules (spawn_linux.hpp says how) and watches each
+// ProcessSpawner: starts processes under the process rules of docs/ARCHITECTURE.md (spawn_linux.hpp says
+// how) and watches each
 // with its pidfd on the daemon's io_context, reaping exactly its own children. Loop thread only.
 
 #include <chrono>
@@ -21,7 +22,7 @@ class ProcessSpawner final : public Spawner {
     explicit ProcessSpawner(asio::io_context& io);
     ~ProcessSpawner() override;
 
-    [[nodiscard]] std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec, OnExit on_exit) override;
+    [[nodiscard]] common::Result<std::vector<int>> spawn(SpawnSpec spec, OnExit on_exit) override;
     void signal_group(int pgid, int signo) override;
     [[nodiscard]] bool group_alive(int pgid) override;
 
@@ -38,11 +39,12 @@ class ProcessSpawner final : public Spawner {
     // child is one epoll_ctl, and closing its pidfd removes it (asio would register, arm and remove each).
     void wait_for_exits();
     void watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit);
-    [[nodiscard]] static SpawnError spawn_error(const ChildFailure& failure, const std::string& command,
-                                                const std::string& cwd, size_t stage);
+    // What a failure of spawn_child means for the task that wanted to run COMMAND in CWD.
+    [[nodiscard]] static common::Error spawn_error(const common::Error& child, const std::string& command,
+                                                   const std::string& cwd);
     void reap(int pid);
-    [[nodiscard]] std::expected<std::string, int> lookup(const std::string& file, const std::string& path,
-                                                         const std::string& cwd);
+    [[nodiscard]] common::Result<std::string> lookup(const std::string& file, const std::string& path,
+                                                     const std::string& cwd);
 
     asio::io_context& io_;
     common::UniqueFd dev_null_;
@@ -57,9 +59,8 @@ class ProcessSpawner final : public Spawner {
 };
 
 // Looks up FILE as execvp would, in PATH (the task's, not the daemon's), resolving relative PATH entries
-// against CWD. Returns the path to execute, or the errno that describes the failure (ENOENT, EACCES).
-[[nodiscard]] std::expected<std::string, int> find_executable(const std::string& file,
-                                                              const std::string& path,
-                                                              const std::string& cwd);
+// against CWD. Returns the path to execute; a failure's err is ENOENT (code not_found) or EACCES.
+[[nodiscard]] common::Result<std::string> find_executable(const std::string& file, const std::string& path,
+                                                          const std::string& cwd);
 
 }  // namespace mpctl::daemon

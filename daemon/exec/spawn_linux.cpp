@@ -74,6 +74,9 @@ const std::vector<int>& signals_to_reset() {
     return signals;
 }
 
+// The child could not become the program: it leaves at once with _exit (it shares the daemon's memory
+// and stack-allocated state; exit() would run the daemon's atexit handlers and flush its stdio buffers in
+// the child), after writing why for the parent, which wakes when it is gone (CLONE_VFORK).
 MPCTL_CHILD_CODE void child_fail(ChildState* st, const char* step) {
     st->err = errno;
     st->step = step;
@@ -150,10 +153,10 @@ MPCTL_CHILD_CODE int child_main(void* arg) {
 
 }  // namespace
 
-std::expected<SpawnedChild, ChildFailure> spawn_child(const ChildSetup& setup) {
+common::Result<SpawnedChild> spawn_child(const ChildSetup& setup) {
     void* stack = child_stack_top();
     if (stack == nullptr) {
-        return std::unexpected(ChildFailure{"mmap", ENOMEM});
+        return common::sys_error("mmap", ENOMEM);
     }
     const auto& reset = signals_to_reset();
     ChildState st;
@@ -172,7 +175,7 @@ std::expected<SpawnedChild, ChildFailure> spawn_child(const ChildSetup& setup) {
     int clone_err = errno;
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) {
-        return std::unexpected(ChildFailure{"clone", clone_err});
+        return common::sys_error("clone", clone_err);
     }
     // CLONE_VFORK: we run again once the child has exec'd or exited.
     common::UniqueFd fd(pidfd);
@@ -180,7 +183,8 @@ std::expected<SpawnedChild, ChildFailure> spawn_child(const ChildSetup& setup) {
         int status = 0;
         while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
-        return std::unexpected(ChildFailure{st.step, st.err});
+        // The child wrote the step and its errno into ST (it shares our memory) before it exited.
+        return common::sys_error(st.step, st.err);
     }
     return SpawnedChild{pid, std::move(fd)};
 }

@@ -6,20 +6,20 @@
 //   - a child stack allocated once and reused, where posix_spawn maps and unmaps one per call (in a
 //     multi-threaded daemon every munmap is a TLB shootdown on the other CPUs);
 //   - the per-task settings a shell script would expect: nice, rlimits, umask, a cgroup.
-// The rules of DESIGN.md hold: the child starts with an empty signal mask and default dispositions, in its
-// own process group (or the one given, for the stages of a pipeline), in its cwd (the daemon never
-// chdirs), with fds 0-2 as given and every other fd closed before exec.
+// The process rules of docs/ARCHITECTURE.md hold: the child starts with an empty signal mask and default
+// dispositions, in its own process group (or the one given, for the stages of a pipeline), in its cwd (the
+// daemon never chdirs), with fds 0-2 as given and every other fd closed before exec.
 //
 // Only async-signal-safe calls run in the child, on memory prepared by the parent. Loop thread only
 // (one child stack, reused: spawns do not overlap).
 
-#include <expected>
 #include <optional>
 #include <string>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <vector>
 
+#include <mpctl/common/result.hpp>
 #include <mpctl/common/unique_fd.hpp>
 
 namespace mpctl::daemon {
@@ -51,13 +51,8 @@ struct SpawnedChild {
     common::UniqueFd pidfd;
 };
 
-// Why the child could not become the program: the failing step ("chdir", "exec", "setrlimit", ...) and
-// its errno. The child has exited; spawn_child reaped it.
-struct ChildFailure {
-    const char* step = "";
-    int err = 0;
-};
-
-[[nodiscard]] std::expected<SpawnedChild, ChildFailure> spawn_child(const ChildSetup& setup);
+// A failure's context is the step that failed ("clone", "chdir", "exec", "setrlimit", ...) and its err the
+// errno; a child that failed has exited, and spawn_child reaped it.
+[[nodiscard]] common::Result<SpawnedChild> spawn_child(const ChildSetup& setup);
 
 }  // namespace mpctl::daemon

@@ -64,13 +64,14 @@ struct ExitInfo {
     std::optional<int> signal;
 };
 
-// Why a spawn failed; exit_code is what a shell would report (127 not found, 126 otherwise); stage is the
-// stage at fault. Whatever stages had started were killed.
-struct SpawnError {
-    int exit_code = 126;
-    std::string message;
-    size_t stage = 0;
-};
+// A spawn that failed reports an Error whose context is the whole message ("command not found: x", "cwd
+// /nope: No such file or directory"), prefixed with the stage at fault in a pipeline ("stage 1: ..."); its
+// code is not_found for a command that is not there. Whatever stages had started were killed.
+//
+// The exit code a shell would report for it: 127 not found, 126 anything else.
+[[nodiscard]] inline int spawn_exit_code(const common::Error& e) {
+    return e.code == common::Errc::not_found ? 127 : 126;
+}
 
 class Spawner {
   public:
@@ -79,8 +80,7 @@ class Spawner {
 
     // Starts SPEC's stages in one new process group. On success returns their pids in stage order (the first
     // is the group's id); ON_EXIT then runs once per stage, on the daemon's loop, after it has been reaped.
-    [[nodiscard]] virtual std::expected<std::vector<int>, SpawnError> spawn(SpawnSpec spec,
-                                                                            OnExit on_exit) = 0;
+    [[nodiscard]] virtual common::Result<std::vector<int>> spawn(SpawnSpec spec, OnExit on_exit) = 0;
 
     // Sends SIGNO to the process group PGID. Quietly ignores a group that is already gone.
     virtual void signal_group(int pgid, int signo) = 0;

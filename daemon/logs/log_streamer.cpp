@@ -9,10 +9,11 @@
 
 #include <mpctl/common/base64.hpp>
 #include <mpctl/common/sys.hpp>
-#include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
+#include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/daemon/tasks/scheduler.hpp>
+#include <mpctl/daemon/tasks/status_view.hpp>
 
 namespace mpctl::daemon {
 
@@ -56,8 +57,9 @@ uint64_t LogStreamer::tail_offset(int fd, uint64_t lines, uint64_t limit) {
     return floor;
 }
 
-LogStreamer::LogStreamer(asio::io_context& io, Scheduler& scheduler)
-    : io_(io), scheduler_(scheduler), buffer_(k_chunk) {
+LogStreamer::LogStreamer(asio::io_context& io, const Scheduler& tasks, FutureTable& futures,
+                         const StatusView& view)
+    : io_(io), tasks_(tasks), futures_(futures), view_(view), buffer_(k_chunk) {
     int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (fd < 0) {
         spdlog::error("inotify_init1: {}; logs --follow will only see output when tasks finish",
@@ -81,14 +83,14 @@ void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Reque
     f.task_id = request.task_id;
     f.responder = responder;
     f.follow = request.follow;
-    const Task* task = scheduler_.find(request.task_id);
+    const Task* task = tasks_.find(request.task_id);
     if (task == nullptr) {
         responder->error(proto::ErrorCode::unknown_id, "no task " + std::to_string(request.task_id));
         return;
     }
-    proto::TaskStatus status = scheduler_.status(*task);
+    proto::TaskStatus status = view_.status(*task);
     f.tail_lines = request.tail_lines;
-    f.limit = scheduler_.max_output(*task);
+    f.limit = tasks_.max_output(*task);
     if (request.want_stdout) {
         f.sources.push_back(Source{"stdout", std::nullopt, status.stdout_path, {}, 0, -1});
     }
@@ -101,8 +103,14 @@ void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Reque
     } else if (request.want_stderr) {
         f.sources.push_back(Source{"stderr", std::nullopt, status.stderr_path, {}, 0, -1});
     }
+    if (f.follow && !task->finished()) {
+        // Each start of an attempt (re)opens the files; the finish lets the stream drain and end.
+        auto wake = [this, id](const Task&) {
+            pump(id);
+        };
+        f.watch = futures_.watch({request.task_id}, wake, wake);
+    }
     followers_.emplace(id, std::move(f));
-    by_task_.emplace(request.task_id, id);
     responder->on_disconnect([this, id] { finish(id); });
     pump(id);
 }
@@ -163,6 +171,10 @@ void LogStreamer::read_events() {
     inotify_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
         inotify_waiting_ = false;
         if (ec) {
+            if (ec != asio::error::operation_aborted) {
+                spdlog::error("inotify: {}; logs --follow will only see output when tasks finish",
+                              ec.message());
+            }
             return;
         }
         alignas(struct inotify_event) char buf[16 * 1024];
@@ -197,7 +209,15 @@ void LogStreamer::pump(uint64_t follower_id) {
     if (it == followers_.end()) {
         return;
     }
-    Follower& f = it->second;
+    auto responder = it->second.responder;
+    guarded(responder, [&] { pump_follower(it->second); });
+    if (responder->answered()) {
+        finish(follower_id);  // done, or an error answered it
+    }
+}
+
+void LogStreamer::pump_follower(Follower& f) {
+    const uint64_t follower_id = f.id;
     if (f.paused) {
         return;
     }
@@ -206,7 +226,7 @@ void LogStreamer::pump(uint64_t follower_id) {
         finish(follower_id);
         return;
     }
-    const Task* task = scheduler_.find(f.task_id);
+    const Task* task = tasks_.find(f.task_id);
     bool started = task != nullptr && (task->attempts > 0 || task->finished());
     if (started) {
         open_sources(f);
@@ -268,11 +288,8 @@ void LogStreamer::pump(uint64_t follower_id) {
     }
     bool done = task == nullptr || !f.follow || task->finished();
     if (done) {
-        auto responder = f.responder;
-        nlohmann::json result = {
-            {"task", task != nullptr ? proto::to_json(scheduler_.status(*task)) : nlohmann::json(nullptr)}};
-        finish(follower_id);
-        responder->result(std::move(result));
+        f.responder->result(
+            {{"task", task != nullptr ? proto::to_json(view_.status(*task)) : nlohmann::json(nullptr)}});
     }
 }
 
@@ -284,28 +301,8 @@ void LogStreamer::finish(uint64_t follower_id) {
     for (auto& src : it->second.sources) {
         remove_watch(src, follower_id);
     }
-    auto range = by_task_.equal_range(it->second.task_id);
-    for (auto t = range.first; t != range.second; ++t) {
-        if (t->second == follower_id) {
-            by_task_.erase(t);
-            break;
-        }
-    }
+    futures_.unwatch(it->second.watch);
     followers_.erase(it);
-}
-
-void LogStreamer::task_changed(const Task& task) {
-    if (followers_.empty()) {
-        return;
-    }
-    std::vector<uint64_t> ids;
-    auto range = by_task_.equal_range(task.id);
-    for (auto t = range.first; t != range.second; ++t) {
-        ids.push_back(t->second);
-    }
-    for (uint64_t id : ids) {
-        pump(id);
-    }
 }
 
 }  // namespace mpctl::daemon

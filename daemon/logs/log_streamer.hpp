@@ -2,8 +2,9 @@
 // LogStreamer: serves task.logs. Reads a task's captured output files and sends them to the client as
 // task.output notifications (base64 chunks), then answers with the task's status. With follow, it keeps
 // streaming what the task writes, woken by inotify (no polling), until the task finishes and the files are
-// drained. A client that reads slowly pauses its stream (the session's write queue is the backpressure).
-// Loop thread only.
+// drained: a follower is a watch in the future table (tasks/future_table.hpp), which tells it when the
+// task starts an attempt (its files start over) and when it finishes, as it tells task.wait. A client
+// that reads slowly pauses its stream (the session's write queue is the backpressure). Loop thread only.
 
 #include <cstdint>
 #include <map>
@@ -17,16 +18,18 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/tasks/future_table.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
 
 namespace mpctl::daemon {
 
 class Responder;
 class Scheduler;
+class StatusView;
 
 class LogStreamer {
   public:
-    LogStreamer(asio::io_context& io, Scheduler& scheduler);
+    LogStreamer(asio::io_context& io, const Scheduler& tasks, FutureTable& futures, const StatusView& view);
     ~LogStreamer();
 
     struct Request {
@@ -38,9 +41,6 @@ class LogStreamer {
         std::optional<uint64_t> tail_lines;  // start with the last N lines of each stream
     };
     void start(const std::shared_ptr<Responder>& responder, const Request& request);
-
-    // The scheduler changed TASK: a start (re)opens its files, a finish lets followers complete.
-    void task_changed(const Task& task);
 
     [[nodiscard]] size_t active() const { return followers_.size(); }
 
@@ -62,11 +62,14 @@ class LogStreamer {
         std::optional<uint64_t> tail_lines;
         uint64_t limit = UINT64_MAX;  // the task's max_output: nothing past it is sent
         bool paused = false;          // waiting for the client to drain
+        FutureTable::WatchId watch = 0;
     };
 
     // Where the last LINES lines of the file FD start (reading no further than LIMIT).
     static uint64_t tail_offset(int fd, uint64_t lines, uint64_t limit);
+    // Sends what there is; answers once the stream is over. Whatever it throws answers the client.
     void pump(uint64_t follower_id);
+    void pump_follower(Follower& f);
     void finish(uint64_t follower_id);
     void open_sources(Follower& f);
     void add_watch(Source& source, uint64_t follower_id);
@@ -74,12 +77,13 @@ class LogStreamer {
     void read_events();
 
     asio::io_context& io_;
-    Scheduler& scheduler_;
+    const Scheduler& tasks_;
+    FutureTable& futures_;
+    const StatusView& view_;
     std::unique_ptr<asio::posix::stream_descriptor> inotify_;
     bool inotify_waiting_ = false;
     uint64_t next_id_ = 1;
     std::map<uint64_t, Follower> followers_;
-    std::unordered_multimap<int64_t, uint64_t> by_task_;
     std::unordered_map<int, std::vector<uint64_t>> by_watch_;
     std::vector<char> buffer_;
 };

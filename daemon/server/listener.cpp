@@ -11,8 +11,8 @@
 
 namespace mpctl::daemon {
 
-Listener::Listener(asio::io_context& io, common::UniqueFd listening_fd, Registry& registry)
-    : acceptor_(io), registry_(registry) {
+Listener::Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher)
+    : acceptor_(io), dispatcher_(dispatcher) {
     acceptor_.assign(asio::local::stream_protocol(), listening_fd.release());
 }
 
@@ -68,11 +68,16 @@ void Listener::accept_next() {
             asio::write(socket, asio::buffer(line), ignored);
             socket.close(ignored);
         } else {
-            auto session = std::make_shared<Session>(std::move(socket), registry_, peer);
-            // Forget sessions that have gone away, so the list does not grow with every connection.
-            std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
-            sessions_.push_back(session);
-            session->start();
+            // Whatever one connection's start throws, the next ones are still accepted.
+            try {
+                auto session = std::make_shared<Session>(std::move(socket), dispatcher_, peer);
+                // Forget sessions that have gone away, so the list does not grow with every connection.
+                std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+                sessions_.push_back(session);
+                session->start();
+            } catch (const std::exception& e) {
+                spdlog::error("internal error starting a session: {}", e.what());
+            }
         }
         accept_next();
     });

@@ -13,13 +13,13 @@
 
 namespace mpctl::daemon {
 
-class Registry;
+class Dispatcher;
 class Session;
 
 class Listener {
   public:
     // LISTENING_FD is a bound, listening AF_UNIX socket (see service/endpoint.hpp).
-    Listener(asio::io_context& io, common::UniqueFd listening_fd, Registry& registry);
+    Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher);
 
     void start();
     // Stops accepting; existing sessions go on.
@@ -31,7 +31,7 @@ class Listener {
     void accept_next();
 
     asio::local::stream_protocol::acceptor acceptor_;
-    Registry& registry_;
+    Dispatcher& dispatcher_;
     std::vector<std::weak_ptr<Session>> sessions_;
     bool stopped_ = false;
 };

@@ -6,7 +6,7 @@
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/server/dispatcher.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
 
@@ -17,11 +17,21 @@ using proto::json;
 
 namespace {
 constexpr size_t k_read_chunk = 64 * 1024;
-}
 
-Session::Session(asio::local::stream_protocol::socket socket, Registry& registry, PeerCredentials peer)
+// A close hook belongs to some parked request or connection-owned state (a wait, a follower, a transient
+// pool): what one throws is logged, and the others still run.
+void run_hook(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        spdlog::error("internal error while closing a connection: {}", e.what());
+    }
+}
+}  // namespace
+
+Session::Session(asio::local::stream_protocol::socket socket, Dispatcher& dispatcher, PeerCredentials peer)
     : socket_(std::move(socket)),
-      registry_(registry),
+      dispatcher_(dispatcher),
       peer_(peer),
       read_buffer_(std::make_unique_for_overwrite<char[]>(k_read_chunk)) {}
 
@@ -111,9 +121,10 @@ void Session::on_read_error(const std::error_code& ec) {
         keep_alive_ = shared_from_this();
         return;
     }
+    // A client that vanished is ordinary; anything else is worth a line in the log.
     if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
         ec != asio::error::connection_reset) {
-        spdlog::debug("session read: {}", ec.message());
+        spdlog::warn("session read: {}", ec.message());
     }
     close(true);
 }
@@ -162,7 +173,7 @@ void Session::handle_line(std::string_view line) {
         send(proto::encode_line(proto::make_error(id, e.code(), e.what())));
         return;
     }
-    registry_.dispatch(shared_from_this(), std::move(request));
+    dispatcher_.dispatch(shared_from_this(), std::move(request));
 }
 
 void Session::send(std::string line) {
@@ -197,8 +208,10 @@ void Session::write_more() {
                           self->queued_bytes_ -= batch_bytes;
                           self->in_flight_.clear();
                           if (ec) {
-                              if (ec != asio::error::operation_aborted) {
-                                  spdlog::debug("session write: {}", ec.message());
+                              // A client that left without reading its answers is ordinary.
+                              if (ec != asio::error::operation_aborted && ec != asio::error::broken_pipe &&
+                                  ec != asio::error::connection_reset) {
+                                  spdlog::warn("session write: {}", ec.message());
                               }
                               self->queue_.clear();
                               self->queued_bytes_ = 0;
@@ -263,12 +276,12 @@ void Session::close(bool flush) {
     auto hooks = std::move(close_hooks_);
     close_hooks_.clear();
     for (auto& [id, fn] : hooks) {
-        fn();
+        run_hook(fn);
     }
     auto observers = std::move(close_observers_);
     close_observers_.clear();
     for (auto& fn : observers) {
-        fn();
+        run_hook(fn);
     }
     drain_waiters_.clear();
     if (flush && (writing_ || !queue_.empty())) {

@@ -1,6 +1,6 @@
 #pragma once
 // Session: one client connection. Reads '\n'-framed JSON-RPC requests (each capped at
-// proto::k_max_message_bytes; a longer one gets an error and is skipped), hands them to the Registry, and
+// proto::k_max_message_bytes; a longer one gets an error and is skipped), hands them to the Dispatcher, and
 // queues replies and notifications for writing in order. Kept alive by its own pending read; whoever needs
 // to answer later holds a weak_ptr (see Responder). Loop thread only.
 
@@ -20,11 +20,11 @@
 
 namespace mpctl::daemon {
 
-class Registry;
+class Dispatcher;
 
 class Session : public std::enable_shared_from_this<Session> {
   public:
-    Session(asio::local::stream_protocol::socket socket, Registry& registry, PeerCredentials peer);
+    Session(asio::local::stream_protocol::socket socket, Dispatcher& dispatcher, PeerCredentials peer);
     ~Session();
 
     void start();
@@ -68,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
     void shut_down();
 
     asio::local::stream_protocol::socket socket_;
-    Registry& registry_;
+    Dispatcher& dispatcher_;
     PeerCredentials peer_;
     proto::LineFramer framer_;
     std::unique_ptr<char[]> read_buffer_;  // k_read_chunk bytes, not zeroed: a connection may send one line

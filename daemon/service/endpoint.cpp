@@ -16,8 +16,9 @@ namespace mpctl::daemon {
 
 namespace {
 
-std::unexpected<EndpointError> fail(std::string message, bool already_running = false) {
-    return std::unexpected(EndpointError{already_running, std::move(message)});
+std::unexpected<common::Error> fail(std::string message, bool already_running = false) {
+    return common::plain_error(std::move(message),
+                               already_running ? common::Errc::already_running : common::Errc::failed);
 }
 
 // True if a live daemon (possibly of another state dir) answers on PATH. Connecting is not enough: the
@@ -47,8 +48,7 @@ bool daemon_answers(const std::string& path) {
 
 }  // namespace
 
-std::expected<Endpoint, EndpointError> claim_endpoint(const std::string& state_dir,
-                                                      const std::string& socket_path) {
+common::Result<Endpoint> claim_endpoint(const std::string& state_dir, const std::string& socket_path) {
     Endpoint ep;
     if (auto r = common::make_dirs(state_dir, 0700); !r) {
         return fail(r.error().message());

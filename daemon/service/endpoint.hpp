@@ -3,9 +3,9 @@
 // STATE_DIR/mpctld.lock may unlink a stale socket and bind a new one, so two daemons never fight over a
 // path. Runs before daemonizing, so that these errors reach the user's terminal.
 
-#include <expected>
 #include <string>
 
+#include <mpctl/common/result.hpp>
 #include <mpctl/common/unique_fd.hpp>
 
 namespace mpctl::daemon {
@@ -15,13 +15,9 @@ struct Endpoint {
     common::UniqueFd listener;  // bound and listening, close-on-exec, socket file mode 0600
 };
 
-struct EndpointError {
-    bool already_running = false;  // another mpctld holds the state dir or answers on the socket
-    std::string message;
-};
-
-[[nodiscard]] std::expected<Endpoint, EndpointError> claim_endpoint(const std::string& state_dir,
-                                                                    const std::string& socket_path);
+// Fails with code already_running when another mpctld holds the state dir or answers on the socket.
+[[nodiscard]] common::Result<Endpoint> claim_endpoint(const std::string& state_dir,
+                                                      const std::string& socket_path);
 
 // Rewrites the pid in the lock file (after daemonizing changed it).
 void record_pid(const Endpoint& endpoint);

@@ -2,10 +2,12 @@
 
 namespace mpctl::daemon {
 
-FutureTable::WatchId FutureTable::watch(const std::vector<int64_t>& ids, OnFinished on_finished) {
+FutureTable::WatchId FutureTable::watch(const std::vector<int64_t>& ids, OnEvent on_finished,
+                                        OnEvent on_started) {
     WatchId id = next_++;
     Watch w;
     w.on_finished = std::move(on_finished);
+    w.on_started = std::move(on_started);
     w.tasks = ids;
     for (int64_t task : ids) {
         by_task_[task].push_back(id);
@@ -35,8 +37,32 @@ void FutureTable::unwatch(WatchId id) {
     watches_.erase(w);
 }
 
-void FutureTable::task_finished(int64_t task_id) {
-    auto it = by_task_.find(task_id);
+void FutureTable::task_changed(const Task& task) {
+    if (task.finished()) {
+        finished(task);
+    } else if (task.state == TaskState::running) {
+        started(task);
+    }
+}
+
+void FutureTable::started(const Task& task) {
+    auto it = by_task_.find(task.id);
+    if (it == by_task_.end()) {
+        return;
+    }
+    // A copy: callbacks may add or remove watches of this task.
+    std::vector<WatchId> ids = it->second;
+    for (WatchId id : ids) {
+        auto w = watches_.find(id);
+        if (w != watches_.end() && w->second.on_started) {
+            OnEvent fn = w->second.on_started;
+            fn(task);
+        }
+    }
+}
+
+void FutureTable::finished(const Task& task) {
+    auto it = by_task_.find(task.id);
     if (it == by_task_.end()) {
         return;
     }
@@ -50,12 +76,12 @@ void FutureTable::task_finished(int64_t task_id) {
         bool last = --w->second.remaining == 0;
         // Callbacks may unwatch or add watches, so move it out before calling when it is the last one.
         if (last) {
-            OnFinished fn = std::move(w->second.on_finished);
+            OnEvent fn = std::move(w->second.on_finished);
             watches_.erase(w);
-            fn(task_id);
+            fn(task);
         } else {
-            OnFinished fn = w->second.on_finished;
-            fn(task_id);
+            OnEvent fn = w->second.on_finished;
+            fn(task);
         }
     }
 }

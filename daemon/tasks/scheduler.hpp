@@ -7,36 +7,31 @@
 // Failures by exit, signal or timeout are retried spec.retries times after spec.retry_delay_s. Timeouts and
 // forced cancels signal the process group: SIGTERM, then SIGKILL after spec.kill_after_s.
 //
-// Talks to the world only through Spawner (processes), Timers (time) and SchedulerListener (journal,
-// futures, log followers), so unit tests drive it without processes or clocks. Loop thread only.
+// Talks to the world only through Spawner (processes), Timers (time) and its TaskListener (journal,
+// futures, output retention, shutdown), so unit tests drive it without processes or clocks. It renders
+// nothing: StatusView shows a task to clients. Loop thread only.
+//
+// The member functions live in three files, by concept: scheduler.cpp (submission, restore, dependencies,
+// finishing), scheduler_runs.cpp (an attempt: start, exit, retry, stop, signals) and scheduler_pools.cpp
+// (pool sizes, transient pools, shutdown).
 
-#include <chrono>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include <mpctl/daemon/exec/output_files.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
 #include <mpctl/daemon/exec/task_cgroups.hpp>
+#include <mpctl/daemon/tasks/env_blocks.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
+#include <mpctl/daemon/tasks/task_listener.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
 
 namespace mpctl::daemon {
-
-class SchedulerListener {
-  public:
-    virtual ~SchedulerListener() = default;
-    // After every change of a durable task's state or journaled fields.
-    virtual void task_changed(const Task& task) = 0;
-    // A transient pool (a map's) is gone: its owner left and it has no unfinished task.
-    virtual void transient_pool_dropped(const std::string& /*name*/) {}
-};
 
 struct PoolInfo {
     std::string name;
@@ -57,7 +52,7 @@ class Scheduler {
         uint64_t max_output = uint64_t{1} << 30;  // bytes kept per stream, for specs without max_output
     };
 
-    Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, SchedulerListener& listener,
+    Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, TaskListener& listener,
               Options options);
 
     // -- submission -----------------------------------------------------------------------------------
@@ -84,21 +79,20 @@ class Scheduler {
 
     // -- queries --------------------------------------------------------------------------------------
     [[nodiscard]] Task* find(int64_t id);
+    [[nodiscard]] const Task* find(int64_t id) const;
+    // A task a client may know about: its row is committed (null otherwise).
+    [[nodiscard]] const Task* find_durable(int64_t id) const;
     [[nodiscard]] const std::map<int64_t, Task>& tasks() const { return tasks_; }
-    [[nodiscard]] proto::TaskStatus status(const Task& task) const;
     [[nodiscard]] std::vector<PoolInfo> pools() const;
     [[nodiscard]] int pool_workers(const std::string& name) const;
     [[nodiscard]] size_t running_count() const { return running_; }
-    // Output retention: each stream of a running task past its max_output is cut back (the task keeps
-    // running; its status says truncated). The daemon calls this every k_output_check while tasks run;
-    // the scheduler once more as each task ends.
-    void enforce_output_limits();
-    static constexpr std::chrono::milliseconds k_output_check{250};
+    [[nodiscard]] size_t unfinished_count() const;
     // Bytes of each output stream kept for TASK.
     [[nodiscard]] uint64_t max_output(const Task& task) const {
         return task.spec.max_output.value_or(options_.max_output);
     }
-    [[nodiscard]] size_t unfinished_count() const;
+    // Cuts the output files of running tasks back to their max_output (see tasks/output_limits.hpp).
+    void enforce_output_limits();
 
     // -- control --------------------------------------------------------------------------------------
     enum class CancelResult { cancelled, terminating, running, already_finished };
@@ -133,6 +127,32 @@ class Scheduler {
         bool transient = false;
         bool owner_gone = false;
     };
+
+    // scheduler.cpp
+    void finish(Task& task, TaskState state, FailReason reason);
+    void resolve_dependencies(Task& task);
+    void release_dependants(const Task& task);
+    void notify(const Task& task);
+
+    // scheduler_runs.cpp
+    void start(Task& task, Pool& pool);
+    [[nodiscard]] common::Result<std::vector<int>> spawn(Task& task);
+    [[nodiscard]] SpawnSpec spawn_spec(const Task& task);
+    void on_stage_exit(int64_t id, size_t stage, ExitInfo info);
+    void on_exit(int64_t id, ExitInfo info);
+    void retry_later(Task& task, FailReason reason);
+    void begin_stop(Task& task, Task::Stop why, std::optional<double> kill_after_s = std::nullopt);
+    void kill_now(Task& task);  // SIGKILL to its group (and cgroup)
+    void kill_now(int64_t id, int pgid, bool cgroup);
+    // The open cgroup.procs of the task's own cgroup if it asked for one (else an empty fd).
+    [[nodiscard]] common::Result<common::UniqueFd> cgroup_for(const Task& task);
+
+    // scheduler_pools.cpp
+    Pool& pool_for(const std::string& name);
+    void enqueue(Task& task);
+    void dequeue(Task& task);
+    void pump(Pool& pool);
+    void pump_all();
     void drop_if_idle(const std::string& name);
     // Cancels the pending tasks of POOL (all pools if null) with error WHY.
     void cancel_pending_in(const std::string* pool, const std::string& why);
@@ -141,36 +161,12 @@ class Scheduler {
     std::vector<std::string> cancel_transient_queues(Orphaned why);
     static std::string orphan_error(const std::string& pool, Orphaned why);
 
-    Pool& pool_for(const std::string& name);
-    void enqueue(Task& task);
-    void dequeue(Task& task);
-    void pump(Pool& pool);
-    void pump_all();
-    void start(Task& task, Pool& pool);
-    void on_stage_exit(int64_t id, size_t stage, ExitInfo info);
-    void on_exit(int64_t id, ExitInfo info);
-    [[nodiscard]] static ExitInfo pipeline_outcome(const Task& task);
-    [[nodiscard]] static bool stage_succeeded(const Task& task, size_t stage);
-    void finish(Task& task, TaskState state, FailReason reason);
-    void resolve_dependencies(Task& task);
-    void release_dependants(const Task& task);
-    void begin_stop(Task& task, Task::Stop why, std::optional<double> kill_after_s = std::nullopt);
-    [[nodiscard]] SpawnSpec spawn_spec(const Task& task);
-    // The exec-ready form of a task's environment, built once per distinct environment.
-    [[nodiscard]] std::shared_ptr<const EnvBlock> env_block(
-        const std::shared_ptr<const proto::Environment>& env);
-    void notify(const Task& task);
-    void enforce_output_limit(Task& task);
-    void kill_now(Task& task);  // SIGKILL to its group (and cgroup)
-    void kill_now(int64_t id, int pgid, bool cgroup);
-    // The open cgroup.procs of the task's own cgroup if it asked for one (else an empty fd).
-    [[nodiscard]] common::Result<common::UniqueFd> cgroup_for(const Task& task);
-
     Spawner& spawner_;
     Timers& timers_;
     OutputLayout& outputs_;
-    SchedulerListener& listener_;
+    TaskListener& listener_;
     Options options_;
+    EnvBlocks env_blocks_;
     std::map<int64_t, Task> tasks_;
     std::map<std::string, Pool> pools_;
     int64_t next_id_ = 1;
@@ -179,12 +175,6 @@ class Scheduler {
     std::set<int64_t> running_ids_;
     TaskCgroups* cgroups_ = nullptr;
     bool starting_ = true;
-    std::shared_ptr<const EnvBlock> daemon_env_block_;
-    struct CachedBlock {
-        std::weak_ptr<const proto::Environment> env;
-        std::shared_ptr<const EnvBlock> block;
-    };
-    std::unordered_map<const proto::Environment*, CachedBlock> env_blocks_;
 };
 
 }  // namespace mpctl::daemon

@@ -1,3 +1,5 @@
+#include <spdlog/spdlog.h>
+
 #include <mpctl/daemon/tasks/timers.hpp>
 
 namespace mpctl::daemon {
@@ -6,8 +8,13 @@ TimerId AsioTimers::start(std::chrono::milliseconds delay, std::function<void()>
     TimerId id = next_++;
     auto timer = std::make_unique<asio::steady_timer>(io_, delay);
     timer->async_wait([this, id, fn = std::move(fn)](const std::error_code& ec) {
-        if (ec) {
+        if (ec == asio::error::operation_aborted) {
             return;  // cancelled
+        }
+        if (ec) {
+            // A steady timer has no other error; should one come, the callback runs late rather than
+            // never (a task's timeout, a retry).
+            spdlog::error("timer {}: {}", id, ec.message());
         }
         timers_.erase(id);
         fn();

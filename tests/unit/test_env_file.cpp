@@ -24,12 +24,12 @@ TEST_CASE("env file values lose matching quotes and are never expanded", "[unit]
 }
 
 TEST_CASE("a malformed env file line is reported by number", "[unit][env_file]") {
-    CHECK(parse_env_file("A=1\nnot an assignment\n").error() == "line 2: expected KEY=VALUE");
-    CHECK(parse_env_file("=value").error() == "line 1: '' is not a variable name");
-    CHECK(parse_env_file("1A=x").error() == "line 1: '1A' is not a variable name");
-    CHECK(parse_env_file("A B=x").error() == "line 1: 'A B' is not a variable name");
-    CHECK(parse_env_file("\n\nA=\"open").error() == "line 3: unterminated quote");
-    CHECK(parse_env_file(std::string_view("A=x\0y", 5)).error() == "line 1: NUL byte in the value");
+    CHECK(parse_env_file("A=1\nnot an assignment\n").error().message() == "line 2: expected KEY=VALUE");
+    CHECK(parse_env_file("=value").error().message() == "line 1: '' is not a variable name");
+    CHECK(parse_env_file("1A=x").error().message() == "line 1: '1A' is not a variable name");
+    CHECK(parse_env_file("A B=x").error().message() == "line 1: 'A B' is not a variable name");
+    CHECK(parse_env_file("\n\nA=\"open").error().message() == "line 3: unterminated quote");
+    CHECK(parse_env_file(std::string_view("A=x\0y", 5)).error().message() == "line 1: NUL byte in the value");
 }
 
 TEST_CASE("an empty env file has no entries", "[unit][env_file]") {

@@ -1,0 +1,29 @@
+#pragma once
+// DaemonControl: what the daemon family (daemon.*) may ask of the daemon itself: its status and a stop.
+// The Daemon implements it; the handlers see nothing else of it. Loop thread only.
+
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include <mpctl/daemon/server/responder.hpp>
+
+namespace mpctl::daemon {
+
+struct StopRequest {
+    bool now = false;             // terminate running tasks (recorded as cancelled)
+    bool cancel_pending = false;  // cancel queued tasks too
+    std::optional<double> kill_after_s;
+    std::shared_ptr<Responder> responder;  // answered just before the daemon exits
+};
+
+class DaemonControl {
+  public:
+    virtual ~DaemonControl() = default;
+    virtual void request_stop(StopRequest request) = 0;
+    // daemon.status's answer.
+    [[nodiscard]] virtual nlohmann::json info() = 0;
+};
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,15 @@
+#pragma once
+// PoolContext: what the pool family (pool.*) works with: the scheduler's pools and the journal that keeps
+// their sizes. Loop thread only.
+
+#include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/tasks/scheduler.hpp>
+
+namespace mpctl::daemon {
+
+struct PoolContext {
+    Scheduler& scheduler;
+    Store& store;
+};
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,46 @@
+#pragma once
+// TaskContext: what the task family (task.*) works with, and nothing more: the scheduler's table, how a
+// task is shown, the journal, the future table, the interned environments, the log streamer and whether
+// --cgroup is available. The handlers live in task_*_commands.cpp, one file per kind of request; the
+// helpers below are what they share. Loop thread only.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <asio/io_context.hpp>
+
+#include <mpctl/daemon/exec/task_cgroups.hpp>
+#include <mpctl/daemon/logs/log_streamer.hpp>
+#include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/tasks/environments.hpp>
+#include <mpctl/daemon/tasks/future_table.hpp>
+#include <mpctl/daemon/tasks/scheduler.hpp>
+#include <mpctl/daemon/tasks/status_view.hpp>
+#include <mpctl/proto/params.hpp>
+
+namespace mpctl::daemon {
+
+struct TaskContext {
+    asio::io_context& io;  // for the timers of waits
+    Scheduler& scheduler;
+    const StatusView& view;
+    Store& store;
+    FutureTable& futures;
+    Environments& environments;
+    LogStreamer& logs;
+    const TaskCgroups& cgroups;
+};
+
+// A task the client may know about (its row is committed); throws unknown_id otherwise.
+[[nodiscard]] const Task& known_task(const TaskContext& ctx, int64_t id);
+
+// params.ids (an array) or params.id (one), deduplicated in first-seen order, all known; throws
+// invalid_params or unknown_id (naming every unknown one).
+[[nodiscard]] std::vector<int64_t> read_ids(const TaskContext& ctx, const proto::Params& params);
+
+// params.timeout in seconds, if given (0 to one year).
+[[nodiscard]] std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& params);
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,118 @@
+// task.get and task.list: statuses, answered as text.
+
+#include <map>
+#include <set>
+
+#include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/commands/task_context.hpp>
+#include <mpctl/daemon/commands/task_text.hpp>
+
+namespace mpctl::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+void task_get(const TaskContext& ctx, Call& call) {
+    call.params.reject_unknown({"id", "ids"});
+    if (call.params.has("ids")) {
+        std::vector<const Task*> tasks;
+        for (int64_t id : read_ids(ctx, call.params)) {
+            tasks.push_back(&known_task(ctx, id));
+        }
+        call.responder->result_text(tasks_text(ctx.view, tasks));
+        return;
+    }
+    call.responder->result_text(ctx.view.text(known_task(ctx, call.params.required<int64_t>("id"))));
+}
+
+// The filters of task.list.
+struct ListFilter {
+    std::set<TaskState> states;
+    std::map<std::string, std::optional<std::string>> labels;  // key -> value, or any value
+    std::optional<std::string> pool;
+    std::optional<std::string> name;
+
+    [[nodiscard]] bool matches(const Task& t) const {
+        if (!t.durable || (!states.empty() && !states.contains(t.state)) || (pool && t.spec.pool != *pool) ||
+            (name && t.spec.name != *name)) {
+            return false;
+        }
+        for (const auto& [k, v] : labels) {
+            auto it = t.spec.labels.find(k);
+            if (it == t.spec.labels.end() || (v && it->second != *v)) {
+                return false;
+            }
+        }
+        return true;
+    }
+};
+
+ListFilter read_filter(const proto::Params& p) {
+    ListFilter f;
+    if (p.has("state")) {
+        json s = p.required<json>("state");
+        std::vector<std::string> names =
+            s.is_array() ? proto::Params::convert<std::vector<std::string>>(s, "params.state")
+                         : std::vector<std::string>{proto::Params::convert<std::string>(s, "params.state")};
+        for (const auto& n : names) {
+            auto st = proto::parse_task_state(n);
+            if (!st) {
+                proto::throw_invalid_params("params.state: unknown state \"" + n +
+                                            "\" (pending, running, succeeded, failed, cancelled)");
+            }
+            f.states.insert(*st);
+        }
+    }
+    auto add_label = [&](const std::string& text) {
+        auto eq = text.find('=');
+        if (eq == std::string::npos) {
+            f.labels[text] = std::nullopt;
+        } else {
+            f.labels[text.substr(0, eq)] = text.substr(eq + 1);
+        }
+    };
+    if (p.has("label")) {
+        add_label(p.required<std::string>("label"));
+    }
+    if (p.has("labels")) {
+        for (const auto& l : p.required<std::vector<std::string>>("labels")) {
+            add_label(l);
+        }
+    }
+    f.pool = p.optional<std::string>("pool");
+    f.name = p.optional<std::string>("name");
+    return f;
+}
+
+void task_list(const TaskContext& ctx, Call& call) {
+    const auto& p = call.params;
+    p.reject_unknown({"state", "label", "labels", "pool", "name", "limit"});
+    ListFilter filter = read_filter(p);
+    int64_t limit = p.get_or<int64_t>("limit", 0);
+    if (limit < 0) {
+        proto::throw_invalid_params("params.limit: must not be negative");
+    }
+    std::vector<const Task*> matches;
+    for (const auto& [id, t] : ctx.scheduler.tasks()) {
+        if (filter.matches(t)) {
+            matches.push_back(&t);
+        }
+    }
+    // --limit N keeps the N most recent, still listed oldest first.
+    size_t skip = limit > 0 && matches.size() > static_cast<size_t>(limit)
+                      ? matches.size() - static_cast<size_t>(limit)
+                      : 0;
+    std::vector<const Task*> listed(matches.begin() + static_cast<std::ptrdiff_t>(skip), matches.end());
+    call.responder->result_text(tasks_text(ctx.view, listed));
+}
+
+}  // namespace
+
+void register_task_query_commands(Registry& r, const TaskContext& ctx) {
+    r.add("task.get", [ctx](Call& c) { task_get(ctx, c); });
+    r.add("task.list", [ctx](Call& c) { task_list(ctx, c); });
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,28 @@
+#pragma once
+// JournalOp: one write waiting for its commit. Those that someone waits for (a submit's rows, a pool's
+// size) carry the completion DONE, run on the loop with the commit's result; state updates carry none and
+// are retried until they are written.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <mpctl/common/result.hpp>
+#include <mpctl/daemon/store/task_rows.hpp>
+
+namespace mpctl::daemon {
+
+struct JournalOp {
+    using Done = std::function<void(common::Result<void>)>;
+    enum class Kind { insert_environment, insert_task, update_task, set_pool, drop_pool } kind;
+    TaskRow row;       // tasks; an environment's id and JSON ride in row.id and row.spec
+    std::string pool;  // set_pool, drop_pool
+    int workers = 0;
+    bool transient = false;
+    Done done;
+
+    // An update nobody waits for: when a commit fails it is queued again rather than reported.
+    [[nodiscard]] bool retried() const { return kind == Kind::update_task; }
+};
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,51 @@
+#pragma once
+// The few SQLite calls every file of the store repeats, as Results: an error carries SQLite's own message.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <sqlite3.h>
+
+#include <mpctl/common/result.hpp>
+
+namespace mpctl::daemon::sqlite {
+
+// An Error naming WHAT and SQLite's last message on DB.
+[[nodiscard]] common::Error error(sqlite3* db, const std::string& what);
+
+// Runs SQL (one or more statements, no rows).
+[[nodiscard]] common::Result<void> exec(sqlite3* db, const char* sql);
+
+// Steps a prepared statement that returns no rows, and resets it for the next time.
+[[nodiscard]] common::Result<void> run(sqlite3* db, sqlite3_stmt* stmt);
+
+// Compiles SQL once, for a statement kept for the life of the connection.
+[[nodiscard]] common::Result<sqlite3_stmt*> prepare(sqlite3* db, const char* sql);
+
+// A statement compiled for one use; finalized when it goes.
+class Query {
+  public:
+    Query(sqlite3* db, const char* sql);
+    ~Query() { sqlite3_finalize(stmt_); }
+    Query(const Query&) = delete;
+    Query& operator=(const Query&) = delete;
+
+    [[nodiscard]] bool ok() const { return stmt_ != nullptr; }
+    [[nodiscard]] sqlite3_stmt* get() const { return stmt_; }
+    // SQLITE_ROW while there are rows, then SQLITE_DONE (or an error code).
+    int step() { return sqlite3_step(stmt_); }
+
+  private:
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+void bind_optional(sqlite3_stmt* stmt, int index, const std::optional<std::string>& value);
+void bind_optional(sqlite3_stmt* stmt, int index, const std::optional<int64_t>& value);
+void bind_optional(sqlite3_stmt* stmt, int index, const std::optional<int>& value);
+
+[[nodiscard]] std::optional<int64_t> column_int(sqlite3_stmt* stmt, int col);
+[[nodiscard]] std::string column_text(sqlite3_stmt* stmt, int col);
+[[nodiscard]] std::optional<std::string> column_optional_text(sqlite3_stmt* stmt, int col);
+
+}  // namespace mpctl::daemon::sqlite

@@ -1,0 +1,311 @@
+// Scheduler: one attempt of a task, from its start to its exit: spawning its processes, timeouts, forced
+// stops, signals, and retrying what failed.
+
+#include <cstring>
+#include <fcntl.h>
+#include <signal.h>
+
+#include <mpctl/common/signals.hpp>
+#include <mpctl/common/time.hpp>
+#include <mpctl/daemon/tasks/output_limits.hpp>
+#include <mpctl/daemon/tasks/pipeline_outcome.hpp>
+#include <mpctl/daemon/tasks/scheduler.hpp>
+
+namespace mpctl::daemon {
+
+namespace {
+
+std::chrono::milliseconds to_ms(double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
+}
+
+std::string describe_failure(FailReason reason, const Task& t) {
+    switch (reason) {
+        case FailReason::exit:
+            return "exit code " + std::to_string(t.exit_code.value_or(-1));
+        case FailReason::signal:
+            return "killed by " + common::signal_name(t.signal.value_or(0));
+        case FailReason::timeout:
+            return "timed out after " + std::to_string(t.spec.timeout_s.value_or(0)) + "s";
+        default:
+            return std::string(proto::to_string(reason));
+    }
+}
+
+}  // namespace
+
+SpawnSpec Scheduler::spawn_spec(const Task& t) {
+    SpawnSpec s;
+    OutputPaths paths = outputs_.paths(t.id);
+    auto argvs = t.spec.stage_argvs();
+    for (size_t i = 0; i < argvs.size(); ++i) {
+        SpawnStage stage;
+        stage.argv = std::move(argvs[i]);
+        stage.stderr_path = argvs.size() == 1 ? paths.stderr_path : outputs_.stage_stderr_path(t.id, i);
+        s.stages.push_back(std::move(stage));
+    }
+    s.cwd = t.spec.cwd.empty() ? options_.default_cwd : t.spec.cwd;
+    s.env = env_blocks_.get(t.spec.env);
+    s.stdin_path = t.spec.stdin_path;
+    s.stdout_path = std::move(paths.stdout_path);
+    s.nice = t.spec.nice;
+    s.umask = t.spec.umask;
+    for (const auto& [name, value] : t.spec.rlimits) {
+        s.rlimits.emplace_back(proto::rlimit_resource(name), value);
+    }
+    return s;
+}
+
+common::Result<std::vector<int>> Scheduler::spawn(Task& t) {
+    // The daemon's own reasons a task cannot start; a pipeline blames its first stage for them, as the
+    // spawner names the stage at fault for its own.
+    auto cannot_start = [&t](std::string why) {
+        return common::plain_error(t.spec.pipeline.empty() ? std::move(why) : "stage 0: " + why);
+    };
+    SpawnSpec spec = spawn_spec(t);
+    if (t.spec.stdin_passed && !t.passed_stdin) {
+        return cannot_start(
+            "stdin: the descriptor the client passed is gone (the daemon restarted since the submit)");
+    }
+    auto procs = cgroup_for(t);
+    if (!procs) {
+        return cannot_start("cgroup: " + procs.error().message());
+    }
+    auto files = outputs_.open(t.id, spec.stages.size());
+    if (!files) {
+        return cannot_start("output: " + files.error().message());
+    }
+    spec.stdout_fd = std::move(files->stdout_fd);
+    spec.cgroup_procs_fd = std::move(*procs);
+    for (size_t i = 0; i < spec.stages.size(); ++i) {
+        spec.stages[i].stderr_fd = std::move(files->stderr_fds[i]);
+    }
+    if (t.passed_stdin) {
+        // Every attempt reads from the same descriptor; it is duplicated so that each spawn owns one.
+        spec.stdin_fd.reset(::fcntl(t.passed_stdin->get(), F_DUPFD_CLOEXEC, 3));
+        if (!spec.stdin_fd) {
+            return cannot_start(std::string("stdin: ") + std::strerror(errno));
+        }
+    }
+    int64_t id = t.id;
+    return spawner_.spawn(std::move(spec),
+                          [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
+}
+
+void Scheduler::start(Task& t, Pool& pool) {
+    ++t.attempts;
+    t.state = TaskState::running;
+    t.reason = FailReason::none;
+    t.started_at_ms = common::now_unix_ms();
+    t.finished_at_ms.reset();
+    t.exit_code.reset();
+    t.signal.reset();
+    t.error.reset();
+    t.truncated = false;  // the files start over
+    t.stopping = Task::Stop::none;
+
+    auto pids = spawn(t);
+    if (!pids) {
+        t.exit_code = spawn_exit_code(pids.error());
+        t.error = pids.error().message();
+        t.finished_at_ms = common::now_unix_ms();
+        if (t.spec.cgroup && cgroups_ != nullptr) {
+            cgroups_->release(t.id);
+        }
+        finish(t, TaskState::failed, FailReason::spawn);
+        return;
+    }
+    t.stages.clear();
+    for (int pid : *pids) {
+        t.stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt});
+    }
+    t.stages_running = pids->size();
+    t.pid = pids->front();
+    ++pool.running;
+    ++running_;
+    running_ids_.insert(t.id);
+    if (t.spec.timeout_s) {
+        int64_t id = t.id;
+        t.timeout_timer = timers_.start(to_ms(*t.spec.timeout_s), [this, id] {
+            Task* task = find(id);
+            if (task != nullptr && task->state == TaskState::running) {
+                task->timeout_timer = 0;
+                begin_stop(*task, Task::Stop::timeout);
+            }
+        });
+    }
+    notify(t);
+}
+
+void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_after_s) {
+    if (t.state != TaskState::running || !t.pid) {
+        return;
+    }
+    int pgid = *t.pid;
+    double grace = kill_after_s.value_or(t.spec.kill_after_s);
+    if (t.stopping != Task::Stop::none) {
+        // Already terminating (a timeout's grace period): an explicit cancel or a shutdown decides how it
+        // ends, and a grace of zero kills it now.
+        if (why != Task::Stop::timeout) {
+            t.stopping = why;
+        }
+        if (grace <= 0) {
+            kill_now(t);
+        }
+        return;
+    }
+    t.stopping = why;
+    if (grace <= 0) {
+        kill_now(t);
+        return;
+    }
+    spawner_.signal_group(pgid, SIGTERM);
+    // The group, not just the leader: shell children and background jobs get the same treatment.
+    // Also once the leader is gone: what is left of the group still gets its SIGKILL.
+    int64_t id = t.id;
+    bool cgroup = t.spec.cgroup;
+    t.kill_timer = timers_.start(to_ms(grace), [this, id, pgid, cgroup] { kill_now(id, pgid, cgroup); });
+}
+
+void Scheduler::kill_now(Task& t) {
+    if (t.pid) {
+        kill_now(t.id, *t.pid, t.spec.cgroup);
+    }
+}
+
+void Scheduler::kill_now(int64_t id, int pgid, bool cgroup) {
+    spawner_.signal_group(pgid, SIGKILL);
+    if (cgroup && cgroups_ != nullptr) {
+        cgroups_->kill(id);  // what left the group is still in the cgroup
+    }
+}
+
+common::Result<common::UniqueFd> Scheduler::cgroup_for(const Task& t) {
+    if (!t.spec.cgroup) {
+        return common::UniqueFd();
+    }
+    if (cgroups_ == nullptr) {
+        return common::plain_error("containment is not available in this daemon");
+    }
+    return cgroups_->create(t.id);
+}
+
+bool Scheduler::signal(int64_t id, int signo) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running || !t->pid) {
+        return false;
+    }
+    spawner_.signal_group(*t->pid, signo);
+    return true;
+}
+
+void Scheduler::enforce_output_limits() {
+    for (int64_t id : running_ids_) {
+        if (Task* t = find(id)) {
+            cap_output(outputs_, *t, max_output(*t));
+        }
+    }
+}
+
+void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running || stage >= t->stages.size() ||
+        t->stages[stage].exited) {
+        return;
+    }
+    Task::StageRun& run = t->stages[stage];
+    run.exited = true;
+    run.exit_code = info.exit_code;
+    run.signal = info.signal;
+    if (--t->stages_running > 0) {
+        return;  // the task ends with its last process
+    }
+    on_exit(id, pipeline_outcome(*t));
+}
+
+void Scheduler::on_exit(int64_t id, ExitInfo info) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running) {
+        return;
+    }
+    Pool& pool = pool_for(t->spec.pool);
+    --pool.running;
+    --running_;
+    running_ids_.erase(t->id);
+    // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not.
+    pump(pool);
+    cap_output(outputs_, *t, max_output(*t));  // the last cut: what is kept is final now
+    if (t->spec.cgroup && cgroups_ != nullptr) {
+        cgroups_->release(t->id);  // nothing it started outlives it
+    }
+    timers_.cancel(t->timeout_timer);
+    t->timeout_timer = 0;
+    int pgid = t->pid.value_or(0);
+    t->pid.reset();
+    if (t->kill_timer != 0) {
+        // Keep the SIGKILL escalation only while something of the group survives its leader.
+        if (!spawner_.group_alive(pgid)) {
+            timers_.cancel(t->kill_timer);
+        }
+        t->kill_timer = 0;
+    }
+    t->exit_code = info.exit_code;
+    t->signal = info.signal;
+    t->finished_at_ms = common::now_unix_ms();
+    Task::Stop why = t->stopping;
+    t->stopping = Task::Stop::none;
+
+    if (why == Task::Stop::cancel || why == Task::Stop::shutdown) {
+        t->error = why == Task::Stop::cancel ? "cancelled while running" : "stopped by daemon shutdown";
+        finish(*t, TaskState::cancelled, FailReason::none);
+    } else {
+        FailReason reason = FailReason::none;
+        if (why == Task::Stop::timeout) {
+            reason = FailReason::timeout;
+        } else if (info.signal) {
+            reason = FailReason::signal;
+        } else if (info.exit_code.value_or(1) != 0) {
+            reason = FailReason::exit;
+        }
+        if (reason == FailReason::none) {
+            finish(*t, TaskState::succeeded, FailReason::none);
+        } else if (t->attempts <= t->spec.retries) {
+            retry_later(*t, reason);
+        } else {
+            if (reason != FailReason::exit) {
+                t->error = describe_failure(reason, *t);
+            }
+            finish(*t, TaskState::failed, reason);
+        }
+    }
+    pump(pool);
+    if (pool.transient && pool.owner_gone && pool.running == 0 && pool.ready.empty()) {
+        drop_if_idle(std::string(pool.name));  // a copy: the pool may go
+    }
+}
+
+void Scheduler::retry_later(Task& t, FailReason reason) {
+    t.state = TaskState::pending;
+    t.error =
+        "attempt " + std::to_string(t.attempts) + " failed (" + describe_failure(reason, t) + "); will retry";
+    t.finished_at_ms.reset();
+    if (!starting_) {
+        notify(t);  // stays pending for the next start of the daemon
+    } else if (t.spec.retry_delay_s <= 0) {
+        enqueue(t);
+        notify(t);
+    } else {
+        int64_t id = t.id;
+        t.retry_timer = timers_.start(to_ms(t.spec.retry_delay_s), [this, id] {
+            Task* task = find(id);
+            if (task != nullptr && task->state == TaskState::pending) {
+                task->retry_timer = 0;
+                enqueue(*task);
+                pump(pool_for(task->spec.pool));
+            }
+        });
+        notify(t);
+    }
+}
+
+}  // namespace mpctl::daemon
