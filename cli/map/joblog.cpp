@@ -1,8 +1,10 @@
 #include <cinttypes>
 #include <cstdio>
+#include <fcntl.h>
 
 #include <mpctl/cli/map/joblog.hpp>
 #include <mpctl/common/shell_quote.hpp>
+#include <mpctl/common/sys.hpp>
 
 namespace mpctl::cli::map {
 
@@ -63,6 +65,22 @@ std::string joblog_command(const std::optional<std::vector<std::string>>& argv,
         out += (out.empty() ? "" : " ") + common::shell_quote(w);
     }
     return escape(out);
+}
+
+common::Result<JoblogFile> JoblogFile::create(const std::string& path) {
+    auto fd = common::open_cloexec(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    JoblogFile file(std::move(*fd));
+    if (auto r = common::write_all(file.fd_.get(), joblog_header()); !r) {
+        return std::unexpected(r.error());
+    }
+    return file;
+}
+
+common::Result<void> JoblogFile::write(const JoblogEntry& entry) {
+    return common::write_all(fd_.get(), joblog_line(entry));
 }
 
 }  // namespace mpctl::cli::map

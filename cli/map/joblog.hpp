@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include <mpctl/common/result.hpp>
+#include <mpctl/common/unique_fd.hpp>
+
 namespace mpctl::cli::map {
 
 struct JoblogEntry {
@@ -30,5 +33,17 @@ struct JoblogEntry {
 // The Command column for an argv task (or a shell script when ARGV is nullopt).
 [[nodiscard]] std::string joblog_command(const std::optional<std::vector<std::string>>& argv,
                                          const std::optional<std::string>& shell);
+
+// The file itself: created (or emptied) with its header, and each line written whole as its task finishes,
+// so that `tail -f` sees every task and a map that is killed leaves a complete log of what finished.
+class JoblogFile {
+  public:
+    [[nodiscard]] static common::Result<JoblogFile> create(const std::string& path);
+    [[nodiscard]] common::Result<void> write(const JoblogEntry& entry);
+
+  private:
+    explicit JoblogFile(common::UniqueFd fd) : fd_(std::move(fd)) {}
+    common::UniqueFd fd_;
+};
 
 }  // namespace mpctl::cli::map

@@ -12,8 +12,11 @@
 #include <mpctl/cli/map/progress.hpp>
 #include <mpctl/cli/map/reorder.hpp>
 #include <mpctl/cli/task_exit.hpp>
+#include <mpctl/common/sys.hpp>
 
 using namespace mpctl::cli::map;
+
+#include "unit_temp_dir.hpp"
 
 TEST_CASE("map: lines are split at newlines, byte for byte, with a last line without newline",
           "[unit][map]") {
@@ -158,4 +161,38 @@ TEST_CASE("map: the exit code of several tasks is the first unsuccessful one in 
     s.exit_code = 7;
     f.add(1, s);
     CHECK(f.code() == 7);
+}
+
+TEST_CASE("map: the joblog file starts over with its header and gets one whole line per task",
+          "[unit][map]") {
+    mpctl::test::UnitTempDir dir;
+    std::string path = dir / "jobs.tsv";
+    {
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, "old contents\n", 13) == 13);
+        ::close(fd);
+    }
+    auto file = JoblogFile::create(path);
+    REQUIRE(file);
+    JoblogEntry e;
+    e.seq = 1;
+    e.id = 7;
+    e.exit_code = 0;
+    e.command = "true";
+    REQUIRE(file->write(e));
+    e.seq = 2;
+    e.id = 9;
+    REQUIRE(file->write(e));
+    auto text = mpctl::common::read_file(path);
+    REQUIRE(text);
+    CHECK(*text == joblog_header() +
+                       joblog_line({1, 7, 0, std::nullopt, std::nullopt, std::nullopt, "true"}) +
+                       joblog_line({2, 9, 0, std::nullopt, std::nullopt, std::nullopt, "true"}));
+}
+
+TEST_CASE("map: a joblog that cannot be created says why", "[unit][map]") {
+    auto file = JoblogFile::create("/nonexistent-dir/jobs.tsv");
+    REQUIRE_FALSE(file);
+    CHECK(file.error().err == ENOENT);
 }

@@ -1,0 +1,117 @@
+// MapRun (map_run.hpp): finished tasks (their results, the joblog, the exit code), halts, signals and a
+// closed stdout.
+
+#include <cstdlib>
+#include <cstring>
+#include <signal.h>
+
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/commands/map_run.hpp>
+#include <mpctl/proto/task_status.hpp>
+
+namespace mpctl::cli {
+
+using map::Finished;
+
+void MapRun::completed(const json& task) {
+    proto::TaskStatus s = proto::status_from_json(task);
+    auto it = seq_of_.find(s.id);
+    if (it == seq_of_.end()) {
+        return;
+    }
+    uint64_t seq = it->second;
+    seq_of_.erase(it);
+    --inflight_;
+    ++done_;
+    int code = proto::mirror_exit_code(s);
+    // Tasks that the map itself cancelled (a halt, Ctrl-C) do not speak for its exit code.
+    bool cancelled_by_us = stopping() && s.state == proto::TaskState::cancelled;
+    if (!cancelled_by_us) {
+        first_.add_code(seq, code);
+        if (code != 0) {
+            ++failures_;
+            if (!halted_ && halt_.triggered(static_cast<int>(failures_))) {
+                halt();
+            }
+        }
+    }
+    if (joblog_) {
+        map::JoblogEntry e;
+        e.seq = seq + 1;
+        e.id = s.id;
+        e.exit_code = s.exit_code;
+        e.signal = s.signal;
+        e.started_at_ms = s.started_at_ms;
+        e.duration_ms = s.duration_ms();
+        e.command = map::joblog_command(s.argv, s.shell);
+        if (auto r = joblog_->write(e); !r) {
+            joblog_failed(r.error());
+        }
+    }
+    Finished f;
+    if (ctx_.global.json) {
+        f.json_line = task.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    } else {
+        f.stdout_path = std::move(s.stdout_path);
+        f.stderr_path = std::move(s.stderr_path);
+    }
+    if (o_.unordered) {
+        results_.emit(f);
+        return;
+    }
+    reorder_.add(seq, std::move(f));
+    while (auto next = reorder_.pop()) {
+        results_.emit(*next);
+    }
+}
+
+void MapRun::halt() {
+    halted_ = true;
+    // now: stop everything; soon: cancel what has not started, let the running ones finish.
+    force_cancel_ = halt_.when == map::HaltPolicy::When::now;
+    cancel_all(force_cancel_);
+}
+
+void MapRun::interrupt(int signo) {
+    if (stop_signal_ != 0) {
+        // A second one: the user wants the prompt back now, not once the daemon has stopped the tasks
+        // (it does so all the same, and nothing of ours is left to flush or unwind: results went out
+        // as they came, the joblog line by line), so leave at once instead of unwinding to main.
+        progress_.clear();
+        std::_Exit(128 + stop_signal_);
+    }
+    stop_signal_ = signo;
+    force_cancel_ = true;
+    cancel_all(true);
+}
+
+void MapRun::cancel_all(bool force) {
+    if (!client_ || seq_of_.empty()) {
+        return;
+    }
+    json ids = json::array();
+    for (const auto& [id, seq] : seq_of_) {
+        ids.push_back(id);
+    }
+    try {
+        client_->send("task.cancel", {{"ids", ids}, {"force", force}});
+    } catch (const CliError&) {
+        // The connection is gone: nothing more to do from here.
+    }
+}
+
+// Nobody reads the results any more: stop the map as Ctrl-C would, and exit 128+SIGPIPE.
+void MapRun::stdout_closed() {
+    if (stop_signal_ == 0) {
+        stop_signal_ = SIGPIPE;
+    }
+    force_cancel_ = true;
+    cancel_all(true);
+}
+
+void MapRun::joblog_failed(const common::Error& e) const {
+    throw CliError(exit_code::mpctl_failed,
+                   "--joblog: cannot write " + o_.joblog + ": " + std::strerror(e.err));
+}
+
+}  // namespace mpctl::cli

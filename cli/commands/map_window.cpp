@@ -1,0 +1,122 @@
+// MapRun (map_run.hpp): the window of submitted tasks, refilled with task.submit_batch.
+
+#include <algorithm>
+
+#include <mpctl/cli/commands/map_run.hpp>
+#include <mpctl/proto/json_text.hpp>
+
+namespace mpctl::cli {
+
+namespace {
+
+// A batch request stays well under the daemon's 1 MiB line limit.
+constexpr size_t k_max_batch_bytes = 512 * 1024;
+// In input order, at most this many finished tasks wait for an earlier one before submitting pauses
+// (each waits as an id and two paths: a few MB at most).
+constexpr size_t k_max_waiting = 100'000;
+
+}  // namespace
+
+// Sends the next batch if there is room in the window and items to fill it.
+void MapRun::maybe_submit() {
+    if (batch_id_ != 0 || stopping()) {
+        return;
+    }
+    if (!o_.unordered && reorder_.waiting() >= k_max_waiting) {
+        return;
+    }
+    size_t free = window_ > inflight_ ? window_ - inflight_ : 0;
+    // Batches of a quarter window at least, unless the daemon would idle or no more items are coming.
+    bool worth_it = free >= std::max<size_t>(1, window_ / 4) || inflight_ < jobs_ || source_.at_eof();
+    if (free == 0 || !worth_it) {
+        return;
+    }
+    std::string tasks;
+    size_t count = 0;
+    size_t chunk = static_cast<size_t>(std::max(1, o_.chunksize));
+    while (count < free && tasks.size() < k_max_batch_bytes) {
+        while (chunk_.size() < chunk) {
+            auto item = source_.next();
+            if (!item) {
+                break;
+            }
+            chunk_.push_back(std::move(*item));
+        }
+        if (chunk_.empty() || (chunk_.size() < chunk && !source_.at_eof())) {
+            break;
+        }
+        tasks += tasks.empty() ? "[" : ",";
+        append_task(tasks);
+        chunk_.clear();
+        ++count;
+    }
+    if (count == 0) {
+        return;
+    }
+    tasks += "]";
+    std::string params = R"({"defaults":)" + defaults_text_ + R"(,"tasks":)" + tasks + "}";
+    batch_id_ = client_->send_params_text("task.submit_batch", params);
+    batch_first_seq_ = next_seq_;
+    batch_count_ = count;
+    next_seq_ += count;
+    inflight_ += count;
+}
+
+void MapRun::append_task(std::string& out) const {
+    if (template_->shell()) {
+        out += R"({"shell":)";
+        proto::append_json_string(out, template_->script(chunk_));
+        out += "}";
+        return;
+    }
+    out += R"({"argv":[)";
+    bool first = true;
+    for (const auto& w : template_->argv(chunk_)) {
+        if (!first) {
+            out += ",";
+        }
+        first = false;
+        proto::append_json_string(out, w);
+    }
+    out += "]}";
+}
+
+// A message from the daemon: a completion, or the answer to a batch (the ids to watch) or to a request
+// whose answer does not matter.
+void MapRun::handle(const json& msg) {
+    auto id_it = msg.find("id");
+    if (id_it == msg.end()) {
+        if (msg.value("method", std::string()) == "task.completed") {
+            completed(msg.at("params").at("task"));
+        }
+        return;
+    }
+    int64_t id = id_it->is_number_integer() ? id_it->get<int64_t>() : 0;
+    if (auto err = msg.find("error"); err != msg.end()) {
+        if (id == batch_id_) {
+            // Nothing of this batch was queued (a batch is all or nothing).
+            inflight_ -= batch_count_;
+            batch_id_ = 0;
+        }
+        throw error_from_daemon(*err);
+    }
+    if (id != batch_id_) {
+        return;  // as_completed's final answer, or a cancel's
+    }
+    batch_id_ = 0;
+    const json& ids = msg.at("result").at("ids");
+    json watch = json::array();
+    uint64_t seq = batch_first_seq_;
+    for (const auto& v : ids) {
+        int64_t task = v.get<int64_t>();
+        seq_of_.emplace(task, seq++);
+        watch.push_back(task);
+    }
+    client_->send("task.as_completed", {{"ids", watch}});
+    if (stopping()) {
+        // Submitted before a halt or a signal: it goes the way of the others.
+        client_->send("task.cancel", {{"ids", watch}, {"force", force_cancel_}});
+    }
+}
+
+}  // namespace mpctl::cli
