@@ -8,9 +8,12 @@
 namespace mpctl::test {
 
 TempDir::TempDir() {
-    char tmpl[] = "/tmp/mpt-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) {
-        throw std::runtime_error("mkdtemp failed");
+    // Under $TMPDIR when it is set (.ci/run points it at a directory of its own, so that it can find what
+    // the tests left there), else /tmp.
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base != nullptr && base[0] == '/' ? base : "/tmp") + "/mpt-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+        throw std::runtime_error("mkdtemp " + tmpl + " failed");
     }
     path_ = tmpl;
 }

@@ -1,6 +1,6 @@
 #pragma once
-// TempDir: a fresh directory under /tmp, removed with everything in it on destruction. Paths stay short
-// because Unix socket paths must fit in sun_path (108 bytes).
+// TempDir: a fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction, for
+// unit and e2e tests alike. Paths stay short because Unix socket paths must fit in sun_path (108 bytes).
 
 #include <string>
 

@@ -28,7 +28,7 @@
 #include <mpctl/proto/task_spec.hpp>
 #include <mpctl/proto/task_status.hpp>
 
-#include "unit_temp_dir.hpp"
+#include "temp_dir.hpp"
 
 namespace mpctl::test::scheduler {
 
@@ -309,7 +309,7 @@ struct Harness {
         return t;
     }
 
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     FakeSpawner spawner;
     FakeTimers timers;
     mpctl::daemon::OutputLayout outputs;

@@ -24,7 +24,7 @@
 #include <mpctl/daemon/tasks/task.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
-#include "unit_temp_dir.hpp"
+#include "temp_dir.hpp"
 
 namespace mpctl::test::store {
 

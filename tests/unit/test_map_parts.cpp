@@ -16,7 +16,7 @@
 
 using namespace mpctl::cli::map;
 
-#include "unit_temp_dir.hpp"
+#include "temp_dir.hpp"
 
 TEST_CASE("map: lines are split at newlines, byte for byte, with a last line without newline",
           "[unit][map]") {
@@ -165,7 +165,7 @@ TEST_CASE("map: the exit code of several tasks is the first unsuccessful one in 
 
 TEST_CASE("map: the joblog file starts over with its header and gets one whole line per task",
           "[unit][map]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     std::string path = dir / "jobs.tsv";
     {
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);

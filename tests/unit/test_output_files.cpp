@@ -11,7 +11,7 @@
 
 #include <mpctl/daemon/exec/output_files.hpp>
 
-#include "unit_temp_dir.hpp"
+#include "temp_dir.hpp"
 
 using mpctl::daemon::OutputLayout;
 using namespace std::chrono_literals;
@@ -51,7 +51,7 @@ std::string read_all(const std::string& path) {
 }  // namespace
 
 TEST_CASE("output paths are sharded by thousands of task ids", "[unit][output]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     OutputLayout out(dir.path());
     CHECK(out.paths(7).stdout_path == dir / "output/0/7.stdout");
     CHECK(out.paths(1234).stderr_path == dir / "output/1/1234.stderr");
@@ -60,7 +60,7 @@ TEST_CASE("output paths are sharded by thousands of task ids", "[unit][output]")
 
 TEST_CASE("while creating files is fast, a start creates its files and none are made ahead",
           "[unit][output]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     OutputLayout out(dir.path(), 8, std::chrono::hours(1));  // no creation counts as slow
     auto first = out.open(1);
     REQUIRE(first);
@@ -83,7 +83,7 @@ TEST_CASE("while creating files is fast, a start creates its files and none are 
 }
 
 TEST_CASE("a slow creation turns on making the files of queued tasks ahead", "[unit][output]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     OutputLayout out(dir.path(), 8, 0us);  // every creation counts as slow
     CHECK_FALSE(out.prepares_ahead());     // nothing created yet
     out.expect(2);
@@ -119,7 +119,7 @@ TEST_CASE("a slow creation turns on making the files of queued tasks ahead", "[u
 }
 
 TEST_CASE("a retry's start truncates what its previous attempt wrote", "[unit][output]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     OutputLayout out(dir.path());
     {
         auto fds = out.open(5);

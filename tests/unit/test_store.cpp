@@ -6,7 +6,7 @@
 using namespace mpctl::test::store;
 
 TEST_CASE("a new journal is empty and starts task ids at 1", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     auto store = open_store(dir / "mpctl.db", durability);
@@ -21,7 +21,7 @@ TEST_CASE("a new journal is empty and starts task ids at 1", "[unit][store]") {
 }
 
 TEST_CASE("inserted tasks come back from a fresh open with their spec, state and times", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     const std::string path = dir / "mpctl.db";
@@ -135,7 +135,7 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
 }
 
 TEST_CASE("task updates are journaled and the latest one wins", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     const std::string path = dir / "mpctl.db";
@@ -179,7 +179,7 @@ TEST_CASE("task updates are journaled and the latest one wins", "[unit][store]")
 }
 
 TEST_CASE("stop commits the updates still queued", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     const std::string path = dir / "mpctl.db";
@@ -204,7 +204,7 @@ TEST_CASE("stop commits the updates still queued", "[unit][store]") {
 }
 
 TEST_CASE("pool sizes are journaled, the latest size per pool wins", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     auto pools = pools_after(dir / "mpctl.db", durability, [](Store& store, Loop& loop) {
@@ -222,7 +222,7 @@ TEST_CASE("pool sizes are journaled, the latest size per pool wins", "[unit][sto
 
 TEST_CASE("transient pools are journaled as such until dropped; dropping never touches other pools",
           "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     auto pools = pools_after(dir / "mpctl.db", durability, [](Store& store, Loop& loop) {
@@ -240,7 +240,7 @@ TEST_CASE("transient pools are journaled as such until dropped; dropping never t
 }
 
 TEST_CASE("environments are journaled once and loaded for unfinished tasks", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     const std::string path = dir / "mpctl.db";

@@ -6,7 +6,7 @@
 using namespace mpctl::test::store;
 
 TEST_CASE("every write of a burst completes and is journaled", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     Loop loop;
@@ -44,7 +44,7 @@ TEST_CASE("every write of a burst completes and is journaled", "[unit][store]") 
 
 TEST_CASE("with durability normal an acknowledged insert commits at once and not after the update delay",
           "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     Loop loop;
     auto store = open_store(dir / "mpctl.db", Durability::normal);
     store->start(loop.io);
@@ -65,7 +65,7 @@ TEST_CASE("with durability normal an acknowledged insert commits at once and not
 }
 
 TEST_CASE("the WAL is checkpointed and stays bounded while commits keep coming", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     Loop loop;

@@ -6,7 +6,7 @@
 using namespace mpctl::test::store;
 
 TEST_CASE("a commit that fails reports the failure and keeps none of its writes", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);
     INFO("durability " << name_of(durability));
     const std::string path = dir / "mpctl.db";
@@ -38,7 +38,7 @@ TEST_CASE("a commit that fails reports the failure and keeps none of its writes"
 }
 
 TEST_CASE("a journal written by a newer mpctld is refused", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     { open_store(path, Durability::normal); }
     raw_sql(path, "PRAGMA user_version=99");
@@ -48,7 +48,7 @@ TEST_CASE("a journal written by a newer mpctld is refused", "[unit][store]") {
 }
 
 TEST_CASE("opening a journal records its schema version", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     { open_store(path, Durability::full); }
     sqlite3* db = nullptr;
@@ -65,7 +65,7 @@ TEST_CASE("opening a journal records its schema version", "[unit][store]") {
 }
 
 TEST_CASE("a file that is not a database is refused", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     {
         std::FILE* f = std::fopen(path.c_str(), "w");
@@ -77,12 +77,12 @@ TEST_CASE("a file that is not a database is refused", "[unit][store]") {
 }
 
 TEST_CASE("a database in a missing directory is refused", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     CHECK_FALSE(Store::open(dir / "no/such/dir/mpctl.db", Durability::full));
 }
 
 TEST_CASE("a journal row with an unreadable spec is skipped, the others load", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     Task a = make_task(1, {{"argv", {"a"}}});
     Task b = make_task(2, {{"argv", {"b"}}});
@@ -104,7 +104,7 @@ TEST_CASE("a journal row with an unreadable spec is skipped, the others load", "
 }
 
 TEST_CASE("the next task id never goes below a recorded high-water mark", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     Task a = make_task(5, {{"argv", {"a"}}});
     {
@@ -129,7 +129,7 @@ TEST_CASE("the next task id never goes below a recorded high-water mark", "[unit
 }
 
 TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit][store]") {
-    mpctl::test::UnitTempDir dir;
+    mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     // What the first mpctld wrote: no environments table, no env_id column.
     raw_sql(
