@@ -105,11 +105,12 @@ std::optional<std::string> RpcConnection::read_line(std::chrono::milliseconds ti
     }
 }
 
-json RpcConnection::call(const std::string& method, const json& params, std::vector<json>* notifications) {
+json RpcConnection::call(const std::string& method, const json& params, std::vector<json>* notifications,
+                         std::chrono::milliseconds timeout) {
     int64_t id = next_id_++;
     send_raw(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump() + "\n");
     for (;;) {
-        auto line = read_line();
+        auto line = read_line(timeout);
         if (!line) {
             throw std::runtime_error("no answer to " + method);
         }
@@ -266,14 +267,33 @@ json DaemonFixture::status(int64_t id) const {
 
 json DaemonFixture::wait_for_state(int64_t id, const std::string& state,
                                    std::chrono::milliseconds timeout) const {
+    auto conn = connect();
+    auto get = [&] {
+        json reply = conn->call("task.get", {{"id", id}});
+        INFO("task.get " << id << ": " << reply.dump());
+        REQUIRE(reply.contains("result"));
+        return reply["result"];
+    };
+    if (state == "succeeded" || state == "failed" || state == "cancelled") {
+        json reply =
+            conn->call("task.wait", {{"ids", {id}}, {"timeout", static_cast<double>(timeout.count()) / 1000}},
+                       nullptr, timeout + std::chrono::seconds(30));
+        INFO("task.wait " << id << ": " << reply.dump());
+        REQUIRE(reply.contains("result"));
+        return get();
+    }
     json last;
-    eventually(
-        [&] {
-            last = status(id);
-            return last.value("state", "") == state;
-        },
-        timeout);
-    return last;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        last = get();
+        if (last.value("state", "") == state || std::chrono::steady_clock::now() > deadline) {
+            return last;
+        }
+        struct timespec ts {
+            0, 10'000'000
+        };
+        ::nanosleep(&ts, nullptr);
+    }
 }
 
 std::unique_ptr<RpcConnection> DaemonFixture::connect() const {

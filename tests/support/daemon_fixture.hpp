@@ -33,9 +33,11 @@ class RpcConnection {
     void send_raw(const std::string& bytes);
     // One line without its '\n'; nullopt at EOF or after TIMEOUT.
     std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(60));
-    // Sends a request and returns the response with that id (notifications before it are collected).
+    // Sends a request and returns the response with that id (notifications before it are collected),
+    // waiting up to TIMEOUT for it.
     nlohmann::json call(const std::string& method, const nlohmann::json& params,
-                        std::vector<nlohmann::json>* notifications = nullptr);
+                        std::vector<nlohmann::json>* notifications = nullptr,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
     void shutdown_write();
 
   private:
@@ -90,7 +92,9 @@ class DaemonFixture {
     int64_t submit(const std::vector<std::string>& args, ProcessOptions options = {}) const;
     // mpctl status --json ID
     nlohmann::json status(int64_t id) const;
-    // Waits (generously) until task ID is in STATE; returns its last status.
+    // Waits (generously) until task ID is in STATE; returns its last status. A final state is waited for
+    // with task.wait, an event: the daemon answers when the task ends. There is no such event for a start,
+    // so "running" and "pending" are asked for with task.get on one connection every 10 ms.
     nlohmann::json wait_for_state(int64_t id, const std::string& state,
                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
