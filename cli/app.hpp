@@ -36,7 +36,7 @@ void add_global_options(CLI::App& app, GlobalOptions& global);
 // "30", "1.5", "250ms", "5m"; throws CliError(usage) naming FLAG.
 [[nodiscard]] double parse_seconds(const std::string& text, const char* flag);
 
-// Prints a daemon error (or any CliError) the way SPEC.md says: "mpctl: msg" on stderr, and with JSON
+// Prints a daemon error (or any CliError) the way README.md says: "mpctl: msg" on stderr, and with JSON
 // also {"error": {"code", "message", "data": {"error": name}, "exit_code"}} on stdout. Returns its exit code.
 int report_error(bool json, const class CliError& e);
 

@@ -1,6 +1,6 @@
 #pragma once
-// CliError: how any part of mpctl ends the command with a message and an exit code (SPEC.md's table).
-// Thrown, caught once in main, printed as "mpctl: <message>".
+// CliError: how any part of mpctl ends the command with a message and an exit code (README.md's "Exit
+// codes"). Thrown, caught once in main, printed as "mpctl: <message>".
 
 #include <stdexcept>
 #include <string>

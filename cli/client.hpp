@@ -2,7 +2,7 @@
 // Client: one connection to mpctld, blocking, with plain syscalls (no Asio: mpctl must start fast).
 // Connecting starts a per-user daemon when nobody answers (unless autostart is off) and waits for it with
 // backoff. call() sends one request and returns its result, handing notifications that arrive meanwhile to
-// a callback; daemon errors become CliError with SPEC.md's exit codes.
+// a callback; daemon errors become CliError with the exit codes of README.md.
 
 #include <functional>
 #include <optional>

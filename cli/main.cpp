@@ -1,5 +1,6 @@
 // mpctl: the command-line client of mpctld. Builds the CLI11 app from an explicit list of command groups,
-// runs the chosen command and turns every failure into "mpctl: <message>" and SPEC.md's exit code.
+// runs the chosen command and turns every failure into "mpctl: <message>" and the exit code README.md's "Exit
+// codes" gives it.
 
 #include <cstdio>
 #include <string_view>

@@ -1,7 +1,7 @@
 #pragma once
-// The exit code of commands that mirror several tasks (wait, as-completed, map), as SPEC.md says: 0 if every
-// task succeeded, else the code of the first unsuccessful task in argument (or input) order. Tasks may be
-// added in any order (as they finish); only the earliest unsuccessful one is remembered.
+// The exit code of commands that mirror several tasks (wait, as-completed, map), as README.md's "Exit codes"
+// says: 0 if every task succeeded, else the code of the first unsuccessful task in argument (or input) order.
+// Tasks may be added in any order (as they finish); only the earliest unsuccessful one is remembered.
 
 #include <cstdint>
 #include <optional>

@@ -1,5 +1,6 @@
 #pragma once
-// Where mpctl keeps its socket, state and configuration, following SPEC.md's precedence:
+// Where mpctl keeps its socket, state and configuration, following the precedence of README.md's "Where
+// things live":
 //   socket:    --socket > $MPCTL_SOCKET > $XDG_RUNTIME_DIR/mpctl/mpctld.sock > /tmp/mpctl-$UID/mpctld.sock
 //   state dir: --state-dir > $MPCTL_STATE_DIR > $XDG_STATE_HOME/mpctl > ~/.local/state/mpctl
 //   config:    --config > $XDG_CONFIG_HOME/mpctl/mpctld.toml > ~/.config/mpctl/mpctld.toml

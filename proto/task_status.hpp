@@ -72,7 +72,7 @@ struct TaskStatus {
 // Throws RequestError(invalid_params) if VALUE is not a status object.
 [[nodiscard]] TaskStatus status_from_json(const nlohmann::json& value);
 
-// The exit code of commands that mirror a task (run, result, wait), as SPEC.md's table says:
+// The exit code of commands that mirror a task (run, result, wait), as README.md's "Exit codes" says:
 // 0 success, the task's own code, 124 timeout, 125 cancelled/lost/dependency, 126/127 not executable/not
 // found, 128+N killed by signal N. Unfinished tasks give 124 (the wait timed out).
 [[nodiscard]] int mirror_exit_code(const TaskStatus& status);

@@ -1,7 +1,7 @@
 // mpctl wait / as-completed / result: block on futures.
 //
-// Exit codes mirror the tasks (SPEC.md): 0 if all succeeded, else the code of the first unsuccessful task
-// in argument order; 124 if the --timeout expired first.
+// Exit codes mirror the tasks (README.md, "Exit codes"): 0 if all succeeded, else the code of the first
+// unsuccessful task in argument order; 124 if the --timeout expired first.
 
 #include <cstdio>
 

@@ -41,7 +41,9 @@ common::Result<Readiness> daemonize(const std::string& log_path) {
         return common::sys_error("fork");
     }
     if (pid > 0) {
-        // The original process: relay the child's verdict, then leave.
+        // The original process: relay the child's verdict, then leave at once with _Exit. It is a copy of
+        // the daemon mid-start-up (the lock and the socket are open, and destructors or atexit handlers
+        // would unlink or flush what now belongs to the child), so nothing of it may unwind to main.
         write_end.reset();
         std::string verdict = common::read_to_end(read_end.get()).value_or(std::string());
         if (!verdict.empty() && verdict.front() == 'R') {

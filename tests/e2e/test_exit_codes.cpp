@@ -1,4 +1,4 @@
-// The exit codes of SPEC.md's two tables, each provoked for real: commands that mirror a task (run, result,
+// The exit codes of README.md's two tables, each provoked for real: commands that mirror a task (run, result,
 // wait) and every other command.
 
 #include <cstring>
