@@ -14,7 +14,7 @@ using nlohmann::json;
 namespace {
 
 // The code of the RequestError that parse_request throws for MESSAGE, or nullopt if it accepts it.
-std::optional<ErrorCode> rejection(const json& message) {
+std::optional<ErrorCode> envelope_rejection(const json& message) {
     try {
         (void)parse_request(message);
     } catch (const RequestError& e) {
@@ -46,7 +46,7 @@ TEST_CASE("a request id may be a string, an integer, a float or null", "[unit][j
 TEST_CASE("a request whose id is an object, an array or a boolean is invalid", "[unit][jsonrpc]") {
     for (const json& id : {json::object(), json::array(), json(true), json(false), json::array({1})}) {
         json msg = {{"jsonrpc", "2.0"}, {"id", id}, {"method", "m"}};
-        CHECK(rejection(msg) == ErrorCode::invalid_request);
+        CHECK(envelope_rejection(msg) == ErrorCode::invalid_request);
     }
 }
 
@@ -71,35 +71,40 @@ TEST_CASE("a request without params gets an empty params object", "[unit][jsonrp
 }
 
 TEST_CASE("params may be an object or an array and nothing else", "[unit][jsonrpc]") {
-    CHECK_FALSE(rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", json::object()}}));
-    CHECK_FALSE(rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", json::array()}}));
+    CHECK_FALSE(
+        envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", json::object()}}));
+    CHECK_FALSE(
+        envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", json::array()}}));
     for (const json& params : {json(1), json("x"), json(true), json(nullptr), json(2.5)}) {
         json msg = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", params}};
-        CHECK(rejection(msg) == ErrorCode::invalid_request);
+        CHECK(envelope_rejection(msg) == ErrorCode::invalid_request);
     }
 }
 
 TEST_CASE("a request without jsonrpc 2.0 is invalid", "[unit][jsonrpc]") {
-    CHECK(rejection({{"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", "1.0"}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", 2.0}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", 2}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", nullptr}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", "2.0 "}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", "1.0"}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", 2.0}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", 2}, {"id", 1}, {"method", "m"}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", nullptr}, {"id", 1}, {"method", "m"}}) ==
+          ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", "2.0 "}, {"id", 1}, {"method", "m"}}) ==
+          ErrorCode::invalid_request);
 }
 
 TEST_CASE("a request without a string method is invalid", "[unit][jsonrpc]") {
-    CHECK(rejection({{"jsonrpc", "2.0"}, {"id", 1}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", 5}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", nullptr}}) == ErrorCode::invalid_request);
-    CHECK(rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", json::array({"m"})}}) ==
+    CHECK(envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", 5}}) == ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", nullptr}}) ==
+          ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", json::array({"m"})}}) ==
           ErrorCode::invalid_request);
 }
 
 TEST_CASE("a message that is not an object is an invalid request", "[unit][jsonrpc]") {
     for (const json& msg : {json::array(), json::array({json{{"jsonrpc", "2.0"}}}), json(1), json("x"),
                             json(nullptr), json(true)}) {
-        CHECK(rejection(msg) == ErrorCode::invalid_request);
+        CHECK(envelope_rejection(msg) == ErrorCode::invalid_request);
     }
 }
 

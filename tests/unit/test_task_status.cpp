@@ -19,7 +19,7 @@ using nlohmann::json;
 namespace {
 
 // 2026-11-24T20:37:06.123Z
-constexpr int64_t k_t0 = 1795552626123;
+constexpr int64_t k_status_t0 = 1795552626123;
 
 TaskStatus finished_status() {
     TaskStatus s;
@@ -34,9 +34,9 @@ TaskStatus finished_status() {
     s.priority = -2;
     s.labels = {{"team", "infra"}};
     s.after = {7, 8};
-    s.submitted_at_ms = k_t0;
-    s.started_at_ms = k_t0 + 1500;
-    s.finished_at_ms = k_t0 + 4001;
+    s.submitted_at_ms = k_status_t0;
+    s.started_at_ms = k_status_t0 + 1500;
+    s.finished_at_ms = k_status_t0 + 4001;
     s.attempts = 2;
     s.retries = 1;
     s.timeout_s = 12.5;
@@ -86,7 +86,7 @@ TEST_CASE("the status object has every documented field, with null for absent va
     TaskStatus s;
     s.id = 5;
     s.argv = std::vector<std::string>{"true"};
-    s.submitted_at_ms = k_t0;
+    s.submitted_at_ms = k_status_t0;
     json j = mpctl::proto::to_json(s);
     for (const char* key : {"id", "name", "state", "reason", "exit_code", "signal", "argv", "shell", "cwd",
                             "pool", "labels", "submitted_at", "started_at", "finished_at", "duration_ms",
@@ -173,9 +173,9 @@ TEST_CASE("status_from_json accepts times with offsets and other fraction length
               {"started_at", "2026-11-24T20:37:07Z"},
               {"finished_at", "2026-11-24T15:37:08.5-05:00"}};
     TaskStatus s = status_from_json(j);
-    CHECK(s.submitted_at_ms == k_t0);
-    CHECK(s.started_at_ms == k_t0 - 123 + 1000);
-    CHECK(s.finished_at_ms == k_t0 - 123 + 2500);
+    CHECK(s.submitted_at_ms == k_status_t0);
+    CHECK(s.started_at_ms == k_status_t0 - 123 + 1000);
+    CHECK(s.finished_at_ms == k_status_t0 - 123 + 2500);
 }
 
 TEST_CASE("status_from_json refuses what is not a status object", "[unit][task_status]") {
