@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <asio/buffer.hpp>
+#include <asio/error.hpp>
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -58,7 +59,8 @@ void Session::read_more() {
             continue;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            on_read_error(std::error_code(errno, std::system_category()));
+            // Asio's own category, so that it compares equal to asio::error::connection_reset and friends.
+            on_read_error(std::error_code(errno, asio::error::get_system_category()));
             return;
         }
         read_pending_ = true;

@@ -2,7 +2,11 @@
 // notifications and clients that vanish mid-request. Each gets the documented JSON-RPC error (or none),
 // the connection stays usable, other clients are not hurt, and the daemon keeps serving.
 
+#include <cstring>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <catch2/catch.hpp>
 
@@ -356,4 +360,51 @@ TEST_CASE("a client that half-closes after its request still gets the answer", "
     // Then the daemon closes the connection.
     CHECK_FALSE(c->read_line(std::chrono::seconds(30)));
     check_still_serving(d, *setup);
+}
+
+TEST_CASE("a client that vanishes with its answers unread is ordinary: nothing in the daemon's log",
+          "[e2e][bad_input]") {
+    DaemonFixture d;
+    auto open_fds = [&] {
+        DIR* dir = ::opendir(("/proc/" + std::to_string(d.pid()) + "/fd").c_str());
+        size_t n = 0;
+        while (dir != nullptr && ::readdir(dir) != nullptr) {
+            ++n;
+        }
+        if (dir != nullptr) {
+            ::closedir(dir);
+        }
+        return n;
+    };
+    REQUIRE(d.connect()->call("daemon.status", json::object()).contains("result"));
+    size_t before = open_fds();
+    {
+        // Requests whose answers are never read: closing with them unread resets the connection, and the
+        // daemon's next read on it fails with ECONNRESET (its writes with EPIPE).
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, d.socket().c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        std::string burst;
+        for (int i = 0; i < 50; ++i) {
+            burst +=
+                json{{"jsonrpc", "2.0"}, {"id", i}, {"method", "daemon.status"}, {"params", json::object()}}
+                    .dump() +
+                "\n";
+        }
+        REQUIRE(::send(fd, burst.data(), burst.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(burst.size()));
+        // The first answers are waiting, unread, when it closes.
+        pollfd p{fd, POLLIN, 0};
+        REQUIRE(::poll(&p, 1, 60'000) == 1);
+        ::close(fd);
+    }
+    // The daemon has let go of the connection once its descriptor is gone.
+    REQUIRE(eventually([&] { return open_fds() == before; }));
+    auto other = d.connect();
+    REQUIRE(other->call("daemon.status", json::object()).contains("result"));
+    INFO(d.log());
+    CHECK(d.log().find("session") == std::string::npos);
+    CHECK(d.log().find("warning") == std::string::npos);
 }
