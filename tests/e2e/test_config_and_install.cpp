@@ -75,6 +75,14 @@ TEST_CASE("a client of another uid is refused even when it can reach the socket"
         return;
     }
     DaemonFixture d;
+    // The other user must be able to walk down to the socket: every directory above the fixture's (the
+    // test run's $TMPDIR and its parents) has to be searchable by others. .ci/run makes its own so.
+    for (auto p = std::filesystem::path(d.dir().path()).parent_path(); p != p.root_path();
+         p = p.parent_path()) {
+        struct stat st {};
+        INFO(p.string() << " is not searchable by other users: give it o+x, or point TMPDIR elsewhere");
+        REQUIRE((::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) != 0));
+    }
     // Open the way on purpose (the daemon makes it 0700/0600): only SO_PEERCRED is left to say no.
     ::chmod(d.dir().path().c_str(), 0777);
     ::chmod(d.socket().c_str(), 0666);
