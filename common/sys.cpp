@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -81,6 +82,24 @@ Result<UniqueFd> pidfd_open(int pid) {
         return sys_error("pidfd_open " + std::to_string(pid));
     }
     return UniqueFd(static_cast<int>(fd));
+}
+
+Result<OpenFilesLimit> raise_open_files_limit() {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return sys_error("getrlimit RLIMIT_NOFILE");
+    }
+    OpenFilesLimit out{rl.rlim_cur, rl.rlim_max, rl.rlim_cur};
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised {
+            rl.rlim_max, rl.rlim_max
+        };
+        if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+            return sys_error("setrlimit RLIMIT_NOFILE");
+        }
+        out.raised_soft = rl.rlim_max;
+    }
+    return out;
 }
 
 }  // namespace mpctl::common

@@ -1,6 +1,7 @@
 #pragma once
 // Small syscall helpers that every part uses. All return Result and never throw.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -30,5 +31,17 @@ namespace mpctl::common {
 
 // pidfd_open(2): a file descriptor that becomes readable when PID exits. Close-on-exec.
 [[nodiscard]] Result<UniqueFd> pidfd_open(int pid);
+
+// RLIMIT_NOFILE before and after raise_open_files_limit.
+struct OpenFilesLimit {
+    uint64_t soft = 0;
+    uint64_t hard = 0;
+    uint64_t raised_soft = 0;
+};
+
+// Raises this process's soft limit of open descriptors to its hard limit (a server's clients and children
+// need them; 1024 is select()'s legacy, not a server's budget). Returns the limits as they were, which
+// children should get back.
+[[nodiscard]] Result<OpenFilesLimit> raise_open_files_limit();
 
 }  // namespace mpctl::common

@@ -74,6 +74,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "a number of bytes");
             }
             config.max_output = static_cast<uint64_t>(*v);
+        } else if (k == "max_connections") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 1 || *v > 1000000) {
+                return bad(k, "an integer from 1 to 1000000");
+            }
+            config.max_connections = static_cast<size_t>(*v);
         } else if (k == "pools") {
             const auto* pools = node.as_table();
             if (pools == nullptr) {

@@ -7,6 +7,7 @@
 //   durability = "normal"       # normal: survive daemon crashes; full: also power loss (fsync)
 //   kill_after = 5              # grace between SIGTERM and SIGKILL at `daemon stop --now`
 //   max_output = 1073741824     # bytes of each output stream kept per task (a task's --max-output wins)
+//   max_connections = 4096      # clients served at once; more are told "busy" and disconnected
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
@@ -29,6 +30,7 @@ struct DaemonConfig {
     Durability durability = Durability::normal;
     double kill_after_s = 5.0;
     uint64_t max_output = uint64_t{1} << 30;
+    size_t max_connections = 4096;
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies

@@ -56,6 +56,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     void register_commands();
     void watch_signals();
     void maybe_finish_stop();
+    // Raises the descriptor limit and returns how many connections fit in it (CONFIGURED at most).
+    size_t connection_limit(size_t configured);
 
     DaemonConfig config_;
     asio::io_context io_{1};

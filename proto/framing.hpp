@@ -19,32 +19,37 @@ class LineFramer {
     template <class OnLine, class OnOversize>
     void feed(std::string_view data, OnLine&& on_line, OnOversize&& on_oversize) {
         while (!data.empty()) {
-            auto nl = data.find('\n');
-            std::string_view chunk = data.substr(0, nl);
-            if (discarding_) {
-                if (nl != std::string_view::npos) {
-                    discarding_ = false;
-                }
-            } else if (partial_.size() + chunk.size() > max_line_) {
-                partial_.clear();
-                partial_.shrink_to_fit();
-                on_oversize();
-                discarding_ = nl == std::string_view::npos;
-            } else if (nl == std::string_view::npos) {
-                partial_.append(chunk);
-            } else if (partial_.empty()) {
-                on_line(trim_cr(chunk));
-            } else {
-                partial_.append(chunk);
-                std::string line = std::move(partial_);
-                partial_.clear();
-                on_line(trim_cr(line));
-            }
-            if (nl == std::string_view::npos) {
-                break;
-            }
-            data.remove_prefix(nl + 1);
+            data.remove_prefix(feed_one(data, on_line, on_oversize));
         }
+    }
+
+    // The same for at most one line: consumes DATA up to and including its first '\n' (all of it when
+    // there is none) and returns how many bytes that was. A reader that must not take the next request
+    // before the last one's answer has drained (Session) feeds a line at a time and keeps the rest.
+    template <class OnLine, class OnOversize>
+    std::size_t feed_one(std::string_view data, OnLine&& on_line, OnOversize&& on_oversize) {
+        auto nl = data.find('\n');
+        std::string_view chunk = data.substr(0, nl);
+        if (discarding_) {
+            if (nl != std::string_view::npos) {
+                discarding_ = false;
+            }
+        } else if (partial_.size() + chunk.size() > max_line_) {
+            partial_.clear();
+            partial_.shrink_to_fit();
+            on_oversize();
+            discarding_ = nl == std::string_view::npos;
+        } else if (nl == std::string_view::npos) {
+            partial_.append(chunk);
+        } else if (partial_.empty()) {
+            on_line(trim_cr(chunk));
+        } else {
+            partial_.append(chunk);
+            std::string line = std::move(partial_);
+            partial_.clear();
+            on_line(trim_cr(line));
+        }
+        return nl == std::string_view::npos ? data.size() : nl + 1;
     }
 
     // Bytes of an unfinished line held so far.

@@ -23,7 +23,7 @@ std::vector<std::string> Registry::methods() const {
 }
 
 void Registry::dispatch(const std::shared_ptr<Session>& session, proto::Request request) {
-    auto responder = std::make_shared<Responder>(session, request.id, request.is_notification);
+    auto responder = std::make_shared<Responder>(session, request.id_text, request.is_notification);
     auto it = handlers_.find(request.method);
     if (it == handlers_.end()) {
         responder->error(ErrorCode::method_not_found, "unknown method: " + request.method);
@@ -31,9 +31,6 @@ void Registry::dispatch(const std::shared_ptr<Session>& session, proto::Request 
     }
     spdlog::debug("request {} from pid {}", request.method, session->peer().pid);
     guarded(responder, [&] {
-        if (!request.params.is_object()) {
-            throw proto::RequestError(ErrorCode::invalid_params, "params must be an object");
-        }
         Call call{request, proto::Params(request.params), responder, session->peer()};
         it->second(call);
     });

@@ -193,8 +193,11 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
         pipe_write[i].reset(fds[1]);
     }
     std::vector<ResourceLimit> limits;
+    if (child_open_files_) {
+        limits.push_back(*child_open_files_);  // first: a task's own nofile, set after it, wins
+    }
     for (const auto& [resource, value] : spec.rlimits) {
-        limits.push_back(ResourceLimit{resource, static_cast<rlim_t>(value)});
+        limits.push_back(ResourceLimit{resource, static_cast<rlim_t>(value), static_cast<rlim_t>(value)});
     }
 
     std::vector<int> pids;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -26,10 +27,20 @@ class ProcessSpawner final : public Spawner {
     void signal_group(int pgid, int signo) override;
     [[nodiscard]] bool group_alive(int pgid) override;
 
+    // The descriptor limits children start with: the daemon raises its own soft limit (it serves many
+    // clients), and a task gets the one it would have had from the daemon's parent (select() breaks
+    // above 1024).
+    void set_child_open_files_limit(uint64_t soft, uint64_t hard) {
+        child_open_files_ =
+            ResourceLimit{RLIMIT_NOFILE, static_cast<rlim_t>(soft), static_cast<rlim_t>(hard)};
+    }
+
     // Processes spawned and not yet reaped.
     [[nodiscard]] size_t live_count() const noexcept { return children_.size(); }
 
   private:
+    std::optional<ResourceLimit> child_open_files_;
+
     struct Child {
         common::UniqueFd pidfd;
         std::function<void(ExitInfo)> on_exit;  // empty for a stage torn down before its pipeline started

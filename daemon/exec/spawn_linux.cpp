@@ -122,7 +122,7 @@ MPCTL_CHILD_CODE int child_main(void* arg) {
     }
     for (const auto& limit : s.limits) {
         struct rlimit rl {
-            limit.value, limit.value
+            limit.soft, limit.hard
         };
         if (::setrlimit(limit.resource, &rl) != 0) {
             child_fail(st, "setrlimit");

@@ -26,7 +26,8 @@ namespace mpctl::daemon {
 
 struct ResourceLimit {
     int resource = 0;  // RLIMIT_*
-    rlim_t value = 0;  // soft and hard
+    rlim_t soft = 0;
+    rlim_t hard = 0;
 };
 
 // What the child does between clone and exec. All pointers must stay valid during spawn_child().

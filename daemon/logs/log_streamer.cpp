@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cerrno>
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -121,6 +122,11 @@ void LogStreamer::open_sources(Follower& f) {
             continue;
         }
         auto fd = common::open_cloexec(src.path, O_RDONLY);
+        if (!fd && fd.error().err != ENOENT) {
+            // Out of descriptors, say: an answer now, not a stream that stays silent. (A file that is not
+            // there yet is ordinary: the task has not written it.)
+            throw proto::RequestError(proto::ErrorCode::io_error, fd.error().message());
+        }
         if (fd) {
             src.fd = std::move(*fd);
             src.offset = f.tail_lines ? tail_offset(src.fd.get(), *f.tail_lines, f.limit) : 0;

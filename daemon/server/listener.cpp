@@ -1,7 +1,8 @@
+#include <cerrno>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/sys.hpp>
@@ -11,9 +12,30 @@
 
 namespace mpctl::daemon {
 
-Listener::Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher)
-    : acceptor_(io), dispatcher_(dispatcher) {
+namespace {
+
+common::UniqueFd open_reserve() {
+    auto fd = common::open_cloexec("/dev/null", O_RDONLY);
+    return fd ? std::move(*fd) : common::UniqueFd();
+}
+
+std::string held_back(uint64_t n) {
+    return n == 0 ? std::string() : " (" + std::to_string(n) + " more like it in the last 10 s)";
+}
+
+}  // namespace
+
+Listener::Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher,
+                   size_t max_connections)
+    : acceptor_(io),
+      dispatcher_(dispatcher),
+      max_connections_(max_connections),
+      reserve_fd_(open_reserve()),
+      backoff_(io) {
     acceptor_.assign(asio::local::stream_protocol(), listening_fd.release());
+    // turn_away_one calls accept4 itself, which must not block when nobody is waiting after all.
+    std::error_code ignored;
+    acceptor_.non_blocking(true, ignored);
 }
 
 void Listener::start() {
@@ -24,6 +46,7 @@ void Listener::stop() {
     stopped_ = true;
     std::error_code ignored;
     acceptor_.close(ignored);
+    backoff_.cancel();
 }
 
 void Listener::close_all() {
@@ -35,6 +58,12 @@ void Listener::close_all() {
     sessions_.clear();
 }
 
+size_t Listener::connections() {
+    // Forget sessions that have gone away, so the list does not grow with every connection.
+    std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+    return sessions_.size();
+}
+
 void Listener::accept_next() {
     if (stopped_) {
         return;
@@ -44,43 +73,115 @@ void Listener::accept_next() {
             return;
         }
         if (ec) {
-            // EMFILE and friends: log and keep accepting rather than dying.
-            spdlog::warn("accept: {}", ec.message());
-            accept_next();
+            on_accept_error(ec);
             return;
         }
-        int fd = socket.native_handle();
-        (void)common::set_cloexec(fd);
-        struct ucred cred {};
-        socklen_t len = sizeof cred;
-        PeerCredentials peer;
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-            peer = PeerCredentials{cred.pid, cred.uid, cred.gid};
-        } else {
-            peer.uid = static_cast<uid_t>(-1);
-        }
-        if (peer.uid != ::geteuid() && peer.uid != 0) {
-            spdlog::warn("refused a connection from uid {} (pid {})", peer.uid, peer.pid);
-            auto line = proto::encode_line(
-                proto::make_error(nullptr, proto::ErrorCode::refused,
-                                  "permission denied: this mpctld serves only its own user"));
-            std::error_code ignored;
-            asio::write(socket, asio::buffer(line), ignored);
-            socket.close(ignored);
-        } else {
-            // Whatever one connection's start throws, the next ones are still accepted.
-            try {
-                auto session = std::make_shared<Session>(std::move(socket), dispatcher_, peer);
-                // Forget sessions that have gone away, so the list does not grow with every connection.
-                std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
-                sessions_.push_back(session);
-                session->start();
-            } catch (const std::exception& e) {
-                spdlog::error("internal error starting a session: {}", e.what());
-            }
-        }
+        admit(std::move(socket));
         accept_next();
     });
+}
+
+void Listener::admit(asio::local::stream_protocol::socket socket) {
+    int fd = socket.native_handle();
+    (void)common::set_cloexec(fd);
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    PeerCredentials peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        peer = PeerCredentials{cred.pid, cred.uid, cred.gid};
+    } else {
+        peer.uid = static_cast<uid_t>(-1);
+    }
+    if (peer.uid != ::geteuid() && peer.uid != 0) {
+        if (auto held = over_limit_log_.admit(LogThrottle::Clock::now())) {
+            spdlog::warn("refused a connection from uid {} (pid {}){}", peer.uid, peer.pid, held_back(*held));
+        }
+        refuse(fd, proto::ErrorCode::refused, "permission denied: this mpctld serves only its own user");
+        return;
+    }
+    if (connections() >= max_connections_) {
+        if (auto held = over_limit_log_.admit(LogThrottle::Clock::now())) {
+            spdlog::warn(
+                "turned a client away (pid {}): {} connections are open, the limit (max_connections){}",
+                peer.pid, max_connections_, held_back(*held));
+        }
+        refuse(fd, proto::ErrorCode::busy,
+               "too many connections: " + std::to_string(max_connections_) +
+                   " are open (max_connections); try again when some have closed");
+        return;
+    }
+    // Whatever one connection's start throws, the next ones are still accepted.
+    try {
+        auto session = std::make_shared<Session>(std::move(socket), dispatcher_, peer);
+        sessions_.push_back(session);
+        session->start();
+    } catch (const std::exception& e) {
+        spdlog::error("internal error starting a session: {}", e.what());
+    }
+}
+
+void Listener::on_accept_error(const std::error_code& ec) {
+    bool out_of_descriptors = ec == asio::error::no_descriptors || ec.value() == ENFILE;
+    if (out_of_descriptors) {
+        switch (turn_away_one()) {
+            case TurnAway::done:
+                accept_next();
+                return;
+            case TurnAway::nobody_waiting:
+                // Asio tries accept before any client is there, and Linux says EMFILE before it looks: wait
+                // for one (the backlog was empty, so its arrival is an edge epoll reports).
+                acceptor_.async_wait(asio::socket_base::wait_read, [this](const std::error_code& wait_ec) {
+                    if (!wait_ec && !stopped_) {
+                        accept_next();
+                    }
+                });
+                return;
+            case TurnAway::failed:
+                break;
+        }
+    }
+    if (auto held = accept_error_log_.admit(LogThrottle::Clock::now())) {
+        spdlog::warn("accept: {}; trying again in 100 ms{}", ec.message(), held_back(*held));
+    }
+    // Whatever failed may last (the reserve could not be had back, the system is out of files): retrying
+    // at once would spin the loop.
+    backoff_.expires_after(std::chrono::milliseconds(100));
+    backoff_.async_wait([this](const std::error_code& wait_ec) {
+        if (!wait_ec) {
+            if (!reserve_fd_) {
+                reserve_fd_ = open_reserve();
+            }
+            accept_next();
+        }
+    });
+}
+
+Listener::TurnAway Listener::turn_away_one() {
+    if (!reserve_fd_) {
+        return TurnAway::failed;
+    }
+    reserve_fd_.reset();
+    int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    bool nobody = fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (fd >= 0) {
+        refuse(fd, proto::ErrorCode::busy, "the daemon is out of file descriptors; try again later");
+        ::close(fd);
+    }
+    reserve_fd_ = open_reserve();
+    if (fd < 0) {
+        return nobody ? TurnAway::nobody_waiting : TurnAway::failed;
+    }
+    if (auto held = out_of_descriptors_log_.admit(LogThrottle::Clock::now())) {
+        spdlog::warn("out of file descriptors: turned a client away{}", held_back(*held));
+    }
+    return TurnAway::done;
+}
+
+void Listener::refuse(int fd, proto::ErrorCode code, std::string_view message) {
+    std::string line = proto::encode_error_line("null", code, message);
+    // One small line into an empty socket buffer: it fits, and a client that does not read is not waited
+    // for.
+    (void)::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 }  // namespace mpctl::daemon

@@ -1,15 +1,21 @@
 #pragma once
 // Listener: accepts clients on the daemon's Unix socket. Each accepted socket is made close-on-exec (Asio
 // does not), its peer's credentials are read with SO_PEERCRED, and only the daemon's own uid or root gets a
-// Session; anyone else is told why and disconnected. Loop thread only.
+// Session; anyone else is told why and disconnected. So is a client past max_connections, and one that
+// arrives when the daemon is out of descriptors (a reserve descriptor is given up to accept it: left in the
+// backlog it would make every turn of the loop fail accept again). Loop thread only.
 
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/server/log_throttle.hpp>
+#include <mpctl/proto/errors.hpp>
 
 namespace mpctl::daemon {
 
@@ -19,7 +25,8 @@ class Session;
 class Listener {
   public:
     // LISTENING_FD is a bound, listening AF_UNIX socket (see service/endpoint.hpp).
-    Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher);
+    Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher,
+             size_t max_connections);
 
     void start();
     // Stops accepting; existing sessions go on.
@@ -27,12 +34,29 @@ class Listener {
     // Closes every session (at the end of shutdown).
     void close_all();
 
+    [[nodiscard]] size_t max_connections() const noexcept { return max_connections_; }
+    // Sessions open now.
+    [[nodiscard]] size_t connections();
+
   private:
     void accept_next();
+    void admit(asio::local::stream_protocol::socket socket);
+    void on_accept_error(const std::error_code& ec);
+    // Out of descriptors: frees the reserve to accept one waiting client and turn it away.
+    enum class TurnAway { done, nobody_waiting, failed };
+    TurnAway turn_away_one();
+    // Tells a client why it is not served (one line, never blocking) before it is closed.
+    static void refuse(int fd, proto::ErrorCode code, std::string_view message);
 
     asio::local::stream_protocol::acceptor acceptor_;
     Dispatcher& dispatcher_;
+    size_t max_connections_;
     std::vector<std::weak_ptr<Session>> sessions_;
+    common::UniqueFd reserve_fd_;
+    asio::steady_timer backoff_;
+    LogThrottle out_of_descriptors_log_{std::chrono::seconds(10)};
+    LogThrottle accept_error_log_{std::chrono::seconds(10)};
+    LogThrottle over_limit_log_{std::chrono::seconds(10)};
     bool stopped_ = false;
 };
 

@@ -8,16 +8,16 @@ namespace mpctl::daemon {
 
 using proto::ErrorCode;
 
-Responder::Responder(std::weak_ptr<Session> session, nlohmann::json id, bool is_notification)
-    : session_(std::move(session)), id_(std::move(id)), is_notification_(is_notification) {}
+Responder::Responder(std::weak_ptr<Session> session, std::string id_text, bool is_notification)
+    : session_(std::move(session)), id_text_(std::move(id_text)), is_notification_(is_notification) {}
 
 Responder::~Responder() {
     drop_hook();
 }
 
-void Responder::send(const nlohmann::json& message) {
+void Responder::send_line(std::string line) {
     if (auto s = session_.lock()) {
-        s->send(proto::encode_line(message));
+        s->send(std::move(line));
     }
 }
 
@@ -37,7 +37,9 @@ void Responder::result(nlohmann::json result) {
     }
     answered_ = true;
     if (!is_notification_) {
-        send(proto::make_result(id_, std::move(result)));
+        if (connected()) {
+            send_line(proto::encode_result_line(id_text_, result));
+        }
     }
     drop_hook();
 }
@@ -48,13 +50,8 @@ void Responder::result_text(std::string_view result) {
     }
     answered_ = true;
     if (!is_notification_) {
-        if (auto s = session_.lock()) {
-            std::string line = R"({"jsonrpc":"2.0","id":)";
-            line += id_.dump();
-            line += R"(,"result":)";
-            line += result;
-            line += "}\n";
-            s->send(std::move(line));
+        if (connected()) {
+            send_line(proto::encode_result_text_line(id_text_, result));
         }
     }
     drop_hook();
@@ -66,14 +63,14 @@ void Responder::error(ErrorCode code, const std::string& message, nlohmann::json
     }
     answered_ = true;
     if (!is_notification_) {
-        send(proto::make_error(id_, code, message, std::move(data)));
+        send_line(proto::encode_error_line(id_text_, code, message, std::move(data)));
     }
     drop_hook();
 }
 
 void Responder::notify(std::string_view method, nlohmann::json params) {
     if (!answered_) {
-        send(proto::make_notification(method, std::move(params)));
+        send_line(proto::encode_line(proto::make_notification(method, std::move(params))));
     }
 }
 
@@ -81,9 +78,7 @@ void Responder::notify_line(std::string line) {
     if (answered_) {
         return;
     }
-    if (auto s = session_.lock()) {
-        s->send(std::move(line));
-    }
+    send_line(std::move(line));
 }
 
 bool Responder::connected() const {

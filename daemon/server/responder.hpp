@@ -20,7 +20,8 @@ class Session;
 
 class Responder {
   public:
-    Responder(std::weak_ptr<Session> session, nlohmann::json id, bool is_notification);
+    // ID_TEXT: the request's id as its answer echoes it (proto::Request::id_text).
+    Responder(std::weak_ptr<Session> session, std::string id_text, bool is_notification);
     ~Responder();
     Responder(const Responder&) = delete;
     Responder& operator=(const Responder&) = delete;
@@ -44,11 +45,11 @@ class Responder {
     void on_disconnect(std::function<void()> fn);
 
   private:
-    void send(const nlohmann::json& message);
+    void send_line(std::string line);
     void drop_hook();
 
     std::weak_ptr<Session> session_;
-    nlohmann::json id_;
+    std::string id_text_;
     bool is_notification_;
     bool answered_ = false;
     uint64_t close_hook_ = 0;

@@ -1,5 +1,6 @@
 #include <cerrno>
 #include <cstring>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <asio/buffer.hpp>
@@ -46,9 +47,14 @@ void Session::read_more() {
     // recvmsg rather than Asio's reads, for the descriptors a client may pass along (SCM_RIGHTS). Read at
     // once while data is there (as Asio's speculative read does), wait for readiness only when none is.
     while (!closed_ && !read_pending_ && !reading_paused_) {
+        if (unread_begin_ < unread_end_) {
+            handle_next_line();
+            continue;
+        }
         ssize_t n = receive();
         if (n > 0) {
-            on_bytes(static_cast<size_t>(n));
+            unread_begin_ = 0;
+            unread_end_ = static_cast<size_t>(n);
             continue;
         }
         if (n == 0) {
@@ -75,6 +81,52 @@ void Session::read_more() {
                            });
         return;
     }
+}
+
+void Session::handle_next_line() {
+    // The next request is taken only once the answers before it have drained below the low-water mark: a
+    // client that pipelines a hundred task.list and reads nothing gets one answer built, not a hundred.
+    if (queued_bytes_ >= k_low_water) {
+        reading_paused_ = true;
+        when_drained([weak = weak_from_this()] {
+            if (auto s = weak.lock()) {
+                s->reading_paused_ = false;
+                s->read_more();
+            }
+        });
+        return;
+    }
+    std::string_view rest(read_buffer_.get() + unread_begin_, unread_end_ - unread_begin_);
+    unread_begin_ += framer_.feed_one(
+        rest, [&](std::string_view line) { handle_line(line); },
+        [&] {
+            send(proto::encode_error_line("null", ErrorCode::invalid_request,
+                                          "request too large (the limit is " +
+                                              std::to_string(proto::k_max_message_bytes) +
+                                              " bytes per line)"));
+        });
+}
+
+bool Session::peer_hung_up() {
+    // A client that closed its socket (or shut down both ways) leaves POLLHUP; one that only shut down its
+    // writing side (a half-close) does not. Both read as EOF.
+    pollfd p{socket_.native_handle(), POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+void Session::watch_for_hang_up() {
+    // Asio completes a wait_error on EPOLLHUP and EPOLLERR. Armed before the check below, so that a hang-up
+    // between the two is not missed (the socket's epoll registration is edge-triggered).
+    socket_.async_wait(asio::socket_base::wait_error, [self = shared_from_this()](const std::error_code& ec) {
+        if (ec || self->closed_) {
+            return;
+        }
+        if (self->peer_hung_up()) {
+            self->close();  // nobody is left to read the answers: drop the waits that owed them
+        } else {
+            self->watch_for_hang_up();
+        }
+    });
 }
 
 ssize_t Session::receive() {
@@ -116,11 +168,12 @@ common::UniqueFd Session::take_passed_fd() {
 }
 
 void Session::on_read_error(const std::error_code& ec) {
-    if (ec == asio::error::eof && !close_hooks_.empty()) {
-        // Answers are still owed: stay alive (nothing else holds us now) and keep writing until the last
-        // one is out.
+    if (ec == asio::error::eof && !close_hooks_.empty() && !peer_hung_up()) {
+        // A half-close with answers still owed: stay alive (nothing else holds us now) and keep writing
+        // until the last one is out, or until the client closes outright after all.
         read_eof_ = true;
         keep_alive_ = shared_from_this();
+        watch_for_hang_up();
         return;
     }
     // A client that vanished is ordinary; anything else is worth a line in the log.
@@ -131,27 +184,6 @@ void Session::on_read_error(const std::error_code& ec) {
     close(true);
 }
 
-void Session::on_bytes(size_t n) {
-    framer_.feed(
-        std::string_view(read_buffer_.get(), n), [&](std::string_view line) { handle_line(line); },
-        [&] {
-            send(proto::encode_line(proto::make_error(nullptr, ErrorCode::invalid_request,
-                                                      "request too large (the limit is " +
-                                                          std::to_string(proto::k_max_message_bytes) +
-                                                          " bytes per line)")));
-        });
-    // A client that does not read its replies is not fed more work.
-    if (queued_bytes_ > k_high_water && !reading_paused_) {
-        reading_paused_ = true;
-        when_drained([weak = weak_from_this()] {
-            if (auto s = weak.lock()) {
-                s->reading_paused_ = false;
-                s->read_more();
-            }
-        });
-    }
-}
-
 void Session::handle_line(std::string_view line) {
     if (closed_) {
         return;
@@ -159,23 +191,13 @@ void Session::handle_line(std::string_view line) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
         return;  // blank lines are keep-alives, not errors
     }
-    json message = json::parse(line, nullptr, false);
-    if (message.is_discarded()) {
-        send(proto::encode_line(proto::make_error(nullptr, ErrorCode::parse_error, "invalid JSON")));
+    auto request = proto::parse_request_line(line);
+    if (!request) {
+        send(
+            proto::encode_error_line(request.error().id_text, request.error().code, request.error().message));
         return;
     }
-    proto::Request request;
-    try {
-        request = proto::parse_request(message);
-    } catch (const proto::RequestError& e) {
-        json id = message.is_object() && message.contains("id") ? message["id"] : json(nullptr);
-        if (!(id.is_string() || id.is_number())) {
-            id = nullptr;
-        }
-        send(proto::encode_line(proto::make_error(id, e.code(), e.what())));
-        return;
-    }
-    dispatcher_.dispatch(shared_from_this(), std::move(request));
+    dispatcher_.dispatch(shared_from_this(), std::move(*request));
 }
 
 void Session::send(std::string line) {

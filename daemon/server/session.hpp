@@ -61,8 +61,11 @@ class Session : public std::enable_shared_from_this<Session> {
     void read_more();
     // One non-blocking recvmsg: bytes read (0 at EOF), or -1 with errno; passed descriptors are queued.
     ssize_t receive();
-    void on_bytes(size_t n);
+    // Frames and handles one line of what was read, or pauses reading until earlier answers drain.
+    void handle_next_line();
     void on_read_error(const std::error_code& ec);
+    [[nodiscard]] bool peer_hung_up();
+    void watch_for_hang_up();
     void handle_line(std::string_view line);
     void write_more();
     void shut_down();
@@ -72,6 +75,8 @@ class Session : public std::enable_shared_from_this<Session> {
     PeerCredentials peer_;
     proto::LineFramer framer_;
     std::unique_ptr<char[]> read_buffer_;  // k_read_chunk bytes, not zeroed: a connection may send one line
+    size_t unread_begin_ = 0;              // read_buffer_[unread_begin_, unread_end_) is not framed yet
+    size_t unread_end_ = 0;
     bool reading_paused_ = false;
     bool read_pending_ = false;
 

@@ -34,13 +34,89 @@ TEST_CASE("a well-formed request is parsed with its id, method and params", "[un
     CHECK(req.params == json{{"id", 3}});
 }
 
-TEST_CASE("a request id may be a string, an integer, a float or null", "[unit][jsonrpc]") {
-    for (const json& id : {json("abc"), json(""), json(42), json(-1), json(1.5), json(nullptr)}) {
+TEST_CASE("a request id may be a string, an integer or null", "[unit][jsonrpc]") {
+    for (const json& id : {json("abc"), json(""), json(42), json(-1), json(nullptr)}) {
         json msg = {{"jsonrpc", "2.0"}, {"id", id}, {"method", "m"}};
         auto req = parse_request(msg);
         CHECK_FALSE(req.is_notification);
         CHECK(req.id == id);
+        CHECK(req.id_text == id.dump());
     }
+}
+
+// JSON Schema's "integer" is a whole number however it is written; an id is echoed as it was written.
+TEST_CASE("an id written as a whole float is echoed by its exact text", "[unit][jsonrpc]") {
+    for (std::string text : {"1e3", "1.0", "99999999999999999999999", "-2E+2"}) {
+        auto req = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":)" + text + R"(,"method":"m"})");
+        REQUIRE(req.has_value());
+        CHECK(req->id_text == text);
+    }
+    // Integers that fit 64 bits echo by value.
+    auto big =
+        mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":18446744073709551615,"method":"m"})");
+    REQUIRE(big.has_value());
+    CHECK(big->id_text == "18446744073709551615");
+}
+
+TEST_CASE("an id that is not a whole number is an invalid request answered with id null", "[unit][jsonrpc]") {
+    for (std::string text : {"1.5", "-0.25", "1e-3"}) {
+        auto req = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":)" + text + R"(,"method":"m"})");
+        REQUIRE_FALSE(req.has_value());
+        CHECK(req.error().code == ErrorCode::invalid_request);
+        CHECK(req.error().id_text == "null");
+    }
+}
+
+TEST_CASE("a request nested deeper than the bound is refused before it is built, at any depth of the line",
+          "[unit][jsonrpc]") {
+    // 130,000 levels crashed the daemon's loop thread (stack exhaustion in a recursive parser).
+    for (size_t n : {size_t{65}, size_t{1000}, size_t{130000}}) {
+        for (std::string member : {"params", "id"}) {
+            std::string value = member == "params"
+                                    ? R"({"x":)" + std::string(n, '[') + std::string(n, ']') + "}"
+                                    : std::string(n, '[') + std::string(n, ']');
+            auto req = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":1,"method":"m",")" + member +
+                                                        R"(":)" + value + "}");
+            REQUIRE_FALSE(req.has_value());
+            CHECK(req.error().code == ErrorCode::invalid_request);
+            CHECK_THAT(req.error().message, Catch::Contains("nested deeper than 64"));
+        }
+    }
+    // Unclosed nesting is refused the same way, and a notification is no different.
+    auto open = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","method":"m","params":)" +
+                                                 std::string(200000, '['));
+    REQUIRE_FALSE(open.has_value());
+    CHECK(open.error().code == ErrorCode::invalid_request);
+    // 64 levels in all (the envelope is the first) are fine.
+    std::string inner = std::string(62, '[') + std::string(62, ']');
+    auto ok = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"x":)" +
+                                               inner + "}}");
+    CHECK(ok.has_value());
+}
+
+TEST_CASE("a line that is not JSON is a parse error with id null", "[unit][jsonrpc]") {
+    for (std::string line : {"{", "nope", R"({"jsonrpc":"2.0","id":1,"method":"m"} trailing)", ""}) {
+        auto req = mpctl::proto::parse_request_line(line);
+        REQUIRE_FALSE(req.has_value());
+        CHECK(req.error().code == ErrorCode::parse_error);
+        CHECK(req.error().id_text == "null");
+    }
+}
+
+TEST_CASE("an invalid request echoes its id when the id itself is valid", "[unit][jsonrpc]") {
+    auto req = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":"a","method":5})");
+    REQUIRE_FALSE(req.has_value());
+    CHECK(req.error().id_text == R"("a")");
+    auto floaty = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":1e3,"method":5})");
+    REQUIRE_FALSE(floaty.has_value());
+    CHECK(floaty.error().id_text == "1e3");
+}
+
+TEST_CASE("a request with a member the envelope does not have is invalid", "[unit][jsonrpc]") {
+    CHECK(envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"extra", 1}}) ==
+          ErrorCode::invalid_request);
+    CHECK(envelope_rejection({{"jsonrpc", "2.0"}, {"method", "m"}, {"result", 1}}) ==
+          ErrorCode::invalid_request);
 }
 
 TEST_CASE("a request whose id is an object, an array or a boolean is invalid", "[unit][jsonrpc]") {
@@ -51,11 +127,11 @@ TEST_CASE("a request whose id is an object, an array or a boolean is invalid", "
 }
 
 TEST_CASE("a request without an id is a notification", "[unit][jsonrpc]") {
-    auto req = parse_request(json::parse(R"({"jsonrpc":"2.0","method":"log.note","params":[1,2]})"));
+    auto req = parse_request(json::parse(R"({"jsonrpc":"2.0","method":"log.note","params":{"a":1}})"));
     CHECK(req.is_notification);
     CHECK(req.id.is_null());
     CHECK(req.method == "log.note");
-    CHECK(req.params == json::array({1, 2}));
+    CHECK(req.params == json{{"a", 1}});
 }
 
 TEST_CASE("a request with a null id is not a notification", "[unit][jsonrpc]") {
@@ -70,12 +146,11 @@ TEST_CASE("a request without params gets an empty params object", "[unit][jsonrp
     CHECK(req.params.empty());
 }
 
-TEST_CASE("params may be an object or an array and nothing else", "[unit][jsonrpc]") {
+// The schema's "params": {"type": "object"}: an array (by-position params) is refused with the envelope.
+TEST_CASE("params may be an object and nothing else", "[unit][jsonrpc]") {
     CHECK_FALSE(
         envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", json::object()}}));
-    CHECK_FALSE(
-        envelope_rejection({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", json::array()}}));
-    for (const json& params : {json(1), json("x"), json(true), json(nullptr), json(2.5)}) {
+    for (const json& params : {json(1), json("x"), json(true), json(nullptr), json(2.5), json::array()}) {
         json msg = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "m"}, {"params", params}};
         CHECK(envelope_rejection(msg) == ErrorCode::invalid_request);
     }
