@@ -187,9 +187,10 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
             CHECK_THAT(reply["error"]["message"].get<std::string>(), Contains(tc.field));
         }
     }
-    // params that are not an object.
+    // params that are not an object: an invalid request, as the schema's envelope says ("params": an
+    // object), no longer invalid params (it was -32602 while "params": null was -32600).
     json array_params = send_line(*c, R"({"jsonrpc":"2.0","id":77,"method":"daemon.status","params":[1]})");
-    check_error(array_params, -32602, "invalid_params");
+    check_error(array_params, -32600, "invalid_request");
     CHECK(array_params["id"] == 77);
     // None of the bad submits queued anything; the daemon is not stopping.
     json list = c->call("task.list", json::object());
@@ -365,14 +366,25 @@ TEST_CASE("a client that half-closes after its request still gets the answer", "
 TEST_CASE("a client that vanishes with its answers unread is ordinary: nothing in the daemon's log",
           "[e2e][bad_input]") {
     DaemonFixture d;
+    // Sockets only: the journal's checkpointer opens its own connection to the database when it first has
+    // work, which is not the client's business (counting every descriptor made this test flaky).
     auto open_fds = [&] {
-        DIR* dir = ::opendir(("/proc/" + std::to_string(d.pid()) + "/fd").c_str());
+        std::string dir = "/proc/" + std::to_string(d.pid()) + "/fd";
         size_t n = 0;
-        while (dir != nullptr && ::readdir(dir) != nullptr) {
-            ++n;
+        DIR* fds = ::opendir(dir.c_str());
+        while (fds != nullptr) {
+            dirent* e = ::readdir(fds);
+            if (e == nullptr) {
+                break;
+            }
+            char target[256] = {};
+            if (::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1) > 0 &&
+                std::string_view(target).starts_with("socket:")) {
+                ++n;
+            }
         }
-        if (dir != nullptr) {
-            ::closedir(dir);
+        if (fds != nullptr) {
+            ::closedir(fds);
         }
         return n;
     };
@@ -401,7 +413,11 @@ TEST_CASE("a client that vanishes with its answers unread is ordinary: nothing i
         ::close(fd);
     }
     // The daemon has let go of the connection once its descriptor is gone.
-    REQUIRE(eventually([&] { return open_fds() == before; }));
+    size_t after = 0;
+    bool released = eventually([&] { return (after = open_fds()) <= before; });
+    INFO("descriptors before " << before << ", after " << after << "\n"
+                               << run_process({"ls", "-l", "/proc/" + std::to_string(d.pid()) + "/fd"}).out);
+    REQUIRE(released);
     auto other = d.connect();
     REQUIRE(other->call("daemon.status", json::object()).contains("result"));
     INFO(d.log());
