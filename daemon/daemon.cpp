@@ -253,16 +253,10 @@ void Daemon::maybe_finish_stop() {
 }
 
 nlohmann::json Daemon::info() {
-    std::array<int64_t, 5> by_state{};
-    for (const auto& [id, t] : scheduler_->tasks()) {
-        if (t.durable) {
-            ++by_state[static_cast<size_t>(t.state)];
-        }
-    }
     nlohmann::json counts = nlohmann::json::object();
     for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
                     TaskState::cancelled}) {
-        counts[std::string(proto::to_string(st))] = by_state[static_cast<size_t>(st)];
+        counts[std::string(proto::to_string(st))] = scheduler_->count(st);
     }
     return {
         {"pid", ::getpid()},

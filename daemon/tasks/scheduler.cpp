@@ -26,12 +26,15 @@ Task& Scheduler::add(proto::TaskSpec spec, int64_t submitted_at_ms) {
     task.spec = std::move(spec);
     task.submitted_at_ms = submitted_at_ms;
     pool_for(task.spec.pool);
-    return tasks_.emplace(task.id, std::move(task)).first->second;
+    Task& added = tasks_.emplace(task.id, std::move(task)).first->second;
+    counts_.update(added.spec.pool, added.counted, added.state, added.durable);
+    return added;
 }
 
 void Scheduler::make_durable(int64_t id) {
     if (Task* t = find(id)) {
         t->durable = true;
+        counts_.update(t->spec.pool, t->counted, t->state, t->durable);
     }
 }
 
@@ -56,6 +59,7 @@ void Scheduler::schedule(int64_t id) {
 void Scheduler::discard(int64_t id) {
     auto it = tasks_.find(id);
     if (it != tasks_.end() && !it->second.durable) {
+        counts_.remove(it->second.spec.pool, it->second.counted);
         tasks_.erase(it);
     }
 }
@@ -68,7 +72,13 @@ void Scheduler::restore(Task task) {
     } else {
         pool_for(task.spec.pool);  // pools of finished tasks only (a map's) do not come back
     }
-    tasks_.insert_or_assign(task.id, std::move(task));
+    task.counted = {};
+    auto [it, inserted] = tasks_.try_emplace(task.id);
+    if (!inserted) {
+        counts_.remove(it->second.spec.pool, it->second.counted);
+    }
+    it->second = std::move(task);
+    counts_.update(it->second.spec.pool, it->second.counted, it->second.state, it->second.durable);
 }
 
 void Scheduler::resume() {
@@ -111,11 +121,7 @@ const Task* Scheduler::find_durable(int64_t id) const {
 }
 
 size_t Scheduler::unfinished_count() const {
-    size_t n = 0;
-    for (const auto& [id, t] : tasks_) {
-        n += t.finished() ? 0 : 1;
-    }
-    return n;
+    return counts_.in_state(TaskState::pending) + counts_.in_state(TaskState::running);
 }
 
 void Scheduler::resolve_dependencies(Task& t) {
@@ -195,7 +201,8 @@ void Scheduler::release_dependants(const Task& finished) {
     }
 }
 
-void Scheduler::notify(const Task& t) {
+void Scheduler::notify(Task& t) {
+    counts_.update(t.spec.pool, t.counted, t.state, t.durable);
     if (t.durable) {
         listener_.task_changed(t);
     }

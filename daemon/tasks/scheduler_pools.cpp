@@ -165,30 +165,23 @@ void Scheduler::drop_if_idle(const std::string& name) {
         !it->second.ready.empty()) {
         return;
     }
-    // Tasks waiting on dependencies or a retry are in no queue: look for them (once per drained pool).
-    for (const auto& [id, t] : tasks_) {
-        if (!t.finished() && t.spec.pool == name) {
-            return;
-        }
+    // Tasks waiting on dependencies or a retry are in no queue, and a submit may be being committed.
+    if (counts_.unfinished(name) > 0) {
+        return;
     }
     pools_.erase(it);
     listener_.transient_pool_dropped(name);
 }
 
 std::vector<PoolInfo> Scheduler::pools() const {
-    std::map<std::string, PoolInfo> info;
-    for (const auto& [name, pool] : pools_) {
-        info[name] = PoolInfo{name, pool.workers,  pool.running, static_cast<int>(pool.ready.size()),
-                              0,    pool.transient};
-    }
-    for (const auto& [id, t] : tasks_) {
-        if (t.state == TaskState::pending && !t.queued && t.durable) {
-            ++info[t.spec.pool].waiting;
-        }
-    }
+    // Pending tasks are either queued (ready for a slot) or waiting (on dependencies, a retry delay).
     std::vector<PoolInfo> out;
-    for (auto& [name, i] : info) {
-        out.push_back(std::move(i));
+    out.reserve(pools_.size());
+    for (const auto& [name, pool] : pools_) {
+        size_t queued = pool.ready.size();
+        size_t pending = counts_.pending(name);
+        out.push_back(PoolInfo{name, pool.workers, pool.running, static_cast<int>(queued),
+                               static_cast<int>(pending > queued ? pending - queued : 0), pool.transient});
     }
     return out;
 }
@@ -207,9 +200,9 @@ void Scheduler::stop_starting() {
 }
 
 void Scheduler::terminate_running(std::optional<double> kill_after_s) {
-    for (auto& [id, t] : tasks_) {
-        if (t.state == TaskState::running) {
-            begin_stop(t, Task::Stop::shutdown, kill_after_s);
+    for (int64_t id : std::vector<int64_t>(running_ids_.begin(), running_ids_.end())) {
+        if (Task* t = find(id); t != nullptr && t->state == TaskState::running) {
+            begin_stop(*t, Task::Stop::shutdown, kill_after_s);
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/tasks/task_counts.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
 #include <mpctl/proto/task_spec.hpp>
 #include <mpctl/proto/task_status.hpp>
@@ -57,6 +58,7 @@ struct Task {
     TimerId timeout_timer = 0;
     TimerId kill_timer = 0;
     TimerId retry_timer = 0;
+    TaskCounts::Mark counted;  // what the scheduler's counts hold it as
 
     [[nodiscard]] bool finished() const { return proto::is_finished(state); }
 };
