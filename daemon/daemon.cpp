@@ -103,7 +103,7 @@ void Daemon::restore_journal() {
     size_t restored = tasks.size();
     for (auto& t : tasks) {
         if (auto env = envs.find(t.env_id); env != envs.end()) {
-            t.spec.env = env->second;
+            t.spec.set_env(env->second);
         } else if (t.env_id != 0 && !t.finished()) {
             spdlog::warn("task {}: its environment {} is missing from the journal; it runs with the daemon's",
                          t.id, t.env_id);

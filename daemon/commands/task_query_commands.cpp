@@ -36,13 +36,13 @@ struct ListFilter {
     std::optional<std::string> name;
 
     [[nodiscard]] bool matches(const Task& t) const {
-        if (!t.durable || (!states.empty() && !states.contains(t.state)) || (pool && t.spec.pool != *pool) ||
-            (name && t.spec.name != *name)) {
+        if (!t.durable || (!states.empty() && !states.contains(t.state)) ||
+            (pool && t.spec.pool() != *pool) || (name && t.spec.name() != *name)) {
             return false;
         }
         for (const auto& [k, v] : labels) {
-            auto it = t.spec.labels.find(k);
-            if (it == t.spec.labels.end() || (v && it->second != *v)) {
+            auto it = t.spec.labels().find(k);
+            if (it == t.spec.labels().end() || (v && it->second != *v)) {
                 return false;
             }
         }

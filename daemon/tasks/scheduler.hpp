@@ -27,6 +27,7 @@
 #include <mpctl/daemon/exec/spawner.hpp>
 #include <mpctl/daemon/exec/task_cgroups.hpp>
 #include <mpctl/daemon/tasks/env_blocks.hpp>
+#include <mpctl/daemon/tasks/ready_queue.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
 #include <mpctl/daemon/tasks/task_counts.hpp>
 #include <mpctl/daemon/tasks/task_listener.hpp>
@@ -94,7 +95,7 @@ class Scheduler {
     [[nodiscard]] const std::set<int64_t>& running_ids() const { return running_ids_; }
     // Bytes of each output stream kept for TASK.
     [[nodiscard]] uint64_t max_output(const Task& task) const {
-        return task.spec.max_output.value_or(options_.max_output);
+        return task.spec.max_output().value_or(options_.max_output);
     }
     // Cuts the output files of running tasks back to their max_output (see tasks/output_limits.hpp).
     void enforce_output_limits();
@@ -127,8 +128,7 @@ class Scheduler {
         std::string name;
         int workers = 1;
         int running = 0;
-        // (-priority, enqueue sequence, id): highest priority first, then FIFO.
-        std::set<std::tuple<int, uint64_t, int64_t>> ready;
+        ReadyQueue ready;  // highest priority first, then FIFO
         bool transient = false;
         bool owner_gone = false;
     };
@@ -174,6 +174,7 @@ class Scheduler {
     TaskListener& listener_;
     Options options_;
     EnvBlocks env_blocks_;
+    SharedStrings strings_;  // the tasks' cwds and pools; before the table, which holds them
     std::map<int64_t, Task> tasks_;
     std::map<std::string, Pool> pools_;
     int64_t next_id_ = 1;

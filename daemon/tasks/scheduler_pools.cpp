@@ -25,9 +25,9 @@ void Scheduler::enqueue(Task& t) {
     if (t.queued) {
         return;
     }
-    Pool& pool = pool_for(t.spec.pool);
+    Pool& pool = pool_for(t.spec.pool());
     t.queue_seq = enqueue_seq_++;
-    pool.ready.emplace(-t.spec.priority, t.queue_seq, t.id);
+    pool.ready.push(t.spec.priority(), t.queue_seq, t.id);
     t.queued = true;
 }
 
@@ -35,16 +35,13 @@ void Scheduler::dequeue(Task& t) {
     if (!t.queued) {
         return;
     }
-    pool_for(t.spec.pool).ready.erase({-t.spec.priority, t.queue_seq, t.id});
+    pool_for(t.spec.pool()).ready.erase(t.spec.priority(), t.queue_seq);
     t.queued = false;
 }
 
 void Scheduler::pump(Pool& pool) {
     while (starting_ && pool.running < pool.workers && !pool.ready.empty()) {
-        auto first = pool.ready.begin();
-        int64_t id = std::get<2>(*first);
-        pool.ready.erase(first);
-        Task* t = find(id);
+        Task* t = find(pool.ready.pop().value_or(0));
         if (t == nullptr) {
             continue;
         }
@@ -56,13 +53,14 @@ void Scheduler::pump(Pool& pool) {
         return;
     }
     size_t ahead = 0;
-    for (auto it = pool.ready.begin(); it != pool.ready.end() && ahead < k_output_lookahead; ++it, ++ahead) {
-        Task* t = find(std::get<2>(*it));
+    pool.ready.visit([&](int64_t id) {
+        Task* t = find(id);
         if (t != nullptr && !t->output_expected && t->attempts == 0) {
             t->output_expected = true;
             outputs_.expect(t->id);
         }
-    }
+        return ++ahead < k_output_lookahead;
+    });
 }
 
 void Scheduler::pump_all() {
@@ -144,7 +142,7 @@ void Scheduler::cancel_pending_in(const std::string* pool, const std::string& wh
     std::vector<int64_t> ids;
     for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
         const Task& t = it->second;
-        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool == *pool)) {
+        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool() == *pool)) {
             ids.push_back(t.id);
         }
     }

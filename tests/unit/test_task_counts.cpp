@@ -20,9 +20,9 @@ void check_counts(Harness& h) {
             ++by_state[t.state];
         }
         if (t.state == TaskState::pending && !t.queued && t.durable) {
-            ++waiting[t.spec.pool];
+            ++waiting[t.spec.pool()];
         }
-        unfinished[t.spec.pool] += t.finished() ? 0 : 1;
+        unfinished[t.spec.pool()] += t.finished() ? 0 : 1;
     }
     for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
                     TaskState::cancelled}) {
@@ -35,7 +35,7 @@ void check_counts(Harness& h) {
         CHECK(p.waiting == waiting[p.name]);
         size_t queued = 0;
         for (const auto& [id, t] : h.sched.tasks()) {
-            queued += t.queued && t.spec.pool == p.name ? 1 : 0;
+            queued += t.queued && t.spec.pool() == p.name ? 1 : 0;
         }
         CHECK(static_cast<size_t>(p.pending) == queued);
     }
