@@ -129,7 +129,7 @@ void Daemon::restore_journal() {
     size_t restored = tasks.size();
     for (auto& t : tasks) {
         if (auto env = envs.find(t.env_id); env != envs.end()) {
-            t.spec.env = env->second;
+            t.spec.set_env(env->second);
         } else if (t.env_id != 0 && !t.finished()) {
             spdlog::warn("task {}: its environment {} is missing from the journal; it runs with the daemon's",
                          t.id, t.env_id);
@@ -279,16 +279,10 @@ void Daemon::maybe_finish_stop() {
 }
 
 nlohmann::json Daemon::info() {
-    std::array<int64_t, 5> by_state{};
-    for (const auto& [id, t] : scheduler_->tasks()) {
-        if (t.durable) {
-            ++by_state[static_cast<size_t>(t.state)];
-        }
-    }
     nlohmann::json counts = nlohmann::json::object();
     for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
                     TaskState::cancelled}) {
-        counts[std::string(proto::to_string(st))] = by_state[static_cast<size_t>(st)];
+        counts[std::string(proto::to_string(st))] = scheduler_->count(st);
     }
     return {
         {"pid", ::getpid()},

@@ -13,8 +13,8 @@
 
 namespace mpctl::proto {
 
-enum class TaskState { pending, running, succeeded, failed, cancelled };
-enum class FailReason { none, exit, signal, timeout, spawn, lost, dependency };
+enum class TaskState : uint8_t { pending, running, succeeded, failed, cancelled };
+enum class FailReason : uint8_t { none, exit, signal, timeout, spawn, lost, dependency };
 
 [[nodiscard]] std::string_view to_string(TaskState s);
 [[nodiscard]] std::string_view to_string(FailReason r);

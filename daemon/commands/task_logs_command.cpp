@@ -31,7 +31,7 @@ void task_logs(const TaskContext& ctx, Call& call) {
         proto::throw_invalid_params("params.stream: expected \"stdout\", \"stderr\" or \"both\"");
     }
     if (auto stage = call.params.optional<int64_t>("stage")) {
-        size_t stages = std::max<size_t>(1, task.spec.pipeline.size());
+        size_t stages = std::max<size_t>(1, task.spec.pipeline().size());
         if (*stage < 0 || static_cast<size_t>(*stage) >= stages) {
             proto::throw_invalid_params("params.stage: task " + std::to_string(id) + " has " +
                                         std::to_string(stages) + (stages == 1 ? " stage" : " stages") +
@@ -41,7 +41,7 @@ void task_logs(const TaskContext& ctx, Call& call) {
             proto::throw_invalid_params(
                 "params.stage: only stderr is kept per stage (stdout is the last stage's)");
         }
-        if (!task.spec.pipeline.empty()) {
+        if (!task.spec.pipeline().empty()) {
             req.stage = static_cast<size_t>(*stage);
         }
     }

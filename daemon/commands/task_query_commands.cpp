@@ -1,5 +1,6 @@
 // task.get and task.list: statuses, answered as text.
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -35,13 +36,13 @@ struct ListFilter {
     std::optional<std::string> name;
 
     [[nodiscard]] bool matches(const Task& t) const {
-        if (!t.durable || (!states.empty() && !states.contains(t.state)) || (pool && t.spec.pool != *pool) ||
-            (name && t.spec.name != *name)) {
+        if (!t.durable || (!states.empty() && !states.contains(t.state)) ||
+            (pool && t.spec.pool() != *pool) || (name && t.spec.name() != *name)) {
             return false;
         }
         for (const auto& [k, v] : labels) {
-            auto it = t.spec.labels.find(k);
-            if (it == t.spec.labels.end() || (v && it->second != *v)) {
+            auto it = t.spec.labels().find(k);
+            if (it == t.spec.labels().end() || (v && it->second != *v)) {
                 return false;
             }
         }
@@ -94,17 +95,30 @@ void task_list(const TaskContext& ctx, Call& call) {
     if (limit < 0) {
         proto::throw_invalid_params("params.limit: must not be negative");
     }
-    std::vector<const Task*> matches;
-    for (const auto& [id, t] : ctx.scheduler.tasks()) {
+    // --limit N keeps the N most recent matches, listed oldest first: the walk starts at the newest and
+    // stops at the Nth match, so a short list of a long table costs what it lists (unless the filter
+    // matches few of the tasks it passes). Running tasks have an index of their own.
+    std::vector<const Task*> listed;
+    auto take = [&](const Task& t) {
         if (filter.matches(t)) {
-            matches.push_back(&t);
+            listed.push_back(&t);
+        }
+        return limit == 0 || listed.size() < static_cast<size_t>(limit);
+    };
+    if (filter.states == std::set<TaskState>{TaskState::running}) {
+        const auto& running = ctx.scheduler.running_ids();
+        for (auto it = running.rbegin(); it != running.rend(); ++it) {
+            const Task* t = ctx.scheduler.find(*it);
+            if (t != nullptr && !take(*t)) {
+                break;
+            }
+        }
+    } else {
+        const auto& tasks = ctx.scheduler.tasks();
+        for (auto it = tasks.rbegin(); it != tasks.rend() && take(it->second); ++it) {
         }
     }
-    // --limit N keeps the N most recent, still listed oldest first.
-    size_t skip = limit > 0 && matches.size() > static_cast<size_t>(limit)
-                      ? matches.size() - static_cast<size_t>(limit)
-                      : 0;
-    std::vector<const Task*> listed(matches.begin() + static_cast<std::ptrdiff_t>(skip), matches.end());
+    std::reverse(listed.begin(), listed.end());
     call.responder->result_text(tasks_text(ctx.view, listed));
 }
 

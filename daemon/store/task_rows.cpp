@@ -12,7 +12,7 @@ namespace {
 // says nothing its exit_code and signal do not, and building it would cost a JSON document at every
 // update), and whether output was truncated.
 std::optional<std::string> outcome_of(const Task& t) {
-    bool with_stages = !t.stages.empty() && !t.spec.pipeline.empty();
+    bool with_stages = !t.stages.empty() && !t.spec.pipeline().empty();
     if (!with_stages && !t.truncated) {
         return std::nullopt;
     }
@@ -85,8 +85,8 @@ TaskRow row_of(const Task& t, bool with_spec) {
     row.error = t.error;
     row.outcome = outcome_of(t);
     if (with_spec) {
-        row.spec =
-            proto::to_json(t.spec, false).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        row.spec = proto::to_json(t.spec.expanded(), false)
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         row.env_id = t.env_id;
     }
     return row;
@@ -120,7 +120,8 @@ std::optional<Task> read_task(sqlite3_stmt* stmt) {
     Task t;
     t.id = sqlite3_column_int64(stmt, 0);
     try {
-        t.spec = proto::parse_task_spec(nlohmann::json::parse(sqlite::column_text(stmt, 1)), "spec");
+        t.spec = CompactSpec(
+            proto::parse_task_spec(nlohmann::json::parse(sqlite::column_text(stmt, 1)), "spec"), nullptr);
     } catch (const std::exception& e) {
         spdlog::error("task {}: unreadable journal row, skipped: {}", t.id, e.what());
         return std::nullopt;

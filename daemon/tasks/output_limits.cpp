@@ -8,10 +8,10 @@ namespace mpctl::daemon {
 void cap_output(const OutputLayout& outputs, Task& t, uint64_t limit) {
     OutputPaths paths = outputs.paths(t.id);
     bool cut = OutputLayout::cap(paths.stdout_path, limit);
-    if (t.spec.pipeline.empty()) {
+    if (t.spec.pipeline().empty()) {
         cut = OutputLayout::cap(paths.stderr_path, limit) || cut;
     } else {
-        for (size_t i = 0; i < t.spec.pipeline.size(); ++i) {
+        for (size_t i = 0; i < t.spec.pipeline().size(); ++i) {
             cut = OutputLayout::cap(outputs.stage_stderr_path(t.id, i), limit) || cut;
         }
     }

@@ -23,15 +23,18 @@ Scheduler::Scheduler(Spawner& spawner, Timers& timers, OutputLayout& outputs, Ta
 Task& Scheduler::add(proto::TaskSpec spec, int64_t submitted_at_ms) {
     Task task;
     task.id = next_id_++;
-    task.spec = std::move(spec);
+    task.spec = CompactSpec(std::move(spec), &strings_);
     task.submitted_at_ms = submitted_at_ms;
-    pool_for(task.spec.pool);
-    return tasks_.emplace(task.id, std::move(task)).first->second;
+    pool_for(task.spec.pool());
+    Task& added = tasks_.emplace(task.id, std::move(task)).first->second;
+    counts_.update(added.spec.pool(), added.counted, added.state, added.durable);
+    return added;
 }
 
 void Scheduler::make_durable(int64_t id) {
     if (Task* t = find(id)) {
         t->durable = true;
+        counts_.update(t->spec.pool(), t->counted, t->state, t->durable);
     }
 }
 
@@ -40,35 +43,43 @@ void Scheduler::schedule(int64_t id) {
     if (t == nullptr || !t->durable || t->finished() || t->queued || t->state != TaskState::pending) {
         return;
     }
-    if (auto it = pools_.find(t->spec.pool);
+    if (auto it = pools_.find(t->spec.pool());
         it != pools_.end() && it->second.transient && (it->second.owner_gone || !starting_)) {
         // Committed after its pool's owner went away (or the daemon began to stop): nobody will collect it.
-        t->error = orphan_error(t->spec.pool,
+        t->error = orphan_error(t->spec.pool(),
                                 it->second.owner_gone ? Orphaned::owner_left : Orphaned::daemon_stopped);
         finish(*t, TaskState::cancelled, FailReason::none);
-        drop_if_idle(std::string(t->spec.pool));
+        drop_if_idle(std::string(t->spec.pool()));
         return;
     }
     resolve_dependencies(*t);
-    pump(pool_for(t->spec.pool));
+    pump(pool_for(t->spec.pool()));
 }
 
 void Scheduler::discard(int64_t id) {
     auto it = tasks_.find(id);
     if (it != tasks_.end() && !it->second.durable) {
+        counts_.remove(it->second.spec.pool(), it->second.counted);
         tasks_.erase(it);
     }
 }
 
 void Scheduler::restore(Task task) {
     task.durable = true;
+    task.spec.share_strings(strings_);
     set_next_id(task.id + 1);
     if (task.finished()) {
-        task.spec.env.reset();  // only needed to run it
+        task.spec.set_env(nullptr);  // only needed to run it
     } else {
-        pool_for(task.spec.pool);  // pools of finished tasks only (a map's) do not come back
+        pool_for(task.spec.pool());  // pools of finished tasks only (a map's) do not come back
     }
-    tasks_.insert_or_assign(task.id, std::move(task));
+    task.counted = {};
+    auto [it, inserted] = tasks_.try_emplace(task.id);
+    if (!inserted) {
+        counts_.remove(it->second.spec.pool(), it->second.counted);
+    }
+    it->second = std::move(task);
+    counts_.update(it->second.spec.pool(), it->second.counted, it->second.state, it->second.durable);
 }
 
 void Scheduler::resume() {
@@ -111,16 +122,12 @@ const Task* Scheduler::find_durable(int64_t id) const {
 }
 
 size_t Scheduler::unfinished_count() const {
-    size_t n = 0;
-    for (const auto& [id, t] : tasks_) {
-        n += t.finished() ? 0 : 1;
-    }
-    return n;
+    return counts_.in_state(TaskState::pending) + counts_.in_state(TaskState::running);
 }
 
 void Scheduler::resolve_dependencies(Task& t) {
     t.unmet_deps = 0;
-    for (int64_t dep_id : t.spec.after) {
+    for (int64_t dep_id : t.spec.after()) {
         Task* dep = find(dep_id);
         if (dep != nullptr && dep->state == TaskState::succeeded) {
             continue;
@@ -153,8 +160,8 @@ void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
     timers_.cancel(t.retry_timer);
     t.retry_timer = 0;
     notify(t);
-    t.spec.env.reset();      // only needed to run it; finished tasks stay in memory for queries
-    t.passed_stdin.reset();  // the writer on the other end sees EPIPE once nobody can read any more
+    t.spec.set_env(nullptr);  // only needed to run it; finished tasks stay in memory for queries
+    t.passed_stdin.reset();   // the writer on the other end sees EPIPE once nobody can read any more
     release_dependants(t);
 }
 
@@ -176,7 +183,7 @@ void Scheduler::release_dependants(const Task& finished) {
             if (done->state == TaskState::succeeded) {
                 if (d->unmet_deps > 0 && --d->unmet_deps == 0 && d->durable) {
                     enqueue(*d);
-                    pump(pool_for(d->spec.pool));
+                    pump(pool_for(d->spec.pool()));
                 }
                 continue;
             }
@@ -189,13 +196,14 @@ void Scheduler::release_dependants(const Task& finished) {
             timers_.cancel(d->retry_timer);
             d->retry_timer = 0;
             notify(*d);
-            d->spec.env.reset();
+            d->spec.set_env(nullptr);
             work.push_back(d->id);
         }
     }
 }
 
-void Scheduler::notify(const Task& t) {
+void Scheduler::notify(Task& t) {
+    counts_.update(t.spec.pool(), t.counted, t.state, t.durable);
     if (t.durable) {
         listener_.task_changed(t);
     }

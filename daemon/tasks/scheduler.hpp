@@ -27,7 +27,9 @@
 #include <mpctl/daemon/exec/spawner.hpp>
 #include <mpctl/daemon/exec/task_cgroups.hpp>
 #include <mpctl/daemon/tasks/env_blocks.hpp>
+#include <mpctl/daemon/tasks/ready_queue.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
+#include <mpctl/daemon/tasks/task_counts.hpp>
 #include <mpctl/daemon/tasks/task_listener.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
 
@@ -87,9 +89,13 @@ class Scheduler {
     [[nodiscard]] int pool_workers(const std::string& name) const;
     [[nodiscard]] size_t running_count() const { return running_; }
     [[nodiscard]] size_t unfinished_count() const;
+    // Tasks clients can see, in STATE (kept as tasks change: no walk of the table).
+    [[nodiscard]] size_t count(TaskState state) const { return counts_.in_state(state); }
+    // The running tasks' ids, in id order.
+    [[nodiscard]] const std::set<int64_t>& running_ids() const { return running_ids_; }
     // Bytes of each output stream kept for TASK.
     [[nodiscard]] uint64_t max_output(const Task& task) const {
-        return task.spec.max_output.value_or(options_.max_output);
+        return task.spec.max_output().value_or(options_.max_output);
     }
     // Cuts the output files of running tasks back to their max_output (see tasks/output_limits.hpp).
     void enforce_output_limits();
@@ -122,8 +128,7 @@ class Scheduler {
         std::string name;
         int workers = 1;
         int running = 0;
-        // (-priority, enqueue sequence, id): highest priority first, then FIFO.
-        std::set<std::tuple<int, uint64_t, int64_t>> ready;
+        ReadyQueue ready;  // highest priority first, then FIFO
         bool transient = false;
         bool owner_gone = false;
     };
@@ -132,7 +137,9 @@ class Scheduler {
     void finish(Task& task, TaskState state, FailReason reason);
     void resolve_dependencies(Task& task);
     void release_dependants(const Task& task);
-    void notify(const Task& task);
+    // Every change of a task's state or durability goes through here (or add, discard and restore): it
+    // keeps the counts, then tells the listener (durable tasks only: the others were never journaled).
+    void notify(Task& task);
 
     // scheduler_runs.cpp
     void start(Task& task, Pool& pool);
@@ -167,12 +174,14 @@ class Scheduler {
     TaskListener& listener_;
     Options options_;
     EnvBlocks env_blocks_;
+    SharedStrings strings_;  // the tasks' cwds and pools; before the table, which holds them
     std::map<int64_t, Task> tasks_;
     std::map<std::string, Pool> pools_;
     int64_t next_id_ = 1;
     uint64_t enqueue_seq_ = 0;
     size_t running_ = 0;
     std::set<int64_t> running_ids_;
+    TaskCounts counts_;
     TaskCgroups* cgroups_ = nullptr;
     bool starting_ = true;
 };

@@ -25,9 +25,9 @@ void Scheduler::enqueue(Task& t) {
     if (t.queued) {
         return;
     }
-    Pool& pool = pool_for(t.spec.pool);
+    Pool& pool = pool_for(t.spec.pool());
     t.queue_seq = enqueue_seq_++;
-    pool.ready.emplace(-t.spec.priority, t.queue_seq, t.id);
+    pool.ready.push(t.spec.priority(), t.queue_seq, t.id);
     t.queued = true;
 }
 
@@ -35,16 +35,13 @@ void Scheduler::dequeue(Task& t) {
     if (!t.queued) {
         return;
     }
-    pool_for(t.spec.pool).ready.erase({-t.spec.priority, t.queue_seq, t.id});
+    pool_for(t.spec.pool()).ready.erase(t.spec.priority(), t.queue_seq);
     t.queued = false;
 }
 
 void Scheduler::pump(Pool& pool) {
     while (starting_ && pool.running < pool.workers && !pool.ready.empty()) {
-        auto first = pool.ready.begin();
-        int64_t id = std::get<2>(*first);
-        pool.ready.erase(first);
-        Task* t = find(id);
+        Task* t = find(pool.ready.pop().value_or(0));
         if (t == nullptr) {
             continue;
         }
@@ -56,13 +53,14 @@ void Scheduler::pump(Pool& pool) {
         return;
     }
     size_t ahead = 0;
-    for (auto it = pool.ready.begin(); it != pool.ready.end() && ahead < k_output_lookahead; ++it, ++ahead) {
-        Task* t = find(std::get<2>(*it));
+    pool.ready.visit([&](int64_t id) {
+        Task* t = find(id);
         if (t != nullptr && !t->output_expected && t->attempts == 0) {
             t->output_expected = true;
             outputs_.expect(t->id);
         }
-    }
+        return ++ahead < k_output_lookahead;
+    });
 }
 
 void Scheduler::pump_all() {
@@ -144,7 +142,7 @@ void Scheduler::cancel_pending_in(const std::string* pool, const std::string& wh
     std::vector<int64_t> ids;
     for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
         const Task& t = it->second;
-        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool == *pool)) {
+        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool() == *pool)) {
             ids.push_back(t.id);
         }
     }
@@ -165,30 +163,23 @@ void Scheduler::drop_if_idle(const std::string& name) {
         !it->second.ready.empty()) {
         return;
     }
-    // Tasks waiting on dependencies or a retry are in no queue: look for them (once per drained pool).
-    for (const auto& [id, t] : tasks_) {
-        if (!t.finished() && t.spec.pool == name) {
-            return;
-        }
+    // Tasks waiting on dependencies or a retry are in no queue, and a submit may be being committed.
+    if (counts_.unfinished(name) > 0) {
+        return;
     }
     pools_.erase(it);
     listener_.transient_pool_dropped(name);
 }
 
 std::vector<PoolInfo> Scheduler::pools() const {
-    std::map<std::string, PoolInfo> info;
-    for (const auto& [name, pool] : pools_) {
-        info[name] = PoolInfo{name, pool.workers,  pool.running, static_cast<int>(pool.ready.size()),
-                              0,    pool.transient};
-    }
-    for (const auto& [id, t] : tasks_) {
-        if (t.state == TaskState::pending && !t.queued && t.durable) {
-            ++info[t.spec.pool].waiting;
-        }
-    }
+    // Pending tasks are either queued (ready for a slot) or waiting (on dependencies, a retry delay).
     std::vector<PoolInfo> out;
-    for (auto& [name, i] : info) {
-        out.push_back(std::move(i));
+    out.reserve(pools_.size());
+    for (const auto& [name, pool] : pools_) {
+        size_t queued = pool.ready.size();
+        size_t pending = counts_.pending(name);
+        out.push_back(PoolInfo{name, pool.workers, pool.running, static_cast<int>(queued),
+                               static_cast<int>(pending > queued ? pending - queued : 0), pool.transient});
     }
     return out;
 }
@@ -207,9 +198,9 @@ void Scheduler::stop_starting() {
 }
 
 void Scheduler::terminate_running(std::optional<double> kill_after_s) {
-    for (auto& [id, t] : tasks_) {
-        if (t.state == TaskState::running) {
-            begin_stop(t, Task::Stop::shutdown, kill_after_s);
+    for (int64_t id : std::vector<int64_t>(running_ids_.begin(), running_ids_.end())) {
+        if (Task* t = find(id); t != nullptr && t->state == TaskState::running) {
+            begin_stop(*t, Task::Stop::shutdown, kill_after_s);
         }
     }
 }

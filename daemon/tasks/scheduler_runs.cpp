@@ -26,7 +26,7 @@ std::string describe_failure(FailReason reason, const Task& t) {
         case FailReason::signal:
             return "killed by " + common::signal_name(t.signal.value_or(0));
         case FailReason::timeout:
-            return "timed out after " + std::to_string(t.spec.timeout_s.value_or(0)) + "s";
+            return "timed out after " + std::to_string(t.spec.timeout_s().value_or(0)) + "s";
         default:
             return std::string(proto::to_string(reason));
     }
@@ -44,13 +44,13 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
         stage.stderr_path = argvs.size() == 1 ? paths.stderr_path : outputs_.stage_stderr_path(t.id, i);
         s.stages.push_back(std::move(stage));
     }
-    s.cwd = t.spec.cwd.empty() ? options_.default_cwd : t.spec.cwd;
-    s.env = env_blocks_.get(t.spec.env);
-    s.stdin_path = t.spec.stdin_path;
+    s.cwd = t.spec.cwd().empty() ? options_.default_cwd : t.spec.cwd();
+    s.env = env_blocks_.get(t.spec.env());
+    s.stdin_path = t.spec.stdin_path();
     s.stdout_path = std::move(paths.stdout_path);
-    s.nice = t.spec.nice;
-    s.umask = t.spec.umask;
-    for (const auto& [name, value] : t.spec.rlimits) {
+    s.nice = t.spec.nice();
+    s.umask = t.spec.umask();
+    for (const auto& [name, value] : t.spec.rlimits()) {
         s.rlimits.emplace_back(proto::rlimit_resource(name), value);
     }
     return s;
@@ -60,10 +60,10 @@ common::Result<std::vector<int>> Scheduler::spawn(Task& t) {
     // The daemon's own reasons a task cannot start; a pipeline blames its first stage for them, as the
     // spawner names the stage at fault for its own.
     auto cannot_start = [&t](std::string why) {
-        return common::plain_error(t.spec.pipeline.empty() ? std::move(why) : "stage 0: " + why);
+        return common::plain_error(t.spec.pipeline().empty() ? std::move(why) : "stage 0: " + why);
     };
     SpawnSpec spec = spawn_spec(t);
-    if (t.spec.stdin_passed && !t.passed_stdin) {
+    if (t.spec.stdin_passed() && !t.passed_stdin) {
         return cannot_start(
             "stdin: the descriptor the client passed is gone (the daemon restarted since the submit)");
     }
@@ -109,7 +109,7 @@ void Scheduler::start(Task& t, Pool& pool) {
         t.exit_code = spawn_exit_code(pids.error());
         t.error = pids.error().message();
         t.finished_at_ms = common::now_unix_ms();
-        if (t.spec.cgroup && cgroups_ != nullptr) {
+        if (t.spec.cgroup() && cgroups_ != nullptr) {
             cgroups_->release(t.id);
         }
         finish(t, TaskState::failed, FailReason::spawn);
@@ -119,14 +119,14 @@ void Scheduler::start(Task& t, Pool& pool) {
     for (int pid : *pids) {
         t.stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt});
     }
-    t.stages_running = pids->size();
+    t.stages_running = static_cast<uint32_t>(pids->size());
     t.pid = pids->front();
     ++pool.running;
     ++running_;
     running_ids_.insert(t.id);
-    if (t.spec.timeout_s) {
+    if (t.spec.timeout_s()) {
         int64_t id = t.id;
-        t.timeout_timer = timers_.start(to_ms(*t.spec.timeout_s), [this, id] {
+        t.timeout_timer = timers_.start(to_ms(*t.spec.timeout_s()), [this, id] {
             Task* task = find(id);
             if (task != nullptr && task->state == TaskState::running) {
                 task->timeout_timer = 0;
@@ -142,7 +142,7 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
         return;
     }
     int pgid = *t.pid;
-    double grace = kill_after_s.value_or(t.spec.kill_after_s);
+    double grace = kill_after_s.value_or(t.spec.kill_after_s());
     if (t.stopping != Task::Stop::none) {
         // Already terminating (a timeout's grace period): an explicit cancel or a shutdown decides how it
         // ends, and a grace of zero kills it now.
@@ -163,13 +163,13 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
     // The group, not just the leader: shell children and background jobs get the same treatment.
     // Also once the leader is gone: what is left of the group still gets its SIGKILL.
     int64_t id = t.id;
-    bool cgroup = t.spec.cgroup;
+    bool cgroup = t.spec.cgroup();
     t.kill_timer = timers_.start(to_ms(grace), [this, id, pgid, cgroup] { kill_now(id, pgid, cgroup); });
 }
 
 void Scheduler::kill_now(Task& t) {
     if (t.pid) {
-        kill_now(t.id, *t.pid, t.spec.cgroup);
+        kill_now(t.id, *t.pid, t.spec.cgroup());
     }
 }
 
@@ -181,7 +181,7 @@ void Scheduler::kill_now(int64_t id, int pgid, bool cgroup) {
 }
 
 common::Result<common::UniqueFd> Scheduler::cgroup_for(const Task& t) {
-    if (!t.spec.cgroup) {
+    if (!t.spec.cgroup()) {
         return common::UniqueFd();
     }
     if (cgroups_ == nullptr) {
@@ -228,14 +228,14 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     if (t == nullptr || t->state != TaskState::running) {
         return;
     }
-    Pool& pool = pool_for(t->spec.pool);
+    Pool& pool = pool_for(t->spec.pool());
     --pool.running;
     --running_;
     running_ids_.erase(t->id);
     // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not.
     pump(pool);
     cap_output(outputs_, *t, max_output(*t));  // the last cut: what is kept is final now
-    if (t->spec.cgroup && cgroups_ != nullptr) {
+    if (t->spec.cgroup() && cgroups_ != nullptr) {
         cgroups_->release(t->id);  // nothing it started outlives it
     }
     timers_.cancel(t->timeout_timer);
@@ -269,7 +269,7 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
         }
         if (reason == FailReason::none) {
             finish(*t, TaskState::succeeded, FailReason::none);
-        } else if (t->attempts <= t->spec.retries) {
+        } else if (t->attempts <= t->spec.retries()) {
             retry_later(*t, reason);
         } else {
             if (reason != FailReason::exit) {
@@ -291,17 +291,17 @@ void Scheduler::retry_later(Task& t, FailReason reason) {
     t.finished_at_ms.reset();
     if (!starting_) {
         notify(t);  // stays pending for the next start of the daemon
-    } else if (t.spec.retry_delay_s <= 0) {
+    } else if (t.spec.retry_delay_s() <= 0) {
         enqueue(t);
         notify(t);
     } else {
         int64_t id = t.id;
-        t.retry_timer = timers_.start(to_ms(t.spec.retry_delay_s), [this, id] {
+        t.retry_timer = timers_.start(to_ms(t.spec.retry_delay_s()), [this, id] {
             Task* task = find(id);
             if (task != nullptr && task->state == TaskState::pending) {
                 task->retry_timer = 0;
                 enqueue(*task);
-                pump(pool_for(task->spec.pool));
+                pump(pool_for(task->spec.pool()));
             }
         });
         notify(t);

@@ -6,40 +6,40 @@ namespace mpctl::daemon {
 proto::TaskStatus StatusView::status(const Task& t) const {
     proto::TaskStatus s;
     s.id = t.id;
-    s.name = t.spec.name;
+    s.name = t.spec.name();
     s.state = t.state;
     s.reason = t.reason;
     s.exit_code = t.exit_code;
     s.signal = t.signal;
-    if (t.spec.shell) {
-        s.shell = t.spec.shell;
+    if (const std::string* shell = t.spec.shell()) {
+        s.shell = *shell;
     } else {
-        s.argv = t.spec.argv;
+        s.argv = t.spec.argv();
     }
-    s.cwd = t.spec.cwd.empty() ? default_cwd_ : t.spec.cwd;
-    s.pool = t.spec.pool;
-    s.priority = t.spec.priority;
-    s.labels = t.spec.labels;
-    s.after = t.spec.after;
+    s.cwd = t.spec.cwd().empty() ? default_cwd_ : t.spec.cwd();
+    s.pool = t.spec.pool();
+    s.priority = t.spec.priority();
+    s.labels = t.spec.labels();
+    s.after = t.spec.after();
     s.submitted_at_ms = t.submitted_at_ms;
     s.started_at_ms = t.started_at_ms;
     s.finished_at_ms = t.finished_at_ms;
     s.attempts = t.attempts;
-    s.retries = t.spec.retries;
-    s.timeout_s = t.spec.timeout_s;
+    s.retries = t.spec.retries();
+    s.timeout_s = t.spec.timeout_s();
     s.pid = t.pid;
     OutputPaths paths = outputs_.paths(t.id);
     s.stdout_path = std::move(paths.stdout_path);
     s.stderr_path = std::move(paths.stderr_path);
     s.error = t.error;
     s.truncated = t.truncated;
-    if (!t.spec.pipeline.empty()) {
+    if (!t.spec.pipeline().empty()) {
         s.argv.reset();
         s.stages.emplace();
-        bool this_attempt = t.stages.size() == t.spec.pipeline.size();
-        for (size_t i = 0; i < t.spec.pipeline.size(); ++i) {
+        bool this_attempt = t.stages.size() == t.spec.pipeline().size();
+        for (size_t i = 0; i < t.spec.pipeline().size(); ++i) {
             proto::StageStatus st;
-            st.argv = t.spec.pipeline[i];
+            st.argv = t.spec.pipeline()[i];
             st.stderr_path = outputs_.stage_stderr_path(t.id, i);
             if (!this_attempt) {
                 st.state = t.finished() ? "failed" : "pending";  // never started (spawn failure, cancel)

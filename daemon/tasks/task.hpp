@@ -8,8 +8,9 @@
 #include <vector>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/tasks/compact_spec.hpp>
+#include <mpctl/daemon/tasks/task_counts.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
-#include <mpctl/proto/task_spec.hpp>
 #include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::daemon {
@@ -18,30 +19,19 @@ using proto::FailReason;
 using proto::TaskState;
 
 struct Task {
+    // The fields are ordered by size, largest first: with a long queue every padding byte counts a
+    // hundred thousand times.
     int64_t id = 0;
-    proto::TaskSpec spec;
-    TaskState state = TaskState::pending;
-    FailReason reason = FailReason::none;
-    std::optional<int> exit_code;
-    std::optional<int> signal;
+    CompactSpec spec;
     int64_t submitted_at_ms = 0;
     std::optional<int64_t> started_at_ms;
     std::optional<int64_t> finished_at_ms;
-    int attempts = 0;
-    std::optional<int> pid;
     std::optional<std::string> error;
     int64_t env_id = 0;  // its environment in the journal (0: the daemon's own)
 
     // Scheduling state, never journaled.
-    bool durable = false;    // its row is committed; only durable tasks run
-    bool queued = false;     // in its pool's ready queue
-    uint64_t queue_seq = 0;  // its place in that queue
-    bool output_expected = false;
-    bool truncated = false;  // some output went past max_output (this attempt)  // its output files are being
-                             // prepared ahead
-    size_t unmet_deps = 0;   // dependencies not yet succeeded
+    uint64_t queue_seq = 0;  // its place in its pool's ready queue
     std::vector<int64_t> dependants;
-    enum class Stop { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we are killing it
     // The processes of the current attempt, in stage order (one for a plain task); the first is the group.
     struct StageRun {
         int pid = 0;
@@ -50,13 +40,27 @@ struct Task {
         std::optional<int> signal;
     };
     std::vector<StageRun> stages;
-    size_t stages_running = 0;
     // A stdin the client passed (SCM_RIGHTS): each attempt gets a duplicate. Not journaled: after a
     // restart the task cannot run again.
     std::shared_ptr<common::UniqueFd> passed_stdin;
     TimerId timeout_timer = 0;
     TimerId kill_timer = 0;
     TimerId retry_timer = 0;
+
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+    std::optional<int> pid;
+    int attempts = 0;
+    uint32_t unmet_deps = 0;      // dependencies not yet succeeded
+    uint32_t stages_running = 0;  // processes of this attempt not yet exited
+    TaskState state = TaskState::pending;
+    FailReason reason = FailReason::none;
+    enum class Stop : uint8_t { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we kill it
+    bool durable = false;          // its row is committed; only durable tasks run
+    bool queued = false;           // in its pool's ready queue
+    bool output_expected = false;  // its output files are being prepared ahead
+    bool truncated = false;        // some output went past max_output (this attempt)
+    TaskCounts::Mark counted;      // what the scheduler's counts hold it as
 
     [[nodiscard]] bool finished() const { return proto::is_finished(state); }
 };

@@ -303,7 +303,7 @@ struct Harness {
     Task journaled(int64_t id, TaskState state, const json& spec) {
         Task t;
         t.id = id;
-        t.spec = mpctl::proto::parse_task_spec(spec);
+        t.spec = mpctl::daemon::CompactSpec(mpctl::proto::parse_task_spec(spec), nullptr);
         t.state = state;
         t.submitted_at_ms = 500;
         return t;

@@ -99,7 +99,7 @@ std::map<std::string, Store::PoolRow> pools_after(const std::string& path, Durab
 inline Task make_task(int64_t id, const json& spec) {
     Task t;
     t.id = id;
-    t.spec = mpctl::proto::parse_task_spec(spec);
+    t.spec = mpctl::daemon::CompactSpec(mpctl::proto::parse_task_spec(spec), nullptr);
     t.submitted_at_ms = 1795552626123 + id;
     return t;
 }

@@ -9,15 +9,15 @@ TEST_CASE("a task keeps its env while it runs and between attempts and drops it 
           "[unit][scheduler]") {
     Harness h;
     int64_t id = h.submit(cmd("flaky", {{"env", {{"K", "V"}}}, {"retries", 1}, {"retry_delay", 1}}));
-    CHECK(h.task(id).spec.env);
+    CHECK(h.task(id).spec.env());
     h.exit(id, 1);
-    CHECK(h.task(id).spec.env);  // needed for the retry
+    CHECK(h.task(id).spec.env());  // needed for the retry
     h.timers.advance(1000);
     REQUIRE(h.spawner.processes.size() == 2);
     REQUIRE(h.spawner.processes[1].spec.env);
     CHECK(h.spawner.processes[1].spec.env->entries() == std::vector<std::string>{"K=V"});
     h.exit(id, 0);
-    CHECK_FALSE(h.task(id).spec.env);
+    CHECK_FALSE(h.task(id).spec.env());
 }
 
 TEST_CASE("every way of finishing drops the env", "[unit][scheduler]") {
@@ -35,15 +35,15 @@ TEST_CASE("every way of finishing drops the env", "[unit][scheduler]") {
     for (int64_t id : {blocker, cancelled, dependant, bad, failing}) {
         INFO("task " << id);
         CHECK(h.task(id).finished());
-        CHECK_FALSE(h.task(id).spec.env);
+        CHECK_FALSE(h.task(id).spec.env());
     }
 
     Harness r;
     Task lost = r.journaled(1, TaskState::running, cmd("lost", {{"env", env}}));
-    REQUIRE(lost.spec.env);
+    REQUIRE(lost.spec.env());
     r.sched.restore(std::move(lost));
     r.sched.resume();
-    CHECK_FALSE(r.task(1).spec.env);
+    CHECK_FALSE(r.task(1).spec.env());
 }
 
 TEST_CASE("unfinished_count counts pending and running tasks", "[unit][scheduler]") {

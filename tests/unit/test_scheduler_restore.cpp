@@ -64,7 +64,7 @@ TEST_CASE("restored finished tasks keep their outcome, drop their env and are no
     done.reason = FailReason::exit;
     done.exit_code = 9;
     done.finished_at_ms = 900;
-    REQUIRE(done.spec.env);
+    REQUIRE(done.spec.env());
     h.sched.restore(std::move(done));
     h.sched.resume();
     Task& t = h.task(1);
@@ -72,7 +72,7 @@ TEST_CASE("restored finished tasks keep their outcome, drop their env and are no
     CHECK(t.reason == FailReason::exit);
     CHECK(t.exit_code == 9);
     CHECK(t.finished_at_ms == 900);
-    CHECK_FALSE(t.spec.env);
+    CHECK_FALSE(t.spec.env());
     CHECK(h.listener.changes.empty());
     CHECK(h.spawner.processes.empty());
 }

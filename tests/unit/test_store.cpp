@@ -89,20 +89,20 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
     CHECK(a->attempts == 4);
     CHECK_FALSE(a->pid);
     CHECK(a->error == std::optional<std::string>("exit code 3"));
-    CHECK(a->spec.argv == full.spec.argv);
-    CHECK_FALSE(a->spec.shell);
-    CHECK(a->spec.cwd == "/src");
-    CHECK(a->spec.name == full.spec.name);
-    CHECK(a->spec.labels == full.spec.labels);
-    CHECK(a->spec.stdin_path == std::optional<std::string>("/src/in.txt"));
-    CHECK(a->spec.timeout_s == full.spec.timeout_s);
-    CHECK(a->spec.kill_after_s == 0.0);
-    CHECK(a->spec.retries == 3);
-    CHECK(a->spec.retry_delay_s == 0.25);
-    CHECK(a->spec.after == std::vector<int64_t>{7});
-    CHECK(a->spec.pool == "gpu");
-    CHECK(a->spec.priority == -4);
-    CHECK(mpctl::proto::to_json(a->spec) == mpctl::proto::to_json(full.spec));
+    CHECK(a->spec.argv() == full.spec.argv());
+    CHECK_FALSE(a->spec.shell());
+    CHECK(a->spec.cwd() == "/src");
+    CHECK(a->spec.name() == full.spec.name());
+    CHECK(a->spec.labels() == full.spec.labels());
+    CHECK(a->spec.stdin_path() == std::optional<std::string>("/src/in.txt"));
+    CHECK(a->spec.timeout_s() == full.spec.timeout_s());
+    CHECK(a->spec.kill_after_s() == 0.0);
+    CHECK(a->spec.retries() == 3);
+    CHECK(a->spec.retry_delay_s() == 0.25);
+    CHECK(a->spec.after() == std::vector<int64_t>{7});
+    CHECK(a->spec.pool() == "gpu");
+    CHECK(a->spec.priority() == -4);
+    CHECK(mpctl::proto::to_json(a->spec.expanded()) == mpctl::proto::to_json(full.spec.expanded()));
 
     const Task* b = find(*tasks, 2);
     REQUIRE(b != nullptr);
@@ -112,9 +112,9 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
     CHECK(b->started_at_ms == running.started_at_ms);
     CHECK_FALSE(b->finished_at_ms);
     CHECK_FALSE(b->error);
-    REQUIRE(b->spec.shell);
-    CHECK(*b->spec.shell == "sleep 100 | cat");
-    CHECK(b->spec.argv.empty());
+    REQUIRE(b->spec.shell());
+    CHECK(*b->spec.shell() == "sleep 100 | cat");
+    CHECK(b->spec.argv().empty());
 
     const Task* c = find(*tasks, 3);
     REQUIRE(c != nullptr);
@@ -129,7 +129,7 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
     CHECK(d->reason == FailReason::none);
     CHECK(d->attempts == 0);
     CHECK_FALSE(d->started_at_ms);
-    CHECK(d->spec.pool == "default");
+    CHECK(d->spec.pool() == "default");
 
     CHECK(store->load_next_task_id() == 5);
 }
@@ -175,7 +175,7 @@ TEST_CASE("task updates are journaled and the latest one wins", "[unit][store]")
     CHECK(r.started_at_ms == t.started_at_ms);
     CHECK(r.finished_at_ms == t.finished_at_ms);
     CHECK(r.error == std::optional<std::string>("timed out"));
-    CHECK(r.spec.argv == std::vector<std::string>{"job"});
+    CHECK(r.spec.argv() == std::vector<std::string>{"job"});
 }
 
 TEST_CASE("stop commits the updates still queued", "[unit][store]") {
@@ -274,7 +274,7 @@ TEST_CASE("environments are journaled once and loaded for unfinished tasks", "[u
     CHECK(find(*tasks, 3)->env_id == 5);
     CHECK(find(*tasks, 4)->env_id == 0);
     for (const auto& t : *tasks) {
-        CHECK_FALSE(t.spec.env);  // the spec row carries no environment
+        CHECK_FALSE(t.spec.env());  // the spec row carries no environment
     }
     auto envs = store->load_environments();
     REQUIRE(envs);

@@ -34,7 +34,7 @@ TEST_CASE("a commit that fails reports the failure and keeps none of its writes"
     }
     CHECK(ids == std::vector<int64_t>{1, 3});  // 2 was in the failed commit
     REQUIRE(find(*tasks, 1) != nullptr);
-    CHECK(find(*tasks, 1)->spec.argv == std::vector<std::string>{"first"});
+    CHECK(find(*tasks, 1)->spec.argv() == std::vector<std::string>{"first"});
 }
 
 TEST_CASE("a journal written by a newer mpctld is refused", "[unit][store]") {
@@ -148,10 +148,10 @@ TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit
     REQUIRE(tasks);
     REQUIRE(tasks->size() == 1);
     CHECK(tasks->front().id == 7);
-    CHECK(tasks->front().spec.argv == std::vector<std::string>{"echo", "old"});
+    CHECK(tasks->front().spec.argv() == std::vector<std::string>{"echo", "old"});
     // A version-1 row kept its environment in the spec itself.
-    REQUIRE(tasks->front().spec.env);
-    CHECK(tasks->front().spec.env->at("A") == "1");
+    REQUIRE(tasks->front().spec.env());
+    CHECK(tasks->front().spec.env()->at("A") == "1");
     CHECK(tasks->front().env_id == 0);
     CHECK(store->load_pools()->at("gpu").workers == 3);
     CHECK(*store->load_next_task_id() == 8);
