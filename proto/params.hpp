@@ -60,6 +60,9 @@ class Params {
 
     template <class T>
     static T convert(const nlohmann::json& v, const std::string& path);
+    // V as an int64 if it is an integer in that range (1.0 counts), else nullopt: for fields that take an
+    // integer or something else (a umask's octal string, a signal's name).
+    [[nodiscard]] static std::optional<int64_t> integer(const nlohmann::json& v) noexcept;
 
   private:
     nlohmann::json owned_;                    // a temporary's value, or the empty object for null

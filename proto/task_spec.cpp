@@ -205,10 +205,9 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
     if (p.has("umask")) {
         json u = p.required<json>("umask");
         std::optional<unsigned> mask;
-        if (u.is_number_integer()) {
-            int64_t v = Params::convert<int64_t>(u, path + ".umask");
-            if (v >= 0 && v <= 0777) {
-                mask = static_cast<unsigned>(v);
+        if (auto v = Params::integer(u)) {
+            if (*v >= 0 && *v <= 0777) {
+                mask = static_cast<unsigned>(*v);
             }
         } else if (u.is_string()) {
             const std::string& text = u.get_ref<const std::string&>();

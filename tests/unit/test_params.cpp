@@ -132,8 +132,24 @@ TEST_CASE("int64 accepts floats that are integers and rejects the others", "[uni
     CHECK(convert<int64_t>(-12.0) == -12);
     CHECK(convert<int64_t>(json::parse("1e3")) == 1000);
     CHECK(convert<int64_t>(json::parse("0.0")) == 0);
-    for (const json& v : {json(3.5), json(-0.25), json(1e300), json(-1e300)}) {
+    // Beyond 2^53 too, as JSON Schema's "integer" counts them: 1e16 is exactly 10^16.
+    CHECK(convert<int64_t>(json::parse("1e16")) == 10'000'000'000'000'000);
+    CHECK(convert<int64_t>(json::parse("-4611686018427387904.0")) == -4'611'686'018'427'387'904);
+    // 9223372036854775807.0 is read as 2^63, one past the int64 range.
+    for (const json& v : {json(3.5), json(-0.25), json(1e300), json(-1e300),
+                          json::parse("9223372036854775807.0"), json::parse("-9223372036854775809")}) {
         CHECK(invalid_params_message([&] { (void)convert<int64_t>(v); }) == "params.x: expected an integer");
+    }
+}
+
+TEST_CASE("integer gives the int64 of any integral number and nullopt for the rest", "[unit][params]") {
+    CHECK(Params::integer(json(18)) == 18);
+    CHECK(Params::integer(json(18.0)) == 18);
+    CHECK(Params::integer(json::parse("9223372036854775807")) == std::numeric_limits<int64_t>::max());
+    for (const json& v : {json(18.5), json("18"), json(true), json(nullptr), json::array({18}),
+                          json::parse("9223372036854775808"), json::parse("1e19")}) {
+        INFO(v.dump());
+        CHECK_FALSE(Params::integer(v));
     }
 }
 

@@ -138,6 +138,9 @@ TEST_CASE("process limits are parsed, range-checked and written back", "[unit][t
     CHECK(j["rlimits"] == json({{"nofile", 64}, {"core", 0}, {"as", "unlimited"}}));
     CHECK(parse_task_spec(j).rlimits == s.rlimits);
     CHECK(parse_task_spec({{"argv", {"x"}}, {"umask", 18}}).umask == 022u);
+    // An integer is a number without a fraction, however it is written (JSON Schema counts 18.0 as one).
+    CHECK(parse_task_spec({{"argv", {"x"}}, {"umask", 18.0}}).umask == 022u);
+    CHECK(parse_task_spec({{"argv", {"x"}}, {"umask", "0777"}}).umask == 0777u);
 
     CHECK(rejection({{"argv", {"x"}}, {"nice", 20}}) == "params.nice: must be between -20 and 19");
     CHECK(rejection({{"argv", {"x"}}, {"nice", -21}}) == "params.nice: must be between -20 and 19");
@@ -145,6 +148,8 @@ TEST_CASE("process limits are parsed, range-checked and written back", "[unit][t
     CHECK(rejection({{"argv", {"x"}}, {"umask", "08"}}) == umask);
     CHECK(rejection({{"argv", {"x"}}, {"umask", 512}}) == umask);
     CHECK(rejection({{"argv", {"x"}}, {"umask", ""}}) == umask);
+    CHECK(rejection({{"argv", {"x"}}, {"umask", 18.5}}) == umask);
+    CHECK(rejection({{"argv", {"x"}}, {"umask", "1000"}}) == umask);
     CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"files", 3}}}})
               .starts_with("params.rlimits.files: unknown limit"));
     CHECK(rejection({{"argv", {"x"}}, {"rlimits", {{"nofile", -1}}}}) ==
