@@ -20,6 +20,14 @@ void check_no_nul(const std::string& s, const std::string& path) {
 
 }  // namespace
 
+size_t count_characters(std::string_view s) noexcept {
+    size_t n = 0;
+    for (unsigned char c : s) {
+        n += (c & 0xC0) != 0x80 ? 1 : 0;  // every byte but a continuation byte starts a code point
+    }
+    return n;
+}
+
 Params::Params(const nlohmann::json& value, std::string path) : object_(&value), path_(std::move(path)) {
     if (value.is_null()) {
         owned_ = nlohmann::json::object();

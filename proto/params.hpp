@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -69,6 +70,10 @@ class Params {
     const nlohmann::json* object_ = nullptr;  // what is read: owned_ or the caller's value
     std::string path_;
 };
+
+// Unicode code points in S, which is UTF-8 (the JSON parser has checked it): how JSON Schema's maxLength
+// counts, so a name of 256 accented letters is 256 long, not 512.
+[[nodiscard]] size_t count_characters(std::string_view s) noexcept;
 
 template <>
 bool Params::convert<bool>(const nlohmann::json& v, const std::string& path);

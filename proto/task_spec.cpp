@@ -154,7 +154,7 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         spec.env = std::make_shared<const Environment>(std::move(*env));
     }
     spec.name = p.optional<std::string>("name");
-    if (spec.name && spec.name->size() > 256) {
+    if (spec.name && count_characters(*spec.name) > 256) {
         throw_invalid_params(path + ".name: at most 256 characters");
     }
     spec.labels = p.get_or<std::map<std::string, std::string>>("labels", {});

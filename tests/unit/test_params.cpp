@@ -153,6 +153,16 @@ TEST_CASE("integer gives the int64 of any integral number and nullopt for the re
     }
 }
 
+TEST_CASE("lengths are counted in characters, not bytes", "[unit][params]") {
+    using mpctl::proto::count_characters;
+    CHECK(count_characters("") == 0);
+    CHECK(count_characters("abc") == 3);
+    CHECK(count_characters("\xC3\xA9t\xC3\xA9") == 3);  // été: 5 bytes
+    CHECK(count_characters("\xE2\x82\xAC") == 1);       // the euro sign: 3 bytes
+    CHECK(count_characters("\xF0\x9F\x98\x80!") == 2);  // an emoji (4 bytes) and a '!'
+    CHECK(count_characters(std::string("a\0b", 3)) == 3);
+}
+
 TEST_CASE("int64 rejects non-numbers", "[unit][params]") {
     for (const json& v : {json("5"), json(true), json(nullptr), json::array({1}), json::object()}) {
         CHECK(invalid_params_message([&] { (void)convert<int64_t>(v); }) == "params.x: expected an integer");

@@ -265,6 +265,13 @@ TEST_CASE("env values must be strings without NUL bytes", "[unit][task_spec]") {
 TEST_CASE("names are limited to 256 characters", "[unit][task_spec]") {
     CHECK(*parse_task_spec(with("name", std::string(256, 'n'))).name == std::string(256, 'n'));
     CHECK(rejection(with("name", std::string(257, 'n'))) == "params.name: at most 256 characters");
+    // Characters, as JSON Schema's maxLength counts them: 256 accented letters are 512 bytes.
+    std::string accented;
+    for (int i = 0; i < 256; ++i) {
+        accented += "\xC3\xA9";
+    }
+    CHECK(*parse_task_spec(with("name", accented)).name == accented);
+    CHECK(rejection(with("name", accented + "n")) == "params.name: at most 256 characters");
 }
 
 TEST_CASE("label keys must be non-empty and free of '='", "[unit][task_spec]") {
