@@ -141,8 +141,9 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
             path + ": a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)");
     }
 
+    // "" is not a path: refused like any relative one (leave cwd out, or null, for the default).
     spec.cwd = p.get_or<std::string>("cwd", "");
-    if (!spec.cwd.empty() && spec.cwd.front() != '/') {
+    if (p.has("cwd") && !spec.cwd.starts_with('/')) {
         throw_invalid_params(path + ".cwd: must be an absolute path");
     }
     if (auto env = p.optional<Environment>("env")) {
@@ -288,7 +289,9 @@ json to_json(const TaskSpec& spec, bool with_env) {
     } else {
         j["argv"] = spec.argv;
     }
-    j["cwd"] = spec.cwd;
+    if (!spec.cwd.empty()) {
+        j["cwd"] = spec.cwd;
+    }
     if (spec.env && with_env) {
         j["env"] = *spec.env;
     }
