@@ -168,9 +168,9 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         if (in->empty()) {
             throw_invalid_params(path + ".stdin: must be a path");
         }
-        if (in->front() != '/' && spec.cwd.empty()) {
-            throw_invalid_params(path + ".stdin: a relative path needs cwd");
-        }
+        // Without cwd a relative path stays relative, for the task's working directory to resolve when
+        // it starts (the daemon's default): refusing it would make a batch entry's stdin depend on
+        // whether its defaults give a cwd, which no schema of the entry alone could say.
         spec.stdin_path = resolve_against(*in, spec.cwd);
     }
     spec.stdin_passed = p.get_or<bool>("stdin_fd", false);

@@ -31,7 +31,8 @@ struct TaskSpec {
     std::shared_ptr<const Environment> env;  // the whole environment; null: the daemon's
     std::optional<std::string> name;
     std::map<std::string, std::string> labels;
-    std::optional<std::string> stdin_path;  // absolute path of a file to feed; nullopt: /dev/null
+    std::optional<std::string> stdin_path;  // a file to feed (relative only without cwd: to the default
+                                            // working directory, at start); nullopt: /dev/null
     bool stdin_passed = false;              // stdin is a descriptor the client passed (SCM_RIGHTS)
     std::optional<double> timeout_s;        // then SIGTERM to the group, SIGKILL after kill_after_s
     double kill_after_s = k_default_kill_after_s;
