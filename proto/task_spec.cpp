@@ -1,5 +1,6 @@
 #include <string_view>
 #include <sys/resource.h>
+#include <vector>
 
 #include <mpctl/common/shell_quote.hpp>
 #include <mpctl/proto/params.hpp>
@@ -101,7 +102,10 @@ bool valid_pool_name(const std::string& name) {
     return true;
 }
 
-TaskSpec parse_task_spec(const json& value, const std::string& path) {
+namespace {
+
+// NEED_COMMAND is false for task.submit_batch's defaults, which an entry may complete with its own command.
+TaskSpec parse_spec(const json& value, const std::string& path, bool need_command) {
     Params p(value, path);
     p.reject_unknown({"argv",  "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
                       "stdin", "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
@@ -136,7 +140,7 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         if (spec.shell->empty()) {
             throw_invalid_params(path + ".shell: must not be empty");
         }
-    } else {
+    } else if (need_command) {
         throw_invalid_params(
             path + ": a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)");
     }
@@ -259,22 +263,45 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
     return spec;
 }
 
+}  // namespace
+
+TaskSpec parse_task_spec(const json& value, const std::string& path) {
+    return parse_spec(value, path, true);
+}
+
+TaskSpec parse_spec_defaults(const json& value, const std::string& path) {
+    return parse_spec(value, path, false);
+}
+
 json merge_spec_defaults(const json& defaults, const json& value) {
     if (!defaults.is_object() || !value.is_object()) {
         return value;
     }
+    auto given = [&](const char* key) {
+        auto it = value.find(key);
+        return it != value.end() && !it->is_null();
+    };
     json merged = defaults;
-    for (const auto& [k, v] : value.items()) {
-        merged[k] = v;
-    }
-    // argv, shell and pipeline exclude each other: an entry's own command replaces the default's.
-    for (const char* own : {"argv", "shell", "pipeline"}) {
-        if (value.contains(own)) {
-            for (const char* other : {"argv", "shell", "pipeline"}) {
-                if (std::string_view(other) != own) {
-                    merged.erase(other);
-                }
+    // Fields that exclude each other come as a group: an entry's own command replaces the default's, and
+    // so does its own stdin (a file or a passed descriptor). Merged field by field, an entry could never
+    // override a default without also being refused for giving both.
+    for (const auto& group : {std::vector<const char*>{"argv", "shell", "pipeline"},
+                              std::vector<const char*>{"stdin", "stdin_fd"}}) {
+        bool own = false;
+        for (const char* key : group) {
+            own = own || given(key);
+        }
+        if (own) {
+            for (const char* key : group) {
+                merged.erase(key);
             }
+        }
+    }
+    for (const auto& [k, v] : value.items()) {
+        // null is absent: the default stands. Kept where there is no default, so that an unknown field is
+        // refused even when its value is null, as in task.submit.
+        if (!v.is_null() || !merged.contains(k)) {
+            merged[k] = v;
         }
     }
     return merged;

@@ -16,8 +16,10 @@ namespace {
 
 constexpr size_t k_max_batch = 100000;
 
-proto::TaskSpec validated_spec(const TaskContext& ctx, const json& value, const std::string& path) {
-    proto::TaskSpec spec = proto::parse_task_spec(value, path);
+// What the params cannot say alone: whether this daemon can contain tasks in cgroups, and whether the tasks
+// of `after` exist. Checked once every spec of the request has parsed, so that a request with invalid params
+// is refused as such whatever the daemon holds (the JSON Schemas can then say which ones those are).
+void check_against_state(const TaskContext& ctx, const proto::TaskSpec& spec, const std::string& path) {
     if (spec.cgroup && ctx.cgroups.unavailable()) {
         proto::throw_invalid_params(
             path + ".cgroup: containment is not available here: " + *ctx.cgroups.unavailable());
@@ -28,7 +30,6 @@ proto::TaskSpec validated_spec(const TaskContext& ctx, const json& value, const 
                                {{"id", dep}});
         }
     }
-    return spec;
 }
 
 void refuse_when_stopping(const TaskContext& ctx) {
@@ -126,13 +127,18 @@ void submit_tasks(const TaskContext& ctx, std::vector<proto::TaskSpec> specs,
 void task_submit(const TaskContext& ctx, Call& call) {
     refuse_when_stopping(ctx);
     std::vector<proto::TaskSpec> specs;
-    specs.push_back(validated_spec(ctx, call.params.raw(), "params"));
+    specs.push_back(proto::parse_task_spec(call.params.raw(), "params"));
+    check_against_state(ctx, specs.front(), "params");
     submit_tasks(
         ctx, std::move(specs),
         [ctx, responder = call.responder](const std::vector<int64_t>& ids) {
             responder->result_text(ctx.view.text(known_task(ctx, ids.front())));
         },
         call.responder);
+}
+
+std::string entry_path(size_t i) {
+    return "params.tasks[" + std::to_string(i) + "]";
 }
 
 void task_submit_batch(const TaskContext& ctx, Call& call) {
@@ -142,29 +148,32 @@ void task_submit_batch(const TaskContext& ctx, Call& call) {
     if (!defaults.is_object()) {
         proto::throw_invalid_params("params.defaults: expected an object");
     }
+    // The defaults are checked alone first: an error in them is theirs, not the first entry's. Their
+    // environment (most of a batch's bytes, the same for every entry) is parsed there once and shared, not
+    // copied into each entry and parsed again.
+    std::shared_ptr<const proto::Environment> default_env =
+        proto::parse_spec_defaults(defaults, "params.defaults").env;
+    defaults.erase("env");
     json entries = call.params.required<json>("tasks");
     if (!entries.is_array() || entries.empty() || entries.size() > k_max_batch) {
         proto::throw_invalid_params("params.tasks: expected an array of 1 to " + std::to_string(k_max_batch) +
                                     " task specs");
     }
-    // The default environment (most of a batch's bytes, the same for every entry) is parsed once and
-    // shared, not copied into each entry and parsed again.
-    std::shared_ptr<const proto::Environment> default_env;
-    if (auto env = defaults.find("env"); env != defaults.end()) {
-        default_env = proto::parse_task_spec({{"argv", {"-"}}, {"env", *env}}, "params.defaults").env;
-        defaults.erase(env);
-    }
     std::vector<proto::TaskSpec> specs;
     specs.reserve(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
-        std::string path = "params.tasks[" + std::to_string(i) + "]";
         if (!entries[i].is_object()) {
-            proto::throw_invalid_params(path + ": expected an object");
+            proto::throw_invalid_params(entry_path(i) + ": expected an object");
         }
-        specs.push_back(validated_spec(ctx, proto::merge_spec_defaults(defaults, entries[i]), path));
-        if (default_env && !entries[i].contains("env")) {
+        specs.push_back(
+            proto::parse_task_spec(proto::merge_spec_defaults(defaults, entries[i]), entry_path(i)));
+        auto own_env = entries[i].find("env");
+        if (default_env && (own_env == entries[i].end() || own_env->is_null())) {
             specs.back().env = default_env;
         }
+    }
+    for (size_t i = 0; i < specs.size(); ++i) {
+        check_against_state(ctx, specs[i], entry_path(i));
     }
     submit_tasks(
         ctx, std::move(specs),

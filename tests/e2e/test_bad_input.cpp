@@ -163,6 +163,13 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
         {"task.submit_batch",
          {{"tasks", {{{"argv", {"true"}}}, {{"argv", {"true"}}, {"timeout", -1}}}}},
          "params.tasks[1].timeout"},
+        // The defaults' own errors are theirs, not the first entry's.
+        {"task.submit_batch",
+         {{"defaults", {{"timeout", -1}}}, {"tasks", {{{"argv", {"true"}}}}}},
+         "params.defaults.timeout"},
+        {"task.submit_batch",
+         {{"defaults", {{"bogus", 1}}}, {"tasks", {{{"argv", {"true"}}}}}},
+         "params.defaults.bogus"},
         {"task.wait", {{"ids", {id}}, {"any", "yes"}}, "params.any"},
         {"task.wait", {{"ids", {id}}, {"timeout", "1s"}}, "params.timeout"},
         {"task.list", {{"limit", "ten"}}, "params.limit"},
