@@ -170,6 +170,13 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
         {"task.submit_batch",
          {{"defaults", {{"bogus", 1}}}, {"tasks", {{{"argv", {"true"}}}}}},
          "params.defaults.bogus"},
+        // Task ids are positive: 0 is a malformed id, not an unknown task.
+        {"task.get", {{"id", 0}}, "params.id"},
+        {"task.wait", {{"ids", {id, -1}}}, "params.ids[1]"},
+        {"task.get", {{"id", id}, {"ids", {id}}}, "params: give id or ids, not both"},
+        // Params are read before the tasks are looked up.
+        {"task.signal", {{"id", 999}, {"signal", "NOPE"}}, "params.signal"},
+        {"task.logs", {{"id", 999}, {"stage", -1}, {"stream", "stderr"}}, "params.stage"},
         {"task.wait", {{"ids", {id}}, {"any", "yes"}}, "params.any"},
         {"task.wait", {{"ids", {id}}, {"timeout", "1s"}}, "params.timeout"},
         {"task.list", {{"limit", "ten"}}, "params.limit"},
@@ -182,7 +189,6 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
         {"pool.set", {{"name", "x"}, {"workers", "2"}}, "params.workers"},
         {"pool.set", {{"name", "x"}}, "params.workers"},
         {"pool.set", {{"name", "default"}, {"workers", 2}, {"transient", true}}, "params.transient"},
-        {"pool.set", {{"name", "ordinary"}, {"workers", 2}, {"transient", true}}, "params.transient"},
         {"daemon.status", {{"verbose", true}}, "params.verbose"},
         {"daemon.stop", {{"now", "yes"}}, "params.now"},
     };
@@ -194,6 +200,10 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
             CHECK_THAT(reply["error"]["message"].get<std::string>(), Contains(tc.field));
         }
     }
+    // Well-formed params that the pool's state refuses: an ordinary pool cannot become transient (this
+    // was invalid_params until the schemas and the daemon were made to agree on what invalid params are).
+    json ordinary = c->call("pool.set", {{"name", "ordinary"}, {"workers", 2}, {"transient", true}});
+    check_error(ordinary, -32005, "invalid_state");
     // params that are not an object.
     json array_params = send_line(*c, R"({"jsonrpc":"2.0","id":77,"method":"daemon.status","params":[1]})");
     check_error(array_params, -32602, "invalid_params");
