@@ -2,6 +2,11 @@
 // Params: typed, validating access to a request's params object. Every mismatch throws
 // RequestError(invalid_params) with the offending path ("params.timeout: expected a number"), so handlers
 // read what they need in one line and bad input never reaches them.
+//
+// The protocol's rules for every member (PROTOCOL.md, "Params", and proto/schemas/params.schema.json say
+// the same): a member whose value is null is absent, so a required one is missing and an optional one takes
+// its default; integers are JSON numbers without a fraction (1.0 is 1); strings never hold NUL; lengths
+// are counted in characters (Unicode code points), not bytes.
 
 #include <cstdint>
 #include <initializer_list>
