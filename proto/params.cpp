@@ -20,6 +20,14 @@ void check_no_nul(const std::string& s, const std::string& path) {
 
 }  // namespace
 
+size_t count_characters(std::string_view s) noexcept {
+    size_t n = 0;
+    for (unsigned char c : s) {
+        n += (c & 0xC0) != 0x80 ? 1 : 0;  // every byte but a continuation byte starts a code point
+    }
+    return n;
+}
+
 Params::Params(const nlohmann::json& value, std::string path) : object_(&value), path_(std::move(path)) {
     if (value.is_null()) {
         owned_ = nlohmann::json::object();
@@ -66,19 +74,35 @@ bool Params::convert<bool>(const nlohmann::json& v, const std::string& path) {
     return v.get<bool>();
 }
 
-template <>
-int64_t Params::convert<int64_t>(const nlohmann::json& v, const std::string& path) {
+std::optional<int64_t> Params::integer(const nlohmann::json& v) noexcept {
+    if (v.is_number_unsigned()) {
+        uint64_t u = v.get<uint64_t>();
+        return u > static_cast<uint64_t>(INT64_MAX) ? std::nullopt
+                                                    : std::optional<int64_t>(static_cast<int64_t>(u));
+    }
     if (v.is_number_integer()) {
-        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-            type_error(path, "an integer in the int64 range");
-        }
         return v.get<int64_t>();
     }
+    // JSON has numbers, not integers and floats: 1.0 is the integer 1 (as JSON Schema's "integer" says), so a
+    // client whose JSON library writes every number with a point is not refused. -2^63 itself is left out:
+    // a float that rounds to it may have been a smaller integer in the text.
     if (v.is_number_float()) {
+        constexpr double k_two_63 = 9223372036854775808.0;
         double d = v.get<double>();
-        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
+        if (std::isfinite(d) && d == std::floor(d) && d > -k_two_63 && d < k_two_63) {
             return static_cast<int64_t>(d);
         }
+    }
+    return std::nullopt;
+}
+
+template <>
+int64_t Params::convert<int64_t>(const nlohmann::json& v, const std::string& path) {
+    if (auto n = integer(v)) {
+        return *n;
+    }
+    if (v.is_number_unsigned()) {
+        type_error(path, "an integer in the int64 range");
     }
     type_error(path, "an integer");
 }

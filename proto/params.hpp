@@ -2,12 +2,18 @@
 // Params: typed, validating access to a request's params object. Every mismatch throws
 // RequestError(invalid_params) with the offending path ("params.timeout: expected a number"), so handlers
 // read what they need in one line and bad input never reaches them.
+//
+// The protocol's rules for every member (PROTOCOL.md, "Params", and proto/schemas/params.schema.json say
+// the same): a member whose value is null is absent, so a required one is missing and an optional one takes
+// its default; integers are JSON numbers without a fraction (1.0 is 1); strings never hold NUL; lengths
+// are counted in characters (Unicode code points), not bytes.
 
 #include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -60,12 +66,19 @@ class Params {
 
     template <class T>
     static T convert(const nlohmann::json& v, const std::string& path);
+    // V as an int64 if it is an integer in that range (1.0 counts), else nullopt: for fields that take an
+    // integer or something else (a umask's octal string, a signal's name).
+    [[nodiscard]] static std::optional<int64_t> integer(const nlohmann::json& v) noexcept;
 
   private:
     nlohmann::json owned_;                    // a temporary's value, or the empty object for null
     const nlohmann::json* object_ = nullptr;  // what is read: owned_ or the caller's value
     std::string path_;
 };
+
+// Unicode code points in S, which is UTF-8 (the JSON parser has checked it): how JSON Schema's maxLength
+// counts, so a name of 256 accented letters is 256 long, not 512.
+[[nodiscard]] size_t count_characters(std::string_view s) noexcept;
 
 template <>
 bool Params::convert<bool>(const nlohmann::json& v, const std::string& path);

@@ -1,5 +1,6 @@
 #include <string_view>
 #include <sys/resource.h>
+#include <vector>
 
 #include <mpctl/common/shell_quote.hpp>
 #include <mpctl/proto/params.hpp>
@@ -101,7 +102,10 @@ bool valid_pool_name(const std::string& name) {
     return true;
 }
 
-TaskSpec parse_task_spec(const json& value, const std::string& path) {
+namespace {
+
+// NEED_COMMAND is false for task.submit_batch's defaults, which an entry may complete with its own command.
+TaskSpec parse_spec(const json& value, const std::string& path, bool need_command) {
     Params p(value, path);
     p.reject_unknown({"argv",  "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
                       "stdin", "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
@@ -136,13 +140,14 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         if (spec.shell->empty()) {
             throw_invalid_params(path + ".shell: must not be empty");
         }
-    } else {
+    } else if (need_command) {
         throw_invalid_params(
             path + ": a task needs argv (an array of strings), shell (a string) or pipeline (argv arrays)");
     }
 
+    // "" is not a path: refused like any relative one (leave cwd out, or null, for the default).
     spec.cwd = p.get_or<std::string>("cwd", "");
-    if (!spec.cwd.empty() && spec.cwd.front() != '/') {
+    if (p.has("cwd") && !spec.cwd.starts_with('/')) {
         throw_invalid_params(path + ".cwd: must be an absolute path");
     }
     if (auto env = p.optional<Environment>("env")) {
@@ -154,7 +159,7 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         spec.env = std::make_shared<const Environment>(std::move(*env));
     }
     spec.name = p.optional<std::string>("name");
-    if (spec.name && spec.name->size() > 256) {
+    if (spec.name && count_characters(*spec.name) > 256) {
         throw_invalid_params(path + ".name: at most 256 characters");
     }
     spec.labels = p.get_or<std::map<std::string, std::string>>("labels", {});
@@ -167,9 +172,9 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
         if (in->empty()) {
             throw_invalid_params(path + ".stdin: must be a path");
         }
-        if (in->front() != '/' && spec.cwd.empty()) {
-            throw_invalid_params(path + ".stdin: a relative path needs cwd");
-        }
+        // Without cwd a relative path stays relative, for the task's working directory to resolve when
+        // it starts (the daemon's default): refusing it would make a batch entry's stdin depend on
+        // whether its defaults give a cwd, which no schema of the entry alone could say.
         spec.stdin_path = resolve_against(*in, spec.cwd);
     }
     spec.stdin_passed = p.get_or<bool>("stdin_fd", false);
@@ -205,10 +210,9 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
     if (p.has("umask")) {
         json u = p.required<json>("umask");
         std::optional<unsigned> mask;
-        if (u.is_number_integer()) {
-            int64_t v = Params::convert<int64_t>(u, path + ".umask");
-            if (v >= 0 && v <= 0777) {
-                mask = static_cast<unsigned>(v);
+        if (auto v = Params::integer(u)) {
+            if (*v >= 0 && *v <= 0777) {
+                mask = static_cast<unsigned>(*v);
             }
         } else if (u.is_string()) {
             const std::string& text = u.get_ref<const std::string&>();
@@ -259,22 +263,45 @@ TaskSpec parse_task_spec(const json& value, const std::string& path) {
     return spec;
 }
 
+}  // namespace
+
+TaskSpec parse_task_spec(const json& value, const std::string& path) {
+    return parse_spec(value, path, true);
+}
+
+TaskSpec parse_spec_defaults(const json& value, const std::string& path) {
+    return parse_spec(value, path, false);
+}
+
 json merge_spec_defaults(const json& defaults, const json& value) {
     if (!defaults.is_object() || !value.is_object()) {
         return value;
     }
+    auto given = [&](const char* key) {
+        auto it = value.find(key);
+        return it != value.end() && !it->is_null();
+    };
     json merged = defaults;
-    for (const auto& [k, v] : value.items()) {
-        merged[k] = v;
-    }
-    // argv, shell and pipeline exclude each other: an entry's own command replaces the default's.
-    for (const char* own : {"argv", "shell", "pipeline"}) {
-        if (value.contains(own)) {
-            for (const char* other : {"argv", "shell", "pipeline"}) {
-                if (std::string_view(other) != own) {
-                    merged.erase(other);
-                }
+    // Fields that exclude each other come as a group: an entry's own command replaces the default's, and
+    // so does its own stdin (a file or a passed descriptor). Merged field by field, an entry could never
+    // override a default without also being refused for giving both.
+    for (const auto& group : {std::vector<const char*>{"argv", "shell", "pipeline"},
+                              std::vector<const char*>{"stdin", "stdin_fd"}}) {
+        bool own = false;
+        for (const char* key : group) {
+            own = own || given(key);
+        }
+        if (own) {
+            for (const char* key : group) {
+                merged.erase(key);
             }
+        }
+    }
+    for (const auto& [k, v] : value.items()) {
+        // null is absent: the default stands. Kept where there is no default, so that an unknown field is
+        // refused even when its value is null, as in task.submit.
+        if (!v.is_null() || !merged.contains(k)) {
+            merged[k] = v;
         }
     }
     return merged;
@@ -289,7 +316,9 @@ json to_json(const TaskSpec& spec, bool with_env) {
     } else {
         j["argv"] = spec.argv;
     }
-    j["cwd"] = spec.cwd;
+    if (!spec.cwd.empty()) {
+        j["cwd"] = spec.cwd;
+    }
     if (spec.env && with_env) {
         j["env"] = *spec.env;
     }

@@ -31,7 +31,8 @@ struct TaskSpec {
     std::shared_ptr<const Environment> env;  // the whole environment; null: the daemon's
     std::optional<std::string> name;
     std::map<std::string, std::string> labels;
-    std::optional<std::string> stdin_path;  // absolute path of a file to feed; nullopt: /dev/null
+    std::optional<std::string> stdin_path;  // a file to feed (relative only without cwd: to the default
+                                            // working directory, at start); nullopt: /dev/null
     bool stdin_passed = false;              // stdin is a descriptor the client passed (SCM_RIGHTS)
     std::optional<double> timeout_s;        // then SIGTERM to the group, SIGKILL after kill_after_s
     double kill_after_s = k_default_kill_after_s;
@@ -61,7 +62,13 @@ struct TaskSpec {
 // names in messages ("params", "params.tasks[3]"). Relative stdin paths are resolved against cwd.
 [[nodiscard]] TaskSpec parse_task_spec(const nlohmann::json& value, const std::string& path = "params");
 
-// Applies DEFAULTS (a partial spec object) under VALUE: keys of VALUE win. Used by task.submit_batch.
+// Checks task.submit_batch's defaults alone, with the rules of a spec but no command required, so that an
+// error in them is named as theirs ("params.defaults.timeout") and not as the first entry's.
+[[nodiscard]] TaskSpec parse_spec_defaults(const nlohmann::json& value, const std::string& path);
+
+// Applies DEFAULTS (a partial spec object) under VALUE: keys of VALUE win, except where VALUE has null (which
+// is absent); an entry's own command replaces the default's whole, and so does its own stdin or stdin_fd.
+// Used by task.submit_batch.
 [[nodiscard]] nlohmann::json merge_spec_defaults(const nlohmann::json& defaults, const nlohmann::json& value);
 
 // With WITH_ENV false the environment is left out (the journal stores it apart, once).

@@ -34,10 +34,11 @@ void pool_set(const PoolContext& ctx, Call& call) {
         if (name == proto::k_default_pool) {
             proto::throw_invalid_params("params.transient: the default pool cannot be transient");
         }
+        // Well-formed params the pool's state refuses: invalid_state, as for a task that is not running.
         for (const auto& p : ctx.scheduler.pools()) {
             if (p.name == name && !p.transient) {
-                proto::throw_invalid_params("params.transient: pool " + name +
-                                            " exists and is not transient");
+                throw proto::RequestError(proto::ErrorCode::invalid_state,
+                                          "pool " + name + " exists and is not transient");
             }
         }
     }

@@ -19,12 +19,32 @@ const Task& known_task(const TaskContext& ctx, int64_t id) {
     return *t;
 }
 
-std::vector<int64_t> read_ids(const TaskContext& ctx, const proto::Params& p) {
+namespace {
+void require_positive(int64_t id, const std::string& path) {
+    if (id <= 0) {
+        proto::throw_invalid_params(path + ": task ids are positive integers");
+    }
+}
+}  // namespace
+
+int64_t read_id(const proto::Params& p) {
+    int64_t id = p.required<int64_t>("id");
+    require_positive(id, "params.id");
+    return id;
+}
+
+std::vector<int64_t> read_ids(const proto::Params& p) {
     std::vector<int64_t> ids;
+    if (p.has("ids") && p.has("id")) {
+        proto::throw_invalid_params("params: give id or ids, not both");
+    }
     if (p.has("ids")) {
         ids = p.required<std::vector<int64_t>>("ids");
+        for (size_t i = 0; i < ids.size(); ++i) {
+            require_positive(ids[i], "params.ids[" + std::to_string(i) + "]");
+        }
     } else if (p.has("id")) {
-        ids.push_back(p.required<int64_t>("id"));
+        ids.push_back(read_id(p));
     }
     if (ids.empty()) {
         proto::throw_invalid_params("params.ids: give at least one task id");
@@ -34,15 +54,20 @@ std::vector<int64_t> read_ids(const TaskContext& ctx, const proto::Params& p) {
     }
     std::vector<int64_t> unique;
     std::set<int64_t> seen;
+    for (int64_t id : ids) {
+        if (seen.insert(id).second) {
+            unique.push_back(id);
+        }
+    }
+    return unique;
+}
+
+void require_known(const TaskContext& ctx, const std::vector<int64_t>& ids) {
     std::vector<int64_t> unknown;
     for (int64_t id : ids) {
-        if (!seen.insert(id).second) {
-            continue;
-        }
         if (ctx.scheduler.find_durable(id) == nullptr) {
             unknown.push_back(id);
         }
-        unique.push_back(id);
     }
     if (!unknown.empty()) {
         std::string list;
@@ -51,7 +76,6 @@ std::vector<int64_t> read_ids(const TaskContext& ctx, const proto::Params& p) {
         }
         throw RequestError(ErrorCode::unknown_id, "no task " + list, {{"ids", unknown}});
     }
-    return unique;
 }
 
 std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& p) {

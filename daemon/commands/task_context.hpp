@@ -36,9 +36,18 @@ struct TaskContext {
 // A task the client may know about (its row is committed); throws unknown_id otherwise.
 [[nodiscard]] const Task& known_task(const TaskContext& ctx, int64_t id);
 
-// params.ids (an array) or params.id (one), deduplicated in first-seen order, all known; throws
-// invalid_params or unknown_id (naming every unknown one).
-[[nodiscard]] std::vector<int64_t> read_ids(const TaskContext& ctx, const proto::Params& params);
+// Handlers read every param before they look anything up, so that invalid params are refused as such
+// whatever tasks exist (what proto/schemas/params.schema.json promises); then they ask for the tasks.
+
+// params.id: a task id, which is a positive integer (0 is invalid_params, not an unknown task).
+[[nodiscard]] int64_t read_id(const proto::Params& params);
+
+// params.ids (an array of 1 to 100,000) or params.id (one), not both, deduplicated in first-seen order;
+// throws invalid_params.
+[[nodiscard]] std::vector<int64_t> read_ids(const proto::Params& params);
+
+// Throws unknown_id naming every one of IDS the client cannot know.
+void require_known(const TaskContext& ctx, const std::vector<int64_t>& ids);
 
 // params.timeout in seconds, if given (0 to one year).
 [[nodiscard]] std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& params);

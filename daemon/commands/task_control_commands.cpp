@@ -29,8 +29,9 @@ const char* outcome_name(Scheduler::CancelResult r) {
 
 void task_cancel(const TaskContext& ctx, Call& call) {
     call.params.reject_unknown({"ids", "id", "force"});
-    auto ids = read_ids(ctx, call.params);
+    auto ids = read_ids(call.params);
     bool force = call.params.get_or<bool>("force", false);
+    require_known(ctx, ids);
     json results = json::array();
     for (int64_t id : ids) {
         const char* outcome = outcome_name(ctx.scheduler.cancel(id, force));
@@ -42,14 +43,13 @@ void task_cancel(const TaskContext& ctx, Call& call) {
 
 void task_signal(const TaskContext& ctx, Call& call) {
     call.params.reject_unknown({"id", "signal"});
-    int64_t id = call.params.required<int64_t>("id");
-    const Task& t = known_task(ctx, id);
+    int64_t id = read_id(call.params);
     json sig = call.params.get_or<json>("signal", json("TERM"));
     std::optional<int> signo;
-    if (sig.is_number_integer()) {
-        signo = proto::Params::convert<int>(sig, "params.signal");
-        if (*signo < 0 || *signo > 64) {
-            signo.reset();
+    if (auto n = proto::Params::integer(sig)) {
+        // The numbers a name may also be written as ("9"): 1 to SIGRTMAX, which is 64 on Linux.
+        if (*n >= 1 && *n <= 64) {
+            signo = static_cast<int>(*n);
         }
     } else if (sig.is_string()) {
         signo = common::parse_signal(sig.get<std::string>());
@@ -57,6 +57,7 @@ void task_signal(const TaskContext& ctx, Call& call) {
     if (!signo) {
         proto::throw_invalid_params("params.signal: expected a signal name (TERM, SIGKILL, ...) or number");
     }
+    const Task& t = known_task(ctx, id);
     if (!ctx.scheduler.signal(id, *signo)) {
         throw RequestError(
             ErrorCode::invalid_state,

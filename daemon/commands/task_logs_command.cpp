@@ -11,13 +11,12 @@ namespace mpctl::daemon {
 namespace {
 
 void task_logs(const TaskContext& ctx, Call& call) {
-    call.params.reject_unknown({"id", "stream", "follow", "stage", "tail"});
-    int64_t id = call.params.required<int64_t>("id");
-    const Task& task = known_task(ctx, id);
-    std::string stream = call.params.get_or<std::string>("stream", "stdout");
+    const auto& p = call.params;
+    p.reject_unknown({"id", "stream", "follow", "stage", "tail"});
     LogStreamer::Request req;
-    req.task_id = id;
-    req.follow = call.params.get_or<bool>("follow", false);
+    req.task_id = read_id(p);
+    req.follow = p.get_or<bool>("follow", false);
+    std::string stream = p.get_or<std::string>("stream", "stdout");
     if (stream == "stdout") {
         req.want_stdout = true;
         req.want_stderr = false;
@@ -30,26 +29,32 @@ void task_logs(const TaskContext& ctx, Call& call) {
     } else {
         proto::throw_invalid_params("params.stream: expected \"stdout\", \"stderr\" or \"both\"");
     }
-    if (auto stage = call.params.optional<int64_t>("stage")) {
-        size_t stages = std::max<size_t>(1, task.spec.pipeline().size());
-        if (*stage < 0 || static_cast<size_t>(*stage) >= stages) {
-            proto::throw_invalid_params("params.stage: task " + std::to_string(id) + " has " +
-                                        std::to_string(stages) + (stages == 1 ? " stage" : " stages") +
-                                        " (0 to " + std::to_string(stages - 1) + ")");
-        }
-        if (req.want_stdout) {
-            proto::throw_invalid_params(
-                "params.stage: only stderr is kept per stage (stdout is the last stage's)");
-        }
-        if (!task.spec.pipeline().empty()) {
-            req.stage = static_cast<size_t>(*stage);
-        }
+    auto stage = p.optional<int64_t>("stage");
+    if (stage && *stage < 0) {
+        proto::throw_invalid_params("params.stage: must not be negative");
     }
-    if (auto tail = call.params.optional<int64_t>("tail")) {
+    if (stage && req.want_stdout) {
+        proto::throw_invalid_params(
+            "params.stage: only stderr is kept per stage (stdout is the last stage's)");
+    }
+    if (auto tail = p.optional<int64_t>("tail")) {
         if (*tail < 0) {
             proto::throw_invalid_params("params.tail: must not be negative");
         }
         req.tail_lines = static_cast<uint64_t>(*tail);
+    }
+    // What only the task can say: how many stages it has.
+    const Task& task = known_task(ctx, req.task_id);
+    if (stage) {
+        size_t stages = std::max<size_t>(1, task.spec.pipeline().size());
+        if (static_cast<size_t>(*stage) >= stages) {
+            proto::throw_invalid_params("params.stage: task " + std::to_string(req.task_id) + " has " +
+                                        std::to_string(stages) + (stages == 1 ? " stage" : " stages") +
+                                        " (0 to " + std::to_string(stages - 1) + ")");
+        }
+        if (!task.spec.pipeline().empty()) {
+            req.stage = static_cast<size_t>(*stage);
+        }
     }
     ctx.logs.start(call.responder, req);
 }

@@ -17,15 +17,18 @@ namespace {
 
 void task_get(const TaskContext& ctx, Call& call) {
     call.params.reject_unknown({"id", "ids"});
-    if (call.params.has("ids")) {
+    bool many = call.params.has("ids");  // the answer's shape follows the question's
+    std::vector<int64_t> ids = read_ids(call.params);
+    if (many) {
+        require_known(ctx, ids);  // data.ids; one id is named as data.id by known_task
         std::vector<const Task*> tasks;
-        for (int64_t id : read_ids(ctx, call.params)) {
+        for (int64_t id : ids) {
             tasks.push_back(&known_task(ctx, id));
         }
         call.responder->result_text(tasks_text(ctx.view, tasks));
         return;
     }
-    call.responder->result_text(ctx.view.text(known_task(ctx, call.params.required<int64_t>("id"))));
+    call.responder->result_text(ctx.view.text(known_task(ctx, ids.front())));
 }
 
 // The filters of task.list.

@@ -1,5 +1,7 @@
 // task.submit and task.submit_batch: validate, journal (durable before the answer), then schedule.
 
+#include <functional>
+
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/heap_trim.hpp>
@@ -21,8 +23,10 @@ constexpr size_t k_max_batch = 100000;
 // resident where they use 49 (bench_scale.py).
 constexpr size_t k_trim_after_batch = 1000;
 
-proto::TaskSpec validated_spec(const TaskContext& ctx, const json& value, const std::string& path) {
-    proto::TaskSpec spec = proto::parse_task_spec(value, path);
+// What the params cannot say alone: whether this daemon can contain tasks in cgroups, and whether the tasks
+// of `after` exist. Checked once every spec of the request has parsed, so that a request with invalid params
+// is refused as such whatever the daemon holds (the JSON Schemas can then say which ones those are).
+void check_against_state(const TaskContext& ctx, const proto::TaskSpec& spec, const std::string& path) {
     if (spec.cgroup && ctx.cgroups.unavailable()) {
         proto::throw_invalid_params(
             path + ".cgroup: containment is not available here: " + *ctx.cgroups.unavailable());
@@ -33,7 +37,6 @@ proto::TaskSpec validated_spec(const TaskContext& ctx, const json& value, const 
                                {{"id", dep}});
         }
     }
-    return spec;
 }
 
 void refuse_when_stopping(const TaskContext& ctx) {
@@ -42,46 +45,60 @@ void refuse_when_stopping(const TaskContext& ctx) {
     }
 }
 
+using SpecPath = std::function<std::string(size_t)>;  // how errors name the spec at an index
+
 // The descriptors passed on this connection for the specs that read stdin from one ("stdin_fd"), in
 // order; all are claimed or none.
 std::vector<std::shared_ptr<common::UniqueFd>> claim_passed_stdin(
-    const std::vector<proto::TaskSpec>& specs, const std::shared_ptr<Responder>& responder) {
+    const std::vector<proto::TaskSpec>& specs, const SpecPath& path_of,
+    const std::shared_ptr<Responder>& responder) {
     std::vector<std::shared_ptr<common::UniqueFd>> fds(specs.size());
-    size_t wanted = 0;
-    for (const auto& spec : specs) {
-        wanted += spec.stdin_passed ? 1 : 0;
+    std::vector<size_t> wanting;
+    for (size_t i = 0; i < specs.size(); ++i) {
+        if (specs[i].stdin_passed) {
+            wanting.push_back(i);
+        }
     }
-    if (wanted == 0) {
+    if (wanting.empty()) {
         return fds;
     }
     auto session = responder->session();
+    if (session && session->passed_fds_dropped() > 0) {
+        // Which request a closed one belonged to is lost, so any waiting one may be another request's:
+        // none is handed out, and the client starts again with a clean queue.
+        size_t dropped = session->passed_fds_dropped();
+        session->forget_passed_fds();
+        proto::throw_invalid_params(
+            path_of(wanting.front()) + ".stdin_fd: " + std::to_string(dropped) +
+            " descriptor(s) passed with SCM_RIGHTS on this connection were closed unclaimed, since at most " +
+            std::to_string(Session::k_max_passed_fds) +
+            " may wait for their requests; the waiting ones are closed too: pass each with its request");
+    }
     std::vector<common::UniqueFd> taken;
-    for (size_t i = 0; session && i < wanted; ++i) {
+    for (size_t i = 0; session && i < wanting.size(); ++i) {
         common::UniqueFd fd = session->take_passed_fd();
         if (!fd) {
             break;
         }
         taken.push_back(std::move(fd));
     }
-    if (taken.size() < wanted) {
-        proto::throw_invalid_params("stdin_fd: " + std::to_string(wanted) + " descriptor(s) needed but " +
-                                    std::to_string(taken.size()) +
+    if (taken.size() < wanting.size()) {
+        proto::throw_invalid_params(path_of(wanting[taken.size()]) +
+                                    ".stdin_fd: " + std::to_string(wanting.size()) +
+                                    " descriptor(s) needed but " + std::to_string(taken.size()) +
                                     " passed with SCM_RIGHTS on this connection");
     }
-    size_t next = 0;
-    for (size_t i = 0; i < specs.size(); ++i) {
-        if (specs[i].stdin_passed) {
-            fds[i] = std::make_shared<common::UniqueFd>(std::move(taken[next++]));
-        }
+    for (size_t k = 0; k < wanting.size(); ++k) {
+        fds[wanting[k]] = std::make_shared<common::UniqueFd>(std::move(taken[k]));
     }
     return fds;
 }
 
 // Adds the tasks, journals them in one transaction, and calls DONE once it is committed.
-void submit_tasks(const TaskContext& ctx, std::vector<proto::TaskSpec> specs,
+void submit_tasks(const TaskContext& ctx, std::vector<proto::TaskSpec> specs, const SpecPath& path_of,
                   std::function<void(const std::vector<int64_t>&)> done,
                   const std::shared_ptr<Responder>& responder) {
-    auto passed_stdin = claim_passed_stdin(specs, responder);
+    auto passed_stdin = claim_passed_stdin(specs, path_of, responder);
     int64_t now = common::now_unix_ms();
     std::vector<int64_t> ids;
     std::vector<const Task*> tasks;
@@ -131,13 +148,18 @@ void submit_tasks(const TaskContext& ctx, std::vector<proto::TaskSpec> specs,
 void task_submit(const TaskContext& ctx, Call& call) {
     refuse_when_stopping(ctx);
     std::vector<proto::TaskSpec> specs;
-    specs.push_back(validated_spec(ctx, call.params.raw(), "params"));
+    specs.push_back(proto::parse_task_spec(call.params.raw(), "params"));
+    check_against_state(ctx, specs.front(), "params");
     submit_tasks(
-        ctx, std::move(specs),
+        ctx, std::move(specs), [](size_t) { return std::string("params"); },
         [ctx, responder = call.responder](const std::vector<int64_t>& ids) {
             responder->result_text(ctx.view.text(known_task(ctx, ids.front())));
         },
         call.responder);
+}
+
+std::string entry_path(size_t i) {
+    return "params.tasks[" + std::to_string(i) + "]";
 }
 
 void task_submit_batch(const TaskContext& ctx, const std::shared_ptr<HeapTrim>& trim, Call& call) {
@@ -147,32 +169,43 @@ void task_submit_batch(const TaskContext& ctx, const std::shared_ptr<HeapTrim>& 
     if (!defaults.is_object()) {
         proto::throw_invalid_params("params.defaults: expected an object");
     }
+    // The defaults are checked alone first: an error in them is theirs, not the first entry's. Their
+    // environment (most of a batch's bytes, the same for every entry) is parsed there once and shared, not
+    // copied into each entry and parsed again.
+    std::shared_ptr<const proto::Environment> default_env =
+        proto::parse_spec_defaults(defaults, "params.defaults").env;
+    defaults.erase("env");
     json entries = call.params.required<json>("tasks");
     if (!entries.is_array() || entries.empty() || entries.size() > k_max_batch) {
         proto::throw_invalid_params("params.tasks: expected an array of 1 to " + std::to_string(k_max_batch) +
                                     " task specs");
     }
-    // The default environment (most of a batch's bytes, the same for every entry) is parsed once and
-    // shared, not copied into each entry and parsed again.
-    std::shared_ptr<const proto::Environment> default_env;
-    if (auto env = defaults.find("env"); env != defaults.end()) {
-        default_env = proto::parse_task_spec({{"argv", {"-"}}, {"env", *env}}, "params.defaults").env;
-        defaults.erase(env);
-    }
     std::vector<proto::TaskSpec> specs;
     specs.reserve(entries.size());
+    size_t passed_stdin = 0;
     for (size_t i = 0; i < entries.size(); ++i) {
-        std::string path = "params.tasks[" + std::to_string(i) + "]";
         if (!entries[i].is_object()) {
-            proto::throw_invalid_params(path + ": expected an object");
+            proto::throw_invalid_params(entry_path(i) + ": expected an object");
         }
-        specs.push_back(validated_spec(ctx, proto::merge_spec_defaults(defaults, entries[i]), path));
-        if (default_env && !entries[i].contains("env")) {
+        specs.push_back(
+            proto::parse_task_spec(proto::merge_spec_defaults(defaults, entries[i]), entry_path(i)));
+        auto own_env = entries[i].find("env");
+        if (default_env && (own_env == entries[i].end() || own_env->is_null())) {
             specs.back().env = default_env;
         }
+        // Every descriptor a request claims was passed before its line ended, and no more than that many
+        // wait on a connection: a request that needs more could never be served.
+        if (specs.back().stdin_passed && ++passed_stdin > Session::k_max_passed_fds) {
+            proto::throw_invalid_params(entry_path(i) + ".stdin_fd: at most " +
+                                        std::to_string(Session::k_max_passed_fds) +
+                                        " tasks of one request may read a passed descriptor");
+        }
+    }
+    for (size_t i = 0; i < specs.size(); ++i) {
+        check_against_state(ctx, specs[i], entry_path(i));
     }
     submit_tasks(
-        ctx, std::move(specs),
+        ctx, std::move(specs), entry_path,
         [responder = call.responder, trim](const std::vector<int64_t>& ids) {
             responder->result({{"ids", ids}});
             if (ids.size() >= k_trim_after_batch) {

@@ -13,10 +13,11 @@ void start_wait(const TaskContext& ctx, Call& call, bool stream) {
     p.reject_unknown(stream ? std::initializer_list<const char*>{"ids", "id", "timeout"}
                             : std::initializer_list<const char*>{"ids", "id", "timeout", "any"});
     TaskWait::Options options;
-    options.ids = read_ids(ctx, p);
+    options.ids = read_ids(p);
     options.any = !stream && p.get_or<bool>("any", false);
     options.stream = stream;
     options.timeout = read_timeout(p);
+    require_known(ctx, options.ids);
     TaskWait::start(ctx, call.responder, std::move(options));
 }
 

@@ -131,7 +131,10 @@ void Session::watch_for_hang_up() {
 
 ssize_t Session::receive() {
     iovec iov{read_buffer_.get(), k_read_chunk};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+    // Room for as many descriptors as one message can carry (SCM_MAX_FD): the kernel closes those that do
+    // not fit, and we could not even count them.
+    constexpr size_t k_scm_max_fd = 253;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * k_scm_max_fd)];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -152,10 +155,20 @@ ssize_t Session::receive() {
             common::UniqueFd owned(fd);
             if (passed_fds_.size() < k_max_passed_fds) {
                 passed_fds_.push_back(std::move(owned));
+            } else {
+                ++passed_fds_dropped_;  // closed here; the claim that misses it says so
             }
         }
     }
+    if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+        ++passed_fds_dropped_;
+    }
     return n;
+}
+
+void Session::forget_passed_fds() {
+    passed_fds_.clear();
+    passed_fds_dropped_ = 0;
 }
 
 common::UniqueFd Session::take_passed_fd() {

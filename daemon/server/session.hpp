@@ -53,6 +53,11 @@ class Session : public std::enable_shared_from_this<Session> {
     // descriptors travel with its first bytes, so they are here by the time the request is handled.
     [[nodiscard]] common::UniqueFd take_passed_fd();
     static constexpr size_t k_max_passed_fds = 16;  // more, unclaimed, are closed: a client cannot hoard
+    // How many were closed on arrival because k_max_passed_fds were waiting (at least one more if the kernel
+    // had to cut a message's descriptors): the queue no longer lines up with the requests that will claim
+    // it, so the next claim is refused, and forget_passed_fds starts the queue afresh.
+    [[nodiscard]] size_t passed_fds_dropped() const noexcept { return passed_fds_dropped_; }
+    void forget_passed_fds();
 
     static constexpr size_t k_high_water = 4 * 1024 * 1024;
     static constexpr size_t k_low_water = 512 * 1024;
@@ -81,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
     bool read_pending_ = false;
 
     std::deque<common::UniqueFd> passed_fds_;
+    size_t passed_fds_dropped_ = 0;
 
     std::deque<std::string> queue_;
     std::vector<std::string> in_flight_;

@@ -120,8 +120,12 @@ std::optional<Task> read_task(sqlite3_stmt* stmt) {
     Task t;
     t.id = sqlite3_column_int64(stmt, 0);
     try {
-        t.spec = CompactSpec(
-            proto::parse_task_spec(nlohmann::json::parse(sqlite::column_text(stmt, 1)), "spec"), nullptr);
+        nlohmann::json spec = nlohmann::json::parse(sqlite::column_text(stmt, 1));
+        // Rows written before "" was refused as a cwd carry it for the default one.
+        if (auto cwd = spec.find("cwd"); cwd != spec.end() && *cwd == "") {
+            spec.erase(cwd);
+        }
+        t.spec = CompactSpec(proto::parse_task_spec(spec, "spec"), nullptr);
     } catch (const std::exception& e) {
         spdlog::error("task {}: unreadable journal row, skipped: {}", t.id, e.what());
         return std::nullopt;

@@ -47,6 +47,10 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
     s.cwd = t.spec.cwd().empty() ? options_.default_cwd : t.spec.cwd();
     s.env = env_blocks_.get(t.spec.env());
     s.stdin_path = t.spec.stdin_path();
+    if (s.stdin_path && !s.stdin_path->starts_with('/')) {
+        // Given without cwd (the spec resolves it against cwd when there is one): the task's directory.
+        s.stdin_path = s.cwd + (s.cwd.ends_with('/') ? "" : "/") + *s.stdin_path;
+    }
     s.stdout_path = std::move(paths.stdout_path);
     s.nice = t.spec.nice();
     s.umask = t.spec.umask();

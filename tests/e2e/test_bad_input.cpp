@@ -163,6 +163,20 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
         {"task.submit_batch",
          {{"tasks", {{{"argv", {"true"}}}, {{"argv", {"true"}}, {"timeout", -1}}}}},
          "params.tasks[1].timeout"},
+        // The defaults' own errors are theirs, not the first entry's.
+        {"task.submit_batch",
+         {{"defaults", {{"timeout", -1}}}, {"tasks", {{{"argv", {"true"}}}}}},
+         "params.defaults.timeout"},
+        {"task.submit_batch",
+         {{"defaults", {{"bogus", 1}}}, {"tasks", {{{"argv", {"true"}}}}}},
+         "params.defaults.bogus"},
+        // Task ids are positive: 0 is a malformed id, not an unknown task.
+        {"task.get", {{"id", 0}}, "params.id"},
+        {"task.wait", {{"ids", {id, -1}}}, "params.ids[1]"},
+        {"task.get", {{"id", id}, {"ids", {id}}}, "params: give id or ids, not both"},
+        // Params are read before the tasks are looked up.
+        {"task.signal", {{"id", 999}, {"signal", "NOPE"}}, "params.signal"},
+        {"task.logs", {{"id", 999}, {"stage", -1}, {"stream", "stderr"}}, "params.stage"},
         {"task.wait", {{"ids", {id}}, {"any", "yes"}}, "params.any"},
         {"task.wait", {{"ids", {id}}, {"timeout", "1s"}}, "params.timeout"},
         {"task.list", {{"limit", "ten"}}, "params.limit"},
@@ -175,7 +189,6 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
         {"pool.set", {{"name", "x"}, {"workers", "2"}}, "params.workers"},
         {"pool.set", {{"name", "x"}}, "params.workers"},
         {"pool.set", {{"name", "default"}, {"workers", 2}, {"transient", true}}, "params.transient"},
-        {"pool.set", {{"name", "ordinary"}, {"workers", 2}, {"transient", true}}, "params.transient"},
         {"daemon.status", {{"verbose", true}}, "params.verbose"},
         {"daemon.stop", {{"now", "yes"}}, "params.now"},
     };
@@ -187,6 +200,10 @@ TEST_CASE("wrong parameter types and unknown fields get invalid params naming th
             CHECK_THAT(reply["error"]["message"].get<std::string>(), Contains(tc.field));
         }
     }
+    // Well-formed params that the pool's state refuses: an ordinary pool cannot become transient (this
+    // was invalid_params until the schemas and the daemon were made to agree on what invalid params are).
+    json ordinary = c->call("pool.set", {{"name", "ordinary"}, {"workers", 2}, {"transient", true}});
+    check_error(ordinary, -32005, "invalid_state");
     // params that are not an object: an invalid request, as the schema's envelope says ("params": an
     // object), no longer invalid params (it was -32602 while "params": null was -32600).
     json array_params = send_line(*c, R"({"jsonrpc":"2.0","id":77,"method":"daemon.status","params":[1]})");

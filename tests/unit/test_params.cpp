@@ -132,9 +132,35 @@ TEST_CASE("int64 accepts floats that are integers and rejects the others", "[uni
     CHECK(convert<int64_t>(-12.0) == -12);
     CHECK(convert<int64_t>(json::parse("1e3")) == 1000);
     CHECK(convert<int64_t>(json::parse("0.0")) == 0);
-    for (const json& v : {json(3.5), json(-0.25), json(1e300), json(-1e300)}) {
+    // Beyond 2^53 too, as JSON Schema's "integer" counts them: 1e16 is exactly 10^16.
+    CHECK(convert<int64_t>(json::parse("1e16")) == 10'000'000'000'000'000);
+    CHECK(convert<int64_t>(json::parse("-4611686018427387904.0")) == -4'611'686'018'427'387'904);
+    // 9223372036854775807.0 is read as 2^63, one past the int64 range.
+    for (const json& v : {json(3.5), json(-0.25), json(1e300), json(-1e300),
+                          json::parse("9223372036854775807.0"), json::parse("-9223372036854775809")}) {
         CHECK(invalid_params_message([&] { (void)convert<int64_t>(v); }) == "params.x: expected an integer");
     }
+}
+
+TEST_CASE("integer gives the int64 of any integral number and nullopt for the rest", "[unit][params]") {
+    CHECK(Params::integer(json(18)) == 18);
+    CHECK(Params::integer(json(18.0)) == 18);
+    CHECK(Params::integer(json::parse("9223372036854775807")) == std::numeric_limits<int64_t>::max());
+    for (const json& v : {json(18.5), json("18"), json(true), json(nullptr), json::array({18}),
+                          json::parse("9223372036854775808"), json::parse("1e19")}) {
+        INFO(v.dump());
+        CHECK_FALSE(Params::integer(v));
+    }
+}
+
+TEST_CASE("lengths are counted in characters, not bytes", "[unit][params]") {
+    using mpctl::proto::count_characters;
+    CHECK(count_characters("") == 0);
+    CHECK(count_characters("abc") == 3);
+    CHECK(count_characters("\xC3\xA9t\xC3\xA9") == 3);  // été: 5 bytes
+    CHECK(count_characters("\xE2\x82\xAC") == 1);       // the euro sign: 3 bytes
+    CHECK(count_characters("\xF0\x9F\x98\x80!") == 2);  // an emoji (4 bytes) and a '!'
+    CHECK(count_characters(std::string("a\0b", 3)) == 3);
 }
 
 TEST_CASE("int64 rejects non-numbers", "[unit][params]") {

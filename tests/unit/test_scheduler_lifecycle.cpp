@@ -190,6 +190,13 @@ TEST_CASE("a spec without env and cwd runs with the daemon's environment and def
     CHECK(h.status(id).cwd == "/daemon-home");
 }
 
+TEST_CASE("a relative stdin given without cwd is opened in the default cwd", "[unit][scheduler]") {
+    Harness h;
+    (void)h.submit(cmd("cat", {{"argv", {"cat"}}, {"stdin", "data/in.txt"}}));
+    REQUIRE(h.spawner.processes.size() == 1);
+    CHECK(h.spawner.processes[0].spec.stdin_path == std::optional<std::string>("/daemon-home/data/in.txt"));
+}
+
 TEST_CASE("tasks with the same environment share one exec-ready block", "[unit][scheduler]") {
     Harness h(options(4));
     auto shared = std::make_shared<const mpctl::proto::Environment>(

@@ -103,6 +103,26 @@ TEST_CASE("a journal row with an unreadable spec is skipped, the others load", "
     CHECK(store->load_next_task_id() == 3);
 }
 
+TEST_CASE("a row written with cwd \"\" (for the default cwd) still loads, though \"\" is refused on the wire",
+          "[unit][store]") {
+    mpctl::test::TempDir dir;
+    const std::string path = dir / "mpctl.db";
+    Task a = make_task(1, {{"argv", {"a"}}});
+    {
+        Loop loop;
+        auto store = open_store(path, Durability::normal);
+        store->start(loop.io);
+        REQUIRE(insert(*store, loop, {&a}));
+        store->stop();
+    }
+    raw_sql(path, R"(UPDATE tasks SET spec = '{"argv":["a"],"cwd":"","pool":"default"}' WHERE id = 1)");
+    auto store = open_store(path, Durability::normal);
+    auto tasks = store->load_tasks();
+    REQUIRE(tasks);
+    REQUIRE(tasks->size() == 1);
+    CHECK(tasks->front().spec.cwd().empty());
+}
+
 TEST_CASE("the next task id never goes below a recorded high-water mark", "[unit][store]") {
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <mpctl/proto/errors.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
 using mpctl::proto::parse_task_spec;
@@ -44,6 +45,46 @@ TEST_CASE("merge_spec_defaults replaces the default's command with the entry's",
 TEST_CASE("merge_spec_defaults keeps the default's command when the entry has none", "[unit][task_spec]") {
     json merged = mpctl::proto::merge_spec_defaults({{"argv", {"echo"}}}, {{"name", "n"}});
     CHECK(merged == json{{"argv", {"echo"}}, {"name", "n"}});
+}
+
+TEST_CASE("merge_spec_defaults keeps a default where the entry has null", "[unit][task_spec]") {
+    json merged = mpctl::proto::merge_spec_defaults({{"argv", {"echo"}}, {"timeout", 5}},
+                                                    {{"timeout", nullptr}, {"shell", nullptr}});
+    CHECK(merged == json{{"argv", {"echo"}}, {"timeout", 5}, {"shell", nullptr}});
+    CHECK(parse_task_spec(merged).timeout_s == 5.0);
+    // An unknown field stays, null or not, to be refused as in task.submit.
+    json unknown = mpctl::proto::merge_spec_defaults({{"argv", {"echo"}}}, {{"bogus", nullptr}});
+    CHECK(unknown == json{{"argv", {"echo"}}, {"bogus", nullptr}});
+}
+
+TEST_CASE("merge_spec_defaults replaces the default's stdin with the entry's, file or descriptor",
+          "[unit][task_spec]") {
+    using mpctl::proto::merge_spec_defaults;
+    json to_fd = merge_spec_defaults({{"argv", {"cat"}}, {"stdin", "/in"}}, {{"stdin_fd", true}});
+    CHECK(to_fd == json{{"argv", {"cat"}}, {"stdin_fd", true}});
+    CHECK(parse_task_spec(to_fd).stdin_passed);
+    json to_file = merge_spec_defaults({{"argv", {"cat"}}, {"stdin_fd", true}}, {{"stdin", "/in"}});
+    CHECK(to_file == json{{"argv", {"cat"}}, {"stdin", "/in"}});
+    json to_none = merge_spec_defaults({{"argv", {"cat"}}, {"stdin_fd", true}}, {{"stdin_fd", false}});
+    CHECK_FALSE(parse_task_spec(to_none).stdin_passed);
+}
+
+TEST_CASE("defaults are checked alone, without a command, and their errors name them", "[unit][task_spec]") {
+    using mpctl::proto::parse_spec_defaults;
+    CHECK(parse_spec_defaults(json::object(), "params.defaults").argv.empty());
+    CHECK(parse_spec_defaults({{"timeout", 3}}, "params.defaults").timeout_s == 3.0);
+    auto message = [](const json& defaults) {
+        try {
+            (void)parse_spec_defaults(defaults, "params.defaults");
+        } catch (const mpctl::proto::RequestError& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    CHECK(message({{"timeout", -1}}) == "params.defaults.timeout: must be above 0 and one year (in seconds)");
+    CHECK(message({{"bogus", 1}}) == "params.defaults.bogus: unknown field");
+    CHECK(message({{"argv", {"a"}}, {"shell", "b"}}) ==
+          "params.defaults: give one of argv, shell and pipeline");
 }
 
 TEST_CASE("merge_spec_defaults leaves non-object inputs alone", "[unit][task_spec]") {
