@@ -271,7 +271,9 @@ void Daemon::maybe_finish_stop() {
             }
         };
         if (s) {
-            s->when_drained(one_done);
+            // Written out, not merely below the low-water mark: a small answer is below it at once, and
+            // the loop ended before it left (27 answers to daemon.stop lost in 40).
+            s->when_flushed(one_done);
         } else {
             one_done();
         }

@@ -264,7 +264,10 @@ void Session::write_more() {
                           }
                           if (!self->queue_.empty()) {
                               self->write_more();
-                          } else if (self->close_after_flush_) {
+                              return;
+                          }
+                          self->run_flush_waiters();
+                          if (self->close_after_flush_) {
                               self->shut_down();
                           }
                       });
@@ -276,6 +279,26 @@ void Session::when_drained(std::function<void()> fn) {
         return;
     }
     drain_waiters_.push_back(std::move(fn));
+}
+
+void Session::when_flushed(std::function<void()> fn) {
+    if (closed_ && !close_after_flush_) {
+        fn();
+        return;
+    }
+    if (!writing_ && queue_.empty()) {
+        fn();
+        return;
+    }
+    flush_waiters_.push_back(std::move(fn));
+}
+
+void Session::run_flush_waiters() {
+    auto waiters = std::move(flush_waiters_);
+    flush_waiters_.clear();
+    for (auto& fn : waiters) {
+        run_hook(fn);
+    }
 }
 
 uint64_t Session::on_close(std::function<void()> fn) {
@@ -332,6 +355,7 @@ void Session::shut_down() {
     std::error_code ignored;
     socket_.shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
     socket_.close(ignored);
+    run_flush_waiters();  // nothing more will be written
 }
 
 }  // namespace mpctl::daemon

@@ -34,6 +34,8 @@ class Session : public std::enable_shared_from_this<Session> {
     [[nodiscard]] size_t queued_bytes() const noexcept { return queued_bytes_; }
     // Runs FN once the write queue is below the low-water mark (at once if it already is).
     void when_drained(std::function<void()> fn);
+    // Runs FN once everything queued so far has been written (at once if nothing is), or the session closed.
+    void when_flushed(std::function<void()> fn);
 
     // Hooks that run once when the connection closes (for parked waits, streams, leases). A registered
     // hook also marks outstanding work: after the client half-closes, the session stays open for writing
@@ -74,6 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
     void handle_line(std::string_view line);
     void write_more();
     void shut_down();
+    void run_flush_waiters();
 
     asio::local::stream_protocol::socket socket_;
     Dispatcher& dispatcher_;
@@ -93,6 +96,7 @@ class Session : public std::enable_shared_from_this<Session> {
     size_t queued_bytes_ = 0;
     bool writing_ = false;
     std::vector<std::function<void()>> drain_waiters_;
+    std::vector<std::function<void()>> flush_waiters_;
 
     std::map<uint64_t, std::function<void()>> close_hooks_;
     std::vector<std::function<void()>> close_observers_;
