@@ -1,7 +1,7 @@
-// mpctld: flags -> config -> endpoint -> (daemonize) -> store -> Daemon::run. The only place that exits.
+// mpctld: flags -> config -> endpoint -> (daemonize) -> journal -> Daemon::run. The only place that exits.
 //
-// Exit codes: 0 stopped cleanly, 1 start-up failed, 2 usage error, 3 another mpctld holds the state dir or
-// the socket.
+// Exit codes: 0 stopped cleanly, 1 start-up failed (a damaged journal too), 2 usage error, 3 another mpctld
+// holds the state dir or the socket.
 
 #include <cstdio>
 #include <signal.h>
@@ -28,6 +28,31 @@ constexpr int k_exit_already_running = 3;
 int fail(const std::string& message, int code = k_exit_failed) {
     std::fprintf(stderr, "mpctld: %s\n", message.c_str());
     return code;
+}
+
+struct Journal {
+    std::unique_ptr<mpctl::daemon::Store> store;
+    mpctl::daemon::Store::Contents contents;
+};
+
+// Opens the journal and reads it back: both find damage (the open checks every page; a read can still
+// meet what the check let through).
+mpctl::common::Result<Journal> open_journal(const std::string& path, mpctl::daemon::Durability durability) {
+    auto store = mpctl::daemon::Store::open(path, durability);
+    if (!store) {
+        return std::unexpected(store.error());
+    }
+    auto contents = (*store)->load();
+    if (!contents) {
+        return std::unexpected(contents.error());
+    }
+    return Journal{std::move(*store), std::move(*contents)};
+}
+
+// What a start says when the journal is damaged and --recover was not given: the journal is the user's
+// record of every task, so it is neither repaired nor replaced without being asked to.
+std::string damaged_message(const mpctl::common::Error& e) {
+    return e.message() + ". The journal is damaged; nothing was changed";
 }
 
 }  // namespace
@@ -127,14 +152,17 @@ int main(int argc, char** argv) {
         }
     }
 
-    auto store = daemon::Store::open(config.state_dir + "/mpctld.db", config.durability);
-    if (!store) {
-        readiness.failed(store.error().message());
+    auto journal = open_journal(config.state_dir + "/mpctld.db", config.durability);
+    if (!journal) {
+        std::string message = journal.error().code == common::Errc::damaged ? damaged_message(journal.error())
+                                                                            : journal.error().message();
+        readiness.failed(message);
         daemon::release_socket(config.socket_path);
-        return fail(store.error().message());
+        return fail(message);
     }
     try {
-        daemon::Daemon d(config, std::move(*endpoint), std::move(*store));
+        daemon::Daemon d(config, std::move(*endpoint), std::move(journal->store),
+                         std::move(journal->contents));
         return d.run([&] { readiness.ready(); });
     } catch (const std::exception& e) {
         readiness.failed(e.what());
