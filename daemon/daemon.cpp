@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <signal.h>
@@ -82,7 +83,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
 Daemon::~Daemon() = default;
 
 void Daemon::restore_journal(Store::Contents& journal) {
-    int64_t next_id = journal.next_task_id;
+    // Above every id the journal knows and every id whose output files are still there: a journal that
+    // lost rows must not give a new task an old task's id, and its files with it.
+    int64_t next_id = std::max(journal.next_task_id, OutputLayout::highest_task_id(config_.state_dir) + 1);
     auto& tasks = journal.tasks;
     const auto& envs = journal.environments;
     int64_t next_env_id = journal.next_environment_id;
