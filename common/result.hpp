@@ -20,6 +20,7 @@ enum class Errc {
     not_found,        // no such command, file or directory (a spawn reports it as 127, as a shell does)
     already_running,  // another mpctld holds the state dir or serves the socket
     invalid,          // malformed input: a line of an env file, a value of the config file
+    damaged,          // the journal is damaged (SQLite: corrupt, or not a database): `mpctld --recover`
 };
 
 struct Error {

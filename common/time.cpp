@@ -28,6 +28,16 @@ std::string format_rfc3339_ms(int64_t unix_ms) {
     return buf;
 }
 
+std::string format_compact_utc(int64_t unix_ms) {
+    time_t secs = static_cast<time_t>(unix_ms / 1000 - (unix_ms % 1000 < 0 ? 1 : 0));
+    struct tm tm {};
+    ::gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
 std::optional<int64_t> parse_rfc3339_ms(const std::string& text) {
     int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0, used = 0;
     if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec, &used) !=

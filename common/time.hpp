@@ -13,6 +13,9 @@ namespace mpctl::common {
 // "2026-11-24T20:37:06.123Z"
 [[nodiscard]] std::string format_rfc3339_ms(int64_t unix_ms);
 
+// "20261124T203706Z": UTC to the second, without separators, for file names.
+[[nodiscard]] std::string format_compact_utc(int64_t unix_ms);
+
 // Parses what format_rfc3339_ms writes (and offsets other than Z, and any number of fraction digits).
 [[nodiscard]] std::optional<int64_t> parse_rfc3339_ms(const std::string& text);
 

@@ -3,7 +3,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <signal.h>
-#include <stdexcept>
 #include <unistd.h>
 
 #include <asio/post.hpp>
@@ -37,22 +36,14 @@ std::string home_or_root() {
     return home != nullptr && home[0] == '/' ? std::string(home) : std::string("/");
 }
 
-template <class T>
-T checked(common::Result<T> r) {
-    if (!r) {
-        throw std::runtime_error(r.error().message());
-    }
-    return std::move(*r);
-}
-
 }  // namespace
 
-Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store)
+Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store, Store::Contents journal)
     : config_(std::move(config)),
       endpoint_(std::move(endpoint)),
       store_(std::move(store)),
       outputs_(config_.state_dir) {
-    auto pools = checked(store_->load_pools());
+    const auto& pools = journal.pools;
     Scheduler::Options options;
     options.default_workers = config_.workers;
     options.pool_workers = config_.pools;
@@ -85,7 +76,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
             scheduler_->orphan_restored_pool(name);
         }
     }
-    restore_journal();
+    restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     register_commands();
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
@@ -116,11 +107,13 @@ size_t Daemon::connection_limit(size_t configured) {
 
 Daemon::~Daemon() = default;
 
-void Daemon::restore_journal() {
-    int64_t next_id = checked(store_->load_next_task_id());
-    auto tasks = checked(store_->load_tasks());
-    auto envs = checked(store_->load_environments());
-    int64_t next_env_id = checked(store_->load_next_environment_id());
+void Daemon::restore_journal(Store::Contents& journal) {
+    // Above every id the journal knows and every id whose output files are still there: a journal that
+    // lost rows must not give a new task an old task's id, and its files with it.
+    int64_t next_id = std::max(journal.next_task_id, OutputLayout::highest_task_id(config_.state_dir) + 1);
+    auto& tasks = journal.tasks;
+    const auto& envs = journal.environments;
+    int64_t next_env_id = journal.next_environment_id;
     scheduler_->set_next_id(next_id);
     environments_.set_next_id(next_env_id);
     for (auto& [id, env] : envs) {

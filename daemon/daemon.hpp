@@ -37,8 +37,8 @@ namespace mpctl::daemon {
 
 class Daemon final : public TaskListener, public DaemonControl {
   public:
-    // Loads the journal into the scheduler; throws std::runtime_error if it cannot.
-    Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store);
+    // Puts JOURNAL (what STORE held at start) into the scheduler.
+    Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> store, Store::Contents journal);
     ~Daemon() override;
 
     // Serves until stopped; ON_READY runs once the loop is about to serve. Returns the exit code.
@@ -52,7 +52,7 @@ class Daemon final : public TaskListener, public DaemonControl {
     void task_changed(const Task& task) override;
 
   private:
-    void restore_journal();
+    void restore_journal(Store::Contents& journal);
     void register_commands();
     void watch_signals();
     void maybe_finish_stop();

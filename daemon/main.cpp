@@ -1,7 +1,8 @@
-// mpctld: flags -> config -> endpoint -> (daemonize) -> store -> Daemon::run. The only place that exits.
+// mpctld: flags -> config -> endpoint -> (daemonize) -> journal (recovered with --recover) -> Daemon::run.
+// The only place that exits.
 //
-// Exit codes: 0 stopped cleanly, 1 start-up failed, 2 usage error, 3 another mpctld holds the state dir or
-// the socket.
+// Exit codes: 0 stopped cleanly, 1 start-up failed (a damaged journal too), 2 usage error, 3 another mpctld
+// holds the state dir or the socket.
 
 #include <cstdio>
 #include <signal.h>
@@ -14,10 +15,13 @@
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/paths.hpp>
+#include <mpctl/common/time.hpp>
 #include <mpctl/daemon/config.hpp>
 #include <mpctl/daemon/daemon.hpp>
+#include <mpctl/daemon/exec/output_files.hpp>
 #include <mpctl/daemon/service/daemonize.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
+#include <mpctl/daemon/store/recovery.hpp>
 
 namespace {
 
@@ -30,6 +34,62 @@ int fail(const std::string& message, int code = k_exit_failed) {
     return code;
 }
 
+struct Journal {
+    std::unique_ptr<mpctl::daemon::Store> store;
+    mpctl::daemon::Store::Contents contents;
+};
+
+// Opens the journal and reads it back: both find damage (the open checks every page; a read can still
+// meet what the check let through).
+mpctl::common::Result<Journal> open_journal(const std::string& path, mpctl::daemon::Durability durability) {
+    auto store = mpctl::daemon::Store::open(path, durability);
+    if (!store) {
+        return std::unexpected(store.error());
+    }
+    auto contents = (*store)->load();
+    if (!contents) {
+        return std::unexpected(contents.error());
+    }
+    return Journal{std::move(*store), std::move(*contents)};
+}
+
+// What a start says when the journal is damaged and --recover was not given: the journal is the user's
+// record of every task, so it is neither repaired nor replaced without being asked to.
+std::string damaged_message(const mpctl::common::Error& e) {
+    return e.message() +
+           ". The journal is damaged; nothing was changed. `mpctld --recover` moves it aside (it is kept) "
+           "and starts with what can still be read from it";
+}
+
+// --recover: moves a damaged journal aside and salvages it (store/recovery.hpp); a sound one is left alone.
+// Returns the opened journal, and sets NOTE to what the person who started mpctld must hear.
+mpctl::common::Result<Journal> recover(const mpctl::daemon::DaemonConfig& config, const std::string& path,
+                                       std::string& note) {
+    using namespace mpctl;
+    auto journal = open_journal(path, config.durability);
+    if (journal) {
+        note = "--recover: the journal " + path + " is sound; nothing was changed";
+        spdlog::warn("{}", note);
+        return journal;
+    }
+    if (journal.error().code != common::Errc::damaged) {
+        return journal;
+    }
+    spdlog::warn("{}; --recover: salvaging what can still be read", journal.error().message());
+    // Task ids whose output files remain are taken even if no row of the journal says so.
+    int64_t min_next_id = daemon::OutputLayout::highest_task_id(config.state_dir) + 1;
+    auto report = daemon::recover_journal(path, min_next_id, common::now_unix_ms());
+    if (!report) {
+        return common::plain_error("--recover: " + report.error().message());
+    }
+    for (const auto& line : daemon::describe(*report)) {
+        spdlog::warn("--recover: {}", line);
+    }
+    note = "--recover: the damaged journal was moved to " + report->moved_to +
+           "; what could be read from it was salvaged (" + config.state_dir + "/mpctld.log says what)";
+    return open_journal(path, config.durability);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,8 +99,12 @@ int main(int argc, char** argv) {
     std::string socket_flag, state_flag, config_flag, log_level, durability;
     int workers = 0;
     double kill_after = -1;
-    bool foreground = false, exit_with_parent = false;
+    bool foreground = false, exit_with_parent = false, recover_flag = false;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
+    app.add_flag("--recover", recover_flag,
+                 "If the journal (STATE_DIR/mpctld.db) is damaged, move it aside to "
+                 "mpctld.db.corrupt-<UTC time> (kept), salvage the tasks and pools still readable into a "
+                 "fresh one, and start; with a sound journal, change nothing");
     app.add_option("--socket", socket_flag,
                    "Unix socket to serve (default: $MPCTL_SOCKET, then "
                    "$XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)");
@@ -127,15 +191,22 @@ int main(int argc, char** argv) {
         }
     }
 
-    auto store = daemon::Store::open(config.state_dir + "/mpctld.db", config.durability);
-    if (!store) {
-        readiness.failed(store.error().message());
+    const std::string journal_path = config.state_dir + "/mpctld.db";
+    std::string note;
+    auto journal =
+        recover_flag ? recover(config, journal_path, note) : open_journal(journal_path, config.durability);
+    if (!journal) {
+        std::string message = journal.error().code == common::Errc::damaged && !recover_flag
+                                  ? damaged_message(journal.error())
+                                  : journal.error().message();
+        readiness.failed(message);
         daemon::release_socket(config.socket_path);
-        return fail(store.error().message());
+        return fail(message);
     }
     try {
-        daemon::Daemon d(config, std::move(*endpoint), std::move(*store));
-        return d.run([&] { readiness.ready(); });
+        daemon::Daemon d(config, std::move(*endpoint), std::move(journal->store),
+                         std::move(journal->contents));
+        return d.run([&] { readiness.ready(note); });
     } catch (const std::exception& e) {
         readiness.failed(e.what());
         daemon::release_socket(config.socket_path);

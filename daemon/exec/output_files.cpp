@@ -1,7 +1,13 @@
+#include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -43,6 +49,50 @@ OutputLayout::~OutputLayout() {
 
 std::string OutputLayout::shard_dir(int64_t task_id) const {
     return root_ + "/" + std::to_string(task_id / k_tasks_per_shard);
+}
+
+namespace {
+
+// The number a name starts with ("1234" of "1234.stdout"), if it starts with one.
+std::optional<int64_t> leading_number(const char* name) {
+    int64_t value = 0;
+    const char* end = name + std::strlen(name);
+    auto [ptr, ec] = std::from_chars(name, end, value);
+    if (ec != std::errc() || ptr == name || (ptr != end && *ptr != '.')) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+// The numbers the names in DIR start with, highest first.
+std::vector<int64_t> numbered_entries(const std::string& dir) {
+    std::vector<int64_t> numbers;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+        return numbers;
+    }
+    while (const dirent* e = ::readdir(d)) {
+        if (auto n = leading_number(e->d_name)) {
+            numbers.push_back(*n);
+        }
+    }
+    ::closedir(d);
+    std::sort(numbers.rbegin(), numbers.rend());
+    return numbers;
+}
+
+}  // namespace
+
+int64_t OutputLayout::highest_task_id(const std::string& state_dir) {
+    // Shards hold ids in ascending blocks: the highest shard with a file in it has the answer.
+    std::string root = state_dir + "/output";
+    for (int64_t shard : numbered_entries(root)) {
+        auto ids = numbered_entries(root + "/" + std::to_string(shard));
+        if (!ids.empty()) {
+            return ids.front();
+        }
+    }
+    return 0;
 }
 
 OutputPaths OutputLayout::paths(int64_t task_id) const {

@@ -73,6 +73,11 @@ class OutputLayout {
     // they are ready; otherwise they are created (or, on a retry, truncated) now, and timed.
     [[nodiscard]] common::Result<OutputFds> open(int64_t task_id, size_t stages = 1);
 
+    // The highest task id with files under STATE_DIR's output directory (0: none). A start never hands
+    // out an id at or below it: a journal that lost rows (deleted, or salvaged by `mpctld --recover`) must
+    // not give a new task the id of an old one, whose files its start would truncate.
+    [[nodiscard]] static int64_t highest_task_id(const std::string& state_dir);
+
     // Output retention: cuts the file at PATH back to LIMIT bytes if it grew past it; true if it did. The
     // files are opened O_APPEND, so the task's next write lands at the new end, and the file keeps
     // exactly its first LIMIT bytes once the last cut is made.

@@ -13,9 +13,9 @@
 
 namespace mpctl::daemon {
 
-void Readiness::ready() {
+void Readiness::ready(const std::string& note) {
     if (pipe_) {
-        (void)common::write_all(pipe_.get(), "R");
+        (void)common::write_all(pipe_.get(), "R" + note);
         pipe_.reset();
     }
     systemd_notify("READY=1\nSTATUS=serving");
@@ -47,6 +47,9 @@ common::Result<Readiness> daemonize(const std::string& log_path) {
         write_end.reset();
         std::string verdict = common::read_to_end(read_end.get()).value_or(std::string());
         if (!verdict.empty() && verdict.front() == 'R') {
+            if (verdict.size() > 1) {
+                std::fprintf(stderr, "mpctld: %s\n", verdict.c_str() + 1);
+            }
             std::_Exit(0);
         }
         std::string message =

@@ -15,8 +15,9 @@ class Readiness {
     Readiness() = default;  // foreground: nothing to tell
     explicit Readiness(common::UniqueFd pipe) : pipe_(std::move(pipe)) {}
 
-    // The daemon serves: lets the original process exit 0 (and tells systemd, if it started us).
-    void ready();
+    // The daemon serves: lets the original process exit 0 (and tells systemd, if it started us). A NOTE
+    // (what the start did that the person who started it must know) is printed by the original process.
+    void ready(const std::string& note = {});
     // Start-up failed: the original process prints MESSAGE and exits 1.
     void failed(const std::string& message);
 

@@ -60,6 +60,10 @@ constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 
 }  // namespace
 
+int schema_version() {
+    return k_schema_version;
+}
+
 common::Result<void> configure_connection(sqlite3* db, Durability durability) {
     if (auto r = sqlite::exec(db, "PRAGMA journal_mode=WAL"); !r) {
         return r;

@@ -12,6 +12,9 @@ namespace mpctl::daemon {
 // WAL mode, the synchronous level of DURABILITY, who checkpoints, the WAL's size limit.
 [[nodiscard]] common::Result<void> configure_connection(sqlite3* db, Durability durability);
 
+// The schema version this mpctld writes (PRAGMA user_version of its journals).
+[[nodiscard]] int schema_version();
+
 // Brings the schema to this version; refuses a newer one.
 [[nodiscard]] common::Result<void> migrate(sqlite3* db);
 

@@ -2,16 +2,26 @@
 
 namespace mpctl::daemon::sqlite {
 
+bool is_damage(int rc) {
+    // Extended codes (SQLITE_CORRUPT_INDEX...) keep the primary code in the low byte.
+    int primary = rc & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
 common::Error error(sqlite3* db, const std::string& what) {
-    return common::Error{common::Errc::failed, 0, what + ": " + sqlite3_errmsg(db)};
+    return common::Error{
+        is_damage(sqlite3_extended_errcode(db)) ? common::Errc::damaged : common::Errc::failed, 0,
+        what + ": " + sqlite3_errmsg(db)};
 }
 
 common::Result<void> exec(sqlite3* db, const char* sql) {
     char* message = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &message);
+    if (rc != SQLITE_OK) {
         std::string text = message != nullptr ? message : "unknown error";
         sqlite3_free(message);
-        return common::plain_error("sqlite: " + text);
+        return common::plain_error("sqlite: " + text,
+                                   is_damage(rc) ? common::Errc::damaged : common::Errc::failed);
     }
     return {};
 }

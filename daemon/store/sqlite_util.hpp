@@ -11,10 +11,14 @@
 
 namespace mpctl::daemon::sqlite {
 
-// An Error naming WHAT and SQLite's last message on DB.
+// Whether SQLite result code RC says the file is damaged (corrupt, or not a database at all), as opposed to
+// a failure of the moment (full disk, busy, out of memory): only damage is what `mpctld --recover` is for.
+[[nodiscard]] bool is_damage(int rc);
+
+// An Error naming WHAT and SQLite's last message on DB; coded damaged when the last failure was damage.
 [[nodiscard]] common::Error error(sqlite3* db, const std::string& what);
 
-// Runs SQL (one or more statements, no rows).
+// Runs SQL (one or more statements, no rows). Damage is coded as in error().
 [[nodiscard]] common::Result<void> exec(sqlite3* db, const char* sql);
 
 // Steps a prepared statement that returns no rows, and resets it for the next time.

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <mpctl/daemon/store/integrity.hpp>
 #include <mpctl/daemon/store/schema.hpp>
 #include <mpctl/daemon/store/sqlite_util.hpp>
 #include <mpctl/daemon/store/store.hpp>
@@ -34,15 +35,25 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
     if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
         std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
         sqlite3_close_v2(db);
-        return common::plain_error("open database " + path + ": " + message);
+        return common::plain_error("journal " + path + ": open: " + message);
     }
+    // Closing without a checkpoint until start(): a journal found damaged below (or by the start-up reads)
+    // stays as it was, its WAL beside it, for `mpctld --recover` or a person to look at.
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     std::unique_ptr<Store> store(new Store(db, path, durability));
     sqlite3_busy_timeout(db, 5000);
+    auto in_journal = [&](const common::Error& e) {
+        return common::plain_error("journal " + path + ": " + e.message(), e.code);
+    };
     if (auto r = configure_connection(db, durability); !r) {
-        return std::unexpected(r.error());
+        return in_journal(r.error());
+    }
+    // Before the migrations, which would write to a damaged file.
+    if (auto r = check_integrity(db); !r) {
+        return in_journal(r.error());
     }
     if (auto r = migrate(db); !r) {
-        return common::plain_error("database " + path + ": " + r.error().message());
+        return in_journal(r.error());
     }
     Statements& s = store->stmts_;
     const std::pair<sqlite3_stmt**, const char*> statements[] = {
@@ -68,6 +79,7 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
 }
 
 void Store::start(asio::io_context& loop) {
+    sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
     commits_.start(loop);
     if (durability_ == Durability::normal) {
         checkpointer_.watch(db_);

@@ -33,7 +33,9 @@ class Store final : public TaskListener {
   public:
     using Done = JournalOp::Done;
 
-    // Opens (creating if needed) the database at PATH and brings its schema up to date.
+    // Opens (creating if needed) the database at PATH, checks every page of it (integrity.hpp) and brings
+    // its schema up to date. A damaged journal is an Error coded damaged, naming PATH; it is left exactly
+    // as it was found (nothing is written to it, and closing does not checkpoint its WAL into it).
     [[nodiscard]] static common::Result<std::unique_ptr<Store>> open(const std::string& path,
                                                                      Durability durability);
     ~Store() override;
@@ -41,11 +43,21 @@ class Store final : public TaskListener {
     Store& operator=(const Store&) = delete;
 
     // -- start-up, before start() (store_reads.cpp) ----------------------------------------------------
-    [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
     struct PoolRow {
         int workers = 0;
         bool transient = false;  // a map's: it existed only for a connection of a daemon that is gone
     };
+    // Everything a start reads back, read before the daemon is built: damage found by a read stops the
+    // start as damage found at open does.
+    struct Contents {
+        std::map<std::string, PoolRow> pools;
+        std::vector<Task> tasks;
+        std::map<int64_t, std::shared_ptr<const proto::Environment>> environments;
+        int64_t next_task_id = 1;
+        int64_t next_environment_id = 1;
+    };
+    [[nodiscard]] common::Result<Contents> load();
+    [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
     [[nodiscard]] common::Result<std::map<std::string, PoolRow>> load_pools();
     [[nodiscard]] common::Result<int64_t> load_next_task_id();
     // The environments unfinished tasks refer to, and the next free environment id.
@@ -54,7 +66,8 @@ class Store final : public TaskListener {
     [[nodiscard]] common::Result<int64_t> load_next_environment_id();
 
     // -- running --------------------------------------------------------------------------------------
-    // Starts committing; completions run on LOOP.
+    // Starts committing; completions run on LOOP. From here on the journal is the daemon's: closing
+    // checkpoints its WAL into it again.
     void start(asio::io_context& loop);
     // Commits everything queued and stops the threads. Completions not yet run are dropped.
     void stop();

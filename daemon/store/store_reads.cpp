@@ -9,10 +9,40 @@
 
 namespace mpctl::daemon {
 
+common::Result<Store::Contents> Store::load() {
+    Contents c;
+    auto pools = load_pools();
+    if (!pools) {
+        return std::unexpected(pools.error());
+    }
+    c.pools = std::move(*pools);
+    auto tasks = load_tasks();
+    if (!tasks) {
+        return std::unexpected(tasks.error());
+    }
+    c.tasks = std::move(*tasks);
+    auto envs = load_environments();
+    if (!envs) {
+        return std::unexpected(envs.error());
+    }
+    c.environments = std::move(*envs);
+    auto next_task = load_next_task_id();
+    if (!next_task) {
+        return std::unexpected(next_task.error());
+    }
+    c.next_task_id = *next_task;
+    auto next_env = load_next_environment_id();
+    if (!next_env) {
+        return std::unexpected(next_env.error());
+    }
+    c.next_environment_id = *next_env;
+    return c;
+}
+
 common::Result<std::vector<Task>> Store::load_tasks() {
     sqlite::Query q(db_, k_select_tasks_sql);
     if (!q.ok()) {
-        return std::unexpected(sqlite::error(db_, "load tasks"));
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading tasks"));
     }
     std::vector<Task> tasks;
     int rc = 0;
@@ -22,7 +52,7 @@ common::Result<std::vector<Task>> Store::load_tasks() {
         }
     }
     if (rc != SQLITE_DONE) {
-        return std::unexpected(sqlite::error(db_, "load tasks"));
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading tasks"));
     }
     return tasks;
 }
@@ -30,12 +60,17 @@ common::Result<std::vector<Task>> Store::load_tasks() {
 common::Result<std::map<std::string, Store::PoolRow>> Store::load_pools() {
     sqlite::Query q(db_, "SELECT name, workers, transient FROM pools");
     if (!q.ok()) {
-        return std::unexpected(sqlite::error(db_, "load pools"));
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading pools"));
     }
     std::map<std::string, PoolRow> pools;
-    while (q.step() == SQLITE_ROW) {
+    int rc = 0;
+    while ((rc = q.step()) == SQLITE_ROW) {
         pools[sqlite::column_text(q.get(), 0)] =
             PoolRow{sqlite3_column_int(q.get(), 1), sqlite3_column_int(q.get(), 2) != 0};
+    }
+    // Not a partial list: the pools after a damaged row would silently go back to their configured size.
+    if (rc != SQLITE_DONE) {
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading pools"));
     }
     return pools;
 }
@@ -46,10 +81,11 @@ common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> Sto
         "SELECT id, env FROM environments WHERE id IN "
         "(SELECT env_id FROM tasks WHERE state IN ('pending', 'running') AND env_id IS NOT NULL)");
     if (!q.ok()) {
-        return std::unexpected(sqlite::error(db_, "load environments"));
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading environments"));
     }
     std::map<int64_t, std::shared_ptr<const proto::Environment>> envs;
-    while (q.step() == SQLITE_ROW) {
+    int rc = 0;
+    while ((rc = q.step()) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q.get(), 0);
         try {
             auto env = nlohmann::json::parse(sqlite::column_text(q.get(), 1)).get<proto::Environment>();
@@ -58,25 +94,33 @@ common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> Sto
             spdlog::error("environment {}: unreadable journal row, skipped: {}", id, e.what());
         }
     }
+    if (rc != SQLITE_DONE) {
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading environments"));
+    }
     return envs;
 }
 
+// Like task ids (below): meta.next_environment_id is the high-water mark of a journal that lost rows (one
+// `mpctld --recover` salvaged), so that a new environment never takes the id a salvaged task refers to.
 common::Result<int64_t> Store::load_next_environment_id() {
-    sqlite::Query q(db_, "SELECT coalesce(max(id), 0) + 1 FROM environments");
+    sqlite::Query q(
+        db_,
+        "SELECT max(coalesce((SELECT max(id) FROM environments), 0) + 1, "
+        "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_environment_id'), 1))");
     if (!q.ok()) {
-        return std::unexpected(sqlite::error(db_, "load next environment id"));
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading the next environment id"));
     }
     return q.step() == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : 1;
 }
 
 // Rows are never deleted today, so max(id) + 1 is enough; meta.next_task_id is where anything that deletes
-// rows must record the high-water mark, so that ids are never reused.
+// or loses rows (`mpctld --recover`) records the high-water mark, so that ids are never reused.
 common::Result<int64_t> Store::load_next_task_id() {
     sqlite::Query q(db_,
                     "SELECT max(coalesce((SELECT max(id) FROM tasks), 0) + 1, "
                     "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_task_id'), 1))");
     if (!q.ok()) {
-        return std::unexpected(sqlite::error(db_, "load next id"));
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading the next task id"));
     }
     return q.step() == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : 1;
 }

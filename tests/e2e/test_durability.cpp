@@ -118,6 +118,22 @@ TEST_CASE("ids are not reused after a clean restart nor after a kill -9", "[e2e]
     CHECK(d.mpctl({"wait", str(second)}).exit_code != 4);
 }
 
+TEST_CASE("a journal that lost its rows hands out no id whose output files remain", "[e2e][durability]") {
+    DaemonFixture d;
+    int64_t old_id = d.submit({"--", "echo", "kept"});
+    CHECK(d.mpctl({"wait", str(old_id)}).exit_code == 0);
+    std::string old_stdout = d.status(old_id)["stdout_path"].get<std::string>();
+    REQUIRE(slurp(old_stdout) == "kept\n");
+    REQUIRE(d.stop() == 0);
+    // The journal gone (deleted, or salvaged without this row): nothing in it says the id was taken.
+    REQUIRE(::unlink((d.state_dir() + "/mpctld.db").c_str()) == 0);
+    d.start();
+    int64_t next = d.submit({"--", "echo", "new"});
+    CHECK(next > old_id);
+    CHECK(d.mpctl({"wait", str(next)}).exit_code == 0);
+    CHECK(slurp(old_stdout) == "kept\n");
+}
+
 TEST_CASE("pool sizes set with pool set survive a kill -9", "[e2e][durability]") {
     DaemonFixture d(DaemonOptions{4, {}, {}, {}});
     TempDir t;

@@ -140,7 +140,7 @@ DaemonFixture::~DaemonFixture() {
     }
 }
 
-void DaemonFixture::start() {
+void DaemonFixture::start(const std::vector<std::string>& once) {
     std::vector<std::string> argv{mpctld_bin(),  "--foreground", "--exit-with-parent", "--socket", socket_,
                                   "--state-dir", state_dir_};
     if (options_.workers > 0) {
@@ -148,6 +148,7 @@ void DaemonFixture::start() {
         argv.push_back(std::to_string(options_.workers));
     }
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+    argv.insert(argv.end(), once.begin(), once.end());
     argv.insert(argv.begin(), options_.launcher.begin(), options_.launcher.end());
     ProcessOptions process = options_.process;
     process.output_file = log_path();

@@ -62,7 +62,8 @@ class DaemonFixture {
     DaemonFixture(const DaemonFixture&) = delete;
     DaemonFixture& operator=(const DaemonFixture&) = delete;
 
-    void start();
+    // Starts the daemon again; ONCE: arguments for this start only (`--recover`).
+    void start(const std::vector<std::string>& once = {});
     // SIGTERM and wait for the exit; returns its exit code.
     int stop();
     // SIGKILL: the daemon dies without any chance to clean up.

@@ -58,6 +58,25 @@ TEST_CASE("output paths are sharded by thousands of task ids", "[unit][output]")
     CHECK(out.stage_stderr_path(1234, 2) == dir / "output/1/1234.2.stderr");
 }
 
+TEST_CASE("the highest task id with output files is found in the highest shard that has any",
+          "[unit][output]") {
+    mpctl::test::TempDir dir;
+    CHECK(OutputLayout::highest_task_id(dir.path()) == 0);  // no output directory yet
+    {
+        OutputLayout layout(dir.path(), 0);
+        for (int64_t id : {7, 999, 1000, 2500}) {
+            REQUIRE(layout.open(id));
+        }
+        REQUIRE(layout.open(2501, 2));  // a pipeline: 2501.0.stderr, 2501.1.stderr
+    }
+    CHECK(OutputLayout::highest_task_id(dir.path()) == 2501);
+    // An empty shard above (its files removed) does not hide the ones below; stray names are not ids.
+    REQUIRE(::mkdir((dir / "output/9").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((dir / "output/x").c_str(), 0755) == 0);
+    dir.write("output/2/notes.txt", "");
+    CHECK(OutputLayout::highest_task_id(dir.path()) == 2501);
+}
+
 TEST_CASE("while creating files is fast, a start creates its files and none are made ahead",
           "[unit][output]") {
     mpctl::test::TempDir dir;

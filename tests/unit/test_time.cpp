@@ -5,6 +5,7 @@
 
 #include <mpctl/common/time.hpp>
 
+using mpctl::common::format_compact_utc;
 using mpctl::common::format_rfc3339_ms;
 using mpctl::common::parse_duration_seconds;
 using mpctl::common::parse_rfc3339_ms;
@@ -26,6 +27,13 @@ TEST_CASE("timestamps before the epoch are formatted with a positive fraction", 
     CHECK(format_rfc3339_ms(-1) == "1969-12-31T23:59:59.999Z");
     CHECK(format_rfc3339_ms(-1000) == "1969-12-31T23:59:59.000Z");
     CHECK(format_rfc3339_ms(-1001) == "1969-12-31T23:59:58.999Z");
+}
+
+TEST_CASE("a timestamp for a file name is UTC to the second without separators", "[unit][time]") {
+    CHECK(format_compact_utc(0) == "19700101T000000Z");
+    CHECK(format_compact_utc(k_t0) == "20261124T203706Z");
+    CHECK(format_compact_utc(1709251199999) == "20240229T235959Z");
+    CHECK(format_compact_utc(-1) == "19691231T235959Z");
 }
 
 TEST_CASE("what format_rfc3339_ms writes parses back to the same milliseconds", "[unit][time]") {
