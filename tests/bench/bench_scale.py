@@ -14,7 +14,11 @@ worker held by a `sleep`, then N `true` tasks queued behind it with task.submit_
 Usage: tests/bench/bench_scale.py [--build DIR] [--counts 0,100000] [--million] [--dirs /dev/shm,$HOME]
 Not a pass/fail test: it prints what it measures against the targets.
 """
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench_core  # noqa: E402  (the same daemon harness as the core benchmarks)
 
 TARGET_RSS_MIB = 64
 TARGET_SUBMIT_RATIO = 1.1
@@ -22,25 +26,12 @@ TARGET_QUERY_MS = 5.0
 CHUNK = 10000  # tasks per task.submit_batch: about 180 KB of request, as `mpctl map` sends at most 512 KiB
 
 
-class Daemon:
+class Daemon(bench_core.Daemon):
+    """bench_core's daemon harness (2 workers, durability normal), plus what this benchmark asks of it."""
+
     def __init__(self, bin_dir, workdir):
         os.makedirs(workdir)
-        self.sock = os.path.join(workdir, "d.sock")
-        self.proc = subprocess.Popen([os.path.join(bin_dir, "mpctld"), "--foreground", "--exit-with-parent",
-                                      "--socket", self.sock, "--state-dir", os.path.join(workdir, "state"),
-                                      "--workers", "2", "--log-level", "warn"])
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.conn = socket.socket(socket.AF_UNIX)
-                self.conn.connect(self.sock)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        self.file = self.conn.makefile("rwb")
-        self.next_id = 0
+        super().__init__(bin_dir, workdir, 2, "normal")
 
     def send_text(self, method, params_text):
         """Sends a request whose params are ready-made JSON text; returns its id."""
@@ -93,10 +84,6 @@ class Daemon:
                 pass  # a thread that just ended
         return total
 
-    def stop(self):
-        self.conn.close()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
 
 
 def block_pool(d):

@@ -105,6 +105,15 @@ inline Task make_task(int64_t id, const json& spec) {
 }
 
 // Runs raw SQL on the database file with a connection of its own.
+// The tables of schema version 1, as the first mpctld wrote them: no environments table, no env_id, outcome
+// or transient column.
+inline constexpr const char* k_schema_v1_tables =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE tasks (id INTEGER PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
+    " exit_code INTEGER, signal INTEGER, submitted_at INTEGER NOT NULL, started_at INTEGER,"
+    " finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, pid INTEGER, error TEXT);"
+    "CREATE TABLE pools (name TEXT PRIMARY KEY, workers INTEGER NOT NULL);";
+
 inline void raw_sql(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);

@@ -162,7 +162,7 @@ TEST_CASE("recovering a journal salvages the rows around a damaged page and keep
     CHECK(static_cast<int64_t>(contents->tasks.size()) == report->tasks.copied);
     for (const auto& t : contents->tasks) {
         CHECK((t.id < lost.first || t.id > lost.last));
-        CHECK(t.spec.argv == std::vector<std::string>{"echo", "task " + std::to_string(t.id)});
+        CHECK(t.spec.argv() == std::vector<std::string>{"echo", "task " + std::to_string(t.id)});
     }
     CHECK(contents->pools.at("gpu").workers == 2);
     CHECK(contents->next_task_id == 401);
@@ -210,18 +210,12 @@ TEST_CASE("a journal of an older schema is salvaged into this one, its missing c
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctld.db";
     // Schema version 1: no environments table, no env_id, outcome or transient column.
-    raw_sql(
-        path,
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-        "CREATE TABLE tasks (id INTEGER PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
-        " exit_code INTEGER, signal INTEGER, submitted_at INTEGER NOT NULL, started_at INTEGER,"
-        " finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, pid INTEGER, error TEXT);"
-        "CREATE TABLE pools (name TEXT PRIMARY KEY, workers INTEGER NOT NULL);"
-        "INSERT INTO tasks (id, spec, state, submitted_at) VALUES"
-        " (7, '{\"argv\":[\"echo\",\"old\"],\"cwd\":\"/\"}', 'pending', 1000),"
-        " (8, 'not json', 'pending', 1000);"
-        "INSERT INTO pools VALUES ('gpu', 3);"
-        "PRAGMA user_version=1;");
+    raw_sql(path, std::string(k_schema_v1_tables) +
+                      "INSERT INTO tasks (id, spec, state, submitted_at) VALUES"
+                      " (7, '{\"argv\":[\"echo\",\"old\"],\"cwd\":\"/\"}', 'pending', 1000),"
+                      " (8, 'not json', 'pending', 1000);"
+                      "INSERT INTO pools VALUES ('gpu', 3);"
+                      "PRAGMA user_version=1;");
     auto report = mpctl::daemon::recover_journal(path, 1, 1795552626123);
     REQUIRE(report);
     CHECK(report->tasks.copied == 1);
@@ -232,7 +226,7 @@ TEST_CASE("a journal of an older schema is salvaged into this one, its missing c
     auto contents = open_store(path, Durability::normal)->load();
     REQUIRE(contents);
     REQUIRE(contents->tasks.size() == 1);
-    CHECK(contents->tasks.front().spec.argv == std::vector<std::string>{"echo", "old"});
+    CHECK(contents->tasks.front().spec.argv() == std::vector<std::string>{"echo", "old"});
     CHECK_FALSE(contents->pools.at("gpu").transient);
     CHECK(contents->next_task_id == 9);
 }

@@ -152,17 +152,12 @@ TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     // What the first mpctld wrote: no environments table, no env_id column.
-    raw_sql(
-        path,
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-        "CREATE TABLE tasks (id INTEGER PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
-        " exit_code INTEGER, signal INTEGER, submitted_at INTEGER NOT NULL, started_at INTEGER,"
-        " finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, pid INTEGER, error TEXT);"
-        "CREATE TABLE pools (name TEXT PRIMARY KEY, workers INTEGER NOT NULL);"
-        "INSERT INTO tasks (id, spec, state, submitted_at) VALUES"
-        " (7, '{\"argv\":[\"echo\",\"old\"],\"cwd\":\"/\",\"env\":{\"A\":\"1\"}}', 'pending', 1000);"
-        "INSERT INTO pools VALUES ('gpu', 3);"
-        "PRAGMA user_version=1;");
+    raw_sql(path,
+            std::string(k_schema_v1_tables) +
+                "INSERT INTO tasks (id, spec, state, submitted_at) VALUES"
+                " (7, '{\"argv\":[\"echo\",\"old\"],\"cwd\":\"/\",\"env\":{\"A\":\"1\"}}', 'pending', 1000);"
+                "INSERT INTO pools VALUES ('gpu', 3);"
+                "PRAGMA user_version=1;");
     auto store = open_store(path, Durability::normal);
     auto tasks = store->load_tasks();
     REQUIRE(tasks);
