@@ -13,15 +13,26 @@ int64_t now_unix_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-std::string format_rfc3339_ms(int64_t unix_ms) {
+namespace {
+
+// UNIX_MS as a UTC calendar time, its milliseconds (0..999, also before 1970) in MS.
+struct tm utc(int64_t unix_ms, int& ms) {
     time_t secs = static_cast<time_t>(unix_ms / 1000);
-    int ms = static_cast<int>(unix_ms % 1000);
+    ms = static_cast<int>(unix_ms % 1000);
     if (ms < 0) {
         ms += 1000;
         secs -= 1;
     }
     struct tm tm {};
     ::gmtime_r(&secs, &tm);
+    return tm;
+}
+
+}  // namespace
+
+std::string format_rfc3339_ms(int64_t unix_ms) {
+    int ms = 0;
+    struct tm tm = utc(unix_ms, ms);
     char buf[64];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
@@ -29,9 +40,8 @@ std::string format_rfc3339_ms(int64_t unix_ms) {
 }
 
 std::string format_compact_utc(int64_t unix_ms) {
-    time_t secs = static_cast<time_t>(unix_ms / 1000 - (unix_ms % 1000 < 0 ? 1 : 0));
-    struct tm tm {};
-    ::gmtime_r(&secs, &tm);
+    int ms = 0;
+    struct tm tm = utc(unix_ms, ms);
     char buf[64];
     std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                   tm.tm_hour, tm.tm_min, tm.tm_sec);

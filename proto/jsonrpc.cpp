@@ -1,4 +1,5 @@
 #include <cmath>
+#include <optional>
 
 #include <mpctl/proto/bounded_json.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
@@ -29,16 +30,22 @@ std::string dump(const json& value) {
     return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// The text an answer echoes ID with: its own text as it came for a float written whole (1e3), else its
+// JSON; nullopt when ID is not an id (an object, an array, a boolean, 1.5).
+std::optional<std::string> id_text_of(const json& id, std::string_view raw_id_text) {
+    if (!(id.is_string() || id.is_null() || (id.is_number() && is_whole(id)))) {
+        return std::nullopt;
+    }
+    return id.is_number_float() && !raw_id_text.empty() ? std::string(raw_id_text) : dump(id);
+}
+
 // The id to answer a rejected message with: its own when it is a valid id, else null (JSON-RPC 2.0 §5).
 std::string readable_id_text(const json& message, std::string_view raw_id_text) {
-    if (!message.is_object()) {
+    auto id = message.find("id");  // end() for anything but an object
+    if (id == message.end()) {
         return "null";
     }
-    auto id = message.find("id");
-    if (id == message.end() || !(id->is_string() || id->is_null() || (id->is_number() && is_whole(*id)))) {
-        return "null";
-    }
-    return id->is_number_float() && !raw_id_text.empty() ? std::string(raw_id_text) : dump(*id);
+    return id_text_of(*id, raw_id_text).value_or("null");
 }
 
 }  // namespace
@@ -60,9 +67,9 @@ Request parse_request(const json& message, std::string_view raw_id_text) {
     auto id = message.find("id");
     if (id == message.end()) {
         req.is_notification = true;
-    } else if (id->is_string() || id->is_null() || (id->is_number() && is_whole(*id))) {
+    } else if (auto text = id_text_of(*id, raw_id_text)) {
         req.id = *id;
-        req.id_text = id->is_number_float() && !raw_id_text.empty() ? std::string(raw_id_text) : dump(*id);
+        req.id_text = std::move(*text);
     } else {
         invalid("\"id\" must be a string, an integer or null");
     }

@@ -93,7 +93,7 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
         peer.uid = static_cast<uid_t>(-1);
     }
     if (peer.uid != ::geteuid() && peer.uid != 0) {
-        if (auto held = over_limit_log_.admit(LogThrottle::Clock::now())) {
+        if (auto held = other_uid_log_.admit(LogThrottle::Clock::now())) {
             spdlog::warn("refused a connection from uid {} (pid {}){}", peer.uid, peer.pid, held_back(*held));
         }
         refuse(fd, proto::ErrorCode::refused, "permission denied: this mpctld serves only its own user");

@@ -57,6 +57,7 @@ class Listener {
     LogThrottle out_of_descriptors_log_{std::chrono::seconds(10)};
     LogThrottle accept_error_log_{std::chrono::seconds(10)};
     LogThrottle over_limit_log_{std::chrono::seconds(10)};
+    LogThrottle other_uid_log_{std::chrono::seconds(10)};  // apart: one burst must not hide the other
     bool stopped_ = false;
 };
 

@@ -37,9 +37,7 @@ void Responder::result(nlohmann::json result) {
     }
     answered_ = true;
     if (!is_notification_) {
-        if (connected()) {
-            send_line(proto::encode_result_line(id_text_, result));
-        }
+        send_line(proto::encode_result_line(id_text_, result));
     }
     drop_hook();
 }
@@ -50,9 +48,7 @@ void Responder::result_text(std::string_view result) {
     }
     answered_ = true;
     if (!is_notification_) {
-        if (connected()) {
-            send_line(proto::encode_result_text_line(id_text_, result));
-        }
+        send_line(proto::encode_result_text_line(id_text_, result));
     }
     drop_hook();
 }

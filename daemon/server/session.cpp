@@ -2,6 +2,7 @@
 #include <cstring>
 #include <poll.h>
 #include <sys/socket.h>
+#include <utility>
 
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
@@ -20,13 +21,20 @@ using proto::json;
 namespace {
 constexpr size_t k_read_chunk = 64 * 1024;
 
-// A close hook belongs to some parked request or connection-owned state (a wait, a follower, a transient
-// pool): what one throws is logged, and the others still run.
+// A callback a connection runs for others (a close hook of a parked wait, a follower or a transient pool; a
+// drain or flush waiter): what one throws is logged, and the others still run.
 void run_hook(const std::function<void()>& fn) {
     try {
         fn();
     } catch (const std::exception& e) {
-        spdlog::error("internal error while closing a connection: {}", e.what());
+        spdlog::error("internal error in a connection's callback: {}", e.what());
+    }
+}
+
+// Runs each of FNS, taken out of their list first (one may add to it).
+void run_all(std::vector<std::function<void()>> fns) {
+    for (auto& fn : fns) {
+        run_hook(fn);
     }
 }
 }  // namespace
@@ -255,18 +263,14 @@ void Session::write_more() {
                               self->close();
                               return;
                           }
-                          if (self->queued_bytes_ < k_low_water && !self->drain_waiters_.empty()) {
-                              auto waiters = std::move(self->drain_waiters_);
-                              self->drain_waiters_.clear();
-                              for (auto& fn : waiters) {
-                                  fn();
-                              }
+                          if (self->queued_bytes_ < k_low_water) {
+                              run_all(std::exchange(self->drain_waiters_, {}));
                           }
                           if (!self->queue_.empty()) {
                               self->write_more();
                               return;
                           }
-                          self->run_flush_waiters();
+                          run_all(std::exchange(self->flush_waiters_, {}));
                           if (self->close_after_flush_) {
                               self->shut_down();
                           }
@@ -291,14 +295,6 @@ void Session::when_flushed(std::function<void()> fn) {
         return;
     }
     flush_waiters_.push_back(std::move(fn));
-}
-
-void Session::run_flush_waiters() {
-    auto waiters = std::move(flush_waiters_);
-    flush_waiters_.clear();
-    for (auto& fn : waiters) {
-        run_hook(fn);
-    }
 }
 
 uint64_t Session::on_close(std::function<void()> fn) {
@@ -338,11 +334,7 @@ void Session::close(bool flush) {
     for (auto& [id, fn] : hooks) {
         run_hook(fn);
     }
-    auto observers = std::move(close_observers_);
-    close_observers_.clear();
-    for (auto& fn : observers) {
-        run_hook(fn);
-    }
+    run_all(std::exchange(close_observers_, {}));
     drain_waiters_.clear();
     if (flush && (writing_ || !queue_.empty())) {
         close_after_flush_ = true;
@@ -355,7 +347,7 @@ void Session::shut_down() {
     std::error_code ignored;
     socket_.shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    run_flush_waiters();  // nothing more will be written
+    run_all(std::exchange(flush_waiters_, {}));  // nothing more will be written
 }
 
 }  // namespace mpctl::daemon

@@ -76,7 +76,6 @@ class Session : public std::enable_shared_from_this<Session> {
     void handle_line(std::string_view line);
     void write_more();
     void shut_down();
-    void run_flush_waiters();
 
     asio::local::stream_protocol::socket socket_;
     Dispatcher& dispatcher_;

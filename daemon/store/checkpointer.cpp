@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <mpctl/daemon/store/checkpointer.hpp>
+#include <mpctl/daemon/store/sqlite_util.hpp>
 
 namespace mpctl::daemon {
 
@@ -47,15 +48,12 @@ int Checkpointer::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
 }
 
 void Checkpointer::run() {
-    sqlite3* db = nullptr;
-    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-        SQLITE_OK) {
-        spdlog::error("checkpointer: cannot open {}: {}", path_,
-                      db != nullptr ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close_v2(db);
+    auto connection = sqlite::open(path_, SQLITE_OPEN_READWRITE, 1000);
+    if (!connection) {
+        spdlog::error("checkpointer: {}", connection.error().message());
         return;
     }
-    sqlite3_busy_timeout(db, 1000);
+    sqlite3* db = connection->get();
     // A connection that has not read the database yet does not know it is in WAL mode, and its checkpoints
     // do nothing (they report -1 pages): read the schema once.
     if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -94,7 +92,6 @@ void Checkpointer::run() {
         polling = !quiet;
         last_log_pages = log_pages;
     }
-    sqlite3_close_v2(db);
 }
 
 }  // namespace mpctl::daemon

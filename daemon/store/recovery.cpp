@@ -21,24 +21,6 @@ namespace {
 // The files that make up a journal besides itself; each moves with it, under the same suffix.
 constexpr const char* k_companions[] = {"-wal", "-shm", "-journal"};
 
-// A connection closed when it goes (without a checkpoint: the damaged journal is opened read-only).
-struct Connection {
-    sqlite3* db = nullptr;
-    Connection() = default;
-    Connection(const Connection&) = delete;
-    Connection& operator=(const Connection&) = delete;
-    ~Connection() { sqlite3_close_v2(db); }
-};
-
-common::Result<void> open_connection(Connection& c, const std::string& path, int flags) {
-    if (sqlite3_open_v2(path.c_str(), &c.db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-        std::string message = c.db != nullptr ? sqlite3_errmsg(c.db) : "out of memory";
-        return common::plain_error("open " + path + ": " + message);
-    }
-    sqlite3_busy_timeout(c.db, 5000);
-    return {};
-}
-
 // The one integer SQL returns, if it returns one.
 std::optional<int64_t> query_int(sqlite3* db, const char* sql) {
     sqlite::Query q(db, sql);
@@ -151,19 +133,21 @@ common::Result<void> salvage_into(sqlite3* source, sqlite3* target, int64_t min_
 // Salvages the damaged journal at PATH (opened read-only) into a fresh one at FRESH.
 common::Result<void> build_fresh(const std::string& path, const std::string& fresh, int64_t min_next_task_id,
                                  RecoveryReport& report) {
-    Connection source;
-    if (auto r = open_connection(source, path, SQLITE_OPEN_READONLY); !r) {
-        return r;
+    // Without a checkpoint at close: the damaged journal is opened read-only.
+    auto source = sqlite::open(path, SQLITE_OPEN_READONLY, 5000);
+    if (!source) {
+        return std::unexpected(source.error());
     }
-    if (auto version = query_int(source.db, "PRAGMA user_version"); version && *version > schema_version()) {
+    if (auto version = query_int(source->get(), "PRAGMA user_version");
+        version && *version > schema_version()) {
         return common::plain_error("journal " + path + " was written by a newer mpctld (schema " +
                                    std::to_string(*version) + "); recover it with that one");
     }
-    Connection target;
-    if (auto r = open_connection(target, fresh, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !r) {
-        return r;
+    auto target = sqlite::open(fresh, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 5000);
+    if (!target) {
+        return std::unexpected(target.error());
     }
-    if (auto r = salvage_into(source.db, target.db, min_next_task_id, report); !r) {
+    if (auto r = salvage_into(source->get(), target->get(), min_next_task_id, report); !r) {
         return common::plain_error("building a fresh journal at " + fresh + ": " + r.error().message());
     }
     return {};

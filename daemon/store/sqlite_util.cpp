@@ -8,6 +8,18 @@ bool is_damage(int rc) {
     return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
 }
 
+common::Result<Db> open(const std::string& path, int flags, int busy_ms) {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    Db db(raw);  // closed on every path out, a failed open's handle included
+    if (rc != SQLITE_OK) {
+        return common::plain_error("open " + path + ": " +
+                                   (raw != nullptr ? sqlite3_errmsg(raw) : "out of memory"));
+    }
+    sqlite3_busy_timeout(raw, busy_ms);
+    return db;
+}
+
 common::Error error(sqlite3* db, const std::string& what) {
     return common::Error{
         is_damage(sqlite3_extended_errcode(db)) ? common::Errc::damaged : common::Errc::failed, 0,

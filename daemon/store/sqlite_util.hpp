@@ -2,6 +2,7 @@
 // The few SQLite calls every file of the store repeats, as Results: an error carries SQLite's own message.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,16 @@ namespace mpctl::daemon::sqlite {
 
 // An Error naming WHAT and SQLite's last message on DB; coded damaged when the last failure was damage.
 [[nodiscard]] common::Error error(sqlite3* db, const std::string& what);
+
+// A connection, closed (sqlite3_close_v2) when it goes.
+struct CloseDb {
+    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+using Db = std::unique_ptr<sqlite3, CloseDb>;
+
+// Opens PATH with FLAGS (SQLITE_OPEN_NOMUTEX added: each connection stays on one thread) and a busy
+// timeout of BUSY_MS. The error reads "open PATH: SQLite's message".
+[[nodiscard]] common::Result<Db> open(const std::string& path, int flags, int busy_ms);
 
 // Runs SQL (one or more statements, no rows). Damage is coded as in error().
 [[nodiscard]] common::Result<void> exec(sqlite3* db, const char* sql);

@@ -30,18 +30,15 @@ Store::~Store() {
 }
 
 common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Durability durability) {
-    sqlite3* db = nullptr;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-        std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-        sqlite3_close_v2(db);
-        return common::plain_error("journal " + path + ": open: " + message);
+    auto opened = sqlite::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 5000);
+    if (!opened) {
+        return common::plain_error("journal: " + opened.error().message());
     }
+    sqlite3* db = opened->release();  // the Store closes it
     // Closing without a checkpoint until start(): a journal found damaged below (or by the start-up reads)
     // stays as it was, its WAL beside it, for `mpctld --recover` or a person to look at.
     sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     std::unique_ptr<Store> store(new Store(db, path, durability));
-    sqlite3_busy_timeout(db, 5000);
     auto in_journal = [&](const common::Error& e) {
         return common::plain_error("journal " + path + ": " + e.message(), e.code);
     };

@@ -1,5 +1,7 @@
 // Store: what start-up reads back from the journal, before the loop runs.
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -9,33 +11,38 @@
 
 namespace mpctl::daemon {
 
+namespace {
+
+// Moves R's value into OUT; its error, if it has one.
+template <class T>
+std::optional<common::Error> into(common::Result<T> r, T& out) {
+    if (!r) {
+        return r.error();
+    }
+    out = std::move(*r);
+    return std::nullopt;
+}
+
+}  // namespace
+
 common::Result<Store::Contents> Store::load() {
     Contents c;
-    auto pools = load_pools();
-    if (!pools) {
-        return std::unexpected(pools.error());
+    // In order, stopping at the first failure: after a damaged table, reading the next ones is waste.
+    if (auto e = into(load_pools(), c.pools)) {
+        return std::unexpected(*e);
     }
-    c.pools = std::move(*pools);
-    auto tasks = load_tasks();
-    if (!tasks) {
-        return std::unexpected(tasks.error());
+    if (auto e = into(load_tasks(), c.tasks)) {
+        return std::unexpected(*e);
     }
-    c.tasks = std::move(*tasks);
-    auto envs = load_environments();
-    if (!envs) {
-        return std::unexpected(envs.error());
+    if (auto e = into(load_environments(), c.environments)) {
+        return std::unexpected(*e);
     }
-    c.environments = std::move(*envs);
-    auto next_task = load_next_task_id();
-    if (!next_task) {
-        return std::unexpected(next_task.error());
+    if (auto e = into(load_next_task_id(), c.next_task_id)) {
+        return std::unexpected(*e);
     }
-    c.next_task_id = *next_task;
-    auto next_env = load_next_environment_id();
-    if (!next_env) {
-        return std::unexpected(next_env.error());
+    if (auto e = into(load_next_environment_id(), c.next_environment_id)) {
+        return std::unexpected(*e);
     }
-    c.next_environment_id = *next_env;
     return c;
 }
 

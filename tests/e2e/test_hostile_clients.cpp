@@ -64,6 +64,18 @@ json parse_reply(const std::optional<std::string>& line) {
     return j;
 }
 
+// Options that start mpctld under prlimit with the open-files limit SOFT_HARD ("64:64"); nullopt, and a
+// warning, where prlimit (util-linux) is missing.
+std::optional<DaemonOptions> under_open_files_limit(const std::string& soft_hard) {
+    if (::access("/usr/bin/prlimit", X_OK) != 0) {
+        WARN("needs prlimit (util-linux) to start mpctld with a descriptor limit; not checked here");
+        return std::nullopt;
+    }
+    DaemonOptions o;
+    o.launcher = {"/usr/bin/prlimit", "--nofile=" + soft_hard, "--"};
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -168,21 +180,6 @@ TEST_CASE("clients that leave with a wait, a log follower or as_completed parked
     check_serving(d);
 }
 
-TEST_CASE("a client that half-closes with a task.wait parked still gets the answer when the task ends",
-          "[e2e][hostile]") {
-    DaemonFixture d;
-    std::string gate = d.dir() / "gate";
-    int64_t id = d.submit({"--", "sh", "-c", sh_wait_for(gate)});
-    d.wait_for_state(id, "running");
-    auto c = d.connect();
-    c->send_raw(R"({"jsonrpc":"2.0","id":9,"method":"task.wait","params":{"id":)" + str(id) + "}}\n");
-    c->shutdown_write();
-    touch(gate);
-    json reply = parse_reply(c->read_line());
-    CHECK(reply["id"] == 9);
-    CHECK(reply["result"]["tasks"][0]["state"] == "succeeded");
-}
-
 TEST_CASE("a hundred pipelined task.list nobody reads are answered one at a time, not all built at once",
           "[e2e][hostile]") {
     // Under AddressSanitizer freed memory waits in a quarantine (256 MB) before reuse, which would count
@@ -254,13 +251,11 @@ TEST_CASE("connections past max_connections are told busy and closed; a place th
 
 TEST_CASE("out of descriptors, the daemon turns clients away with an answer, logs it once, and recovers",
           "[e2e][hostile]") {
-    if (::access("/usr/bin/prlimit", X_OK) != 0) {
-        WARN("needs prlimit (util-linux) to start mpctld with few descriptors; not checked here");
+    auto o = under_open_files_limit("64:64");
+    if (!o) {
         return;
     }
-    DaemonOptions o;
-    o.launcher = {"/usr/bin/prlimit", "--nofile=64:64", "--"};
-    DaemonFixture d(o);
+    DaemonFixture d(*o);
     int64_t id = d.submit({"--", "sh", "-c", "echo started; exec sleep 600"});
     d.wait_for_state(id, "running");
     // Log followers hold their connection and the log file: descriptors run out before max_connections
@@ -311,13 +306,11 @@ TEST_CASE("out of descriptors, the daemon turns clients away with an answer, log
 
 TEST_CASE("tasks get the descriptor limit mpctld was started with, not the one it raised for itself",
           "[e2e][hostile]") {
-    if (::access("/usr/bin/prlimit", X_OK) != 0) {
-        WARN("needs prlimit (util-linux); not checked here");
+    auto o = under_open_files_limit("1024:4096");
+    if (!o) {
         return;
     }
-    DaemonOptions o;
-    o.launcher = {"/usr/bin/prlimit", "--nofile=1024:4096", "--"};
-    DaemonFixture d(o);
+    DaemonFixture d(*o);
     auto r = d.mpctl({"run", "--shell", "--", "ulimit -Sn; ulimit -Hn"});
     CHECK(r.out == "1024\n4096\n");
     bool raised = false;
