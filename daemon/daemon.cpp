@@ -80,29 +80,33 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     register_commands();
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
-                                           connection_limit(config_.max_connections));
+                                           connection_limit(config_.max_connections, raise_open_files()));
 }
 
-size_t Daemon::connection_limit(size_t configured) {
+std::optional<uint64_t> Daemon::raise_open_files() {
     // A daemon that serves many clients needs more than the 1024 descriptors a login shell hands down; its
     // tasks get that 1024 back (select() breaks above it).
     auto limit = common::raise_open_files_limit();
     if (!limit) {
         spdlog::warn("{}", limit.error().message());
-        return configured;
+        return std::nullopt;
     }
     spdlog::debug("open files: soft limit {} raised to {} (hard {})", limit->soft, limit->raised_soft,
                   limit->hard);
     spawner_.set_child_open_files_limit(limit->soft, limit->hard);
+    return limit->raised_soft;
+}
+
+size_t Daemon::connection_limit(size_t configured, std::optional<uint64_t> open_files) {
     // Half the descriptors at most for connections: the rest are for tasks (pidfds, pipes, output files)
     // and the journal, which must not fail because clients took everything.
-    size_t half = static_cast<size_t>(std::min<uint64_t>(limit->raised_soft / 2, SIZE_MAX));
-    if (configured > half) {
-        spdlog::info("max_connections {} lowered to {}: half of the {} descriptors this process may open",
-                     configured, half, limit->raised_soft);
-        return std::max<size_t>(half, 1);
+    if (!open_files || configured <= *open_files / 2) {
+        return configured;
     }
-    return configured;
+    size_t half = static_cast<size_t>(std::max<uint64_t>(*open_files / 2, 1));
+    spdlog::info("max_connections {} lowered to {}: half of the {} descriptors this process may open",
+                 configured, half, *open_files);
+    return half;
 }
 
 Daemon::~Daemon() = default;

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -56,8 +57,10 @@ class Daemon final : public TaskListener, public DaemonControl {
     void register_commands();
     void watch_signals();
     void maybe_finish_stop();
-    // Raises the descriptor limit and returns how many connections fit in it (CONFIGURED at most).
-    size_t connection_limit(size_t configured);
+    // Raises the soft descriptor limit (children get the old one back): the new limit, if it could be read.
+    std::optional<uint64_t> raise_open_files();
+    // How many connections fit in OPEN_FILES descriptors (CONFIGURED at most).
+    static size_t connection_limit(size_t configured, std::optional<uint64_t> open_files);
 
     DaemonConfig config_;
     asio::io_context io_{1};
