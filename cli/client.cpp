@@ -207,16 +207,47 @@ int64_t Client::send_text(std::string_view method, std::string_view params_text)
             n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
+            int err = errno;
+            if (auto refusal = refusal_waiting()) {
+                throw error_from_daemon(*refusal);
+            }
             throw CliError(exit_code::failure,
-                           std::string("could not pass a descriptor to the daemon: ") + std::strerror(errno));
+                           std::string("could not pass a descriptor to the daemon: ") + std::strerror(err));
         }
         fd_to_pass_ = -1;
         sent = static_cast<size_t>(n);
     }
-    if (auto r = common::write_all(fd_.get(), std::string_view(line).substr(sent)); !r) {
+    if (auto r = common::send_all(fd_.get(), std::string_view(line).substr(sent)); !r) {
+        // A daemon that turns a client away (busy, another user) answers and closes before it reads the
+        // request: that answer says more than the broken pipe does.
+        if (auto refusal = refusal_waiting()) {
+            throw error_from_daemon(*refusal);
+        }
         throw CliError(exit_code::failure, "lost the connection to the daemon: " + r.error().message());
     }
     return id;
+}
+
+std::optional<json> Client::refusal_waiting() {
+    // The answer, if any, is there already: the daemon wrote it before it closed.
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n > 0) {
+            buffer_.append(chunk, static_cast<size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    size_t nl = buffer_.find('\n', consumed_);
+    if (nl == std::string::npos) {
+        return std::nullopt;
+    }
+    json msg = json::parse(std::string_view(buffer_.data() + consumed_, nl - consumed_), nullptr, false);
+    if (!msg.is_object() || !msg.contains("error") || !msg.value("id", json()).is_null()) {
+        return std::nullopt;
+    }
+    return msg["error"];
 }
 
 bool Client::read_some() {

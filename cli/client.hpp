@@ -71,6 +71,8 @@ class Client {
     Client(common::UniqueFd fd, std::string socket_path);
     [[nodiscard]] bool read_some();
     int64_t send_text(std::string_view method, std::string_view params_text);
+    // The daemon's answer to a connection it turned away, when one is waiting to be read.
+    [[nodiscard]] std::optional<nlohmann::json> refusal_waiting();
 
     common::UniqueFd fd_;
     std::string socket_path_;

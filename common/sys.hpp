@@ -14,6 +14,10 @@ namespace mpctl::common {
 // Writes all of DATA, retrying on EINTR and short writes.
 [[nodiscard]] Result<void> write_all(int fd, std::string_view data);
 
+// write_all for a socket whose peer may be gone: that is an EPIPE error, never a SIGPIPE that kills the
+// process before it can say what the peer answered.
+[[nodiscard]] Result<void> send_all(int fd, std::string_view data);
+
 // One read(2), retried if a signal interrupted it: the bytes read (0 at end of file). A non-blocking FD
 // with nothing to read fails with err EAGAIN.
 [[nodiscard]] Result<size_t> read_once(int fd, void* buf, size_t size);

@@ -60,17 +60,37 @@ RpcConnection::~RpcConnection() {
     ::close(fd_);
 }
 
-void RpcConnection::send_raw(const std::string& bytes) {
+namespace {
+
+// 0, or the errno that stopped the send.
+int send_all(int fd, const std::string& bytes) {
     size_t done = 0;
     while (done < bytes.size()) {
-        ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+        ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            throw std::runtime_error(std::string("send: ") + std::strerror(errno));
+            return errno;
         }
         done += static_cast<size_t>(n);
+    }
+    return 0;
+}
+
+}  // namespace
+
+bool RpcConnection::try_send_raw(const std::string& bytes) {
+    int err = send_all(fd_, bytes);
+    if (err != 0 && err != EPIPE && err != ECONNRESET) {
+        throw std::runtime_error(std::string("send: ") + std::strerror(err));
+    }
+    return err == 0;
+}
+
+void RpcConnection::send_raw(const std::string& bytes) {
+    if (int err = send_all(fd_, bytes); err != 0) {
+        throw std::runtime_error(std::string("send: ") + std::strerror(err));
     }
 }
 

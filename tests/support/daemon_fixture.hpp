@@ -31,6 +31,9 @@ class RpcConnection {
     RpcConnection& operator=(const RpcConnection&) = delete;
 
     void send_raw(const std::string& bytes);
+    // send_raw for a client the daemon may have turned away already: false where the connection was
+    // closed under it (its answer is still there to read).
+    bool try_send_raw(const std::string& bytes);
     // One line without its '\n'; nullopt at EOF or after TIMEOUT.
     std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(60));
     // Sends a request and returns the response with that id (notifications before it are collected),
