@@ -15,20 +15,38 @@ using nlohmann::json;
 
 namespace {
 
+// Answers with the statuses of IDS (a list when MANY, else the one task). A running task's status has its
+// pid: one whose processes the spawn thread is still starting is answered for once they exist (well under a
+// millisecond), so a client never sees a running task without one.
+void answer_statuses(const TaskContext& ctx, const std::shared_ptr<Responder>& responder,
+                     std::vector<int64_t> ids, bool many) {
+    ctx.scheduler.after_starts(ids, [ctx, responder, ids, many] {
+        guarded(responder, [&] {
+            std::vector<const Task*> tasks;
+            for (int64_t id : ids) {
+                if (const Task* t = ctx.scheduler.find(id)) {
+                    tasks.push_back(t);
+                }
+            }
+            if (many) {
+                responder->result_text(tasks_text(ctx.view, tasks));
+            } else {
+                responder->result_text(ctx.view.text(known_task(ctx, ids.front())));
+            }
+        });
+    });
+}
+
 void task_get(const TaskContext& ctx, Call& call) {
     call.params.reject_unknown({"id", "ids"});
     bool many = call.params.has("ids");  // the answer's shape follows the question's
     std::vector<int64_t> ids = read_ids(call.params);
     if (many) {
         require_known(ctx, ids);  // data.ids; one id is named as data.id by known_task
-        std::vector<const Task*> tasks;
-        for (int64_t id : ids) {
-            tasks.push_back(&known_task(ctx, id));
-        }
-        call.responder->result_text(tasks_text(ctx.view, tasks));
-        return;
+    } else {
+        (void)known_task(ctx, ids.front());
     }
-    call.responder->result_text(ctx.view.text(known_task(ctx, ids.front())));
+    answer_statuses(ctx, call.responder, std::move(ids), many);
 }
 
 // The filters of task.list.
@@ -121,8 +139,12 @@ void task_list(const TaskContext& ctx, Call& call) {
         for (auto it = tasks.rbegin(); it != tasks.rend() && take(it->second); ++it) {
         }
     }
-    std::reverse(listed.begin(), listed.end());
-    call.responder->result_text(tasks_text(ctx.view, listed));
+    std::vector<int64_t> ids;
+    ids.reserve(listed.size());
+    for (auto it = listed.rbegin(); it != listed.rend(); ++it) {
+        ids.push_back((*it)->id);
+    }
+    answer_statuses(ctx, call.responder, std::move(ids), true);
 }
 
 }  // namespace

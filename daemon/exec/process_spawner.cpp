@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/sys.hpp>
@@ -127,15 +128,107 @@ ProcessSpawner::ProcessSpawner(asio::io_context& io) : io_(io), exits_(io) {
         throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
     }
     exits_.assign(epfd);
+    thread_ = std::thread([this] { run_jobs(); });
 }
 
-ProcessSpawner::~ProcessSpawner() = default;
+ProcessSpawner::~ProcessSpawner() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
 
-common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on_exit) {
+void ProcessSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
+    auto job = std::make_unique<Job>();
+    job->spec = std::move(spec);
+    job->on_started = std::move(on_started);
+    job->on_exit = std::move(on_exit);
+    bool was_idle = false;
+    {
+        std::lock_guard lock(mutex_);
+        was_idle = todo_.empty();
+        todo_.push_back(std::move(job));
+    }
+    if (was_idle) {
+        wake_.notify_one();  // a busy thread looks at the queue again before it sleeps
+    }
+}
+
+void ProcessSpawner::run_jobs() {
+    // Signals are the loop's business; a clone here waits for the child's exec undisturbed.
+    sigset_t all;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [this] { return stopping_ || !todo_.empty(); });
+        if (stopping_) {
+            return;
+        }
+        std::unique_ptr<Job> job = std::move(todo_.front());
+        todo_.pop_front();
+        lock.unlock();
+        start_children(*job);
+        // The spec's descriptors (output files, pipe ends, a passed stdin) are the children's now: close
+        // them here rather than on the loop.
+        job->spec = SpawnSpec{};
+        lock.lock();
+        bool first = done_.empty();
+        done_.push_back(std::move(job));
+        if (first) {
+            // One wake-up of the loop for however many spawns finish before it looks.
+            asio::post(io_, [this] { adopt_done(); });
+        }
+    }
+}
+
+void ProcessSpawner::adopt_done() {
+    std::vector<std::unique_ptr<Job>> jobs;
+    {
+        std::lock_guard lock(mutex_);
+        jobs.swap(done_);
+    }
+    for (auto& job : jobs) {
+        std::vector<int> pids;
+        pids.reserve(job->children.size());
+        for (size_t i = 0; i < job->children.size(); ++i) {
+            SpawnedChild& c = job->children[i];
+            pids.push_back(c.pid);
+            // After a failure the stages that did start were killed: they are still reaped, by their
+            // pidfds, and reported to nobody.
+            std::function<void(ExitInfo)> on_exit;
+            if (!job->error) {
+                on_exit = [cb = job->on_exit, i](ExitInfo info) {
+                    cb(i, info);
+                };
+            }
+            watch(c.pid, std::move(c.pidfd), std::move(on_exit));
+        }
+        // What the scheduler throws must not keep the other spawns from being reported.
+        try {
+            if (job->error) {
+                job->on_started(std::unexpected(std::move(*job->error)));
+            } else {
+                job->on_started(std::move(pids));
+            }
+        } catch (const std::exception& e) {
+            spdlog::error("internal error after a spawn: {}", e.what());
+        }
+    }
+}
+
+void ProcessSpawner::start_children(Job& job) {
+    SpawnSpec& spec = job.spec;
+    auto fail = [&job](std::unexpected<common::Error> e) {
+        job.error = std::move(e.error());
+    };
     const size_t n = spec.stages.size();
     if (n == 0 || std::any_of(spec.stages.begin(), spec.stages.end(),
                               [](const SpawnStage& st) { return st.argv.empty(); })) {
-        return common::plain_error("empty command", common::Errc::not_found);
+        job.error = common::Error{common::Errc::not_found, 0, "empty command"};
+        return;
     }
     // Every stage's executable first: a pipeline with a typo starts nothing.
     std::vector<std::string> exes;
@@ -146,13 +239,13 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
         if (!exe) {
             // A relative PATH entry is searched in cwd: a missing cwd explains the miss better.
             if (auto bad_cwd = cwd_problem(spec.cwd)) {
-                return stage_failure(std::move(*bad_cwd), i, n);
+                return fail(stage_failure(std::move(*bad_cwd), i, n));
             }
             if (exe.error().code == common::Errc::not_found) {
-                return stage_failure(common::Error{common::Errc::not_found, 0, "command not found: " + name},
-                                     i, n);
+                return fail(stage_failure(
+                    common::Error{common::Errc::not_found, 0, "command not found: " + name}, i, n));
             }
-            return stage_failure(exe.error(), i, n);
+            return fail(stage_failure(exe.error(), i, n));
         }
         exes.push_back(std::move(*exe));
     }
@@ -160,14 +253,14 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
     if (!spec.stdin_fd && spec.stdin_path) {
         auto in = open_stream(*spec.stdin_path, O_RDONLY, "stdin");
         if (!in) {
-            return stage_failure(in.error(), 0, n);
+            return fail(stage_failure(in.error(), 0, n));
         }
         spec.stdin_fd = std::move(*in);
     }
     if (!spec.stdout_fd) {
         auto out = open_stream(spec.stdout_path, O_WRONLY | O_CREAT | O_TRUNC, "stdout");
         if (!out) {
-            return stage_failure(out.error(), 0, n);
+            return fail(stage_failure(out.error(), 0, n));
         }
         spec.stdout_fd = std::move(*out);
     }
@@ -175,7 +268,7 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
         if (!spec.stages[i].stderr_fd) {
             auto err = open_stream(spec.stages[i].stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "stderr");
             if (!err) {
-                return stage_failure(err.error(), i, n);
+                return fail(stage_failure(err.error(), i, n));
             }
             spec.stages[i].stderr_fd = std::move(*err);
         }
@@ -187,7 +280,7 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
     for (size_t i = 0; i + 1 < n; ++i) {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
-            return stage_failure(common::Error{common::Errc::failed, errno, "pipe"}, i, n);
+            return fail(stage_failure(common::Error{common::Errc::failed, errno, "pipe"}, i, n));
         }
         pipe_read[i].reset(fds[0]);
         pipe_write[i].reset(fds[1]);
@@ -201,7 +294,7 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
     }
 
     std::vector<int> pids;
-    std::vector<SpawnedChild> started;
+    std::vector<SpawnedChild>& started = job.children;
     pids.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         const SpawnStage& stage = spec.stages[i];
@@ -238,18 +331,11 @@ common::Result<std::vector<int>> ProcessSpawner::spawn(SpawnSpec spec, OnExit on
             if (!pids.empty()) {
                 ::kill(-pids.front(), SIGKILL);
             }
-            for (auto& c : started) {
-                watch(c.pid, std::move(c.pidfd), nullptr);
-            }
-            return stage_failure(spawn_error(child.error(), stage.argv.front(), spec.cwd), i, n);
+            return fail(stage_failure(spawn_error(child.error(), stage.argv.front(), spec.cwd), i, n));
         }
         pids.push_back(child->pid);
         started.push_back(std::move(*child));
     }
-    for (size_t i = 0; i < n; ++i) {
-        watch(started[i].pid, std::move(started[i].pidfd), [on_exit, i](ExitInfo info) { on_exit(i, info); });
-    }
-    return pids;
 }
 
 common::Error ProcessSpawner::spawn_error(const common::Error& child, const std::string& command,

@@ -31,7 +31,7 @@ struct ChildState {
     const char* volatile step = nullptr;
 };
 
-// The child's stack, mapped once. Spawns never overlap (the loop thread waits for each child's exec).
+// The child's stack, mapped once. Spawns never overlap (the spawn thread waits for each child's exec).
 void* child_stack_top() {
     static void* top = [] {
         long page = ::sysconf(_SC_PAGESIZE);

@@ -10,8 +10,8 @@
 // dispositions, in its own process group (or the one given, for the stages of a pipeline), in its cwd (the
 // daemon never chdirs), with fds 0-2 as given and every other fd closed before exec.
 //
-// Only async-signal-safe calls run in the child, on memory prepared by the parent. Loop thread only
-// (one child stack, reused: spawns do not overlap).
+// Only async-signal-safe calls run in the child, on memory prepared by the parent. One thread only (one
+// child stack, reused: spawns do not overlap): ProcessSpawner's spawn thread.
 
 #include <optional>
 #include <string>

@@ -76,11 +76,16 @@ struct ExitInfo {
 class Spawner {
   public:
     using OnExit = std::function<void(size_t stage, ExitInfo)>;
+    // The outcome of a spawn: the stages' pids in stage order (the first is the group's id), or why nothing
+    // runs.
+    using OnStarted = std::function<void(common::Result<std::vector<int>>)>;
     virtual ~Spawner() = default;
 
-    // Starts SPEC's stages in one new process group. On success returns their pids in stage order (the first
-    // is the group's id); ON_EXIT then runs once per stage, on the daemon's loop, after it has been reaped.
-    [[nodiscard]] virtual common::Result<std::vector<int>> spawn(SpawnSpec spec, OnExit on_exit) = 0;
+    // Starts SPEC's stages in one new process group. ON_STARTED runs once, on the daemon's loop, when they
+    // have been started or have failed to; it may run before spawn() returns. The daemon's spawner does the
+    // clone and waits for the exec on a thread of its own, so the loop answers clients meanwhile. After a
+    // successful start, ON_EXIT runs once per stage, on the loop, after it has been reaped.
+    virtual void spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) = 0;
 
     // Sends SIGNO to the process group PGID. Quietly ignores a group that is already gone.
     virtual void signal_group(int pgid, int signo) = 0;

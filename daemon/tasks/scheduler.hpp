@@ -16,7 +16,9 @@
 // (pool sizes, transient pools, shutdown).
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -105,6 +107,8 @@ class Scheduler {
     CancelResult cancel(int64_t id, bool force);
     // Sends SIGNO to a running task's process group; false if it is not running.
     bool signal(int64_t id, int signo);
+    // Runs FN once none of IDS is starting any more (its processes being spawned): at once if none is.
+    void after_starts(const std::vector<int64_t>& ids, std::function<void()> fn);
     // TRANSIENT: a pool for one client (a map), not remembered: once its owner is gone
     // (release_transient_pool) its pending tasks are cancelled, and it is dropped when its running ones
     // are done.
@@ -143,8 +147,13 @@ class Scheduler {
 
     // scheduler_runs.cpp
     void start(Task& task, Pool& pool);
-    [[nodiscard]] common::Result<std::vector<int>> spawn(Task& task);
+    [[nodiscard]] common::Result<SpawnSpec> prepare_spawn(Task& task);
     [[nodiscard]] SpawnSpec spawn_spec(const Task& task);
+    // The spawner's answer for attempt ATTEMPT of task ID.
+    void on_started(int64_t id, int attempt, common::Result<std::vector<int>> pids);
+    void started(int64_t id, int attempt, common::Result<std::vector<int>> pids);
+    void release_start_waiters(int64_t id);
+    void start_failed(Task& task, const common::Error& why);
     void on_stage_exit(int64_t id, size_t stage, ExitInfo info);
     void on_exit(int64_t id, ExitInfo info);
     void retry_later(Task& task, FailReason reason);
@@ -184,6 +193,12 @@ class Scheduler {
     TaskCounts counts_;
     TaskCgroups* cgroups_ = nullptr;
     bool starting_ = true;
+    bool in_start_ = false;  // inside start()'s call of the spawner
+    struct StartWaiter {
+        size_t remaining = 0;
+        std::function<void()> fn;
+    };
+    std::multimap<int64_t, std::shared_ptr<StartWaiter>> start_waiters_;  // by the starting task's id
 };
 
 }  // namespace mpctl::daemon

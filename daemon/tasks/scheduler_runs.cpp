@@ -60,7 +60,7 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
     return s;
 }
 
-common::Result<std::vector<int>> Scheduler::spawn(Task& t) {
+common::Result<SpawnSpec> Scheduler::prepare_spawn(Task& t) {
     // The daemon's own reasons a task cannot start; a pipeline blames its first stage for them, as the
     // spawner names the stage at fault for its own.
     auto cannot_start = [&t](std::string why) {
@@ -91,46 +91,120 @@ common::Result<std::vector<int>> Scheduler::spawn(Task& t) {
             return cannot_start(std::string("stdin: ") + std::strerror(errno));
         }
     }
-    int64_t id = t.id;
-    return spawner_.spawn(std::move(spec),
-                          [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
+    return spec;
 }
 
 void Scheduler::start(Task& t, Pool& pool) {
     ++t.attempts;
     t.state = TaskState::running;
     t.reason = FailReason::none;
-    t.started_at_ms = common::now_unix_ms();
     t.finished_at_ms.reset();
     t.exit_code.reset();
     t.signal.reset();
     t.error.reset();
     t.truncated = false;  // the files start over
     t.stopping = Task::Stop::none;
-
-    auto pids = spawn(t);
-    if (!pids) {
-        t.exit_code = spawn_exit_code(pids.error());
-        t.error = pids.error().message();
-        t.finished_at_ms = common::now_unix_ms();
-        if (t.spec.cgroup() && cgroups_ != nullptr) {
-            cgroups_->release(t.id);
-        }
-        finish(t, TaskState::failed, FailReason::spawn);
-        return;
-    }
+    t.signal_on_start = 0;
     t.stages.clear();
-    for (int pid : *pids) {
-        t.stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt});
-    }
-    t.stages_running = static_cast<uint32_t>(pids->size());
-    t.pid = pids->front();
+    t.stages_running = 0;
+    t.pid.reset();
+    // The slot is the task's from now on, while its processes start (no pid yet) and then run; the pool's
+    // counts say so at once. The listener hears of the start once there are processes (or of the failure
+    // to start them, alone).
     ++pool.running;
     ++running_;
     running_ids_.insert(t.id);
-    if (t.spec.timeout_s()) {
-        int64_t id = t.id;
-        t.timeout_timer = timers_.start(to_ms(*t.spec.timeout_s()), [this, id] {
+    counts_.update(t.spec.pool(), t.counted, t.state, t.durable);
+
+    auto spec = prepare_spawn(t);
+    if (!spec) {
+        start_failed(t, spec.error());
+        return;
+    }
+    int64_t id = t.id;
+    int attempt = t.attempts;
+    in_start_ = true;
+    spawner_.spawn(
+        std::move(*spec),
+        [this, id, attempt](common::Result<std::vector<int>> pids) {
+            on_started(id, attempt, std::move(pids));
+        },
+        [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
+    in_start_ = false;
+}
+
+void Scheduler::after_starts(const std::vector<int64_t>& ids, std::function<void()> fn) {
+    auto waiter = std::make_shared<StartWaiter>();
+    for (int64_t id : ids) {
+        if (const Task* t = find(id); t != nullptr && t->starting()) {
+            ++waiter->remaining;
+            start_waiters_.emplace(id, waiter);
+        }
+    }
+    if (waiter->remaining == 0) {
+        fn();
+    } else {
+        waiter->fn = std::move(fn);
+    }
+}
+
+void Scheduler::release_start_waiters(int64_t id) {
+    auto [first, last] = start_waiters_.equal_range(id);
+    std::vector<std::shared_ptr<StartWaiter>> ready;
+    for (auto it = first; it != last; ++it) {
+        if (--it->second->remaining == 0) {
+            ready.push_back(it->second);
+        }
+    }
+    start_waiters_.erase(first, last);
+    for (auto& w : ready) {
+        w->fn();
+    }
+}
+
+void Scheduler::on_started(int64_t id, int attempt, common::Result<std::vector<int>> pids) {
+    started(id, attempt, std::move(pids));
+    release_start_waiters(id);
+}
+
+void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>> pids) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running || t->attempts != attempt || t->pid) {
+        // Nothing waits for these processes any more (cannot happen while a start is in flight: the
+        // task holds its slot until on_started): never leave them unsupervised.
+        if (pids && !pids->empty()) {
+            spawner_.signal_group(pids->front(), SIGKILL);
+        }
+        return;
+    }
+    if (!pids) {
+        // Answered from within start() (a spawner without a thread), pump's loop goes on by itself.
+        bool synchronous = in_start_;
+        start_failed(*t, pids.error());
+        if (!synchronous) {
+            pump(pool_for(t->spec.pool()));
+        }
+        return;
+    }
+    t->stages.clear();
+    for (int pid : *pids) {
+        t->stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt});
+    }
+    t->stages_running = static_cast<uint32_t>(pids->size());
+    t->pid = pids->front();
+    t->started_at_ms = common::now_unix_ms();
+    if (t->signal_on_start != 0) {
+        spawner_.signal_group(*t->pid, std::exchange(t->signal_on_start, 0));
+    }
+    if (t->stopping != Task::Stop::none) {
+        // Cancelled (or the daemon told to stop) while its processes were starting: they have done nothing
+        // yet worth a grace period.
+        kill_now(*t);
+        notify(*t);
+        return;
+    }
+    if (t->spec.timeout_s()) {
+        t->timeout_timer = timers_.start(to_ms(*t->spec.timeout_s()), [this, id] {
             Task* task = find(id);
             if (task != nullptr && task->state == TaskState::running) {
                 task->timeout_timer = 0;
@@ -138,11 +212,35 @@ void Scheduler::start(Task& t, Pool& pool) {
             }
         });
     }
-    notify(t);
+    notify(*t);
+}
+
+void Scheduler::start_failed(Task& t, const common::Error& why) {
+    Pool& pool = pool_for(t.spec.pool());
+    --pool.running;
+    --running_;
+    running_ids_.erase(t.id);
+    t.stopping = Task::Stop::none;
+    t.signal_on_start = 0;
+    t.exit_code = spawn_exit_code(why);
+    t.error = why.message();
+    t.started_at_ms = common::now_unix_ms();
+    t.finished_at_ms = t.started_at_ms;
+    if (t.spec.cgroup() && cgroups_ != nullptr) {
+        cgroups_->release(t.id);
+    }
+    finish(t, TaskState::failed, FailReason::spawn);
 }
 
 void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_after_s) {
-    if (t.state != TaskState::running || !t.pid) {
+    if (t.state != TaskState::running) {
+        return;
+    }
+    if (!t.pid) {
+        // Its processes are starting: on_started ends them once they have pids.
+        if (t.stopping == Task::Stop::none || why != Task::Stop::timeout) {
+            t.stopping = why;
+        }
         return;
     }
     int pgid = *t.pid;
@@ -196,8 +294,12 @@ common::Result<common::UniqueFd> Scheduler::cgroup_for(const Task& t) {
 
 bool Scheduler::signal(int64_t id, int signo) {
     Task* t = find(id);
-    if (t == nullptr || t->state != TaskState::running || !t->pid) {
+    if (t == nullptr || t->state != TaskState::running) {
         return false;
+    }
+    if (!t->pid) {
+        t->signal_on_start = static_cast<uint8_t>(signo);  // delivered as soon as there is a group
+        return true;
     }
     spawner_.signal_group(*t->pid, signo);
     return true;

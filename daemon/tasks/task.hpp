@@ -56,6 +56,7 @@ struct Task {
     TaskState state = TaskState::pending;
     FailReason reason = FailReason::none;
     enum class Stop : uint8_t { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we kill it
+    uint8_t signal_on_start = 0;   // a signal sent while its processes were starting (no pid yet)
     bool durable = false;          // its row is committed; only durable tasks run
     bool queued = false;           // in its pool's ready queue
     bool output_expected = false;  // its output files are being prepared ahead
@@ -63,6 +64,9 @@ struct Task {
     TaskCounts::Mark counted;      // what the scheduler's counts hold it as
 
     [[nodiscard]] bool finished() const { return proto::is_finished(state); }
+    // Running, with its processes still being started by the spawn thread: no pid yet. What is asked of it
+    // meanwhile (a signal, a forced cancel, a daemon stop) is done as soon as they exist.
+    [[nodiscard]] bool starting() const { return state == TaskState::running && !pid; }
 };
 
 }  // namespace mpctl::daemon

@@ -57,11 +57,43 @@ class FakeSpawner final : public Spawner {
         std::vector<int> pids;
         SpawnSpec spec;
         OnExit on_exit;
+        OnStarted on_started;  // while its start is deferred
         std::vector<bool> exited;
         [[nodiscard]] const std::vector<std::string>& argv() const { return spec.stages.front().argv; }
     };
 
-    mpctl::common::Result<std::vector<int>> spawn(SpawnSpec spec, OnExit on_exit) override {
+    void spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) override {
+        auto pids = start(std::move(spec), std::move(on_exit));
+        if (defer_starts) {
+            // As the daemon's spawner does: the outcome arrives later, when the test says so.
+            if (pids) {
+                processes.back().on_started = std::move(on_started);
+            } else {
+                deferred_failures.emplace_back(std::move(on_started), pids.error());
+            }
+            return;
+        }
+        on_started(std::move(pids));
+    }
+
+    // Reports the oldest deferred failed spawn (defer_starts).
+    void complete_failed_start() {
+        REQUIRE_FALSE(deferred_failures.empty());
+        auto [on_started, error] = std::move(deferred_failures.front());
+        deferred_failures.erase(deferred_failures.begin());
+        on_started(std::unexpected(error));
+    }
+
+    // Reports the deferred start of the process with group PID (defer_starts).
+    void complete_start(int pid) {
+        Process& p = process(pid);
+        REQUIRE(p.on_started);
+        auto on_started = std::move(p.on_started);
+        p.on_started = nullptr;
+        on_started(p.pids);
+    }
+
+    mpctl::common::Result<std::vector<int>> start(SpawnSpec spec, OnExit on_exit) {
         ++spawn_calls;
         for (size_t i = 0; i < spec.stages.size(); ++i) {
             auto failure = fail_for.find(spec.stages[i].argv.front());
@@ -131,6 +163,8 @@ class FakeSpawner final : public Spawner {
     std::vector<int> group_alive_asked;
     int spawn_calls = 0;
     int next_pid = 1000;
+    bool defer_starts = false;  // spawns report their outcome only at complete_start()
+    std::vector<std::pair<OnStarted, mpctl::common::Error>> deferred_failures;
 };
 
 // A manual clock: advance() runs the callbacks that fall due, earliest first (ties in start order),

@@ -1,0 +1,140 @@
+// ProcessSpawner with real processes: its spawn thread starts them, the loop hears each outcome and each
+// exit once, in order, however many spawns are in flight. (Run under ThreadSanitizer in CI: this is the
+// hand-over between the loop and the spawn thread.)
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include <mpctl/daemon/exec/process_spawner.hpp>
+
+#include "temp_dir.hpp"
+
+using mpctl::daemon::ExitInfo;
+using mpctl::daemon::ProcessSpawner;
+using mpctl::daemon::SpawnSpec;
+using mpctl::daemon::SpawnStage;
+using mpctl::test::TempDir;
+
+namespace {
+
+auto env() {
+    return std::make_shared<const mpctl::daemon::EnvBlock>(std::vector<std::string>{"PATH=/usr/bin:/bin"});
+}
+
+SpawnSpec spec_of(const TempDir& dir, const std::string& name, std::vector<std::vector<std::string>> stages) {
+    SpawnSpec s;
+    for (size_t i = 0; i < stages.size(); ++i) {
+        SpawnStage st;
+        st.argv = std::move(stages[i]);
+        st.stderr_path = dir / (name + "." + std::to_string(i) + ".err");
+        s.stages.push_back(std::move(st));
+    }
+    s.cwd = dir.path();
+    s.env = env();
+    s.stdout_path = dir / (name + ".out");
+    return s;
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Runs IO until DONE or 60 s have passed.
+void run_until(asio::io_context& io, const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+        io.run_for(std::chrono::milliseconds(50));
+        io.restart();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("the spawn thread starts a hundred tasks in flight at once; each starts once and exits once",
+          "[unit][spawner]") {
+    TempDir dir;
+    asio::io_context io;
+    ProcessSpawner spawner(io);
+    constexpr int n = 100;
+    std::map<int, std::vector<int>> pids;
+    std::map<int, int> exits;
+    std::map<int, int> codes;
+    for (int i = 0; i < n; ++i) {
+        std::string name = "t" + std::to_string(i);
+        spawner.spawn(
+            spec_of(dir, name, {{"sh", "-c", "echo " + name + "; exit " + std::to_string(i % 7)}}),
+            [&, i](mpctl::common::Result<std::vector<int>> r) {
+                REQUIRE(r.has_value());
+                CHECK_FALSE(pids.contains(i));
+                pids[i] = *r;
+            },
+            [&, i](size_t stage, ExitInfo info) {
+                CHECK(stage == 0);
+                CHECK(pids.contains(i));  // its start was heard first
+                ++exits[i];
+                codes[i] = info.exit_code.value_or(-1);
+            });
+    }
+    run_until(io, [&] { return exits.size() == static_cast<size_t>(n); });
+    REQUIRE(exits.size() == static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        CHECK(exits[i] == 1);
+        CHECK(codes[i] == i % 7);
+        CHECK(pids[i].size() == 1);
+        CHECK(slurp(dir / ("t" + std::to_string(i) + ".out")) == "t" + std::to_string(i) + "\n");
+    }
+}
+
+TEST_CASE(
+    "a spawn that fails reports why on the loop, and a pipeline whose later stage fails starts nothing "
+    "that outlives it",
+    "[unit][spawner]") {
+    TempDir dir;
+    asio::io_context io;
+    ProcessSpawner spawner(io);
+    std::optional<mpctl::common::Result<std::vector<int>>> missing;
+    std::optional<mpctl::common::Result<std::vector<int>>> bad_cwd;
+    int exits = 0;
+    spawner.spawn(
+        spec_of(dir, "missing", {{"no-such-command-here"}}),
+        [&](mpctl::common::Result<std::vector<int>> r) { missing = std::move(r); },
+        [&](size_t, ExitInfo) { ++exits; });
+    SpawnSpec in_nowhere = spec_of(dir, "nowhere", {{"sleep", "600"}, {"true"}});
+    in_nowhere.cwd = dir / "not-a-dir";
+    spawner.spawn(
+        std::move(in_nowhere), [&](mpctl::common::Result<std::vector<int>> r) { bad_cwd = std::move(r); },
+        [&](size_t, ExitInfo) { ++exits; });
+    run_until(io, [&] { return missing.has_value() && bad_cwd.has_value(); });
+    REQUIRE(missing.has_value());
+    REQUIRE_FALSE(missing->has_value());
+    CHECK(missing->error().message() == "command not found: no-such-command-here");
+    CHECK(mpctl::daemon::spawn_exit_code(missing->error()) == 127);
+    REQUIRE(bad_cwd.has_value());
+    REQUIRE_FALSE(bad_cwd->has_value());
+    CHECK(bad_cwd->error().message().find("stage 0: cwd ") == 0);
+    CHECK(exits == 0);  // a failed spawn reports no exits
+}
+
+TEST_CASE("a spawner destroyed with spawns queued drops them without running their callbacks",
+          "[unit][spawner]") {
+    TempDir dir;
+    asio::io_context io;
+    int heard = 0;
+    {
+        ProcessSpawner spawner(io);
+        for (int i = 0; i < 20; ++i) {
+            spawner.spawn(
+                spec_of(dir, "q" + std::to_string(i), {{"true"}}),
+                [&](mpctl::common::Result<std::vector<int>>) { ++heard; },
+                [&](size_t, ExitInfo) { ++heard; });
+        }
+    }
+    CHECK(heard == 0);  // nothing ran the loop: every callback is the loop's, and the loop never ran
+}
