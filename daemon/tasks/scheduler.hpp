@@ -199,6 +199,8 @@ class Scheduler {
         std::function<void()> fn;
     };
     std::multimap<int64_t, std::shared_ptr<StartWaiter>> start_waiters_;  // by the starting task's id
+    // The grace period of a stop asked for while the task was starting, when it was not its own.
+    std::map<int64_t, std::optional<double>> stop_grace_on_start_;
 };
 
 }  // namespace mpctl::daemon

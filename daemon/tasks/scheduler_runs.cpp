@@ -197,10 +197,16 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
         spawner_.signal_group(*t->pid, std::exchange(t->signal_on_start, 0));
     }
     if (t->stopping != Task::Stop::none) {
-        // Cancelled (or the daemon told to stop) while its processes were starting: they have done nothing
-        // yet worth a grace period.
-        kill_now(*t);
+        // Cancelled (or the daemon told to stop) while its processes were starting: stopped now as it
+        // would have been then, SIGTERM and the grace asked for.
+        Task::Stop why = std::exchange(t->stopping, Task::Stop::none);
+        std::optional<double> grace;
+        if (auto it = stop_grace_on_start_.find(id); it != stop_grace_on_start_.end()) {
+            grace = it->second;
+            stop_grace_on_start_.erase(it);
+        }
         notify(*t);
+        begin_stop(*t, why, grace);
         return;
     }
     if (t->spec.timeout_s()) {
@@ -222,6 +228,7 @@ void Scheduler::start_failed(Task& t, const common::Error& why) {
     running_ids_.erase(t.id);
     t.stopping = Task::Stop::none;
     t.signal_on_start = 0;
+    stop_grace_on_start_.erase(t.id);
     t.exit_code = spawn_exit_code(why);
     t.error = why.message();
     t.started_at_ms = common::now_unix_ms();
@@ -237,9 +244,10 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
         return;
     }
     if (!t.pid) {
-        // Its processes are starting: on_started ends them once they have pids.
-        if (t.stopping == Task::Stop::none || why != Task::Stop::timeout) {
-            t.stopping = why;
+        // Its processes are starting: on_started stops them once they have pids.
+        t.stopping = why;
+        if (kill_after_s) {
+            stop_grace_on_start_[t.id] = kill_after_s;
         }
         return;
     }

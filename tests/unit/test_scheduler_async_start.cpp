@@ -50,8 +50,9 @@ TEST_CASE("a spawn that fails later frees the slot for the next task", "[unit][s
     CHECK(h.state(next) == TaskState::running);
 }
 
-TEST_CASE("a task cancelled while its processes start is killed as soon as they exist and ends cancelled",
-          "[unit][scheduler][async_start]") {
+TEST_CASE(
+    "a task cancelled while its processes start is stopped as soon as they exist, as it would have been",
+    "[unit][scheduler][async_start]") {
     Harness h(options(1));
     h.spawner.defer_starts = true;
     int64_t id = h.submit(cmd("a"));
@@ -61,7 +62,10 @@ TEST_CASE("a task cancelled while its processes start is killed as soon as they 
     REQUIRE(h.spawner.processes.size() == 1);
     int pgid = h.spawner.processes.front().pid;
     h.spawner.complete_start(pgid);
-    CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGKILL}});
+    // SIGTERM first, SIGKILL after the task's kill_after (5 s by default), as for a running task.
+    CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGTERM}});
+    h.timers.advance(5000);
+    CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGTERM}, {pgid, SIGKILL}});
     h.spawner.exit(pgid, killed(SIGKILL));
     CHECK(h.state(id) == TaskState::cancelled);
 }
@@ -86,7 +90,7 @@ TEST_CASE("a daemon stop while a task's processes start ends them once they exis
     h.spawner.defer_starts = true;
     int64_t id = h.submit(cmd("a"));
     h.sched.stop_starting();
-    h.sched.terminate_running(0.0);
+    h.sched.terminate_running(0.0);  // with the grace the stop asked for: none
     REQUIRE(h.spawner.processes.size() == 1);
     int pgid = h.spawner.processes.front().pid;
     h.spawner.complete_start(pgid);
