@@ -112,6 +112,14 @@ class BoundedBuilder {
 }  // namespace
 
 BoundedJson parse_bounded_json(std::string_view text, std::size_t max_depth, std::string_view raw_member) {
+    // nlohmann's lexer takes a NUL byte for the end of the input: `{...}\0anything` read as the object
+    // before the NUL, and the rest was never looked at. JSON has no raw NUL anywhere (a string escapes it as
+    // \u0000), so a text holding one is malformed, whatever surrounds it.
+    if (text.find('\0') != std::string_view::npos) {
+        BoundedJson out;
+        out.outcome = BoundedJson::Outcome::syntax_error;
+        return out;
+    }
     BoundedBuilder builder(max_depth, raw_member);
     // strict: trailing garbage after the value is an error. A parse stopped by the builder reports false.
     bool complete = false;

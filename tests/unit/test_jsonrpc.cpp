@@ -103,6 +103,20 @@ TEST_CASE("a line that is not JSON is a parse error with id null", "[unit][jsonr
     }
 }
 
+TEST_CASE("a request line with a NUL byte after its JSON is a parse error, not the request before the NUL",
+          "[unit][jsonrpc]") {
+    // Found by fuzz_jsonrpc: the parser stopped at the NUL, so this line stopped the daemon.
+    using namespace std::string_literals;
+    for (std::string line : {R"({"jsonrpc":"2.0","id":1,"method":"daemon.stop"})"s + '\0' + "ignored"s,
+                             R"({"jsonrpc":"2.0","id":1,"method":"daemon.stop"})"s + '\0',
+                             R"({"jsonrpc":"2.0","id":1,"method":"m"} )"s + '\0' + "}"s}) {
+        auto req = mpctl::proto::parse_request_line(line);
+        REQUIRE_FALSE(req.has_value());
+        CHECK(req.error().code == ErrorCode::parse_error);
+        CHECK(req.error().id_text == "null");
+    }
+}
+
 TEST_CASE("an invalid request echoes its id when the id itself is valid", "[unit][jsonrpc]") {
     auto req = mpctl::proto::parse_request_line(R"({"jsonrpc":"2.0","id":"a","method":5})");
     REQUIRE_FALSE(req.has_value());
