@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,7 +24,23 @@ class FuzzSpawner final : public daemon::Spawner {
   public:
     explicit FuzzSpawner(asio::io_context& io) : io_(io) {}
 
-    common::Result<std::vector<int>> spawn(daemon::SpawnSpec spec, OnExit on_exit) override {
+    // As the daemon's spawner does, the outcome arrives on the loop later: requests that come meanwhile
+    // meet tasks that are starting.
+    void spawn(daemon::SpawnSpec spec, OnStarted on_started, OnExit on_exit) override {
+        auto pids = start(std::move(spec), std::move(on_exit));
+        std::optional<int> pgid;
+        if (pids) {
+            pgid = pids->front();
+        }
+        asio::post(io_, [on_started = std::move(on_started), pids = std::move(pids)]() mutable {
+            on_started(std::move(pids));
+        });
+        if (pgid && settling_) {
+            end(*pgid);  // its exit is posted after its start
+        }
+    }
+
+    common::Result<std::vector<int>> start(daemon::SpawnSpec spec, OnExit on_exit) {
         for (size_t i = 0; i < spec.stages.size(); ++i) {
             const std::string& command = spec.stages[i].argv.front();
             if (command.starts_with("/nonexistent")) {
@@ -41,9 +58,6 @@ class FuzzSpawner final : public daemon::Spawner {
         std::vector<int> pids = p.pids;
         int pgid = pids.front();
         live_.emplace(pgid, std::move(p));
-        if (settling_) {
-            end(pgid);
-        }
         return pids;
     }
 
