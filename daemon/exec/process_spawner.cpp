@@ -145,6 +145,16 @@ void ProcessSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit)
     job->spec = std::move(spec);
     job->on_started = std::move(on_started);
     job->on_exit = std::move(on_exit);
+    if (spawn_on_loop_ && std::chrono::steady_clock::now() >= offload_until_) {
+        std::unique_lock lock(mutex_);
+        if (todo_.empty() && !thread_busy_) {
+            // The thread is idle and cannot start anything while the loop is here: the child stack and
+            // the lookups are the loop's for this spawn.
+            lock.unlock();
+            spawn_here(std::move(job));
+            return;
+        }
+    }
     bool was_idle = false;
     {
         std::lock_guard lock(mutex_);
@@ -154,6 +164,22 @@ void ProcessSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit)
     if (was_idle) {
         wake_.notify_one();  // a busy thread looks at the queue again before it sleeps
     }
+}
+
+void ProcessSpawner::spawn_here(std::unique_ptr<Job> job) {
+    auto began = std::chrono::steady_clock::now();
+    start_children(*job);
+    job->spec = SpawnSpec{};
+    auto now = std::chrono::steady_clock::now();
+    if (now - began <= k_slow_spawn) {
+        slow_streak_ = 0;
+    } else if (++slow_streak_ >= k_slow_streak) {
+        slow_streak_ = 0;
+        offload_until_ = now + k_offload_for;
+        spdlog::debug("spawns kept the loop waiting: the spawn thread starts tasks for the next {} s",
+                      std::chrono::duration_cast<std::chrono::seconds>(k_offload_for).count());
+    }
+    adopt(*job);
 }
 
 void ProcessSpawner::run_jobs() {
@@ -169,12 +195,14 @@ void ProcessSpawner::run_jobs() {
         }
         std::unique_ptr<Job> job = std::move(todo_.front());
         todo_.pop_front();
+        thread_busy_ = true;
         lock.unlock();
         start_children(*job);
         // The spec's descriptors (output files, pipe ends, a passed stdin) are the children's now: close
         // them here rather than on the loop.
         job->spec = SpawnSpec{};
         lock.lock();
+        thread_busy_ = false;
         bool first = done_.empty();
         done_.push_back(std::move(job));
         if (first) {
@@ -191,31 +219,35 @@ void ProcessSpawner::adopt_done() {
         jobs.swap(done_);
     }
     for (auto& job : jobs) {
-        std::vector<int> pids;
-        pids.reserve(job->children.size());
-        for (size_t i = 0; i < job->children.size(); ++i) {
-            SpawnedChild& c = job->children[i];
-            pids.push_back(c.pid);
-            // After a failure the stages that did start were killed: they are still reaped, by their
-            // pidfds, and reported to nobody.
-            std::function<void(ExitInfo)> on_exit;
-            if (!job->error) {
-                on_exit = [cb = job->on_exit, i](ExitInfo info) {
-                    cb(i, info);
-                };
-            }
-            watch(c.pid, std::move(c.pidfd), std::move(on_exit));
+        adopt(*job);
+    }
+}
+
+void ProcessSpawner::adopt(Job& job) {
+    std::vector<int> pids;
+    pids.reserve(job.children.size());
+    for (size_t i = 0; i < job.children.size(); ++i) {
+        SpawnedChild& c = job.children[i];
+        pids.push_back(c.pid);
+        // After a failure the stages that did start were killed: they are still reaped, by their
+        // pidfds, and reported to nobody.
+        std::function<void(ExitInfo)> on_exit;
+        if (!job.error) {
+            on_exit = [cb = job.on_exit, i](ExitInfo info) {
+                cb(i, info);
+            };
         }
-        // What the scheduler throws must not keep the other spawns from being reported.
-        try {
-            if (job->error) {
-                job->on_started(std::unexpected(std::move(*job->error)));
-            } else {
-                job->on_started(std::move(pids));
-            }
-        } catch (const std::exception& e) {
-            spdlog::error("internal error after a spawn: {}", e.what());
+        watch(c.pid, std::move(c.pidfd), std::move(on_exit));
+    }
+    // What the scheduler throws must not keep the other spawns from being reported.
+    try {
+        if (job.error) {
+            job.on_started(std::unexpected(std::move(*job.error)));
+        } else {
+            job.on_started(std::move(pids));
         }
+    } catch (const std::exception& e) {
+        spdlog::error("internal error after a spawn: {}", e.what());
     }
 }
 

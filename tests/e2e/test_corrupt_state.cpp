@@ -162,6 +162,7 @@ TEST_CASE("mpctld --recover salvages the tasks it can read", "[e2e][corrupt-stat
     int64_t queued = d.submit({"--pool", "q", "--", "touch", t / "queued-ran"});
     json s = d.wait_for_state(running, "running");
     reaper.add(s["pid"].get<pid_t>());
+    d.sync_journal("q", 1);
     d.kill9();
     touch(t / "STOP");
     const std::string db = d.state_dir() + "/mpctld.db";

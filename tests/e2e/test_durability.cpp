@@ -83,6 +83,7 @@ TEST_CASE("every id a submit returned survives a kill -9 right after it", "[e2e]
     }
     json b = d.wait_for_state(blocker, "running");
     reaper.add(b["pid"].get<pid_t>());
+    d.sync_journal("default", 1);
     d.kill9();
     touch(t / "STOP");
     d.start();

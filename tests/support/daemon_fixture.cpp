@@ -286,6 +286,11 @@ json DaemonFixture::status(int64_t id) const {
     return mpctl_json({"status", std::to_string(id)});
 }
 
+void DaemonFixture::sync_journal(const std::string& pool, int workers) {
+    auto r = mpctl({"pool", "set", pool, "--workers", std::to_string(workers)});
+    REQUIRE(r.exit_code == 0);
+}
+
 json DaemonFixture::wait_for_state(int64_t id, const std::string& state,
                                    std::chrono::milliseconds timeout) const {
     auto conn = connect();

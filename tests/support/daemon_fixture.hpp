@@ -99,6 +99,11 @@ class DaemonFixture {
     // Waits (generously) until task ID is in STATE; returns its last status. A final state is waited for
     // with task.wait, an event: the daemon answers when the task ends. There is no such event for a start,
     // so "running" and "pending" are asked for with task.get on one connection every 10 ms.
+    // Returns once the journal holds every change made so far: a state change (a start, say) is journaled
+    // without anyone waiting for it, within 2 ms and with other writes; a pool.set's answer comes after a
+    // commit that holds it: this sets POOL to the WORKERS it has already. For tests that kill -9 the daemon
+    // and read the journal back.
+    void sync_journal(const std::string& pool, int workers);
     nlohmann::json wait_for_state(int64_t id, const std::string& state,
                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 

@@ -57,11 +57,14 @@ void run_until(asio::io_context& io, const std::function<bool()>& done) {
 
 }  // namespace
 
-TEST_CASE("the spawn thread starts a hundred tasks in flight at once; each starts once and exits once",
-          "[unit][spawner]") {
+TEST_CASE(
+    "a hundred tasks spawned at once, on the loop or by the spawn thread, each start once and exit once",
+    "[unit][spawner]") {
     TempDir dir;
     asio::io_context io;
     ProcessSpawner spawner(io);
+    bool on_loop = GENERATE(true, false);
+    spawner.set_spawn_on_loop(on_loop);
     constexpr int n = 100;
     std::map<int, std::vector<int>> pids;
     std::map<int, int> exits;
@@ -99,6 +102,7 @@ TEST_CASE(
     TempDir dir;
     asio::io_context io;
     ProcessSpawner spawner(io);
+    spawner.set_spawn_on_loop(GENERATE(true, false));
     std::optional<mpctl::common::Result<std::vector<int>>> missing;
     std::optional<mpctl::common::Result<std::vector<int>>> bad_cwd;
     int exits = 0;
@@ -129,6 +133,7 @@ TEST_CASE("a spawner destroyed with spawns queued drops them without running the
     int heard = 0;
     {
         ProcessSpawner spawner(io);
+        spawner.set_spawn_on_loop(false);
         for (int i = 0; i < 20; ++i) {
             spawner.spawn(
                 spec_of(dir, "q" + std::to_string(i), {{"true"}}),
