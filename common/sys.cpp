@@ -8,32 +8,34 @@
 
 namespace mpctl::common {
 
-Result<void> write_all(int fd, std::string_view data) {
+namespace {
+
+// Writes all of DATA with OP (one write or send), retrying on EINTR and short writes; NAME is the call a
+// failure is reported as.
+template <typename Op>
+Result<void> write_each(std::string_view data, const char* name, Op op) {
     while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
+        ssize_t n = op(data);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            return sys_error("write");
+            return sys_error(name);
         }
         data.remove_prefix(static_cast<size_t>(n));
     }
     return {};
 }
 
+}  // namespace
+
+Result<void> write_all(int fd, std::string_view data) {
+    return write_each(data, "write", [fd](std::string_view d) { return ::write(fd, d.data(), d.size()); });
+}
+
 Result<void> send_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sys_error("send");
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return {};
+    return write_each(data, "send",
+                      [fd](std::string_view d) { return ::send(fd, d.data(), d.size(), MSG_NOSIGNAL); });
 }
 
 Result<size_t> read_once(int fd, void* buf, size_t size) {

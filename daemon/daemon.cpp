@@ -278,11 +278,6 @@ void Daemon::maybe_finish_stop() {
 }
 
 nlohmann::json Daemon::info() {
-    nlohmann::json counts = nlohmann::json::object();
-    for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
-                    TaskState::cancelled}) {
-        counts[std::string(proto::to_string(st))] = scheduler_->count(st);
-    }
     return {
         {"pid", ::getpid()},
         {"version", MPCTL_VERSION},
@@ -293,7 +288,7 @@ nlohmann::json Daemon::info() {
         {"workers", scheduler_->pool_workers(proto::k_default_pool)},
         {"durability", to_string(config_.durability)},
         {"stopping", stopping_},
-        {"tasks", counts},
+        {"tasks", scheduler_->counts().by_state_json()},
         {"next_id", scheduler_->next_id()},
         {"cgroups", cgroups_.unavailable()
                         ? nlohmann::json{{"available", false}, {"reason", *cgroups_.unavailable()}}

@@ -207,7 +207,12 @@ void ProcessSpawner::run_jobs() {
         done_.push_back(std::move(job));
         if (first) {
             // One wake-up of the loop for however many spawns finish before it looks.
-            asio::post(io_, [this] { adopt_done(); });
+            // A spawner destroyed before the loop ran this leaves it nothing to do (a token, not `this`).
+            asio::post(io_, [this, alive = std::weak_ptr<const char>(alive_)] {
+                if (alive.lock()) {
+                    adopt_done();
+                }
+            });
         }
     }
 }

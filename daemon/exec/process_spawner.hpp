@@ -30,7 +30,8 @@ namespace mpctl::daemon {
 class ProcessSpawner final : public Spawner {
   public:
     explicit ProcessSpawner(asio::io_context& io);
-    // Stops the spawn thread; spawns it has not finished are dropped, their callbacks never run.
+    // Stops the spawn thread; spawns it has not finished, or whose outcome the loop has not heard yet, are
+    // dropped and their callbacks never run, even if the loop runs on.
     ~ProcessSpawner() override;
     ProcessSpawner(const ProcessSpawner&) = delete;
     ProcessSpawner& operator=(const ProcessSpawner&) = delete;
@@ -110,6 +111,7 @@ class ProcessSpawner final : public Spawner {
     std::chrono::steady_clock::time_point offload_until_{};
     int slow_streak_ = 0;
     bool spawn_on_loop_ = true;
+    std::shared_ptr<const char> alive_ = std::make_shared<const char>('\0');  // gone with the spawner
 
     struct Lookup {
         std::string exe;

@@ -93,6 +93,7 @@ class Scheduler {
     [[nodiscard]] size_t unfinished_count() const;
     // Tasks clients can see, in STATE (kept as tasks change: no walk of the table).
     [[nodiscard]] size_t count(TaskState state) const { return counts_.in_state(state); }
+    [[nodiscard]] const TaskCounts& counts() const { return counts_; }
     // The running tasks' ids, in id order.
     [[nodiscard]] const std::set<int64_t>& running_ids() const { return running_ids_; }
     // Bytes of each output stream kept for TASK.

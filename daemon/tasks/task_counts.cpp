@@ -2,6 +2,15 @@
 
 namespace mpctl::daemon {
 
+nlohmann::json TaskCounts::by_state_json() const {
+    nlohmann::json counts = nlohmann::json::object();
+    for (auto st : {proto::TaskState::pending, proto::TaskState::running, proto::TaskState::succeeded,
+                    proto::TaskState::failed, proto::TaskState::cancelled}) {
+        counts[std::string(proto::to_string(st))] = in_state(st);
+    }
+    return counts;
+}
+
 using proto::TaskState;
 
 void TaskCounts::update(const std::string& pool, Mark& mark, TaskState state, bool durable) {

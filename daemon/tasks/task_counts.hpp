@@ -13,6 +13,8 @@
 #include <string>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::daemon {
@@ -35,6 +37,8 @@ class TaskCounts {
     [[nodiscard]] size_t in_state(proto::TaskState state) const {
         return by_state_[static_cast<size_t>(state)];
     }
+    // Durable tasks by state, as daemon.status shows them: {"pending": N, "running": N, ...}.
+    [[nodiscard]] nlohmann::json by_state_json() const;
     // Durable pending tasks of POOL (queued, or waiting on dependencies or a retry delay).
     [[nodiscard]] size_t pending(const std::string& pool) const;
     // Unfinished tasks of POOL, committed or not.

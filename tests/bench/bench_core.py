@@ -26,6 +26,47 @@ def median_seconds(cmd, runs, env=None, setup=None):
     return statistics.median(times)
 
 
+class Connection:
+    """One JSON-RPC connection to a daemon's socket."""
+
+    def __init__(self, sock_path, deadline_s=30):
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                self.conn = socket.socket(socket.AF_UNIX)
+                self.conn.connect(sock_path)
+                break
+            except OSError:
+                self.conn.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.file = self.conn.makefile("rwb")
+        self.next_id = 0
+
+    def send_text(self, method, params_text):
+        """Sends a request whose params are ready-made JSON text (bytes); returns its id."""
+        self.next_id += 1
+        self.file.write(b'{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}\n' %
+                        (self.next_id, method.encode(), params_text))
+        self.file.flush()
+        return self.next_id
+
+    def answer(self, rid):
+        while True:
+            msg = json.loads(self.file.readline())
+            if msg.get("id") == rid:
+                if "error" in msg:
+                    raise RuntimeError(msg["error"])
+                return msg["result"]
+
+    def call(self, method, **params):
+        return self.answer(self.send_text(method, json.dumps(params).encode()))
+
+    def close(self):
+        self.conn.close()
+
+
 class Daemon:
     def __init__(self, bin_dir, workdir, workers, durability):
         self.sock = os.path.join(workdir, "d.sock")
@@ -33,32 +74,13 @@ class Daemon:
         self.proc = subprocess.Popen([os.path.join(bin_dir, "mpctld"), "--foreground", "--exit-with-parent",
                                       "--socket", self.sock, "--state-dir", self.state, "--workers", str(workers),
                                       "--durability", durability, "--log-level", "warn"])
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.conn = socket.socket(socket.AF_UNIX)
-                self.conn.connect(self.sock)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        self.file = self.conn.makefile("rwb")
-        self.next_id = 0
+        self.main = Connection(self.sock)
 
     def call(self, method, **params):
-        self.next_id += 1
-        self.file.write(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).encode() + b"\n")
-        self.file.flush()
-        while True:
-            msg = json.loads(self.file.readline())
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(msg["error"])
-                return msg["result"]
+        return self.main.call(method, **params)
 
     def stop(self):
-        self.conn.close()
+        self.main.close()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
 

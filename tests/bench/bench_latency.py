@@ -8,33 +8,15 @@ queues (its pool's one slot is held by a `sleep`), so each answer is the daemon'
     daemon is starting a task every few hundred microseconds (what a `mpctl map -j2` does).
 Target: while spawning, a submit answered within 2x of a task.get (and both near their idle times).
 
-Usage: tests/bench/bench_latency.py [--build DIR] [--samples N] [--tasks N] [--dir DIR]
+Usage: tests/bench/bench_latency.py [--build DIR] [--baseline DIR]... [--samples N] [--tasks N] [--dir DIR]
+(--baseline: an earlier build, e.g. of the commit before a change, measured in the same run.)
 Not a pass/fail test: it prints what it measures.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_core import Daemon  # noqa: E402
-
-
-class Conn:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.connect(path)
-        self.f = self.s.makefile("rwb")
-        self.n = 0
-
-    def call(self, method, **params):
-        self.n += 1
-        self.f.write(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params}).encode() + b"\n")
-        self.f.flush()
-        while True:
-            msg = json.loads(self.f.readline())
-            if msg.get("id") == self.n:
-                if "error" in msg:
-                    raise RuntimeError(msg["error"])
-                return msg["result"]
+from bench_core import Connection, Daemon  # noqa: E402
 
 
 def sample(conn, samples, keep_going, cwd):
@@ -56,15 +38,8 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--samples", type=int, default=400)
-    ap.add_argument("--tasks", type=int, default=4000)
-    ap.add_argument("--dir", default="/dev/shm")
-    args = ap.parse_args()
-    bin_dir = os.path.abspath(os.path.join(args.build, "bin"))
-    true = shutil.which("true") or "/bin/true"
+def measure(bin_dir, args, true):
+    """One daemon of BIN_DIR: (idle gets, idle submits, busy gets, busy submits, batch seconds)."""
     work = tempfile.mkdtemp(prefix="mplat-", dir=args.dir)
     try:
         d = Daemon(bin_dir, work, 2, "normal")
@@ -72,10 +47,10 @@ def main():
         d.call("task.wait", ids=[1], timeout=60)
         d.call("pool.set", name="held", workers=1)
         d.call("task.submit", argv=["sleep", "600"], cwd=work, pool="held")
-        conn = Conn(d.sock)
+        conn = Connection(d.sock)
         idle_get, idle_submit = sample(conn, args.samples, lambda: True, work)
 
-        batch = Conn(d.sock)
+        batch = Connection(d.sock)
         ids = batch.call("task.submit_batch", defaults={"cwd": work, "env": dict(os.environ)},
                          tasks=[{"argv": [true]} for _ in range(args.tasks)])["ids"]
         started = time.perf_counter()
@@ -92,20 +67,38 @@ def main():
         batch_s = time.perf_counter() - started
         d.call("task.cancel", ids=[2], force=True)
         d.stop()
+        return idle_get, idle_submit, busy_get, busy_submit, batch_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="another build dir (an earlier commit's, say), measured in the same run after --build")
+    ap.add_argument("--samples", type=int, default=400)
+    ap.add_argument("--tasks", type=int, default=4000)
+    ap.add_argument("--dir", default="/dev/shm")
+    args = ap.parse_args()
+    true = shutil.which("true") or "/bin/true"
 
     def row(name, xs):
         return f"{name:28} median {statistics.median(xs)*1e6:7.0f} µs   p90 {pct(xs, 0.9)*1e6:7.0f} µs   n={len(xs)}"
 
-    print(f"\nmpctl answer latency ({os.cpu_count()} CPUs, build {args.build})\n")
-    print(row("task.get, idle", idle_get))
-    print(row("task.submit, idle", idle_submit))
-    print(row("task.get, while spawning", busy_get))
-    print(row("task.submit, while spawning", busy_submit))
-    print(f"\nwhile spawning: submit / get = {statistics.median(busy_submit)/statistics.median(busy_get):.2f}x "
-          f"(target <= 2x); submit spawning / idle = {statistics.median(busy_submit)/statistics.median(idle_submit):.2f}x")
-    print(f"batch of {args.tasks} `true` on 2 workers while sampling: {batch_s*1000:.0f} ms")
+    print(f"\nmpctl answer latency ({os.cpu_count()} CPUs)")
+    for build in [args.build] + args.baseline:
+        idle_get, idle_submit, busy_get, busy_submit, batch_s = measure(
+            os.path.abspath(os.path.join(build, "bin")), args, true)
+        print(f"\nbuild {build}")
+        print(row("task.get, idle", idle_get))
+        print(row("task.submit, idle", idle_submit))
+        print(row("task.get, while spawning", busy_get))
+        print(row("task.submit, while spawning", busy_submit))
+        print(f"while spawning: submit / get = {statistics.median(busy_submit)/statistics.median(busy_get):.2f}x "
+              f"(target <= 2x); submit spawning / idle = "
+              f"{statistics.median(busy_submit)/statistics.median(idle_submit):.2f}x")
+        print(f"batch of {args.tasks} `true` on 2 workers while sampling: {batch_s*1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -34,29 +34,16 @@ class Daemon(bench_core.Daemon):
         super().__init__(bin_dir, workdir, 2, "normal")
 
     def send_text(self, method, params_text):
-        """Sends a request whose params are ready-made JSON text; returns its id."""
-        self.next_id += 1
-        self.file.write(b'{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}\n' %
-                        (self.next_id, method.encode(), params_text))
-        self.file.flush()
-        return self.next_id
+        return self.main.send_text(method, params_text)
 
     def answer(self, rid):
-        while True:
-            msg = json.loads(self.file.readline())
-            if msg.get("id") == rid:
-                if "error" in msg:
-                    raise RuntimeError(msg["error"])
-                return msg["result"]
-
-    def call(self, method, **params):
-        return self.answer(self.send_text(method, json.dumps(params).encode()))
+        return self.main.answer(rid)
 
     def timed(self, method, params_text):
         """The round trip of one request, in seconds (the answer read, not parsed)."""
         t = time.perf_counter()
         rid = self.send_text(method, params_text)
-        line = self.file.readline()  # one request at a time, and none streams: the next line is its answer
+        line = self.main.file.readline()  # one request at a time, and none streams: the next line is its answer
         elapsed = time.perf_counter() - t
         head = json.loads(line[:40].split(b',"result"')[0] + b"}") if b',"result"' in line[:40] else None
         if head is None or head.get("id") != rid:

@@ -324,16 +324,11 @@ void DaemonWorld::maybe_finish_stop() {
 }
 
 nlohmann::json DaemonWorld::info() {
-    nlohmann::json counts = nlohmann::json::object();
-    for (auto st : {TaskState::pending, TaskState::running, TaskState::succeeded, TaskState::failed,
-                    TaskState::cancelled}) {
-        counts[std::string(proto::to_string(st))] = scheduler_->count(st);
-    }
     return {
         {"pid", ::getpid()},
         {"version", MPCTL_VERSION},
         {"stopping", stopping_},
-        {"tasks", counts},
+        {"tasks", scheduler_->counts().by_state_json()},
         {"next_id", scheduler_->next_id()},
         {"workers", scheduler_->pool_workers(proto::k_default_pool)},
         {"state_dir", state_dir_.path()},

@@ -7,6 +7,16 @@
 
 using namespace mpctl::test::scheduler;
 
+namespace {
+
+// The process group of the one spawn so far.
+int only_group(Harness& h) {
+    REQUIRE(h.spawner.processes.size() == 1);
+    return h.spawner.processes.front().pid;
+}
+
+}  // namespace
+
 TEST_CASE(
     "a task whose processes are starting holds its slot, is running without a pid, and is journaled "
     "once it has one",
@@ -59,8 +69,7 @@ TEST_CASE(
     CHECK(h.sched.cancel(id, false) == Scheduler::CancelResult::running);  // running: only with force
     CHECK(h.sched.cancel(id, true) == Scheduler::CancelResult::terminating);
     CHECK(h.spawner.signals.empty());
-    REQUIRE(h.spawner.processes.size() == 1);
-    int pgid = h.spawner.processes.front().pid;
+    int pgid = only_group(h);
     h.spawner.complete_start(pgid);
     // SIGTERM first, SIGKILL after the task's kill_after (5 s by default), as for a running task.
     CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGTERM}});
@@ -77,8 +86,7 @@ TEST_CASE("a signal sent while a task's processes start reaches them once they e
     int64_t id = h.submit(cmd("a"));
     CHECK(h.sched.signal(id, SIGUSR1));
     CHECK(h.spawner.signals.empty());
-    REQUIRE(h.spawner.processes.size() == 1);
-    int pgid = h.spawner.processes.front().pid;
+    int pgid = only_group(h);
     h.spawner.complete_start(pgid);
     CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGUSR1}});
     CHECK(h.state(id) == TaskState::running);
@@ -91,8 +99,7 @@ TEST_CASE("a daemon stop while a task's processes start ends them once they exis
     int64_t id = h.submit(cmd("a"));
     h.sched.stop_starting();
     h.sched.terminate_running(0.0);  // with the grace the stop asked for: none
-    REQUIRE(h.spawner.processes.size() == 1);
-    int pgid = h.spawner.processes.front().pid;
+    int pgid = only_group(h);
     h.spawner.complete_start(pgid);
     CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGKILL}});
     h.spawner.exit(pgid, killed(SIGKILL));
@@ -106,8 +113,7 @@ TEST_CASE("a timeout counts from when the processes exist, not from when the spa
     int64_t id = h.submit(cmd("a", {{"timeout", 1}, {"kill_after", 0}}));
     h.timers.advance(5000);
     CHECK(h.spawner.signals.empty());
-    REQUIRE(h.spawner.processes.size() == 1);
-    int pgid = h.spawner.processes.front().pid;
+    int pgid = only_group(h);
     h.spawner.complete_start(pgid);
     CHECK(h.state(id) == TaskState::running);
     h.timers.advance(999);
