@@ -134,7 +134,7 @@ void DaemonWorld::populate() {
     // 1 succeeded, 2 failed: played out at once.
     request_or_die(R"({"jsonrpc":"2.0","id":1,"method":"pool.set","params":{"name":"one","workers":1}})");
     request_or_die(
-        R"({"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["true"],"name":"first","labels":{"team":"infra"},"cwd":"/"}})");
+        R"({"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["echo","one","two"],"name":"first","labels":{"team":"infra"},"cwd":"/"}})");
     request_or_die(R"({"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["false"]}})");
     std::string ignored;
     if (!settle(-1, ignored)) {

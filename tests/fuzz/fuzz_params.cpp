@@ -143,6 +143,18 @@ size_t passed_fds_for(std::string_view params) {
 
 }  // namespace
 
+// LeakSanitizer, called at start. The journal's checkpointer thread holds a SQLite connection of its own in
+// a local for its whole life (Checkpointer::run) and closes it when it returns, at Store::stop. Twice in
+// the first long runs (once in ~350,000 and once in ~950,000 executions, never in 20,000 leak checks of a
+// stress loop), a leak check reported that whole connection as leaked, every block of it indirectly: the
+// thread's frame was not seen as its root at that moment. So SQLite's own blocks are not reported: what
+// the daemon's code allocates still is (a Store left behind is a direct leak of ours), but a statement
+// never finalized would go unseen here (the ASan unit tests' exit check still sees one). The allocation
+// stacks stop in libsqlite3 (it has no frame pointers), so the module is all a suppression can name.
+extern "C" const char* __lsan_default_suppressions() {
+    return "leak:libsqlite3.so\n";
+}
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // Handlers log what clients get wrong; at this rate that is noise. Errors still show.
     spdlog::set_level(spdlog::level::err);

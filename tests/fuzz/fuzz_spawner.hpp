@@ -1,15 +1,18 @@
 #pragma once
 // FuzzSpawner: the Spawner of fuzz_params's daemon. Nothing is really started or signalled: a "process"
 // runs until the harness ends it, or ends at once while the harness settles the daemon (settling(true)),
-// and every exit reaches the scheduler on the loop, as a real reaped child's does. How it ends is read from
-// its command, so that fuzzed specs reach every outcome: "false" exits 1, anything else 0, a group sent
-// SIGTERM or SIGKILL dies of it, and a command under /nonexistent is not found.
+// and every exit reaches the scheduler on the loop, as a real reaped child's does. What it prints and how
+// it ends are read from its command, so that fuzzed specs reach every outcome: it prints its arguments,
+// "false" exits 1, anything else 0, a group sent SIGTERM or SIGKILL dies of it, and a command under
+// /nonexistent is not found.
 
 #include <csignal>
 #include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -49,6 +52,7 @@ class FuzzSpawner final : public daemon::Spawner {
                     common::Error{common::Errc::not_found, 0, prefix + "command not found: " + command});
             }
         }
+        print(spec);
         Process p;
         for (size_t i = 0; i < spec.stages.size(); ++i) {
             p.pids.push_back(next_pid_++);
@@ -83,6 +87,30 @@ class FuzzSpawner final : public daemon::Spawner {
     [[nodiscard]] size_t live() const { return live_.size(); }
 
   private:
+    // What a process prints, so that task.logs has output to stream, tail and cut: the last stage its
+    // arguments on stdout, one a line, and each stage its command on its own stderr.
+    static void print(const daemon::SpawnSpec& spec) {
+        const auto& argv = spec.stages.back().argv;
+        std::string out;
+        for (size_t i = 1; i < argv.size(); ++i) {
+            out += argv[i] + "\n";
+        }
+        write_all(spec.stdout_fd, out);
+        for (const auto& stage : spec.stages) {
+            write_all(stage.stderr_fd, stage.argv.front() + "\n");
+        }
+    }
+
+    static void write_all(const common::UniqueFd& fd, std::string_view data) {
+        while (fd && !data.empty()) {
+            ssize_t n = ::write(fd.get(), data.data(), data.size());
+            if (n <= 0) {
+                return;
+            }
+            data.remove_prefix(static_cast<size_t>(n));
+        }
+    }
+
     struct Process {
         std::vector<int> pids;
         OnExit on_exit;
