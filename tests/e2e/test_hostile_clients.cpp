@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <dirent.h>
 #include <fstream>
+#include <map>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -33,6 +35,39 @@ size_t open_descriptors(pid_t pid) {
     }
     ::closedir(dir);
     return n;
+}
+
+// What PID's descriptors are, kind by kind ("12 socket, 9 /tmp/.../1.stdout, ..."): a failure's first clue.
+std::string descriptor_kinds(pid_t pid) {
+    std::map<std::string, int> kinds;
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') {
+                continue;
+            }
+            char target[512];
+            ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+            std::string t = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
+            ++kinds[t.substr(0, t.find(':'))];
+        }
+        ::closedir(d);
+    }
+    std::string out;
+    for (const auto& [kind, count] : kinds) {
+        out += (out.empty() ? "" : ", ") + std::to_string(count) + " " + kind;
+    }
+    return out;
+}
+
+// The last N lines of TEXT, the last first.
+std::string last_lines(const std::string& text, size_t n) {
+    auto lines = lines_of(text);
+    std::string out;
+    for (size_t i = 0; i < n && i < lines.size(); ++i) {
+        out += lines[lines.size() - 1 - i] + "\n";
+    }
+    return out;
 }
 
 // A field of /proc/PID/status in kB ("VmHWM", "VmRSS").
@@ -277,8 +312,12 @@ TEST_CASE("out of descriptors, the daemon turns clients away with an answer, log
         (void)c->try_send_raw(R"({"jsonrpc":"2.0","id":1,"method":"task.logs","params":{"id":)" + str(id) +
                               R"(,"follow":true}})" + "\n");
         auto line = c->read_line(std::chrono::seconds(60));
-        INFO("connection " << i << ": " << (d.running() ? "the daemon runs" : "the daemon is gone") << "\n"
-                           << d.log());
+        // What a failure needs first: how the read ended, the daemon's descriptors, its last words.
+        INFO("connection " << i << ": " << c->why_no_line() << "; "
+                           << (d.running() ? "the daemon runs with descriptors: " + descriptor_kinds(d.pid())
+                                           : std::string("the daemon is gone"))
+                           << "\nits log, last line first:\n"
+                           << last_lines(d.log(), 12));
         REQUIRE(line);
         json first = parse_reply(line);
         if (first.contains("error")) {

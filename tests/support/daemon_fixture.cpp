@@ -110,6 +110,7 @@ std::optional<std::string> RpcConnection::read_line(std::chrono::milliseconds ti
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
                                                                           std::chrono::steady_clock::now());
         if (left.count() <= 0) {
+            why_no_line_ = "timed out";
             return std::nullopt;
         }
         pollfd p{fd_, POLLIN, 0};
@@ -118,11 +119,21 @@ std::optional<std::string> RpcConnection::read_line(std::chrono::milliseconds ti
         }
         char buf[65536];
         ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
         if (n <= 0) {
+            why_no_line_ = n == 0 ? "end of stream" : std::string("read: ") + std::strerror(errno);
             return std::nullopt;
         }
         buffer_.append(buf, static_cast<size_t>(n));
     }
+}
+
+std::string RpcConnection::why_no_line() const {
+    return buffer_.empty() ? why_no_line_
+                           : why_no_line_ + " after " + std::to_string(buffer_.size()) +
+                                 " bytes of a line: " + buffer_.substr(0, 200);
 }
 
 json RpcConnection::call(const std::string& method, const json& params, std::vector<json>* notifications,

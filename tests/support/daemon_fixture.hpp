@@ -36,6 +36,9 @@ class RpcConnection {
     bool try_send_raw(const std::string& bytes);
     // One line without its '\n'; nullopt at EOF or after TIMEOUT.
     std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    // Why the last read_line gave nullopt: "end of stream", "timed out", or the read's error; with the
+    // bytes of a line begun but not ended, if any.
+    [[nodiscard]] std::string why_no_line() const;
     // Sends a request and returns the response with that id (notifications before it are collected),
     // waiting up to TIMEOUT for it.
     nlohmann::json call(const std::string& method, const nlohmann::json& params,
@@ -46,6 +49,7 @@ class RpcConnection {
   private:
     int fd_ = -1;
     std::string buffer_;
+    std::string why_no_line_;
     int64_t next_id_ = 1000;
 };
 
