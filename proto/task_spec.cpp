@@ -126,13 +126,15 @@ TaskSpec parse_spec(const json& value, const std::string& path, bool need_comman
         for (size_t i = 0; i < stages.size(); ++i) {
             std::string stage_path = path + ".pipeline[" + std::to_string(i) + "]";
             auto stage = Params::convert<std::vector<std::string>>(stages[i], stage_path);
-            if (stage.empty() || stage.front().empty()) {
+            // An empty name is a command too: the shell says "command not found" and exits 127, and so
+            // does the task (its spawn fails), not the request.
+            if (stage.empty()) {
                 throw_invalid_params(stage_path + ": must name a command");
             }
             spec.pipeline.push_back(std::move(stage));
         }
     } else if (argv) {
-        if (argv->empty() || argv->front().empty()) {
+        if (argv->empty()) {
             throw_invalid_params(path + ".argv: must name a command");
         }
         spec.argv = std::move(*argv);

@@ -74,6 +74,13 @@ std::unexpected<common::Error> stage_failure(common::Error error, size_t stage, 
 
 }  // namespace
 
+namespace {
+// A command's name in a message: an empty one as '' (the shell says ": command not found", easy to miss).
+std::string shown_command(const std::string& name) {
+    return name.empty() ? std::string("''") : name;
+}
+}  // namespace
+
 EnvBlock::EnvBlock(std::vector<std::string> entries) : entries_(std::move(entries)), path_("/bin:/usr/bin") {
     envp_.reserve(entries_.size() + 1);
     for (auto& e : entries_) {
@@ -87,6 +94,9 @@ EnvBlock::EnvBlock(std::vector<std::string> entries) : entries_(std::move(entrie
 
 common::Result<std::string> find_executable(const std::string& file, const std::string& path,
                                             const std::string& cwd) {
+    if (file.empty()) {
+        return common::sys_error(file, ENOENT, common::Errc::not_found);  // as the shell: not found
+    }
     if (file.find('/') != std::string::npos) {
         return file;  // exec resolves a relative path after the chdir to cwd, as a shell would
     }
@@ -280,7 +290,8 @@ void ProcessSpawner::start_children(Job& job) {
             }
             if (exe.error().code == common::Errc::not_found) {
                 return fail(stage_failure(
-                    common::Error{common::Errc::not_found, 0, "command not found: " + name}, i, n));
+                    common::Error{common::Errc::not_found, 0, "command not found: " + shown_command(name)}, i,
+                    n));
             }
             return fail(stage_failure(exe.error(), i, n));
         }
@@ -380,7 +391,7 @@ common::Error ProcessSpawner::spawn_error(const common::Error& child, const std:
     // spawn_child's context is the step that failed in the child.
     const std::string& step = child.context;
     if (step == "exec" && child.err == ENOENT) {
-        return common::Error{common::Errc::not_found, 0, "command not found: " + command};
+        return common::Error{common::Errc::not_found, 0, "command not found: " + shown_command(command)};
     }
     if (step == "chdir") {
         return common::Error{common::Errc::failed, child.err, "cwd " + cwd};

@@ -144,6 +144,25 @@ TEST_CASE("a command that is not found gives 127", "[e2e][exit_codes]") {
     CHECK(d.mpctl({"result", str(id)}).exit_code == 127);
 }
 
+TEST_CASE("an empty command name is a command not found: 127, as bash gives, not a refused request",
+          "[e2e][exit_codes]") {
+    DaemonFixture d;
+    auto r = d.mpctl({"run", "--", ""});
+    CHECK(r.exit_code == 127);
+    CHECK_THAT(r.err, Contains("command not found: ''"));
+    CHECK(d.mpctl({"run", "--", "", "x"}).exit_code == 127);
+    // In a pipeline too: nothing starts, as with any stage that is not found.
+    CHECK(d.mpctl({"run", "--pipe", "--", "true", "|", ""}).exit_code == 127);
+    int64_t id = d.submit({"--", ""});
+    json s = d.wait_for_state(id, "failed");
+    CHECK(s["reason"] == "spawn");
+    CHECK(s["exit_code"] == 127);
+    CHECK(d.mpctl({"wait", str(id)}).exit_code == 127);
+    CHECK(d.mpctl({"result", str(id)}).exit_code == 127);
+    // The reference: bash runs nothing and exits 127.
+    CHECK(run_process({"bash", "-c", "'' x"}).exit_code == 127);
+}
+
 TEST_CASE("a task killed by signal N gives 128+N", "[e2e][exit_codes]") {
     DaemonFixture d;
     CHECK(d.mpctl({"run", "--", "sh", "-c", "kill -KILL $$"}).exit_code == 137);
