@@ -18,7 +18,8 @@ inline constexpr int unknown_id = 4;
 inline constexpr int busy = 5;
 inline constexpr int refused = 6;
 inline constexpr int timeout = 124;
-inline constexpr int mpctl_failed = 125;  // for commands that mirror a task
+inline constexpr int mpctl_failed = 125;    // for commands that mirror a task
+inline constexpr int cannot_execute = 126;  // as a shell: a command (or an argument) exec cannot take
 }  // namespace exit_code
 
 class CliError : public std::runtime_error {

@@ -22,19 +22,6 @@ void MapRun::completed(const json& task) {
     uint64_t seq = it->second;
     seq_of_.erase(it);
     --inflight_;
-    ++done_;
-    int code = proto::mirror_exit_code(s);
-    // Tasks that the map itself cancelled (a halt, Ctrl-C) do not speak for its exit code.
-    bool cancelled_by_us = stopping() && s.state == proto::TaskState::cancelled;
-    if (!cancelled_by_us) {
-        first_.add_code(seq, code);
-        if (code != 0) {
-            ++failures_;
-            if (!halted_ && halt_.triggered(static_cast<int>(failures_))) {
-                halt();
-            }
-        }
-    }
     if (joblog_) {
         map::JoblogEntry e;
         e.seq = seq + 1;
@@ -48,12 +35,44 @@ void MapRun::completed(const json& task) {
             joblog_failed(r.error());
         }
     }
+    int code = proto::mirror_exit_code(s);
+    // Tasks that the map itself cancelled (a halt, Ctrl-C) do not speak for its exit code.
+    bool cancelled_by_us = stopping() && s.state == proto::TaskState::cancelled;
     Finished f;
     if (ctx_.global.json) {
         f.json_line = task.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     } else {
         f.stdout_path = std::move(s.stdout_path);
         f.stderr_path = std::move(s.stderr_path);
+    }
+    settle(seq, code, !cancelled_by_us, std::move(f));
+}
+
+void MapRun::unrunnable_item(size_t number, std::string_view why) {
+    // As a command that cannot be executed (126): the item fails, the others run (GNU parallel warns and
+    // goes on). The message names the item by its number, which is its line for items read from stdin.
+    std::string what = (source_.from_lines() ? "line " : "item ") + std::to_string(number);
+    std::string message = what + ": the item " + std::string(why) + "; not run";
+    Finished f;
+    if (ctx_.global.json) {
+        json line = {{"error", {{"message", message}, {"exit_code", exit_code::cannot_execute}}},
+                     {source_.from_lines() ? "line" : "item", number}};
+        f.json_line = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    }
+    f.stderr_text = "mpctl: " + message + "\n";
+    settle(next_seq_++, exit_code::cannot_execute, true, std::move(f));
+}
+
+void MapRun::settle(uint64_t seq, int code, bool counts, Finished f) {
+    ++done_;
+    if (counts) {
+        first_.add_code(seq, code);
+        if (code != 0) {
+            ++failures_;
+            if (!halted_ && halt_.triggered(static_cast<int>(failures_))) {
+                halt();
+            }
+        }
     }
     if (o_.unordered) {
         results_.emit(f);

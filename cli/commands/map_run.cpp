@@ -139,7 +139,8 @@ int MapRun::run() {
 
 void MapRun::loop() {
     for (;;) {
-        maybe_submit();
+        while (maybe_submit()) {
+        }
         if (finished()) {
             return;
         }
@@ -205,7 +206,7 @@ void MapRun::coalesce() const {
 }
 
 bool MapRun::finished() const {
-    if (batch_id_ != 0 || inflight_ != 0) {
+    if (batch_id_ != 0 || inflight_ != 0 || (unrunnable_ && !stopping())) {
         return false;
     }
     return stopping() || (source_.exhausted() && chunk_.empty());

@@ -67,12 +67,16 @@ class MapRun {
     [[nodiscard]] std::optional<size_t> total_tasks() const;
 
     // map_window.cpp: submitting
-    void maybe_submit();
+    bool maybe_submit();
     void append_task(std::string& out) const;
     void handle(const json& msg);
 
     // map_completions.cpp: results, halts and interruptions
     void completed(const json& task);
+    // An item no task can take (a NUL byte: no argument can hold one) fails alone, at its place.
+    void unrunnable_item(size_t number, std::string_view why);
+    // A result at SEQ: counted (unless COUNTS is false), maybe halting, printed in its turn.
+    void settle(uint64_t seq, int code, bool counts, map::Finished f);
     void halt();
     void interrupt(int signo);
     void cancel_all(bool force);
@@ -96,12 +100,17 @@ class MapRun {
     size_t jobs_ = 1;
     size_t window_ = 1;
 
-    std::vector<std::string> chunk_;  // items of the next task, while a chunk fills
-    uint64_t next_seq_ = 0;           // the next task's place in input order
-    int64_t batch_id_ = 0;            // the task.submit_batch in flight (0: none)
-    uint64_t batch_first_seq_ = 0;
-    size_t batch_count_ = 0;
-    size_t inflight_ = 0;                           // submitted (or being submitted), not finished
+    std::vector<std::string> chunk_;    // items of the next task, while a chunk fills
+    uint64_t next_seq_ = 0;             // the next task's place in input order
+    int64_t batch_id_ = 0;              // the task.submit_batch in flight (0: none)
+    std::vector<uint64_t> batch_seqs_;  // the places of the batch in flight's tasks, in its order
+    size_t items_taken_ = 0;            // items read so far (an item's number, counting from 1)
+    struct Unrunnable {
+        size_t number;
+        std::string why;
+    };
+    std::optional<Unrunnable> unrunnable_;  // an item that cannot run: it fails once those before it are done
+    size_t inflight_ = 0;                   // submitted (or being submitted), not finished
     std::unordered_map<int64_t, uint64_t> seq_of_;  // task id -> seq, while unfinished
     map::Reorder<map::Finished> reorder_;
     FirstUnsuccessful first_;

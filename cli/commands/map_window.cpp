@@ -17,19 +17,31 @@ constexpr size_t k_max_waiting = 100'000;
 
 }  // namespace
 
-// Sends the next batch if there is room in the window and items to fill it.
-void MapRun::maybe_submit() {
+// Sends the next batch if there is room in the window and items to fill it. True when it should be called
+// again at once: an item that could not run has just failed, and nothing was sent after it yet.
+bool MapRun::maybe_submit() {
     if (batch_id_ != 0 || stopping()) {
-        return;
+        return false;
+    }
+    if (unrunnable_) {
+        // Nothing after an item that cannot run starts before it has failed, and it fails once everything
+        // before it is done: then a halt it causes stops what follows it, as with a task that failed.
+        if (inflight_ != 0) {
+            return false;
+        }
+        Unrunnable u = std::move(*unrunnable_);
+        unrunnable_.reset();
+        unrunnable_item(u.number, u.why);
+        return !stopping();
     }
     if (!o_.unordered && reorder_.waiting() >= k_max_waiting) {
-        return;
+        return false;
     }
     size_t free = window_ > inflight_ ? window_ - inflight_ : 0;
     // Batches of a quarter window at least, unless the daemon would idle or no more items are coming.
     bool worth_it = free >= std::max<size_t>(1, window_ / 4) || inflight_ < jobs_ || source_.at_eof();
     if (free == 0 || !worth_it) {
-        return;
+        return false;
     }
     std::string tasks;
     size_t count = 0;
@@ -40,26 +52,34 @@ void MapRun::maybe_submit() {
             if (!item) {
                 break;
             }
+            ++items_taken_;
+            if (item->find('\0') != std::string::npos) {
+                unrunnable_ = Unrunnable{items_taken_, "contains a NUL byte, which no argument can hold"};
+                break;
+            }
             chunk_.push_back(std::move(*item));
         }
-        if (chunk_.empty() || (chunk_.size() < chunk && !source_.at_eof())) {
+        // A chunk cut short by an item that cannot run goes as it is: the items before that one.
+        if (chunk_.empty() || (chunk_.size() < chunk && !source_.at_eof() && !unrunnable_)) {
             break;
         }
         tasks += tasks.empty() ? "[" : ",";
         append_task(tasks);
         chunk_.clear();
+        batch_seqs_.push_back(next_seq_++);
         ++count;
+        if (unrunnable_) {
+            break;
+        }
     }
     if (count == 0) {
-        return;
+        return unrunnable_ && inflight_ == 0;  // it was first: it fails now
     }
     tasks += "]";
     std::string params = R"({"defaults":)" + defaults_text_ + R"(,"tasks":)" + tasks + "}";
     batch_id_ = client_->send_params_text("task.submit_batch", params);
-    batch_first_seq_ = next_seq_;
-    batch_count_ = count;
-    next_seq_ += count;
     inflight_ += count;
+    return false;
 }
 
 void MapRun::append_task(std::string& out) const {
@@ -95,7 +115,8 @@ void MapRun::handle(const json& msg) {
     if (auto err = msg.find("error"); err != msg.end()) {
         if (id == batch_id_) {
             // Nothing of this batch was queued (a batch is all or nothing).
-            inflight_ -= batch_count_;
+            inflight_ -= batch_seqs_.size();
+            batch_seqs_.clear();
             batch_id_ = 0;
         }
         throw error_from_daemon(*err);
@@ -106,12 +127,13 @@ void MapRun::handle(const json& msg) {
     batch_id_ = 0;
     const json& ids = msg.at("result").at("ids");
     json watch = json::array();
-    uint64_t seq = batch_first_seq_;
+    size_t i = 0;
     for (const auto& v : ids) {
         int64_t task = v.get<int64_t>();
-        seq_of_.emplace(task, seq++);
+        seq_of_.emplace(task, batch_seqs_.at(i++));
         watch.push_back(task);
     }
+    batch_seqs_.clear();
     client_->send("task.as_completed", {{"ids", watch}});
     if (stopping()) {
         // Submitted before a halt or a signal: it goes the way of the others.

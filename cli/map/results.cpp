@@ -13,10 +13,13 @@ void ResultWriter::emit(const Finished& f) {
     before_output_();
     if (!f.json_line.empty()) {
         write_or_stop(1, f.json_line);
-        return;
+    } else {
+        copy_file(f.stdout_path, 1);
+        copy_file(f.stderr_path, 2);
     }
-    copy_file(f.stdout_path, 1);
-    copy_file(f.stderr_path, 2);
+    if (!f.stderr_text.empty()) {
+        write_or_stop(2, f.stderr_text);
+    }
 }
 
 void ResultWriter::copy_file(const std::string& path, int fd) {

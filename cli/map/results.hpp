@@ -15,7 +15,8 @@ namespace mpctl::cli::map {
 struct Finished {
     std::string stdout_path;
     std::string stderr_path;
-    std::string json_line;  // with --json, instead of the files
+    std::string json_line;    // with --json, instead of the files
+    std::string stderr_text;  // said on stderr after them (an item that could not run)
 };
 
 class ResultWriter {

@@ -203,3 +203,47 @@ TEST_CASE("map --json prints one status object per task in input order", "[e2e][
     CHECK(std::is_sorted(ids.begin(), ids.end()));
     CHECK(objects[0]["pool"].get<std::string>().rfind("map-", 0) == 0);
 }
+
+TEST_CASE("a stdin line with a NUL byte fails alone, named by its line: the others run and the map exits 126",
+          "[e2e][map]") {
+    DaemonFixture d;
+    std::string input("a\nx\0y\nb\n", 8);
+    auto r = d.mpctl({"map", "-j1", "--", "echo"}, with_stdin(input));
+    CHECK(r.exit_code == 126);
+    CHECK(r.out == "a\nb\n");
+    CHECK_THAT(r.err, Contains("line 2: the item contains a NUL byte"));
+    // A hundred good lines before it all run, and the one after it too.
+    std::string many;
+    for (int i = 1; i <= 100; ++i) {
+        many += std::to_string(i) + "\n";
+    }
+    many += std::string("x\0y\n", 4) + "101\n";
+    auto m = d.mpctl({"map", "--", "echo"}, with_stdin(many));
+    CHECK(m.exit_code == 126);
+    CHECK(lines_of(m.out).size() == 101);
+    CHECK_THAT(m.err, Contains("line 101:"));
+    // With --json its place in the output is an error line naming it.
+    auto j = d.mpctl({"--json", "map", "-j1", "--", "echo"}, with_stdin(input));
+    auto out = lines_of(j.out);
+    REQUIRE(out.size() == 3);
+    json bad = json::parse(out[1]);
+    CHECK(bad["line"] == 2);
+    CHECK(bad["error"]["exit_code"] == 126);
+    CHECK(json::parse(out[2])["argv"] == json::array({"echo", "b"}));
+}
+
+TEST_CASE("an item that cannot run halts the map in its turn: those before it run, none after it starts",
+          "[e2e][map]") {
+    DaemonFixture d;
+    std::string input("a\nx\0y\nb\nc\n", 10);
+    for (const char* halt : {"now,fail=1", "soon,fail=1"}) {
+        INFO(halt);
+        auto r = d.mpctl({"map", "-j1", "--halt", halt, "--", "echo"}, with_stdin(input));
+        CHECK(r.exit_code == 126);
+        CHECK(r.out == "a\n");
+        CHECK_THAT(r.err, Contains("map halted after 1 failed task"));
+    }
+    // A chunk cut short by it goes with the items before it.
+    auto c = d.mpctl({"map", "--chunksize", "2", "-j1", "--", "echo"}, with_stdin(input));
+    CHECK(c.out == "a\nb c\n");
+}
