@@ -114,6 +114,24 @@ TEST_CASE("SIGPIPE of an early stage is success: yes | head -1", "[e2e][pipeline
     CHECK(last.exit_code == 128 + SIGPIPE);
 }
 
+TEST_CASE("an early stage that exits 141 fails unless it is a shell reporting its child's SIGPIPE",
+          "[e2e][pipeline]") {
+    DaemonFixture d;
+    // Not a shell: 141 is its exit code, as bash's pipefail says.
+    auto plain = d.mpctl({"run", "--pipe", "--", "python3", "-c", "import sys; sys.exit(141)", "|", "cat"});
+    CHECK(plain.exit_code == 141);
+    CHECK(run_process({"bash", "-o", "pipefail", "-c", "python3 -c 'import sys; sys.exit(141)' | cat"})
+              .exit_code == 141);
+    // A shell whose child died of SIGPIPE exits 141: its reader closed early, on purpose.
+    auto shell = d.mpctl({"run", "--pipe", "--", "sh", "-c", "yes; exit $?", "|", "head", "-n", "1"});
+    INFO(shell.err);
+    CHECK(shell.exit_code == 0);
+    CHECK(shell.out == "y\n");
+    json s = d.mpctl_json({"status", "--json", "2"});
+    CHECK(s["stages"][0]["exit_code"] == 141);
+    CHECK(s["stages"][0]["state"] == "succeeded");
+}
+
 TEST_CASE("each stage's stderr is kept apart and logs --stage reads one", "[e2e][pipeline]") {
     DaemonFixture d;
     auto r = d.mpctl({"run", "--pipe", "--", "sh", "-c", "echo err-0 >&2; echo data", "|", "sh", "-c",

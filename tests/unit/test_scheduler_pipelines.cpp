@@ -1,6 +1,8 @@
 // The scheduler, driven by the fakes of scheduler_harness.hpp: pipelines: every stage at once, pipefail and
 // the SIGPIPE rule, spawn failures naming the stage.
 
+#include <mpctl/daemon/tasks/pipeline_outcome.hpp>
+
 #include "scheduler_harness.hpp"
 
 using namespace mpctl::test::scheduler;
@@ -148,4 +150,26 @@ TEST_CASE("a shell stage reporting SIGPIPE as exit 141 before the last stage is 
     h.spawner.exit(lp[1], exited(141));
     CHECK(h.state(last) == TaskState::failed);
     CHECK(h.task(last).exit_code == 141);
+}
+
+TEST_CASE("a stage before the last that is no shell and exits 141 failed, as under bash's pipefail",
+          "[unit][scheduler]") {
+    Harness h;
+    int64_t id = h.submit(json{{"pipeline", {{"python3", "-c", "import sys; sys.exit(141)"}, {"cat"}}}});
+    auto pids = h.spawner.processes.back().pids;
+    h.spawner.exit(pids[1], exited(0));
+    h.spawner.exit(pids[0], exited(141));
+    CHECK(h.state(id) == TaskState::failed);
+    CHECK(h.task(id).exit_code == 141);
+    CHECK((*h.status(id).stages)[0].state == "failed");
+    // Killed by SIGPIPE itself, any program succeeded; a shell by its path too.
+    int64_t killed_id = h.submit(json{{"pipeline", {{"yes"}, {"head", "-1"}}}});
+    auto kp = h.spawner.processes.back().pids;
+    h.spawner.exit(kp[1], exited(0));
+    h.spawner.exit(kp[0], killed(SIGPIPE));
+    CHECK(h.state(killed_id) == TaskState::succeeded);
+    CHECK(mpctl::daemon::is_shell("/usr/bin/bash"));
+    CHECK(mpctl::daemon::is_shell("sh"));
+    CHECK_FALSE(mpctl::daemon::is_shell("python3"));
+    CHECK_FALSE(mpctl::daemon::is_shell("shellcheck"));
 }
