@@ -201,7 +201,7 @@ void Daemon::watch_signals() {
 }
 
 void Daemon::task_changed(const Task&) {
-    if (stopping_) {
+    if (stopping()) {
         maybe_finish_stop();
     }
 }
@@ -210,23 +210,15 @@ void Daemon::request_stop(StopRequest request) {
     if (request.responder) {
         stop_waiters_.push_back(request.responder);
     }
-    if (!stopping_) {
-        stopping_ = true;
-        scheduler_->cancel_transient_pending();
-        scheduler_->stop_starting();
+    if (scheduler_->stop(request.cancel_pending, request.now,
+                         request.kill_after_s.value_or(config_.kill_after_s))) {
         spdlog::info("stopping: no new task starts; {} running", scheduler_->running_count());
-    }
-    if (request.cancel_pending) {
-        scheduler_->cancel_pending();
-    }
-    if (request.now) {
-        scheduler_->terminate_running(request.kill_after_s.value_or(config_.kill_after_s));
     }
     maybe_finish_stop();
 }
 
 void Daemon::maybe_finish_stop() {
-    if (!stopping_ || stop_finished_ || scheduler_->running_count() > 0) {
+    if (!stopping() || stop_finished_ || scheduler_->running_count() > 0) {
         return;
     }
     stop_finished_ = true;
@@ -287,7 +279,7 @@ nlohmann::json Daemon::info() {
         {"state_dir", config_.state_dir},
         {"workers", scheduler_->pool_workers(proto::k_default_pool)},
         {"durability", to_string(config_.durability)},
-        {"stopping", stopping_},
+        {"stopping", stopping()},
         {"tasks", scheduler_->counts().by_state_json()},
         {"next_id", scheduler_->next_id()},
         {"cgroups", cgroups_.unavailable()

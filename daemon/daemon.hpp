@@ -82,7 +82,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     asio::signal_set signals_{io_};
     int64_t started_at_ms_ = 0;
 
-    bool stopping_ = false;
+    // A stop was asked for: the scheduler starts nothing any more.
+    [[nodiscard]] bool stopping() const { return scheduler_->starting_stopped(); }
     bool stop_finished_ = false;
     std::vector<std::shared_ptr<Responder>> stop_waiters_;
 };

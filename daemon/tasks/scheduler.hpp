@@ -123,6 +123,12 @@ class Scheduler {
     void orphan_restored_pool(const std::string& name);
 
     // -- shutdown -------------------------------------------------------------------------------------
+    // What a daemon stop asks of the tasks. The first time: no task starts from now on, and the pending
+    // tasks of transient pools are cancelled. Each time: CANCEL_PENDING cancels the other pending tasks,
+    // TERMINATE ends the running ones (as cancelled) with KILL_AFTER_S of grace (each task's own when
+    // nullopt). True when this call began the stop.
+    bool stop(bool cancel_pending, bool terminate, std::optional<double> kill_after_s);
+    // The pieces of stop().
     void stop_starting();  // no task starts from now on
     [[nodiscard]] bool starting_stopped() const { return !starting_; }
     void terminate_running(std::optional<double> kill_after_s);  // they end as cancelled

@@ -193,6 +193,21 @@ int Scheduler::pool_workers(const std::string& name) const {
     return configured != options_.pool_workers.end() ? configured->second : options_.default_workers;
 }
 
+bool Scheduler::stop(bool cancel_pending_too, bool terminate, std::optional<double> kill_after_s) {
+    bool first = starting_;
+    if (first) {
+        cancel_transient_pending();
+        stop_starting();
+    }
+    if (cancel_pending_too) {
+        cancel_pending();
+    }
+    if (terminate) {
+        terminate_running(kill_after_s);
+    }
+    return first;
+}
+
 void Scheduler::stop_starting() {
     starting_ = false;
 }

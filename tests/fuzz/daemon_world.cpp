@@ -278,7 +278,7 @@ DaemonWorld::Fingerprint DaemonWorld::fingerprint() const {
     for (const auto& p : scheduler_->pools()) {
         f.pools.emplace_back(p.name, p.workers, p.running, p.pending, p.waiting, p.transient);
     }
-    f.stopping = stopping_;
+    f.stopping = scheduler_->starting_stopped();
     f.live_processes = spawner_.live();
     f.timers = timers_.pending();
     return f;
@@ -294,22 +294,12 @@ void DaemonWorld::request_stop(daemon::StopRequest request) {
     if (request.responder) {
         stop_waiters_.push_back(request.responder);
     }
-    if (!stopping_) {
-        stopping_ = true;
-        scheduler_->cancel_transient_pending();
-        scheduler_->stop_starting();
-    }
-    if (request.cancel_pending) {
-        scheduler_->cancel_pending();
-    }
-    if (request.now) {
-        scheduler_->terminate_running(request.kill_after_s.value_or(10));
-    }
+    (void)scheduler_->stop(request.cancel_pending, request.now, request.kill_after_s.value_or(10));
     maybe_finish_stop();
 }
 
 void DaemonWorld::task_changed(const daemon::Task&) {
-    if (stopping_) {
+    if (scheduler_->starting_stopped()) {
         maybe_finish_stop();
     }
 }
@@ -327,7 +317,7 @@ nlohmann::json DaemonWorld::info() {
     return {
         {"pid", ::getpid()},
         {"version", MPCTL_VERSION},
-        {"stopping", stopping_},
+        {"stopping", scheduler_->starting_stopped()},
         {"tasks", scheduler_->counts().by_state_json()},
         {"next_id", scheduler_->next_id()},
         {"workers", scheduler_->pool_workers(proto::k_default_pool)},

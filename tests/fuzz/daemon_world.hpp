@@ -108,7 +108,6 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
     std::unique_ptr<daemon::LogStreamer> logs_;
     daemon::Registry registry_;
     const daemon::TaskCgroups& cgroups_;
-    bool stopping_ = false;
     std::vector<std::shared_ptr<daemon::Responder>> stop_waiters_;
     std::unique_ptr<Fingerprint> initial_;
     size_t open_fds_at_start_ = 0;

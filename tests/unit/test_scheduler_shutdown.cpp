@@ -135,3 +135,25 @@ TEST_CASE("cancel_pending cancels a pending task that waits on another pending t
     CHECK(h.state(first) == TaskState::cancelled);
     CHECK(h.state(second) == TaskState::cancelled);
 }
+
+TEST_CASE("stop begins once: asked again it only adds what is new (cancel the queue, terminate)",
+          "[unit][scheduler]") {
+    Harness h(options(1));
+    h.sched.set_pool_workers("map-1", 1, true);
+    int64_t running = h.submit(cmd("running", {{"kill_after", 30}}));
+    int64_t queued = h.submit(cmd("queued"));
+    int64_t transient = h.submit(cmd("t", {{"pool", "map-1"}}));
+    int64_t transient_queued = h.submit(cmd("tq", {{"pool", "map-1"}}));
+    CHECK(h.sched.stop(false, false, std::nullopt));  // `daemon stop`: tasks run on, no new one starts
+    CHECK(h.sched.starting_stopped());
+    CHECK(h.state(transient_queued) == TaskState::cancelled);  // its pool dies with the daemon
+    CHECK(h.state(queued) == TaskState::pending);
+    CHECK(h.spawner.signals.empty());
+    // Then `daemon stop --now --cancel-pending`: not a new stop, but it does what it asks.
+    CHECK_FALSE(h.sched.stop(true, true, 0.0));
+    CHECK(h.state(queued) == TaskState::cancelled);
+    CHECK(h.spawner.signals_to(h.pid(running)) ==
+          std::vector<std::pair<int, int>>{{h.pid(running), SIGKILL}});
+    CHECK(h.spawner.signals_to(h.pid(transient)) ==
+          std::vector<std::pair<int, int>>{{h.pid(transient), SIGKILL}});
+}

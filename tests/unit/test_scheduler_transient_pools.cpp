@@ -44,8 +44,7 @@ TEST_CASE("a daemon that stops cancels the pending tasks of transient pools, and
     int64_t queued = h.submit(cmd("b", {{"pool", "map-2"}}));
     int64_t busy = h.submit(cmd("c"));
     int64_t kept = h.submit(cmd("d"));
-    h.sched.cancel_transient_pending();
-    h.sched.stop_starting();
+    CHECK(h.sched.stop(false, false, std::nullopt));
     CHECK(h.state(running) == TaskState::running);
     CHECK(h.state(queued) == TaskState::cancelled);
     CHECK_THAT(h.task(queued).error.value_or(""), Catch::Matchers::Contains("the daemon stopped"));
