@@ -72,13 +72,11 @@ std::unexpected<common::Error> stage_failure(common::Error error, size_t stage, 
     return std::unexpected(std::move(error));
 }
 
-}  // namespace
-
-namespace {
-// A command's name in a message: an empty one as '' (the shell says ": command not found", easy to miss).
-std::string shown_command(const std::string& name) {
-    return name.empty() ? std::string("''") : name;
+// A command that is nowhere (or empty: shown as '', where the shell's ": command not found" is easy to miss).
+common::Error command_not_found(const std::string& name) {
+    return common::Error{common::Errc::not_found, 0, "command not found: " + (name.empty() ? "''" : name)};
 }
+
 }  // namespace
 
 EnvBlock::EnvBlock(std::vector<std::string> entries) : entries_(std::move(entries)), path_("/bin:/usr/bin") {
@@ -155,22 +153,18 @@ void ProcessSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit)
     job->spec = std::move(spec);
     job->on_started = std::move(on_started);
     job->on_exit = std::move(on_exit);
-    if (spawn_on_loop_ && std::chrono::steady_clock::now() >= offload_until_) {
-        std::unique_lock lock(mutex_);
-        if (todo_.empty() && !thread_busy_) {
-            // The thread is idle and cannot start anything while the loop is here: the child stack and
-            // the lookups are the loop's for this spawn.
-            lock.unlock();
-            spawn_here(std::move(job));
-            return;
-        }
+    bool on_loop = spawn_on_loop_ && std::chrono::steady_clock::now() >= offload_until_;
+    std::unique_lock lock(mutex_);
+    bool was_idle = todo_.empty();
+    if (on_loop && was_idle && !thread_busy_) {
+        // The thread is idle and cannot start anything while the loop is here: the child stack and the
+        // lookups are the loop's for this spawn.
+        lock.unlock();
+        spawn_here(std::move(job));
+        return;
     }
-    bool was_idle = false;
-    {
-        std::lock_guard lock(mutex_);
-        was_idle = todo_.empty();
-        todo_.push_back(std::move(job));
-    }
+    todo_.push_back(std::move(job));
+    lock.unlock();
     if (was_idle) {
         wake_.notify_one();  // a busy thread looks at the queue again before it sleeps
     }
@@ -181,7 +175,7 @@ void ProcessSpawner::spawn_here(std::unique_ptr<Job> job) {
     start_children(*job);
     job->spec = SpawnSpec{};
     auto now = std::chrono::steady_clock::now();
-    if (now - began <= k_slow_spawn) {
+    if (now - began <= slow_spawn_) {
         slow_streak_ = 0;
     } else if (++slow_streak_ >= k_slow_streak) {
         slow_streak_ = 0;
@@ -289,9 +283,7 @@ void ProcessSpawner::start_children(Job& job) {
                 return fail(stage_failure(std::move(*bad_cwd), i, n));
             }
             if (exe.error().code == common::Errc::not_found) {
-                return fail(stage_failure(
-                    common::Error{common::Errc::not_found, 0, "command not found: " + shown_command(name)}, i,
-                    n));
+                return fail(stage_failure(command_not_found(name), i, n));
             }
             return fail(stage_failure(exe.error(), i, n));
         }
@@ -391,7 +383,7 @@ common::Error ProcessSpawner::spawn_error(const common::Error& child, const std:
     // spawn_child's context is the step that failed in the child.
     const std::string& step = child.context;
     if (step == "exec" && child.err == ENOENT) {
-        return common::Error{common::Errc::not_found, 0, "command not found: " + shown_command(command)};
+        return command_not_found(command);
     }
     if (step == "chdir") {
         return common::Error{common::Errc::failed, child.err, "cwd " + cwd};

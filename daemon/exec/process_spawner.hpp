@@ -43,6 +43,10 @@ class ProcessSpawner final : public Spawner {
     // Whether the loop may spawn by itself while spawns are quick (by default it may); without, every
     // spawn goes through the thread.
     void set_spawn_on_loop(bool allowed) { spawn_on_loop_ = allowed; }
+    // How long a spawn on the loop may take before it counts as slow (k_slow_spawn; tests pass others).
+    void set_slow_spawn(std::chrono::microseconds limit) { slow_spawn_ = limit; }
+    // Whether spawns go through the thread for now, after slow ones on the loop.
+    [[nodiscard]] bool offloading() const { return std::chrono::steady_clock::now() < offload_until_; }
 
     // The descriptor limits children start with: the daemon raises its own soft limit (it serves many
     // clients), and a task gets the one it would have had from the daemon's parent (select() breaks
@@ -108,6 +112,7 @@ class ProcessSpawner final : public Spawner {
     static constexpr std::chrono::microseconds k_slow_spawn{1000};
     static constexpr int k_slow_streak = 3;
     static constexpr std::chrono::seconds k_offload_for{2};
+    std::chrono::microseconds slow_spawn_ = k_slow_spawn;
     std::chrono::steady_clock::time_point offload_until_{};
     int slow_streak_ = 0;
     bool spawn_on_loop_ = true;

@@ -2,15 +2,14 @@
 // exit once, in order, however many spawns are in flight. (Run under ThreadSanitizer in CI: this is the
 // hand-over between the loop and the spawn thread.)
 
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
+#include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/exec/process_spawner.hpp>
 
 #include "temp_dir.hpp"
@@ -42,10 +41,7 @@ SpawnSpec spec_of(const TempDir& dir, const std::string& name, std::vector<std::
 }
 
 std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return mpctl::common::read_file(path).value_or("");
 }
 
 // Runs IO until DONE or 60 s have passed.
@@ -155,4 +151,43 @@ TEST_CASE(
     // would see it use freed memory): it must do nothing.
     io.poll();
     CHECK(heard == 0);
+}
+
+TEST_CASE(
+    "the loop spawns by itself while spawns are quick, and hands them to the thread after three slow ones",
+    "[unit][spawner]") {
+    TempDir dir;
+    asio::io_context io;
+    ProcessSpawner spawner(io);
+    int started = 0;
+    int exited = 0;
+    auto spawn_one = [&](const std::string& name) {
+        spawner.spawn(
+            spec_of(dir, name, {{"true"}}),
+            [&](mpctl::common::Result<std::vector<int>> r) {
+                CHECK(r.has_value());
+                ++started;
+            },
+            [&](size_t, ExitInfo) { ++exited; });
+    };
+    // Quick enough (an hour is the bar): each outcome is heard before spawn() returns, on the loop.
+    spawner.set_slow_spawn(std::chrono::hours(1));
+    for (int i = 0; i < 5; ++i) {
+        spawn_one("quick" + std::to_string(i));
+        CHECK(started == i + 1);
+    }
+    CHECK_FALSE(spawner.offloading());
+    // Every spawn is slow now: two in a row are not enough, the third sends the next ones to the thread.
+    spawner.set_slow_spawn(std::chrono::microseconds(0));
+    spawn_one("slow0");
+    spawn_one("slow1");
+    CHECK_FALSE(spawner.offloading());
+    spawn_one("slow2");
+    CHECK(started == 8);
+    CHECK(spawner.offloading());
+    spawn_one("through-thread");
+    CHECK(started == 8);  // heard later, from the thread through the loop
+    run_until(io, [&] { return started == 9 && exited == 9; });
+    CHECK(started == 9);
+    CHECK(exited == 9);
 }
