@@ -48,16 +48,17 @@ void MapRun::completed(const json& task) {
     settle(seq, code, !cancelled_by_us, std::move(f));
 }
 
-void MapRun::unrunnable_item(size_t number, std::string_view why) {
+void MapRun::unrunnable_item(size_t number) {
     // As a command that cannot be executed (126): the item fails, the others run (GNU parallel warns and
-    // goes on). The message names the item by its number, which is its line for items read from stdin.
-    std::string what = (source_.from_lines() ? "line " : "item ") + std::to_string(number);
-    std::string message = what + ": the item " + std::string(why) + "; not run";
+    // goes on). Only a line of stdin can hold a NUL (the words after ::: are C strings): its number is
+    // the line's.
+    std::string message = "line " + std::to_string(number) +
+                          ": the item contains a NUL byte, which no argument can hold; not run";
     Finished f;
     if (ctx_.global.json) {
         json line = {{"error", {{"message", message}, {"exit_code", exit_code::cannot_execute}}},
-                     {source_.from_lines() ? "line" : "item", number}};
-        f.json_line = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+                     {"line", number}};
+        f.json_line = line.dump() + "\n";
     }
     f.stderr_text = "mpctl: " + message + "\n";
     settle(next_seq_++, exit_code::cannot_execute, true, std::move(f));

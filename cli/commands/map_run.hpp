@@ -73,8 +73,8 @@ class MapRun {
 
     // map_completions.cpp: results, halts and interruptions
     void completed(const json& task);
-    // An item no task can take (a NUL byte: no argument can hold one) fails alone, at its place.
-    void unrunnable_item(size_t number, std::string_view why);
+    // Item NUMBER, which holds a NUL byte (no argument can), fails alone, at its place.
+    void unrunnable_item(size_t number);
     // A result at SEQ: counted (unless COUNTS is false), maybe halting, printed in its turn.
     void settle(uint64_t seq, int code, bool counts, map::Finished f);
     void halt();
@@ -105,12 +105,10 @@ class MapRun {
     int64_t batch_id_ = 0;              // the task.submit_batch in flight (0: none)
     std::vector<uint64_t> batch_seqs_;  // the places of the batch in flight's tasks, in its order
     size_t items_taken_ = 0;            // items read so far (an item's number, counting from 1)
-    struct Unrunnable {
-        size_t number;
-        std::string why;
-    };
-    std::optional<Unrunnable> unrunnable_;  // an item that cannot run: it fails once those before it are done
-    size_t inflight_ = 0;                   // submitted (or being submitted), not finished
+    // The line of an item with a NUL byte (no argument can hold one): it fails once those before it are
+    // done, and nothing after it is sent before.
+    std::optional<size_t> unrunnable_;
+    size_t inflight_ = 0;                           // submitted (or being submitted), not finished
     std::unordered_map<int64_t, uint64_t> seq_of_;  // task id -> seq, while unfinished
     map::Reorder<map::Finished> reorder_;
     FirstUnsuccessful first_;

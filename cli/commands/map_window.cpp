@@ -29,9 +29,7 @@ bool MapRun::maybe_submit() {
         if (inflight_ != 0) {
             return false;
         }
-        Unrunnable u = std::move(*unrunnable_);
-        unrunnable_.reset();
-        unrunnable_item(u.number, u.why);
+        unrunnable_item(*std::exchange(unrunnable_, std::nullopt));
         return !stopping();
     }
     if (!o_.unordered && reorder_.waiting() >= k_max_waiting) {
@@ -54,7 +52,7 @@ bool MapRun::maybe_submit() {
             }
             ++items_taken_;
             if (item->find('\0') != std::string::npos) {
-                unrunnable_ = Unrunnable{items_taken_, "contains a NUL byte, which no argument can hold"};
+                unrunnable_ = items_taken_;
                 break;
             }
             chunk_.push_back(std::move(*item));

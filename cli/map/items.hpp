@@ -37,8 +37,6 @@ class ItemSource {
     [[nodiscard]] size_t ready() const;
     // True once every item has been handed out.
     [[nodiscard]] bool exhausted() const;
-    // True when the items are lines of a file descriptor (an item's number is then its line's).
-    [[nodiscard]] bool from_lines() const { return fd_ >= 0; }
     // True once the end of the input is known (then total() is known too).
     [[nodiscard]] bool at_eof() const { return eof_; }
     // How many items there are in all, once known.
