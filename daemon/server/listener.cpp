@@ -182,10 +182,10 @@ void Listener::refuse(int fd, proto::ErrorCode code, std::string_view message) {
     // One small line into an empty socket buffer: it fits, and a client that does not read is not waited
     // for.
     (void)::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    // Closing a socket with unread data resets the connection, and some kernels then drop the answer
-    // before the client reads it: read away what the client has sent so far (its request, usually), so
-    // that the close is an ordinary end of stream after the answer. Bounded: a client that keeps writing
-    // is not waited for.
+    // Read away what the client has sent so far (its request, usually), so that the close is an ordinary
+    // end of stream after the answer. On a Unix socket unread data only makes the client's read after the
+    // answer fail with ECONNRESET; on TCP (remote clients) it sends a reset that can destroy the answer
+    // before it is read. Bounded: a client that keeps writing is not waited for.
     char sink[4096];
     for (int i = 0; i < 16; ++i) {
         ssize_t n = ::recv(fd, sink, sizeof sink, MSG_DONTWAIT);

@@ -29,6 +29,17 @@ void make_dead_socket(const std::string& path) {
     ::close(fd);
 }
 
+// A task submitted with SUBMIT_ARGS fails to start with CODE: its status says so (reason spawn), and wait
+// and result exit with CODE.
+void check_spawn_failure(const DaemonFixture& d, const std::vector<std::string>& submit_args, int code) {
+    int64_t id = d.submit(submit_args);
+    json s = d.wait_for_state(id, "failed");
+    CHECK(s["reason"] == "spawn");
+    CHECK(s["exit_code"] == code);
+    CHECK(d.mpctl({"wait", str(id)}).exit_code == code);
+    CHECK(d.mpctl({"result", str(id)}).exit_code == code);
+}
+
 }  // namespace
 
 TEST_CASE("run exits 0 when the task succeeds", "[e2e][exit_codes]") {
@@ -121,11 +132,7 @@ TEST_CASE("a command that cannot be executed gives 126", "[e2e][exit_codes]") {
         auto r = d.mpctl({"run", "--cwd", t / "missing", "--", "true"});
         INFO(r.err);
         CHECK(r.exit_code == 126);
-        int64_t id = d.submit({"--cwd", t / "missing", "--", "true"});
-        json s = d.wait_for_state(id, "failed");
-        CHECK(s["reason"] == "spawn");
-        CHECK(s["exit_code"] == 126);
-        CHECK(d.mpctl({"wait", str(id)}).exit_code == 126);
+        check_spawn_failure(d, {"--cwd", t / "missing", "--", "true"}, 126);
     }
 }
 
@@ -135,13 +142,7 @@ TEST_CASE("a command that is not found gives 127", "[e2e][exit_codes]") {
     CHECK(r.exit_code == 127);
     CHECK_THAT(r.err, Contains("not found"));
     CHECK(d.mpctl({"run", "--", "/nonexistent/dir/cmd"}).exit_code == 127);
-
-    int64_t id = d.submit({"--", "mpctl-e2e-no-such-command"});
-    json s = d.wait_for_state(id, "failed");
-    CHECK(s["reason"] == "spawn");
-    CHECK(s["exit_code"] == 127);
-    CHECK(d.mpctl({"wait", str(id)}).exit_code == 127);
-    CHECK(d.mpctl({"result", str(id)}).exit_code == 127);
+    check_spawn_failure(d, {"--", "mpctl-e2e-no-such-command"}, 127);
 }
 
 TEST_CASE("an empty command name is a command not found: 127, as bash gives, not a refused request",
@@ -153,12 +154,7 @@ TEST_CASE("an empty command name is a command not found: 127, as bash gives, not
     CHECK(d.mpctl({"run", "--", "", "x"}).exit_code == 127);
     // In a pipeline too: nothing starts, as with any stage that is not found.
     CHECK(d.mpctl({"run", "--pipe", "--", "true", "|", ""}).exit_code == 127);
-    int64_t id = d.submit({"--", ""});
-    json s = d.wait_for_state(id, "failed");
-    CHECK(s["reason"] == "spawn");
-    CHECK(s["exit_code"] == 127);
-    CHECK(d.mpctl({"wait", str(id)}).exit_code == 127);
-    CHECK(d.mpctl({"result", str(id)}).exit_code == 127);
+    check_spawn_failure(d, {"--", ""}, 127);
     // The reference: bash runs nothing and exits 127.
     CHECK(run_process({"bash", "-c", "'' x"}).exit_code == 127);
 }

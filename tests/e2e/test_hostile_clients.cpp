@@ -22,24 +22,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-size_t open_descriptors(pid_t pid) {
-    size_t n = 0;
-    DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-    if (dir == nullptr) {
-        return 0;
-    }
-    while (dirent* e = ::readdir(dir)) {
-        if (e->d_name[0] != '.') {
-            ++n;
-        }
-    }
-    ::closedir(dir);
-    return n;
-}
-
-// What PID's descriptors are, kind by kind ("12 socket, 9 /tmp/.../1.stdout, ..."): a failure's first clue.
-std::string descriptor_kinds(pid_t pid) {
-    std::map<std::string, int> kinds;
+// What PID's descriptors point at (readlink of /proc/PID/fd/*).
+std::vector<std::string> descriptor_targets(pid_t pid) {
+    std::vector<std::string> targets;
     std::string dir = "/proc/" + std::to_string(pid) + "/fd";
     if (DIR* d = ::opendir(dir.c_str())) {
         while (dirent* e = ::readdir(d)) {
@@ -48,10 +33,22 @@ std::string descriptor_kinds(pid_t pid) {
             }
             char target[512];
             ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
-            std::string t = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
-            ++kinds[t.substr(0, t.find(':'))];
+            targets.push_back(n > 0 ? std::string(target, static_cast<size_t>(n)) : "?");
         }
         ::closedir(d);
+    }
+    return targets;
+}
+
+size_t open_descriptors(pid_t pid) {
+    return descriptor_targets(pid).size();
+}
+
+// What PID's descriptors are, kind by kind ("12 socket, 9 /tmp/.../1.stdout, ..."): a failure's first clue.
+std::string descriptor_kinds(pid_t pid) {
+    std::map<std::string, int> kinds;
+    for (const auto& t : descriptor_targets(pid)) {
+        ++kinds[t.substr(0, t.find(':'))];
     }
     std::string out;
     for (const auto& [kind, count] : kinds) {

@@ -15,6 +15,19 @@ int only_group(Harness& h) {
     return h.spawner.processes.front().pid;
 }
 
+// Submits SPEC to H, whose spawns from now on report later: the task is starting.
+int64_t submit_starting(Harness& h, const json& spec) {
+    h.spawner.defer_starts = true;
+    return h.submit(spec);
+}
+
+// The one spawn so far reports its processes; their group.
+int finish_start(Harness& h) {
+    int pgid = only_group(h);
+    h.spawner.complete_start(pgid);
+    return pgid;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -64,13 +77,11 @@ TEST_CASE(
     "a task cancelled while its processes start is stopped as soon as they exist, as it would have been",
     "[unit][scheduler][async_start]") {
     Harness h(options(1));
-    h.spawner.defer_starts = true;
-    int64_t id = h.submit(cmd("a"));
+    int64_t id = submit_starting(h, cmd("a"));
     CHECK(h.sched.cancel(id, false) == Scheduler::CancelResult::running);  // running: only with force
     CHECK(h.sched.cancel(id, true) == Scheduler::CancelResult::terminating);
     CHECK(h.spawner.signals.empty());
-    int pgid = only_group(h);
-    h.spawner.complete_start(pgid);
+    int pgid = finish_start(h);
     // SIGTERM first, SIGKILL after the task's kill_after (5 s by default), as for a running task.
     CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGTERM}});
     h.timers.advance(5000);
@@ -82,12 +93,10 @@ TEST_CASE(
 TEST_CASE("a signal sent while a task's processes start reaches them once they exist",
           "[unit][scheduler][async_start]") {
     Harness h(options(1));
-    h.spawner.defer_starts = true;
-    int64_t id = h.submit(cmd("a"));
+    int64_t id = submit_starting(h, cmd("a"));
     CHECK(h.sched.signal(id, SIGUSR1));
     CHECK(h.spawner.signals.empty());
-    int pgid = only_group(h);
-    h.spawner.complete_start(pgid);
+    int pgid = finish_start(h);
     CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGUSR1}});
     CHECK(h.state(id) == TaskState::running);
 }
@@ -95,12 +104,9 @@ TEST_CASE("a signal sent while a task's processes start reaches them once they e
 TEST_CASE("a daemon stop while a task's processes start ends them once they exist",
           "[unit][scheduler][async_start]") {
     Harness h(options(1));
-    h.spawner.defer_starts = true;
-    int64_t id = h.submit(cmd("a"));
-    h.sched.stop_starting();
-    h.sched.terminate_running(0.0);  // with the grace the stop asked for: none
-    int pgid = only_group(h);
-    h.spawner.complete_start(pgid);
+    int64_t id = submit_starting(h, cmd("a"));
+    CHECK(h.sched.stop(false, true, 0.0));  // with the grace the stop asked for: none
+    int pgid = finish_start(h);
     CHECK(h.spawner.signals_to(pgid) == std::vector<std::pair<int, int>>{{pgid, SIGKILL}});
     h.spawner.exit(pgid, killed(SIGKILL));
     CHECK(h.state(id) == TaskState::cancelled);
@@ -109,12 +115,10 @@ TEST_CASE("a daemon stop while a task's processes start ends them once they exis
 TEST_CASE("a timeout counts from when the processes exist, not from when the spawn was asked for",
           "[unit][scheduler][async_start]") {
     Harness h(options(1));
-    h.spawner.defer_starts = true;
-    int64_t id = h.submit(cmd("a", {{"timeout", 1}, {"kill_after", 0}}));
+    int64_t id = submit_starting(h, cmd("a", {{"timeout", 1}, {"kill_after", 0}}));
     h.timers.advance(5000);
     CHECK(h.spawner.signals.empty());
-    int pgid = only_group(h);
-    h.spawner.complete_start(pgid);
+    int pgid = finish_start(h);
     CHECK(h.state(id) == TaskState::running);
     h.timers.advance(999);
     CHECK(h.spawner.signals.empty());
