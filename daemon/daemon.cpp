@@ -79,8 +79,10 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     register_commands();
+    auto open_files = raise_open_files();
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
-                                           connection_limit(config_.max_connections, raise_open_files()));
+                                           connection_limit(config_.max_connections, open_files),
+                                           open_files.value_or(0));
 }
 
 std::optional<uint64_t> Daemon::raise_open_files() {

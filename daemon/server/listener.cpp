@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -26,16 +27,21 @@ std::string held_back(uint64_t n) {
 }  // namespace
 
 Listener::Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher,
-                   size_t max_connections)
+                   size_t max_connections, uint64_t open_files)
     : acceptor_(io),
       dispatcher_(dispatcher),
       max_connections_(max_connections),
+      open_files_(open_files),
       reserve_fd_(open_reserve()),
       backoff_(io) {
     acceptor_.assign(asio::local::stream_protocol(), listening_fd.release());
     // turn_away_one calls accept4 itself, which must not block when nobody is waiting after all.
     std::error_code ignored;
     acceptor_.non_blocking(true, ignored);
+}
+
+uint64_t Listener::headroom(uint64_t open_files) noexcept {
+    return std::clamp<uint64_t>(open_files / 16, 8, 1024);
 }
 
 void Listener::start() {
@@ -108,6 +114,17 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
         refuse(fd, proto::ErrorCode::busy,
                "too many connections: " + std::to_string(max_connections_) +
                    " are open (max_connections); try again when some have closed");
+        return;
+    }
+    // Linux hands out the lowest free descriptor, so every one below FD is in use: past the headroom's
+    // edge, this client would take what the daemon keeps for its tasks and its own error paths.
+    auto number = static_cast<uint64_t>(fd);
+    if (open_files_ != 0 && number + headroom(open_files_) >= open_files_) {
+        if (auto held = out_of_descriptors_log_.admit(LogThrottle::Clock::now())) {
+            spdlog::warn("turned a client away (pid {}): descriptor {} of {}, the last {} are kept for tasks{}",
+                         peer.pid, number, open_files_, headroom(open_files_), held_back(*held));
+        }
+        refuse(fd, proto::ErrorCode::busy, "the daemon is out of file descriptors; try again later");
         return;
     }
     // Whatever one connection's start throws, the next ones are still accepted.

@@ -1,9 +1,10 @@
 #pragma once
 // Listener: accepts clients on the daemon's Unix socket. Each accepted socket is made close-on-exec (Asio
 // does not), its peer's credentials are read with SO_PEERCRED, and only the daemon's own uid or root gets a
-// Session; anyone else is told why and disconnected. So is a client past max_connections, and one that
-// arrives when the daemon is out of descriptors (a reserve descriptor is given up to accept it: left in the
-// backlog it would make every turn of the loop fail accept again). Loop thread only.
+// Session; anyone else is told why and disconnected. So is a client past max_connections, one that would
+// leave the daemon fewer spare descriptors than its own work needs (see headroom()), and one that arrives
+// when the daemon is out of descriptors all the same (a reserve descriptor is given up to accept it: left in
+// the backlog it would make every turn of the loop fail accept again). Loop thread only.
 
 #include <memory>
 #include <string_view>
@@ -24,9 +25,15 @@ class Session;
 
 class Listener {
   public:
-    // LISTENING_FD is a bound, listening AF_UNIX socket (see service/endpoint.hpp).
+    // LISTENING_FD is a bound, listening AF_UNIX socket (see service/endpoint.hpp). OPEN_FILES is the
+    // daemon's descriptor limit (0: unknown, no headroom kept).
     Listener(asio::io_context& io, common::UniqueFd listening_fd, Dispatcher& dispatcher,
-             size_t max_connections);
+             size_t max_connections, uint64_t open_files);
+
+    // Descriptors a client may not take from the daemon: output files, pipes and pidfds of the tasks it
+    // starts, the log files followers open, the journal. Out of them the daemon could start no task, and
+    // every error path would run out of descriptors too.
+    [[nodiscard]] static uint64_t headroom(uint64_t open_files) noexcept;
 
     void start();
     // Stops accepting; existing sessions go on.
@@ -51,6 +58,7 @@ class Listener {
     asio::local::stream_protocol::acceptor acceptor_;
     Dispatcher& dispatcher_;
     size_t max_connections_;
+    uint64_t open_files_;
     std::vector<std::weak_ptr<Session>> sessions_;
     common::UniqueFd reserve_fd_;
     asio::steady_timer backoff_;
