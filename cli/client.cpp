@@ -176,7 +176,7 @@ void Client::set_interrupt(int fd, std::function<void()> on_interrupt) {
 }
 
 int64_t Client::send(std::string_view method, const json& params) {
-    return send_text(method, params.dump(-1, ' ', false, json::error_handler_t::replace));
+    return send_text(method, proto::dump_json(params));
 }
 
 int64_t Client::send_text(std::string_view method, std::string_view params_text) {
@@ -243,7 +243,7 @@ std::optional<json> Client::refusal_waiting() {
     if (nl == std::string::npos) {
         return std::nullopt;
     }
-    json msg = json::parse(std::string_view(buffer_.data() + consumed_, nl - consumed_), nullptr, false);
+    json msg = proto::parse_json_text(std::string_view(buffer_.data() + consumed_, nl - consumed_));
     if (!msg.is_object() || !msg.contains("error") || !msg.value("id", json()).is_null()) {
         return std::nullopt;
     }
@@ -300,7 +300,7 @@ std::optional<json> Client::next_message() {
     }
     std::string_view line(buffer_.data() + consumed_, nl - consumed_);
     consumed_ = nl + 1;
-    json msg = json::parse(line, nullptr, false);
+    json msg = proto::parse_json_text(line);
     if (msg.is_discarded() || !msg.is_object()) {
         throw CliError(exit_code::refused, "the daemon sent something that is not JSON-RPC");
     }
@@ -308,7 +308,7 @@ std::optional<json> Client::next_message() {
 }
 
 json Client::call(std::string_view method, const json& params, const OnNotification& on_notify) {
-    return call_text(method, params.dump(-1, ' ', false, json::error_handler_t::replace), on_notify);
+    return call_text(method, proto::dump_json(params), on_notify);
 }
 
 json Client::call_text(std::string_view method, std::string_view params_text,
@@ -322,7 +322,7 @@ json Client::call_text(std::string_view method, std::string_view params_text,
         while ((nl = buffer_.find('\n', start)) != std::string::npos) {
             std::string_view line(buffer_.data() + start, nl - start);
             start = nl + 1;
-            json msg = json::parse(line, nullptr, false);
+            json msg = proto::parse_json_text(line);
             if (msg.is_discarded() || !msg.is_object()) {
                 throw CliError(exit_code::refused, "the daemon sent something that is not JSON-RPC");
             }

@@ -6,7 +6,9 @@
 #include <mpctl/cli/output.hpp>
 #include <mpctl/common/signals.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/common/terminal_text.hpp>
 #include <mpctl/common/time.hpp>
+#include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
 namespace mpctl::cli {
@@ -20,7 +22,7 @@ bool color_enabled(int fd) {
 }
 
 void print_json(const nlohmann::json& value) {
-    std::string line = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string line = proto::dump_json(value);
     line.push_back('\n');
     write_out(1, line);
 }
@@ -60,7 +62,7 @@ std::string describe_outcome(const TaskStatus& t) {
 
 std::string command_of(const TaskStatus& t) {
     if (t.shell) {
-        return *t.shell;
+        return common::terminal_text(*t.shell);
     }
     if (t.stages) {
         std::vector<std::vector<std::string>> stages;
@@ -113,7 +115,7 @@ void print_status_table(const std::vector<TaskStatus>& tasks) {
                                        : (t.signal ? common::signal_name(*t.signal) : std::string("-"));
         auto d = t.duration_ms();
         rows.push_back(Row{std::to_string(t.id), describe_outcome(t), exit, d ? human_duration(*d) : "-",
-                           t.pool, t.name.value_or("-"), command_of(t), t.state});
+                           t.pool, common::terminal_text(t.name.value_or("-")), command_of(t), t.state});
     }
     size_t w[6] = {0, 0, 0, 0, 0, 0};
     for (const auto& r : rows) {
@@ -152,7 +154,7 @@ void print_status_detail(const TaskStatus& t) {
     };
     field("id", std::to_string(t.id));
     if (t.name) {
-        field("name", *t.name);
+        field("name", common::terminal_text(*t.name));
     }
     std::string state = describe_outcome(t);
     if (color_enabled(1)) {
@@ -160,12 +162,12 @@ void print_status_detail(const TaskStatus& t) {
     }
     field("state", state);
     field("command", command_of(t));
-    field("cwd", t.cwd);
+    field("cwd", common::terminal_text(t.cwd));
     field("pool", t.pool + (t.priority != 0 ? " (priority " + std::to_string(t.priority) + ")" : ""));
     if (!t.labels.empty()) {
         std::string labels;
         for (const auto& [k, v] : t.labels) {
-            labels += (labels.empty() ? "" : " ") + k + "=" + v;
+            labels += (labels.empty() ? "" : " ") + common::terminal_text(k) + "=" + common::terminal_text(v);
         }
         field("labels", labels);
     }
@@ -196,7 +198,7 @@ void print_status_detail(const TaskStatus& t) {
     if (t.timeout_s) {
         field("timeout", human_duration(static_cast<int64_t>(*t.timeout_s * 1000)));
     }
-    field("stdout", t.stdout_path);
+    field("stdout", common::terminal_text(t.stdout_path));
     if (t.stages) {
         for (size_t i = 0; i < t.stages->size(); ++i) {
             const auto& st = (*t.stages)[i];
@@ -209,16 +211,16 @@ void print_status_detail(const TaskStatus& t) {
                 outcome += " (exit " + std::to_string(*st.exit_code) + ")";
             }
             field("stage " + std::to_string(i), outcome + "  " + proto::display_words(st.argv));
-            field("  stderr", st.stderr_path);
+            field("  stderr", common::terminal_text(st.stderr_path));
         }
     } else {
-        field("stderr", t.stderr_path);
+        field("stderr", common::terminal_text(t.stderr_path));
     }
     if (t.truncated) {
         field("truncated", "yes: output past --max-output was not kept");
     }
     if (t.error) {
-        field("error", *t.error);
+        field("error", common::terminal_text(*t.error));
     }
     write_out(1, out);
 }

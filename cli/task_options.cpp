@@ -169,7 +169,7 @@ json parse_rlimits(const std::vector<std::string>& args) {
 }  // namespace
 
 std::string TaskRequest::params_text() const {
-    std::string text = spec.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string text = proto::dump_json(spec);
     text.pop_back();  // the closing brace
     text += text.size() > 1 ? ",\"env\":" : "\"env\":";
     text += env_json;

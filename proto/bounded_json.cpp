@@ -2,6 +2,7 @@
 #include <vector>
 
 #include <mpctl/proto/bounded_json.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::proto {
 
@@ -13,8 +14,9 @@ namespace {
 // past the bound by stopping the parse there.
 class BoundedBuilder {
   public:
-    BoundedBuilder(std::size_t max_depth, std::string_view raw_member)
-        : max_depth_(max_depth), raw_member_(raw_member) {}
+    // RESTORE: the text was rewritten by mark_escaped_bytes, and each string must be restored.
+    BoundedBuilder(std::size_t max_depth, std::string_view raw_member, bool restore)
+        : max_depth_(max_depth), raw_member_(raw_member), restore_(restore) {}
 
     bool null() { return add(nullptr); }
     bool boolean(bool v) { return add(v); }
@@ -26,12 +28,20 @@ class BoundedBuilder {
         }
         return add(v);
     }
-    bool string(std::string& v) { return add(std::move(v)); }
+    bool string(std::string& v) {
+        if (restore_) {
+            restore_bytes(v);
+        }
+        return add(std::move(v));
+    }
     bool binary(json::binary_t& v) { return add(std::move(v)); }
 
     bool start_object(std::size_t) { return open(json::value_t::object); }
     bool start_array(std::size_t) { return open(json::value_t::array); }
     bool key(std::string& k) {
+        if (restore_) {
+            restore_bytes(k);
+        }
         member_ = &(*stack_.back())[k];
         top_level_key_ = stack_.size() == 1 ? k : std::string();
         return true;
@@ -100,6 +110,7 @@ class BoundedBuilder {
 
     std::size_t max_depth_;
     std::string_view raw_member_;
+    bool restore_;
     json root_;
     std::vector<json*> stack_;
     json* member_ = nullptr;
@@ -120,11 +131,13 @@ BoundedJson parse_bounded_json(std::string_view text, std::size_t max_depth, std
         out.outcome = BoundedJson::Outcome::syntax_error;
         return out;
     }
-    BoundedBuilder builder(max_depth, raw_member);
+    auto marked = mark_escaped_bytes(text);
+    BoundedBuilder builder(max_depth, raw_member, marked.has_value());
     // strict: trailing garbage after the value is an error. A parse stopped by the builder reports false.
     bool complete = false;
     try {
-        complete = json::sax_parse(text, &builder, json::input_format_t::json, true);
+        complete = json::sax_parse(marked ? std::string_view(*marked) : text, &builder,
+                                   json::input_format_t::json, true);
     } catch (const json::exception&) {
         // sax_parse reports through parse_error; this is only for what it throws regardless.
         complete = false;

@@ -2,6 +2,7 @@
 #include <optional>
 
 #include <mpctl/proto/bounded_json.hpp>
+#include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
 
 namespace mpctl::proto {
@@ -27,7 +28,7 @@ bool is_whole(const json& number) {
 }
 
 std::string dump(const json& value) {
-    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+    return dump_json(value);
 }
 
 // The text an answer echoes ID with: its own text as it came for a float written whole (1e3), else its

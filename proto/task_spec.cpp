@@ -2,7 +2,7 @@
 #include <sys/resource.h>
 #include <vector>
 
-#include <mpctl/common/shell_quote.hpp>
+#include <mpctl/common/terminal_text.hpp>
 #include <mpctl/proto/params.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
@@ -35,7 +35,7 @@ double seconds_field(const Params& p, const char* key, double fallback, bool all
 std::string display_words(const std::vector<std::string>& words) {
     std::string out;
     for (const auto& w : words) {
-        out += (out.empty() ? "" : " ") + common::shell_quote(w);
+        out += (out.empty() ? "" : " ") + common::terminal_word(w);
     }
     return out;
 }

@@ -54,7 +54,8 @@ struct TaskSpec {
     [[nodiscard]] std::vector<std::vector<std::string>> stage_argvs() const;
 };
 
-// Words as a shell would need them written ("printf 'a b'"), and stages joined with " | ".
+// Words as a shell would need them written ("printf 'a b'", bash's $'\xff' for a word with a control
+// character or a byte that is not UTF-8: safe on a terminal), and stages joined with " | ".
 [[nodiscard]] std::string display_words(const std::vector<std::string>& words);
 [[nodiscard]] std::string display_pipeline(const std::vector<std::vector<std::string>>& stages);
 

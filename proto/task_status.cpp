@@ -92,7 +92,7 @@ std::optional<int64_t> time_field(const json& j, const char* key) {
 
 json to_json(const TaskStatus& s) {
     // One writer of the object: the text form, parsed back (the hot paths send the text as it is).
-    return json::parse(to_json_text(s));
+    return parse_json_text(to_json_text(s));
 }
 
 namespace {

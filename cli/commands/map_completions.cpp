@@ -7,6 +7,7 @@
 
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/commands/map_run.hpp>
+#include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::cli {
@@ -40,7 +41,7 @@ void MapRun::completed(const json& task) {
     bool cancelled_by_us = stopping() && s.state == proto::TaskState::cancelled;
     Finished f;
     if (ctx_.global.json) {
-        f.json_line = task.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        f.json_line = proto::dump_json(task) + "\n";
     } else {
         f.stdout_path = std::move(s.stdout_path);
         f.stderr_path = std::move(s.stderr_path);
@@ -58,7 +59,7 @@ void MapRun::unrunnable_item(size_t number) {
     if (ctx_.global.json) {
         json line = {{"error", {{"message", message}, {"exit_code", exit_code::cannot_execute}}},
                      {"line", number}};
-        f.json_line = line.dump() + "\n";
+        f.json_line = proto::dump_json(line) + "\n";
     }
     f.stderr_text = "mpctl: " + message + "\n";
     settle(next_seq_++, exit_code::cannot_execute, true, std::move(f));

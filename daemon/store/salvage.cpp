@@ -7,6 +7,7 @@
 #include <mpctl/daemon/store/salvage.hpp>
 #include <mpctl/daemon/store/sqlite_util.hpp>
 #include <mpctl/daemon/store/task_rows.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::daemon {
 
@@ -153,7 +154,7 @@ bool usable_task(sqlite3_stmt* row) {
 }
 
 bool usable_environment(sqlite3_stmt* row) {
-    auto env = nlohmann::json::parse(sqlite::column_text(row, 1), nullptr, false);
+    auto env = proto::parse_json_text(sqlite::column_text(row, 1));
     if (!env.is_object()) {
         return false;
     }

@@ -10,6 +10,7 @@
 #include <mpctl/daemon/store/schema.hpp>
 #include <mpctl/daemon/store/sqlite_util.hpp>
 #include <mpctl/daemon/store/store.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::daemon {
 
@@ -95,7 +96,7 @@ void Store::insert_tasks(const std::vector<const Task*>& tasks,
     for (const auto& e : new_environments) {
         JournalOp op{JournalOp::Kind::insert_environment, {}, {}, 0, false, nullptr};
         op.row.id = e.id;
-        op.row.spec = nlohmann::json(*e.env).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        op.row.spec = proto::dump_json(nlohmann::json(*e.env));
         ops.push_back(std::move(op));
     }
     for (const Task* task : tasks) {

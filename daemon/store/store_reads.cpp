@@ -8,6 +8,7 @@
 
 #include <mpctl/daemon/store/sqlite_util.hpp>
 #include <mpctl/daemon/store/store.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::daemon {
 
@@ -95,7 +96,11 @@ common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>> Sto
     while ((rc = q.step()) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q.get(), 0);
         try {
-            auto env = nlohmann::json::parse(sqlite::column_text(q.get(), 1)).get<proto::Environment>();
+            auto parsed = proto::parse_json_text(sqlite::column_text(q.get(), 1));
+            if (parsed.is_discarded()) {
+                throw std::runtime_error("not JSON");
+            }
+            auto env = parsed.get<proto::Environment>();
             envs.emplace(id, std::make_shared<const proto::Environment>(std::move(env)));
         } catch (const std::exception& e) {
             spdlog::error("environment {}: unreadable journal row, skipped: {}", id, e.what());

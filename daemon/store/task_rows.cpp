@@ -3,6 +3,7 @@
 
 #include <mpctl/daemon/store/sqlite_util.hpp>
 #include <mpctl/daemon/store/task_rows.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::daemon {
 
@@ -32,12 +33,12 @@ std::optional<std::string> outcome_of(const Task& t) {
     if (t.truncated) {
         outcome["truncated"] = true;
     }
-    return outcome.dump();
+    return proto::dump_json(outcome);
 }
 
 // The outcome column back into TASK; what cannot be read is left out, with a warning.
 void restore_outcome(Task& task, const std::string& text) {
-    auto outcome = nlohmann::json::parse(text, nullptr, false);
+    auto outcome = proto::parse_json_text(text);
     if (!outcome.is_object()) {
         spdlog::warn("task {}: unreadable outcome column, ignored", task.id);
         return;
@@ -85,8 +86,7 @@ TaskRow row_of(const Task& t, bool with_spec) {
     row.error = t.error;
     row.outcome = outcome_of(t);
     if (with_spec) {
-        row.spec = proto::to_json(t.spec.expanded(), false)
-                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        row.spec = proto::dump_json(proto::to_json(t.spec.expanded(), false));
         row.env_id = t.env_id;
     }
     return row;
@@ -120,7 +120,10 @@ std::optional<Task> read_task(sqlite3_stmt* stmt) {
     Task t;
     t.id = sqlite3_column_int64(stmt, 0);
     try {
-        nlohmann::json spec = nlohmann::json::parse(sqlite::column_text(stmt, 1));
+        nlohmann::json spec = proto::parse_json_text(sqlite::column_text(stmt, 1));
+        if (spec.is_discarded()) {
+            throw std::runtime_error("the spec is not JSON");
+        }
         // Rows written before "" was refused as a cwd carry it for the default one.
         if (auto cwd = spec.find("cwd"); cwd != spec.end() && *cwd == "") {
             spec.erase(cwd);

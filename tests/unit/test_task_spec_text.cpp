@@ -175,7 +175,7 @@ TEST_CASE("display_command single-quotes arguments the shell would split or expa
     s.argv = {"echo", "a b", "$HOME",     "*.c",       "x|y",         "a;b",
               "~",    "#c",  "tab\there", "new\nline", "back\\slash", "\"dq\""};
     CHECK(s.display_command() ==
-          "echo 'a b' '$HOME' '*.c' 'x|y' 'a;b' '~' '#c' 'tab\there' 'new\nline' 'back\\slash' '\"dq\"'");
+          "echo 'a b' '$HOME' '*.c' 'x|y' 'a;b' '~' '#c' $'tab\\there' $'new\\nline' 'back\\slash' '\"dq\"'");
 }
 
 TEST_CASE("display_command quotes empty arguments and escapes single quotes", "[unit][task_spec]") {

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""mpctl against the shell it stands in for: what a command gets and what comes back must be what bash, xargs
+and GNU parallel give, byte for byte. Each test runs the reference and mpctl on the same input in the same run
+and compares; where mpctl differs on purpose, the README says so next to the rule it follows."""
+import json, os, shutil, signal, subprocess, sys, tempfile, unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from py_daemon import BIN, Connection, Daemon  # noqa: E402
+
+MPCTL = os.path.join(BIN, "mpctl")
+# Every byte a word, a value or a line can hold: all but NUL (and, in lines, the newline).
+BYTES = [bytes([b]) for b in range(1, 256)]
+
+
+def words_of(output):
+    """The words of `printf '%s\\0' WORD...` output."""
+    assert output.endswith(b"\0"), output
+    return output[:-1].split(b"\0")
+
+
+class ShellFidelity(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = Daemon()
+        cls.env = dict(os.environ, MPCTL_SOCKET=cls.daemon.socket,
+                       MPCTL_STATE_DIR=os.path.join(cls.daemon.dir, "state"), MPCTL_NO_AUTOSTART="1",
+                       NO_COLOR="1")
+        cls.scratch = tempfile.TemporaryDirectory(prefix="mpt-fid-", dir="/tmp")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+        cls.scratch.cleanup()
+
+    def mpctl(self, args, input=None, cwd=None, env=None, check=True):
+        r = subprocess.run([MPCTL] + args, input=input, cwd=cwd, env=env or self.env, capture_output=True,
+                           timeout=300)
+        if check:
+            self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def status(self, task_id):
+        return json.loads(self.mpctl(["status", "--json", str(task_id)]).stdout)
+
+    # Bytes -----------------------------------------------------------------------------------------------
+
+    def test_argv_words_reach_the_command_byte_for_byte(self):
+        words = [b"x" + b + b"y" for b in BYTES] + BYTES + [b"\xff\xfe", b"\xed\xa0\x80", b"\xf0\x9f\x98",
+                                                           "\U0001F4FF".encode(), "\ufdd0".encode() + b"41"]
+        reference = subprocess.run([b"printf", b"%s\\0"] + words, capture_output=True, check=True).stdout
+        got = self.mpctl(["run", "--", "printf", "%s\\0"] + words).stdout
+        self.assertEqual(words_of(got), words)
+        self.assertEqual(got, reference)
+
+    def test_status_json_gives_the_words_back_exactly_and_a_terminal_gets_them_escaped(self):
+        words = [b"a\xffb", b"new\nline", b"\x1b[41mred", "caf\u00e9".encode(), b"\xc0\xaf"]
+        task_id = int(self.mpctl(["submit", "--", "printf", "%s"] + words).stdout)
+        self.mpctl(["wait", str(task_id)])
+        # Python's surrogateescape is the protocol's encoding: os.fsencode gives the bytes back.
+        argv = [os.fsencode(w) for w in self.status(task_id)["argv"]]
+        self.assertEqual(argv, [b"printf", b"%s"] + words)
+        shown = self.mpctl(["status", str(task_id)]).stdout
+        command = [line for line in shown.split(b"\n") if line.startswith(b"command:")][0]
+        self.assertNotIn(b"\x1b", shown)
+        self.assertNotIn(b"\xff", shown)
+        # What the terminal shows is a command bash reads back as the same words.
+        text = command[len(b"command:"):].strip()
+        back = subprocess.run([b"bash", b"-c", b"set -- " + text + b"; shift; shift; printf '%s\\0' \"$@\""],
+                              capture_output=True, check=True).stdout
+        self.assertEqual(words_of(back), words)
+
+    def test_environment_names_and_values_reach_the_command_byte_for_byte(self):
+        env = dict(self.env)
+        env = {k.encode(): v.encode() for k, v in env.items()}
+        for b in BYTES:
+            env[b"MPT_%02X" % b[0]] = b"<" + b + b">"
+        env[b"MPT_NAME_\xff"] = b"value"
+        env[b"MPT_MIXED"] = b"\xff\xfe=\n"
+        got = self.mpctl(["run", "--", "env", "-0"], env=env).stdout
+        reference = subprocess.run(["env", "-0"], env=env, capture_output=True, check=True).stdout
+
+        def ours(output):
+            return sorted(e for e in words_of(output) if e.startswith(b"MPT_"))
+
+        self.assertEqual(len(ours(reference)), len(BYTES) + 2)
+        self.assertEqual(ours(got), ours(reference))
+
+    def test_a_working_directory_of_any_bytes_is_the_command_s(self):
+        root = os.fsencode(self.scratch.name)
+        for b in BYTES:
+            if b == b"/":
+                continue
+            d = os.path.join(root, b"d" + b + b"\xff")
+            os.makedirs(d, exist_ok=True)
+            got = self.mpctl(["run", "--", "pwd"], cwd=d).stdout
+            self.assertEqual(got, d + b"\n", b)
+
+    def test_map_items_from_lines_and_after_triple_colon_are_every_byte_of_them(self):
+        lines = [b"l" + b + b"\xfe" for b in BYTES if b != b"\n"]
+        stdin = b"\n".join(lines) + b"\n"
+        reference = subprocess.run(["xargs", "-d", "\\n", "-n", "1", "printf", "%s\\0"], input=stdin,
+                                   capture_output=True, check=True).stdout
+        got = self.mpctl(["map", "--", "printf", "%s\\0"], input=stdin).stdout
+        self.assertEqual(words_of(got), lines)
+        self.assertEqual(got, reference)
+        words = [b"w" + b for b in BYTES]
+        got = self.mpctl([b"map", b"--", b"printf", b"%s\\0", b":::"] + words).stdout
+        self.assertEqual(words_of(got), words)
+
+    def test_bytes_survive_a_restart_of_the_daemon(self):
+        word = b"keep\xff\x01\xfe"
+        task_id = int(self.mpctl(["submit", "--", "printf", "%s", word]).stdout)
+        self.mpctl(["wait", str(task_id)])
+        conn = Connection(self.daemon.socket)
+        conn.result("daemon.stop", {})
+        conn.close()
+        self.daemon.wait_exit()
+        self.daemon.start()
+        self.assertEqual(os.fsencode(self.status(task_id)["argv"][2]), word)
+        self.assertEqual(self.mpctl(["logs", str(task_id)]).stdout, word)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
