@@ -109,7 +109,8 @@ TaskSpec parse_spec(const json& value, const std::string& path, bool need_comman
     Params p(value, path);
     p.reject_unknown({"argv",  "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
                       "stdin", "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
-                      "pool",  "priority", "nice",     "umask",      "rlimits", "max_output",  "cgroup"});
+                      "pool",  "priority", "nice",     "umask",      "rlimits", "max_output",  "cgroup",
+                      "attached"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");
@@ -262,6 +263,7 @@ TaskSpec parse_spec(const json& value, const std::string& path, bool need_comman
         spec.max_output = static_cast<uint64_t>(v);
     }
     spec.cgroup = p.get_or<bool>("cgroup", false);
+    spec.attached = p.get_or<bool>("attached", false);
     return spec;
 }
 

@@ -47,6 +47,8 @@ struct TaskSpec {
     std::map<std::string, uint64_t> rlimits;  // "nofile", "as", "cpu", "core", ... -> soft and hard limit
     std::optional<uint64_t> max_output;       // bytes kept per stream; nullopt: the daemon's default
     bool cgroup = false;                      // contain the task in a cgroup of its own (where available)
+    bool attached = false;  // belongs to the connection that submitted it (not journaled: that connection
+                            // does not outlive the daemon)
 
     // The command for humans: argv joined, the shell string, or the stages joined with " | ".
     [[nodiscard]] std::string display_command() const;

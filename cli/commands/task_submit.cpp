@@ -2,6 +2,7 @@
 // with its code.
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <mpctl/cli/signal_pipe.hpp>
 #include <mpctl/cli/task_options.hpp>
 #include <mpctl/common/base64.hpp>
+#include <mpctl/common/sys.hpp>
 #include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::cli {
@@ -37,11 +39,21 @@ int submit(AppContext& ctx, const TaskOptions& options, const std::vector<std::s
     return exit_code::ok;
 }
 
+// Thrown out of the output stream when nobody reads mpctl's output any more.
+struct OutputClosed {};
+
 int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::string>& command) {
     TaskRequest request = build_task_spec(options, command);
+    // The task belongs to this run, as a shell's job to its terminal: if mpctl goes away first (killed, its
+    // connection lost), the daemon hangs the task up (SIGHUP; cancelled if it has not started).
+    request.spec["attached"] = true;
     Client client = Client::connect(ctx.global);
-    // Signals that reach a foreground `mpctl run` are forwarded to the task (see signal_pipe.hpp).
+    // Signals that reach a foreground `mpctl run` are forwarded to the task (see signal_pipe.hpp). A closed
+    // stdout is an EPIPE to act on, not a SIGPIPE that would end mpctl before it could.
     int signals = install_signal_pipe({SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM});
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, nullptr);
     if (request.passes_stdin()) {
         client.pass_fd_with_next_request(STDIN_FILENO);
     }
@@ -69,7 +81,9 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     });
 
     std::string out_text, err_text;
-    json result = client.call("task.logs", {{"id", id}, {"stream", "both"}, {"follow", true}},
+    json result;
+    try {
+        result = client.call("task.logs", {{"id", id}, {"stream", "both"}, {"follow", true}},
                               [&](const std::string& method, const json& params) {
                                   if (method != "task.output") {
                                       return;
@@ -81,10 +95,26 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
                                   bool is_err = params.value("stream", std::string()) == "stderr";
                                   if (ctx.global.json) {
                                       (is_err ? err_text : out_text) += *data;
-                                  } else {
-                                      write_out(is_err ? 2 : 1, *data);
+                                      return;
+                                  }
+                                  auto written = common::write_all(is_err ? 2 : 1, *data);
+                                  if (!written && written.error().err == EPIPE) {
+                                      // `mpctl run -- yes | head -1`: the task gets what a writer to a
+                                      // closed pipe gets, and mpctl exits as a shell reports it.
+                                      client.send("task.signal", {{"id", id}, {"signal", SIGPIPE}});
+                                      throw OutputClosed{};
                                   }
                               });
+    } catch (const OutputClosed&) {
+        // As a shell waits for the writer it sent SIGPIPE to die. One that ignores it is hung up when mpctl
+        // leaves (SIGHUP); waiting less would let that SIGHUP, the lower signal, be taken first.
+        try {
+            (void)client.call("task.wait", {{"id", id}, {"timeout", grace_s}});
+        } catch (const CliError&) {
+            // The connection is gone: the daemon hangs the task up.
+        }
+        return 128 + SIGPIPE;
+    }
     proto::TaskStatus status = proto::status_from_json(result.at("task"));
     if (ctx.global.json) {
         json j = result.at("task");

@@ -26,6 +26,26 @@ constexpr size_t k_trim_after_batch = 1000;
 // What the params cannot say alone: whether this daemon can contain tasks in cgroups, and whether the tasks
 // of `after` exist. Checked once every spec of the request has parsed, so that a request with invalid params
 // is refused as such whatever the daemon holds (the JSON Schemas can then say which ones those are).
+// An attached task belongs to the connection that submitted it: if that closes first, the task is hung up
+// (Scheduler::hang_up); if the task finishes first, the hook goes with it.
+void attach(const TaskContext& ctx, const std::shared_ptr<Responder>& responder, int64_t id) {
+    auto session = responder->session();
+    if (!session || session->closed()) {
+        ctx.scheduler.hang_up(id);
+        return;
+    }
+    auto watch = std::make_shared<FutureTable::WatchId>(0);
+    uint64_t hook = session->on_close([ctx, id, watch] {
+        ctx.futures.unwatch(*watch);
+        ctx.scheduler.hang_up(id);
+    });
+    *watch = ctx.futures.watch({id}, [weak = std::weak_ptr<Session>(session), hook](const Task&) {
+        if (auto s = weak.lock()) {
+            s->remove_close_hook(hook);
+        }
+    });
+}
+
 void check_against_state(const TaskContext& ctx, const proto::TaskSpec& spec, const std::string& path) {
     if (spec.cgroup && ctx.cgroups.unavailable()) {
         proto::throw_invalid_params(
@@ -116,8 +136,10 @@ void submit_tasks(const TaskContext& ctx, std::vector<proto::TaskSpec> specs, co
                 new_environments.push_back(entry);
             }
         }
+        bool attached = spec.attached;
         Task& t = ctx.scheduler.add(std::move(spec), now);
         t.env_id = env_id;
+        t.attached = attached;
         t.passed_stdin = std::move(passed_stdin[i]);
         ids.push_back(t.id);
         tasks.push_back(&t);
@@ -138,6 +160,9 @@ void submit_tasks(const TaskContext& ctx, std::vector<proto::TaskSpec> specs, co
             // could not be written does not keep the committed tasks from running.
             guarded(responder, [&] { done(ids); });
             for (int64_t id : ids) {
+                if (const Task* t = ctx.scheduler.find(id); t != nullptr && t->attached) {
+                    attach(ctx, responder, id);
+                }
                 ctx.scheduler.schedule(id);
             }
         });

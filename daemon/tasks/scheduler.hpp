@@ -108,6 +108,10 @@ class Scheduler {
     CancelResult cancel(int64_t id, bool force);
     // Sends SIGNO to a running task's process group; false if it is not running.
     bool signal(int64_t id, int signo);
+    // The client an attached task belongs to went away: as a shell's job when its terminal hangs up, a
+    // pending task is cancelled and a running one gets SIGHUP (its process group; nothing more if it
+    // ignores it), and is not retried.
+    void hang_up(int64_t id);
     // Runs FN once none of IDS is starting any more (its processes being spawned): at once if none is.
     void after_starts(const std::vector<int64_t>& ids, std::function<void()> fn);
     // TRANSIENT: a pool for one client (a map), not remembered: once its owner is gone
@@ -124,7 +128,8 @@ class Scheduler {
 
     // -- shutdown -------------------------------------------------------------------------------------
     // What a daemon stop asks of the tasks. The first time: no task starts from now on, and the pending
-    // tasks of transient pools are cancelled. Each time: CANCEL_PENDING cancels the other pending tasks,
+    // tasks of transient pools and the pending attached tasks are cancelled (no client will be there for
+    // them when the daemon comes back). Each time: CANCEL_PENDING cancels the other pending tasks,
     // TERMINATE ends the running ones (as cancelled) with KILL_AFTER_S of grace (each task's own when
     // nullopt). True when this call began the stop.
     bool stop(bool cancel_pending, bool terminate, std::optional<double> kill_after_s);
@@ -178,7 +183,8 @@ class Scheduler {
     void pump_all();
     void drop_if_idle(const std::string& name);
     // Cancels the pending tasks of POOL (all pools if null) with error WHY.
-    void cancel_pending_in(const std::string* pool, const std::string& why);
+    // Cancels the pending tasks of POOL (every pool if null), only the attached ones if ATTACHED_ONLY.
+    void cancel_pending_in(const std::string* pool, const std::string& why, bool attached_only = false);
     enum class Orphaned { owner_left, daemon_stopped, daemon_restarted };
     // Cancels the pending tasks of every transient pool, saying WHY; returns those pools' names.
     std::vector<std::string> cancel_transient_queues(Orphaned why);

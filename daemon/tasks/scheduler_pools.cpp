@@ -135,14 +135,15 @@ void Scheduler::orphan_restored_pool(const std::string& name) {
     pool.owner_gone = true;  // resume() cancels its queue
 }
 
-void Scheduler::cancel_pending_in(const std::string* pool, const std::string& why) {
+void Scheduler::cancel_pending_in(const std::string* pool, const std::string& why, bool attached_only) {
     // Newest first: dependants always have higher ids than their dependencies, so each is cancelled
     // before a cancelled dependency could fail it with reason `dependency`. A task whose submit is still
     // being committed is not durable yet: schedule() sees to it.
     std::vector<int64_t> ids;
     for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
         const Task& t = it->second;
-        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool() == *pool)) {
+        if (t.state == TaskState::pending && t.durable && (pool == nullptr || t.spec.pool() == *pool) &&
+            (!attached_only || t.attached)) {
             ids.push_back(t.id);
         }
     }
@@ -197,6 +198,7 @@ bool Scheduler::stop(bool cancel_pending_too, bool terminate, std::optional<doub
     bool first = starting_;
     if (first) {
         cancel_transient_pending();
+        cancel_pending_in(nullptr, "cancelled by daemon shutdown: its client will not be there", true);
         stop_starting();
     }
     if (cancel_pending_too) {

@@ -252,8 +252,14 @@ void Scheduler::begin_stop(Task& t, Task::Stop why, std::optional<double> kill_a
         return;
     }
     int pgid = *t.pid;
+    if (why == Task::Stop::hangup) {
+        t.stopping = why;
+        spawner_.signal_group(pgid, SIGHUP);
+        return;
+    }
     double grace = kill_after_s.value_or(t.spec.kill_after_s());
-    if (t.stopping != Task::Stop::none) {
+    // A hang-up is only a signal sent: what is asked now stops the task as if it had not been.
+    if (t.stopping != Task::Stop::none && t.stopping != Task::Stop::hangup) {
         // Already terminating (a timeout's grace period): an explicit cancel or a shutdown decides how it
         // ends, and a grace of zero kills it now.
         if (why != Task::Stop::timeout) {
@@ -311,6 +317,24 @@ bool Scheduler::signal(int64_t id, int signo) {
     }
     spawner_.signal_group(*t->pid, signo);
     return true;
+}
+
+void Scheduler::hang_up(int64_t id) {
+    Task* t = find(id);
+    if (t == nullptr || t->finished()) {
+        return;
+    }
+    t->attached = false;
+    if (t->state != TaskState::running) {
+        // Queued, waiting on its dependencies or between attempts: nothing ran for it yet, or nothing runs.
+        dequeue(*t);
+        t->error = "cancelled: its client went away before it started";
+        finish(*t, TaskState::cancelled, FailReason::none);
+        return;
+    }
+    if (t->stopping == Task::Stop::none) {
+        begin_stop(*t, Task::Stop::hangup);
+    }
 }
 
 void Scheduler::enforce_output_limits() {
@@ -381,12 +405,15 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
         } else if (info.exit_code.value_or(1) != 0) {
             reason = FailReason::exit;
         }
+        bool hung_up = why == Task::Stop::hangup;
         if (reason == FailReason::none) {
             finish(*t, TaskState::succeeded, FailReason::none);
-        } else if (t->attempts <= t->spec.retries()) {
+        } else if (!hung_up && t->attempts <= t->spec.retries()) {
             retry_later(*t, reason);
         } else {
-            if (reason != FailReason::exit) {
+            if (hung_up) {
+                t->error = "its client went away (SIGHUP sent), then " + describe_failure(reason, *t);
+            } else if (reason != FailReason::exit) {
                 t->error = describe_failure(reason, *t);
             }
             finish(*t, TaskState::failed, reason);

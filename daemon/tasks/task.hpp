@@ -55,12 +55,14 @@ struct Task {
     uint32_t stages_running = 0;  // processes of this attempt not yet exited
     TaskState state = TaskState::pending;
     FailReason reason = FailReason::none;
-    enum class Stop : uint8_t { none, timeout, cancel, shutdown } stopping = Stop::none;  // why we kill it
+    // Why we stop it. hangup: its client went away (attached), SIGHUP and nothing more, as a terminal's.
+    enum class Stop : uint8_t { none, timeout, cancel, shutdown, hangup } stopping = Stop::none;
     uint8_t signal_on_start = 0;   // a signal sent while its processes were starting (no pid yet)
     bool durable = false;          // its row is committed; only durable tasks run
     bool queued = false;           // in its pool's ready queue
     bool output_expected = false;  // its output files are being prepared ahead
     bool truncated = false;        // some output went past max_output (this attempt)
+    bool attached = false;         // belongs to its client's connection (task.submit's attached)
     TaskCounts::Mark counted;      // what the scheduler's counts hold it as
 
     [[nodiscard]] bool finished() const { return proto::is_finished(state); }

@@ -2,14 +2,19 @@
 """mpctl against the shell it stands in for: what a command gets and what comes back must be what bash, xargs
 and GNU parallel give, byte for byte. Each test runs the reference and mpctl on the same input in the same run
 and compares; where mpctl differs on purpose, the README says so next to the rule it follows."""
-import json, os, shutil, signal, subprocess, sys, tempfile, unittest
+import json, os, shlex, signal, subprocess, sys, tempfile, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_daemon import BIN, Connection, Daemon  # noqa: E402
+from py_daemon import BIN, Connection, Daemon, until  # noqa: E402
 
 MPCTL = os.path.join(BIN, "mpctl")
 # Every byte a word, a value or a line can hold: all but NUL (and, in lines, the newline).
 BYTES = [bytes([b]) for b in range(1, 256)]
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
 
 
 def words_of(output):
@@ -41,6 +46,30 @@ class ShellFidelity(unittest.TestCase):
 
     def status(self, task_id):
         return json.loads(self.mpctl(["status", "--json", str(task_id)]).stdout)
+
+    def tasks_named(self, name):
+        out = self.mpctl(["list", "--json", "--name", name]).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+    def task_named(self, name):
+        """The one task named NAME, once it exists."""
+        until(lambda: len(self.tasks_named(name)) == 1, f"task {name} to exist")
+        return self.tasks_named(name)[0]
+
+    def finished(self, name):
+        until(lambda: self.task_named(name)["state"] in ("succeeded", "failed", "cancelled"), f"{name} to end")
+        return self.task_named(name)
+
+    def start_run(self, args):
+        """`mpctl run ARGS` in the background, its output readable line by line."""
+        return subprocess.Popen([MPCTL, "run"] + args, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def kill(run):
+        run.kill()
+        run.wait()
+        run.stdout.close()
 
     # Bytes -----------------------------------------------------------------------------------------------
 
@@ -118,6 +147,56 @@ class ShellFidelity(unittest.TestCase):
         self.daemon.start()
         self.assertEqual(os.fsencode(self.status(task_id)["argv"][2]), word)
         self.assertEqual(self.mpctl(["logs", str(task_id)]).stdout, word)
+
+    # A client that goes away -----------------------------------------------------------------------------
+
+    def test_a_closed_stdout_ends_the_task_with_sigpipe_and_exit_141_as_in_bash(self):
+        reference = subprocess.run(["bash", "-c", "yes | head -1; echo ${PIPESTATUS[0]}"], capture_output=True,
+                                   check=True).stdout
+        got = subprocess.run(["bash", "-c", shlex.quote(MPCTL) + " run --name yes-head -- yes | head -1; "
+                              "echo ${PIPESTATUS[0]}"], env=self.env, capture_output=True, check=True,
+                             timeout=300).stdout
+        self.assertEqual(reference, b"y\n141\n")
+        self.assertEqual(got, reference)
+        task = self.finished("yes-head")
+        self.assertEqual((task["state"], task["signal"]), ("failed", signal.SIGPIPE))
+
+    def test_a_run_that_is_killed_hangs_its_running_task_up(self):
+        run = self.start_run(["--name", "hung-up", "--", "sh", "-c", "echo started; exec sleep 600"])
+        self.assertEqual(run.stdout.readline(), b"started\n")
+        self.kill(run)
+        task = self.finished("hung-up")
+        self.assertEqual((task["state"], task["signal"]), ("failed", signal.SIGHUP))
+        self.assertIn("client went away", task["error"])
+
+    def test_a_task_that_ignores_the_hang_up_runs_on_as_under_nohup(self):
+        marks = os.path.join(self.scratch.name, "nohup-marks")
+        go = os.path.join(self.scratch.name, "nohup-go")
+        script = (f"trap 'echo hup >> {marks}' HUP; echo started; "
+                  f"while [ ! -e {go} ]; do sleep 0.01; done; echo done >> {marks}")
+        run = self.start_run(["--name", "nohup", "--shell", "--", script])
+        self.assertEqual(run.stdout.readline(), b"started\n")
+        self.kill(run)
+        until(lambda: os.path.exists(marks) and read(marks) == "hup\n", "the task to hear SIGHUP")
+        open(go, "w").close()
+        self.assertEqual(self.finished("nohup")["state"], "succeeded")
+        self.assertEqual(read(marks), "hup\ndone\n")
+
+    def test_a_run_that_is_killed_while_its_task_is_queued_cancels_it_and_nothing_runs(self):
+        self.mpctl(["pool", "set", "fid-one", "--workers", "1"])
+        self.mpctl(["submit", "--pool", "fid-one", "--name", "fid-blocker", "--", "sleep", "600"])
+        marker = os.path.join(self.scratch.name, "queued-ran")
+        run = self.start_run(["--pool", "fid-one", "--name", "fid-queued", "--", "touch", marker])
+        until(lambda: self.tasks_named("fid-queued") != [], "the run's task to be queued")
+        self.assertEqual(self.task_named("fid-queued")["state"], "pending")
+        self.kill(run)
+        task = self.finished("fid-queued")
+        self.assertEqual(task["state"], "cancelled")
+        self.assertIn("client went away", task["error"])
+        blocker = self.task_named("fid-blocker")["id"]
+        self.mpctl(["cancel", "--force", str(blocker)])
+        self.finished("fid-blocker")
+        self.assertFalse(os.path.exists(marker))
 
 
 if __name__ == "__main__":
