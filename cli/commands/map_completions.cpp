@@ -62,7 +62,11 @@ void MapRun::unrunnable_item(size_t number) {
         f.json_line = proto::dump_json(line) + "\n";
     }
     f.stderr_text = "mpctl: " + message + "\n";
+    ++unrunnable_failures_;
     settle(next_seq_++, exit_code::cannot_execute, true, std::move(f));
+    if (own_pool_ && !halted_ && !stopping() && halt_.when != map::HaltPolicy::When::never) {
+        set_own_pool();  // nothing of the map runs at this barrier: the next tasks see the new threshold
+    }
 }
 
 void MapRun::settle(uint64_t seq, int code, bool counts, Finished f) {

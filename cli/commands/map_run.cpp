@@ -112,7 +112,7 @@ int MapRun::run() {
     if (own_pool_) {
         // Transient: not journaled, dropped by the daemon once this connection is gone and its tasks are
         // done.
-        (void)client_->call("pool.set", {{"name", pool_}, {"workers", jobs}, {"transient", true}});
+        set_own_pool();
         window_ = std::max<size_t>(4 * jobs_, 64);
     } else {
         window_ = jobs_;
@@ -219,6 +219,17 @@ std::optional<size_t> MapRun::total_tasks() const {
     }
     size_t chunk = static_cast<size_t>(std::max(1, o_.chunksize));
     return (*source_.total() + chunk - 1) / chunk;
+}
+
+void MapRun::set_own_pool() {
+    json params = {{"name", pool_}, {"workers", jobs_}, {"transient", true}};
+    if (halt_.when != map::HaltPolicy::When::never) {
+        // The daemon halts the pool at the failure that halts the map, before the slot it frees is
+        // refilled: no task starts after it, as with GNU parallel. Items that failed here without a task
+        // count towards the halt too.
+        params["halt_after_failures"] = halt_.fail - static_cast<int>(unrunnable_failures_);
+    }
+    (void)client_->call("pool.set", params);
 }
 
 }  // namespace mpctl::cli

@@ -75,6 +75,8 @@ class MapRun {
     void completed(const json& task);
     // Item NUMBER, which holds a NUL byte (no argument can), fails alone, at its place.
     void unrunnable_item(size_t number);
+    // pool.set of the map's own transient pool: its size, and the failures after which the daemon halts it.
+    void set_own_pool();
     // A result at SEQ: counted (unless COUNTS is false), maybe halting, printed in its turn.
     void settle(uint64_t seq, int code, bool counts, map::Finished f);
     void halt();
@@ -108,7 +110,8 @@ class MapRun {
     // The line of an item with a NUL byte (no argument can hold one): it fails once those before it are
     // done, and nothing after it is sent before.
     std::optional<size_t> unrunnable_;
-    size_t inflight_ = 0;                           // submitted (or being submitted), not finished
+    size_t unrunnable_failures_ = 0;  // items that failed without a task (the daemon does not count them)
+    size_t inflight_ = 0;             // submitted (or being submitted), not finished
     std::unordered_map<int64_t, uint64_t> seq_of_;  // task id -> seq, while unfinished
     map::Reorder<map::Finished> reorder_;
     FirstUnsuccessful first_;

@@ -1,5 +1,7 @@
 // The pool family: pool.set, pool.list.
 
+#include <limits>
+
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/pool_context.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
@@ -13,11 +15,12 @@ namespace {
 
 json pool_json(const PoolInfo& p) {
     return {{"name", p.name},       {"workers", p.workers}, {"running", p.running},
-            {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient}};
+            {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient},
+            {"halted", p.halted}};
 }
 
 void pool_set(const PoolContext& ctx, Call& call) {
-    call.params.reject_unknown({"name", "workers", "transient"});
+    call.params.reject_unknown({"name", "workers", "transient", "halt_after_failures"});
     std::string name = call.params.required<std::string>("name");
     if (!proto::valid_pool_name(name)) {
         proto::throw_invalid_params("params.name: 1-64 characters of letters, digits, '_', '-' and '.'");
@@ -27,6 +30,14 @@ void pool_set(const PoolContext& ctx, Call& call) {
         proto::throw_invalid_params("params.workers: must be between 1 and 100000");
     }
     bool transient = call.params.get_or<bool>("transient", false);
+    auto halt_after = call.params.optional<int64_t>("halt_after_failures");
+    if (halt_after && (*halt_after < 1 || *halt_after > std::numeric_limits<int>::max())) {
+        proto::throw_invalid_params("params.halt_after_failures: must be between 1 and 2147483647");
+    }
+    if (halt_after && !transient) {
+        proto::throw_invalid_params("params.halt_after_failures: only a transient pool halts");
+    }
+    int halt_after_failures = static_cast<int>(halt_after.value_or(0));
     if (transient) {
         // A pool for this connection (a map): cancelled and dropped when the connection is gone (see
         // Scheduler::release_transient_pool). Journaled while it exists, so that a restart after a crash
@@ -44,7 +55,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
     Scheduler& scheduler = ctx.scheduler;
-    auto recorded = [&scheduler, name, workers, transient,
+    auto recorded = [&scheduler, name, workers, transient, halt_after_failures,
                      responder = call.responder](const common::Result<void>& r) {
         guarded(responder, [&] {
             if (!r) {
@@ -52,7 +63,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
                                  "could not record the pool: " + r.error().message());
                 return;
             }
-            scheduler.set_pool_workers(name, workers, transient);
+            scheduler.set_pool_workers(name, workers, transient, halt_after_failures);
             if (transient) {
                 auto session = responder->session();
                 if (!session) {

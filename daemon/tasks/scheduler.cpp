@@ -151,6 +151,12 @@ void Scheduler::resolve_dependencies(Task& t) {
 void Scheduler::finish(Task& t, TaskState state, FailReason reason) {
     t.state = state;
     t.reason = reason;
+    if (state == TaskState::failed) {
+        // Counted before the caller refills the slot (pump): a pool that halts now starts nothing more.
+        if (auto pool = pools_.find(t.spec.pool()); pool != pools_.end()) {
+            ++pool->second.failures;
+        }
+    }
     if (t.output_expected && t.attempts == 0) {
         outputs_.forget(t.id);
     }

@@ -44,6 +44,7 @@ struct PoolInfo {
     int pending = 0;  // ready to run, waiting for a slot
     int waiting = 0;  // pending on dependencies or a retry delay
     bool transient = false;
+    bool halted = false;  // halt_after_failures of its tasks failed: it starts nothing more
 };
 
 class Scheduler {
@@ -117,7 +118,11 @@ class Scheduler {
     // TRANSIENT: a pool for one client (a map), not remembered: once its owner is gone
     // (release_transient_pool) its pending tasks are cancelled, and it is dropped when its running ones
     // are done.
-    void set_pool_workers(const std::string& name, int workers, bool transient = false);
+    // HALT_AFTER_FAILURES (transient pools; 0: never): once that many of its tasks have failed, the pool
+    // starts nothing more, not even in the slot the last failure freed (`mpctl map --halt`, as GNU
+    // parallel, which starts no job after the one that halts it).
+    void set_pool_workers(const std::string& name, int workers, bool transient = false,
+                          int halt_after_failures = 0);
     void release_transient_pool(const std::string& name);
     // The daemon is stopping: the pending tasks of transient pools are cancelled, since no connection,
     // hence no owner, survives the daemon (other pools' pending tasks wait for the next start).
@@ -147,6 +152,11 @@ class Scheduler {
         ReadyQueue ready;  // highest priority first, then FIFO
         bool transient = false;
         bool owner_gone = false;
+        int halt_after_failures = 0;  // 0: never
+        int failures = 0;             // its tasks that failed (after their retries)
+        [[nodiscard]] bool halted() const {
+            return halt_after_failures > 0 && failures >= halt_after_failures;
+        }
     };
 
     // scheduler.cpp

@@ -40,7 +40,7 @@ void Scheduler::dequeue(Task& t) {
 }
 
 void Scheduler::pump(Pool& pool) {
-    while (starting_ && pool.running < pool.workers && !pool.ready.empty()) {
+    while (starting_ && !pool.halted() && pool.running < pool.workers && !pool.ready.empty()) {
         Task* t = find(pool.ready.pop().value_or(0));
         if (t == nullptr) {
             continue;
@@ -69,7 +69,8 @@ void Scheduler::pump_all() {
     }
 }
 
-void Scheduler::set_pool_workers(const std::string& name, int workers, bool transient) {
+void Scheduler::set_pool_workers(const std::string& name, int workers, bool transient,
+                                 int halt_after_failures) {
     if (!transient) {
         options_.pool_workers[name] = workers;
         if (name == proto::k_default_pool) {
@@ -80,6 +81,7 @@ void Scheduler::set_pool_workers(const std::string& name, int workers, bool tran
     pool.workers = workers;
     pool.transient = transient && name != proto::k_default_pool;
     pool.owner_gone = false;
+    pool.halt_after_failures = pool.transient ? halt_after_failures : 0;
     pump(pool);
 }
 
@@ -180,7 +182,8 @@ std::vector<PoolInfo> Scheduler::pools() const {
         size_t queued = pool.ready.size();
         size_t pending = counts_.pending(name);
         out.push_back(PoolInfo{name, pool.workers, pool.running, static_cast<int>(queued),
-                               static_cast<int>(pending > queued ? pending - queued : 0), pool.transient});
+                               static_cast<int>(pending > queued ? pending - queued : 0), pool.transient,
+                               pool.halted()});
     }
     return out;
 }

@@ -370,8 +370,11 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     --pool.running;
     --running_;
     running_ids_.erase(t->id);
-    // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not.
-    pump(pool);
+    // The freed slot goes to the next task first: the bookkeeping below can wait, the slot should not. Not
+    // in a pool that may halt: whether this exit halts it is known only once it is finished below.
+    if (pool.halt_after_failures == 0) {
+        pump(pool);
+    }
     cap_output(outputs_, *t, max_output(*t));  // the last cut: what is kept is final now
     if (t->spec.cgroup() && cgroups_ != nullptr) {
         cgroups_->release(t->id);  // nothing it started outlives it

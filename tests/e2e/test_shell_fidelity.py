@@ -2,7 +2,7 @@
 """mpctl against the shell it stands in for: what a command gets and what comes back must be what bash, xargs
 and GNU parallel give, byte for byte. Each test runs the reference and mpctl on the same input in the same run
 and compares; where mpctl differs on purpose, the README says so next to the rule it follows."""
-import json, os, shlex, signal, subprocess, sys, tempfile, time, unittest
+import json, os, shlex, shutil, signal, subprocess, sys, tempfile, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_daemon import BIN, Connection, Daemon, until  # noqa: E402
@@ -197,6 +197,35 @@ class ShellFidelity(unittest.TestCase):
         self.mpctl(["cancel", "--force", str(blocker)])
         self.finished("fid-blocker")
         self.assertFalse(os.path.exists(marker))
+
+    # Halts ------------------------------------------------------------------------------------------------
+
+    def parallel(self, args):
+        self.assertTrue(shutil.which("parallel"), "GNU parallel is the reference here: apt-get install parallel")
+        return subprocess.run(["parallel", "--will-cite", "-q"] + args, capture_output=True, timeout=300)
+
+    def test_halt_soon_starts_nothing_after_the_failure_as_gnu_parallel(self):
+        script = "sleep 0.1; echo $1; exit $1"
+        for _ in range(3):  # the slot the failure frees is there to take at once, every time
+            reference = self.parallel(["-j1", "--halt", "soon,fail=1", "sh", "-c", script, "_", ":::",
+                                       "1", "0", "0", "0"])
+            got = self.mpctl(["map", "-j1", "--halt", "soon,fail=1", "--", "sh", "-c", script, "_", ":::", "1",
+                              "0", "0", "0"], check=False)
+            self.assertEqual(reference.stdout, b"1\n")
+            self.assertEqual(got.stdout, reference.stdout)
+            self.assertEqual(got.returncode, reference.returncode)
+
+    def test_halt_now_runs_nothing_after_the_failure_as_gnu_parallel(self):
+        for tool in ("parallel", "mpctl"):
+            effects = os.path.join(self.scratch.name, f"halt-now-{tool}")
+            script = f"echo $1 >> {effects}; exit $1"
+            args = ["-j1", "--halt", "now,fail=1", "sh", "-c", script, "_", ":::", "0", "1", "0", "0"]
+            for _ in range(3):
+                if tool == "parallel":
+                    self.parallel(args)
+                else:
+                    self.mpctl(["map"] + args[:3] + ["--"] + args[3:], check=False)
+            self.assertEqual(read(effects), "0\n1\n" * 3, tool)
 
 
 if __name__ == "__main__":
