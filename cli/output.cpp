@@ -60,6 +60,16 @@ std::string describe_outcome(const TaskStatus& t) {
     }
 }
 
+std::string unexplained_end(const TaskStatus& t) {
+    if (t.state != TaskState::failed ||
+        !(t.reason == proto::FailReason::spawn || t.reason == proto::FailReason::timeout ||
+          t.reason == proto::FailReason::lost || t.reason == proto::FailReason::dependency)) {
+        return {};
+    }
+    return "mpctl: task " + std::to_string(t.id) + " " + describe_outcome(t) + ": " +
+           common::terminal_text(t.error.value_or("")) + "\n";
+}
+
 std::string command_of(const TaskStatus& t) {
     if (t.shell) {
         return common::terminal_text(*t.shell);

@@ -27,6 +27,10 @@ void print_status_detail(const proto::TaskStatus& task);
 [[nodiscard]] std::string human_duration(int64_t ms);
 // "succeeded", "failed (exit 2)", "failed (SIGKILL)", "failed (timeout)" ...
 [[nodiscard]] std::string describe_outcome(const proto::TaskStatus& task);
+// What mpctl says on stderr of a task whose end its own output cannot explain, as a shell says "command not
+// found": it could not start, timed out, was lost or failed a dependency ("mpctl: task 7 failed (spawn):
+// command not found: foo\n"); empty for any other end. Said by run, result and map alike.
+[[nodiscard]] std::string unexplained_end(const proto::TaskStatus& task);
 [[nodiscard]] std::string command_of(const proto::TaskStatus& task);
 
 }  // namespace mpctl::cli

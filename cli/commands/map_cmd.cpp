@@ -17,7 +17,7 @@ void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     sub->add_option("--halt", o->halt, "now,fail=N: stop all after N failures; soon,fail=N: start no more");
     sub->add_option("--joblog", o->joblog, "Write one TSV line per finished task to FILE");
     sub->add_option("--colsep", o->colsep,
-                    "Split items into columns {1} {2}... at SEP (default: whitespace)");
+                    "Split items into columns {1} {2}... where this regular expression (POSIX ERE) matches");
     sub->add_flag("--progress", o->progress, "Show a progress bar on stderr even when it is not a terminal");
     sub->add_flag("--no-progress", o->no_progress, "Never show the progress bar");
     add_task_options(sub, o->task);
@@ -25,8 +25,9 @@ void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     sub->fallthrough(false);  // its words belong to the command, not to the root app
     add_global_options(*sub, ctx.global);
     sub->footer(
-        "Items come after ::: or one per line of stdin; {} is the item, {1} {2}... its columns, and without "
-        "a placeholder the item is appended.\nExample: mpctl map -j4 -- gzip -k ::: a.txt b.txt\n"
+        "Items come after ::: (several ::: give every combination) or one per line of stdin; {} is the "
+        "item, {1} {2}... its columns (--colsep) or its values by :::, and without a placeholder the item is "
+        "appended.\nExample: mpctl map -j4 -- gzip -k ::: a.txt b.txt\n"
         "         ls *.wav | mpctl map --unordered -- flac {}");
     sub->callback([&ctx, sub, o] {
         auto words = command_words(sub, ctx);

@@ -7,6 +7,7 @@
 
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/commands/map_run.hpp>
+#include <mpctl/cli/output.hpp>
 #include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/task_status.hpp>
 
@@ -43,6 +44,7 @@ void MapRun::completed(const json& task) {
     if (ctx_.global.json) {
         f.json_line = proto::dump_json(task) + "\n";
     } else {
+        f.stderr_text = unexplained_end(s);
         f.stdout_path = std::move(s.stdout_path);
         f.stderr_path = std::move(s.stderr_path);
     }

@@ -46,7 +46,20 @@ MapRun::MapRun(AppContext& ctx, const MapOptions& o, std::vector<std::string> wo
     auto sep = std::find(words.begin(), words.end(), ":::");
     std::vector<std::string> command(words.begin(), sep);
     if (sep != words.end()) {
-        source_ = map::ItemSource::from_words(std::vector<std::string>(sep + 1, words.end()));
+        // Each further ::: starts another input source; the items are their cross product.
+        std::vector<std::vector<std::string>> groups(1);
+        for (auto w = sep + 1; w != words.end(); ++w) {
+            if (*w == ":::") {
+                groups.emplace_back();
+            } else {
+                groups.back().push_back(*w);
+            }
+        }
+        if (groups.size() > 1 && o.chunksize > 1) {
+            throw CliError(exit_code::usage,
+                           "--chunksize: one item per task with several ::: sources (each item is a tuple)");
+        }
+        source_ = map::ItemSource::from_word_groups(std::move(groups));
     } else {
         source_ = map::ItemSource::from_fd(0);
     }

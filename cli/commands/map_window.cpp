@@ -51,7 +51,7 @@ bool MapRun::maybe_submit() {
                 break;
             }
             ++items_taken_;
-            if (item->find('\0') != std::string::npos) {
+            if (source_.reads_lines() && item->find('\0') != std::string::npos) {
                 unrunnable_ = items_taken_;
                 break;
             }

@@ -84,27 +84,27 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     json result;
     try {
         result = client.call("task.logs", {{"id", id}, {"stream", "both"}, {"follow", true}},
-                              [&](const std::string& method, const json& params) {
-                                  if (method != "task.output") {
-                                      return;
-                                  }
-                                  auto data = common::base64_decode(params.value("data", std::string()));
-                                  if (!data) {
-                                      return;
-                                  }
-                                  bool is_err = params.value("stream", std::string()) == "stderr";
-                                  if (ctx.global.json) {
-                                      (is_err ? err_text : out_text) += *data;
-                                      return;
-                                  }
-                                  auto written = common::write_all(is_err ? 2 : 1, *data);
-                                  if (!written && written.error().err == EPIPE) {
-                                      // `mpctl run -- yes | head -1`: the task gets what a writer to a
-                                      // closed pipe gets, and mpctl exits as a shell reports it.
-                                      client.send("task.signal", {{"id", id}, {"signal", SIGPIPE}});
-                                      throw OutputClosed{};
-                                  }
-                              });
+                             [&](const std::string& method, const json& params) {
+                                 if (method != "task.output") {
+                                     return;
+                                 }
+                                 auto data = common::base64_decode(params.value("data", std::string()));
+                                 if (!data) {
+                                     return;
+                                 }
+                                 bool is_err = params.value("stream", std::string()) == "stderr";
+                                 if (ctx.global.json) {
+                                     (is_err ? err_text : out_text) += *data;
+                                     return;
+                                 }
+                                 auto written = common::write_all(is_err ? 2 : 1, *data);
+                                 if (!written && written.error().err == EPIPE) {
+                                     // `mpctl run -- yes | head -1`: the task gets what a writer to a
+                                     // closed pipe gets, and mpctl exits as a shell reports it.
+                                     client.send("task.signal", {{"id", id}, {"signal", SIGPIPE}});
+                                     throw OutputClosed{};
+                                 }
+                             });
     } catch (const OutputClosed&) {
         // As a shell waits for the writer it sent SIGPIPE to die. One that ignores it is hung up when mpctl
         // leaves (SIGHUP); waiting less would let that SIGHUP, the lower signal, be taken first.
@@ -121,11 +121,8 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
         j["stdout"] = out_text;
         j["stderr"] = err_text;
         print_json(j);
-    } else if (status.state == proto::TaskState::failed &&
-               (status.reason == proto::FailReason::spawn || status.reason == proto::FailReason::timeout ||
-                status.reason == proto::FailReason::lost || status.reason == proto::FailReason::dependency)) {
-        std::fprintf(stderr, "mpctl: task %lld %s: %s\n", static_cast<long long>(id),
-                     describe_outcome(status).c_str(), status.error.value_or("").c_str());
+    } else if (auto said = unexplained_end(status); !said.empty()) {
+        write_out(2, said);
     } else if (status.state == proto::TaskState::cancelled) {
         std::fprintf(stderr, "mpctl: task %lld was cancelled\n", static_cast<long long>(id));
     }

@@ -1,4 +1,8 @@
+#include <algorithm>
+#include <regex.h>
+
 #include <mpctl/cli/map/command_template.hpp>
+#include <mpctl/cli/map/items.hpp>
 #include <mpctl/common/shell_quote.hpp>
 
 namespace mpctl::cli::map {
@@ -40,36 +44,122 @@ std::vector<std::pair<std::string, int>> parse_word(std::string_view text) {
 
 }  // namespace
 
-std::string column_of(std::string_view item, const std::optional<std::string>& colsep, int n) {
-    int index = 1;
-    if (colsep) {
-        size_t start = 0;
-        for (;;) {
-            size_t end = item.find(*colsep, start);
-            if (index == n) {
-                return std::string(item.substr(start, end == std::string_view::npos ? end : end - start));
-            }
-            if (end == std::string_view::npos) {
-                return {};
-            }
-            start = end + colsep->size();
-            ++index;
+namespace {
+
+// The values of a tuple item (several ::: groups), or the item alone.
+std::vector<std::string> fields_of(const std::string& item) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (;;) {
+        size_t end = item.find(k_field_separator, start);
+        out.push_back(item.substr(start, end == std::string::npos ? end : end - start));
+        if (end == std::string::npos) {
+            return out;
+        }
+        start = end + 1;
+    }
+}
+
+bool is_tuple(const std::string& item) {
+    return item.find(k_field_separator) != std::string::npos;
+}
+
+// ITEM's values appended to OUT as arguments of their own (a tuple gives one per value).
+void append_fields(std::vector<std::string>& out, const std::string& item) {
+    if (!is_tuple(item)) {
+        out.push_back(item);
+        return;
+    }
+    for (auto& f : fields_of(item)) {
+        out.push_back(std::move(f));
+    }
+}
+
+// ITEM for a shell script: each value quoted, joined by spaces.
+std::string quoted_fields(const std::string& item) {
+    std::string out;
+    for (const auto& f : fields_of(item)) {
+        out += (out.empty() ? "" : " ") + common::shell_quote(f);
+    }
+    return out;
+}
+
+}  // namespace
+
+struct ColumnSeparator::Compiled {
+    regex_t re;
+};
+
+ColumnSeparator::ColumnSeparator(const std::string& pattern) {
+    if (pattern.empty()) {
+        throw std::invalid_argument("--colsep: must not be empty");
+    }
+    std::string ere;
+    for (size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] == '\\' && i + 1 < pattern.size() && pattern[i + 1] == 't') {
+            ere.push_back('\t');
+            ++i;
+        } else {
+            ere.push_back(pattern[i]);
         }
     }
-    size_t pos = 0;
+    auto compiled = std::make_unique<Compiled>();
+    int rc = ::regcomp(&compiled->re, ere.c_str(), REG_EXTENDED);
+    if (rc != 0) {
+        char why[256];
+        ::regerror(rc, &compiled->re, why, sizeof why);
+        throw std::invalid_argument("--colsep: not a regular expression: '" + pattern + "': " + why);
+    }
+    compiled_ = std::move(compiled);
+}
+
+ColumnSeparator::~ColumnSeparator() {
+    if (compiled_) {
+        ::regfree(&compiled_->re);
+    }
+}
+
+std::string ColumnSeparator::column(const std::string& item, int n) const {
+    int index = 1;
+    size_t start = 0;   // where the current column begins
+    size_t search = 0;  // where to look for the next separator
     for (;;) {
-        pos = item.find_first_not_of(" \t", pos);
-        if (pos == std::string_view::npos) {
-            return {};
+        regmatch_t m{};
+        m.rm_so = static_cast<regoff_t>(search);
+        m.rm_eo = static_cast<regoff_t>(item.size());
+        int flags = REG_STARTEND | (search > 0 ? REG_NOTBOL : 0);
+        bool found = false;
+        size_t end = item.size();
+        size_t next = item.size();
+        while (::regexec(&compiled_->re, item.c_str(), 1, &m, flags) == 0) {
+            if (m.rm_eo > m.rm_so) {
+                found = true;
+                end = static_cast<size_t>(m.rm_so);
+                next = static_cast<size_t>(m.rm_eo);
+                break;
+            }
+            // A match of nothing splits nothing: look again one byte further.
+            if (static_cast<size_t>(m.rm_so) >= item.size()) {
+                break;
+            }
+            m.rm_so = m.rm_so + 1;
+            m.rm_eo = static_cast<regoff_t>(item.size());
+            flags |= REG_NOTBOL;
         }
-        size_t end = item.find_first_of(" \t", pos);
         if (index == n) {
-            return std::string(item.substr(pos, end == std::string_view::npos ? end : end - pos));
+            // Each column without the blanks around it, as GNU parallel trims them under --colsep.
+            size_t first = item.find_first_not_of(" \t", start);
+            if (first == std::string::npos || first >= end) {
+                return {};
+            }
+            size_t last = item.find_last_not_of(" \t", end - 1);
+            return item.substr(first, last + 1 - first);
         }
-        if (end == std::string_view::npos) {
+        if (!found) {
             return {};
         }
-        pos = end;
+        start = next;
+        search = next;
         ++index;
     }
 }
@@ -79,8 +169,8 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, Template
     if (words.empty()) {
         throw std::invalid_argument("no command given (e.g. `mpctl map -- gzip ::: a.txt b.txt`)");
     }
-    if (options_.colsep && options_.colsep->empty()) {
-        throw std::invalid_argument("--colsep: must not be empty");
+    if (options_.colsep) {
+        colsep_ = std::make_shared<const ColumnSeparator>(*options_.colsep);
     }
     if (options_.chunksize < 1) {
         options_.chunksize = 1;
@@ -125,7 +215,28 @@ std::string CommandTemplate::expand(const Word& word, const std::string& item, b
             out += s.text;
             continue;
         }
-        std::string value = s.column == 0 ? item : column_of(item, options_.colsep, s.column);
+        if (s.column == 0 && is_tuple(item)) {
+            // {} of a tuple: its values joined by spaces, as GNU parallel's {}.
+            if (quote) {
+                out += quoted_fields(item);
+            } else {
+                std::string joined = item;
+                std::replace(joined.begin(), joined.end(), k_field_separator, ' ');
+                out += joined;
+            }
+            continue;
+        }
+        std::string value;
+        if (s.column == 0) {
+            value = item;
+        } else if (colsep_ && !is_tuple(item)) {
+            value = colsep_->column(item, s.column);
+        } else {
+            // {N} without --colsep: the value from the Nth ::: group ({1}: a lone item itself).
+            auto fields = fields_of(item);
+            value = static_cast<size_t>(s.column) <= fields.size() ? fields[static_cast<size_t>(s.column) - 1]
+                                                                   : "";
+        }
         out += quote ? common::shell_quote(value) : value;
     }
     return out;
@@ -142,7 +253,9 @@ std::vector<std::string> CommandTemplate::argv(const std::vector<std::string>& i
         }
     }
     if (!has_placeholder_) {
-        out.insert(out.end(), items.begin(), items.end());
+        for (const auto& item : items) {
+            append_fields(out, item);
+        }
     }
     return out;
 }
@@ -150,7 +263,7 @@ std::vector<std::string> CommandTemplate::argv(const std::vector<std::string>& i
 std::string CommandTemplate::script(const std::vector<std::string>& items) const {
     std::string quoted_all;
     for (const auto& item : items) {
-        quoted_all += (quoted_all.empty() ? "" : " ") + common::shell_quote(item);
+        quoted_all += (quoted_all.empty() ? "" : " ") + quoted_fields(item);
     }
     if (!has_placeholder_) {
         return words_.front().empty() ? quoted_all : expand(words_.front(), {}, true) + " " + quoted_all;

@@ -1,4 +1,5 @@
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <unistd.h>
@@ -40,8 +41,20 @@ std::optional<std::string> LineSplitter::pop() {
 }
 
 ItemSource ItemSource::from_words(std::vector<std::string> words) {
+    std::vector<std::vector<std::string>> groups;
+    groups.push_back(std::move(words));
+    return from_word_groups(std::move(groups));
+}
+
+ItemSource ItemSource::from_word_groups(std::vector<std::vector<std::string>> groups) {
     ItemSource s;
-    s.words_ = std::move(words);
+    s.product_ = groups.empty() ? 0 : 1;
+    for (const auto& g : groups) {
+        // Saturates instead of wrapping: a product past SIZE_MAX items is never handed out in full anyway.
+        s.product_ = g.empty() ? 0 : (s.product_ > SIZE_MAX / g.size() ? SIZE_MAX : s.product_ * g.size());
+    }
+    s.position_.assign(groups.size(), 0);
+    s.groups_ = std::move(groups);
     s.eof_ = true;
     return s;
 }
@@ -54,16 +67,33 @@ ItemSource ItemSource::from_fd(int fd) {
 
 std::optional<std::string> ItemSource::next() {
     if (fd_ < 0) {
-        if (next_word_ < words_.size()) {
-            return std::move(words_[next_word_++]);
+        if (next_word_ >= product_) {
+            return std::nullopt;
         }
-        return std::nullopt;
+        ++next_word_;
+        if (groups_.size() == 1) {
+            return std::move(groups_[0][position_[0]++]);
+        }
+        std::string item;
+        for (size_t g = 0; g < groups_.size(); ++g) {
+            if (g > 0) {
+                item.push_back(k_field_separator);
+            }
+            item += groups_[g][position_[g]];
+        }
+        for (size_t g = groups_.size(); g-- > 0;) {
+            if (++position_[g] < groups_[g].size()) {
+                break;
+            }
+            position_[g] = 0;
+        }
+        return item;
     }
     return lines_.pop();
 }
 
 size_t ItemSource::ready() const {
-    return fd_ < 0 ? words_.size() - next_word_ : lines_.ready();
+    return fd_ < 0 ? product_ - next_word_ : lines_.ready();
 }
 
 bool ItemSource::exhausted() const {
@@ -74,7 +104,7 @@ std::optional<size_t> ItemSource::total() const {
     if (!eof_) {
         return std::nullopt;
     }
-    return fd_ < 0 ? words_.size() : seen_;
+    return fd_ < 0 ? product_ : seen_;
 }
 
 void ItemSource::fill() {

@@ -2,6 +2,9 @@
 // Where the items of `mpctl map` come from: the words after `:::`, or one per line of a file descriptor
 // (mpctl's stdin), read as it arrives so that a million lines are never in memory at once. Single-threaded;
 // the owner polls fd() and calls fill() when it is readable.
+//
+// Several `:::` groups give their cross product, as GNU parallel's input sources (the last group varies
+// fastest): each item is then a tuple, its values joined by k_field_separator, a NUL, which no word can hold.
 
 #include <cstddef>
 #include <deque>
@@ -25,10 +28,16 @@ class LineSplitter {
     std::deque<std::string> lines_;
 };
 
+inline constexpr char k_field_separator = '\0';
+
 class ItemSource {
   public:
     // The words after `:::` (all known at once).
     static ItemSource from_words(std::vector<std::string> words);
+    // The cross product of the groups of words after each `:::` (one group: its words).
+    static ItemSource from_word_groups(std::vector<std::vector<std::string>> groups);
+    // True for lines of input, the only items that can hold a NUL byte of their own.
+    [[nodiscard]] bool reads_lines() const { return fd_ >= 0; }
     // Lines read from FD (not owned) as they come.
     static ItemSource from_fd(int fd);
 
@@ -47,8 +56,10 @@ class ItemSource {
     void fill();
 
   private:
-    std::vector<std::string> words_;
-    size_t next_word_ = 0;
+    std::vector<std::vector<std::string>> groups_;
+    std::vector<size_t> position_;  // the odometer: the index of the next item's word in each group
+    size_t product_ = 0;            // how many items the groups make
+    size_t next_word_ = 0;          // items handed out
     int fd_ = -1;
     bool eof_ = false;
     size_t seen_ = 0;  // items produced by the splitter so far (lines read)

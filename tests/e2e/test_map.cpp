@@ -52,7 +52,7 @@ TEST_CASE("map keeps input order under random sleeps and --unordered prints in c
         items.push_back(std::string(sleeps[i]) + " item" + std::to_string(i));
         order.push_back("item" + std::to_string(i));
     }
-    auto r = d.mpctl({"map", "-j4", "--", "sh", "-c", "sleep $0; echo $1", "{1}", "{2}"},
+    auto r = d.mpctl({"map", "-j4", "--colsep", " ", "--", "sh", "-c", "sleep $0; echo $1", "{1}", "{2}"},
                      with_stdin(joined(items)));
     INFO(r.err);
     CHECK(r.exit_code == 0);
@@ -122,11 +122,13 @@ TEST_CASE("map passes items with spaces, quotes, $, ; and backslashes byte for b
     }
 }
 
-TEST_CASE("map splits columns {1} {2} at whitespace or --colsep", "[e2e][map]") {
+TEST_CASE("map splits columns {1} {2} where --colsep matches, and without it {1} is the item", "[e2e][map]") {
     DaemonFixture d;
-    auto r = d.mpctl({"map", "--", "echo", "{2}", "{1}"}, with_stdin("a  b\nc\td\n"));
+    auto r = d.mpctl({"map", "--colsep", "\\s+", "--", "echo", "{2}", "{1}"}, with_stdin("a  b\nc\td\n"));
     CHECK(r.exit_code == 0);
     CHECK(r.out == "b a\nd c\n");
+    auto whole = d.mpctl({"map", "--", "echo", "[{1}]", "[{2}]"}, with_stdin("a  b\n"));
+    CHECK(whole.out == "[a  b] []\n");
     auto c =
         d.mpctl({"map", "--colsep", ",", "--", "echo", "{2}+{1}", "{3}."}, with_stdin("a b,c d\nx,,z\n"));
     CHECK(c.exit_code == 0);
@@ -179,7 +181,7 @@ TEST_CASE("map exits like wait on several tasks: the first unsuccessful one in i
     auto ok = d.mpctl({"map", "--", "sh", "-c", "exit $0", ":::", "0", "0"});
     CHECK(ok.exit_code == 0);
     // 5 comes first in input order, though it finishes last.
-    auto r = d.mpctl({"map", "-j3", "--", "sh", "-c", "sleep $1; exit $0", "{1}", "{2}"},
+    auto r = d.mpctl({"map", "-j3", "--colsep", " ", "--", "sh", "-c", "sleep $1; exit $0", "{1}", "{2}"},
                      with_stdin("0 0\n5 0.3\n3 0\n"));
     CHECK(r.exit_code == 5);
     auto missing = d.mpctl({"map", "--", "no-such-command-mpctl-map", ":::", "x"});

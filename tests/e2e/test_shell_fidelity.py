@@ -227,6 +227,41 @@ class ShellFidelity(unittest.TestCase):
                     self.mpctl(["map"] + args[:3] + ["--"] + args[3:], check=False)
             self.assertEqual(read(effects), "0\n1\n" * 3, tool)
 
+    # Map's items, columns and start failures -------------------------------------------------------------
+
+    def test_several_triple_colons_give_the_cross_product_as_gnu_parallel(self):
+        for template in (["echo"], ["echo", "{2}-{1}"], ["echo", "[{}]"], ["printf", "%s|", "{1}", "{3}"]):
+            args = template + [":::", "a b", "c", ":::", "1", "2", ":::", "x"]
+            reference = self.parallel(["-k"] + args)
+            got = self.mpctl(["map", "--"] + args)
+            self.assertEqual(got.stdout, reference.stdout, template)
+
+    def test_columns_split_where_colsep_matches_as_gnu_parallel(self):
+        lines = b"  a  b\nx,,z\n\tt1\tt2\nx , y \n"
+        for colsep in (" ", " +", ",", "\\s+", "\\t"):
+            args = ["--colsep", colsep, "-k", "echo", "[{1}]", "[{2}]", "[{3}]"]
+            reference = subprocess.run(["parallel", "--will-cite", "-q"] + args, input=lines, capture_output=True,
+                                       timeout=300)
+            got = self.mpctl(["map", "--colsep", colsep, "--", "echo", "[{1}]", "[{2}]", "[{3}]"], input=lines)
+            self.assertEqual(got.stdout, reference.stdout, colsep)
+        # Without --colsep {1} is the whole item, as in parallel.
+        got = self.mpctl(["map", "--", "echo", "[{1}]"], input=b"  a  b\n")
+        self.assertEqual(got.stdout, self.parallel(["echo", "[{1}]", ":::", "  a  b"]).stdout)
+
+    def test_map_says_why_a_task_could_not_start_as_run_does(self):
+        got = self.mpctl(["map", "--", "no-such-command-fid", ":::", "a"], check=False)
+        ran = self.mpctl(["run", "--", "no-such-command-fid", "a"], check=False)
+        reference = subprocess.run(["xargs", "no-such-command-fid"], input=b"a\n", capture_output=True)
+        self.assertEqual(got.returncode, reference.returncode)
+        self.assertEqual(got.returncode, ran.returncode)
+        self.assertIn(b"command not found: no-such-command-fid", got.stderr)
+        self.assertEqual(got.stderr.split(b": ", 2)[2], ran.stderr.split(b": ", 2)[2])
+        # An item too long for execve: 126 and the reason, where xargs refuses the line.
+        long_line = b"a" * 200000 + b"\n"
+        too_long = self.mpctl(["map", "--", "echo"], input=long_line, check=False)
+        self.assertEqual(too_long.returncode, 126)
+        self.assertIn(b"Argument list too long", too_long.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -47,6 +47,24 @@ TEST_CASE("map: items after ::: are all known at once", "[unit][map]") {
     CHECK_FALSE(src.next());
 }
 
+TEST_CASE("map: several ::: groups give their cross product, the last group varying fastest", "[unit][map]") {
+    auto src = ItemSource::from_word_groups({{"a", "b"}, {"1", "2", "3"}});
+    CHECK(src.total() == std::optional<size_t>(6));
+    CHECK_FALSE(src.reads_lines());
+    std::vector<std::string> got;
+    while (auto item = src.next()) {
+        got.push_back(*item);
+    }
+    const std::string sep(1, k_field_separator);
+    CHECK(got == std::vector<std::string>{"a" + sep + "1", "a" + sep + "2", "a" + sep + "3", "b" + sep + "1",
+                                          "b" + sep + "2", "b" + sep + "3"});
+    CHECK(src.exhausted());
+    // An empty group makes no item at all.
+    auto none = ItemSource::from_word_groups({{"a"}, {}});
+    CHECK(none.total() == std::optional<size_t>(0));
+    CHECK_FALSE(none.next());
+}
+
 TEST_CASE("map: stdin items are read as they come and counted at the end", "[unit][map]") {
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);

@@ -3,8 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <mpctl/cli/map/command_template.hpp>
+#include <mpctl/cli/map/items.hpp>
 
-using mpctl::cli::map::column_of;
+using mpctl::cli::map::ColumnSeparator;
 using mpctl::cli::map::CommandTemplate;
 using mpctl::cli::map::TemplateOptions;
 using V = std::vector<std::string>;
@@ -26,21 +27,35 @@ TEST_CASE("map: words without a placeholder are kept when another word has one",
     CHECK(t.argv({"pat"}) == V{"grep", "-c", "pat", "file"});
 }
 
-TEST_CASE("map: {1} {2} are columns split by whitespace runs by default", "[unit][map]") {
-    CommandTemplate t({"mv", "{2}", "{1}"}, {});
-    CHECK(t.argv({"  a \t b  c"}) == V{"mv", "b", "a"});
-    CHECK(column_of("a  b", std::nullopt, 3).empty());
-    CHECK(column_of("", std::nullopt, 1).empty());
+TEST_CASE("map: without --colsep {1} is the item and {2} is empty, as GNU parallel has them", "[unit][map]") {
+    CommandTemplate t({"mv", "{1}", "[{2}]"}, {});
+    CHECK(t.argv({"  a \t b  c"}) == V{"mv", "  a \t b  c", "[]"});
 }
 
-TEST_CASE("map: --colsep splits at a literal separator and keeps empty columns", "[unit][map]") {
+TEST_CASE("map: --colsep splits where its regular expression matches and keeps empty columns",
+          "[unit][map]") {
     TemplateOptions o;
     o.colsep = ",";
     CommandTemplate t({"echo", "{1}-{3}"}, o);
     CHECK(t.argv({"a,,c"}) == V{"echo", "a-c"});
-    CHECK(column_of("a::b", std::string("::"), 2) == "b");
-    CHECK(column_of("a b", std::string(","), 1) == "a b");
-    CHECK(column_of("a,b", std::string(","), 5).empty());
+    CHECK(ColumnSeparator("::").column("a::b", 2) == "b");
+    CHECK(ColumnSeparator(",").column("a b", 1) == "a b");
+    CHECK(ColumnSeparator(",").column("a,b", 5).empty());
+    // A leading separator makes an empty first column, as in GNU parallel.
+    CHECK(ColumnSeparator(" +").column("  a  b", 1).empty());
+    CHECK(ColumnSeparator(" +").column("  a  b", 2) == "a");
+    CHECK(ColumnSeparator(" +").column("  a  b", 3) == "b");
+    CHECK(ColumnSeparator("\\t").column("x\ty", 2) == "y");
+    CHECK(ColumnSeparator("\\s+").column("x \t y", 2) == "y");
+    CHECK(ColumnSeparator("[,;]").column("a;b,c", 3) == "c");
+    // Columns are trimmed of spaces and tabs, as GNU parallel's under --colsep.
+    CHECK(ColumnSeparator(",").column("  x , y\t", 1) == "x");
+    CHECK(ColumnSeparator(",").column("  x , y\t", 2) == "y");
+    CHECK(ColumnSeparator(",").column("x, \t ,y", 2).empty());
+    // A separator that matches nothing splits nothing.
+    CHECK(ColumnSeparator("x*").column("abc", 1) == "abc");
+    CHECK(ColumnSeparator("^a").column("aXa", 2) == "Xa");
+    CHECK_THROWS_AS(ColumnSeparator("("), std::invalid_argument);
 }
 
 TEST_CASE("map: braces that are not placeholders stay literal", "[unit][map]") {
@@ -100,4 +115,16 @@ TEST_CASE("map: an empty command or an empty --colsep is refused", "[unit][map]"
     TemplateOptions o;
     o.colsep = "";
     CHECK_THROWS_AS(CommandTemplate({"echo"}, o), std::invalid_argument);
+}
+
+TEST_CASE("map: a tuple of several ::: groups fills {N} by group, {} with its values, and appends each",
+          "[unit][map]") {
+    const std::string tuple = std::string("a b") + mpctl::cli::map::k_field_separator + "1";
+    CHECK(CommandTemplate({"echo"}, {}).argv({tuple}) == V{"echo", "a b", "1"});
+    CHECK(CommandTemplate({"echo", "{2}:{1}", "{3}"}, {}).argv({tuple}) == V{"echo", "1:a b", ""});
+    CHECK(CommandTemplate({"echo", "[{}]"}, {}).argv({tuple}) == V{"echo", "[a b 1]"});
+    TemplateOptions shell;
+    shell.shell = true;
+    CHECK(CommandTemplate({"echo"}, shell).script({tuple}) == "echo 'a b' 1");
+    CHECK(CommandTemplate({"echo", "{1}", "{}"}, shell).script({tuple}) == "echo 'a b' 'a b' 1");
 }
