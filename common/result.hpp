@@ -18,6 +18,7 @@ namespace mpctl::common {
 enum class Errc {
     failed,           // nothing a caller branches on: the message says it all
     not_found,        // no such command, file or directory (a spawn reports it as 127, as a shell does)
+    redirection,      // a task's --stdin FILE cannot be opened (a spawn reports it as 1, as a shell's `<`)
     already_running,  // another mpctld holds the state dir or serves the socket
     invalid,          // malformed input: a line of an env file, a value of the config file
     damaged,          // the journal is damaged (SQLite: corrupt, or not a database): `mpctld --recover`

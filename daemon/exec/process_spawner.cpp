@@ -293,7 +293,9 @@ void ProcessSpawner::start_children(Job& job) {
     if (!spec.stdin_fd && spec.stdin_path) {
         auto in = open_stream(*spec.stdin_path, O_RDONLY, "stdin");
         if (!in) {
-            return fail(stage_failure(in.error(), 0, n));
+            common::Error why = in.error();
+            why.code = common::Errc::redirection;
+            return fail(stage_failure(why, 0, n));
         }
         spec.stdin_fd = std::move(*in);
     }

@@ -68,9 +68,17 @@ struct ExitInfo {
 // /nope: No such file or directory"), prefixed with the stage at fault in a pipeline ("stage 1: ..."); its
 // code is not_found for a command that is not there. Whatever stages had started were killed.
 //
-// The exit code a shell would report for it: 127 not found, 126 anything else.
+// The exit code a shell would report for it: 127 not found, 1 a stdin that cannot be opened, 126 anything
+// else.
 [[nodiscard]] inline int spawn_exit_code(const common::Error& e) {
-    return e.code == common::Errc::not_found ? 127 : 126;
+    switch (e.code) {
+        case common::Errc::not_found:
+            return 127;
+        case common::Errc::redirection:
+            return 1;  // `cmd < missing` in a shell: the command never runs, the status is 1
+        default:
+            return 126;
+    }
 }
 
 class Spawner {

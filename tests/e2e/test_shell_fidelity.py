@@ -262,6 +262,17 @@ class ShellFidelity(unittest.TestCase):
         self.assertEqual(too_long.returncode, 126)
         self.assertIn(b"Argument list too long", too_long.stderr)
 
+    # Redirections -----------------------------------------------------------------------------------------
+
+    def test_a_stdin_file_that_cannot_be_opened_exits_1_with_why_as_bash(self):
+        missing = os.path.join(self.scratch.name, "no-such-input")
+        reference = subprocess.run(["bash", "-c", f"cat < {shlex.quote(missing)}"], capture_output=True)
+        got = self.mpctl(["run", "--stdin", missing, "--", "cat"], check=False)
+        self.assertEqual(got.returncode, reference.returncode)
+        self.assertEqual(got.returncode, 1)
+        self.assertIn(b"No such file or directory", reference.stderr)
+        self.assertIn(missing.encode() + b": No such file or directory", got.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
