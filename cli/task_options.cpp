@@ -1,4 +1,8 @@
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
@@ -291,8 +295,17 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
     if (o.priority != 0) {
         spec["priority"] = o.priority;
     }
+    // Like the working directory and the environment, the umask and a raised niceness are the submitting
+    // shell's (`nice -n 10 mpctl run ...`), unless given. A niceness below 0 needs a privilege the daemon
+    // may not have, so only one above is taken along.
     if (o.nice) {
         spec["nice"] = *o.nice;
+    } else {
+        errno = 0;
+        int own = ::getpriority(PRIO_PROCESS, 0);
+        if (errno == 0 && own > 0) {
+            spec["nice"] = own;
+        }
     }
     if (!o.rlimits.empty()) {
         spec["rlimits"] = parse_rlimits(o.rlimits);
@@ -304,6 +317,12 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
                            "--umask: expected an octal mask such as 022 or 077, got '" + o.umask + "'");
         }
         spec["umask"] = o.umask;
+    } else {
+        mode_t own = ::umask(0);  // the only way to read it; mpctl is single-threaded
+        ::umask(own);
+        char text[8];
+        std::snprintf(text, sizeof text, "%03o", static_cast<unsigned>(own & 0777));
+        spec["umask"] = text;
     }
     if (!o.max_output.empty()) {
         auto bytes = common::parse_byte_size(o.max_output);

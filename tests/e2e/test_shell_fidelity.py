@@ -273,6 +273,21 @@ class ShellFidelity(unittest.TestCase):
         self.assertIn(b"No such file or directory", reference.stderr)
         self.assertIn(missing.encode() + b": No such file or directory", got.stderr)
 
+    # What the submitting shell hands down -----------------------------------------------------------------
+
+    def test_the_shell_s_umask_and_raised_niceness_are_the_task_s_unless_given(self):
+        mpctl = shlex.quote(MPCTL)
+        for setup, command in (("umask 077", "umask"), ("umask 002", "umask"), ("renice -n 7 -p $$ >/dev/null", "nice")):
+            reference = subprocess.run(["bash", "-c", f"{setup}; sh -c {command}"], capture_output=True, check=True)
+            got = subprocess.run(["bash", "-c", f"{setup}; {mpctl} run -- sh -c {command}"], env=self.env,
+                                 capture_output=True, check=True, timeout=300)
+            self.assertEqual(got.stdout, reference.stdout, setup)
+        # The options still win.
+        got = subprocess.run(["bash", "-c", f"umask 077; renice -n 7 -p $$ >/dev/null; "
+                              f"{mpctl} run --umask 022 --nice 3 --shell -- 'umask; nice'"], env=self.env,
+                             capture_output=True, check=True, timeout=300)
+        self.assertEqual(got.stdout, b"0022\n3\n")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
