@@ -139,4 +139,25 @@ double parse_duration_seconds(const std::string& text) {
     return -1;
 }
 
+std::string format_duration_seconds(double seconds) {
+    auto ms = static_cast<int64_t>(std::llround(seconds * 1000.0));
+    struct Unit {
+        int64_t ms;
+        const char* name;
+    };
+    for (Unit u : {Unit{86'400'000, "d"}, Unit{3'600'000, "h"}, Unit{60'000, "m"}, Unit{1'000, "s"}}) {
+        if (ms >= u.ms && ms % u.ms == 0) {
+            return std::to_string(ms / u.ms) + u.name;
+        }
+    }
+    if (ms < 1000) {
+        return std::to_string(ms) + "ms";
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", static_cast<double>(ms) / 1000.0);
+    std::string out = text;
+    out.erase(out.find_last_not_of('0') + 1);
+    return out + "s";
+}
+
 }  // namespace mpctl::common

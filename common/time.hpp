@@ -19,6 +19,10 @@ namespace mpctl::common {
 // Parses what format_rfc3339_ms writes (and offsets other than Z, and any number of fraction digits).
 [[nodiscard]] std::optional<int64_t> parse_rfc3339_ms(const std::string& text);
 
+// SECONDS as a person writes it, in the units parse_duration_seconds reads: "250ms", "1.5s", "30s", "5m",
+// "2h", "1d" (the largest unit that divides it, else seconds with up to three decimals).
+[[nodiscard]] std::string format_duration_seconds(double seconds);
+
 // Parses a duration in seconds ("1.5", "30") or with a unit ("250ms", "30s", "5m", "2h", "1d").
 // Returns a negative value on malformed input.
 [[nodiscard]] double parse_duration_seconds(const std::string& text);

@@ -26,7 +26,7 @@ std::string describe_failure(FailReason reason, const Task& t) {
         case FailReason::signal:
             return "killed by " + common::signal_name(t.signal.value_or(0));
         case FailReason::timeout:
-            return "timed out after " + std::to_string(t.spec.timeout_s().value_or(0)) + "s";
+            return "timed out after " + common::format_duration_seconds(t.spec.timeout_s().value_or(0));
         default:
             return std::string(proto::to_string(reason));
     }

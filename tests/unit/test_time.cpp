@@ -115,3 +115,20 @@ TEST_CASE("malformed or negative durations give a negative value", "[unit][time]
         CHECK(parse_duration_seconds(bad) < 0);
     }
 }
+
+TEST_CASE("durations are written in the largest unit that divides them, as they are read", "[unit][time]") {
+    using mpctl::common::format_duration_seconds;
+    CHECK(format_duration_seconds(0.25) == "250ms");
+    CHECK(format_duration_seconds(0.5) == "500ms");
+    CHECK(format_duration_seconds(0) == "0ms");
+    CHECK(format_duration_seconds(1) == "1s");
+    CHECK(format_duration_seconds(1.5) == "1.5s");
+    CHECK(format_duration_seconds(90) == "90s");
+    CHECK(format_duration_seconds(300) == "5m");
+    CHECK(format_duration_seconds(7200) == "2h");
+    CHECK(format_duration_seconds(86400) == "1d");
+    CHECK(format_duration_seconds(61.25) == "61.25s");
+    for (double s : {0.25, 1.5, 90.0, 300.0, 7200.0, 61.25}) {
+        CHECK(mpctl::common::parse_duration_seconds(format_duration_seconds(s)) == s);
+    }
+}
