@@ -67,6 +67,7 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
         grace_s = static_cast<unsigned>(std::max(1.0, std::ceil(k->get<double>())));
     }
     int interrupts = 0;
+    int stopped_by = 0;  // the first signal that asked the task to stop
     client.set_interrupt(signals, [&] {
         for (int signo : take_signals(signals)) {
             if (signo == SIGALRM) {
@@ -75,6 +76,12 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
                 signo = SIGKILL;
             } else if (signo == SIGINT) {
                 ::alarm(grace_s);
+            }
+            if (stopped_by == 0) {
+                stopped_by = signo;
+                // A task still queued would get the signal only once it starts: it never starts instead.
+                // Asked first, so that a task starting meanwhile still gets the signal below.
+                client.send("task.cancel", {{"id", id}, {"force", false}});
             }
             client.send("task.signal", {{"id", id}, {"signal", signo}});
         }
@@ -123,8 +130,11 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
         print_json(j);
     } else if (auto said = unexplained_end(status); !said.empty()) {
         write_out(2, said);
-    } else if (status.state == proto::TaskState::cancelled) {
+    } else if (status.state == proto::TaskState::cancelled && stopped_by == 0) {
         std::fprintf(stderr, "mpctl: task %lld was cancelled\n", static_cast<long long>(id));
+    }
+    if (status.state == proto::TaskState::cancelled && stopped_by != 0 && !status.started_at_ms) {
+        return 128 + stopped_by;  // Ctrl-C before it started: as a shell's command that never ran
     }
     return proto::mirror_exit_code(status);
 }

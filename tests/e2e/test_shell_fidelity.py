@@ -198,6 +198,30 @@ class ShellFidelity(unittest.TestCase):
         self.finished("fid-blocker")
         self.assertFalse(os.path.exists(marker))
 
+    def test_ctrl_c_on_a_run_whose_task_is_queued_cancels_it_and_exits_130(self):
+        self.mpctl(["pool", "set", "fid-ctrlc", "--workers", "1"])
+        self.mpctl(["submit", "--pool", "fid-ctrlc", "--name", "fid-ctrlc-blocker", "--", "sleep", "600"])
+        marker = os.path.join(self.scratch.name, "ctrl-c-ran")
+        run = self.start_run(["--pool", "fid-ctrlc", "--name", "fid-ctrlc-queued", "--", "touch", marker])
+        until(lambda: self.tasks_named("fid-ctrlc-queued") != [], "the run's task to be queued")
+        run.send_signal(signal.SIGINT)
+        self.assertEqual(run.wait(120), 128 + signal.SIGINT)
+        run.stdout.close()
+        task = self.finished("fid-ctrlc-queued")
+        self.assertEqual((task["state"], task["started_at"]), ("cancelled", None))
+        blocker = self.task_named("fid-ctrlc-blocker")["id"]
+        self.mpctl(["cancel", "--force", str(blocker)])
+        self.finished("fid-ctrlc-blocker")
+        self.assertFalse(os.path.exists(marker))
+        # On a running task Ctrl-C is still SIGINT to it, and the exit is the task's: 130 for its death.
+        run = self.start_run(["--name", "fid-ctrlc-running", "--", "sh", "-c", "echo started; exec sleep 600"])
+        self.assertEqual(run.stdout.readline(), b"started\n")
+        run.send_signal(signal.SIGINT)
+        self.assertEqual(run.wait(120), 128 + signal.SIGINT)
+        run.stdout.close()
+        task = self.finished("fid-ctrlc-running")
+        self.assertEqual((task["state"], task["signal"]), ("failed", signal.SIGINT))
+
     # Halts ------------------------------------------------------------------------------------------------
 
     def parallel(self, args):
