@@ -111,6 +111,29 @@ std::string pad(std::string s, size_t width, bool right = false) {
 
 }  // namespace
 
+std::string format_table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+    std::vector<size_t> width;
+    for (const auto& row : rows) {
+        width.resize(std::max(width.size(), row.size()), 0);
+        for (size_t i = 0; i < row.size(); ++i) {
+            width[i] = std::max(width[i], row[i].size());
+        }
+    }
+    std::string out;
+    for (const auto& row : rows) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); ++i) {
+            bool last = i + 1 == row.size();
+            line += (i == 0 ? "" : "  ") + (last && !(i < right.size() && right[i])
+                                                ? row[i]
+                                                : pad(row[i], width[i], i < right.size() && right[i]));
+        }
+        line.erase(line.find_last_not_of(' ') + 1);
+        out += line + "\n";
+    }
+    return out;
+}
+
 void print_status_table(const std::vector<TaskStatus>& tasks) {
     bool color = color_enabled(1);
     struct Row {

@@ -20,6 +20,12 @@ void print_json(const nlohmann::json& value);
 // Raw bytes to FD, all of them (task output is binary).
 void write_out(int fd, std::string_view bytes);
 
+// ROWS (the first: the header) in columns two spaces apart, each as wide as its widest cell (counted in
+// bytes: cells are ASCII or escaped with terminal_text), RIGHT[i] aligning column i to the right; the last
+// column is not padded.
+[[nodiscard]] std::string format_table(const std::vector<std::vector<std::string>>& rows,
+                                       const std::vector<bool>& right);
+
 void print_status_table(const std::vector<proto::TaskStatus>& tasks);
 void print_status_detail(const proto::TaskStatus& task);
 

@@ -10,14 +10,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string pool_row(const json& p, size_t width) {
-    std::string name = p.at("name").get<std::string>();
-    name.resize(std::max(width, name.size()), ' ');
-    return name + "  " + std::to_string(p.at("workers").get<int>()) + "\t" +
-           std::to_string(p.at("running").get<int>()) + "\t" + std::to_string(p.at("pending").get<int>()) +
-           "\t" + std::to_string(p.value("waiting", 0)) + "\n";
-}
-
 int set(AppContext& ctx, const std::string& name, int workers) {
     Client client = Client::connect(ctx.global);
     json result = client.call("pool.set", {{"name", name}, {"workers", workers}});
@@ -38,17 +30,17 @@ int list(AppContext& ctx) {
         }
         return exit_code::ok;
     }
-    size_t width = 4;
+    std::vector<std::vector<std::string>> rows{{"POOL", "WORKERS", "RUNNING", "PENDING", "WAITING", "NOTE"}};
     for (const auto& p : result.at("pools")) {
-        width = std::max(width, p.at("name").get<std::string>().size());
+        std::string note = p.value("halted", false)      ? "transient, halted"
+                           : p.value("transient", false) ? "transient"
+                                                         : "";
+        rows.push_back({p.at("name").get<std::string>(), std::to_string(p.at("workers").get<int>()),
+                        std::to_string(p.at("running").get<int>()),
+                        std::to_string(p.at("pending").get<int>()), std::to_string(p.value("waiting", 0)),
+                        note});
     }
-    std::string header = "POOL";
-    header.resize(width, ' ');
-    std::string out = header + "  WORKERS\tRUNNING\tPENDING\tWAITING\n";
-    for (const auto& p : result.at("pools")) {
-        out += pool_row(p, width);
-    }
-    write_out(1, out);
+    write_out(1, format_table(rows, {false, true, true, true, true, false}));
     return exit_code::ok;
 }
 
@@ -62,8 +54,15 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     auto name = std::make_shared<std::string>();
     auto workers = std::make_shared<int>(0);
     set_cmd->add_option("name", *name, "Pool name")->required();
-    set_cmd->add_option("--workers", *workers, "Worker slots")->required()->check(CLI::Range(1, 100000));
+    auto* count = set_cmd->add_option("N", *workers, "Worker slots (mpctl pool set NAME 4)")
+                      ->check(CLI::Range(1, 100000));
+    set_cmd->add_option("--workers", *workers, "Worker slots, the same as N")
+        ->check(CLI::Range(1, 100000))
+        ->excludes(count);
     set_cmd->callback([&ctx, name, workers] {
+        if (*workers == 0) {
+            throw CliError(exit_code::usage, "pool set: how many workers? (mpctl pool set NAME N)");
+        }
         ctx.action = [&ctx, name, workers] {
             return set(ctx, *name, *workers);
         };

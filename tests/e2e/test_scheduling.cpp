@@ -273,3 +273,30 @@ TEST_CASE("pool list shows every pool's workers, running and pending counts as J
     CHECK(after["gpu"]["running"] == 0);
     CHECK(after["gpu"]["pending"] == 0);
 }
+
+TEST_CASE("pool set NAME N is the short form, and pool list lines its columns up with spaces",
+          "[e2e][scheduling]") {
+    DaemonFixture d(DaemonOptions{3, {}, {}, {}});
+    CHECK(d.mpctl({"pool", "set", "a-much-longer-name", "12"}).exit_code == 0);
+    CHECK(d.mpctl({"pool", "set", "b", "--workers", "2"}).exit_code == 0);
+    auto none = d.mpctl({"pool", "set", "c"});
+    CHECK(none.exit_code == 2);
+    CHECK_THAT(none.err, Contains("how many workers"));
+    auto r = d.mpctl({"pool", "list"});
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find('\t') == std::string::npos);
+    auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0].rfind("POOL", 0) == 0);
+    // Every number column ends where its header does.
+    for (const char* column : {"WORKERS", "RUNNING", "PENDING", "WAITING"}) {
+        size_t end = lines[0].find(column) + std::string(column).size();
+        for (size_t i = 1; i < lines.size(); ++i) {
+            INFO(column << " in: " << lines[i]);
+            REQUIRE(lines[i].size() >= end);
+            CHECK(std::isdigit(static_cast<unsigned char>(lines[i][end - 1])));
+            CHECK((lines[i].size() == end || lines[i][end] == ' '));
+        }
+    }
+    CHECK(lines[1].find("12") != std::string::npos);
+}
