@@ -2,6 +2,7 @@
 // runs the chosen command and turns every failure into "mpctl: <message>" and the exit code README.md's "Exit
 // codes" gives it.
 
+#include <algorithm>
 #include <cstdio>
 #include <string_view>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/common/suggest.hpp>
 #include <mpctl/proto/errors.hpp>
 
 namespace {
@@ -24,6 +26,71 @@ std::string_view first_command_word(int argc, char** argv) {
         if (a == "--socket" || a == "--state-dir") {
             ++i;
             continue;
+        }
+        if (!a.starts_with("-")) {
+            return a;
+        }
+    }
+    return {};
+}
+
+// The parsed command group deepest down (the app itself if no subcommand was parsed).
+CLI::App* deepest_parsed(CLI::App* app) {
+    for (;;) {
+        CLI::App* next = nullptr;
+        for (CLI::App* sub : app->get_subcommands({})) {
+            if (sub->parsed()) {
+                next = sub;
+            }
+        }
+        if (next == nullptr) {
+            return app;
+        }
+        app = next;
+    }
+}
+
+// What to say when GROUP needs a subcommand and WORD (the word where one was expected; empty: none) is not
+// one: the word, and the nearest command, as git says it.
+std::string unknown_command(CLI::App* group, std::string_view word) {
+    std::vector<std::string> names;
+    for (CLI::App* sub : group->get_subcommands({})) {
+        names.push_back(sub->get_name());
+    }
+    bool top = group->get_parent() == nullptr;
+    std::string help = top ? std::string("mpctl --help") : "mpctl " + group->get_name() + " --help";
+    std::string out = top ? std::string() : group->get_name() + ": ";
+    if (word.empty()) {
+        std::string list;
+        for (const auto& n : names) {
+            list += (list.empty() ? "" : ", ") + n;
+        }
+        return out + "which command? (" + list + "; see " + help + ")";
+    }
+    out += "unknown command '" + std::string(word) + "'";
+    if (auto near = mpctl::common::nearest_word(word, names)) {
+        out += "; did you mean '" + *near + "'?";
+    } else {
+        out += " (see " + help + ")";
+    }
+    return out;
+}
+
+// The first word after GROUP's own name on the command line that is not an option.
+std::string_view word_after(int argc, char** argv, CLI::App* group) {
+    int i = 1;
+    if (group->get_parent() != nullptr) {
+        while (i < argc && group->get_name() != argv[i]) {
+            ++i;
+        }
+        ++i;
+    } else {
+        return first_command_word(argc, argv);
+    }
+    for (; i < argc; ++i) {
+        std::string_view a(argv[i]);
+        if (a == "--") {
+            break;
         }
         if (!a.starts_with("-")) {
             return a;
@@ -112,6 +179,13 @@ int main(int argc, char** argv) {
         // CLI11's own exit codes are not ours: every usage error is 2.
         if (argc <= 1) {
             std::fprintf(stderr, "%s", app.help().c_str());
+        }
+        CLI::App* group = deepest_parsed(&app);
+        if (group->get_require_subcommand_min() > 0 && !group->get_subcommands({}).empty() &&
+            std::none_of(group->get_subcommands({}).begin(), group->get_subcommands({}).end(),
+                         [](CLI::App* s) { return s->parsed(); })) {
+            return report_error(json_wanted, CliError(exit_code::usage,
+                                                      unknown_command(group, word_after(argc, argv, group))));
         }
         return report_error(json_wanted, CliError(exit_code::usage, e.what()));
     } catch (const CliError& e) {

@@ -211,6 +211,29 @@ TEST_CASE("usage errors exit 2", "[e2e][exit_codes]") {
     CHECK(d.mpctl_ndjson({"list"}).size() == 1);
 }
 
+TEST_CASE("an unknown command is named, with the nearest one suggested, as git does", "[e2e][exit_codes]") {
+    DaemonFixture d;
+    struct Case {
+        std::vector<std::string> args;
+        std::string said;
+    };
+    const std::vector<Case> cases = {
+        {{"lsit"}, "mpctl: unknown command 'lsit'; did you mean 'list'?"},
+        {{"log", "3"}, "mpctl: unknown command 'log'; did you mean 'logs'?"},
+        {{"--json", "stauts", "3"}, "mpctl: unknown command 'stauts'; did you mean 'status'?"},
+        {{"pool", "lsit"}, "mpctl: pool: unknown command 'lsit'; did you mean 'list'?"},
+        {{"daemon", "stat"}, "mpctl: daemon: unknown command 'stat'; did you mean 'status'?"},
+        {{"xyzzy"}, "mpctl: unknown command 'xyzzy' (see mpctl --help)"},
+        {{"pool"}, "mpctl: pool: which command? (set, list; see mpctl pool --help)"},
+    };
+    for (const auto& c : cases) {
+        auto r = d.mpctl(c.args);
+        INFO(c.said);
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Contains(c.said));
+    }
+}
+
 TEST_CASE("no daemon reachable exits 3 when autostart is off", "[e2e][exit_codes]") {
     TempDir t;
     DaemonGuard guard(t / "state");  // in case a daemon were started anyway
