@@ -1,4 +1,6 @@
+#include <charconv>
 #include <cstdio>
+#include <map>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -30,6 +32,54 @@ int64_t parse_id(const std::string& arg) {
         throw CliError(exit_code::usage, "not a task id: '" + arg + "' (ids are positive integers)");
     }
     return id;
+}
+
+namespace {
+
+std::map<const CLI::App*, std::string>& usage_tails() {
+    static std::map<const CLI::App*, std::string> tails;
+    return tails;
+}
+
+class UsageFormatter : public CLI::Formatter {
+  public:
+    std::string make_usage(const CLI::App* app, std::string name) const override {
+        std::string usage = CLI::Formatter::make_usage(app, std::move(name));
+        auto it = usage_tails().find(app);
+        if (it != usage_tails().end() && !usage.empty() && usage.back() == '\n') {
+            usage.insert(usage.size() - 1, " " + it->second);
+        }
+        return usage;
+    }
+};
+
+}  // namespace
+
+void set_usage_tail(const CLI::App* app, std::string tail) {
+    usage_tails()[app] = std::move(tail);
+}
+
+void use_usage_tails(CLI::App& root) {
+    root.formatter(std::make_shared<UsageFormatter>());
+}
+
+CLI::Validator whole_number(int64_t lo, int64_t hi) {
+    return CLI::Validator(
+        [lo, hi](std::string& text) -> std::string {
+            int64_t value = 0;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (ec != std::errc() || end != text.data() + text.size()) {
+                return "not a number: '" + text + "'";
+            }
+            if (value < lo || value > hi) {
+                return (hi == INT64_MAX
+                            ? "must be " + std::to_string(lo) + " or more"
+                            : "must be from " + std::to_string(lo) + " to " + std::to_string(hi)) +
+                       ", got " + text;
+            }
+            return {};
+        },
+        "", "whole_number");
 }
 
 std::vector<int64_t> parse_ids(const std::vector<std::string>& args) {

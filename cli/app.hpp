@@ -30,6 +30,16 @@ struct AppContext {
 // command line (they cannot fall through to the root without swallowing the command's own words).
 void add_global_options(CLI::App& app, GlobalOptions& global);
 
+// A whole number from LO to HI, refused as a person would say it ("--workers: not a number: 'abc'", "--jobs:
+// must be from 1 to 100000, got 0"), and shown in --help as N, without the parser's range notation.
+[[nodiscard]] CLI::Validator whole_number(int64_t lo, int64_t hi);
+
+// What follows the options in APP's usage line ("-- CMD ARG..."), for commands that take a command line
+// CLI11 does not parse. Shown by the formatter use_usage_tails installs on the root app (before any
+// subcommand is added: they copy it).
+void set_usage_tail(const CLI::App* app, std::string tail);
+void use_usage_tails(CLI::App& root);
+
 // Positive task ids from the command line; throws CliError(usage) on anything else.
 [[nodiscard]] std::vector<int64_t> parse_ids(const std::vector<std::string>& args);
 [[nodiscard]] int64_t parse_id(const std::string& arg);

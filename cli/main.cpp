@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
     AppContext ctx;
     CLI::App app{"mpctl: worker pools, futures, pipelines, shared memory and locks for every process",
                  "mpctl"};
+    use_usage_tails(app);
     add_global_options(app, ctx.global);
     app.set_version_flag("--version", MPCTL_VERSION);
     app.require_subcommand(1);
@@ -186,6 +187,12 @@ int main(int argc, char** argv) {
                          [](CLI::App* s) { return s->parsed(); })) {
             return report_error(json_wanted, CliError(exit_code::usage,
                                                       unknown_command(group, word_after(argc, argv, group))));
+        }
+        std::string_view what = e.what();
+        if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr &&
+            (what.starts_with("ids is required") || what.starts_with("id is required"))) {
+            return report_error(json_wanted, CliError(exit_code::usage, "missing task id (mpctl " +
+                                                                            group->get_name() + " ID)"));
         }
         return report_error(json_wanted, CliError(exit_code::usage, e.what()));
     } catch (const CliError& e) {

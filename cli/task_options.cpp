@@ -38,7 +38,8 @@ void add_task_options(CLI::App* sub, TaskOptions& o) {
     sub->add_option("--kill-after", o.kill_after, "SIGKILL this long after the SIGTERM (default 5s)")
         ->group("Task options");
     sub->add_option("--retries", o.retries, "Extra attempts after a failure")
-        ->check(CLI::Range(0, 1000))
+        ->check(whole_number(0, 1000))
+        ->type_name("N")
         ->group("Task options");
     sub->add_option("--retry-delay", o.retry_delay, "Pause before each retry")->group("Task options");
     sub->add_option("--after", o.after, "Run after task ID succeeded (repeatable)")->group("Task options");
@@ -48,7 +49,8 @@ void add_task_options(CLI::App* sub, TaskOptions& o) {
     sub->add_option("--env-file", o.env_files, "Read KEY=VALUE lines from FILE (repeatable; before --env)")
         ->group("Process control");
     sub->add_option("--nice", o.nice, "Niceness of the task's processes (-20..19)")
-        ->check(CLI::Range(-20, 19))
+        ->check(whole_number(-20, 19))
+        ->type_name("N")
         ->group("Process control");
     sub->add_option("--rlimit", o.rlimits, "Resource limits: nofile=N,as=BYTES,cpu=S,core=0 (repeatable)")
         ->group("Process control");
@@ -179,6 +181,57 @@ std::string TaskRequest::params_text() const {
     text += env_json;
     text.push_back('}');
     return text;
+}
+
+CliError in_option_words(const CliError& e) {
+    static const std::pair<std::string_view, std::string_view> k_options[] = {
+        {"after", "--after"},
+        {"timeout", "--timeout"},
+        {"kill_after", "--kill-after"},
+        {"retries", "--retries"},
+        {"retry_delay", "--retry-delay"},
+        {"cwd", "--cwd"},
+        {"env", "--env"},
+        {"name", "--name"},
+        {"labels", "--label"},
+        {"stdin", "--stdin"},
+        {"stdin_fd", "--stdin"},
+        {"pool", "--pool"},
+        {"priority", "--priority"},
+        {"nice", "--nice"},
+        {"umask", "--umask"},
+        {"rlimits", "--rlimit"},
+        {"max_output", "--max-output"},
+        {"cgroup", "--cgroup"},
+        {"argv", "the command"},
+        {"shell", "the command"},
+        {"pipeline", "the command"},
+    };
+    std::string_view message = e.what();
+    for (std::string_view prefix : {"params.defaults.", "params."}) {
+        if (!message.starts_with(prefix)) {
+            continue;
+        }
+        std::string_view rest = message.substr(prefix.size());
+        if (rest.starts_with("tasks[")) {
+            size_t close = rest.find("].");
+            if (close == std::string_view::npos) {
+                break;
+            }
+            rest = rest.substr(close + 2);
+        }
+        size_t end = rest.find_first_of(".:[");
+        std::string_view field = rest.substr(0, end);
+        for (const auto& [name, option] : k_options) {
+            if (field == name) {
+                std::string out(option);
+                out += end == std::string_view::npos ? std::string_view() : rest.substr(end);
+                return CliError(e.code(), out, e.error());
+            }
+        }
+        break;
+    }
+    return e;
 }
 
 TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>& command) {

@@ -57,6 +57,10 @@ struct TaskRequest {
 [[nodiscard]] TaskRequest build_task_spec(const TaskOptions& options,
                                           const std::vector<std::string>& command);
 
+// E, a daemon's refusal of a spec built from options, in the options' words: "params.after: no task 99999"
+// becomes "--after: no task 99999" (also for a map's batch: params.defaults.X, params.tasks[N].X).
+[[nodiscard]] CliError in_option_words(const CliError& e);
+
 struct AppContext;
 // The command words of a prefix-command subcommand: "-- CMD ARGS" (what main cut off), or the words from
 // the first non-option on ("mpctl run make -j4"), where a later "--" belongs to the command.

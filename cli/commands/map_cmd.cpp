@@ -10,10 +10,12 @@ void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     auto* sub = app.add_subcommand("map", "Run a command once per item, in parallel (Pool.map, xargs -P)");
     auto o = std::make_shared<MapOptions>();
     sub->add_option("-j,--jobs", o->jobs, "At most N tasks of this map at once (default: the pool's size)")
-        ->check(CLI::Range(1, 100000));
+        ->check(whole_number(1, 100000))
+        ->type_name("N");
     sub->add_flag("--unordered", o->unordered, "Print results in completion order (default: input order)");
     sub->add_option("--chunksize", o->chunksize, "Up to N items per task, appended as arguments")
-        ->check(CLI::Range(1, 100000));
+        ->check(whole_number(1, 100000))
+        ->type_name("N");
     sub->add_option("--halt", o->halt, "now,fail=N: stop all after N failures; soon,fail=N: start no more");
     sub->add_option("--joblog", o->joblog, "Write one TSV line per finished task to FILE");
     sub->add_option("--colsep", o->colsep,
@@ -22,6 +24,7 @@ void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     sub->add_flag("--no-progress", o->no_progress, "Never show the progress bar");
     add_task_options(sub, o->task);
     sub->prefix_command();
+    set_usage_tail(sub, "[--] CMD [ARG...] [::: ITEM... [::: ITEM...]...]");
     sub->fallthrough(false);  // its words belong to the command, not to the root app
     add_global_options(*sub, ctx.global);
     sub->footer(

@@ -111,13 +111,15 @@ void MapRun::handle(const json& msg) {
     }
     int64_t id = id_it->is_number_integer() ? id_it->get<int64_t>() : 0;
     if (auto err = msg.find("error"); err != msg.end()) {
-        if (id == batch_id_) {
+        bool batch = id == batch_id_;
+        if (batch) {
             // Nothing of this batch was queued (a batch is all or nothing).
             inflight_ -= batch_seqs_.size();
             batch_seqs_.clear();
             batch_id_ = 0;
         }
-        throw error_from_daemon(*err);
+        // The batch carries the map's task options: its refusal is said in their words.
+        throw batch ? in_option_words(error_from_daemon(*err)) : error_from_daemon(*err);
     }
     if (id != batch_id_) {
         return;  // as_completed's final answer, or a cancel's

@@ -55,9 +55,11 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     auto workers = std::make_shared<int>(0);
     set_cmd->add_option("name", *name, "Pool name")->required();
     auto* count = set_cmd->add_option("N", *workers, "Worker slots (mpctl pool set NAME 4)")
-                      ->check(CLI::Range(1, 100000));
+                      ->check(whole_number(1, 100000))
+                      ->type_name("");
     set_cmd->add_option("--workers", *workers, "Worker slots, the same as N")
-        ->check(CLI::Range(1, 100000))
+        ->check(whole_number(1, 100000))
+        ->type_name("N")
         ->excludes(count);
     set_cmd->callback([&ctx, name, workers] {
         if (*workers == 0) {

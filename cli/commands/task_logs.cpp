@@ -65,9 +65,11 @@ void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view onl
     sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
     sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");
     sub->add_option("--stage", o->stage, "A pipeline's stage N (from 0): its stderr only")
-        ->check(CLI::NonNegativeNumber);
+        ->check(whole_number(0, 64))
+        ->type_name("N");
     sub->add_option("-n,--tail", o->tail, "Start with the last N lines (of each stream)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(whole_number(0, INT64_MAX))
+        ->type_name("N");
     sub->callback([&ctx, o] {
         ctx.action = [&ctx, o] {
             return logs(ctx, *o);

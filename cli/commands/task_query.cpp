@@ -96,7 +96,9 @@ void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view on
         sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
         sub->add_option("--pool", o->pool, "Only tasks of this pool");
         sub->add_option("--name", o->name, "Only tasks with this name");
-        sub->add_option("--limit", o->limit, "Only the N most recent")->check(CLI::PositiveNumber);
+        sub->add_option("--limit", o->limit, "Only the N most recent")
+            ->check(whole_number(1, INT64_MAX))
+            ->type_name("N");
         sub->callback([&ctx, o] {
             ctx.action = [&ctx, o] {
                 return list(ctx, *o);

@@ -24,19 +24,30 @@ using nlohmann::json;
 
 namespace {
 
+json submit_spec(Client& client, const TaskRequest& request);
+
 int submit(AppContext& ctx, const TaskOptions& options, const std::vector<std::string>& command) {
     TaskRequest request = build_task_spec(options, command);
     Client client = Client::connect(ctx.global);
     if (request.passes_stdin()) {
         client.pass_fd_with_next_request(STDIN_FILENO);
     }
-    json status = client.call_text("task.submit", request.params_text());
+    json status = submit_spec(client, request);
     if (ctx.global.json) {
         print_json(status);
     } else {
         write_out(1, std::to_string(status.at("id").get<int64_t>()) + "\n");
     }
     return exit_code::ok;
+}
+
+// task.submit of REQUEST; a refusal is said in the words of the options that built it.
+json submit_spec(Client& client, const TaskRequest& request) {
+    try {
+        return client.call_text("task.submit", request.params_text());
+    } catch (const CliError& e) {
+        throw in_option_words(e);
+    }
 }
 
 // Thrown out of the output stream when nobody reads mpctl's output any more.
@@ -57,7 +68,7 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     if (request.passes_stdin()) {
         client.pass_fd_with_next_request(STDIN_FILENO);
     }
-    json submitted = client.call_text("task.submit", request.params_text());
+    json submitted = submit_spec(client, request);
     int64_t id = submitted.at("id").get<int64_t>();
 
     // First Ctrl-C: SIGINT to the task's process group, as a terminal would. A second one, or the grace
@@ -149,6 +160,7 @@ void add_submit_like(CLI::App& app, AppContext& ctx, const char* name, const cha
     sub->fallthrough(false);  // its words belong to the command, not to the root app
     add_global_options(*sub, ctx.global);
     sub->footer(std::string("Example: mpctl ") + name + " --timeout 30 -- make -j4");
+    set_usage_tail(sub, "[--] CMD [ARG...]");
     sub->callback([&ctx, sub, options, wait] {
         auto command = command_words(sub, ctx);
         ctx.action = [&ctx, options, command, wait] {

@@ -234,6 +234,36 @@ TEST_CASE("an unknown command is named, with the nearest one suggested, as git d
     }
 }
 
+TEST_CASE("usage errors speak of the options and words the user gave, not of the parser's or the protocol's",
+          "[e2e][exit_codes]") {
+    DaemonFixture d;
+    struct Case {
+        std::vector<std::string> args;
+        std::string said;
+    };
+    const std::vector<Case> cases = {
+        {{"status"}, "mpctl: missing task id (mpctl status ID)"},
+        {{"wait"}, "mpctl: missing task id (mpctl wait ID)"},
+        {{"pool", "set", "p", "--workers", "abc"}, "mpctl: --workers: not a number: 'abc'"},
+        {{"map", "-j", "0", "--", "echo", ":::", "a"}, "mpctl: --jobs: must be from 1 to 100000, got 0"},
+        {{"list", "--limit", "0"}, "mpctl: --limit: must be 1 or more, got 0"},
+        {{"submit", "--after", "99999", "--", "true"}, "mpctl: --after: no task 99999"},
+        {{"run", "--after", "99999", "--", "true"}, "mpctl: --after: no task 99999"},
+        {{"map", "--after", "99999", "--", "echo", ":::", "a"}, "mpctl: --after: no task 99999"},
+    };
+    for (const auto& c : cases) {
+        auto r = d.mpctl(c.args);
+        INFO(c.said);
+        CHECK(r.exit_code != 0);
+        CHECK_THAT(r.err, Contains(c.said));
+    }
+    auto help = d.mpctl({"map", "--help"});
+    CHECK_THAT(help.out, Contains("Usage: mpctl map [OPTIONS] [--] CMD [ARG...] [::: ITEM..."));
+    CHECK_THAT(help.out, !Contains("INT:INT"));
+    CHECK_THAT(d.mpctl({"submit", "--help"}).out,
+               Contains("Usage: mpctl submit [OPTIONS] [--] CMD [ARG...]"));
+}
+
 TEST_CASE("no daemon reachable exits 3 when autostart is off", "[e2e][exit_codes]") {
     TempDir t;
     DaemonGuard guard(t / "state");  // in case a daemon were started anyway
