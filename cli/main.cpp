@@ -125,6 +125,8 @@ int main(int argc, char** argv) {
         {"logs", add_task_logs_commands},
         {"cancel", add_task_control_commands},
         {"kill", add_task_control_commands},
+        {"remove", add_task_control_commands},
+        {"clean", add_task_control_commands},
         {"daemon", add_daemon_commands},
         {"pool", add_pool_commands},
         {"map", add_map_commands},

@@ -145,6 +145,7 @@ void Daemon::register_commands() {
     register_task_wait_commands(registry_, tasks);
     register_task_control_commands(registry_, tasks);
     register_task_logs_command(registry_, tasks);
+    register_task_remove_commands(registry_, tasks);
     register_pool_commands(registry_, PoolContext{*scheduler_, *store_});
     register_daemon_commands(registry_, *this);
 }

@@ -1,4 +1,4 @@
-// mpctl cancel / mpctl kill: stop futures.
+// mpctl cancel / kill: stop futures. mpctl remove / clean: forget finished ones, rows and output files.
 
 #include <cstdio>
 
@@ -54,6 +54,50 @@ int kill(AppContext& ctx, const std::string& id_arg, const std::string& signal) 
     return exit_code::ok;
 }
 
+// Prints what task.remove or task.clean removed: the ids (or the JSON), and a count on a terminal.
+int report_removed(AppContext& ctx, const json& result) {
+    const json& removed = result.at("removed");
+    if (ctx.global.json) {
+        print_json(result);
+    } else {
+        std::string out;
+        for (const auto& id : removed) {
+            out += std::to_string(id.get<int64_t>()) + " removed\n";
+        }
+        write_out(1, out);
+    }
+    return exit_code::ok;
+}
+
+struct CleanOptions {
+    std::vector<std::string> states;
+    std::vector<std::string> labels;
+    std::string pool;
+    std::string name;
+    std::string older_than;
+};
+
+int clean(AppContext& ctx, const CleanOptions& o) {
+    json params = json::object();
+    if (!o.states.empty()) {
+        params["state"] = o.states;
+    }
+    if (!o.labels.empty()) {
+        params["labels"] = o.labels;
+    }
+    if (!o.pool.empty()) {
+        params["pool"] = o.pool;
+    }
+    if (!o.name.empty()) {
+        params["name"] = o.name;
+    }
+    if (!o.older_than.empty()) {
+        params["older_than"] = parse_seconds(o.older_than, "--older-than");
+    }
+    Client client = Client::connect(ctx.global);
+    return report_removed(ctx, client.call("task.clean", params));
+}
+
 }  // namespace
 
 void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
@@ -67,6 +111,32 @@ void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view 
         sub->callback([&ctx, ids, force] {
             ctx.action = [&ctx, ids, force] {
                 return cancel(ctx, *ids, *force);
+            };
+        });
+    }
+    if (wanted(only, "remove")) {
+        auto* sub = app.add_subcommand("remove", "Forget finished tasks: their rows and output files");
+        auto ids = std::make_shared<std::vector<std::string>>();
+        sub->add_option("ids", *ids, "Task ids")->required();
+        sub->callback([&ctx, ids] {
+            ctx.action = [&ctx, ids] {
+                Client client = Client::connect(ctx.global);
+                return report_removed(ctx, client.call("task.remove", {{"ids", parse_ids(*ids)}}));
+            };
+        });
+    }
+    if (wanted(only, "clean")) {
+        auto* sub = app.add_subcommand("clean", "Forget finished tasks that match (default: all of them)");
+        auto o = std::make_shared<CleanOptions>();
+        sub->add_option("--state", o->states, "Only these states (succeeded, failed, cancelled)")
+            ->check(CLI::IsMember({"succeeded", "failed", "cancelled"}));
+        sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
+        sub->add_option("--pool", o->pool, "Only tasks of this pool");
+        sub->add_option("--name", o->name, "Only tasks with this name");
+        sub->add_option("--older-than", o->older_than, "Only tasks that finished longer ago (30s, 5m, 7d)");
+        sub->callback([&ctx, o] {
+            ctx.action = [&ctx, o] {
+                return clean(ctx, *o);
             };
         });
     }

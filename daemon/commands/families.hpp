@@ -17,6 +17,7 @@ void register_task_query_commands(Registry& registry, const TaskContext& ctx);  
 void register_task_wait_commands(Registry& registry, const TaskContext& ctx);     // wait, as_completed
 void register_task_control_commands(Registry& registry, const TaskContext& ctx);  // cancel, signal
 void register_task_logs_command(Registry& registry, const TaskContext& ctx);      // logs
+void register_task_remove_commands(Registry& registry, const TaskContext& ctx);   // remove, clean
 
 // pool.*: set, list.
 void register_pool_commands(Registry& registry, const PoolContext& ctx);

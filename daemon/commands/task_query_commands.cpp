@@ -7,6 +7,7 @@
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/commands/task_context.hpp>
+#include <mpctl/daemon/commands/task_filter.hpp>
 #include <mpctl/daemon/commands/task_text.hpp>
 
 namespace mpctl::daemon {
@@ -49,69 +50,10 @@ void task_get(const TaskContext& ctx, Call& call) {
     answer_statuses(ctx, call.responder, std::move(ids), many);
 }
 
-// The filters of task.list.
-struct ListFilter {
-    std::set<TaskState> states;
-    std::map<std::string, std::optional<std::string>> labels;  // key -> value, or any value
-    std::optional<std::string> pool;
-    std::optional<std::string> name;
-
-    [[nodiscard]] bool matches(const Task& t) const {
-        if (!t.durable || (!states.empty() && !states.contains(t.state)) ||
-            (pool && t.spec.pool() != *pool) || (name && t.spec.name() != *name)) {
-            return false;
-        }
-        for (const auto& [k, v] : labels) {
-            auto it = t.spec.labels().find(k);
-            if (it == t.spec.labels().end() || (v && it->second != *v)) {
-                return false;
-            }
-        }
-        return true;
-    }
-};
-
-ListFilter read_filter(const proto::Params& p) {
-    ListFilter f;
-    if (p.has("state")) {
-        json s = p.required<json>("state");
-        std::vector<std::string> names =
-            s.is_array() ? proto::Params::convert<std::vector<std::string>>(s, "params.state")
-                         : std::vector<std::string>{proto::Params::convert<std::string>(s, "params.state")};
-        for (const auto& n : names) {
-            auto st = proto::parse_task_state(n);
-            if (!st) {
-                proto::throw_invalid_params("params.state: unknown state \"" + n +
-                                            "\" (pending, running, succeeded, failed, cancelled)");
-            }
-            f.states.insert(*st);
-        }
-    }
-    auto add_label = [&](const std::string& text) {
-        auto eq = text.find('=');
-        if (eq == std::string::npos) {
-            f.labels[text] = std::nullopt;
-        } else {
-            f.labels[text.substr(0, eq)] = text.substr(eq + 1);
-        }
-    };
-    if (p.has("label")) {
-        add_label(p.required<std::string>("label"));
-    }
-    if (p.has("labels")) {
-        for (const auto& l : p.required<std::vector<std::string>>("labels")) {
-            add_label(l);
-        }
-    }
-    f.pool = p.optional<std::string>("pool");
-    f.name = p.optional<std::string>("name");
-    return f;
-}
-
 void task_list(const TaskContext& ctx, Call& call) {
     const auto& p = call.params;
     p.reject_unknown({"state", "label", "labels", "pool", "name", "limit"});
-    ListFilter filter = read_filter(p);
+    TaskFilter filter = read_task_filter(p);
     int64_t limit = p.get_or<int64_t>("limit", 0);
     if (limit < 0) {
         proto::throw_invalid_params("params.limit: must not be negative");

@@ -1,9 +1,11 @@
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <iterator>
 #include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -227,6 +229,41 @@ bool OutputLayout::cap(const std::string& path, uint64_t limit) {
     return ::truncate(path.c_str(), static_cast<off_t>(limit)) == 0;
 }
 
+namespace {
+
+void unlink_all(const std::vector<std::string>& paths) {
+    for (const auto& path : paths) {
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            spdlog::warn("removing {}: {}", path, std::strerror(errno));
+        }
+    }
+}
+
+}  // namespace
+
+void OutputLayout::remove(int64_t task_id, size_t stages) {
+    OutputPaths p = paths(task_id);
+    std::vector<std::string> files{std::move(p.stdout_path), std::move(p.stderr_path)};
+    for (size_t i = 0; stages > 1 && i < stages; ++i) {
+        files.push_back(stage_stderr_path(task_id, i));
+    }
+    if (!preparer_.joinable()) {
+        unlink_all(files);  // no thread (lookahead 0): a layout for tests and tools
+        return;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        doomed_.insert(doomed_.end(), std::make_move_iterator(files.begin()),
+                       std::make_move_iterator(files.end()));
+    }
+    wake_.notify_all();
+}
+
+void OutputLayout::wait_removed() {
+    std::unique_lock lock(mutex_);
+    wake_.wait(lock, [this] { return stopping_ || (doomed_.empty() && !removing_); });
+}
+
 void OutputLayout::prepare_loop() {
     std::unordered_set<int64_t> shards;
     int slow_streak = 0;
@@ -236,11 +273,24 @@ void OutputLayout::prepare_loop() {
             std::unique_lock lock(mutex_);
             preparer_idle_ = true;
             // Woken when the stock is half used (not per task: a wake-up costs more than a file on tmpfs).
-            wake_.wait(lock,
-                       [this] { return stopping_ || (!wanted_.empty() && ready_.size() < lookahead_); });
+            wake_.wait(lock, [this] {
+                return stopping_ || !doomed_.empty() || (!wanted_.empty() && ready_.size() < lookahead_);
+            });
             preparer_idle_ = false;
             if (stopping_) {
                 return;
+            }
+            if (!doomed_.empty()) {
+                std::vector<std::string> batch = std::move(doomed_);
+                doomed_.clear();
+                removing_ = true;
+                lock.unlock();
+                unlink_all(batch);
+                lock.lock();
+                removing_ = false;
+                lock.unlock();
+                wake_.notify_all();  // wait_removed
+                continue;
             }
             id = wanted_.front();
             wanted_.pop_front();

@@ -68,6 +68,11 @@ class OutputLayout {
     void expect(int64_t task_id);
     // TASK_ID will not start after all (cancelled, failed): drop what was prepared for it.
     void forget(int64_t task_id);
+    // TASK_ID is removed (`mpctl remove`, `clean`): its files (STAGES stderr files for a pipeline) are
+    // deleted by the background thread, so that removing thousands does not stall the loop.
+    void remove(int64_t task_id, size_t stages = 1);
+    // Blocks until every removal asked so far is done (tests).
+    void wait_removed();
 
     // The task's files, empty: stdout and one stderr per stage. A one-stage task gets the prepared ones if
     // they are ready; otherwise they are created (or, on a retry, truncated) now, and timed.
@@ -104,8 +109,10 @@ class OutputLayout {
     std::deque<int64_t> wanted_;           // in order; may hold ids no longer wanted
     std::unordered_set<int64_t> pending_;  // the ids of wanted_ still wanted
     std::unordered_map<int64_t, OutputFds> ready_;
-    int64_t in_progress_ = 0;     // the task whose files the thread is creating right now
-    bool preparer_idle_ = false;  // waiting for work: only then is it worth a wake-up
+    int64_t in_progress_ = 0;          // the task whose files the thread is creating right now
+    std::vector<std::string> doomed_;  // files to delete
+    bool removing_ = false;            // the thread is deleting a batch of them
+    bool preparer_idle_ = false;       // waiting for work: only then is it worth a wake-up
     bool stopping_ = false;
     std::thread preparer_;
 };

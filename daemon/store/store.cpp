@@ -128,6 +128,22 @@ void Store::drop_transient_pool(const std::string& name) {
     commits_.enqueue(std::move(ops));
 }
 
+void Store::delete_tasks(const std::vector<int64_t>& ids, Done done) {
+    std::vector<JournalOp> ops;
+    ops.reserve(ids.size());
+    for (int64_t id : ids) {
+        JournalOp op{JournalOp::Kind::delete_task, {}, {}, 0, false, nullptr};
+        op.row.id = id;
+        ops.push_back(std::move(op));
+    }
+    if (ops.empty()) {
+        done({});
+        return;
+    }
+    ops.back().done = std::move(done);
+    commits_.enqueue(std::move(ops));
+}
+
 common::Result<void> Store::apply_one(const JournalOp& op) {
     switch (op.kind) {
         case JournalOp::Kind::insert_environment:
@@ -152,6 +168,23 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
                 return std::unexpected(sqlite::error(db_, "write pool " + op.pool));
             }
             return {};
+        case JournalOp::Kind::delete_task: {
+            // Rare (a user's clean): prepared here rather than kept.
+            sqlite::Query del(db_, "DELETE FROM tasks WHERE id = ?1");
+            sqlite::Query mark(
+                db_,
+                "INSERT INTO meta (key, value) VALUES ('next_task_id', ?1) ON CONFLICT(key) DO "
+                "UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))");
+            if (!del.ok() || !mark.ok()) {
+                return std::unexpected(sqlite::error(db_, "delete task " + std::to_string(op.row.id)));
+            }
+            sqlite3_bind_int64(del.get(), 1, op.row.id);
+            sqlite3_bind_int64(mark.get(), 1, op.row.id + 1);
+            if (del.step() != SQLITE_DONE || mark.step() != SQLITE_DONE) {
+                return std::unexpected(sqlite::error(db_, "delete task " + std::to_string(op.row.id)));
+            }
+            return {};
+        }
         case JournalOp::Kind::drop_pool:
             sqlite3_reset(stmts_.drop_pool);
             sqlite3_bind_text(stmts_.drop_pool, 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);

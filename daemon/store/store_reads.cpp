@@ -125,8 +125,8 @@ common::Result<int64_t> Store::load_next_environment_id() {
     return q.step() == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : 1;
 }
 
-// Rows are never deleted today, so max(id) + 1 is enough; meta.next_task_id is where anything that deletes
-// or loses rows (`mpctld --recover`) records the high-water mark, so that ids are never reused.
+// meta.next_task_id is where anything that deletes or loses rows (`mpctl remove` and `clean`, `mpctld
+// --recover`) records the high-water mark, so that ids are never reused.
 common::Result<int64_t> Store::load_next_task_id() {
     sqlite::Query q(db_,
                     "SELECT max(coalesce((SELECT max(id) FROM tasks), 0) + 1, "

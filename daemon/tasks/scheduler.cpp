@@ -64,6 +64,17 @@ void Scheduler::discard(int64_t id) {
     }
 }
 
+bool Scheduler::remove(int64_t id) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || !it->second.durable || !it->second.finished()) {
+        return false;
+    }
+    outputs_.remove(id, it->second.spec.stage_argvs().size());
+    counts_.remove(it->second.spec.pool(), it->second.counted);
+    tasks_.erase(it);
+    return true;
+}
+
 void Scheduler::restore(Task task) {
     task.durable = true;
     task.spec.share_strings(strings_);

@@ -109,6 +109,9 @@ class Scheduler {
     CancelResult cancel(int64_t id, bool force);
     // Sends SIGNO to a running task's process group; false if it is not running.
     bool signal(int64_t id, int signo);
+    // Forgets a finished task whose journal row is gone (`mpctl remove`, `clean`); its output files are
+    // deleted in the background. False (and nothing done) if it is not a finished task.
+    bool remove(int64_t id);
     // The client an attached task belongs to went away: as a shell's job when its terminal hangs up, a
     // pending task is cancelled and a running one gets SIGHUP (its process group; nothing more if it
     // ignores it), and is not retried.

@@ -41,7 +41,7 @@ def bases(cwd):
         "task.submit_batch": [{"defaults": dict(spec, argv=["true"]), "tasks": [{}]},
                               {"defaults": dict(spec, argv=["cat"], stdin_fd=True), "tasks": [{}]},
                               {"tasks": [dict(spec, argv=["true"])]}],
-        "task.get": one, "task.wait": one, "task.as_completed": one, "task.cancel": one,
+        "task.get": one, "task.wait": one, "task.as_completed": one, "task.cancel": one, "task.remove": one,
         "task.signal": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.set": [{"name": "probe", "workers": 1},

@@ -93,6 +93,7 @@ DaemonWorld::DaemonWorld(const daemon::TaskCgroups& cgroups)
     daemon::register_task_query_commands(registry_, tasks);
     daemon::register_task_wait_commands(registry_, tasks);
     daemon::register_task_control_commands(registry_, tasks);
+    daemon::register_task_remove_commands(registry_, tasks);
     daemon::register_task_logs_command(registry_, tasks);
     daemon::register_pool_commands(registry_, daemon::PoolContext{*scheduler_, *store_});
     daemon::register_daemon_commands(registry_, *this);

@@ -149,3 +149,27 @@ TEST_CASE("a retry's start truncates what its previous attempt wrote", "[unit][o
     REQUIRE(fds);
     CHECK(read_all(out.paths(5).stdout_path).empty());
 }
+
+TEST_CASE("a removed task's files, a pipeline's stage files too, are deleted off the caller's thread",
+          "[unit][output]") {
+    mpctl::test::TempDir dir;
+    for (size_t lookahead : {size_t{8}, size_t{0}}) {  // with the background thread, and without one
+        OutputLayout out(dir.path(), lookahead);
+        REQUIRE(out.open(7));
+        REQUIRE(out.open(8, 3));
+        REQUIRE(out.open(9));
+        out.remove(7);
+        out.remove(8, 3);
+        out.wait_removed();
+        for (const auto& path : {out.paths(7).stdout_path, out.paths(7).stderr_path, out.paths(8).stdout_path,
+                                 out.stage_stderr_path(8, 0), out.stage_stderr_path(8, 2)}) {
+            INFO(path);
+            CHECK(::access(path.c_str(), F_OK) != 0);
+        }
+        CHECK(::access(out.paths(9).stdout_path.c_str(), F_OK) == 0);
+        out.remove(9);
+        out.remove(9);  // twice, or files already gone: nothing to say
+        out.wait_removed();
+        CHECK(::access(out.paths(9).stdout_path.c_str(), F_OK) != 0);
+    }
+}
