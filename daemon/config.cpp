@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <mpctl/common/time.hpp>
 #include <mpctl/daemon/config.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
@@ -80,6 +81,24 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "an integer from 1 to 1000000");
             }
             config.max_connections = static_cast<size_t>(*v);
+        } else if (k == "keep_finished") {
+            // "7d", "12h", or a number of seconds.
+            double seconds = -1;
+            if (auto text = node.value<std::string>()) {
+                seconds = common::parse_duration_seconds(*text);
+            } else if (auto number = node.value<double>()) {
+                seconds = *number;
+            }
+            if (!(seconds >= 0 && seconds <= 3153600000.0)) {
+                return bad(k, "a duration such as \"7d\", \"12h\" or a number of seconds");
+            }
+            config.keep_finished_s = seconds;
+        } else if (k == "keep_finished_max") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 0) {
+                return bad(k, "a number of tasks (0 or more)");
+            }
+            config.keep_finished_max = static_cast<size_t>(*v);
         } else if (k == "pools") {
             const auto* pools = node.as_table();
             if (pools == nullptr) {

@@ -8,6 +8,8 @@
 //   kill_after = 5              # grace between SIGTERM and SIGKILL at `daemon stop --now`
 //   max_output = 1073741824     # bytes of each output stream kept per task (a task's --max-output wins)
 //   max_connections = 4096      # clients served at once; more are told "busy" and disconnected
+//   keep_finished = "7d"        # finished tasks older than this are forgotten (rows and output files)
+//   keep_finished_max = 10000   # and past this many finished tasks, the oldest are
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
@@ -31,6 +33,8 @@ struct DaemonConfig {
     double kill_after_s = 5.0;
     uint64_t max_output = uint64_t{1} << 30;
     size_t max_connections = 4096;
+    std::optional<double> keep_finished_s;    // nullopt: kept until removed
+    std::optional<size_t> keep_finished_max;  // nullopt: no limit
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies

@@ -79,6 +79,8 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     register_commands();
+    retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
+                                             config_.keep_finished_max);
     auto open_files = raise_open_files();
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
                                            connection_limit(config_.max_connections, open_files),
@@ -158,6 +160,7 @@ int Daemon::run(const std::function<void()>& on_ready) {
     // Resuming journals the lost tasks (and the cancelled queues of dead maps), so it comes after the
     // writer started.
     scheduler_->resume();
+    retention_->start();
     listener_->start();
     spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
                  config_.socket_path, config_.state_dir, config_.workers, to_string(config_.durability));
@@ -227,6 +230,7 @@ void Daemon::maybe_finish_stop() {
     stop_finished_ = true;
     // Everything reaches the disk before anyone hears that we stopped.
     listener_->stop();
+    retention_->stop();
     store_->stop();
     for (auto& r : stop_waiters_) {
         r->result({{"stopped", true}});

@@ -23,6 +23,7 @@
 #include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/exec/task_cgroups.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
+#include <mpctl/daemon/retention.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/store/store.hpp>
@@ -79,6 +80,7 @@ class Daemon final : public TaskListener, public DaemonControl {
     std::unique_ptr<LogStreamer> logs_;
     Registry registry_;
     std::unique_ptr<Listener> listener_;
+    std::unique_ptr<Retention> retention_;
     asio::signal_set signals_{io_};
     int64_t started_at_ms_ = 0;
 

@@ -6,6 +6,7 @@
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/commands/task_filter.hpp>
+#include <mpctl/daemon/store/forget_tasks.hpp>
 
 namespace mpctl::daemon {
 
@@ -15,25 +16,19 @@ using proto::RequestError;
 
 namespace {
 
-// Deletes the rows of IDS, then forgets the tasks and their files, then answers with what went. The
-// tasks stay queryable until the rows are gone: a journal that cannot be written loses nothing.
 void remove_tasks(const TaskContext& ctx, const std::shared_ptr<Responder>& responder,
                   std::vector<int64_t> ids) {
-    ctx.store.delete_tasks(ids, [ctx, responder, ids](const common::Result<void>& r) {
-        guarded(responder, [&] {
-            if (!r) {
-                responder->error(ErrorCode::io_error, "could not remove the tasks: " + r.error().message());
-                return;
-            }
-            json removed = json::array();
-            for (int64_t id : ids) {
-                if (ctx.scheduler.remove(id)) {
-                    removed.push_back(id);
-                }
-            }
-            responder->result({{"removed", removed}});
-        });
-    });
+    forget_tasks(ctx.store, ctx.scheduler, std::move(ids),
+                 [responder](const common::Result<std::vector<int64_t>>& forgotten) {
+                     guarded(responder, [&] {
+                         if (!forgotten) {
+                             responder->error(ErrorCode::io_error,
+                                              "could not remove the tasks: " + forgotten.error().message());
+                             return;
+                         }
+                         responder->result({{"removed", *forgotten}});
+                     });
+                 });
 }
 
 void task_remove(const TaskContext& ctx, Call& call) {

@@ -75,3 +75,32 @@ TEST_CASE("clean removes the finished tasks its filters match, and only those", 
     CHECK(all["removed"] == json::array({good, other, pending}));
     CHECK(listed_task_ids(d) == std::vector<int64_t>{running});
 }
+
+TEST_CASE("keep_finished_max and keep_finished forget the oldest finished tasks, rows and files, at start",
+          "[e2e][removal]") {
+    TempDir config_dir;
+    DaemonOptions o;
+    o.extra_args = {"--config", config_dir.write("mpctld.toml", "keep_finished_max = 2\n")};
+    DaemonFixture d(o);
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 5; ++i) {
+        ids.push_back(d.submit({"--", "true"}));
+    }
+    REQUIRE(d.mpctl({"wait", str(ids[0]), str(ids[1]), str(ids[2]), str(ids[3]), str(ids[4])}).exit_code ==
+            0);
+    std::string oldest_out = d.status(ids[0])["stdout_path"];
+    REQUIRE(file_exists(oldest_out));
+    // A start sweeps at once (then once a minute): the two newest finished stay.
+    CHECK(d.stop() == 0);
+    d.start();
+    CHECK(eventually([&] { return listed_task_ids(d) == std::vector<int64_t>{ids[3], ids[4]}; }));
+    CHECK(eventually([&] { return !file_exists(oldest_out); }));
+    CHECK_THAT(d.log(), Contains("retention: forgot 3 finished tasks"));
+
+    // keep_finished: what finished longer ago than that goes too.
+    CHECK(d.stop() == 0);
+    (void)config_dir.write("mpctld.toml", "keep_finished = \"1ms\"\n");
+    d.start();
+    CHECK(eventually([&] { return listed_task_ids(d).empty(); }));
+    CHECK(d.submit({"--", "true"}) > ids[4]);
+}
