@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <poll.h>
+#include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -60,6 +61,13 @@ int stop(AppContext& ctx, const StopOptions& o) {
     }
     json info = client->call("daemon.status", json::object());
     int pid = info.at("pid").get<int>();
+    int64_t running = info.at("tasks").value("running", int64_t{0});
+    if (!o.now && running > 0 && ::isatty(2) == 1 && !ctx.global.json) {
+        // It may be a long wait: say what for, and how not to.
+        std::fprintf(
+            stderr, "mpctl: waiting for %lld running task%s to finish (mpctl daemon stop --now stops them)\n",
+            static_cast<long long>(running), running == 1 ? "" : "s");
+    }
     json params = {{"now", o.now}, {"cancel_pending", o.cancel_pending}};
     if (!o.kill_after.empty()) {
         params["kill_after"] = parse_seconds(o.kill_after, "--kill-after");

@@ -50,6 +50,31 @@ json submit_spec(Client& client, const TaskRequest& request) {
     }
 }
 
+// On a terminal, a run that does not start at once says why: what it waits for, or how busy its pool is.
+void say_why_pending(Client& client, const json& task) {
+    int64_t id = task.at("id").get<int64_t>();
+    if (const auto& after = task.value("after", json::array()); !after.empty()) {
+        std::string ids;
+        for (const auto& a : after) {
+            ids += (ids.empty() ? "" : ", ") + a.dump();
+        }
+        std::fprintf(stderr, "mpctl: task %lld waits for task %s, then for a worker of pool %s\n",
+                     static_cast<long long>(id), ids.c_str(),
+                     task.value("pool", std::string("default")).c_str());
+        return;
+    }
+    std::string pool = task.value("pool", std::string("default"));
+    json pools = client.call("pool.list", json::object());
+    for (const auto& p : pools.at("pools")) {
+        if (p.value("name", std::string()) == pool) {
+            std::fprintf(stderr, "mpctl: task %lld queued in pool %s (%d/%d busy, %d queued)\n",
+                         static_cast<long long>(id), pool.c_str(), p.value("running", 0),
+                         p.value("workers", 0), p.value("pending", 0));
+            return;
+        }
+    }
+}
+
 // Thrown out of the output stream when nobody reads mpctl's output any more.
 struct OutputClosed {};
 
@@ -70,6 +95,9 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     }
     json submitted = submit_spec(client, request);
     int64_t id = submitted.at("id").get<int64_t>();
+    if (submitted.value("state", std::string()) == "pending" && !ctx.global.json && ::isatty(2) == 1) {
+        say_why_pending(client, submitted);
+    }
 
     // First Ctrl-C: SIGINT to the task's process group, as a terminal would. A second one, or the grace
     // (--kill-after, default 5 s) running out while the task ignores the first: SIGKILL.

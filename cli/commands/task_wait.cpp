@@ -4,6 +4,7 @@
 // unsuccessful task in argument order; 124 if the --timeout expired first.
 
 #include <cstdio>
+#include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -57,6 +58,19 @@ int wait(AppContext& ctx, const WaitOptions& o) {
     for (const auto& t : result.at("tasks")) {
         auto s = proto::status_from_json(t);
         by_id.emplace(s.id, std::move(s));
+    }
+    // On a terminal, the ones that did not succeed, one line each, so that the exit code is not all one
+    // learns of several failures.
+    if (!ctx.global.json && ids.size() > 1 && ::isatty(2) == 1) {
+        std::string said;
+        for (int64_t id : ids) {
+            auto it = by_id.find(id);
+            if (it != by_id.end() && proto::is_finished(it->second.state) &&
+                it->second.state != proto::TaskState::succeeded) {
+                said += "mpctl: task " + std::to_string(id) + " " + describe_outcome(it->second) + "\n";
+            }
+        }
+        write_out(2, said);
     }
     bool timed_out = result.value("timed_out", false);
     if (timed_out) {

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Terminal manners (issue 13): what mpctl says on a terminal while it blocks, and only there. mpctl runs with
+its stderr on a real pseudo-terminal (pty); the same command without one must stay silent, for scripts."""
+import json, os, pty, subprocess, sys, tempfile, unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from py_daemon import BIN, Connection, Daemon, until  # noqa: E402
+
+MPCTL = os.path.join(BIN, "mpctl")
+
+
+class OnATerminal(unittest.TestCase):
+    def setUp(self):
+        self.daemon = Daemon()
+        self.env = dict(os.environ, MPCTL_SOCKET=self.daemon.socket,
+                        MPCTL_STATE_DIR=os.path.join(self.daemon.dir, "state"), MPCTL_NO_AUTOSTART="1",
+                        NO_COLOR="1")
+
+    def tearDown(self):
+        self.daemon.stop()
+
+    def mpctl(self, args, **kw):
+        return subprocess.run([MPCTL] + args, env=self.env, capture_output=True, timeout=300, **kw)
+
+    def start_on_pty(self, args):
+        """`mpctl ARGS` with its stderr on a pty: (process, master fd, what it said so far)."""
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([MPCTL] + args, env=self.env, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        return proc, master
+
+    @staticmethod
+    def read_until(master, text, seconds=60):
+        said = b""
+        def more():
+            nonlocal said
+            said += os.read(master, 4096)
+            return text in said
+        until(more, f"{text!r} on the terminal", seconds)
+        return said
+
+    @staticmethod
+    def read_rest(master):
+        said = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side is closed
+                return said
+            if not chunk:
+                return said
+            said += chunk
+
+    def test_a_queued_run_says_where_it_waits(self):
+        self.assertEqual(self.mpctl(["pool", "set", "one", "1"]).returncode, 0)
+        blocker = int(self.mpctl(["submit", "--pool", "one", "--", "sleep", "600"]).stdout)
+        run, master = self.start_on_pty(["run", "--pool", "one", "--", "echo", "ran"])
+        said = self.read_until(master, b"busy")
+        self.assertIn(b"queued in pool one (1/1 busy, 1 queued)", said)
+        self.assertEqual(self.mpctl(["cancel", "--force", str(blocker)]).returncode, 0)
+        out, _ = run.communicate(timeout=120)
+        os.close(master)
+        self.assertEqual((run.returncode, out), (0, b"ran\n"))
+        # Not on a terminal: nothing said.
+        blocker = int(self.mpctl(["submit", "--pool", "one", "--", "sleep", "600"]).stdout)
+        quiet = subprocess.Popen([MPCTL, "run", "--pool", "one", "--", "true"], env=self.env,
+                                 stderr=subprocess.PIPE)
+        until(lambda: json.loads(self.mpctl(["pool", "list", "--json"]).stdout.splitlines()[1])["pending"] == 1,
+              "the quiet run to be queued")
+        self.assertEqual(self.mpctl(["cancel", "--force", str(blocker)]).returncode, 0)
+        _, err = quiet.communicate(timeout=120)
+        self.assertEqual((quiet.returncode, err), (0, b""))
+
+    def test_wait_on_several_names_each_one_that_did_not_succeed(self):
+        ids = [self.mpctl(["submit", "--", "sh", "-c", f"exit {code}"]).stdout.decode().strip()
+               for code in (0, 3, 0, 5)]
+        proc, master = self.start_on_pty(["wait"] + ids)
+        proc.wait(120)
+        proc.stdout.close()
+        said = self.read_rest(master)
+        os.close(master)
+        self.assertEqual(proc.returncode, 3)
+        self.assertIn(f"mpctl: task {ids[1]} failed (exit 3)".encode(), said)
+        self.assertIn(f"mpctl: task {ids[3]} failed (exit 5)".encode(), said)
+        self.assertNotIn(f"task {ids[0]} ".encode(), said)
+        self.assertEqual(self.mpctl(["wait"] + ids).stderr, b"")
+
+    def test_daemon_stop_says_what_it_waits_for(self):
+        task = int(self.mpctl(["submit", "--", "sh", "-c", "echo started; exec sleep 600"]).stdout)
+        until(lambda: json.loads(self.mpctl(["status", "--json", str(task)]).stdout)["state"] == "running",
+              "the task to run")
+        proc, master = self.start_on_pty(["daemon", "stop"])
+        said = self.read_until(master, b"--now")
+        self.assertIn(b"waiting for 1 running task to finish (mpctl daemon stop --now stops them)", said)
+        self.assertEqual(self.mpctl(["kill", "--signal", "KILL", str(task)]).returncode, 0)
+        proc.wait(120)
+        proc.stdout.close()
+        os.close(master)
+        self.assertEqual(proc.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
