@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <mpctl/cli/output.hpp>
@@ -134,30 +136,123 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows, cons
     return out;
 }
 
-void print_status_table(const std::vector<TaskStatus>& tasks) {
+namespace {
+
+// Characters (UTF-8 code points) in TEXT: what a terminal column count is, near enough for escaped text.
+size_t columns_of(std::string_view text) {
+    size_t n = 0;
+    for (unsigned char c : text) {
+        n += (c & 0xC0) != 0x80 ? 1 : 0;
+    }
+    return n;
+}
+
+// TEXT cut to WIDTH columns, the last one an ellipsis, if it is wider.
+std::string fit(const std::string& text, size_t width) {
+    if (columns_of(text) <= width || width == 0) {
+        return columns_of(text) <= width ? text : std::string();
+    }
+    size_t keep = width - 1;
+    size_t i = 0;
+    for (size_t n = 0; i < text.size(); ++i) {
+        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && n++ == keep) {
+            break;
+        }
+    }
+    return text.substr(0, i) + "\xE2\x80\xA6";  // U+2026
+}
+
+// When a task last changed, in local time: "14:03", "12-01 09:30" for another day; on a terminal with how
+// long ago ("14:03 (3m ago)").
+std::string when_of(const TaskStatus& t, int64_t now_ms, bool ago) {
+    int64_t ms = t.finished_at_ms.value_or(t.started_at_ms.value_or(t.submitted_at_ms));
+    time_t secs = static_cast<time_t>(ms / 1000);
+    time_t now = static_cast<time_t>(now_ms / 1000);
+    struct tm then_tm {};
+    struct tm now_tm {};
+    ::localtime_r(&secs, &then_tm);
+    ::localtime_r(&now, &now_tm);
+    char text[32];
+    bool today = then_tm.tm_year == now_tm.tm_year && then_tm.tm_yday == now_tm.tm_yday;
+    std::strftime(text, sizeof text, today ? "%H:%M" : "%m-%d %H:%M", &then_tm);
+    std::string out = text;
+    if (ago) {
+        out += " (" + (now_ms - ms < 1000 ? std::string("now") : human_duration(now_ms - ms) + " ago") + ")";
+    }
+    return out;
+}
+
+// A pending task's state says what it waits for.
+std::string state_text(const TaskStatus& t) {
+    if (t.state != TaskState::pending) {
+        return describe_outcome(t);
+    }
+    if (t.after.empty()) {
+        return "pending (queued)";
+    }
+    std::string ids;
+    for (auto id : t.after) {
+        ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    }
+    return "pending (after " + ids + ")";
+}
+
+// The terminal's width if stdout is one (COLUMNS first, as ls has it), else 0: no limit.
+size_t terminal_width() {
+    if (::isatty(1) != 1) {
+        return 0;
+    }
+    if (const char* c = std::getenv("COLUMNS"); c != nullptr && std::atoi(c) > 0) {
+        return static_cast<size_t>(std::atoi(c));
+    }
+    struct winsize ws {};
+    if (::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        return ws.ws_col;
+    }
+    return 80;
+}
+
+}  // namespace
+
+void print_status_table(const std::vector<TaskStatus>& tasks, bool wide) {
     bool color = color_enabled(1);
+    size_t width = wide ? 0 : terminal_width();
+    int64_t now_ms = common::now_unix_ms();
     struct Row {
-        std::string id, state, exit, time, pool, name, command;
+        std::string id, state, exit, time, when, pool, name, command;
         TaskState st;
     };
     std::vector<Row> rows;
-    Row header{"ID", "STATE", "EXIT", "TIME", "POOL", "NAME", "COMMAND", TaskState::pending};
-    rows.push_back(header);
+    rows.push_back(Row{"ID", "STATE", "EXIT", "TIME", "WHEN", "POOL", "NAME", "COMMAND", TaskState::pending});
     for (const auto& t : tasks) {
         std::string exit = t.exit_code ? std::to_string(*t.exit_code)
                                        : (t.signal ? common::signal_name(*t.signal) : std::string("-"));
         auto d = t.duration_ms();
-        rows.push_back(Row{std::to_string(t.id), describe_outcome(t), exit, d ? human_duration(*d) : "-",
-                           t.pool, common::terminal_text(t.name.value_or("-")), command_of(t), t.state});
+        std::string name = common::terminal_text(t.name.value_or("-"));
+        rows.push_back(Row{std::to_string(t.id), state_text(t), exit, d ? human_duration(*d) : "-",
+                           when_of(t, now_ms, width > 0), t.pool, width > 0 ? fit(name, 24) : name,
+                           command_of(t), t.state});
     }
-    size_t w[6] = {0, 0, 0, 0, 0, 0};
+    size_t w[7] = {0, 0, 0, 0, 0, 0, 0};
     for (const auto& r : rows) {
-        w[0] = std::max(w[0], r.id.size());
-        w[1] = std::max(w[1], r.state.size());
-        w[2] = std::max(w[2], r.exit.size());
-        w[3] = std::max(w[3], r.time.size());
-        w[4] = std::max(w[4], r.pool.size());
-        w[5] = std::max(w[5], r.name.size());
+        const std::string* cells[7] = {&r.id, &r.state, &r.exit, &r.time, &r.when, &r.pool, &r.name};
+        for (size_t i = 0; i < 7; ++i) {
+            w[i] = std::max(w[i], columns_of(*cells[i]));
+        }
+    }
+    size_t before_command = 0;
+    for (size_t x : w) {
+        before_command += x + 2;
+    }
+    // Too narrow for a useful command: the name gives way first (down to 4 columns).
+    constexpr size_t k_min_command = 16;
+    if (width > 0 && before_command + k_min_command > width && w[6] > 4) {
+        size_t cut = std::min(w[6] - 4, before_command + k_min_command - width);
+        w[6] -= cut;
+        before_command -= cut;
+        for (size_t i = 1; i < rows.size(); ++i) {
+            rows[i].name = fit(rows[i].name, w[6]);
+        }
     }
     std::string out;
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -166,9 +261,15 @@ void print_status_table(const std::vector<TaskStatus>& tasks) {
         if (color && i > 0) {
             state = state_color(r.st) + state + "\033[0m";
         }
+        std::string command = r.command;
+        if (width > 0) {
+            // The command gets what is left of the line, at least k_min_command columns.
+            command =
+                fit(command, std::max(width > before_command ? width - before_command : 0, k_min_command));
+        }
         std::string line = pad(r.id, w[0], true) + "  " + state + "  " + pad(r.exit, w[2], true) + "  " +
-                           pad(r.time, w[3], true) + "  " + pad(r.pool, w[4]) + "  " + pad(r.name, w[5]) +
-                           "  " + r.command;
+                           pad(r.time, w[3], true) + "  " + pad(r.when, w[4]) + "  " + pad(r.pool, w[5]) +
+                           "  " + pad(r.name, w[6] + (r.name.size() - columns_of(r.name))) + "  " + command;
         if (color && i == 0) {
             line = "\033[1m" + line + "\033[0m";
         }

@@ -26,7 +26,10 @@ void write_out(int fd, std::string_view bytes);
 [[nodiscard]] std::string format_table(const std::vector<std::vector<std::string>>& rows,
                                        const std::vector<bool>& right);
 
-void print_status_table(const std::vector<proto::TaskStatus>& tasks);
+// ID STATE EXIT TIME WHEN POOL NAME COMMAND. On a terminal (and unless WIDE) each row fits its width: the
+// command, then the name, are cut with an ellipsis; WHEN says how long ago. A pending task's state says
+// what it waits for ("pending (after 12)", "pending (queued)").
+void print_status_table(const std::vector<proto::TaskStatus>& tasks, bool wide = false);
 void print_status_detail(const proto::TaskStatus& task);
 
 // "3.2s", "1m05s", "2h03m"

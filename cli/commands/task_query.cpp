@@ -19,7 +19,7 @@ std::vector<proto::TaskStatus> parse_statuses(const json& tasks) {
     return out;
 }
 
-int status(AppContext& ctx, const std::vector<int64_t>& ids) {
+int status(AppContext& ctx, const std::vector<int64_t>& ids, bool wide) {
     Client client = Client::connect(ctx.global);
     json result = client.call("task.get", {{"ids", ids}});
     const json& tasks = result.at("tasks");
@@ -30,7 +30,7 @@ int status(AppContext& ctx, const std::vector<int64_t>& ids) {
     } else if (tasks.size() == 1) {
         print_status_detail(proto::status_from_json(tasks.front()));
     } else {
-        print_status_table(parse_statuses(tasks));
+        print_status_table(parse_statuses(tasks), wide);
     }
     return exit_code::ok;
 }
@@ -41,6 +41,7 @@ struct ListOptions {
     std::string pool;
     std::string name;
     int64_t limit = 0;
+    bool wide = false;
 };
 
 int list(AppContext& ctx, const ListOptions& o) {
@@ -67,7 +68,7 @@ int list(AppContext& ctx, const ListOptions& o) {
             print_json(t);
         }
     } else {
-        print_status_table(parse_statuses(result.at("tasks")));
+        print_status_table(parse_statuses(result.at("tasks")), o.wide);
     }
     return exit_code::ok;
 }
@@ -78,11 +79,13 @@ void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view on
     if (wanted(only, "status")) {
         auto* sub = app.add_subcommand("status", "Show tasks: one in detail, several as a table");
         auto ids = std::make_shared<std::vector<std::string>>();
+        auto wide = std::make_shared<bool>(false);
         sub->add_option("ids", *ids, "Task ids")->required();
-        sub->callback([&ctx, ids] {
+        sub->add_flag("-w,--wide", *wide, "Several tasks: whole commands and names, whatever the width");
+        sub->callback([&ctx, ids, wide] {
             auto parsed = parse_ids(*ids);
-            ctx.action = [&ctx, parsed] {
-                return status(ctx, parsed);
+            ctx.action = [&ctx, parsed, wide] {
+                return status(ctx, parsed, *wide);
             };
         });
     }
@@ -96,6 +99,7 @@ void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view on
         sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
         sub->add_option("--pool", o->pool, "Only tasks of this pool");
         sub->add_option("--name", o->name, "Only tasks with this name");
+        sub->add_flag("-w,--wide", o->wide, "Whole commands and names, whatever the terminal's width");
         sub->add_option("--limit", o->limit, "Only the N most recent")
             ->check(whole_number(1, INT64_MAX))
             ->type_name("N");

@@ -98,6 +98,50 @@ class OnATerminal(unittest.TestCase):
         os.close(master)
         self.assertEqual(proc.returncode, 0)
 
+    def on_pty(self, args, columns):
+        """`mpctl ARGS` with its stdout on a pty COLUMNS wide: what it printed."""
+        master, slave = pty.openpty()
+        env = dict(self.env, COLUMNS=str(columns))
+        proc = subprocess.Popen([MPCTL] + args, env=env, stdout=slave, stderr=subprocess.DEVNULL)
+        os.close(slave)
+        proc.wait(120)
+        out = self.read_rest(master)
+        os.close(master)
+        return out.replace(b"\r\n", b"\n")
+
+    def test_list_fits_the_terminal_escapes_control_characters_and_says_what_pending_tasks_wait_for(self):
+        long_name = "a-name-much-longer-than-any-column-should-be"
+        self.mpctl(["submit", "--name", long_name, "--", "sh", "-c", "echo " + "word " * 40])
+        self.mpctl(["submit", "--shell", "--", "echo \033[41mBG\necho second"])
+        self.assertEqual(self.mpctl(["pool", "set", "one", "1"]).returncode, 0)
+        blocker = self.mpctl(["submit", "--pool", "one", "--", "sleep", "600"]).stdout.decode().strip()
+        queued = self.mpctl(["submit", "--pool", "one", "--", "true"]).stdout.decode().strip()
+        after = self.mpctl(["submit", "--after", blocker, "--", "true"]).stdout.decode().strip()
+        until(lambda: json.loads(self.mpctl(["status", "--json", blocker]).stdout)["state"] == "running",
+              "the blocker to run")
+        out = self.on_pty(["list"], 80)
+        lines = out.decode().splitlines()
+        self.assertEqual(len(lines), 6, out)  # the header and one row per task: no row broken in two
+        for line in lines:
+            self.assertLessEqual(len(line), 80, line)
+        self.assertNotIn(b"\x1b", out)
+        self.assertIn(b"echo \\e[41mBG\\n", out)
+        self.assertIn("a-n\u2026", out.decode())  # at 80 columns the name gives way to the command
+        roomy = self.on_pty(["list"], 160).decode()
+        self.assertIn("a-name-much-longer-than\u2026", roomy)  # names get 24 columns at most
+        self.assertTrue(all(len(line) <= 160 for line in roomy.splitlines()))
+        # When, in local time, and how long ago ("now" within the second).
+        self.assertRegex(lines[1], r"\d\d:\d\d \((now|[0-9.hms]+ ago)\)")
+        rows = {line.split()[0]: line for line in lines[1:]}
+        self.assertIn("pending (queued)", rows[queued])
+        self.assertIn(f"pending (after {blocker})", rows[after])
+        # --wide, or not a terminal: everything.
+        wide = self.on_pty(["list", "--wide"], 80).decode()
+        self.assertIn(long_name, wide)
+        self.assertIn("word " * 39, wide)
+        self.assertIn(long_name.encode(), self.mpctl(["list"]).stdout)
+        self.mpctl(["cancel", "--force", blocker])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
