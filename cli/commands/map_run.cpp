@@ -62,6 +62,11 @@ MapRun::MapRun(AppContext& ctx, const MapOptions& o, std::vector<std::string> wo
         source_ = map::ItemSource::from_word_groups(std::move(groups));
     } else {
         source_ = map::ItemSource::from_fd(0);
+        if (::isatty(0) == 1) {
+            // Forgetting the ::: or the pipe would otherwise look like a hang.
+            std::fprintf(stderr,
+                         "mpctl: map reads its items from the terminal, one per line (Ctrl-D ends them)\n");
+        }
     }
     if (o.task.stdin_file == "-") {
         throw CliError(exit_code::usage, "--stdin -: a map reads its items from stdin; give a file");

@@ -142,6 +142,19 @@ class OnATerminal(unittest.TestCase):
         self.assertIn(long_name.encode(), self.mpctl(["list"]).stdout)
         self.mpctl(["cancel", "--force", blocker])
 
+    def test_map_says_when_it_reads_its_items_from_the_terminal(self):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([MPCTL, "map", "--no-progress", "--", "echo"], env=self.env, stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(slave)
+        os.write(master, b"typed\n\x04")  # a line, then Ctrl-D
+        out, err = proc.communicate(timeout=120)
+        os.close(master)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(out, b"typed\n")
+        self.assertIn(b"map reads its items from the terminal, one per line (Ctrl-D ends them)", err)
+        self.assertNotIn(b"terminal", self.mpctl(["map", "--", "echo"], input=b"piped\n").stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
