@@ -286,6 +286,14 @@ class ShellFidelity(unittest.TestCase):
         self.assertEqual(too_long.returncode, 126)
         self.assertIn(b"Argument list too long", too_long.stderr)
 
+    def test_merged_inside_the_task_stdout_and_stderr_keep_the_order_bash_gives(self):
+        # The documented way to the exact interleaving: let the task merge its streams.
+        script = "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done 2>&1"
+        reference = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+        got = self.mpctl(["run", "--shell", "--", script]).stdout
+        self.assertEqual(got, reference)
+        self.assertEqual(reference.count(b"\n"), 10)
+
     # Redirections -----------------------------------------------------------------------------------------
 
     def test_a_stdin_file_that_cannot_be_opened_exits_1_with_why_as_bash(self):
