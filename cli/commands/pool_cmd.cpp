@@ -69,6 +69,21 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
             return set(ctx, *name, *workers);
         };
     });
+    auto* delete_cmd = pool->add_subcommand("delete", "Forget a pool with no unfinished task, and its size");
+    auto doomed = std::make_shared<std::string>();
+    delete_cmd->add_option("name", *doomed, "Pool name")->required();
+    delete_cmd->callback([&ctx, doomed] {
+        ctx.action = [&ctx, doomed] {
+            Client client = Client::connect(ctx.global);
+            json result = client.call("pool.delete", {{"name", *doomed}});
+            if (ctx.global.json) {
+                print_json(result);
+            } else {
+                write_out(1, "pool " + *doomed + " deleted\n");
+            }
+            return exit_code::ok;
+        };
+    });
     auto* list_cmd = pool->add_subcommand("list", "Show pools: workers, running, pending");
     list_cmd->callback([&ctx] {
         ctx.action = [&ctx] {

@@ -19,7 +19,7 @@ void register_task_control_commands(Registry& registry, const TaskContext& ctx);
 void register_task_logs_command(Registry& registry, const TaskContext& ctx);      // logs
 void register_task_remove_commands(Registry& registry, const TaskContext& ctx);   // remove, clean
 
-// pool.*: set, list.
+// pool.*: set, list, delete.
 void register_pool_commands(Registry& registry, const PoolContext& ctx);
 
 // daemon.*: status, stop, methods.

@@ -84,6 +84,39 @@ void pool_set(const PoolContext& ctx, Call& call) {
     ctx.store.set_pool(name, workers, std::move(recorded), transient);
 }
 
+void pool_delete(const PoolContext& ctx, Call& call) {
+    call.params.reject_unknown({"name"});
+    std::string name = call.params.required<std::string>("name");
+    if (!proto::valid_pool_name(name)) {
+        proto::throw_invalid_params("params.name: 1-64 characters of letters, digits, '_', '-' and '.'");
+    }
+    if (name == proto::k_default_pool) {
+        proto::throw_invalid_params("params.name: the default pool cannot be deleted");
+    }
+    if (auto why = ctx.scheduler.why_not_delete_pool(name)) {
+        throw proto::RequestError(proto::ErrorCode::invalid_state, *why);
+    }
+    Scheduler& scheduler = ctx.scheduler;
+    ctx.store.delete_pool(name,
+                          [&scheduler, name, responder = call.responder](const common::Result<void>& r) {
+                              guarded(responder, [&] {
+                                  if (!r) {
+                                      responder->error(proto::ErrorCode::io_error,
+                                                       "could not delete the pool: " + r.error().message());
+                                      return;
+                                  }
+                                  // Checked again: a task may have been submitted to it meanwhile. It keeps
+                                  // the pool then, at its size until the next start (the row is gone, so the
+                                  // start gives it the default size).
+                                  if (auto why = scheduler.why_not_delete_pool(name)) {
+                                      throw proto::RequestError(proto::ErrorCode::invalid_state, *why);
+                                  }
+                                  scheduler.delete_pool(name);
+                                  responder->result({{"name", name}, {"deleted", true}});
+                              });
+                          });
+}
+
 void pool_list(const PoolContext& ctx, Call& call) {
     call.params.reject_unknown({});
     json pools = json::array();
@@ -98,6 +131,7 @@ void pool_list(const PoolContext& ctx, Call& call) {
 void register_pool_commands(Registry& r, const PoolContext& ctx) {
     r.add("pool.set", [ctx](Call& c) { pool_set(ctx, c); });
     r.add("pool.list", [ctx](Call& c) { pool_list(ctx, c); });
+    r.add("pool.delete", [ctx](Call& c) { pool_delete(ctx, c); });
 }
 
 }  // namespace mpctl::daemon

@@ -14,7 +14,15 @@ namespace mpctl::daemon {
 
 struct JournalOp {
     using Done = std::function<void(common::Result<void>)>;
-    enum class Kind { insert_environment, insert_task, update_task, set_pool, drop_pool, delete_task } kind;
+    enum class Kind {
+        insert_environment,
+        insert_task,
+        update_task,
+        set_pool,
+        drop_pool,
+        delete_pool,
+        delete_task
+    } kind;
     TaskRow row;       // tasks; an environment's id and JSON ride in row.id and row.spec
     std::string pool;  // set_pool, drop_pool
     int workers = 0;

@@ -128,6 +128,12 @@ void Store::drop_transient_pool(const std::string& name) {
     commits_.enqueue(std::move(ops));
 }
 
+void Store::delete_pool(const std::string& name, Done done) {
+    std::vector<JournalOp> ops;
+    ops.push_back(JournalOp{JournalOp::Kind::delete_pool, {}, name, 0, false, std::move(done)});
+    commits_.enqueue(std::move(ops));
+}
+
 void Store::delete_tasks(const std::vector<int64_t>& ids, Done done) {
     std::vector<JournalOp> ops;
     ops.reserve(ids.size());
@@ -182,6 +188,17 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
             sqlite3_bind_int64(mark.get(), 1, op.row.id + 1);
             if (del.step() != SQLITE_DONE || mark.step() != SQLITE_DONE) {
                 return std::unexpected(sqlite::error(db_, "delete task " + std::to_string(op.row.id)));
+            }
+            return {};
+        }
+        case JournalOp::Kind::delete_pool: {
+            sqlite::Query del(db_, "DELETE FROM pools WHERE name = ?1");
+            if (!del.ok()) {
+                return std::unexpected(sqlite::error(db_, "delete pool " + op.pool));
+            }
+            sqlite3_bind_text(del.get(), 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
+            if (del.step() != SQLITE_DONE) {
+                return std::unexpected(sqlite::error(db_, "delete pool " + op.pool));
             }
             return {};
         }

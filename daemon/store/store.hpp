@@ -81,6 +81,8 @@ class Store final : public TaskListener {
     // TRANSIENT: a pool for one connection (a map): its row says so until drop_transient_pool.
     void set_pool(const std::string& name, int workers, Done done, bool transient = false);
     void drop_transient_pool(const std::string& name);
+    // Deletes pool NAME's row (`mpctl pool delete`): its size is forgotten. DONE runs on the loop after.
+    void delete_pool(const std::string& name, Done done);
     // Deletes the rows of IDS (finished tasks: `mpctl remove`, `clean`), all in one transaction, and keeps
     // meta.next_task_id above them, so that their ids are never given again. DONE runs on the loop after.
     void delete_tasks(const std::vector<int64_t>& ids, Done done);

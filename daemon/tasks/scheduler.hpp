@@ -121,6 +121,10 @@ class Scheduler {
     // TRANSIENT: a pool for one client (a map), not remembered: once its owner is gone
     // (release_transient_pool) its pending tasks are cancelled, and it is dropped when its running ones
     // are done.
+    // Why pool NAME cannot be deleted now (the default pool, one with unfinished tasks, a transient one
+    // still owned), or nullopt; delete_pool then forgets it (its size too).
+    [[nodiscard]] std::optional<std::string> why_not_delete_pool(const std::string& name) const;
+    void delete_pool(const std::string& name);
     // HALT_AFTER_FAILURES (transient pools; 0: never): once that many of its tasks have failed, the pool
     // starts nothing more, not even in the slot the last failure freed (`mpctl map --halt`, as GNU
     // parallel, which starts no job after the one that halts it).

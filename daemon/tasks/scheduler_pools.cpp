@@ -160,6 +160,32 @@ void Scheduler::cancel_pending_in(const std::string* pool, const std::string& wh
     }
 }
 
+std::optional<std::string> Scheduler::why_not_delete_pool(const std::string& name) const {
+    if (name == proto::k_default_pool) {
+        return "the default pool cannot be deleted";
+    }
+    auto it = pools_.find(name);
+    if (it == pools_.end()) {
+        return "no pool " + name;
+    }
+    if (it->second.transient && !it->second.owner_gone) {
+        return "pool " + name + " belongs to a running map";
+    }
+    if (size_t n = counts_.unfinished(name); n > 0) {
+        return "pool " + name + " has " + std::to_string(n) + " unfinished task" + (n == 1 ? "" : "s") +
+               " (cancel them first)";
+    }
+    return std::nullopt;
+}
+
+void Scheduler::delete_pool(const std::string& name) {
+    if (why_not_delete_pool(name)) {
+        return;
+    }
+    pools_.erase(name);
+    options_.pool_workers.erase(name);
+}
+
 void Scheduler::drop_if_idle(const std::string& name) {
     auto it = pools_.find(name);
     if (it == pools_.end() || !it->second.transient || !it->second.owner_gone || it->second.running > 0 ||

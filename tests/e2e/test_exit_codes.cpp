@@ -224,7 +224,7 @@ TEST_CASE("an unknown command is named, with the nearest one suggested, as git d
         {{"pool", "lsit"}, "mpctl: pool: unknown command 'lsit'; did you mean 'list'?"},
         {{"daemon", "stat"}, "mpctl: daemon: unknown command 'stat'; did you mean 'status'?"},
         {{"xyzzy"}, "mpctl: unknown command 'xyzzy' (see mpctl --help)"},
-        {{"pool"}, "mpctl: pool: which command? (set, list; see mpctl pool --help)"},
+        {{"pool"}, "mpctl: pool: which command? (set, delete, list; see mpctl pool --help)"},
     };
     for (const auto& c : cases) {
         auto r = d.mpctl(c.args);

@@ -300,3 +300,29 @@ TEST_CASE("pool set NAME N is the short form, and pool list lines its columns up
     }
     CHECK(lines[1].find("12") != std::string::npos);
 }
+
+TEST_CASE("pool delete forgets an idle pool and its size, and refuses the default pool and a busy one",
+          "[e2e][scheduling]") {
+    DaemonFixture d;
+    REQUIRE(d.mpctl({"pool", "set", "gone", "5"}).exit_code == 0);
+    REQUIRE(d.mpctl({"pool", "set", "busy", "1"}).exit_code == 0);
+    int64_t running = d.submit({"--pool", "busy", "--", "sleep", "600"});
+    d.wait_for_state(running, "running");
+    auto r = d.mpctl({"pool", "delete", "gone"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "pool gone deleted\n");
+    auto refused = d.mpctl({"pool", "delete", "busy"});
+    CHECK(refused.exit_code != 0);
+    CHECK_THAT(refused.err, Contains("1 unfinished task"));
+    CHECK(d.mpctl({"pool", "delete", "default"}).exit_code != 0);
+    CHECK_THAT(d.mpctl({"pool", "delete", "never-was"}).err, Contains("no pool never-was"));
+    auto pools = pools_by_name(d);
+    CHECK_FALSE(pools.contains("gone"));
+    CHECK(pools.contains("busy"));
+    // Gone across a restart too, and a new pool of that name starts at the default size.
+    REQUIRE(d.mpctl({"cancel", "--force", str(running)}).exit_code == 0);
+    d.wait_for_state(running, "cancelled");
+    CHECK(d.stop() == 0);
+    d.start();
+    CHECK_FALSE(pools_by_name(d).contains("gone"));
+}

@@ -44,6 +44,7 @@ def bases(cwd):
         "task.get": one, "task.wait": one, "task.as_completed": one, "task.cancel": one, "task.remove": one,
         "task.signal": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
+        "pool.delete": [{"name": "probe-none"}],
         "pool.set": [{"name": "probe", "workers": 1},
                      {"name": "probe-transient", "workers": 1, "transient": True, "halt_after_failures": 1}],
     }
