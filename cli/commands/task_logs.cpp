@@ -1,6 +1,11 @@
 // mpctl logs: print a task's captured output; --follow streams it until the task ends.
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
 #include <optional>
+#include <poll.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -14,7 +19,8 @@ using nlohmann::json;
 namespace {
 
 struct LogsOptions {
-    std::string id;
+    std::vector<std::string> ids;
+    std::vector<std::string> labels;
     bool stderr_only = false;
     bool both = false;
     bool follow = false;
@@ -22,35 +28,97 @@ struct LogsOptions {
     std::optional<int64_t> tail;
 };
 
+// The tasks to show: the ids given, and those with the labels (oldest first).
+std::vector<int64_t> chosen_tasks(Client& client, const LogsOptions& o) {
+    std::vector<int64_t> ids = parse_ids(o.ids);
+    if (!o.labels.empty()) {
+        json listed = client.call("task.list", {{"labels", o.labels}});
+        for (const auto& t : listed.at("tasks")) {
+            int64_t id = t.at("id").get<int64_t>();
+            if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+                ids.push_back(id);
+            }
+        }
+    }
+    return ids;
+}
+
 int logs(AppContext& ctx, const LogsOptions& o) {
-    int64_t id = parse_id(o.id);
-    Client client = Client::connect(ctx.global);
-    const char* stream = o.both ? "both" : (o.stderr_only || o.stage ? "stderr" : "stdout");
+    if (o.ids.empty() && o.labels.empty()) {
+        throw CliError(exit_code::usage, "missing task id (mpctl logs ID, or --label K=V)");
+    }
     if (o.stage && o.both) {
         throw CliError(exit_code::usage, "--stage: a stage has only its stderr (stdout is the last stage's)");
     }
-    json params = {{"id", id}, {"stream", stream}, {"follow", o.follow}};
-    if (o.stage) {
-        params["stage"] = *o.stage;
+    Client client = Client::connect(ctx.global);
+    std::vector<int64_t> ids = chosen_tasks(client, o);
+    const char* stream = o.both ? "both" : (o.stderr_only || o.stage ? "stderr" : "stdout");
+    // Several tasks: one request each, all at once (with --follow they stream side by side), and a header
+    // before each task's output whenever it changes, as tail has it for several files.
+    bool headed = ids.size() > 1 && !ctx.global.json;
+    std::map<int64_t, int64_t> task_of_request;
+    for (int64_t id : ids) {
+        json params = {{"id", id}, {"stream", stream}, {"follow", o.follow}};
+        if (o.stage) {
+            params["stage"] = *o.stage;
+        }
+        if (o.tail) {
+            params["tail"] = *o.tail;
+        }
+        task_of_request[client.send("task.logs", params)] = id;
     }
-    if (o.tail) {
-        params["tail"] = *o.tail;
+    int64_t shown = 0;
+    std::optional<CliError> first_error;
+    while (!task_of_request.empty()) {
+        while (auto msg = client.next_message()) {
+            if (msg->value("method", std::string()) == "task.output") {
+                const json& params = msg->at("params");
+                if (ctx.global.json) {
+                    print_json(params);  // base64 data, one chunk per line
+                    continue;
+                }
+                auto data = common::base64_decode(params.value("data", std::string()));
+                if (!data) {
+                    continue;
+                }
+                int64_t id = params.value("id", int64_t{0});
+                if (headed && id != shown) {
+                    write_out(
+                        1, std::string(shown == 0 ? "" : "\n") + "==> task " + std::to_string(id) + " <==\n");
+                    shown = id;
+                }
+                // One stream asked for goes to stdout, to be piped; with --both each to its own.
+                bool to_stderr = o.both && params.value("stream", std::string()) == "stderr";
+                write_out(to_stderr ? 2 : 1, *data);
+                continue;
+            }
+            auto rid = msg->find("id");
+            if (rid == msg->end() || !rid->is_number_integer()) {
+                continue;
+            }
+            auto it = task_of_request.find(rid->get<int64_t>());
+            if (it == task_of_request.end()) {
+                continue;
+            }
+            task_of_request.erase(it);
+            if (auto err = msg->find("error"); err != msg->end() && !first_error) {
+                first_error = error_from_daemon(*err);
+            }
+        }
+        if (task_of_request.empty()) {
+            break;
+        }
+        pollfd pfd{client.fd(), POLLIN, 0};
+        if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            throw CliError(exit_code::failure, std::string("poll: ") + std::strerror(errno));
+        }
+        if (!client.read_available()) {
+            throw CliError(exit_code::no_daemon, "the daemon closed the connection");
+        }
     }
-    json result = client.call("task.logs", params, [&](const std::string& method, const json& params) {
-        if (method != "task.output") {
-            return;
-        }
-        if (ctx.global.json) {
-            print_json(params);  // base64 data, one chunk per line
-            return;
-        }
-        if (auto data = common::base64_decode(params.value("data", std::string()))) {
-            // One stream asked for goes to stdout, to be piped; with --both each to its own.
-            bool to_stderr = o.both && params.value("stream", std::string()) == "stderr";
-            write_out(to_stderr ? 2 : 1, *data);
-        }
-    });
-    (void)result;
+    if (first_error) {
+        throw *first_error;
+    }
     return exit_code::ok;
 }
 
@@ -58,9 +126,10 @@ int logs(AppContext& ctx, const LogsOptions& o) {
 
 void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     (void)only;  // a single subcommand (group)
-    auto* sub = app.add_subcommand("logs", "Print a task's captured stdout (or --stderr)");
+    auto* sub = app.add_subcommand("logs", "Print tasks' captured stdout (or --stderr)");
     auto o = std::make_shared<LogsOptions>();
-    sub->add_option("id", o->id, "Task id")->required();
+    sub->add_option("ids", o->ids, "Task ids (several: each headed, as tail has it)");
+    sub->add_option("--label", o->labels, "And the tasks with label K=V (or key K)");
     sub->add_flag("--stderr", o->stderr_only, "Its stderr instead of its stdout");
     sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
     sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");

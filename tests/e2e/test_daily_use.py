@@ -155,6 +155,22 @@ class OnATerminal(unittest.TestCase):
         self.assertIn(b"map reads its items from the terminal, one per line (Ctrl-D ends them)", err)
         self.assertNotIn(b"terminal", self.mpctl(["map", "--", "echo"], input=b"piped\n").stderr)
 
+    def test_logs_of_several_tasks_are_headed_as_tail_heads_files(self):
+        a = self.mpctl(["submit", "--label", "grp=x", "--", "printf", "a1\\na2\\n"]).stdout.decode().strip()
+        b = self.mpctl(["submit", "--label", "grp=x", "--", "printf", "b1\\n"]).stdout.decode().strip()
+        other = self.mpctl(["submit", "--", "printf", "other\\n"]).stdout.decode().strip()
+        self.assertEqual(self.mpctl(["wait", a, b, other]).returncode, 0)
+        want = f"==> task {a} <==\na1\na2\n\n==> task {b} <==\nb1\n".encode()
+        self.assertEqual(self.mpctl(["logs", a, b]).stdout, want)
+        self.assertEqual(self.mpctl(["logs", "--label", "grp=x"]).stdout, want)
+        self.assertEqual(self.mpctl(["logs", a]).stdout, b"a1\na2\n")  # one task: no header
+        # Followed side by side: every task's output, each line under its task's header.
+        follow = self.mpctl(["logs", "--follow", a, b]).stdout
+        self.assertEqual(follow, want)
+        missing = self.mpctl(["logs", "99999", a])
+        self.assertEqual(missing.returncode, 4)
+        self.assertIn(b"a1", missing.stdout)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
