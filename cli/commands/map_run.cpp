@@ -94,8 +94,17 @@ MapRun::MapRun(AppContext& ctx, const MapOptions& o, std::vector<std::string> wo
     defaults_.spec.erase("argv");
     defaults_.spec.erase("shell");
     own_pool_ = o.task.pool.empty();
-    pool_ = own_pool_ ? "map-" + std::to_string(::getpid()) + "-" + random_suffix() : o.task.pool;
+    std::string map_name = "map-" + std::to_string(::getpid()) + "-" + random_suffix();
+    pool_ = own_pool_ ? map_name : o.task.pool;
     defaults_.spec["pool"] = pool_;
+    // Every task of the map says which map it was: `list --label map=...` shows one map, and a plain
+    // `list` leaves out maps that are over (task.list's hide_finished_maps).
+    if (!defaults_.spec.contains("labels")) {
+        defaults_.spec["labels"] = json::object();
+    }
+    if (!defaults_.spec["labels"].contains("map")) {
+        defaults_.spec["labels"]["map"] = map_name;
+    }
     defaults_text_ = defaults_.params_text();
     struct stat st {};
     stdout_is_pipe_ = ::fstat(1, &st) == 0 && S_ISFIFO(st.st_mode);

@@ -1,5 +1,7 @@
 // mpctl status / mpctl list: show futures.
 
+#include <algorithm>
+
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/output.hpp>
@@ -42,6 +44,7 @@ struct ListOptions {
     std::string name;
     int64_t limit = 0;
     bool wide = false;
+    bool all = false;
 };
 
 int list(AppContext& ctx, const ListOptions& o) {
@@ -60,6 +63,12 @@ int list(AppContext& ctx, const ListOptions& o) {
     }
     if (o.limit > 0) {
         params["limit"] = o.limit;
+    }
+    // Maps that are over are out of the way unless asked for (--all, or naming the map by its label).
+    bool names_a_map = std::any_of(o.labels.begin(), o.labels.end(),
+                                   [](const std::string& l) { return l == "map" || l.starts_with("map="); });
+    if (!o.all && !names_a_map) {
+        params["hide_finished_maps"] = true;
     }
     Client client = Client::connect(ctx.global);
     json result = client.call("task.list", std::move(params));
@@ -100,6 +109,7 @@ void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view on
         sub->add_option("--pool", o->pool, "Only tasks of this pool");
         sub->add_option("--name", o->name, "Only tasks with this name");
         sub->add_flag("-w,--wide", o->wide, "Whole commands and names, whatever the terminal's width");
+        sub->add_flag("-a,--all", o->all, "Also the tasks of maps that are over (label map=...)");
         sub->add_option("--limit", o->limit, "Only the N most recent")
             ->check(whole_number(1, INT64_MAX))
             ->type_name("N");

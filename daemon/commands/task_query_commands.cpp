@@ -52,8 +52,28 @@ void task_get(const TaskContext& ctx, Call& call) {
 
 void task_list(const TaskContext& ctx, Call& call) {
     const auto& p = call.params;
-    p.reject_unknown({"state", "label", "labels", "pool", "name", "limit"});
+    p.reject_unknown({"state", "label", "labels", "pool", "name", "limit", "hide_finished_maps"});
     TaskFilter filter = read_task_filter(p);
+    // The finished tasks of a map whose tasks have all finished (label "map"): one pass finds the maps
+    // that still have work.
+    std::set<std::string> live_maps;
+    bool hide_maps = p.get_or<bool>("hide_finished_maps", false);
+    if (hide_maps) {
+        for (const auto& [id, t] : ctx.scheduler.tasks()) {
+            if (!t.finished()) {
+                if (auto m = t.spec.labels().find("map"); m != t.spec.labels().end()) {
+                    live_maps.insert(m->second);
+                }
+            }
+        }
+    }
+    auto hidden = [&](const Task& t) {
+        if (!hide_maps || !t.finished()) {
+            return false;
+        }
+        auto m = t.spec.labels().find("map");
+        return m != t.spec.labels().end() && !live_maps.contains(m->second);
+    };
     int64_t limit = p.get_or<int64_t>("limit", 0);
     if (limit < 0) {
         proto::throw_invalid_params("params.limit: must not be negative");
@@ -63,7 +83,7 @@ void task_list(const TaskContext& ctx, Call& call) {
     // matches few of the tasks it passes). Running tasks have an index of their own.
     std::vector<const Task*> listed;
     auto take = [&](const Task& t) {
-        if (filter.matches(t)) {
+        if (filter.matches(t) && !hidden(t)) {
             listed.push_back(&t);
         }
         return limit == 0 || listed.size() < static_cast<size_t>(limit);

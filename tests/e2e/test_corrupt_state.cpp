@@ -47,7 +47,7 @@ std::map<int64_t, std::string> run_tasks(const DaemonFixture& d, int n) {
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     std::map<int64_t, std::string> items;
-    for (const auto& s : d.mpctl_ndjson({"list"})) {
+    for (const auto& s : d.mpctl_ndjson({"list", "--all"})) {
         if (s["argv"].size() == 2 && s["argv"][0] == "true") {
             items[s["id"].get<int64_t>()] = s["argv"][1].get<std::string>();
         }
@@ -141,7 +141,7 @@ TEST_CASE("mpctld --recover moves a damaged journal aside with a timestamp and s
     CHECK_THAT(log, Contains("nothing could be read from it (file is not a database)"));
 
     // It serves, from an empty journal, and hands out no id an old task had: their output files remain.
-    CHECK(d.mpctl_ndjson({"list"}).empty());
+    CHECK(d.mpctl_ndjson({"list", "--all"}).empty());
     int64_t next = d.submit({"--", "true"});
     CHECK(next > highest);
     CHECK(d.mpctl({"wait", str(next)}).exit_code == 0);
@@ -187,7 +187,7 @@ TEST_CASE("mpctld --recover salvages the tasks it can read", "[e2e][corrupt-stat
 
     // What was read is there as it was; what was not is unknown, not mangled.
     std::set<int64_t> listed;
-    for (const auto& task : d.mpctl_ndjson({"list"})) {
+    for (const auto& task : d.mpctl_ndjson({"list", "--all"})) {
         listed.insert(task["id"].get<int64_t>());
         if (auto it = items.find(task["id"].get<int64_t>()); it != items.end()) {
             CHECK(task["argv"] == json::array({"true", it->second}));
@@ -229,7 +229,7 @@ TEST_CASE("mpctld --recover on a sound journal changes nothing", "[e2e][corrupt-
                              "/mpctld.db is sound; nothing was changed"));
     CHECK_FALSE(log.find("moved the damaged journal") != std::string::npos);
     CHECK(entries_starting(d.state_dir(), "mpctld.db.").empty());
-    auto listed = d.mpctl_ndjson({"list"});
+    auto listed = d.mpctl_ndjson({"list", "--all"});
     CHECK(listed.size() == items.size());
     for (const auto& task : listed) {
         CHECK(items.at(task["id"].get<int64_t>()) == task["argv"][1]);

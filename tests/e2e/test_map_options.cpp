@@ -61,9 +61,17 @@ TEST_CASE("map passes task options to every task", "[e2e][map]") {
                                    "sh", "-c", "echo $MAPVAR > \"$0\"", ":::", "f1", "f2"});
     REQUIRE(objects.size() == 2);
     for (const auto& o : objects) {
-        CHECK(o["labels"] == json{{"batch", "7"}});
+        // The user's label, and the map's own: the same for both tasks, naming this map.
+        CHECK(o["labels"]["batch"] == "7");
+        CHECK(o["labels"]["map"].get<std::string>().rfind("map-", 0) == 0);
+        CHECK(o["labels"]["map"] == objects.front()["labels"]["map"]);
         CHECK(o["cwd"] == t.path());
     }
+    // Over, the map is out of a plain list's way; --all and its label show it.
+    CHECK(d.mpctl_ndjson({"list"}).empty());
+    CHECK(d.mpctl_ndjson({"list", "--all"}).size() == 2);
+    std::string label = "map=" + objects.front()["labels"]["map"].get<std::string>();
+    CHECK(d.mpctl_ndjson({"list", "--label", label}).size() == 2);
     CHECK(slurp(t / "f1") == "v\n");
     CHECK(slurp(t / "f2") == "v\n");
 }

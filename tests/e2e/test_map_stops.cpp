@@ -47,7 +47,7 @@ TEST_CASE(
                                  t / "out2", t / "err2");
         auto tasks_of_this_map = [&] {
             size_t n = 0;
-            for (const auto& task : d.mpctl_ndjson({"list"})) {
+            for (const auto& task : d.mpctl_ndjson({"list", "--all"})) {
                 n += task["argv"][0] == "sh" ? 1 : 0;
             }
             return n;
@@ -79,7 +79,7 @@ TEST_CASE("Ctrl-C on map cancels its pending tasks and stops its running ones", 
     INFO(slurp(t / "err"));
     CHECK(r->exit_code == 130);
     CHECK(unfinished_tasks(d) == 0);
-    auto all = d.mpctl_ndjson({"list"});
+    auto all = d.mpctl_ndjson({"list", "--all"});
     CHECK(all.size() == 10);
     for (const auto& o : all) {
         CHECK(o["state"] == "cancelled");
@@ -95,7 +95,7 @@ TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks fi
     bg->signal(SIGKILL);  // no handler runs: only the daemon can see the map is gone (its connection closed)
     REQUIRE(bg->wait(60s));
     REQUIRE(eventually([&] { return unfinished_tasks(d) == 0; }, 60s));
-    auto all = d.mpctl_ndjson({"list"});
+    auto all = d.mpctl_ndjson({"list", "--all"});
     REQUIRE(all.size() == 10);
     size_t succeeded = 0;
     size_t cancelled = 0;
@@ -126,7 +126,7 @@ TEST_CASE("a daemon that stops takes a running map's queue with it: nothing of i
     REQUIRE(bg->wait(60s));
     d.start();
     CHECK(unfinished_tasks(d) == 0);
-    auto all = d.mpctl_ndjson({"list"});
+    auto all = d.mpctl_ndjson({"list", "--all"});
     REQUIRE(all.size() == 5);
     size_t orphans = 0;
     for (const auto& o : all) {
@@ -152,7 +152,7 @@ TEST_CASE("after a kill -9 of the daemon under a map, the restarted daemon cance
     CHECK(unfinished_tasks(d) == 0);
     size_t cancelled = 0;
     size_t lost = 0;
-    for (const auto& o : d.mpctl_ndjson({"list"})) {
+    for (const auto& o : d.mpctl_ndjson({"list", "--all"})) {
         if (o["state"] == "cancelled") {
             ++cancelled;
             CHECK_THAT(o["error"].get<std::string>(), Contains("the daemon restarted"));
