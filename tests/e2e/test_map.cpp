@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <mpctl/common/shell_quote.hpp>
+
 #include "map_helpers.hpp"
 
 using namespace mpctl::test;
@@ -58,17 +60,25 @@ TEST_CASE("map keeps input order under random sleeps and --unordered prints in c
     CHECK(r.exit_code == 0);
     CHECK(r.out == joined(order));
 
-    // --unordered: "first" can only finish after "second" has, so it must be printed after it.
+    // --unordered: "first" waits for GO, which is made once mpctl has printed "second" (so once that task
+    // is over: a task touching GO itself could still be exiting when "first" is done), so "first" can only
+    // finish, and be printed, after "second".
     TempDir t;
-    std::string script =
-        "if [ $0 = first ]; then " + sh_wait_for(t / "GO") + "; fi; echo $0; touch " + (t / "GO");
-    auto u = d.mpctl({"map", "-j2", "--unordered", "--", "sh", "-c", script, ":::", "first", "second"});
+    std::string script = "if [ $0 = first ]; then " + sh_wait_for(t / "GO") + "; fi; echo $0";
+    std::string reader = "while read -r line; do echo \"$line\"; if [ \"$line\" = second ]; then touch " +
+                         (t / "GO") + "; fi; done";
+    std::string map = mpctl_bin() + " map -j2 --unordered -- sh -c " + mpctl::common::shell_quote(script) +
+                      " ::: first second";
+    auto u = run_process({"sh", "-c", map + " | { " + reader + "; }"}, d.client_options());
     INFO(u.err);
     CHECK(u.exit_code == 0);
     CHECK(u.out == "second\nfirst\n");
-    // The same without --unordered: input order.
+    // The same without --unordered: input order ("second" is printed only after "first", whose wait the
+    // reader's touch then ends: the test's own file, made here).
     ::unlink((t / "GO").c_str());
-    auto o = d.mpctl({"map", "-j2", "--", "sh", "-c", script, ":::", "first", "second"});
+    std::string go_script =
+        "if [ $0 = first ]; then " + sh_wait_for(t / "GO") + "; fi; echo $0; touch " + (t / "GO");
+    auto o = d.mpctl({"map", "-j2", "--", "sh", "-c", go_script, ":::", "first", "second"});
     CHECK(o.exit_code == 0);
     CHECK(o.out == "first\nsecond\n");
 }
