@@ -73,8 +73,7 @@ TEST_CASE("map keeps input order under random sleeps and --unordered prints in c
     INFO(u.err);
     CHECK(u.exit_code == 0);
     CHECK(u.out == "second\nfirst\n");
-    // The same without --unordered: input order ("second" is printed only after "first", whose wait the
-    // reader's touch then ends: the test's own file, made here).
+    // The same without --unordered: input order, whichever finishes first ("second" makes GO itself here).
     ::unlink((t / "GO").c_str());
     std::string go_script =
         "if [ $0 = first ]; then " + sh_wait_for(t / "GO") + "; fi; echo $0; touch " + (t / "GO");
