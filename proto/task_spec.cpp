@@ -107,10 +107,10 @@ namespace {
 // NEED_COMMAND is false for task.submit_batch's defaults, which an entry may complete with its own command.
 TaskSpec parse_spec(const json& value, const std::string& path, bool need_command) {
     Params p(value, path);
-    p.reject_unknown({"argv",  "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
-                      "stdin", "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
-                      "pool",  "priority", "nice",     "umask",      "rlimits", "max_output",  "cgroup",
-                      "attached"});
+    p.reject_unknown({"argv",        "shell",      "pipeline", "cwd",      "env",        "name",
+                      "labels",      "stdin",      "stdin_fd", "timeout",  "kill_after", "retries",
+                      "retry_delay", "after",      "pool",     "priority", "nice",       "umask",
+                      "rlimits",     "max_output", "cgroup",   "attached"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");

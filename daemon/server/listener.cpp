@@ -121,8 +121,9 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
     auto number = static_cast<uint64_t>(fd);
     if (open_files_ != 0 && number + headroom(open_files_) >= open_files_) {
         if (auto held = out_of_descriptors_log_.admit(LogThrottle::Clock::now())) {
-            spdlog::warn("turned a client away (pid {}): descriptor {} of {}, the last {} are kept for tasks{}",
-                         peer.pid, number, open_files_, headroom(open_files_), held_back(*held));
+            spdlog::warn(
+                "turned a client away (pid {}): descriptor {} of {}, the last {} are kept for tasks{}",
+                peer.pid, number, open_files_, headroom(open_files_), held_back(*held));
         }
         refuse(fd, proto::ErrorCode::busy, "the daemon is out of file descriptors; try again later");
         return;

@@ -289,9 +289,10 @@ TEST_CASE("connections past max_connections are told busy and closed, and a plac
     }));
 }
 
-TEST_CASE("near its descriptor limit, the daemon turns clients away with an answer, keeps enough to run "
-          "tasks, logs it a few times, and recovers",
-          "[e2e][hostile]") {
+TEST_CASE(
+    "near its descriptor limit, the daemon turns clients away with an answer, keeps enough to run "
+    "tasks, logs it a few times, and recovers",
+    "[e2e][hostile]") {
     auto o = under_open_files_limit("64:64");
     if (!o) {
         return;

@@ -7,7 +7,8 @@
 
 using namespace mpctl::test::scheduler;
 
-TEST_CASE("a pending task whose client went away is cancelled and never starts", "[unit][scheduler][hangup]") {
+TEST_CASE("a pending task whose client went away is cancelled and never starts",
+          "[unit][scheduler][hangup]") {
     Harness h(options(1));
     int64_t blocker = h.submit(cmd("blocker"));
     int64_t queued = h.submit(cmd("queued"));
@@ -61,7 +62,8 @@ TEST_CASE("a forced cancel after a hang-up stops the task as a cancel does", "[u
     CHECK(h.state(id) == TaskState::cancelled);
 }
 
-TEST_CASE("a task hung up while its processes start gets SIGHUP once they exist", "[unit][scheduler][hangup]") {
+TEST_CASE("a task hung up while its processes start gets SIGHUP once they exist",
+          "[unit][scheduler][hangup]") {
     Harness h;
     h.spawner.defer_starts = true;
     int64_t id = h.submit(cmd("starting"));
