@@ -63,6 +63,36 @@ void use_usage_tails(CLI::App& root) {
     root.formatter(std::make_shared<UsageFormatter>());
 }
 
+void TaskFilterOptions::add_to(CLI::App* sub, const std::vector<std::string>& allowed_states) {
+    std::string names;
+    for (const auto& s : allowed_states) {
+        names += (names.empty() ? "" : ", ") + s;
+    }
+    sub->add_option("--state", states, "Only these states (" + names + ")")
+        ->delimiter(',')
+        ->check(CLI::IsMember(allowed_states));
+    sub->add_option("--label", labels, "Only tasks with label K=V (or key K)");
+    sub->add_option("--pool", pool, "Only tasks of this pool");
+    sub->add_option("--name", name, "Only tasks with this name");
+}
+
+nlohmann::json TaskFilterOptions::params() const {
+    nlohmann::json p = nlohmann::json::object();
+    if (!states.empty()) {
+        p["state"] = states;
+    }
+    if (!labels.empty()) {
+        p["labels"] = labels;
+    }
+    if (!pool.empty()) {
+        p["pool"] = pool;
+    }
+    if (!name.empty()) {
+        p["name"] = name;
+    }
+    return p;
+}
+
 CLI::Validator whole_number(int64_t lo, int64_t hi) {
     return CLI::Validator(
         [lo, hi](std::string& text) -> std::string {

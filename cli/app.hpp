@@ -40,6 +40,18 @@ void add_global_options(CLI::App& app, GlobalOptions& global);
 void set_usage_tail(const CLI::App* app, std::string tail);
 void use_usage_tails(CLI::App& root);
 
+// The task filter list and clean share (task.list's and task.clean's params): --state (one of STATES),
+// --label, --pool, --name.
+struct TaskFilterOptions {
+    std::vector<std::string> states;
+    std::vector<std::string> labels;
+    std::string pool;
+    std::string name;
+
+    void add_to(CLI::App* sub, const std::vector<std::string>& allowed_states);
+    [[nodiscard]] nlohmann::json params() const;
+};
+
 // Positive task ids from the command line; throws CliError(usage) on anything else.
 [[nodiscard]] std::vector<int64_t> parse_ids(const std::vector<std::string>& args);
 [[nodiscard]] int64_t parse_id(const std::string& arg);

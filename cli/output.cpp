@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <mpctl/cli/output.hpp>
@@ -197,19 +196,9 @@ std::string state_text(const TaskStatus& t) {
     return "pending (after " + ids + ")";
 }
 
-// The terminal's width if stdout is one (COLUMNS first, as ls has it), else 0: no limit.
+// The terminal's width if stdout is one, else 0: no limit.
 size_t terminal_width() {
-    if (::isatty(1) != 1) {
-        return 0;
-    }
-    if (const char* c = std::getenv("COLUMNS"); c != nullptr && std::atoi(c) > 0) {
-        return static_cast<size_t>(std::atoi(c));
-    }
-    struct winsize ws {};
-    if (::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
-        return ws.ws_col;
-    }
-    return 80;
+    return ::isatty(1) == 1 ? common::terminal_columns(1, 80) : 0;
 }
 
 }  // namespace

@@ -1,3 +1,6 @@
+#include <cstdlib>
+#include <sys/ioctl.h>
+
 #include <mpctl/common/shell_quote.hpp>
 #include <mpctl/common/terminal_text.hpp>
 #include <mpctl/common/utf8.hpp>
@@ -102,6 +105,17 @@ std::string terminal_word(std::string_view word) {
         [&](unsigned char c) { append_control(out, c); }, [&](unsigned char c) { append_hex(out, c); });
     out.push_back('\'');
     return out;
+}
+
+size_t terminal_columns(int fd, size_t fallback) {
+    if (const char* c = std::getenv("COLUMNS"); c != nullptr && std::atoi(c) > 0) {
+        return static_cast<size_t>(std::atoi(c));
+    }
+    struct winsize ws {};
+    if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        return ws.ws_col;
+    }
+    return fallback;
 }
 
 }  // namespace mpctl::common

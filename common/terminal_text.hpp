@@ -17,4 +17,8 @@ namespace mpctl::common {
 // a word that holds a control character or a byte that is not UTF-8.
 [[nodiscard]] std::string terminal_word(std::string_view word);
 
+// How many columns the terminal on FD has: $COLUMNS if set (as ls reads it), else what the terminal says,
+// else FALLBACK.
+[[nodiscard]] size_t terminal_columns(int fd, size_t fallback);
+
 }  // namespace mpctl::common

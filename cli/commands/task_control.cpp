@@ -70,27 +70,12 @@ int report_removed(AppContext& ctx, const json& result) {
 }
 
 struct CleanOptions {
-    std::vector<std::string> states;
-    std::vector<std::string> labels;
-    std::string pool;
-    std::string name;
+    TaskFilterOptions filter;
     std::string older_than;
 };
 
 int clean(AppContext& ctx, const CleanOptions& o) {
-    json params = json::object();
-    if (!o.states.empty()) {
-        params["state"] = o.states;
-    }
-    if (!o.labels.empty()) {
-        params["labels"] = o.labels;
-    }
-    if (!o.pool.empty()) {
-        params["pool"] = o.pool;
-    }
-    if (!o.name.empty()) {
-        params["name"] = o.name;
-    }
+    json params = o.filter.params();
     if (!o.older_than.empty()) {
         params["older_than"] = parse_seconds(o.older_than, "--older-than");
     }
@@ -128,11 +113,7 @@ void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view 
     if (wanted(only, "clean")) {
         auto* sub = app.add_subcommand("clean", "Forget finished tasks that match (default: all of them)");
         auto o = std::make_shared<CleanOptions>();
-        sub->add_option("--state", o->states, "Only these states (succeeded, failed, cancelled)")
-            ->check(CLI::IsMember({"succeeded", "failed", "cancelled"}));
-        sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
-        sub->add_option("--pool", o->pool, "Only tasks of this pool");
-        sub->add_option("--name", o->name, "Only tasks with this name");
+        o->filter.add_to(sub, {"succeeded", "failed", "cancelled"});
         sub->add_option("--older-than", o->older_than, "Only tasks that finished longer ago (30s, 5m, 7d)");
         sub->callback([&ctx, o] {
             ctx.action = [&ctx, o] {

@@ -38,34 +38,20 @@ int status(AppContext& ctx, const std::vector<int64_t>& ids, bool wide) {
 }
 
 struct ListOptions {
-    std::vector<std::string> states;
-    std::vector<std::string> labels;
-    std::string pool;
-    std::string name;
+    TaskFilterOptions filter;
     int64_t limit = 0;
     bool wide = false;
     bool all = false;
 };
 
 int list(AppContext& ctx, const ListOptions& o) {
-    json params = json::object();
-    if (!o.states.empty()) {
-        params["state"] = o.states;
-    }
-    if (!o.labels.empty()) {
-        params["labels"] = o.labels;
-    }
-    if (!o.pool.empty()) {
-        params["pool"] = o.pool;
-    }
-    if (!o.name.empty()) {
-        params["name"] = o.name;
-    }
+    json params = o.filter.params();
     if (o.limit > 0) {
         params["limit"] = o.limit;
     }
     // Maps that are over are out of the way unless asked for (--all, or naming the map by its label).
-    bool names_a_map = std::any_of(o.labels.begin(), o.labels.end(),
+    const auto& labels = o.filter.labels;
+    bool names_a_map = std::any_of(labels.begin(), labels.end(),
                                    [](const std::string& l) { return l == "map" || l.starts_with("map="); });
     if (!o.all && !names_a_map) {
         params["hide_finished_maps"] = true;
@@ -101,13 +87,7 @@ void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view on
     if (wanted(only, "list")) {
         auto* sub = app.add_subcommand("list", "List tasks, oldest first");
         auto o = std::make_shared<ListOptions>();
-        sub->add_option("--state", o->states,
-                        "Only these states (pending, running, succeeded, failed, cancelled)")
-            ->delimiter(',')
-            ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled"}));
-        sub->add_option("--label", o->labels, "Only tasks with label K=V (or key K)");
-        sub->add_option("--pool", o->pool, "Only tasks of this pool");
-        sub->add_option("--name", o->name, "Only tasks with this name");
+        o->filter.add_to(sub, {"pending", "running", "succeeded", "failed", "cancelled"});
         sub->add_flag("-w,--wide", o->wide, "Whole commands and names, whatever the terminal's width");
         sub->add_flag("-a,--all", o->all, "Also the tasks of maps that are over (label map=...)");
         sub->add_option("--limit", o->limit, "Only the N most recent")

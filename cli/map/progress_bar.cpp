@@ -1,8 +1,7 @@
-#include <sys/ioctl.h>
-
 #include <mpctl/cli/map/progress.hpp>
 #include <mpctl/cli/map/progress_bar.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/common/terminal_text.hpp>
 
 namespace mpctl::cli::map {
 
@@ -17,11 +16,7 @@ void ProgressBar::draw(size_t done, std::optional<size_t> total, bool force) {
     last_draw_ = now;
     drawn_ = true;
     double elapsed = std::chrono::duration<double>(now - started_).count();
-    size_t width = 80;
-    winsize ws{};
-    if (::ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
-        width = ws.ws_col - 1;
-    }
+    size_t width = common::terminal_columns(2, 81) - 1;
     // A progress line that cannot be written is not worth failing the map for.
     (void)common::write_all(2, "\r" + progress_line(done, total, elapsed, width) + "\033[K");
     shown_ = true;

@@ -211,52 +211,56 @@ TEST_CASE("usage errors exit 2", "[e2e][exit_codes]") {
     CHECK(d.mpctl_ndjson({"list"}).size() == 1);
 }
 
-TEST_CASE("an unknown command is named, with the nearest one suggested, as git does", "[e2e][exit_codes]") {
-    DaemonFixture d;
-    struct Case {
-        std::vector<std::string> args;
-        std::string said;
-    };
-    const std::vector<Case> cases = {
-        {{"lsit"}, "mpctl: unknown command 'lsit'; did you mean 'list'?"},
-        {{"log", "3"}, "mpctl: unknown command 'log'; did you mean 'logs'?"},
-        {{"--json", "stauts", "3"}, "mpctl: unknown command 'stauts'; did you mean 'status'?"},
-        {{"pool", "lsit"}, "mpctl: pool: unknown command 'lsit'; did you mean 'list'?"},
-        {{"daemon", "stat"}, "mpctl: daemon: unknown command 'stat'; did you mean 'status'?"},
-        {{"xyzzy"}, "mpctl: unknown command 'xyzzy' (see mpctl --help)"},
-        {{"pool"}, "mpctl: pool: which command? (set, delete, list; see mpctl pool --help)"},
-    };
+namespace {
+
+// A command line, the exit code it must end with, and what it must say on stderr.
+struct Said {
+    std::vector<std::string> args;
+    int code;
+    std::string said;
+};
+
+void check_said(DaemonFixture& d, const std::vector<Said>& cases) {
     for (const auto& c : cases) {
         auto r = d.mpctl(c.args);
-        INFO(c.said);
-        CHECK(r.exit_code == 2);
+        INFO(c.said << "\nstderr: " << r.err);
+        CHECK(r.exit_code == c.code);
         CHECK_THAT(r.err, Contains(c.said));
     }
+}
+
+}  // namespace
+
+TEST_CASE("an unknown command is named, with the nearest one suggested, as git does", "[e2e][exit_codes]") {
+    DaemonFixture d;
+    check_said(d,
+               {
+                   {{"lsit"}, 2, "mpctl: unknown command 'lsit'; did you mean 'list'?"},
+                   {{"log", "3"}, 2, "mpctl: unknown command 'log'; did you mean 'logs'?"},
+                   {{"--json", "stauts", "3"}, 2, "mpctl: unknown command 'stauts'; did you mean 'status'?"},
+                   {{"pool", "lsit"}, 2, "mpctl: pool: unknown command 'lsit'; did you mean 'list'?"},
+                   {{"daemon", "stat"}, 2, "mpctl: daemon: unknown command 'stat'; did you mean 'status'?"},
+                   {{"xyzzy"}, 2, "mpctl: unknown command 'xyzzy' (see mpctl --help)"},
+                   {{"pool"}, 2, "mpctl: pool: which command? (set, delete, list; see mpctl pool --help)"},
+               });
 }
 
 TEST_CASE("usage errors speak of the options and words the user gave, not of the parser's or the protocol's",
           "[e2e][exit_codes]") {
     DaemonFixture d;
-    struct Case {
-        std::vector<std::string> args;
-        std::string said;
-    };
-    const std::vector<Case> cases = {
-        {{"status"}, "mpctl: missing task id (mpctl status ID)"},
-        {{"wait"}, "mpctl: missing task id (mpctl wait ID)"},
-        {{"pool", "set", "p", "--workers", "abc"}, "mpctl: --workers: not a number: 'abc'"},
-        {{"map", "-j", "0", "--", "echo", ":::", "a"}, "mpctl: --jobs: must be from 1 to 100000, got 0"},
-        {{"list", "--limit", "0"}, "mpctl: --limit: must be 1 or more, got 0"},
-        {{"submit", "--after", "99999", "--", "true"}, "mpctl: --after: no task 99999"},
-        {{"run", "--after", "99999", "--", "true"}, "mpctl: --after: no task 99999"},
-        {{"map", "--after", "99999", "--", "echo", ":::", "a"}, "mpctl: --after: no task 99999"},
-    };
-    for (const auto& c : cases) {
-        auto r = d.mpctl(c.args);
-        INFO(c.said);
-        CHECK(r.exit_code != 0);
-        CHECK_THAT(r.err, Contains(c.said));
-    }
+    check_said(
+        d, {
+               {{"status"}, 2, "mpctl: missing task id (mpctl status ID)"},
+               {{"wait"}, 2, "mpctl: missing task id (mpctl wait ID)"},
+               {{"pool", "set", "p", "--workers", "abc"}, 2, "mpctl: --workers: not a number: 'abc'"},
+               {{"map", "-j", "0", "--", "echo", ":::", "a"},
+                2,
+                "mpctl: --jobs: must be from 1 to 100000, got 0"},
+               {{"list", "--limit", "0"}, 2, "mpctl: --limit: must be 1 or more, got 0"},
+               {{"submit", "--after", "99999", "--", "true"}, 4, "mpctl: --after: no task 99999"},
+               {{"run", "--after", "99999", "--", "true"}, 4, "mpctl: --after: no task 99999"},
+               {{"map", "--after", "99999", "--", "echo", ":::", "a"}, 4, "mpctl: --after: no task 99999"},
+           });
     auto help = d.mpctl({"map", "--help"});
     CHECK_THAT(help.out, Contains("Usage: mpctl map [OPTIONS] [--] CMD [ARG...] [::: ITEM..."));
     CHECK_THAT(help.out, !Contains("INT:INT"));
