@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <poll.h>
+#include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -26,6 +27,47 @@ struct LogsOptions {
     bool follow = false;
     std::optional<int> stage;
     std::optional<int64_t> tail;
+    std::optional<int> attempt;
+};
+
+// The header before a stretch of output: the task when several are shown, the attempt when the task made
+// several and a person reads it (a script reading a pipe gets the bytes alone, as `cat` of the files would).
+class Headers {
+  public:
+    Headers(bool tasks, bool attempts) : tasks_(tasks), attempts_(attempts) {}
+    // Tasks whose attempt 1 is headed too (they have made several attempts already).
+    void several_attempts(int64_t id) { several_.push_back(id); }
+
+    // The header to write before output of attempt ATTEMPT of task ID, or "" when none is due.
+    std::string before(int64_t id, int attempt) {
+        if (id == id_ && attempt == attempt_) {
+            return "";
+        }
+        bool first = id_ == 0;
+        bool new_task = id != id_;
+        id_ = id;
+        attempt_ = attempt;
+        bool head_attempt =
+            attempts_ && (attempt > 1 || std::find(several_.begin(), several_.end(), id) != several_.end());
+        std::string words;
+        if (tasks_ && (new_task || head_attempt)) {
+            words = "task " + std::to_string(id);
+        }
+        if (head_attempt) {
+            words += (words.empty() ? "" : ", ") + std::string("attempt ") + std::to_string(attempt);
+        }
+        if (words.empty()) {
+            return "";
+        }
+        return std::string(first ? "" : "\n") + "==> " + words + " <==\n";
+    }
+
+  private:
+    bool tasks_;
+    bool attempts_;
+    std::vector<int64_t> several_;
+    int64_t id_ = 0;
+    int attempt_ = 0;
 };
 
 // The tasks to show: the ids given, and those with the labels (oldest first).
@@ -54,8 +96,18 @@ int logs(AppContext& ctx, const LogsOptions& o) {
     std::vector<int64_t> ids = chosen_tasks(client, o);
     const char* stream = o.both ? "both" : (o.stderr_only || o.stage ? "stderr" : "stdout");
     // Several tasks: one request each, all at once (with --follow they stream side by side), and a header
-    // before each task's output whenever it changes, as tail has it for several files.
-    bool headed = ids.size() > 1 && !ctx.global.json;
+    // before each task's output whenever it changes, as tail has it for several files. On a terminal, a
+    // retried task's attempts are headed too.
+    Headers headers(ids.size() > 1 && !ctx.global.json,
+                    !ctx.global.json && !o.attempt && ::isatty(1) == 1);
+    if (!ctx.global.json && !o.attempt && ::isatty(1) == 1) {
+        json got = client.call("task.get", {{"ids", ids}});
+        for (const auto& t : got.at("tasks")) {
+            if (t.value("attempts", 0) > 1) {
+                headers.several_attempts(t.at("id").get<int64_t>());
+            }
+        }
+    }
     std::map<int64_t, int64_t> task_of_request;
     for (int64_t id : ids) {
         json params = {{"id", id}, {"stream", stream}, {"follow", o.follow}};
@@ -65,9 +117,11 @@ int logs(AppContext& ctx, const LogsOptions& o) {
         if (o.tail) {
             params["tail"] = *o.tail;
         }
+        if (o.attempt) {
+            params["attempt"] = *o.attempt;
+        }
         task_of_request[client.send("task.logs", params)] = id;
     }
-    int64_t shown = 0;
     std::optional<CliError> first_error;
     while (!task_of_request.empty()) {
         while (auto msg = client.next_message()) {
@@ -81,11 +135,9 @@ int logs(AppContext& ctx, const LogsOptions& o) {
                 if (!data) {
                     continue;
                 }
-                int64_t id = params.value("id", int64_t{0});
-                if (headed && id != shown) {
-                    write_out(
-                        1, std::string(shown == 0 ? "" : "\n") + "==> task " + std::to_string(id) + " <==\n");
-                    shown = id;
+                if (std::string header = headers.before(params.value("id", int64_t{0}), params.value("attempt", 1));
+                    !header.empty()) {
+                    write_out(1, header);
                 }
                 // One stream asked for goes to stdout, to be piped; with --both each to its own.
                 bool to_stderr = o.both && params.value("stream", std::string()) == "stderr";
@@ -136,8 +188,11 @@ void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view onl
     sub->add_option("--stage", o->stage, "A pipeline's stage N (from 0): its stderr only")
         ->check(whole_number(0, 64))
         ->type_name("N");
-    sub->add_option("-n,--tail", o->tail, "Start with the last N lines (of each stream)")
+    sub->add_option("-n,--tail", o->tail, "Start with the last N lines (of each stream, of the latest attempt)")
         ->check(whole_number(0, INT64_MAX))
+        ->type_name("N");
+    sub->add_option("--attempt", o->attempt, "Only attempt N of a retried task (default: every attempt)")
+        ->check(whole_number(1, 1001))
         ->type_name("N");
     sub->callback([&ctx, o] {
         ctx.action = [&ctx, o] {

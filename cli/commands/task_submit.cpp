@@ -127,6 +127,9 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     });
 
     std::string out_text, err_text;
+    int shown_attempt = 1;
+    const int retries = submitted.value("retries", 0);
+    const bool tells_attempts = retries > 0 && ::isatty(2) == 1;
     json result;
     try {
         result = client.call("task.logs", {{"id", id}, {"stream", "both"}, {"follow", true}},
@@ -139,6 +142,17 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
                                      return;
                                  }
                                  bool is_err = params.value("stream", std::string()) == "stderr";
+                                 if (int attempt = params.value("attempt", 1); attempt != shown_attempt) {
+                                     // A retry: --json keeps the last attempt's output (the result's,
+                                     // as `mpctl result` gives it); a person is told where it begins.
+                                     shown_attempt = attempt;
+                                     out_text.clear();
+                                     err_text.clear();
+                                     if (!ctx.global.json && tells_attempts) {
+                                         std::fprintf(stderr, "mpctl: task %lld: attempt %d of %d\n",
+                                                      static_cast<long long>(id), attempt, retries + 1);
+                                     }
+                                 }
                                  if (ctx.global.json) {
                                      (is_err ? err_text : out_text) += *data;
                                      return;

@@ -128,7 +128,12 @@ int result(AppContext& ctx, const std::string& id_arg, const std::string& timeou
         throw CliError(exit_code::timeout, "timed out waiting for task " + std::to_string(id));
     }
     std::string out;
-    json logs = client.call("task.logs", {{"id", id}, {"stream", "stdout"}},
+    // The result is the last attempt's output (a retried task's earlier attempts failed).
+    json logs_params = {{"id", id}, {"stream", "stdout"}};
+    if (int attempts = waited.at("tasks").at(0).value("attempts", 0); attempts > 1) {
+        logs_params["attempt"] = attempts;
+    }
+    json logs = client.call("task.logs", logs_params,
                             [&](const std::string& method, const json& params) {
                                 if (method != "task.output") {
                                     return;

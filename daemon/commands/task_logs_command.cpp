@@ -12,7 +12,7 @@ namespace {
 
 void task_logs(const TaskContext& ctx, Call& call) {
     const auto& p = call.params;
-    p.reject_unknown({"id", "stream", "follow", "stage", "tail"});
+    p.reject_unknown({"id", "stream", "follow", "stage", "tail", "attempt"});
     LogStreamer::Request req;
     req.task_id = read_id(p);
     req.follow = p.get_or<bool>("follow", false);
@@ -43,8 +43,20 @@ void task_logs(const TaskContext& ctx, Call& call) {
         }
         req.tail_lines = static_cast<uint64_t>(*tail);
     }
-    // What only the task can say: how many stages it has.
+    auto attempt = p.optional<int64_t>("attempt");
+    if (attempt && (*attempt < 1 || *attempt > 1001)) {
+        proto::throw_invalid_params("params.attempt: expected 1 to 1001");
+    }
+    // What only the task can say: how many stages it has, how many attempts it may make.
     const Task& task = known_task(ctx, req.task_id);
+    if (attempt) {
+        int most = task.spec.retries() + 1;
+        if (*attempt > most) {
+            proto::throw_invalid_params("params.attempt: task " + std::to_string(req.task_id) + " makes at most " +
+                                        std::to_string(most) + (most == 1 ? " attempt" : " attempts"));
+        }
+        req.attempt = static_cast<int>(*attempt);
+    }
     if (stage) {
         size_t stages = std::max<size_t>(1, task.spec.pipeline().size());
         if (static_cast<size_t>(*stage) >= stages) {

@@ -97,13 +97,40 @@ int64_t OutputLayout::highest_task_id(const std::string& state_dir) {
     return 0;
 }
 
-OutputPaths OutputLayout::paths(int64_t task_id) const {
-    std::string base = shard_dir(task_id) + "/" + std::to_string(task_id);
-    return {base + ".stdout", base + ".stderr"};
+std::string OutputLayout::base(int64_t task_id, int attempt) const {
+    std::string b = shard_dir(task_id) + "/" + std::to_string(task_id);
+    if (attempt > 0) {
+        b += ".attempt-" + std::to_string(attempt);
+    }
+    return b;
 }
 
-std::string OutputLayout::stage_stderr_path(int64_t task_id, size_t stage) const {
-    return shard_dir(task_id) + "/" + std::to_string(task_id) + "." + std::to_string(stage) + ".stderr";
+OutputPaths OutputLayout::paths(int64_t task_id, int attempt) const {
+    std::string b = base(task_id, attempt);
+    return {b + ".stdout", b + ".stderr"};
+}
+
+std::string OutputLayout::stage_stderr_path(int64_t task_id, size_t stage, int attempt) const {
+    return base(task_id, attempt) + "." + std::to_string(stage) + ".stderr";
+}
+
+void OutputLayout::put_aside(int64_t task_id, size_t stages, int attempt) const {
+    OutputPaths live = paths(task_id);
+    OutputPaths aside = paths(task_id, attempt);
+    std::vector<std::pair<std::string, std::string>> moves{{live.stdout_path, aside.stdout_path}};
+    if (stages <= 1) {
+        moves.emplace_back(live.stderr_path, aside.stderr_path);
+    }
+    for (size_t i = 0; stages > 1 && i < stages; ++i) {
+        moves.emplace_back(stage_stderr_path(task_id, i), stage_stderr_path(task_id, i, attempt));
+    }
+    for (const auto& [from, to] : moves) {
+        // Missing is ordinary (a restart salvaged the state dir, someone deleted it): nothing to keep.
+        if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+            spdlog::warn("keeping attempt {} of task {}: rename {}: {}; the next attempt overwrites it",
+                         attempt, task_id, from, std::strerror(errno));
+        }
+    }
 }
 
 common::Result<OutputFds> OutputLayout::create(int64_t task_id, std::unordered_set<int64_t>& shards) const {
@@ -180,7 +207,10 @@ void OutputLayout::forget(int64_t task_id) {
     }
 }
 
-common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
+common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages, int attempt) {
+    if (attempt > 1) {
+        put_aside(task_id, stages, attempt - 1);
+    }
     if (stages > 1) {
         // A pipeline: its stdout, and a stderr per stage (never prepared ahead; pipelines are rarer).
         auto first = create(task_id, loop_shards_);
@@ -214,7 +244,7 @@ common::Result<OutputFds> OutputLayout::open(int64_t task_id, size_t stages) {
         }
         pending_.erase(task_id);  // if it is still wanted, it is not any more
     }
-    // Created now; a retry's files already exist and are truncated.
+    // Created now (a retry's were put aside above; O_TRUNC still covers files someone put back).
     auto began = thread_cpu_time();
     auto fds = create(task_id, loop_shards_);
     note_creation(began, loop_slow_streak_);
@@ -241,11 +271,16 @@ void unlink_all(const std::vector<std::string>& paths) {
 
 }  // namespace
 
-void OutputLayout::remove(int64_t task_id, size_t stages) {
-    OutputPaths p = paths(task_id);
-    std::vector<std::string> files{std::move(p.stdout_path), std::move(p.stderr_path)};
-    for (size_t i = 0; stages > 1 && i < stages; ++i) {
-        files.push_back(stage_stderr_path(task_id, i));
+void OutputLayout::remove(int64_t task_id, size_t stages, int attempts) {
+    std::vector<std::string> files;
+    // Attempt 0 is the live names (the latest attempt's); the earlier ones were put aside.
+    for (int attempt = 0; attempt < std::max(attempts, 1); ++attempt) {
+        OutputPaths p = paths(task_id, attempt);
+        files.push_back(std::move(p.stdout_path));
+        files.push_back(std::move(p.stderr_path));
+        for (size_t i = 0; stages > 1 && i < stages; ++i) {
+            files.push_back(stage_stderr_path(task_id, i, attempt));
+        }
     }
     if (!preparer_.joinable()) {
         unlink_all(files);  // no thread (lookahead 0): a layout for tests and tools

@@ -1,6 +1,8 @@
 #pragma once
 // Where a task's captured output lives: STATE_DIR/output/<id / 1000>/<id>.stdout|.stderr (sharding keeps
-// directories small in long-lived state dirs), and opening those files for a task's start.
+// directories small in long-lived state dirs), and opening those files for a task's start. Those names are
+// always the latest attempt's: when a retry starts, the files of the attempt before it are renamed aside to
+// <id>.attempt-<N>.stdout|.stderr (a rename per file, on retries only), so every attempt's output is kept.
 //
 // Creating a file allocates an inode: about ten microseconds on tmpfs or a quiet ext4, but up to a
 // millisecond on an ext4 that deleted many files in the last minutes (its allocator steps over recently
@@ -58,9 +60,10 @@ class OutputLayout {
     OutputLayout(const OutputLayout&) = delete;
     OutputLayout& operator=(const OutputLayout&) = delete;
 
-    [[nodiscard]] OutputPaths paths(int64_t task_id) const;
+    // ATTEMPT 0 (or the latest attempt): the live names; an earlier attempt: where its files were put aside.
+    [[nodiscard]] OutputPaths paths(int64_t task_id, int attempt = 0) const;
     // A pipeline's stage STAGE writes its stderr here (a one-process task uses paths().stderr_path).
-    [[nodiscard]] std::string stage_stderr_path(int64_t task_id, size_t stage) const;
+    [[nodiscard]] std::string stage_stderr_path(int64_t task_id, size_t stage, int attempt = 0) const;
 
     // Whether expect() does anything now: creations were slow lately.
     [[nodiscard]] bool prepares_ahead() const;
@@ -68,15 +71,17 @@ class OutputLayout {
     void expect(int64_t task_id);
     // TASK_ID will not start after all (cancelled, failed): drop what was prepared for it.
     void forget(int64_t task_id);
-    // TASK_ID is removed (`mpctl remove`, `clean`): its files (STAGES stderr files for a pipeline) are
-    // deleted by the background thread, so that removing thousands does not stall the loop.
-    void remove(int64_t task_id, size_t stages = 1);
+    // TASK_ID is removed (`mpctl remove`, `clean`): its files (STAGES stderr files for a pipeline, those
+    // of every one of its ATTEMPTS) are deleted by the background thread, so that removing thousands does
+    // not stall the loop.
+    void remove(int64_t task_id, size_t stages = 1, int attempts = 1);
     // Blocks until every removal asked so far is done (tests).
     void wait_removed();
 
-    // The task's files, empty: stdout and one stderr per stage. A one-stage task gets the prepared ones if
-    // they are ready; otherwise they are created (or, on a retry, truncated) now, and timed.
-    [[nodiscard]] common::Result<OutputFds> open(int64_t task_id, size_t stages = 1);
+    // The task's files for its attempt ATTEMPT, empty: stdout and one stderr per stage. A first attempt of
+    // a one-stage task gets the prepared ones if they are ready; otherwise they are created now, and timed.
+    // A later attempt first puts the files of the attempt before it aside.
+    [[nodiscard]] common::Result<OutputFds> open(int64_t task_id, size_t stages = 1, int attempt = 1);
 
     // The highest task id with files under STATE_DIR's output directory (0: none). A start never hands
     // out an id at or below it: a journal that lost rows (deleted, or salvaged by `mpctld --recover`) must
@@ -90,6 +95,10 @@ class OutputLayout {
 
   private:
     [[nodiscard]] std::string shard_dir(int64_t task_id) const;
+    // <shard>/<id>, or <shard>/<id>.attempt-<ATTEMPT> for an attempt that is not the latest.
+    [[nodiscard]] std::string base(int64_t task_id, int attempt) const;
+    // Renames the live files of TASK_ID (of a task of STAGES stages) to those of its attempt ATTEMPT.
+    void put_aside(int64_t task_id, size_t stages, int attempt) const;
     [[nodiscard]] common::Result<OutputFds> create(int64_t task_id,
                                                    std::unordered_set<int64_t>& shards) const;
     void prepare_loop();

@@ -89,23 +89,21 @@ void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Reque
         responder->error(proto::ErrorCode::unknown_id, "no task " + std::to_string(request.task_id));
         return;
     }
-    proto::TaskStatus status = view_.status(*task);
     f.tail_lines = request.tail_lines;
     f.limit = tasks_.max_output(*task);
-    if (request.want_stdout) {
-        f.sources.push_back(Source{"stdout", std::nullopt, status.stdout_path, {}, 0, -1});
+    f.want_stdout = request.want_stdout;
+    f.want_stderr = request.want_stderr;
+    f.stages = task->spec.pipeline().size();
+    f.stage = request.stage;
+    f.only = request.attempt;
+    if (f.only) {
+        f.last_attempt = *f.only - 1;
+    } else if (f.tail_lines) {
+        f.last_attempt = std::max(task->attempts, 1) - 1;  // a tail is the latest attempt's
     }
-    if (request.want_stderr && status.stages) {
-        for (size_t i = 0; i < status.stages->size(); ++i) {
-            if (!request.stage || *request.stage == i) {
-                f.sources.push_back(Source{"stderr", i, (*status.stages)[i].stderr_path, {}, 0, -1});
-            }
-        }
-    } else if (request.want_stderr) {
-        f.sources.push_back(Source{"stderr", std::nullopt, status.stderr_path, {}, 0, -1});
-    }
+    add_attempts(f, task);
     if (f.follow && !task->finished()) {
-        // Each start of an attempt (re)opens the files; the finish lets the stream drain and end.
+        // Each start of an attempt brings new files; the finish lets the stream drain and end.
         auto wake = [this, id](const Task&) {
             pump(id);
         };
@@ -116,10 +114,49 @@ void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Reque
     pump(id);
 }
 
-void LogStreamer::open_sources(Follower& f) {
+void LogStreamer::add_attempts(Follower& f, const Task* task) {
+    int latest = std::max(task != nullptr ? task->attempts : 0, 1);
+    if (f.only) {
+        latest = std::min(latest, *f.only);
+    }
+    for (int attempt = f.last_attempt + 1; attempt <= latest; ++attempt) {
+        bool from_tail = f.tail_lines.has_value() && f.last_attempt == 0;
+        auto add = [&](const char* stream, std::optional<size_t> stage) {
+            Source src;
+            src.stream = stream;
+            src.stage = stage;
+            src.attempt = attempt;
+            src.from_tail = from_tail;
+            f.sources.push_back(std::move(src));
+        };
+        if (f.want_stdout) {
+            add("stdout", std::nullopt);
+        }
+        for (size_t i = 0; f.want_stderr && i < f.stages; ++i) {
+            if (!f.stage || *f.stage == i) {
+                add("stderr", i);
+            }
+        }
+        if (f.want_stderr && f.stages == 0) {
+            add("stderr", std::nullopt);
+        }
+        f.last_attempt = attempt;
+    }
+}
+
+void LogStreamer::open_sources(Follower& f, const Task& task) {
+    const OutputLayout& outputs = view_.outputs();
     for (auto& src : f.sources) {
-        if (src.fd) {
+        if (src.fd || src.done) {
             continue;
+        }
+        // The latest attempt's files have the live names; an earlier one's were put aside.
+        int named = src.attempt < task.attempts ? src.attempt : 0;
+        if (!src.stage) {
+            OutputPaths p = outputs.paths(f.task_id, named);
+            src.path = src.stream == "stdout" ? p.stdout_path : p.stderr_path;
+        } else {
+            src.path = outputs.stage_stderr_path(f.task_id, *src.stage, named);
         }
         auto fd = common::open_cloexec(src.path, O_RDONLY);
         if (!fd && fd.error().err != ENOENT) {
@@ -127,11 +164,15 @@ void LogStreamer::open_sources(Follower& f) {
             // there yet is ordinary: the task has not written it.)
             throw proto::RequestError(proto::ErrorCode::io_error, fd.error().message());
         }
+        if (!fd && src.attempt < task.attempts) {
+            src.done = true;  // an attempt that is over left no file (a start that failed early)
+            continue;
+        }
         if (fd) {
             src.fd = std::move(*fd);
-            src.offset = f.tail_lines ? tail_offset(src.fd.get(), *f.tail_lines, f.limit) : 0;
+            src.offset = src.from_tail ? tail_offset(src.fd.get(), *f.tail_lines, f.limit) : 0;
         }
-        if (f.follow && src.fd && src.watch < 0) {
+        if (f.follow && src.fd && src.watch < 0 && src.attempt == task.attempts && !task.finished()) {
             add_watch(src, f.id);
         }
     }
@@ -235,7 +276,8 @@ void LogStreamer::pump_follower(Follower& f) {
     const Task* task = tasks_.find(f.task_id);
     bool started = task != nullptr && (task->attempts > 0 || task->finished());
     if (started) {
-        open_sources(f);
+        add_attempts(f, task);
+        open_sources(f, *task);
     }
     for (auto& src : f.sources) {
         if (!src.fd) {
@@ -266,18 +308,14 @@ void LogStreamer::pump_follower(Follower& f) {
                 break;
             }
             if (n == 0) {
-                // A retry truncates the file and starts over: follow it from the top.
-                struct stat st {};
-                if (::fstat(src.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) < src.offset) {
-                    src.offset = 0;
-                    continue;
-                }
                 break;
             }
             src.offset += static_cast<uint64_t>(n);
             // Built by hand: base64 needs no escaping, and this avoids copying megabytes through json.
             std::string line = R"({"jsonrpc":"2.0","method":"task.output","params":{"id":)";
             line += std::to_string(f.task_id);
+            line += R"(,"attempt":)";
+            line += std::to_string(src.attempt);
             line += R"(,"stream":")";
             line += src.stream;
             if (src.stage) {
@@ -291,8 +329,14 @@ void LogStreamer::pump_follower(Follower& f) {
             line += "\"}}\n";
             session->send(std::move(line));
         }
+        if (task != nullptr && src.attempt < task->attempts) {
+            // Over (a later attempt has started): read to its end, nothing more will come.
+            remove_watch(src, follower_id);
+            src.fd.reset();
+            src.done = true;
+        }
     }
-    bool done = task == nullptr || !f.follow || task->finished();
+    bool done = task == nullptr || !f.follow || task->finished() || (f.only && task->attempts > *f.only);
     if (done) {
         f.responder->result(
             {{"task", task != nullptr ? proto::to_json(view_.status(*task)) : nlohmann::json(nullptr)}});

@@ -3,8 +3,11 @@
 // task.output notifications (base64 chunks), then answers with the task's status. With follow, it keeps
 // streaming what the task writes, woken by inotify (no polling), until the task finishes and the files are
 // drained: a follower is a watch in the future table (tasks/future_table.hpp), which tells it when the
-// task starts an attempt (its files start over) and when it finishes, as it tells task.wait. A client
-// that reads slowly pauses its stream (the session's write queue is the backpressure). Loop thread only.
+// task starts an attempt (new files: the earlier attempt's were put aside, and a descriptor already open
+// on them reads them to their end) and when it finishes, as it tells task.wait. Every attempt's output is
+// kept (exec/output_files.hpp): a stream goes through the attempts asked for in order, each chunk naming
+// its attempt. A client that reads slowly pauses its stream (the session's write queue is the
+// backpressure). Loop thread only.
 
 #include <cstdint>
 #include <map>
@@ -38,7 +41,9 @@ class LogStreamer {
         bool want_stderr = false;
         bool follow = false;
         std::optional<size_t> stage;  // a pipeline's stderr: only this stage's (default: every stage's)
-        std::optional<uint64_t> tail_lines;  // start with the last N lines of each stream
+        std::optional<uint64_t> tail_lines;  // start with the last N lines of each stream (of the
+                                             // latest attempt, unless ATTEMPT names one)
+        std::optional<int> attempt;          // only this attempt (default: every attempt, in order)
     };
     void start(const std::shared_ptr<Responder>& responder, const Request& request);
 
@@ -48,16 +53,26 @@ class LogStreamer {
     struct Source {
         std::string stream;           // "stdout" or "stderr"
         std::optional<size_t> stage;  // a pipeline's stderr comes per stage
-        std::string path;
+        int attempt = 1;
+        bool from_tail = false;  // starts at the tail_lines before its end
+        std::string path;        // once opened
         common::UniqueFd fd;
         uint64_t offset = 0;
         int watch = -1;
+        bool done = false;  // read to the end of an attempt that is over
     };
     struct Follower {
         uint64_t id = 0;
         int64_t task_id = 0;
         std::shared_ptr<Responder> responder;
         std::vector<Source> sources;
+        // What each attempt's sources are: stdout, and stderr (a pipeline's: per stage, or just STAGE).
+        bool want_stdout = true;
+        bool want_stderr = false;
+        size_t stages = 0;  // a pipeline's; 0 for one process
+        std::optional<size_t> stage;
+        int last_attempt = 0;       // the latest attempt with sources
+        std::optional<int> only;    // the one attempt asked for
         bool follow = false;
         std::optional<uint64_t> tail_lines;
         uint64_t limit = UINT64_MAX;  // the task's max_output: nothing past it is sent
@@ -71,7 +86,10 @@ class LogStreamer {
     void pump(uint64_t follower_id);
     void pump_follower(Follower& f);
     void finish(uint64_t follower_id);
-    void open_sources(Follower& f);
+    // Adds the sources of the attempts the task has started since the last call (attempt 1 at first, even
+    // before it starts: it is waited for).
+    void add_attempts(Follower& f, const Task* task);
+    void open_sources(Follower& f, const Task& task);
     void add_watch(Source& source, uint64_t follower_id);
     void remove_watch(Source& source, uint64_t follower_id);
     void read_events();

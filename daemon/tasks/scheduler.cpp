@@ -69,7 +69,7 @@ bool Scheduler::remove(int64_t id) {
     if (it == tasks_.end() || !it->second.durable || !it->second.finished()) {
         return false;
     }
-    outputs_.remove(id, it->second.spec.stage_argvs().size());
+    outputs_.remove(id, it->second.spec.stage_argvs().size(), it->second.attempts);
     counts_.remove(it->second.spec.pool(), it->second.counted);
     tasks_.erase(it);
     return true;

@@ -75,7 +75,7 @@ common::Result<SpawnSpec> Scheduler::prepare_spawn(Task& t) {
     if (!procs) {
         return cannot_start("cgroup: " + procs.error().message());
     }
-    auto files = outputs_.open(t.id, spec.stages.size());
+    auto files = outputs_.open(t.id, spec.stages.size(), t.attempts);
     if (!files) {
         return cannot_start("output: " + files.error().message());
     }

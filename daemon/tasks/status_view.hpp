@@ -20,6 +20,7 @@ class StatusView {
     [[nodiscard]] proto::TaskStatus status(const Task& task) const;
     // The same, as JSON text (every submit and task.get answers with one).
     [[nodiscard]] std::string text(const Task& task) const { return proto::to_json_text(status(task)); }
+    [[nodiscard]] const OutputLayout& outputs() const { return outputs_; }
 
   private:
     const OutputLayout& outputs_;

@@ -171,6 +171,33 @@ class OnATerminal(unittest.TestCase):
         self.assertEqual(missing.returncode, 4)
         self.assertIn(b"a1", missing.stdout)
 
+    def test_logs_of_a_retried_task_heads_each_attempt_on_a_terminal_only(self):
+        task = self.mpctl(["submit", "--retries", "1", "--", "sh", "-c", "echo try; exit 1"]).stdout.decode().strip()
+        other = self.mpctl(["submit", "--", "echo", "once"]).stdout.decode().strip()
+        self.assertEqual(self.mpctl(["wait", task, other]).returncode, 1)
+        self.assertEqual(self.mpctl(["logs", task]).stdout, b"try\ntry\n")  # a pipe: the bytes alone
+        master, slave = pty.openpty()
+        for args, want in (([task], b"==> attempt 1 <==\r\ntry\r\n\r\n==> attempt 2 <==\r\ntry\r\n"),
+                           ([other, task], b"==> task " + other.encode() + b" <==\r\nonce\r\n\r\n==> task " +
+                            task.encode() + b", attempt 1 <==\r\ntry\r\n\r\n==> task " + task.encode() +
+                            b", attempt 2 <==\r\ntry\r\n"),
+                           (["--attempt", "2", task], b"try\r\n")):
+            proc = subprocess.Popen([MPCTL, "logs"] + args, env=self.env, stdout=slave, stderr=subprocess.PIPE)
+            _, err = proc.communicate(timeout=120)
+            self.assertEqual((proc.returncode, err), (0, b""))
+            self.assertEqual(self.read_until(master, want[-6:]), want, args)
+        os.close(slave)
+        os.close(master)
+
+    def test_run_says_where_each_retry_begins_on_a_terminal(self):
+        proc, master = self.start_on_pty(["run", "--retries", "2", "--", "sh", "-c", "echo try; exit 3"])
+        out, _ = proc.communicate(timeout=120)
+        said = self.read_rest(master)
+        self.assertEqual((proc.returncode, out), (3, b"try\ntry\ntry\n"))
+        self.assertIn(b"attempt 2 of 3", said)
+        self.assertIn(b"attempt 3 of 3", said)
+        self.assertNotIn(b"attempt 1", said)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -12,6 +12,7 @@
 
 using namespace mpctl::test;
 using namespace mpctl::test::e2e;
+using Catch::Matchers::Contains;
 
 namespace {
 

@@ -3,7 +3,12 @@
 
 #include <filesystem>
 
+#include "daemon_fixture.hpp"
 #include "e2e_helpers.hpp"
+
+using namespace mpctl::test;
+using namespace mpctl::test::e2e;
+using Catch::Matchers::Contains;
 
 namespace {
 

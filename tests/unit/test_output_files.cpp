@@ -56,6 +56,9 @@ TEST_CASE("output paths are sharded by thousands of task ids", "[unit][output]")
     CHECK(out.paths(7).stdout_path == dir / "output/0/7.stdout");
     CHECK(out.paths(1234).stderr_path == dir / "output/1/1234.stderr");
     CHECK(out.stage_stderr_path(1234, 2) == dir / "output/1/1234.2.stderr");
+    // An attempt that is not the latest, put aside.
+    CHECK(out.paths(7, 2).stdout_path == dir / "output/0/7.attempt-2.stdout");
+    CHECK(out.stage_stderr_path(1234, 2, 1) == dir / "output/1/1234.attempt-1.2.stderr");
 }
 
 TEST_CASE("the highest task id with output files is found in the highest shard that has any",
@@ -137,17 +140,42 @@ TEST_CASE("a slow creation turns on making the files of queued tasks ahead", "[u
     CHECK(read_all(out.paths(3).stdout_path).empty());
 }
 
-TEST_CASE("a retry's start truncates what its previous attempt wrote", "[unit][output]") {
+TEST_CASE("a retry's start puts the attempt before it aside and starts empty, and remove deletes every attempt's",
+          "[unit][output]") {
     mpctl::test::TempDir dir;
     OutputLayout out(dir.path());
-    {
-        auto fds = out.open(5);
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+        auto fds = out.open(5, 1, attempt);
         REQUIRE(fds);
-        REQUIRE(::write(fds->stdout_fd.get(), "first attempt", 13) == 13);
+        CHECK(read_all(out.paths(5).stdout_path).empty());
+        std::string said = "attempt " + std::to_string(attempt);
+        REQUIRE(::write(fds->stdout_fd.get(), said.data(), said.size()) == static_cast<ssize_t>(said.size()));
+        REQUIRE(::write(fds->stderr_fds[0].get(), "e", 1) == 1);
     }
-    auto fds = out.open(5);
-    REQUIRE(fds);
-    CHECK(read_all(out.paths(5).stdout_path).empty());
+    CHECK(read_all(out.paths(5, 1).stdout_path) == "attempt 1");
+    CHECK(read_all(out.paths(5, 2).stdout_path) == "attempt 2");
+    CHECK(read_all(out.paths(5, 2).stderr_path) == "e");
+    CHECK(read_all(out.paths(5).stdout_path) == "attempt 3");
+    CHECK(::access(out.paths(5, 3).stdout_path.c_str(), F_OK) != 0);  // the latest keeps the live names
+
+    // A pipeline's stage files go aside too.
+    for (int attempt = 1; attempt <= 2; ++attempt) {
+        auto fds = out.open(6, 2, attempt);
+        REQUIRE(fds);
+        REQUIRE(::write(fds->stderr_fds[1].get(), "s", 1) == 1);
+    }
+    CHECK(read_all(out.stage_stderr_path(6, 1, 1)) == "s");
+    CHECK(read_all(out.stage_stderr_path(6, 1)) == "s");
+
+    out.remove(5, 1, 3);
+    out.remove(6, 2, 2);
+    out.wait_removed();
+    for (const auto& path : {out.paths(5).stdout_path, out.paths(5, 1).stdout_path, out.paths(5, 2).stderr_path,
+                             out.stage_stderr_path(6, 1, 1), out.stage_stderr_path(6, 0)}) {
+        INFO(path);
+        CHECK(::access(path.c_str(), F_OK) != 0);
+    }
+    CHECK(OutputLayout::highest_task_id(dir.path()) == 0);
 }
 
 TEST_CASE("a removed task's files, a pipeline's stage files too, are deleted off the caller's thread",
