@@ -72,8 +72,9 @@ void add_task_submit_commands(CLI::App& app, AppContext& ctx, std::string_view o
 void add_task_query_commands(CLI::App& app, AppContext& ctx, std::string_view only);   // status, list
 void add_task_wait_commands(CLI::App& app, AppContext& ctx,
                             std::string_view only);  // wait, as-completed, result
-void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // logs
-void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // cancel, kill
+void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // logs, follow
+void add_task_control_commands(CLI::App& app, AppContext& ctx,
+                               std::string_view only);  // cancel, kill, remove, clean, restart
 void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // daemon start|stop|status
 void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // pool set|list
 void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // map

@@ -1,6 +1,8 @@
 // mpctl cancel / kill: stop futures. mpctl remove / clean: forget finished ones, rows and output files.
+// mpctl restart: run finished ones again, as new tasks.
 
 #include <cstdio>
+#include <map>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -69,6 +71,27 @@ int report_removed(AppContext& ctx, const json& result) {
     return exit_code::ok;
 }
 
+// Prints the new ids, one per line in the order given (for `mpctl wait $(mpctl restart 3 4)`).
+int restart(AppContext& ctx, const std::vector<std::string>& args) {
+    auto ids = parse_ids(args);
+    Client client = Client::connect(ctx.global);
+    json result = client.call("task.restart", {{"ids", ids}});
+    if (ctx.global.json) {
+        print_json(result);
+        return exit_code::ok;
+    }
+    std::map<int64_t, int64_t> new_id;
+    for (const auto& r : result.at("restarted")) {
+        new_id[r.at("id").get<int64_t>()] = r.at("new_id").get<int64_t>();
+    }
+    std::string out;
+    for (int64_t id : ids) {
+        out += std::to_string(new_id.at(id)) + "\n";
+    }
+    write_out(1, out);
+    return exit_code::ok;
+}
+
 struct CleanOptions {
     TaskFilterOptions filter;
     std::string older_than;
@@ -107,6 +130,21 @@ void add_task_control_commands(CLI::App& app, AppContext& ctx, std::string_view 
             ctx.action = [&ctx, ids] {
                 Client client = Client::connect(ctx.global);
                 return report_removed(ctx, client.call("task.remove", {{"ids", parse_ids(*ids)}}));
+            };
+        });
+    }
+    if (wanted(only, "restart")) {
+        auto* sub = app.add_subcommand(
+            "restart",
+            "Run finished tasks again as new tasks (same command, env, options); print the new ids");
+        auto ids = std::make_shared<std::vector<std::string>>();
+        sub->add_option("ids", *ids, "Task ids")->required();
+        sub->footer(
+            "The new task is labelled restart_of=ID; the old one keeps its id, status and output. Tasks "
+            "restarted together that waited for each other (--after) wait for each other's restarts.");
+        sub->callback([&ctx, ids] {
+            ctx.action = [&ctx, ids] {
+                return restart(ctx, *ids);
             };
         });
     }

@@ -98,8 +98,7 @@ int logs(AppContext& ctx, const LogsOptions& o) {
     // Several tasks: one request each, all at once (with --follow they stream side by side), and a header
     // before each task's output whenever it changes, as tail has it for several files. On a terminal, a
     // retried task's attempts are headed too.
-    Headers headers(ids.size() > 1 && !ctx.global.json,
-                    !ctx.global.json && !o.attempt && ::isatty(1) == 1);
+    Headers headers(ids.size() > 1 && !ctx.global.json, !ctx.global.json && !o.attempt && ::isatty(1) == 1);
     if (!ctx.global.json && !o.attempt && ::isatty(1) == 1) {
         json got = client.call("task.get", {{"ids", ids}});
         for (const auto& t : got.at("tasks")) {
@@ -135,7 +134,8 @@ int logs(AppContext& ctx, const LogsOptions& o) {
                 if (!data) {
                     continue;
                 }
-                if (std::string header = headers.before(params.value("id", int64_t{0}), params.value("attempt", 1));
+                if (std::string header =
+                        headers.before(params.value("id", int64_t{0}), params.value("attempt", 1));
                     !header.empty()) {
                     write_out(1, header);
                 }
@@ -177,28 +177,40 @@ int logs(AppContext& ctx, const LogsOptions& o) {
 }  // namespace
 
 void add_task_logs_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
-    (void)only;  // a single subcommand (group)
-    auto* sub = app.add_subcommand("logs", "Print tasks' captured stdout (or --stderr)");
-    auto o = std::make_shared<LogsOptions>();
-    sub->add_option("ids", o->ids, "Task ids (several: each headed, as tail has it)");
-    sub->add_option("--label", o->labels, "And the tasks with label K=V (or key K)");
-    sub->add_flag("--stderr", o->stderr_only, "Its stderr instead of its stdout");
-    sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
-    sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");
-    sub->add_option("--stage", o->stage, "A pipeline's stage N (from 0): its stderr only")
-        ->check(whole_number(0, 64))
-        ->type_name("N");
-    sub->add_option("-n,--tail", o->tail, "Start with the last N lines (of each stream, of the latest attempt)")
-        ->check(whole_number(0, INT64_MAX))
-        ->type_name("N");
-    sub->add_option("--attempt", o->attempt, "Only attempt N of a retried task (default: every attempt)")
-        ->check(whole_number(1, 1001))
-        ->type_name("N");
-    sub->callback([&ctx, o] {
-        ctx.action = [&ctx, o] {
-            return logs(ctx, *o);
-        };
-    });
+    // `follow` is `logs --follow`, as `tail -f` is to `tail`.
+    for (bool follow_command : {false, true}) {
+        const char* name = follow_command ? "follow" : "logs";
+        if (!wanted(only, name)) {
+            continue;
+        }
+        auto* sub = app.add_subcommand(
+            name, follow_command ? "Print tasks' output as they write it, until they end (logs --follow)"
+                                 : "Print tasks' captured stdout (or --stderr)");
+        auto o = std::make_shared<LogsOptions>();
+        o->follow = follow_command;
+        sub->add_option("ids", o->ids, "Task ids (several: each headed, as tail has it)");
+        sub->add_option("--label", o->labels, "And the tasks with label K=V (or key K)");
+        sub->add_flag("--stderr", o->stderr_only, "Its stderr instead of its stdout");
+        sub->add_flag("--both", o->both, "Both: stdout to stdout, stderr to stderr");
+        if (!follow_command) {
+            sub->add_flag("-f,--follow", o->follow, "Keep printing what it writes until it ends");
+        }
+        sub->add_option("--stage", o->stage, "A pipeline's stage N (from 0): its stderr only")
+            ->check(whole_number(0, 64))
+            ->type_name("N");
+        sub->add_option("-n,--tail", o->tail,
+                        "Start with the last N lines (of each stream, of the latest attempt)")
+            ->check(whole_number(0, INT64_MAX))
+            ->type_name("N");
+        sub->add_option("--attempt", o->attempt, "Only attempt N of a retried task (default: every attempt)")
+            ->check(whole_number(1, 1001))
+            ->type_name("N");
+        sub->callback([&ctx, o] {
+            ctx.action = [&ctx, o] {
+                return logs(ctx, *o);
+            };
+        });
+    }
 }
 
 }  // namespace mpctl::cli

@@ -12,7 +12,8 @@ struct PoolContext;
 struct TaskContext;
 
 // task.*: one file per kind of request, all on a TaskContext (task_context.hpp).
-void register_task_submit_commands(Registry& registry, const TaskContext& ctx);   // submit, submit_batch
+void register_task_submit_commands(Registry& registry,
+                                   const TaskContext& ctx);  // submit, submit_batch, restart
 void register_task_query_commands(Registry& registry, const TaskContext& ctx);    // get, list
 void register_task_wait_commands(Registry& registry, const TaskContext& ctx);     // wait, as_completed
 void register_task_control_commands(Registry& registry, const TaskContext& ctx);  // cancel, signal

@@ -1,6 +1,9 @@
-// task.submit and task.submit_batch: validate, journal (durable before the answer), then schedule.
+// task.submit and task.submit_batch: validate, journal (durable before the answer), then schedule. And
+// task.restart, which submits finished tasks' specs again as new tasks.
 
+#include <algorithm>
 #include <functional>
+#include <map>
 
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
@@ -240,12 +243,117 @@ void task_submit_batch(const TaskContext& ctx, const std::shared_ptr<HeapTrim>& 
         call.responder);
 }
 
+// The spec a restart of finished task T submits: T's own, as a task of its own (new id, label restart_of,
+// not a map's any more), its environment ENV, in T's pool unless that is gone or a map's, and after the
+// restarts of the tasks it waited for that this request restarts too (RESTARTED: old id -> new id).
+proto::TaskSpec restart_spec(const TaskContext& ctx, const Task& t,
+                             std::shared_ptr<const proto::Environment> env,
+                             const std::map<int64_t, int64_t>& restarted) {
+    proto::TaskSpec spec = t.spec.expanded();
+    spec.env = std::move(env);
+    spec.attached = false;
+    spec.labels.erase("map");
+    spec.labels["restart_of"] = std::to_string(t.id);
+    check_against_state(ctx, spec, "params");  // before the dependencies name tasks not added yet
+    for (int64_t& dep : spec.after) {
+        if (auto it = restarted.find(dep); it != restarted.end()) {
+            dep = it->second;
+        }
+    }
+    bool ordinary_pool = false;
+    for (const PoolInfo& pool : ctx.scheduler.pools()) {
+        ordinary_pool = ordinary_pool || (pool.name == spec.pool && !pool.transient);
+    }
+    if (!ordinary_pool) {
+        spec.pool = proto::k_default_pool;
+    }
+    return spec;
+}
+
+// The tasks of IDS, which must all be known and finished and restartable (throws otherwise).
+void check_restartable(const TaskContext& ctx, const std::vector<int64_t>& ids) {
+    require_known(ctx, ids);
+    json unfinished = json::array();
+    for (int64_t id : ids) {
+        const Task& t = known_task(ctx, id);
+        if (!t.finished()) {
+            unfinished.push_back(id);
+        } else if (t.spec.stdin_passed()) {
+            throw RequestError(ErrorCode::invalid_state,
+                               "task " + std::to_string(id) +
+                                   " read a descriptor its client passed, which is gone: submit it again",
+                               {{"ids", json::array({id})}});
+        }
+    }
+    if (!unfinished.empty()) {
+        throw RequestError(ErrorCode::invalid_state,
+                           "task " + unfinished.front().dump() +
+                               (unfinished.size() > 1 ? " and others" : "") +
+                               " not finished: only a finished task is restarted",
+                           {{"ids", unfinished}});
+    }
+}
+
+void task_restart(const TaskContext& ctx, Call& call) {
+    refuse_when_stopping(ctx);
+    call.params.reject_unknown({"id", "ids"});
+    std::vector<int64_t> ids = read_ids(call.params);
+    check_restartable(ctx, ids);
+    // In id order, so that a task's restarted dependencies get their new ids before it.
+    std::sort(ids.begin(), ids.end());
+    // A finished task let go of its environment (Scheduler::finish): read it back from the journal, where
+    // commits run, then submit.
+    std::vector<int64_t> env_ids;
+    for (int64_t id : ids) {
+        if (int64_t env = known_task(ctx, id).env_id; env != 0) {
+            env_ids.push_back(env);
+        }
+    }
+    std::sort(env_ids.begin(), env_ids.end());
+    env_ids.erase(std::unique(env_ids.begin(), env_ids.end()), env_ids.end());
+    auto responder = call.responder;
+    ctx.store.read_environments(env_ids, [ctx, ids, responder](common::Result<Store::EnvironmentsRead> envs) {
+        guarded(responder, [&] {
+            if (!envs) {
+                responder->error(ErrorCode::io_error,
+                                 "could not read the tasks' environments back: " + envs.error().message());
+                return;
+            }
+            refuse_when_stopping(ctx);
+            check_restartable(ctx, ids);  // again: one may have been removed meanwhile
+            std::vector<proto::TaskSpec> specs;
+            std::map<int64_t, int64_t> restarted;
+            int64_t next = ctx.scheduler.next_id();  // submit_tasks adds them in order, with the next ids
+            for (int64_t id : ids) {
+                const Task& t = known_task(ctx, id);
+                std::shared_ptr<const proto::Environment> env;
+                if (t.env_id != 0) {
+                    env = envs->at(t.env_id);
+                }
+                specs.push_back(restart_spec(ctx, t, std::move(env), restarted));
+                restarted[id] = next++;
+            }
+            submit_tasks(
+                ctx, std::move(specs), [](size_t) { return std::string("params"); },
+                [responder, ids](const std::vector<int64_t>& new_ids) {
+                    json pairs = json::array();
+                    for (size_t i = 0; i < ids.size(); ++i) {
+                        pairs.push_back({{"id", ids[i]}, {"new_id", new_ids[i]}});
+                    }
+                    responder->result({{"ids", new_ids}, {"restarted", pairs}});
+                },
+                responder);
+        });
+    });
+}
+
 }  // namespace
 
 void register_task_submit_commands(Registry& r, const TaskContext& ctx) {
     r.add("task.submit", [ctx](Call& c) { task_submit(ctx, c); });
     auto trim = std::make_shared<HeapTrim>(ctx.io);
     r.add("task.submit_batch", [ctx, trim](Call& c) { task_submit_batch(ctx, trim, c); });
+    r.add("task.restart", [ctx](Call& c) { task_restart(ctx, c); });
 }
 
 }  // namespace mpctl::daemon

@@ -1,10 +1,13 @@
 #pragma once
 // JournalOp: one write waiting for its commit. Those that someone waits for (a submit's rows, a pool's
 // size) carry the completion DONE, run on the loop with the commit's result; state updates carry none and
-// are retried until they are written.
+// are retried until they are written. A read (an environment a finished task let go of) rides the same
+// queue, so that it runs where commits run and never on the loop while a commit fsyncs.
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include <mpctl/common/result.hpp>
@@ -21,13 +24,16 @@ struct JournalOp {
         set_pool,
         drop_pool,
         delete_pool,
-        delete_task
+        delete_task,
+        read_environment
     } kind;
     TaskRow row;       // tasks; an environment's id and JSON ride in row.id and row.spec
     std::string pool;  // set_pool, drop_pool
     int workers = 0;
     bool transient = false;
     Done done;
+    // read_environment: the text of environment row.id goes into (*read_into)[row.id].
+    std::shared_ptr<std::map<int64_t, std::string>> read_into = nullptr;
 
     // An update nobody waits for: when a commit fails it is queued again rather than reported.
     [[nodiscard]] bool retried() const { return kind == Kind::update_task; }

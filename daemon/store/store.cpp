@@ -4,6 +4,7 @@
 
 #include <asio/post.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <mpctl/daemon/store/integrity.hpp>
@@ -150,6 +151,50 @@ void Store::delete_tasks(const std::vector<int64_t>& ids, Done done) {
     commits_.enqueue(std::move(ops));
 }
 
+void Store::read_environments(const std::vector<int64_t>& ids,
+                              std::function<void(common::Result<EnvironmentsRead>)> done) {
+    if (ids.empty()) {
+        done(EnvironmentsRead{});
+        return;
+    }
+    auto texts = std::make_shared<std::map<int64_t, std::string>>();
+    std::vector<JournalOp> ops;
+    for (int64_t id : ids) {
+        JournalOp op{JournalOp::Kind::read_environment, {}, {}, 0, false, nullptr};
+        op.row.id = id;
+        op.read_into = texts;
+        ops.push_back(std::move(op));
+    }
+    ops.back().done = [ids, texts, done = std::move(done)](common::Result<void> r) {
+        if (!r) {
+            done(std::unexpected(r.error()));
+            return;
+        }
+        EnvironmentsRead envs;
+        for (int64_t id : ids) {
+            auto it = texts->find(id);
+            if (it == texts->end()) {
+                done(common::plain_error("environment " + std::to_string(id) + " is not in the journal"));
+                return;
+            }
+            auto parsed = proto::parse_json_text(it->second);
+            try {
+                if (parsed.is_discarded()) {
+                    throw std::runtime_error("not JSON");
+                }
+                envs.emplace(id,
+                             std::make_shared<const proto::Environment>(parsed.get<proto::Environment>()));
+            } catch (const std::exception& e) {
+                done(common::plain_error("environment " + std::to_string(id) +
+                                         " in the journal: " + e.what()));
+                return;
+            }
+        }
+        done(std::move(envs));
+    };
+    commits_.enqueue(std::move(ops));
+}
+
 common::Result<void> Store::apply_one(const JournalOp& op) {
     switch (op.kind) {
         case JournalOp::Kind::insert_environment:
@@ -199,6 +244,21 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
             sqlite3_bind_text(del.get(), 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
             if (del.step() != SQLITE_DONE) {
                 return std::unexpected(sqlite::error(db_, "delete pool " + op.pool));
+            }
+            return {};
+        }
+        case JournalOp::Kind::read_environment: {
+            // A read never fails the transaction it shares with other clients' writes: what it could not
+            // read is missing from read_into, and its reader says so.
+            sqlite::Query q(db_, "SELECT env FROM environments WHERE id = ?1");
+            if (!q.ok()) {
+                spdlog::error("{}",
+                              sqlite::error(db_, "read environment " + std::to_string(op.row.id)).message());
+                return {};
+            }
+            sqlite3_bind_int64(q.get(), 1, op.row.id);
+            if (q.step() == SQLITE_ROW) {
+                (*op.read_into)[op.row.id] = sqlite::column_text(q.get(), 0);
             }
             return {};
         }

@@ -86,6 +86,12 @@ class Store final : public TaskListener {
     // Deletes the rows of IDS (finished tasks: `mpctl remove`, `clean`), all in one transaction, and keeps
     // meta.next_task_id above them, so that their ids are never given again. DONE runs on the loop after.
     void delete_tasks(const std::vector<int64_t>& ids, Done done);
+    // Reads environments IDS back (a finished task let go of its own; `mpctl restart` needs it again),
+    // where commits run; DONE gets them on the loop (at once when IDS is empty). A row that is missing or
+    // unreadable is an error.
+    using EnvironmentsRead = std::map<int64_t, std::shared_ptr<const proto::Environment>>;
+    void read_environments(const std::vector<int64_t>& ids,
+                           std::function<void(common::Result<EnvironmentsRead>)> done);
 
     // TaskListener: the journal hears every change first.
     void task_changed(const Task& task) override { update_task(task); }

@@ -1,5 +1,6 @@
 // A retried task keeps every attempt's output (issue 13): logs shows them in order, --attempt N one of
-// them, result and run --json the last; --follow goes from attempt to attempt; remove deletes them all.
+// them, result and run --json the last; --follow (and `mpctl follow`) goes from attempt to attempt; remove
+// deletes them all.
 // Attempts are paced by files the test creates, never by sleeps.
 
 #include <filesystem>
@@ -33,8 +34,9 @@ std::string put_aside(const std::string& live, int attempt) {
 
 }  // namespace
 
-TEST_CASE("a retried task keeps every attempt's output: logs shows all in order, --attempt one, result the last",
-          "[e2e][attempts]") {
+TEST_CASE(
+    "a retried task keeps every attempt's output: logs shows all in order, --attempt one, result the last",
+    "[e2e][attempts]") {
     DaemonFixture d;
     TempDir t;
     int64_t id = d.submit({"--retries", "2", "--", "sh", "-c", counting_script(t / "n", 0)});
@@ -75,7 +77,7 @@ TEST_CASE("logs --follow goes from attempt to attempt, and --attempt N ends with
     TempDir t;
     std::string gate = t / "GO";
     int64_t id = d.submit({"--retries", "2", "--", "sh", "-c", counting_script(t / "n", 3, gate)});
-    auto all = mpctl_in_background(d, {"logs", "--follow", "--both", str(id)}, t / "all.out", t / "all.err");
+    auto all = mpctl_in_background(d, {"follow", "--both", str(id)}, t / "all.out", t / "all.err");
     auto first = mpctl_in_background(d, {"logs", "--follow", "--attempt", "1", str(id)}, t / "first.out",
                                      t / "first.err");
     auto third = mpctl_in_background(d, {"logs", "--follow", "--attempt", "3", str(id)}, t / "third.out",
@@ -106,7 +108,8 @@ TEST_CASE("logs --follow goes from attempt to attempt, and --attempt N ends with
     CHECK(slurp(t / "third.out") == "out 3\n");
 }
 
-TEST_CASE("run --json gives the last attempt's output, and remove deletes every attempt's files", "[e2e][attempts]") {
+TEST_CASE("run --json gives the last attempt's output, and remove deletes every attempt's files",
+          "[e2e][attempts]") {
     DaemonFixture d;
     TempDir t;
     auto run = d.mpctl({"--json", "run", "--retries", "1", "--", "sh", "-c", counting_script(t / "n", 2)});

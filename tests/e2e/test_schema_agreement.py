@@ -42,6 +42,7 @@ def bases(cwd):
                               {"defaults": dict(spec, argv=["cat"], stdin_fd=True), "tasks": [{}]},
                               {"tasks": [dict(spec, argv=["true"])]}],
         "task.get": one, "task.wait": one, "task.as_completed": one, "task.cancel": one, "task.remove": one,
+        "task.restart": one,
         "task.signal": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.delete": [{"name": "probe-none"}],
