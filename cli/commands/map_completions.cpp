@@ -40,6 +40,7 @@ void MapRun::completed(const json& task) {
     int code = proto::mirror_exit_code(s);
     // Tasks that the map itself cancelled (a halt, Ctrl-C) do not speak for its exit code.
     bool cancelled_by_us = stopping() && s.state == proto::TaskState::cancelled;
+    ++(s.state == proto::TaskState::cancelled ? cancelled_ : code == 0 ? succeeded_ : failed_);
     Finished f;
     if (ctx_.global.json) {
         f.json_line = proto::dump_json(task) + "\n";
@@ -65,6 +66,7 @@ void MapRun::unrunnable_item(size_t number) {
     }
     f.stderr_text = "mpctl: " + message + "\n";
     ++unrunnable_failures_;
+    ++failed_;
     settle(next_seq_++, exit_code::cannot_execute, true, std::move(f));
     if (own_pool_ && !halted_ && !stopping() && halt_.when != map::HaltPolicy::When::never) {
         set_own_pool();  // nothing of the map runs at this barrier: the next tasks see the new threshold

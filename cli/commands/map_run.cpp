@@ -13,6 +13,7 @@
 
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/commands/map_run.hpp>
+#include <mpctl/cli/map/progress.hpp>
 #include <mpctl/cli/signal_pipe.hpp>
 
 namespace mpctl::cli {
@@ -153,7 +154,10 @@ int MapRun::run() {
         cancel_all(true);
         throw;
     }
-    progress_.finish(done_, total_tasks());
+    std::optional<size_t> total = total_tasks();
+    size_t not_started = total && *total > done_ ? *total - done_ : 0;
+    progress_.finish(succeeded_ + failed_, total,
+                     map::outcome_summary(succeeded_, failed_, cancelled_, not_started));
     if (stop_signal_ != 0) {
         return 128 + stop_signal_;
     }
@@ -171,7 +175,7 @@ void MapRun::loop() {
         if (finished()) {
             return;
         }
-        progress_.draw(done_, total_tasks());
+        progress_.draw(succeeded_ + failed_, total_tasks());
         pollfd fds[4];
         nfds_t n = 0;
         fds[n++] = {client_->fd(), POLLIN, 0};

@@ -115,7 +115,10 @@ class MapRun {
     std::unordered_map<int64_t, uint64_t> seq_of_;  // task id -> seq, while unfinished
     map::Reorder<map::Finished> reorder_;
     FirstUnsuccessful first_;
-    size_t done_ = 0;
+    size_t done_ = 0;       // settled: ran to an end, cancelled, or unrunnable
+    size_t succeeded_ = 0;  // for the bar, which counts what ran (succeeded_ + failed_), not what was
+    size_t failed_ = 0;     // cancelled; failed_ counts every failure, failures_ those that count for a halt
+    size_t cancelled_ = 0;
     size_t failures_ = 0;
     bool halted_ = false;
     bool force_cancel_ = false;

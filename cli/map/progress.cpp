@@ -47,4 +47,21 @@ std::string progress_line(size_t done, std::optional<size_t> total, double elaps
     return line + tail;
 }
 
+std::string outcome_summary(size_t succeeded, size_t failed, size_t cancelled, size_t not_started) {
+    if (failed == 0 && cancelled == 0 && not_started == 0) {
+        return "";
+    }
+    std::string out;
+    auto add = [&](size_t n, const char* what, bool always) {
+        if (n > 0 || always) {
+            out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+        }
+    };
+    add(succeeded, "succeeded", true);
+    add(failed, "failed", false);
+    add(cancelled, "cancelled", false);
+    add(not_started, "not started", false);
+    return out;
+}
+
 }  // namespace mpctl::cli::map

@@ -30,12 +30,12 @@ void ProgressBar::clear() {
     }
 }
 
-void ProgressBar::finish(size_t done, std::optional<size_t> total) {
+void ProgressBar::finish(size_t done, std::optional<size_t> total, const std::string& summary) {
     if (!enabled_) {
         return;
     }
     draw(done, total, true);
-    (void)common::write_all(2, "\n");
+    (void)common::write_all(2, summary.empty() ? "\n" : "\n" + summary + "\n");
     shown_ = false;
 }
 

@@ -19,8 +19,8 @@ class ProgressBar {
     void draw(size_t done, std::optional<size_t> total, bool force = false);
     // Takes the line away, so that output can be written where it was.
     void clear();
-    // The last state stays on the terminal, on its own line.
-    void finish(size_t done, std::optional<size_t> total);
+    // The last state stays on the terminal, on its own line, with SUMMARY (outcome_summary) under it.
+    void finish(size_t done, std::optional<size_t> total, const std::string& summary = "");
 
   private:
     bool enabled_;

@@ -87,6 +87,26 @@ TEST_CASE("Ctrl-C on map cancels its pending tasks and stops its running ones", 
     CHECK(eventually([] { return !processes_matching("^sleep 7919\\."); }, 60s));
 }
 
+TEST_CASE("an interrupted map's bar counts what ran and says how many succeeded, failed and were cancelled",
+          "[e2e][map]") {
+    DaemonFixture d;
+    TempDir t;
+    std::string script = "case $0 in ok*) exit 0;; bad*) exit 3;; *) exec sleep 7907.$0;; esac";
+    auto bg = start_map_and_wait(
+        d, t, {"map", "-j2", "--progress", "--", "sh", "-c", script, ":::", "ok", "bad", "1", "2", "3", "4"},
+        2, 2);
+    bg->signal(SIGINT);
+    auto r = bg->wait(60s);
+    REQUIRE(r);
+    std::string err = slurp(t / "err");
+    INFO(err);
+    CHECK(r->exit_code == 130);
+    // The bar's last state counts the two that ran, not the four cancelled ones.
+    CHECK_THAT(err, Contains("2/6 ["));
+    CHECK_THAT(err, Contains("\n1 succeeded, 1 failed, 4 cancelled\n"));
+    CHECK(eventually([] { return !processes_matching("^sleep 7907\\."); }, 60s));
+}
+
 TEST_CASE("a map killed with SIGKILL leaves nothing queued: its running tasks finish, the rest are cancelled",
           "[e2e][map]") {
     DaemonFixture d;

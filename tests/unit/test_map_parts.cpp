@@ -162,6 +162,13 @@ TEST_CASE("map: the progress line shows done/total, percent, rate and ETA", "[un
     CHECK(progress_line(1, 2, 1.0, 10).find('[') == std::string::npos);
 }
 
+TEST_CASE("map: the summary under the bar says how a map that did not simply succeed ended", "[unit][map]") {
+    CHECK(outcome_summary(10, 0, 0, 0).empty());
+    CHECK(outcome_summary(8, 2, 0, 0) == "8 succeeded, 2 failed");
+    CHECK(outcome_summary(1, 1, 4, 0) == "1 succeeded, 1 failed, 4 cancelled");
+    CHECK(outcome_summary(0, 0, 3, 7) == "0 succeeded, 3 cancelled, 7 not started");
+}
+
 TEST_CASE("map: the exit code of several tasks is the first unsuccessful one in input order", "[unit][map]") {
     mpctl::cli::FirstUnsuccessful f;
     CHECK(f.code() == 0);
