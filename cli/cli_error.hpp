@@ -20,6 +20,7 @@ inline constexpr int refused = 6;
 inline constexpr int timeout = 124;
 inline constexpr int mpctl_failed = 125;    // for commands that mirror a task
 inline constexpr int cannot_execute = 126;  // as a shell: a command (or an argument) exec cannot take
+inline constexpr int not_found = 127;       // as a shell: no such command
 }  // namespace exit_code
 
 class CliError : public std::runtime_error {

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
         {"daemon", add_daemon_commands},
         {"pool", add_pool_commands},
         {"map", add_map_commands},
+        {"lock", add_lock_commands},
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;

@@ -13,6 +13,7 @@
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/pool_context.hpp>
+#include <mpctl/daemon/commands/sync_context.hpp>
 #include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/server/session.hpp>
@@ -78,6 +79,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     }
     restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
+    locks_ = std::make_unique<LockTable>(timers_, leases_, *store_, journal.next_lock_token);
     register_commands();
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
                                              config_.keep_finished_max);
@@ -149,6 +151,7 @@ void Daemon::register_commands() {
     register_task_logs_command(registry_, tasks);
     register_task_remove_commands(registry_, tasks);
     register_pool_commands(registry_, PoolContext{*scheduler_, *store_});
+    register_lock_commands(registry_, SyncContext{*locks_});
     register_daemon_commands(registry_, *this);
 }
 

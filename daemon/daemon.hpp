@@ -22,11 +22,13 @@
 #include <mpctl/daemon/exec/output_files.hpp>
 #include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/exec/task_cgroups.hpp>
+#include <mpctl/daemon/leases/lease_registry.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
 #include <mpctl/daemon/retention.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/sync/lock_table.hpp>
 #include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/future_table.hpp>
 #include <mpctl/daemon/tasks/output_limits.hpp>
@@ -78,6 +80,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     FutureTable futures_;
     Environments environments_;
     std::unique_ptr<LogStreamer> logs_;
+    LeaseRegistry leases_{io_, timers_};
+    std::unique_ptr<LockTable> locks_;
     Registry registry_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;

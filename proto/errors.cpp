@@ -28,6 +28,8 @@ std::string_view error_name(ErrorCode code) {
             return "shutting_down";
         case ErrorCode::io_error:
             return "io_error";
+        case ErrorCode::deadlock:
+            return "deadlock";
     }
     return "internal_error";
 }
@@ -46,6 +48,7 @@ ErrorCode error_code_from_int(int code) {
         case -32005:
         case -32006:
         case -32007:
+        case -32008:
             return static_cast<ErrorCode>(code);
         default:
             return ErrorCode::internal_error;

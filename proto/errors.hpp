@@ -23,6 +23,7 @@ enum class ErrorCode : int {
     invalid_state = -32005,  // the object exists but cannot do that now (e.g. signal a finished task)
     shutting_down = -32006,  // the daemon is stopping and takes no new work
     io_error = -32007,       // the daemon could not read or write its files (disk full, permissions)
+    deadlock = -32008,       // a blocking acquire would close a cycle of waiters: refused, not waited into
 };
 
 [[nodiscard]] std::string_view error_name(ErrorCode code);

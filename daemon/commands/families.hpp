@@ -9,6 +9,7 @@ namespace mpctl::daemon {
 class DaemonControl;
 class Registry;
 struct PoolContext;
+struct SyncContext;
 struct TaskContext;
 
 // task.*: one file per kind of request, all on a TaskContext (task_context.hpp).
@@ -22,6 +23,9 @@ void register_task_remove_commands(Registry& registry, const TaskContext& ctx); 
 
 // pool.*: set, list, delete.
 void register_pool_commands(Registry& registry, const PoolContext& ctx);
+
+// lock.*: acquire, release, list.
+void register_lock_commands(Registry& registry, const SyncContext& ctx);
 
 // daemon.*: status, stop, methods.
 void register_daemon_commands(Registry& registry, DaemonControl& daemon);

@@ -25,10 +25,12 @@ struct JournalOp {
         drop_pool,
         delete_pool,
         delete_task,
-        read_environment
+        read_environment,
+        raise_meta
     } kind;
-    TaskRow row;       // tasks; an environment's id and JSON ride in row.id and row.spec
-    std::string pool;  // set_pool, drop_pool
+    // Tasks; an environment's id and JSON ride in row.id and row.spec, raise_meta's value in row.id.
+    TaskRow row;
+    std::string pool;  // set_pool, drop_pool; raise_meta's key
     int workers = 0;
     bool transient = false;
     Done done;

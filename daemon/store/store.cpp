@@ -151,6 +151,14 @@ void Store::delete_tasks(const std::vector<int64_t>& ids, Done done) {
     commits_.enqueue(std::move(ops));
 }
 
+void Store::raise_meta(const std::string& key, int64_t value, Done done) {
+    JournalOp op{JournalOp::Kind::raise_meta, {}, key, 0, false, std::move(done)};
+    op.row.id = value;
+    std::vector<JournalOp> ops;
+    ops.push_back(std::move(op));
+    commits_.enqueue(std::move(ops));
+}
+
 void Store::read_environments(const std::vector<int64_t>& ids,
                               std::function<void(common::Result<EnvironmentsRead>)> done) {
     if (ids.empty()) {
@@ -244,6 +252,21 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
             sqlite3_bind_text(del.get(), 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
             if (del.step() != SQLITE_DONE) {
                 return std::unexpected(sqlite::error(db_, "delete pool " + op.pool));
+            }
+            return {};
+        }
+        case JournalOp::Kind::raise_meta: {
+            sqlite::Query q(
+                db_,
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO "
+                "UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))");
+            if (!q.ok()) {
+                return std::unexpected(sqlite::error(db_, "write meta " + op.pool));
+            }
+            sqlite3_bind_text(q.get(), 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(q.get(), 2, op.row.id);
+            if (q.step() != SQLITE_DONE) {
+                return std::unexpected(sqlite::error(db_, "write meta " + op.pool));
             }
             return {};
         }

@@ -55,6 +55,7 @@ class Store final : public TaskListener {
         std::map<int64_t, std::shared_ptr<const proto::Environment>> environments;
         int64_t next_task_id = 1;
         int64_t next_environment_id = 1;
+        int64_t next_lock_token = 1;  // fencing tokens below it may have been handed out
     };
     [[nodiscard]] common::Result<Contents> load();
     [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
@@ -64,6 +65,8 @@ class Store final : public TaskListener {
     [[nodiscard]] common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>>
     load_environments();
     [[nodiscard]] common::Result<int64_t> load_next_environment_id();
+    // meta.KEY as an integer, FALLBACK when there is none.
+    [[nodiscard]] common::Result<int64_t> load_meta_int(const char* key, int64_t fallback);
 
     // -- running --------------------------------------------------------------------------------------
     // Starts committing; completions run on LOOP. From here on the journal is the daemon's: closing
@@ -86,6 +89,8 @@ class Store final : public TaskListener {
     // Deletes the rows of IDS (finished tasks: `mpctl remove`, `clean`), all in one transaction, and keeps
     // meta.next_task_id above them, so that their ids are never given again. DONE runs on the loop after.
     void delete_tasks(const std::vector<int64_t>& ids, Done done);
+    // Sets meta.KEY to VALUE unless it holds more already (a high-water mark); DONE runs on the loop after.
+    void raise_meta(const std::string& key, int64_t value, Done done);
     // Reads environments IDS back (a finished task let go of its own; `mpctl restart` needs it again),
     // where commits run; DONE gets them on the loop (at once when IDS is empty). A row that is missing or
     // unreadable is an error.

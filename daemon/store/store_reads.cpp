@@ -44,6 +44,9 @@ common::Result<Store::Contents> Store::load() {
     if (auto e = into(load_next_environment_id(), c.next_environment_id)) {
         return std::unexpected(*e);
     }
+    if (auto e = into(load_meta_int("next_lock_token", 1), c.next_lock_token)) {
+        return std::unexpected(*e);
+    }
     return c;
 }
 
@@ -135,6 +138,15 @@ common::Result<int64_t> Store::load_next_task_id() {
         return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading the next task id"));
     }
     return q.step() == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : 1;
+}
+
+common::Result<int64_t> Store::load_meta_int(const char* key, int64_t fallback) {
+    sqlite::Query q(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1");
+    if (!q.ok()) {
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading meta." + key));
+    }
+    sqlite3_bind_text(q.get(), 1, key, -1, SQLITE_STATIC);
+    return q.step() == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : fallback;
 }
 
 }  // namespace mpctl::daemon

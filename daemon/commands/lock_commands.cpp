@@ -1,0 +1,129 @@
+// The lock family: lock.acquire, lock.release, lock.list (sync/lock_table.hpp does the locking).
+
+#include <cmath>
+#include <filesystem>
+
+#include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/commands/sync_context.hpp>
+#include <mpctl/daemon/server/session.hpp>
+
+namespace mpctl::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double k_max_seconds = 365.0 * 24 * 3600;
+
+// params.path: an absolute path, lexically normal (/a//b/../c is /a/c), so that one file has one name.
+std::string read_lock_path(const proto::Params& p) {
+    std::string path = p.required<std::string>("path");
+    if (path.empty() || path.front() != '/') {
+        proto::throw_invalid_params("params.path: expected an absolute path");
+    }
+    std::string normal = std::filesystem::path(path).lexically_normal().string();
+    if (normal.size() > 1 && normal.back() == '/') {
+        proto::throw_invalid_params("params.path: names a directory, not a file");
+    }
+    return normal;
+}
+
+std::optional<std::chrono::milliseconds> read_seconds(const proto::Params& p, const char* key,
+                                                      bool positive) {
+    auto s = p.optional<double>(key);
+    if (!s) {
+        return std::nullopt;
+    }
+    if (!(std::isfinite(*s) && (positive ? *s > 0 : *s >= 0) && *s <= k_max_seconds)) {
+        proto::throw_invalid_params(std::string("params.") + key + ": expected seconds, " +
+                                    (positive ? "more than 0" : "0 or more") + " and at most a year");
+    }
+    return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(*s * 1000)));
+}
+
+pid_t peer_pid(const Call& call) {
+    auto session = call.responder->session();
+    return session ? session->peer().pid : 0;
+}
+
+// params.pid (default: the client's process), params.lease and params.ttl: whom the holding is leased to.
+LeaseSpec read_lease(const Call& call) {
+    const auto& p = call.params;
+    LeaseSpec spec;
+    auto pid = p.optional<int64_t>("pid");
+    if (pid && (*pid < 1 || *pid > 4194304)) {
+        proto::throw_invalid_params("params.pid: expected a process id (1 to 4194304)");
+    }
+    spec.pid = pid ? static_cast<pid_t>(*pid) : peer_pid(call);
+    std::string kind = p.get_or<std::string>("lease", "process");
+    auto ttl = read_seconds(p, "ttl", true);
+    if (kind == "process") {
+        spec.kind = ttl ? LeaseSpec::Kind::ttl : LeaseSpec::Kind::process;
+    } else if (kind == "connection") {
+        if (ttl) {
+            proto::throw_invalid_params(
+                "params.ttl: a connection lease has no time limit (lease is \"connection\")");
+        }
+        spec.kind = LeaseSpec::Kind::connection;
+    } else {
+        proto::throw_invalid_params("params.lease: expected \"process\" or \"connection\"");
+    }
+    if (ttl) {
+        spec.ttl = *ttl;
+    }
+    return spec;
+}
+
+void lock_acquire(const SyncContext& ctx, Call& call) {
+    const auto& p = call.params;
+    p.reject_unknown({"path", "shared", "nonblock", "timeout", "pid", "lease", "ttl"});
+    LockTable::Request r;
+    r.path = read_lock_path(p);
+    r.shared = p.get_or<bool>("shared", false);
+    r.nonblock = p.get_or<bool>("nonblock", false);
+    r.timeout = read_seconds(p, "timeout", false);
+    if (r.nonblock && r.timeout) {
+        proto::throw_invalid_params("params.timeout: not with nonblock (which never waits)");
+    }
+    r.lease = read_lease(call);
+    r.responder = call.responder;
+    ctx.locks.acquire(std::move(r));
+}
+
+void lock_release(const SyncContext& ctx, Call& call) {
+    const auto& p = call.params;
+    p.reject_unknown({"path", "token", "pid"});
+    std::string path = read_lock_path(p);
+    auto token = p.optional<int64_t>("token");
+    if (token && *token < 1) {
+        proto::throw_invalid_params("params.token: expected a positive integer");
+    }
+    auto pid = p.optional<int64_t>("pid");
+    if (pid && (*pid < 1 || *pid > 4194304)) {
+        proto::throw_invalid_params("params.pid: expected a process id (1 to 4194304)");
+    }
+    auto session = call.responder->session();
+    json released =
+        ctx.locks.release(path, token, pid ? static_cast<pid_t>(*pid) : peer_pid(call), session.get());
+    call.responder->result({{"released", released}});
+}
+
+void lock_list(const SyncContext& ctx, Call& call) {
+    call.params.reject_unknown({"path"});
+    std::optional<std::string> path;
+    if (call.params.optional<std::string>("path")) {
+        path = read_lock_path(call.params);
+    }
+    call.responder->result({{"locks", ctx.locks.list(path)}});
+}
+
+}  // namespace
+
+void register_lock_commands(Registry& r, const SyncContext& ctx) {
+    r.add("lock.acquire", [ctx](Call& c) { lock_acquire(ctx, c); });
+    r.add("lock.release", [ctx](Call& c) { lock_release(ctx, c); });
+    r.add("lock.list", [ctx](Call& c) { lock_list(ctx, c); });
+}
+
+}  // namespace mpctl::daemon

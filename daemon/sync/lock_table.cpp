@@ -1,0 +1,349 @@
+#include <algorithm>
+#include <set>
+#include <unistd.h>
+
+#include <mpctl/common/time.hpp>
+#include <mpctl/daemon/server/responder.hpp>
+#include <mpctl/daemon/sync/flock_linux.hpp>
+#include <mpctl/daemon/sync/lock_table.hpp>
+
+namespace mpctl::daemon {
+
+using nlohmann::json;
+using proto::ErrorCode;
+using proto::RequestError;
+
+namespace {
+
+const char* mode_name(bool shared) {
+    return shared ? "shared" : "exclusive";
+}
+
+// Whether a holder of mode SHARED may join HOLDERS (the daemon's own holders of one file).
+template <class Holders>
+bool compatible(const Holders& holders, bool shared) {
+    if (holders.empty()) {
+        return true;
+    }
+    return shared && std::all_of(holders.begin(), holders.end(), [](const auto& h) { return h.shared; });
+}
+
+}  // namespace
+
+LockTable::LockTable(Timers& timers, LeaseRegistry& leases, Store& store, int64_t next_token)
+    : timers_(timers), leases_(leases), tokens_(store, timers, next_token, [this] {
+          // Tokens that were missing are there: every lock whose first waiter waited for one goes on.
+          std::vector<std::string> paths;
+          for (const auto& [path, lock] : locks_) {
+              if (!lock.waiters.empty()) {
+                  paths.push_back(path);
+              }
+          }
+          for (const auto& path : paths) {
+              pump(path);
+          }
+      }) {}
+
+LockTable::~LockTable() {
+    for (auto& [path, lock] : locks_) {
+        timers_.cancel(lock.poll);
+        for (auto& w : lock.waiters) {
+            timers_.cancel(w.timeout);
+            leases_.release(w.lease);
+        }
+        for (auto& h : lock.holders) {
+            leases_.release(h.lease);
+        }
+    }
+}
+
+void LockTable::acquire(Request request) {
+    if (auto ok = check_lock_path(request.path); !ok) {
+        proto::throw_invalid_params("params.path: " + ok.error().message());
+    }
+    uint64_t id = next_id_++;
+    std::string path = request.path;
+    auto lease = leases_.open(request.lease, request.responder->session(),
+                              [this, path, id] { lease_ended(path, id); });
+    if (!lease) {
+        throw RequestError(ErrorCode::unknown_id, lease.error().message(), {{"pid", request.lease.pid}});
+    }
+    Waiter w;
+    w.id = id;
+    w.shared = request.shared;
+    w.lease = *lease;
+    w.pid = request.lease.pid;
+    w.since_ms = common::now_unix_ms();
+    w.responder = request.responder;
+    Lock& lock = locks_[path];
+    // Asked before it queues: a wait that would close a cycle is refused, not waited into.
+    bool must_wait = !lock.waiters.empty() || !compatible(lock.holders, request.shared);
+    if (must_wait && !request.nonblock) {
+        if (auto cycle = deadlock(w.pid, path)) {
+            leases_.release(w.lease);
+            forget_if_idle(path);
+            throw RequestError(ErrorCode::deadlock, "deadlock: " + *cycle, {{"path", path}});
+        }
+    }
+    lock.waiters.push_back(std::move(w));
+    Stall stall = pump(path);
+    auto it = locks_.find(path);
+    if (it == locks_.end()) {
+        return;
+    }
+    auto still = std::find_if(it->second.waiters.begin(), it->second.waiters.end(),
+                              [id](const Waiter& x) { return x.id == id; });
+    if (still == it->second.waiters.end()) {
+        return;  // granted (or refused) by the pump
+    }
+    if (request.nonblock && stall != Stall::token) {
+        withdraw(path, id, ErrorCode::busy,
+                 path + " is locked" + (stall == Stall::outside ? " by a process outside mpctl" : ""),
+                 {{"path", path}});
+        return;
+    }
+    if (request.timeout) {
+        still->timeout = timers_.start(*request.timeout, [this, path, id] {
+            withdraw(path, id, ErrorCode::timeout, "timed out waiting for the lock on " + path,
+                     {{"path", path}});
+        });
+    }
+    // A client that goes away while it waits takes nothing (the lease may be its parent's).
+    request.responder->on_disconnect([this, path, id] { withdraw(path, id, ErrorCode::internal_error, ""); });
+}
+
+LockTable::Stall LockTable::pump(const std::string& path) {
+    auto it = locks_.find(path);
+    if (it == locks_.end()) {
+        return Stall::none;
+    }
+    Lock& lock = it->second;
+    while (!lock.waiters.empty()) {
+        Waiter& w = lock.waiters.front();
+        if (!compatible(lock.holders, w.shared)) {
+            return Stall::holders;
+        }
+        auto fd = try_flock(path, w.shared);
+        if (!fd && is_busy(fd.error())) {
+            // Held outside the daemon: try again later, a little later each time.
+            if (lock.poll == 0) {
+                lock.backoff = std::clamp(lock.backoff * 2, k_first_poll, k_max_poll);
+                lock.poll = timers_.start(lock.backoff, [this, path] {
+                    if (auto again = locks_.find(path); again != locks_.end()) {
+                        again->second.poll = 0;
+                        pump(path);
+                    }
+                });
+            }
+            return Stall::outside;
+        }
+        if (!fd) {
+            Waiter failed = std::move(lock.waiters.front());
+            lock.waiters.pop_front();
+            timers_.cancel(failed.timeout);
+            leases_.release(failed.lease);
+            failed.responder->error(ErrorCode::io_error, fd.error().message(), {{"path", path}});
+            continue;
+        }
+        auto token = tokens_.take();
+        if (!token) {
+            return Stall::token;  // fd closes: the lock is taken again once the token is there
+        }
+        Waiter granted = std::move(lock.waiters.front());
+        lock.waiters.pop_front();
+        grant(path, lock, std::move(granted), std::move(*fd), *token);
+    }
+    lock.backoff = std::chrono::milliseconds(0);
+    forget_if_idle(path);
+    return Stall::none;
+}
+
+void LockTable::grant(const std::string& path, Lock& lock, Waiter w, common::UniqueFd fd, int64_t token) {
+    timers_.cancel(w.timeout);
+    Holder h;
+    h.id = w.id;
+    h.shared = w.shared;
+    h.lease = w.lease;
+    h.pid = w.pid;
+    h.token = token;
+    h.since_ms = common::now_unix_ms();
+    h.fd = std::move(fd);
+    json answer = describe(h);
+    answer["path"] = path;
+    lock.holders.push_back(std::move(h));
+    w.responder->result(std::move(answer));
+}
+
+void LockTable::withdraw(const std::string& path, uint64_t id, ErrorCode code, const std::string& message,
+                         json data) {
+    auto it = locks_.find(path);
+    if (it == locks_.end()) {
+        return;
+    }
+    auto& waiters = it->second.waiters;
+    auto w = std::find_if(waiters.begin(), waiters.end(), [id](const Waiter& x) { return x.id == id; });
+    if (w == waiters.end()) {
+        return;
+    }
+    Waiter gone = std::move(*w);
+    bool was_first = w == waiters.begin();
+    waiters.erase(w);
+    timers_.cancel(gone.timeout);
+    leases_.release(gone.lease);
+    if (!message.empty()) {
+        gone.responder->error(code, message, std::move(data));
+    }
+    if (was_first) {
+        pump(path);  // the next in line may go now
+    } else {
+        forget_if_idle(path);
+    }
+}
+
+void LockTable::lease_ended(const std::string& path, uint64_t id) {
+    auto it = locks_.find(path);
+    if (it == locks_.end()) {
+        return;
+    }
+    auto& holders = it->second.holders;
+    auto h = std::find_if(holders.begin(), holders.end(), [id](const Holder& x) { return x.id == id; });
+    if (h != holders.end()) {
+        holders.erase(h);  // closes its descriptor: the flock goes
+        pump(path);
+        return;
+    }
+    withdraw(path, id, ErrorCode::unknown_id, "the owner of the lease ended while it waited for " + path);
+}
+
+json LockTable::release(const std::string& path, std::optional<int64_t> token, pid_t pid,
+                        const Session* session) {
+    auto it = locks_.find(path);
+    json released = json::array();
+    if (it != locks_.end()) {
+        auto& holders = it->second.holders;
+        for (auto h = holders.begin(); h != holders.end();) {
+            const LeaseSpec* spec = leases_.find(h->lease);
+            bool connection = spec != nullptr && spec->kind == LeaseSpec::Kind::connection;
+            bool matches = token ? h->token == *token
+                                 : h->pid == pid && (!connection || leases_.follows(h->lease, session));
+            if (!matches) {
+                ++h;
+                continue;
+            }
+            json j = describe(*h);
+            j["path"] = path;
+            released.push_back(std::move(j));
+            leases_.release(h->lease);
+            h = holders.erase(h);
+        }
+    }
+    if (released.empty()) {
+        throw RequestError(ErrorCode::unknown_id,
+                           token ? "no lock on " + path + " with token " + std::to_string(*token)
+                                 : "process " + std::to_string(pid) + " holds no lock on " + path,
+                           {{"path", path}});
+    }
+    pump(path);
+    return released;
+}
+
+std::optional<std::string> LockTable::deadlock(pid_t pid, const std::string& path) const {
+    // Depth first from the holders of PATH: each holder's own waits lead on to other files' holders. A
+    // path back to PID is the cycle this wait would close.
+    std::set<std::string> seen;
+    std::vector<std::string> chain;
+    std::function<bool(const std::string&)> reaches = [&](const std::string& file) -> bool {
+        if (!seen.insert(file).second) {
+            return false;
+        }
+        auto it = locks_.find(file);
+        if (it == locks_.end()) {
+            return false;
+        }
+        for (const Holder& h : it->second.holders) {
+            if (h.pid == pid) {
+                chain.push_back(file + " is held by pid " + std::to_string(pid));
+                return true;
+            }
+            for (const auto& [other, lock] : locks_) {
+                for (const Waiter& w : lock.waiters) {
+                    if (w.pid != h.pid) {
+                        continue;
+                    }
+                    chain.push_back(file + " is held by pid " + std::to_string(h.pid) + ", which waits for " +
+                                    other);
+                    if (reaches(other)) {
+                        return true;
+                    }
+                    chain.pop_back();
+                }
+            }
+        }
+        return false;
+    };
+    if (!reaches(path)) {
+        return std::nullopt;
+    }
+    std::string words = "pid " + std::to_string(pid) + " asks for " + path;
+    for (const auto& step : chain) {
+        words += "; " + step;
+    }
+    return words;
+}
+
+void LockTable::forget_if_idle(const std::string& path) {
+    auto it = locks_.find(path);
+    if (it != locks_.end() && it->second.holders.empty() && it->second.waiters.empty()) {
+        timers_.cancel(it->second.poll);
+        locks_.erase(it);
+    }
+}
+
+json LockTable::describe(const Holder& h) const {
+    return {{"mode", mode_name(h.shared)},
+            {"pid", h.pid},
+            {"token", h.token},
+            {"since", common::format_rfc3339_ms(h.since_ms)},
+            {"lease", leases_.describe(h.lease)}};
+}
+
+json LockTable::list(const std::optional<std::string>& path) const {
+    json out = json::array();
+    auto entry = [&](const std::string& file, const Lock* lock) {
+        json holders = json::array(), waiters = json::array(), outside = json::array();
+        if (lock != nullptr) {
+            for (const Holder& h : lock->holders) {
+                holders.push_back(describe(h));
+            }
+            for (const Waiter& w : lock->waiters) {
+                waiters.push_back({{"mode", mode_name(w.shared)},
+                                   {"pid", w.pid},
+                                   {"since", common::format_rfc3339_ms(w.since_ms)},
+                                   {"lease", leases_.describe(w.lease)}});
+            }
+        }
+        for (const auto& o : file_lock_holders(file, ::getpid())) {
+            outside.push_back({{"pid", o.pid}, {"kind", o.kind}, {"mode", o.write ? "exclusive" : "shared"}});
+        }
+        out.push_back({{"path", file}, {"holders", holders}, {"waiters", waiters}, {"outside", outside}});
+    };
+    if (path) {
+        auto it = locks_.find(*path);
+        entry(*path, it == locks_.end() ? nullptr : &it->second);
+        return out;
+    }
+    for (const auto& [file, lock] : locks_) {
+        entry(file, &lock);
+    }
+    return out;
+}
+
+size_t LockTable::held() const {
+    size_t n = 0;
+    for (const auto& [path, lock] : locks_) {
+        n += lock.holders.size();
+    }
+    return n;
+}
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,126 @@
+#pragma once
+// LockTable: the file locks the daemon holds for its clients (`mpctl lock`, lock.* in PROTOCOL.md). Each
+// grant is a flock(2) on the file (sync/flock_linux.hpp), so flock(1), Python's filelock and fcntl.flock
+// users see it; each is leased to its holder (leases/lease_registry.hpp) and released when the lease
+// ends; each carries a fencing token (fencing_tokens.hpp).
+//
+// Waiters that go through the daemon are served first come, first served: a waiter is granted only once
+// every waiter before it on that file was, so a stream of shared holders cannot starve an exclusive one.
+// A lock held by a process outside the daemon cannot be waited on in an event loop (flock has no
+// readiness to poll for), so the first waiter tries again with a growing pause (2 ms to 50 ms).
+//
+// Deadlocks among waiters of the daemon are refused, not waited into: a blocking acquire that would close
+// a cycle (A holds X and waits for Y, B holds Y and asks for X; or A asks again for what it holds) gets a
+// `deadlock` error naming the cycle. Holders are told apart by process (the lease's pid). Loop thread only.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/leases/lease_registry.hpp>
+#include <mpctl/daemon/sync/fencing_tokens.hpp>
+#include <mpctl/daemon/tasks/timers.hpp>
+#include <mpctl/proto/errors.hpp>
+
+namespace mpctl::daemon {
+
+class Responder;
+class Session;
+
+class LockTable {
+  public:
+    static constexpr std::chrono::milliseconds k_first_poll{2};
+    static constexpr std::chrono::milliseconds k_max_poll{50};
+
+    // NEXT_TOKEN: the journal's meta.next_lock_token.
+    LockTable(Timers& timers, LeaseRegistry& leases, Store& store, int64_t next_token);
+    ~LockTable();
+    LockTable(const LockTable&) = delete;
+    LockTable& operator=(const LockTable&) = delete;
+
+    struct Request {
+        std::string path;  // absolute, checked by the caller
+        bool shared = false;
+        bool nonblock = false;                             // busy rather than wait
+        std::optional<std::chrono::milliseconds> timeout;  // then a timeout error
+        LeaseSpec lease;
+        std::shared_ptr<Responder> responder;
+    };
+    // Answers REQUEST's responder: the grant (now or once its turn comes), or an error (busy, timeout,
+    // deadlock, the lease's process gone, the file unusable). Throws a RequestError for what it refuses at
+    // once.
+    void acquire(Request request);
+
+    // Gives back the holdings of PATH with TOKEN, or (without one) those for process PID; a holding leased
+    // to a connection only to that connection (SESSION). The released grants; throws unknown_id if none
+    // matched.
+    nlohmann::json release(const std::string& path, std::optional<int64_t> token, pid_t pid,
+                           const Session* session);
+
+    // The locks held or waited for (PATH: that file only, even if the daemon holds nothing there), with
+    // the locks processes outside the daemon hold on each file (/proc/locks).
+    [[nodiscard]] nlohmann::json list(const std::optional<std::string>& path) const;
+
+    [[nodiscard]] size_t held() const;
+
+  private:
+    struct Holder {
+        uint64_t id = 0;
+        bool shared = false;
+        LeaseRegistry::LeaseId lease = 0;
+        pid_t pid = 0;
+        int64_t token = 0;
+        int64_t since_ms = 0;
+        common::UniqueFd fd;  // the flock
+    };
+    struct Waiter {
+        uint64_t id = 0;
+        bool shared = false;
+        LeaseRegistry::LeaseId lease = 0;
+        pid_t pid = 0;
+        int64_t since_ms = 0;
+        std::shared_ptr<Responder> responder;
+        TimerId timeout = 0;
+    };
+    struct Lock {
+        std::vector<Holder> holders;
+        std::deque<Waiter> waiters;
+        TimerId poll = 0;  // trying again while a process outside holds it
+        std::chrono::milliseconds backoff{0};
+    };
+    // Why the first waiter of a lock was not granted.
+    enum class Stall { none, holders, outside, token };
+
+    // Grants to the waiters of PATH in order, as far as they can be.
+    Stall pump(const std::string& path);
+    // The grant's answer, and the holder it becomes.
+    void grant(const std::string& path, Lock& lock, Waiter w, common::UniqueFd fd, int64_t token);
+    // Takes waiter ID out of PATH's queue (answering it with an error unless MESSAGE is empty).
+    void withdraw(const std::string& path, uint64_t id, proto::ErrorCode code, const std::string& message,
+                  nlohmann::json data = nullptr);
+    // Lease of holder or waiter ID on PATH ended (its process exited, its connection closed, its time ran
+    // out).
+    void lease_ended(const std::string& path, uint64_t id);
+    // Drops PATH's entry if nothing holds or waits for it.
+    void forget_if_idle(const std::string& path);
+    // The cycle a wait by PID for PATH would close, as words ("pid 7 holds /a and waits for /b; ..."),
+    // or nullopt.
+    [[nodiscard]] std::optional<std::string> deadlock(pid_t pid, const std::string& path) const;
+    [[nodiscard]] nlohmann::json describe(const Holder& h) const;
+
+    Timers& timers_;
+    LeaseRegistry& leases_;
+    FencingTokens tokens_;
+    uint64_t next_id_ = 1;
+    std::map<std::string, Lock> locks_;
+};
+
+}  // namespace mpctl::daemon
