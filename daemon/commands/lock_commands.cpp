@@ -22,11 +22,7 @@ std::string read_lock_path(const proto::Params& p) {
     if (path.empty() || path.front() != '/') {
         proto::throw_invalid_params("params.path: expected an absolute path");
     }
-    std::string normal = std::filesystem::path(path).lexically_normal().string();
-    if (normal.size() > 1 && normal.back() == '/') {
-        proto::throw_invalid_params("params.path: names a directory, not a file");
-    }
-    return normal;
+    return std::filesystem::path(path).lexically_normal().string();
 }
 
 std::optional<std::chrono::milliseconds> read_seconds(const proto::Params& p, const char* key,

@@ -1,3 +1,5 @@
+#include <poll.h>
+
 #include <asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -36,6 +38,12 @@ common::Result<LeaseRegistry::LeaseId> LeaseRegistry::open(const LeaseSpec& spec
                 if (!fd) {
                     return common::plain_error("no process " + std::to_string(spec.pid) + " to lease to (" +
                                                fd.error().message() + ")");
+                }
+                // A process that has exited but not been reaped yet still has a pid: it is gone all the same.
+                pollfd exited{fd->get(), POLLIN, 0};
+                if (::poll(&exited, 1, 0) > 0) {
+                    return common::plain_error("no process " + std::to_string(spec.pid) +
+                                               " to lease to (it has exited)");
                 }
                 ProcessWatch watch;
                 watch.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, fd->release());

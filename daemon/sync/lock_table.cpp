@@ -73,13 +73,17 @@ void LockTable::acquire(Request request) {
     w.shared = request.shared;
     w.lease = *lease;
     w.pid = request.lease.pid;
+    w.owner.pid = w.pid;
+    if (request.lease.kind == LeaseSpec::Kind::connection) {
+        w.owner.connection = request.responder->session().get();
+    }
     w.since_ms = common::now_unix_ms();
     w.responder = request.responder;
     Lock& lock = locks_[path];
     // Asked before it queues: a wait that would close a cycle is refused, not waited into.
     bool must_wait = !lock.waiters.empty() || !compatible(lock.holders, request.shared);
     if (must_wait && !request.nonblock) {
-        if (auto cycle = deadlock(w.pid, path)) {
+        if (auto cycle = deadlock(w.owner, path)) {
             leases_.release(w.lease);
             forget_if_idle(path);
             throw RequestError(ErrorCode::deadlock, "deadlock: " + *cycle, {{"path", path}});
@@ -165,6 +169,7 @@ void LockTable::grant(const std::string& path, Lock& lock, Waiter w, common::Uni
     h.shared = w.shared;
     h.lease = w.lease;
     h.pid = w.pid;
+    h.owner = w.owner;
     h.token = token;
     h.since_ms = common::now_unix_ms();
     h.fd = std::move(fd);
@@ -247,7 +252,8 @@ json LockTable::release(const std::string& path, std::optional<int64_t> token, p
     return released;
 }
 
-std::optional<std::string> LockTable::deadlock(pid_t pid, const std::string& path) const {
+std::optional<std::string> LockTable::deadlock(const Owner& owner, const std::string& path) const {
+    const pid_t pid = owner.pid;
     // Depth first from the holders of PATH: each holder's own waits lead on to other files' holders. A
     // path back to PID is the cycle this wait would close.
     std::set<std::string> seen;
@@ -261,13 +267,13 @@ std::optional<std::string> LockTable::deadlock(pid_t pid, const std::string& pat
             return false;
         }
         for (const Holder& h : it->second.holders) {
-            if (h.pid == pid) {
+            if (h.owner == owner) {
                 chain.push_back(file + " is held by pid " + std::to_string(pid));
                 return true;
             }
             for (const auto& [other, lock] : locks_) {
                 for (const Waiter& w : lock.waiters) {
-                    if (w.pid != h.pid) {
+                    if (!(w.owner == h.owner)) {
                         continue;
                     }
                     chain.push_back(file + " is held by pid " + std::to_string(h.pid) + ", which waits for " +

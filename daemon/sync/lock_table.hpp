@@ -11,7 +11,9 @@
 //
 // Deadlocks among waiters of the daemon are refused, not waited into: a blocking acquire that would close
 // a cycle (A holds X and waits for Y, B holds Y and asks for X; or A asks again for what it holds) gets a
-// `deadlock` error naming the cycle. Holders are told apart by process (the lease's pid). Loop thread only.
+// `deadlock` error naming the cycle. Holders are told apart by owner: the lease's process, or for a
+// connection lease the connection (two connections of one process, two threads say, are two holders, as two
+// open()s of the file are to flock). Loop thread only.
 
 #include <chrono>
 #include <cstdint>
@@ -72,11 +74,18 @@ class LockTable {
     [[nodiscard]] size_t held() const;
 
   private:
+    // Who waits or holds, for deadlock detection: a connection (connection leases) or else a process.
+    struct Owner {
+        pid_t pid = 0;
+        const void* connection = nullptr;
+        bool operator==(const Owner&) const = default;
+    };
     struct Holder {
         uint64_t id = 0;
         bool shared = false;
         LeaseRegistry::LeaseId lease = 0;
         pid_t pid = 0;
+        Owner owner;
         int64_t token = 0;
         int64_t since_ms = 0;
         common::UniqueFd fd;  // the flock
@@ -86,6 +95,7 @@ class LockTable {
         bool shared = false;
         LeaseRegistry::LeaseId lease = 0;
         pid_t pid = 0;
+        Owner owner;
         int64_t since_ms = 0;
         std::shared_ptr<Responder> responder;
         TimerId timeout = 0;
@@ -111,9 +121,9 @@ class LockTable {
     void lease_ended(const std::string& path, uint64_t id);
     // Drops PATH's entry if nothing holds or waits for it.
     void forget_if_idle(const std::string& path);
-    // The cycle a wait by PID for PATH would close, as words ("pid 7 holds /a and waits for /b; ..."),
-    // or nullopt.
-    [[nodiscard]] std::optional<std::string> deadlock(pid_t pid, const std::string& path) const;
+    // The cycle a wait by OWNER for PATH would close, as words ("pid 7 asks for /b; /b is held by pid 8,
+    // which waits for /a; ..."), or nullopt.
+    [[nodiscard]] std::optional<std::string> deadlock(const Owner& owner, const std::string& path) const;
     [[nodiscard]] nlohmann::json describe(const Holder& h) const;
 
     Timers& timers_;

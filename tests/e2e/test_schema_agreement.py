@@ -43,6 +43,7 @@ def bases(cwd):
                               {"tasks": [dict(spec, argv=["true"])]}],
         "task.get": one, "task.wait": one, "task.as_completed": one, "task.cancel": one, "task.remove": one,
         "task.restart": one,
+        "lock.acquire": [{"path": "/probe.lock"}], "lock.release": [{"path": "/probe.lock"}],
         "task.signal": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.delete": [{"name": "probe-none"}],
@@ -97,6 +98,7 @@ class SchemaAgreementTest(unittest.TestCase):
     def setUp(self):
         self.daemon = Daemon()
         self.conn = Connection(self.daemon.socket)
+        os.makedirs(os.path.join(self.daemon.dir, "locks"))
         task = self.conn.result("task.submit", {"argv": ["true"], "cwd": self.daemon.dir})
         self.assertEqual(task["id"], TASK)
         self.assertEqual(self.conn.result("task.wait", {"id": TASK, "timeout": 120})["tasks"][0]["state"], "succeeded")
@@ -112,6 +114,11 @@ class SchemaAgreementTest(unittest.TestCase):
         the answer is no verdict."""
         fds = passed_stdin(method, instance)
         conn = self.conn
+        if method.startswith("lock.") and isinstance(instance, dict) and isinstance(instance.get("path"), str) \
+                and instance["path"].startswith("/"):
+            # Lock files are created where they are named: the probes' paths ("/", "/a b") go under the
+            # daemon's directory instead of the machine's root.
+            instance = dict(instance, path=os.path.join(self.daemon.dir, "locks") + instance["path"])
         if fds:
             # As a client would: the descriptors travel with the request, on a connection of their own so
             # that those of a refused request are not left waiting for the next one.
@@ -131,6 +138,9 @@ class SchemaAgreementTest(unittest.TestCase):
                 reply = {"result": None}
             self.daemon.start()
             self.conn = Connection(self.daemon.socket)
+        if method == "lock.acquire" and reply is not None and "result" in reply:
+            # Every probe starts with nothing held: a lock a probe kept would make a later one wait.
+            conn.result("lock.release", {"path": reply["result"]["path"], "token": reply["result"]["token"]})
         if reply is None:
             raise AssertionError(f"{method} {json.dumps(brief(instance))}: the daemon closed the connection")
         error = reply.get("error")
@@ -144,9 +154,11 @@ class SchemaAgreementTest(unittest.TestCase):
 
     def state_dependent(self, method, instance, message):
         """The invalid_params refusals that depend on more than the params, which PROTOCOL.md lists: cgroup
-        where this host has none, a pipeline stage past the task's, and an attempt past the task's retries
-        (the descriptors stdin_fd needs are passed here)."""
+        where this host has none, a pipeline stage past the task's, an attempt past the task's retries, and a
+        lock path that names a directory (the descriptors stdin_fd needs are passed here)."""
         if not self.cgroups and has_cgroup(instance) and "containment is not available here" in message:
+            return True
+        if method.startswith("lock.") and re.match(r"params\.path: .* is a directory$", message):
             return True
         return method == "task.logs" and re.match(r"params\.(stage: task \d+ has \d+ stages? |attempt: task \d+ makes at most )",
                                                   message) is not None
