@@ -78,6 +78,8 @@ void add_task_control_commands(CLI::App& app, AppContext& ctx,
 void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // daemon start|stop|status
 void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // pool set|list
 void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only);     // map
-void add_lock_commands(CLI::App& app, AppContext& ctx, std::string_view only);    // lock acquire|release|run|list
+void add_lock_commands(CLI::App& app, AppContext& ctx,
+                       std::string_view only);  // lock acquire|release|run|list
+void add_sync_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // sem, event, barrier
 
 }  // namespace mpctl::cli

@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
         {"pool", add_pool_commands},
         {"map", add_map_commands},
         {"lock", add_lock_commands},
+        {"sem", add_sync_commands},
+        {"event", add_sync_commands},
+        {"barrier", add_sync_commands},
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;

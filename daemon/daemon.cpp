@@ -151,7 +151,9 @@ void Daemon::register_commands() {
     register_task_logs_command(registry_, tasks);
     register_task_remove_commands(registry_, tasks);
     register_pool_commands(registry_, PoolContext{*scheduler_, *store_});
-    register_lock_commands(registry_, SyncContext{*locks_});
+    SyncContext sync{*locks_, events_table_, barriers_};
+    register_lock_commands(registry_, sync);
+    register_sync_commands(registry_, sync);
     register_daemon_commands(registry_, *this);
 }
 

@@ -28,6 +28,8 @@
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/sync/barrier_table.hpp>
+#include <mpctl/daemon/sync/event_table.hpp>
 #include <mpctl/daemon/sync/lock_table.hpp>
 #include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/future_table.hpp>
@@ -82,6 +84,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     std::unique_ptr<LogStreamer> logs_;
     LeaseRegistry leases_{io_, timers_};
     std::unique_ptr<LockTable> locks_;
+    EventTable events_table_{timers_};
+    BarrierTable barriers_{timers_};
     Registry registry_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;

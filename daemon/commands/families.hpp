@@ -26,6 +26,8 @@ void register_pool_commands(Registry& registry, const PoolContext& ctx);
 
 // lock.*: acquire, release, list.
 void register_lock_commands(Registry& registry, const SyncContext& ctx);
+// sem.*: acquire, release, list; event.*: set, clear, wait, list; barrier.*: wait, list.
+void register_sync_commands(Registry& registry, const SyncContext& ctx);
 
 // daemon.*: status, stop, methods.
 void register_daemon_commands(Registry& registry, DaemonControl& daemon);

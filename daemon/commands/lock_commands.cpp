@@ -1,11 +1,11 @@
 // The lock family: lock.acquire, lock.release, lock.list (sync/lock_table.hpp does the locking).
 
-#include <cmath>
 #include <filesystem>
 
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/commands/sync_context.hpp>
+#include <mpctl/daemon/commands/sync_params.hpp>
 #include <mpctl/daemon/server/session.hpp>
 
 namespace mpctl::daemon {
@@ -14,8 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr double k_max_seconds = 365.0 * 24 * 3600;
-
 // params.path: an absolute path, lexically normal (/a//b/../c is /a/c), so that one file has one name.
 std::string read_lock_path(const proto::Params& p) {
     std::string path = p.required<std::string>("path");
@@ -23,52 +21,6 @@ std::string read_lock_path(const proto::Params& p) {
         proto::throw_invalid_params("params.path: expected an absolute path");
     }
     return std::filesystem::path(path).lexically_normal().string();
-}
-
-std::optional<std::chrono::milliseconds> read_seconds(const proto::Params& p, const char* key,
-                                                      bool positive) {
-    auto s = p.optional<double>(key);
-    if (!s) {
-        return std::nullopt;
-    }
-    if (!(std::isfinite(*s) && (positive ? *s > 0 : *s >= 0) && *s <= k_max_seconds)) {
-        proto::throw_invalid_params(std::string("params.") + key + ": expected seconds, " +
-                                    (positive ? "more than 0" : "0 or more") + " and at most a year");
-    }
-    return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(*s * 1000)));
-}
-
-pid_t peer_pid(const Call& call) {
-    auto session = call.responder->session();
-    return session ? session->peer().pid : 0;
-}
-
-// params.pid (default: the client's process), params.lease and params.ttl: whom the holding is leased to.
-LeaseSpec read_lease(const Call& call) {
-    const auto& p = call.params;
-    LeaseSpec spec;
-    auto pid = p.optional<int64_t>("pid");
-    if (pid && (*pid < 1 || *pid > 4194304)) {
-        proto::throw_invalid_params("params.pid: expected a process id (1 to 4194304)");
-    }
-    spec.pid = pid ? static_cast<pid_t>(*pid) : peer_pid(call);
-    std::string kind = p.get_or<std::string>("lease", "process");
-    auto ttl = read_seconds(p, "ttl", true);
-    if (kind == "process") {
-        spec.kind = ttl ? LeaseSpec::Kind::ttl : LeaseSpec::Kind::process;
-    } else if (kind == "connection") {
-        if (ttl) {
-            proto::throw_invalid_params(
-                "params.ttl: a connection lease has no time limit (lease is \"connection\")");
-        }
-        spec.kind = LeaseSpec::Kind::connection;
-    } else {
-        proto::throw_invalid_params("params.lease: expected \"process\" or \"connection\"");
-    }
-    if (ttl) {
-        spec.ttl = *ttl;
-    }
-    return spec;
 }
 
 void lock_acquire(const SyncContext& ctx, Call& call) {

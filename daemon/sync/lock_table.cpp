@@ -19,16 +19,25 @@ const char* mode_name(bool shared) {
     return shared ? "shared" : "exclusive";
 }
 
-// Whether a holder of mode SHARED may join HOLDERS (the daemon's own holders of one file).
-template <class Holders>
-bool compatible(const Holders& holders, bool shared) {
-    if (holders.empty()) {
+}  // namespace
+
+bool LockTable::compatible(const Lock& lock, bool shared) {
+    if (lock.limit > 0) {
+        return lock.holders.size() < static_cast<size_t>(lock.limit);
+    }
+    if (lock.holders.empty()) {
         return true;
     }
-    return shared && std::all_of(holders.begin(), holders.end(), [](const auto& h) { return h.shared; });
+    return shared &&
+           std::all_of(lock.holders.begin(), lock.holders.end(), [](const Holder& h) { return h.shared; });
 }
 
-}  // namespace
+std::string LockTable::what_is_busy(const std::string& key, const Lock& lock) {
+    if (lock.limit > 0) {
+        return "semaphore " + key + " is at its limit (" + std::to_string(lock.limit) + ")";
+    }
+    return key + " is locked";
+}
 
 LockTable::LockTable(Timers& timers, LeaseRegistry& leases, Store& store, int64_t next_token)
     : timers_(timers), leases_(leases), tokens_(store, timers, next_token, [this] {
@@ -58,11 +67,18 @@ LockTable::~LockTable() {
 }
 
 void LockTable::acquire(Request request) {
-    if (auto ok = check_lock_path(request.path); !ok) {
-        proto::throw_invalid_params("params.path: " + ok.error().message());
+    std::string path = request.path;
+    if (request.limit == 0) {
+        if (auto ok = check_lock_path(path); !ok) {
+            proto::throw_invalid_params("params.path: " + ok.error().message());
+        }
+    } else if (auto it = locks_.find(path); it != locks_.end() && it->second.limit != request.limit) {
+        // A semaphore's limit holds while it is in use; once nobody holds or waits for it, it goes.
+        throw RequestError(ErrorCode::invalid_state,
+                           "semaphore " + path + " is in use with limit " + std::to_string(it->second.limit),
+                           {{"name", path}, {"limit", it->second.limit}});
     }
     uint64_t id = next_id_++;
-    std::string path = request.path;
     auto lease = leases_.open(request.lease, request.responder->session(),
                               [this, path, id] { lease_ended(path, id); });
     if (!lease) {
@@ -80,13 +96,15 @@ void LockTable::acquire(Request request) {
     w.since_ms = common::now_unix_ms();
     w.responder = request.responder;
     Lock& lock = locks_[path];
+    lock.limit = request.limit;
+    const char* key_name = request.limit > 0 ? "name" : "path";
     // Asked before it queues: a wait that would close a cycle is refused, not waited into.
-    bool must_wait = !lock.waiters.empty() || !compatible(lock.holders, request.shared);
+    bool must_wait = !lock.waiters.empty() || !compatible(lock, request.shared);
     if (must_wait && !request.nonblock) {
         if (auto cycle = deadlock(w.owner, path)) {
             leases_.release(w.lease);
             forget_if_idle(path);
-            throw RequestError(ErrorCode::deadlock, "deadlock: " + *cycle, {{"path", path}});
+            throw RequestError(ErrorCode::deadlock, "deadlock: " + *cycle, {{key_name, path}});
         }
     }
     lock.waiters.push_back(std::move(w));
@@ -101,15 +119,17 @@ void LockTable::acquire(Request request) {
         return;  // granted (or refused) by the pump
     }
     if (request.nonblock && stall != Stall::token) {
-        withdraw(path, id, ErrorCode::busy,
-                 path + " is locked" + (stall == Stall::outside ? " by a process outside mpctl" : ""),
-                 {{"path", path}});
+        withdraw(
+            path, id, ErrorCode::busy,
+            what_is_busy(path, it->second) + (stall == Stall::outside ? " by a process outside mpctl" : ""),
+            {{key_name, path}});
         return;
     }
     if (request.timeout) {
-        still->timeout = timers_.start(*request.timeout, [this, path, id] {
-            withdraw(path, id, ErrorCode::timeout, "timed out waiting for the lock on " + path,
-                     {{"path", path}});
+        still->timeout = timers_.start(*request.timeout, [this, path, id, key_name] {
+            auto lock = locks_.find(path);
+            std::string what = lock != locks_.end() ? what_is_busy(path, lock->second) : path;
+            withdraw(path, id, ErrorCode::timeout, "timed out: " + what, {{key_name, path}});
         });
     }
     // A client that goes away while it waits takes nothing (the lease may be its parent's).
@@ -124,10 +144,11 @@ LockTable::Stall LockTable::pump(const std::string& path) {
     Lock& lock = it->second;
     while (!lock.waiters.empty()) {
         Waiter& w = lock.waiters.front();
-        if (!compatible(lock.holders, w.shared)) {
+        if (!compatible(lock, w.shared)) {
             return Stall::holders;
         }
-        auto fd = try_flock(path, w.shared);
+        // A semaphore is the daemon's alone; a file lock is a flock others see.
+        auto fd = lock.limit > 0 ? common::Result<common::UniqueFd>() : try_flock(path, w.shared);
         if (!fd && is_busy(fd.error())) {
             // Held outside the daemon: try again later, a little later each time.
             if (lock.poll == 0) {
@@ -174,7 +195,13 @@ void LockTable::grant(const std::string& path, Lock& lock, Waiter w, common::Uni
     h.since_ms = common::now_unix_ms();
     h.fd = std::move(fd);
     json answer = describe(h);
-    answer["path"] = path;
+    if (lock.limit > 0) {
+        answer.erase("mode");
+        answer["name"] = path;
+        answer["limit"] = lock.limit;
+    } else {
+        answer["path"] = path;
+    }
     lock.holders.push_back(std::move(h));
     w.responder->result(std::move(answer));
 }
@@ -221,9 +248,10 @@ void LockTable::lease_ended(const std::string& path, uint64_t id) {
 }
 
 json LockTable::release(const std::string& path, std::optional<int64_t> token, pid_t pid,
-                        const Session* session) {
+                        const Session* session, bool one) {
     auto it = locks_.find(path);
     json released = json::array();
+    const bool semaphore = it != locks_.end() && it->second.limit > 0;
     if (it != locks_.end()) {
         auto& holders = it->second.holders;
         for (auto h = holders.begin(); h != holders.end();) {
@@ -236,17 +264,24 @@ json LockTable::release(const std::string& path, std::optional<int64_t> token, p
                 continue;
             }
             json j = describe(*h);
-            j["path"] = path;
+            j[semaphore ? "name" : "path"] = path;
+            if (semaphore) {
+                j.erase("mode");
+            }
             released.push_back(std::move(j));
             leases_.release(h->lease);
             h = holders.erase(h);
+            if (one) {
+                break;
+            }
         }
     }
     if (released.empty()) {
+        std::string what = semaphore || one ? "semaphore " + path : "lock on " + path;
         throw RequestError(ErrorCode::unknown_id,
-                           token ? "no lock on " + path + " with token " + std::to_string(*token)
-                                 : "process " + std::to_string(pid) + " holds no lock on " + path,
-                           {{"path", path}});
+                           token ? "no " + what + " with token " + std::to_string(*token)
+                                 : "process " + std::to_string(pid) + " holds no " + what,
+                           {{one ? "name" : "path", path}});
     }
     pump(path);
     return released;
@@ -254,38 +289,53 @@ json LockTable::release(const std::string& path, std::optional<int64_t> token, p
 
 std::optional<std::string> LockTable::deadlock(const Owner& owner, const std::string& path) const {
     const pid_t pid = owner.pid;
-    // Depth first from the holders of PATH: each holder's own waits lead on to other files' holders. A
-    // path back to PID is the cycle this wait would close.
-    std::set<std::string> seen;
+    // Depth first from the holders of PATH: each holder's own waits lead on to other keys' holders. A path
+    // back to OWNER is the cycle this wait would close. A file lock is blocked by any holder that is stuck;
+    // a semaphore only when every one of its holders is (any one unit freed would do).
+    std::set<std::string> on_path;
     std::vector<std::string> chain;
-    std::function<bool(const std::string&)> reaches = [&](const std::string& file) -> bool {
-        if (!seen.insert(file).second) {
-            return false;
+    std::function<bool(const std::string&)> reaches;
+    auto holder_reaches = [&](const std::string& key, const Holder& h) -> bool {
+        if (h.owner == owner) {
+            chain.push_back(key + " is held by pid " + std::to_string(pid));
+            return true;
         }
-        auto it = locks_.find(file);
-        if (it == locks_.end()) {
-            return false;
-        }
-        for (const Holder& h : it->second.holders) {
-            if (h.owner == owner) {
-                chain.push_back(file + " is held by pid " + std::to_string(pid));
-                return true;
-            }
-            for (const auto& [other, lock] : locks_) {
-                for (const Waiter& w : lock.waiters) {
-                    if (!(w.owner == h.owner)) {
-                        continue;
-                    }
-                    chain.push_back(file + " is held by pid " + std::to_string(h.pid) + ", which waits for " +
-                                    other);
-                    if (reaches(other)) {
-                        return true;
-                    }
-                    chain.pop_back();
+        for (const auto& [other, lock] : locks_) {
+            for (const Waiter& w : lock.waiters) {
+                if (!(w.owner == h.owner)) {
+                    continue;
                 }
+                chain.push_back(key + " is held by pid " + std::to_string(h.pid) + ", which waits for " +
+                                other);
+                if (reaches(other)) {
+                    return true;
+                }
+                chain.pop_back();
             }
         }
         return false;
+    };
+    reaches = [&](const std::string& key) -> bool {
+        auto it = locks_.find(key);
+        if (it == locks_.end() || !on_path.insert(key).second) {
+            return false;
+        }
+        const Lock& lock = it->second;
+        bool found = false;
+        if (lock.limit > 0) {
+            size_t mark = chain.size();
+            found =
+                !lock.holders.empty() && std::all_of(lock.holders.begin(), lock.holders.end(),
+                                                     [&](const Holder& h) { return holder_reaches(key, h); });
+            if (!found) {
+                chain.resize(mark);
+            }
+        } else {
+            found = std::any_of(lock.holders.begin(), lock.holders.end(),
+                                [&](const Holder& h) { return holder_reaches(key, h); });
+        }
+        on_path.erase(key);
+        return found;
     };
     if (!reaches(path)) {
         return std::nullopt;
@@ -339,7 +389,31 @@ json LockTable::list(const std::optional<std::string>& path) const {
         return out;
     }
     for (const auto& [file, lock] : locks_) {
-        entry(file, &lock);
+        if (lock.limit == 0) {
+            entry(file, &lock);
+        }
+    }
+    return out;
+}
+
+json LockTable::list_semaphores(const std::optional<std::string>& name) const {
+    json out = json::array();
+    for (const auto& [key, lock] : locks_) {
+        if (lock.limit == 0 || (name && key != *name)) {
+            continue;
+        }
+        json holders = json::array(), waiters = json::array();
+        for (const Holder& h : lock.holders) {
+            json j = describe(h);
+            j.erase("mode");
+            holders.push_back(std::move(j));
+        }
+        for (const Waiter& w : lock.waiters) {
+            waiters.push_back({{"pid", w.pid},
+                               {"since", common::format_rfc3339_ms(w.since_ms)},
+                               {"lease", leases_.describe(w.lease)}});
+        }
+        out.push_back({{"name", key}, {"limit", lock.limit}, {"holders", holders}, {"waiters", waiters}});
     }
     return out;
 }

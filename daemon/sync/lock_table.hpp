@@ -1,8 +1,11 @@
 #pragma once
-// LockTable: the file locks the daemon holds for its clients (`mpctl lock`, lock.* in PROTOCOL.md). Each
-// grant is a flock(2) on the file (sync/flock_linux.hpp), so flock(1), Python's filelock and fcntl.flock
-// users see it; each is leased to its holder (leases/lease_registry.hpp) and released when the lease
-// ends; each carries a fencing token (fencing_tokens.hpp).
+// LockTable: the file locks and the semaphores the daemon holds for its clients (`mpctl lock`, `mpctl sem`,
+// lock.* and sem.* in PROTOCOL.md). A file lock's grant is a flock(2) on the file (sync/flock_linux.hpp), so
+// flock(1), Python's filelock and fcntl.flock users see it; a semaphore of limit N grants up to N units,
+// in the daemon only. Each grant is leased to its holder (leases/lease_registry.hpp) and released when the
+// lease ends, and carries a fencing token (fencing_tokens.hpp). Both live in one table, keyed by path for
+// file locks (always absolute: "/...") and by name for semaphores (never starting with '/'), so that
+// waiting, leases and deadlock detection are one mechanism across both.
 //
 // Waiters that go through the daemon are served first come, first served: a waiter is granted only once
 // every waiter before it on that file was, so a stream of shared holders cannot starve an exclusive one.
@@ -11,9 +14,10 @@
 //
 // Deadlocks among waiters of the daemon are refused, not waited into: a blocking acquire that would close
 // a cycle (A holds X and waits for Y, B holds Y and asks for X; or A asks again for what it holds) gets a
-// `deadlock` error naming the cycle. Holders are told apart by owner: the lease's process, or for a
-// connection lease the connection (two connections of one process, two threads say, are two holders, as two
-// open()s of the file are to flock). Loop thread only.
+// `deadlock` error naming the cycle. A file lock waits for every holder in its way; a semaphore for any
+// one unit, so a cycle closes through a semaphore only when every holder of it leads back. Holders are told
+// apart by owner: the lease's process, or for a connection lease the connection (two connections of one
+// process, two threads say, are two holders, as two open()s of the file are to flock). Loop thread only.
 
 #include <chrono>
 #include <cstdint>
@@ -49,7 +53,8 @@ class LockTable {
     LockTable& operator=(const LockTable&) = delete;
 
     struct Request {
-        std::string path;  // absolute, checked by the caller
+        std::string path;  // a file lock's absolute path, or a semaphore's name
+        int limit = 0;     // a semaphore's (0: a file lock)
         bool shared = false;
         bool nonblock = false;                             // busy rather than wait
         std::optional<std::chrono::milliseconds> timeout;  // then a timeout error
@@ -61,15 +66,17 @@ class LockTable {
     // once.
     void acquire(Request request);
 
-    // Gives back the holdings of PATH with TOKEN, or (without one) those for process PID; a holding leased
-    // to a connection only to that connection (SESSION). The released grants; throws unknown_id if none
-    // matched.
+    // Gives back the holdings of PATH (a file lock, or a semaphore's name) with TOKEN, or (without one)
+    // those for process PID, every one of them or the oldest ONE; a holding leased to a connection only to
+    // that connection (SESSION). The released grants; throws unknown_id if none matched.
     nlohmann::json release(const std::string& path, std::optional<int64_t> token, pid_t pid,
-                           const Session* session);
+                           const Session* session, bool one = false);
 
-    // The locks held or waited for (PATH: that file only, even if the daemon holds nothing there), with
-    // the locks processes outside the daemon hold on each file (/proc/locks).
+    // The file locks held or waited for (PATH: that file only, even if the daemon holds nothing there),
+    // with the locks processes outside the daemon hold on each file (/proc/locks).
     [[nodiscard]] nlohmann::json list(const std::optional<std::string>& path) const;
+    // The semaphores in use (NAME: that one only).
+    [[nodiscard]] nlohmann::json list_semaphores(const std::optional<std::string>& name) const;
 
     [[nodiscard]] size_t held() const;
 
@@ -101,6 +108,7 @@ class LockTable {
         TimerId timeout = 0;
     };
     struct Lock {
+        int limit = 0;  // a semaphore's; 0 for a file lock
         std::vector<Holder> holders;
         std::deque<Waiter> waiters;
         TimerId poll = 0;  // trying again while a process outside holds it
@@ -108,6 +116,11 @@ class LockTable {
     };
     // Why the first waiter of a lock was not granted.
     enum class Stall { none, holders, outside, token };
+
+    // Whether a waiter of mode SHARED may join LOCK's holders now.
+    [[nodiscard]] static bool compatible(const Lock& lock, bool shared);
+    // What a busy or timed-out waiter of KEY is told ("/a is locked", "semaphore s is at its limit (2)").
+    [[nodiscard]] static std::string what_is_busy(const std::string& key, const Lock& lock);
 
     // Grants to the waiters of PATH in order, as far as they can be.
     Stall pump(const std::string& path);
