@@ -101,7 +101,7 @@ void LockTable::acquire(Request request) {
     // Asked before it queues: a wait that would close a cycle is refused, not waited into.
     bool must_wait = !lock.waiters.empty() || !compatible(lock, request.shared);
     if (must_wait && !request.nonblock) {
-        if (auto cycle = deadlock(w.owner, path)) {
+        if (auto cycle = deadlock(w.owner, path, request.shared)) {
             leases_.release(w.lease);
             forget_if_idle(path);
             throw RequestError(ErrorCode::deadlock, "deadlock: " + *cycle, {{key_name, path}});
@@ -287,62 +287,99 @@ json LockTable::release(const std::string& path, std::optional<int64_t> token, p
     return released;
 }
 
-std::optional<std::string> LockTable::deadlock(const Owner& owner, const std::string& path) const {
-    const pid_t pid = owner.pid;
-    // Depth first from the holders of PATH: each holder's own waits lead on to other keys' holders. A path
-    // back to OWNER is the cycle this wait would close. A file lock is blocked by any holder that is stuck;
-    // a semaphore only when every one of its holders is (any one unit freed would do).
-    std::set<std::string> on_path;
-    std::vector<std::string> chain;
-    std::function<bool(const std::string&)> reaches;
-    auto holder_reaches = [&](const std::string& key, const Holder& h) -> bool {
-        if (h.owner == owner) {
-            chain.push_back(key + " is held by pid " + std::to_string(pid));
-            return true;
-        }
-        for (const auto& [other, lock] : locks_) {
-            for (const Waiter& w : lock.waiters) {
-                if (!(w.owner == h.owner)) {
-                    continue;
-                }
-                chain.push_back(key + " is held by pid " + std::to_string(h.pid) + ", which waits for " +
-                                other);
-                if (reaches(other)) {
-                    return true;
-                }
-                chain.pop_back();
-            }
-        }
-        return false;
+std::optional<std::string> LockTable::deadlock(const Owner& owner, const std::string& path,
+                                               bool shared) const {
+    // Graph reduction, which is right for file locks (a waiter needs every holder in its way gone) and for
+    // semaphores (any one unit will do) alike: an owner that waits for nothing will let go of what it
+    // holds some day; so will an owner whose every wait could then be granted; repeat until nothing
+    // changes. If the asking owner is still stuck with its new wait added, granting waits can never free
+    // it: a deadlock. (Waiters are assumed blocked while they wait, as a shell is under `mpctl lock
+    // acquire`; arrival order and holders outside the daemon are left out: they delay, never deadlock.)
+    struct Wait {
+        std::string key;
+        bool shared = false;
     };
-    reaches = [&](const std::string& key) -> bool {
-        auto it = locks_.find(key);
-        if (it == locks_.end() || !on_path.insert(key).second) {
-            return false;
+    struct Held {
+        Owner owner;
+        bool shared = false;
+    };
+    auto key_of = [](const Owner& o) {
+        return std::pair(o.pid, o.connection);
+    };
+    std::map<std::pair<pid_t, const void*>, std::vector<Wait>> waits;
+    std::map<std::string, std::vector<Held>> held;
+    for (const auto& [key, lock] : locks_) {
+        for (const Waiter& w : lock.waiters) {
+            waits[key_of(w.owner)].push_back({key, w.shared});
         }
-        const Lock& lock = it->second;
-        bool found = false;
+        for (const Holder& h : lock.holders) {
+            held[key].push_back({h.owner, h.shared});
+        }
+    }
+    waits[key_of(owner)].push_back({path, shared});
+    auto grantable = [&](const Wait& w) {
+        const Lock& lock = locks_.at(w.key);
+        const auto& now = held[w.key];
         if (lock.limit > 0) {
-            size_t mark = chain.size();
-            found =
-                !lock.holders.empty() && std::all_of(lock.holders.begin(), lock.holders.end(),
-                                                     [&](const Holder& h) { return holder_reaches(key, h); });
-            if (!found) {
-                chain.resize(mark);
-            }
-        } else {
-            found = std::any_of(lock.holders.begin(), lock.holders.end(),
-                                [&](const Holder& h) { return holder_reaches(key, h); });
+            return now.size() < static_cast<size_t>(lock.limit);
         }
-        on_path.erase(key);
-        return found;
+        return now.empty() ||
+               (w.shared && std::all_of(now.begin(), now.end(), [](const Held& h) { return h.shared; }));
     };
-    if (!reaches(path)) {
+    auto free_owner = [&](const std::pair<pid_t, const void*>& o) {
+        for (auto& [key, holders] : held) {
+            std::erase_if(holders, [&](const Held& h) { return key_of(h.owner) == o; });
+        }
+    };
+    // Owners that wait for nothing let go in time.
+    std::set<std::pair<pid_t, const void*>> holders_seen;
+    for (const auto& [key, holders] : held) {
+        for (const Held& h : holders) {
+            holders_seen.insert(key_of(h.owner));
+        }
+    }
+    for (const auto& o : holders_seen) {
+        if (!waits.contains(o)) {
+            free_owner(o);
+        }
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (auto it = waits.begin(); it != waits.end();) {
+            if (std::all_of(it->second.begin(), it->second.end(), grantable)) {
+                free_owner(it->first);
+                it = waits.erase(it);
+                changed = true;
+            } else {
+                ++it;
+            }
+        }
+    }
+    if (!waits.contains(key_of(owner))) {
         return std::nullopt;
     }
-    std::string words = "pid " + std::to_string(pid) + " asks for " + path;
-    for (const auto& step : chain) {
-        words += "; " + step;
+    // Name the cycle: from what the asker wants, follow a stuck holder to what it waits for, until the
+    // asker (or a step already taken) comes round again.
+    std::string words = "pid " + std::to_string(owner.pid) + " asks for " + path;
+    std::set<std::string> named;
+    std::string key = path;
+    while (named.insert(key).second) {
+        const Held* stuck = nullptr;
+        for (const Held& h : held[key]) {
+            if (key_of(h.owner) == key_of(owner)) {
+                return words + "; " + key + " is held by pid " + std::to_string(owner.pid);
+            }
+            if (stuck == nullptr && waits.contains(key_of(h.owner))) {
+                stuck = &h;
+            }
+        }
+        if (stuck == nullptr) {
+            break;
+        }
+        const Wait& next = waits[key_of(stuck->owner)].front();
+        words += "; " + key + " is held by pid " + std::to_string(stuck->owner.pid) + ", which waits for " +
+                 next.key;
+        key = next.key;
     }
     return words;
 }

@@ -15,7 +15,7 @@
 // Deadlocks among waiters of the daemon are refused, not waited into: a blocking acquire that would close
 // a cycle (A holds X and waits for Y, B holds Y and asks for X; or A asks again for what it holds) gets a
 // `deadlock` error naming the cycle. A file lock waits for every holder in its way; a semaphore for any
-// one unit, so a cycle closes through a semaphore only when every holder of it leads back. Holders are told
+// one unit, so a cycle closes through a semaphore only when every holder of it is stuck. Holders are told
 // apart by owner: the lease's process, or for a connection lease the connection (two connections of one
 // process, two threads say, are two holders, as two open()s of the file are to flock). Loop thread only.
 
@@ -134,9 +134,11 @@ class LockTable {
     void lease_ended(const std::string& path, uint64_t id);
     // Drops PATH's entry if nothing holds or waits for it.
     void forget_if_idle(const std::string& path);
-    // The cycle a wait by OWNER for PATH would close, as words ("pid 7 asks for /b; /b is held by pid 8,
-    // which waits for /a; ..."), or nullopt.
-    [[nodiscard]] std::optional<std::string> deadlock(const Owner& owner, const std::string& path) const;
+    // Whether a wait by OWNER for PATH (SHARED) could never be granted, the daemon's other waiters blocked
+    // as they are: the cycle in words ("pid 7 asks for /b; /b is held by pid 8, which waits for /a; /a is
+    // held by pid 7"), or nullopt.
+    [[nodiscard]] std::optional<std::string> deadlock(const Owner& owner, const std::string& path,
+                                                      bool shared) const;
     [[nodiscard]] nlohmann::json describe(const Holder& h) const;
 
     Timers& timers_;
