@@ -26,6 +26,12 @@ void BarrierTable::wait(const std::string& name, int parties,
             "barrier " + name + " is in use with " + std::to_string(it->second.parties) + " parties",
             {{"name", name}, {"parties", it->second.parties}});
     }
+    if (barriers_.size() >= k_max_barriers && !barriers_.contains(name)) {
+        throw proto::RequestError(
+            ErrorCode::busy,
+            "the daemon has " + std::to_string(barriers_.size()) + " barriers waited at, its limit",
+            {{"limit", k_max_barriers}});
+    }
     Barrier& barrier = barriers_[name];
     barrier.parties = parties;
     uint64_t id = next_id_++;

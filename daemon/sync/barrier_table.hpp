@@ -24,6 +24,9 @@ class Responder;
 
 class BarrierTable {
   public:
+    // Barriers waited at at once; past it a new name is busy.
+    static constexpr size_t k_max_barriers = 65536;
+
     explicit BarrierTable(Timers& timers) : timers_(timers) {}
     ~BarrierTable();
     BarrierTable(const BarrierTable&) = delete;

@@ -2,6 +2,7 @@
 
 #include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/sync/event_table.hpp>
+#include <mpctl/proto/errors.hpp>
 
 namespace mpctl::daemon {
 
@@ -15,8 +16,22 @@ EventTable::~EventTable() {
     }
 }
 
+EventTable::Event& EventTable::event(const std::string& name) {
+    auto it = events_.find(name);
+    if (it != events_.end()) {
+        return it->second;
+    }
+    if (events_.size() >= k_max_events) {
+        throw proto::RequestError(proto::ErrorCode::busy,
+                                  "the daemon has " + std::to_string(events_.size()) +
+                                      " events set or waited for, its limit: clear some first",
+                                  {{"limit", k_max_events}});
+    }
+    return events_[name];
+}
+
 json EventTable::set(const std::string& name) {
-    Event& event = events_[name];
+    Event& event = this->event(name);
     event.is_set = true;
     std::vector<Waiter> woken = std::move(event.waiters);
     event.waiters.clear();
@@ -37,7 +52,7 @@ json EventTable::clear(const std::string& name) {
 
 void EventTable::wait(const std::string& name, std::optional<std::chrono::milliseconds> timeout,
                       const std::shared_ptr<Responder>& responder) {
-    Event& event = events_[name];
+    Event& event = this->event(name);
     if (event.is_set) {
         responder->result({{"name", name}, {"set", true}});
         return;

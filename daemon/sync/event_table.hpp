@@ -22,6 +22,10 @@ class Responder;
 
 class EventTable {
   public:
+    // Events set or waited for at once (a client must not fill the daemon's memory with names): past it,
+    // set and wait of a new name are busy.
+    static constexpr size_t k_max_events = 65536;
+
     explicit EventTable(Timers& timers) : timers_(timers) {}
     ~EventTable();
     EventTable(const EventTable&) = delete;
@@ -47,6 +51,8 @@ class EventTable {
         bool is_set = false;
         std::vector<Waiter> waiters;
     };
+    // NAME's event, made if there is room (throws busy otherwise).
+    Event& event(const std::string& name);
     void withdraw(const std::string& name, uint64_t id, bool timed_out);
     void forget_if_idle(const std::string& name);
 

@@ -78,6 +78,16 @@ void LockTable::acquire(Request request) {
                            "semaphore " + path + " is in use with limit " + std::to_string(it->second.limit),
                            {{"name", path}, {"limit", it->second.limit}});
     }
+    size_t in_use = 0;
+    for (const auto& [key, lock] : locks_) {
+        in_use += lock.holders.size() + lock.waiters.size();
+    }
+    if (in_use >= k_max_in_use) {
+        throw RequestError(ErrorCode::busy,
+                           "the daemon holds or waits for " + std::to_string(in_use) +
+                               " locks and semaphore units already, its limit: release some first",
+                           {{"limit", k_max_in_use}});
+    }
     uint64_t id = next_id_++;
     auto lease = leases_.open(request.lease, request.responder->session(),
                               [this, path, id] { lease_ended(path, id); });

@@ -45,6 +45,9 @@ class LockTable {
   public:
     static constexpr std::chrono::milliseconds k_first_poll{2};
     static constexpr std::chrono::milliseconds k_max_poll{50};
+    // Grants and waits the daemon keeps at once, all clients together: each file lock held is a descriptor,
+    // and a client must not be able to take them all (past it: busy).
+    static constexpr size_t k_max_in_use = 16384;
 
     // NEXT_TOKEN: the journal's meta.next_lock_token.
     LockTable(Timers& timers, LeaseRegistry& leases, Store& store, int64_t next_token);

@@ -130,3 +130,21 @@ TEST_CASE("lock table: a time lease ends its grant and the next waiter gets it",
     CHECK(second->answered());
     CHECK(w.table->held() == 0);  // and the second's, granted an hour after it asked, ran out with it
 }
+
+TEST_CASE("lock table: past its limit of grants and waits, a new request is busy, and nothing changes",
+          "[unit][locks]") {
+    World w;
+    for (size_t i = 0; i < LockTable::k_max_in_use; ++i) {
+        w.take("many", static_cast<pid_t>(i + 1), 1000000);
+    }
+    CHECK(w.table->held() == LockTable::k_max_in_use);
+    try {
+        (void)w.ask("other", 1);
+        FAIL("a request past the limit was taken");
+    } catch (const RequestError& e) {
+        CHECK(e.code() == ErrorCode::busy);
+    }
+    CHECK(w.table->held() == LockTable::k_max_in_use);
+    (void)w.table->release("many", std::nullopt, 1, nullptr, true);
+    w.take("other", 1);  // room again
+}
