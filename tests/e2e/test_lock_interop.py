@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Locks (issue "locks") against the tools people already lock files with: util-linux flock(1) and Debian's
+python3-filelock, both ways. A lock mpctl takes is a real flock(2) that they see; one they hold keeps mpctl
+out (exit 5), shows under "outside" in `mpctl lock list --json`, and a waiting mpctl gets it once they let go.
+A lock leased to a process goes when that process dies, SIGKILL included; `mpctl lock run` holds the lock
+while its command runs without handing the command a descriptor to the lock file.
+
+Every helper process runs in a session of its own and is killed with its whole group on cleanup, pass or
+fail. Nothing sleeps a fixed time: waits poll a condition against a generous deadline."""
+import json, os, signal, subprocess, sys, time, unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from py_daemon import BIN, Daemon, until  # noqa: E402
+
+MPCTL = os.path.join(BIN, "mpctl")
+PYTHON = "/usr/bin/python3"  # the system Python, whose filelock is Debian's python3-filelock
+
+# FileLock(PATH).acquire(timeout=0) in a Python of its own: prints "acquired" (then lets go) or "timeout".
+FILELOCK_TRY = r"""
+import sys, filelock
+lock = filelock.FileLock(sys.argv[1])
+try:
+    lock.acquire(timeout=0)
+except filelock.Timeout:
+    print("timeout")
+else:
+    lock.release()
+    print("acquired")
+"""
+
+# Holds FileLock(PATH), says so by creating HELD, and lets go when GO appears.
+FILELOCK_HOLD = r"""
+import os, sys, time, filelock
+path, held, go = sys.argv[1:4]
+lock = filelock.FileLock(path)
+lock.acquire(timeout=0)
+open(held, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+lock.release()
+"""
+
+# Runs `mpctl lock acquire PATH --json` (so this process owns the lease), writes the grant to GRANT, and
+# waits to be killed.
+PYTHON_OWNER = r"""
+import os, signal, subprocess, sys
+mpctl, path, grant = sys.argv[1:4]
+done = subprocess.run([mpctl, "lock", "acquire", path, "--json"], stdout=subprocess.PIPE)
+if done.returncode != 0:
+    sys.exit(done.returncode)
+with open(grant + ".tmp", "wb") as f:
+    f.write(done.stdout)
+os.rename(grant + ".tmp", grant)
+while True:
+    signal.pause()
+"""
+
+# Every descriptor of this process and where it points, as JSON.
+LIST_FDS = r"""
+import json, os
+fds = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink("/proc/self/fd/" + fd)
+    except OSError:
+        pass  # the descriptor listdir itself had open
+print(json.dumps(fds))
+"""
+
+_filelock_check = None
+
+
+def filelock_problem():
+    """None if /usr/bin/python3 can import filelock, else what went wrong."""
+    global _filelock_check
+    if _filelock_check is None:
+        done = subprocess.run([PYTHON, "-c", "import filelock; print(filelock.__version__)"],
+                              capture_output=True, timeout=120)
+        why = (done.stderr.decode().strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        _filelock_check = ("" if done.returncode == 0 else
+                           f"{PYTHON} cannot import filelock ({why}): apt-get install python3-filelock")
+    return _filelock_check or None
+
+
+class LockInterop(unittest.TestCase):
+    def setUp(self):
+        self.daemon = Daemon()
+        self.addCleanup(self.daemon.stop)  # registered first, so it runs after every process is gone
+        self.env = dict(os.environ, MPCTL_SOCKET=self.daemon.socket,
+                        MPCTL_STATE_DIR=os.path.join(self.daemon.dir, "state"), MPCTL_NO_AUTOSTART="1",
+                        NO_COLOR="1")
+        self.serial = 0
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def path(self, name):
+        return os.path.join(self.daemon.dir, name)
+
+    def mpctl(self, args, **kw):
+        return subprocess.run([MPCTL] + args, env=self.env, capture_output=True, timeout=300, **kw)
+
+    def mpctl_ok(self, args):
+        done = self.mpctl(args)
+        self.assertEqual(done.returncode, 0, f"mpctl {' '.join(args)}: {done.stderr.decode()}")
+        return done.stdout
+
+    def listing(self, path):
+        """`mpctl lock list PATH --json`: the one object for PATH (an empty one if PATH has no entry)."""
+        out = self.mpctl_ok(["lock", "list", path, "--json"]).decode()
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        mine = [e for e in entries if e["path"] == path]
+        self.assertLessEqual(len(mine), 1, out)
+        return mine[0] if mine else {"path": path, "holders": [], "waiters": [], "outside": []}
+
+    def spawn(self, args, what):
+        """A background process in a session of its own, its output in files; killed (whole group) and reaped
+        on cleanup, whatever happens to the test."""
+        self.serial += 1
+        out = open(self.path(f"proc-{self.serial}.out"), "wb+")
+        err = open(self.path(f"proc-{self.serial}.err"), "wb+")
+        proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        proc.what, proc.out, proc.err = what, out, err
+
+        def reap():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(60)
+            out.close()
+            err.close()
+        self.addCleanup(reap)
+        return proc
+
+    @staticmethod
+    def said(proc):
+        proc.out.flush()
+        proc.err.flush()
+        with open(proc.out.name, "rb") as o, open(proc.err.name, "rb") as e:
+            return o.read(), e.read()
+
+    def wait_for(self, condition, what, seconds=60, alive=()):
+        """until(condition), failing at once with its output if a process in ALIVE exits meanwhile."""
+        def check():
+            for proc in alive:
+                if proc.poll() is not None:
+                    out, err = self.said(proc)
+                    self.fail(f"{proc.what} exited with {proc.returncode} while waiting for {what}: "
+                              f"stdout {out!r}, stderr {err!r}")
+            return condition()
+        until(check, what, seconds)
+
+    def finish(self, proc, seconds=120):
+        """Wait for PROC to exit: its code, stdout and stderr."""
+        proc.wait(seconds)
+        out, err = self.said(proc)
+        return proc.returncode, out, err
+
+    def flock_n(self, path, *mode):
+        """`flock [MODE] -n PATH true`: 0 if it got the lock, 1 if it is held."""
+        return subprocess.run(["flock", *mode, "-n", path, "true"], timeout=120).returncode
+
+    def need_filelock(self):
+        problem = filelock_problem()
+        if problem:
+            self.fail(problem)
+
+    def filelock_try(self, path):
+        self.need_filelock()
+        done = subprocess.run([PYTHON, "-c", FILELOCK_TRY, path], capture_output=True, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr.decode())
+        return done.stdout.decode().strip()
+
+    def hold_with_flock(self, path):
+        """A flock(1) process holding PATH exclusively until GO appears: (process, GO)."""
+        held, go = path + ".held", path + ".go"
+        proc = self.spawn(["flock", path, "sh", "-c", f"touch '{held}'; while [ ! -e '{go}' ]; do sleep 0.01; done"],
+                          "flock(1) holding " + path)
+        self.addCleanup(lambda: open(go, "a").close())  # and the loop ends even if a kill missed it
+        self.wait_for(lambda: os.path.exists(held), "flock(1) to hold " + path, alive=[proc])
+        return proc, go
+
+    def hold_with_filelock(self, path):
+        """A Python process holding filelock.FileLock(PATH) until GO appears: (process, GO)."""
+        self.need_filelock()
+        held, go = path + ".held", path + ".go"
+        proc = self.spawn([PYTHON, "-c", FILELOCK_HOLD, path, held, go], "python holding FileLock " + path)
+        self.addCleanup(lambda: open(go, "a").close())
+        self.wait_for(lambda: os.path.exists(held), "filelock to hold " + path, alive=[proc])
+        return proc, go
+
+    # --- 1. mpctl holds, flock(1) and filelock see it -------------------------------------------------------
+
+    def test_a_lock_mpctl_acquires_is_seen_by_flock_and_filelock_until_released(self):
+        self.need_filelock()
+        path = self.path("exclusive.lock")
+        grant = json.loads(self.mpctl_ok(["lock", "acquire", path, "--json"]))
+        self.assertEqual((grant["path"], grant["mode"]), (path, "exclusive"))
+        self.assertEqual(grant["lease"], {"kind": "process", "pid": os.getpid()})  # mpctl's parent: this test
+        self.assertEqual(self.flock_n(path), 1, "flock -n got a lock mpctl holds")
+        self.assertEqual(self.flock_n(path, "-s"), 1, "flock -s -n got a lock mpctl holds exclusively")
+        self.assertEqual(self.filelock_try(path), "timeout", "filelock got a lock mpctl holds")
+        holders = self.listing(path)["holders"]
+        self.assertEqual([(h["pid"], h["token"]) for h in holders], [(os.getpid(), grant["token"])])
+
+        self.mpctl_ok(["lock", "release", path])
+        self.assertEqual(self.flock_n(path), 0, "flock -n did not get the lock after mpctl lock release")
+        self.assertEqual(self.filelock_try(path), "acquired", "filelock did not get the lock after release")
+        self.assertEqual(self.listing(path)["holders"], [])
+        # Released once; a second release names nothing held.
+        self.assertEqual(self.mpctl(["lock", "release", path]).returncode, 4)
+
+    def test_a_shared_lock_mpctl_acquires_admits_shared_flock_only(self):
+        path = self.path("shared.lock")
+        grant = json.loads(self.mpctl_ok(["lock", "acquire", "--shared", path, "--json"]))
+        self.assertEqual(grant["mode"], "shared")
+        self.assertEqual(self.flock_n(path, "-s"), 0, "flock -s -n was refused a lock mpctl holds shared")
+        self.assertEqual(self.flock_n(path, "-x"), 1, "flock -x -n got a lock mpctl holds shared")
+        self.assertEqual(self.filelock_try(path), "timeout", "filelock (exclusive) got a lock mpctl holds shared")
+        self.mpctl_ok(["lock", "release", path])
+        self.assertEqual(self.flock_n(path, "-x"), 0, "flock -x -n did not get the lock after release")
+
+    # --- 2. they hold, mpctl waits --------------------------------------------------------------------------
+
+    def check_held_outside_then_handed_over(self, path, holder, go):
+        """HOLDER (pid) holds PATH with flock(2) until GO appears: mpctl is kept out and sees it outside, and a
+        blocking acquire started meanwhile gets the lock once HOLDER lets go."""
+        refused = self.mpctl(["lock", "acquire", "-n", path])
+        self.assertEqual(refused.returncode, 5, f"lock acquire -n of a held lock: {refused.stderr.decode()}")
+        timed_out = self.mpctl(["lock", "acquire", path, "--timeout", "0.2"])
+        self.assertEqual(timed_out.returncode, 124, timed_out.stderr.decode())
+        entry = self.listing(path)
+        self.assertEqual(entry["holders"], [])
+        self.assertIn({"pid": holder.pid, "kind": "FLOCK", "mode": "exclusive"}, entry["outside"], entry)
+
+        waiter = self.spawn([MPCTL, "lock", "acquire", path, "--timeout", "60", "--json"], "blocking lock acquire")
+        # The waiter's lease is its parent's: this test process.
+        self.wait_for(lambda: [w["pid"] for w in self.listing(path)["waiters"]] == [os.getpid()],
+                      "the blocking acquire to wait", alive=[waiter])
+        self.assertEqual(self.flock_n(path), 1)  # still the outside holder's
+        open(go, "w").close()
+        self.assertEqual(holder.wait(120), 0, self.said(holder))
+        code, out, err = self.finish(waiter)
+        self.assertEqual(code, 0, err.decode())
+        grant = json.loads(out)
+        self.assertEqual((grant["path"], grant["mode"], grant["pid"]), (path, "exclusive", os.getpid()))
+        self.assertEqual(self.flock_n(path), 1, "the lock handed to mpctl is not held")
+        entry = self.listing(path)
+        self.assertEqual(([h["token"] for h in entry["holders"]], entry["waiters"], entry["outside"]),
+                         ([grant["token"]], [], []))
+        self.mpctl_ok(["lock", "release", path])
+        self.assertEqual(self.flock_n(path), 0)
+
+    def test_a_lock_flock_holds_keeps_mpctl_out_shows_outside_and_passes_to_a_waiting_acquire(self):
+        path = self.path("by-flock.lock")
+        holder, go = self.hold_with_flock(path)
+        self.check_held_outside_then_handed_over(path, holder, go)
+
+    def test_a_lock_filelock_holds_keeps_mpctl_out_shows_outside_and_passes_to_a_waiting_acquire(self):
+        path = self.path("by-filelock.lock")
+        holder, go = self.hold_with_filelock(path)
+        self.check_held_outside_then_handed_over(path, holder, go)
+
+    # --- 3. the owner dies ----------------------------------------------------------------------------------
+
+    def check_death_releases(self, path, owner, grant_file):
+        self.wait_for(lambda: os.path.exists(grant_file), "the owner to hold " + path, alive=[owner])
+        with open(grant_file) as f:
+            grant = json.load(f)
+        self.assertEqual(grant["lease"], {"kind": "process", "pid": owner.pid})
+        self.assertEqual(self.flock_n(path), 1, "flock -n got a lock the owner holds")
+        killed = time.monotonic()
+        owner.kill()  # SIGKILL
+        owner.wait(60)
+        until(lambda: self.flock_n(path) == 0, f"{path} to be free after its owner was killed", 30)
+        freed = time.monotonic() - killed
+        print(f"\n  {owner.what}: lock free {freed * 1000:.0f} ms after SIGKILL", file=sys.stderr)
+        until(lambda: self.listing(path)["holders"] == [], "lock list to show no holder", 30)
+
+    def test_a_lock_is_released_when_its_python_owner_is_killed(self):
+        path = self.path("python-owner.lock")
+        grant = self.path("python-owner.grant")
+        owner = self.spawn([PYTHON, "-c", PYTHON_OWNER, MPCTL, path, grant], "python owner")
+        self.check_death_releases(path, owner, grant)
+
+    def test_a_lock_is_released_when_its_shell_owner_is_killed(self):
+        path = self.path("shell-owner.lock")
+        grant = self.path("shell-owner.grant")
+        script = f"""'{MPCTL}' lock acquire '{path}' --json > '{grant}.tmp' || exit $?
+mv '{grant}.tmp' '{grant}'
+while :; do sleep 1; done"""
+        owner = self.spawn(["sh", "-c", script], "sh owner")
+        self.check_death_releases(path, owner, grant)
+
+    # --- 4. lock run ----------------------------------------------------------------------------------------
+
+    def test_lock_run_holds_the_lock_while_its_command_runs_and_exits_with_its_code(self):
+        path = self.path("run.lock")
+        inside = self.mpctl(["lock", "run", path, "--", "sh", "-c",
+                             f"flock -n '{path}' true; echo $?; echo $MPCTL_LOCK_TOKEN; "
+                             f"'{MPCTL}' lock list '{path}' --json"])
+        self.assertEqual(inside.returncode, 0, inside.stderr.decode())
+        lines = inside.stdout.decode().splitlines()
+        self.assertEqual(lines[0], "1", "flock -n got the lock inside lock run")
+        self.assertRegex(lines[1], r"^[1-9][0-9]*$", "MPCTL_LOCK_TOKEN is not a positive integer")
+        listed = json.loads(lines[2])
+        self.assertEqual([h["token"] for h in listed["holders"]], [int(lines[1])])
+        self.assertEqual(listed["holders"][0]["mode"], "exclusive")
+        self.assertEqual(self.flock_n(path), 0, "the lock is still held after lock run returned")
+
+        self.assertEqual(self.mpctl(["lock", "run", path, "--", "sh", "-c", "exit 7"]).returncode, 7)
+        self.assertEqual(self.flock_n(path), 0, "the lock is still held after lock run returned 7")
+        shared = self.mpctl(["lock", "run", "--shared", path, "--", "sh", "-c",
+                             f"flock -s -n '{path}' true; echo $?; flock -x -n '{path}' true; echo $?"])
+        self.assertEqual((shared.returncode, shared.stdout), (0, b"0\n1\n"), shared.stderr.decode())
+
+    def test_lock_run_gives_its_command_no_descriptor_to_the_lock_file(self):
+        path = self.path("fds.lock")
+        done = self.mpctl(["lock", "run", path, "--", PYTHON, "-c", LIST_FDS])
+        self.assertEqual(done.returncode, 0, done.stderr.decode())
+        fds = json.loads(done.stdout)
+        self.assertTrue({"0", "1", "2"} <= set(fds), fds)
+        real = os.path.realpath(path)
+        lock_fds = {fd: target for fd, target in fds.items() if target in (path, real) or "fds.lock" in target}
+        self.assertEqual(lock_fds, {}, f"the command inherited descriptors to the lock file: {fds}")
+        # And with ls -l, as a shell user would look.
+        ls = self.mpctl(["lock", "run", path, "--", "sh", "-c", "ls -l /proc/self/fd/"])
+        self.assertEqual(ls.returncode, 0, ls.stderr.decode())
+        self.assertNotIn(b"fds.lock", ls.stdout)
+        # A run that is refused (held outside, --nonblock) runs nothing and says busy.
+        holder, go = self.hold_with_flock(path)
+        refused = self.mpctl(["lock", "run", "--nonblock", path, "--", "sh", "-c", "echo ran"])
+        self.assertEqual((refused.returncode, refused.stdout), (5, b""), refused.stderr.decode())
+        open(go, "w").close()
+        self.assertEqual(holder.wait(120), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
