@@ -8,7 +8,8 @@ peers on this machine; prints ratios.
   2. Round trips: acquire+release pairs on one open connection, lease "connection", each request sent only
      once the answer to the previous one is read (no pipelining), for ~2 s or 20,000 pairs, whichever comes
      first. Target: >= 10,000 pairs per second. Printed with it: the daemon's CPU time and this Python
-     client's per pair (where the time goes), and, for comparison only, the same pairs pipelined (100 pairs
+     client's per pair (where the time goes); the same pairs from a client in C (lock_pairs.c: the Python
+     client spends as much CPU per pair as the daemon); and, for comparison only, the same pairs pipelined (100 pairs
      written at once, releases by connection, no token, then the 200 answers read).
   3. Contention: 8 client processes, each with its own connection, on ONE lock, each looping blocking
      acquire then release for ~3 s. Printed: grants per second, the mean, p99 and maximum time one acquire
@@ -228,9 +229,14 @@ def main():
         loop = (statistics.median(ours), statistics.median(peer), statistics.median(floor))
 
         # 2. Round trips on one connection.
-        lock_rates, pair_counts, daemon_cpu, client_cpu, piped_rates = [], [], [], [], []
+        lock_rates, pair_counts, daemon_cpu, client_cpu, piped_rates, c_rates = [], [], [], [], [], []
         pair_file = os.path.join(work, "pairs.lock")
+        c_client = os.path.join(work, "lock_pairs")
+        subprocess.run(["cc", "-O2", "-o", c_client, os.path.join(HERE, "lock_pairs.c")], check=True)
         for _ in range(args.runs):
+            out = subprocess.run([c_client, d.sock, pair_file, str(args.pair_seconds)], check=True,
+                                 capture_output=True, text=True).stdout.split()
+            c_rates.append(int(out[0]) / float(out[1]))
             d_cpu, c_cpu = cpu_seconds(d.proc.pid), time.process_time()
             rate, n = lock_pairs(d.sock, pair_file, args.pairs, args.pair_seconds)
             daemon_cpu.append((cpu_seconds(d.proc.pid) - d_cpu) / n)
@@ -238,7 +244,8 @@ def main():
             lock_rates.append(rate)
             pair_counts.append(n)
             piped_rates.append(pipelined_pairs(d.sock, pair_file, args.pairs, args.pair_seconds))
-        pairs = tuple(statistics.median(x) for x in (lock_rates, pair_counts, daemon_cpu, client_cpu, piped_rates))
+        pairs = tuple(statistics.median(x)
+                      for x in (lock_rates, pair_counts, daemon_cpu, client_cpu, piped_rates, c_rates))
 
         # 3. Contention: 8 clients on one lock, then the kernel's flock with 8 processes.
         runs = {"mpctl": [], "flock": []}
@@ -271,12 +278,14 @@ def main():
     print(f"   over the floor: mpctl +{(ours-floor)/n*1000:.2f}ms, flock +{(peer-floor)/n*1000:.2f}ms per iteration"
           f" ({(ours-floor)/max(peer-floor, 1e-9):.2f}x)")
 
-    lock_rate, count, d_cpu, c_cpu, piped = pairs
+    lock_rate, count, d_cpu, c_cpu, piped, c_rate = pairs
     print(f"\n2. acquire+release pairs on one connection, up to {args.pairs} pairs or {args.pair_seconds:g}s")
     print(f"   one request at a time (no pipelining)  {lock_rate:8.0f} pairs/s  ({1e6/lock_rate:.1f}us a pair, "
           f"{count:.0f} pairs)   target >= 10000/s")
     print(f"     CPU per pair: daemon {d_cpu*1e6:.1f}us, this Python client {c_cpu*1e6:.1f}us "
           f"(/proc/PID/stat ticks, {1/os.sysconf('SC_CLK_TCK')*1000:.0f}ms resolution)")
+    print(f"   the same from a client in C (lock_pairs.c)  {c_rate:8.0f} pairs/s  ({1e6/c_rate:.1f}us a pair)"
+          f"   target >= 10000/s")
     print(f"   pipelined, 100 pairs a write (comparison only) {piped:8.0f} pairs/s  ({1e6/piped:.1f}us a pair)")
 
     print(f"\n3. {CLIENTS} client processes on one lock, each looping acquire (blocking) + release, "
