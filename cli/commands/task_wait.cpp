@@ -133,19 +133,18 @@ int result(AppContext& ctx, const std::string& id_arg, const std::string& timeou
     if (int attempts = waited.at("tasks").at(0).value("attempts", 0); attempts > 1) {
         logs_params["attempt"] = attempts;
     }
-    json logs = client.call("task.logs", logs_params,
-                            [&](const std::string& method, const json& params) {
-                                if (method != "task.output") {
-                                    return;
-                                }
-                                if (auto data = common::base64_decode(params.value("data", std::string()))) {
-                                    if (ctx.global.json) {
-                                        out += *data;
-                                    } else {
-                                        write_out(1, *data);
-                                    }
-                                }
-                            });
+    json logs = client.call("task.logs", logs_params, [&](const std::string& method, const json& params) {
+        if (method != "task.output") {
+            return;
+        }
+        if (auto data = common::base64_decode(params.value("data", std::string()))) {
+            if (ctx.global.json) {
+                out += *data;
+            } else {
+                write_out(1, *data);
+            }
+        }
+    });
     auto status = proto::status_from_json(logs.at("task"));
     if (ctx.global.json) {
         json j = logs.at("task");

@@ -52,8 +52,9 @@ void task_logs(const TaskContext& ctx, Call& call) {
     if (attempt) {
         int most = task.spec.retries() + 1;
         if (*attempt > most) {
-            proto::throw_invalid_params("params.attempt: task " + std::to_string(req.task_id) + " makes at most " +
-                                        std::to_string(most) + (most == 1 ? " attempt" : " attempts"));
+            proto::throw_invalid_params("params.attempt: task " + std::to_string(req.task_id) +
+                                        " makes at most " + std::to_string(most) +
+                                        (most == 1 ? " attempt" : " attempts"));
         }
         req.attempt = static_cast<int>(*attempt);
     }

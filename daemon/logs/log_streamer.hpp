@@ -71,8 +71,8 @@ class LogStreamer {
         bool want_stderr = false;
         size_t stages = 0;  // a pipeline's; 0 for one process
         std::optional<size_t> stage;
-        int last_attempt = 0;       // the latest attempt with sources
-        std::optional<int> only;    // the one attempt asked for
+        int last_attempt = 0;     // the latest attempt with sources
+        std::optional<int> only;  // the one attempt asked for
         bool follow = false;
         std::optional<uint64_t> tail_lines;
         uint64_t limit = UINT64_MAX;  // the task's max_output: nothing past it is sent

@@ -76,10 +76,11 @@ int main(int argc, char** argv) {
     long pairs = 0;
     double start = now(), end = start;
     while (end - start < seconds) {
-        int n = snprintf(request, sizeof request,
-                         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"lock.acquire\",\"params\":{\"path\":\"%s\","
-                         "\"lease\":\"connection\"}}\n",
-                         argv[2]);
+        int n =
+            snprintf(request, sizeof request,
+                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"lock.acquire\",\"params\":{\"path\":\"%s\","
+                     "\"lease\":\"connection\"}}\n",
+                     argv[2]);
         send_all(fd, request, (size_t)n);
         read_line(fd, line, sizeof line);
         char* token = strstr(line, "\"token\":");

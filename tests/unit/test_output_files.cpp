@@ -140,8 +140,9 @@ TEST_CASE("a slow creation turns on making the files of queued tasks ahead", "[u
     CHECK(read_all(out.paths(3).stdout_path).empty());
 }
 
-TEST_CASE("a retry's start puts the attempt before it aside and starts empty, and remove deletes every attempt's",
-          "[unit][output]") {
+TEST_CASE(
+    "a retry's start puts the attempt before it aside and starts empty, and remove deletes every attempt's",
+    "[unit][output]") {
     mpctl::test::TempDir dir;
     OutputLayout out(dir.path());
     for (int attempt = 1; attempt <= 3; ++attempt) {
@@ -170,8 +171,9 @@ TEST_CASE("a retry's start puts the attempt before it aside and starts empty, an
     out.remove(5, 1, 3);
     out.remove(6, 2, 2);
     out.wait_removed();
-    for (const auto& path : {out.paths(5).stdout_path, out.paths(5, 1).stdout_path, out.paths(5, 2).stderr_path,
-                             out.stage_stderr_path(6, 1, 1), out.stage_stderr_path(6, 0)}) {
+    for (const auto& path :
+         {out.paths(5).stdout_path, out.paths(5, 1).stdout_path, out.paths(5, 2).stderr_path,
+          out.stage_stderr_path(6, 1, 1), out.stage_stderr_path(6, 0)}) {
         INFO(path);
         CHECK(::access(path.c_str(), F_OK) != 0);
     }
