@@ -45,12 +45,7 @@ common::Result<common::UniqueFd> try_flock(const std::string& path, bool shared)
     return common::plain_error("flock " + path + ": the file keeps being replaced");
 }
 
-std::vector<FileLockHolder> file_lock_holders(const std::string& path, pid_t self) {
-    std::vector<FileLockHolder> out;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        return out;
-    }
+FileLockHolders::FileLockHolders(pid_t self) {
     // Lines such as "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's is "1: -> FLOCK ...".
     std::ifstream in("/proc/locks");
     std::string line;
@@ -65,13 +60,23 @@ std::vector<FileLockHolder> file_lock_holders(const std::string& path, pid_t sel
         words >> advisory >> access >> pid >> dev_ino;
         unsigned major = 0, minor = 0;
         unsigned long inode = 0;
-        if (std::sscanf(dev_ino.c_str(), "%x:%x:%lu", &major, &minor, &inode) != 3) {
+        if (std::sscanf(dev_ino.c_str(), "%x:%x:%lu", &major, &minor, &inode) != 3 || pid == self) {
             continue;
         }
-        if (makedev(major, minor) != st.st_dev || inode != st.st_ino || pid == self) {
-            continue;
-        }
-        out.push_back(FileLockHolder{pid, kind, access == "WRITE"});
+        by_file_.emplace(std::pair(makedev(major, minor), static_cast<ino_t>(inode)),
+                         FileLockHolder{pid, kind, access == "WRITE"});
+    }
+}
+
+std::vector<FileLockHolder> FileLockHolders::on(const std::string& path) const {
+    std::vector<FileLockHolder> out;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return out;
+    }
+    auto [first, last] = by_file_.equal_range(std::pair(st.st_dev, st.st_ino));
+    for (auto it = first; it != last; ++it) {
+        out.push_back(it->second);
     }
     return out;
 }

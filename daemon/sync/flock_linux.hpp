@@ -6,8 +6,10 @@
 // (owned by the whole process: any close() of that file anywhere in the daemon would drop it). Lock files
 // are created when missing and never truncated or unlinked.
 
+#include <map>
 #include <string>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 #include <mpctl/common/result.hpp>
@@ -36,7 +38,17 @@ struct FileLockHolder {
     std::string kind;  // FLOCK, POSIX or OFDLCK
     bool write = false;
 };
-// The locks /proc/locks lists on the file PATH names, but those held by process SELF (the daemon's own).
-[[nodiscard]] std::vector<FileLockHolder> file_lock_holders(const std::string& path, pid_t self);
+
+// The locks /proc/locks lists, read once (it lists every lock of the machine: a `lock list` of many files
+// reads it once, not once per file), without those of process SELF (the daemon's own).
+class FileLockHolders {
+  public:
+    explicit FileLockHolders(pid_t self);
+    // Those held on the file PATH names.
+    [[nodiscard]] std::vector<FileLockHolder> on(const std::string& path) const;
+
+  private:
+    std::multimap<std::pair<dev_t, ino_t>, FileLockHolder> by_file_;
+};
 
 }  // namespace mpctl::daemon

@@ -412,6 +412,7 @@ json LockTable::describe(const Holder& h) const {
 
 json LockTable::list(const std::optional<std::string>& path) const {
     json out = json::array();
+    const FileLockHolders outsiders(::getpid());
     auto entry = [&](const std::string& file, const Lock* lock) {
         json holders = json::array(), waiters = json::array(), outside = json::array();
         if (lock != nullptr) {
@@ -425,7 +426,7 @@ json LockTable::list(const std::optional<std::string>& path) const {
                                    {"lease", leases_.describe(w.lease)}});
             }
         }
-        for (const auto& o : file_lock_holders(file, ::getpid())) {
+        for (const auto& o : outsiders.on(file)) {
             outside.push_back({{"pid", o.pid}, {"kind", o.kind}, {"mode", o.write ? "exclusive" : "shared"}});
         }
         out.push_back({{"path", file}, {"holders", holders}, {"waiters", waiters}, {"outside", outside}});
