@@ -81,5 +81,7 @@ void add_map_commands(CLI::App& app, AppContext& ctx, std::string_view only);   
 void add_lock_commands(CLI::App& app, AppContext& ctx,
                        std::string_view only);  // lock acquire|release|run|list
 void add_sync_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // sem, event, barrier
+void add_shm_commands(CLI::App& app, AppContext& ctx,
+                      std::string_view only);  // shm create|list|info|read|write|unlink
 
 }  // namespace mpctl::cli

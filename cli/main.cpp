@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
         {"sem", add_sync_commands},
         {"event", add_sync_commands},
         {"barrier", add_sync_commands},
+        {"shm", add_shm_commands},
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;

@@ -75,6 +75,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "a number of bytes");
             }
             config.max_output = static_cast<uint64_t>(*v);
+        } else if (k == "shm_max_size") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 1) {
+                return bad(k, "a number of bytes (1 or more)");
+            }
+            config.shm_max_size = static_cast<uint64_t>(*v);
         } else if (k == "max_connections") {
             auto v = node.value<int64_t>();
             if (!v || *v < 1 || *v > 1000000) {

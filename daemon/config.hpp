@@ -10,6 +10,7 @@
 //   max_connections = 4096      # clients served at once; more are told "busy" and disconnected
 //   keep_finished = "7d"        # finished tasks older than this are forgotten (rows and output files)
 //   keep_finished_max = 10000   # and past this many finished tasks, the oldest are
+//   shm_max_size = 17179869184  # bytes: the largest shared-memory segment `mpctl shm create` makes
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
@@ -35,6 +36,7 @@ struct DaemonConfig {
     size_t max_connections = 4096;
     std::optional<double> keep_finished_s;    // nullopt: kept until removed
     std::optional<size_t> keep_finished_max;  // nullopt: no limit
+    uint64_t shm_max_size = uint64_t{16} << 30;
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies

@@ -13,6 +13,7 @@
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/pool_context.hpp>
+#include <mpctl/daemon/commands/shm_context.hpp>
 #include <mpctl/daemon/commands/sync_context.hpp>
 #include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/daemon.hpp>
@@ -80,6 +81,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     locks_ = std::make_unique<LockTable>(timers_, leases_, *store_, journal.next_lock_token);
+    segments_ = std::make_unique<SegmentRegistry>(leases_, config_.shm_max_size);
     register_commands();
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
                                              config_.keep_finished_max);
@@ -154,6 +156,7 @@ void Daemon::register_commands() {
     SyncContext sync{*locks_, events_table_, barriers_};
     register_lock_commands(registry_, sync);
     register_sync_commands(registry_, sync);
+    register_shm_commands(registry_, ShmContext{*segments_});
     register_daemon_commands(registry_, *this);
 }
 
@@ -183,6 +186,7 @@ int Daemon::run(const std::function<void()>& on_ready) {
             spdlog::error("internal error in a handler (still serving): unknown exception");
         }
     }
+    segments_->unlink_leased();
     release_socket(config_.socket_path);
     spdlog::info("mpctld stopped ({} journal commits)", store_->commit_count());
     return 0;

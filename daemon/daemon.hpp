@@ -27,6 +27,7 @@
 #include <mpctl/daemon/retention.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
+#include <mpctl/daemon/shm/segment_registry.hpp>
 #include <mpctl/daemon/store/store.hpp>
 #include <mpctl/daemon/sync/barrier_table.hpp>
 #include <mpctl/daemon/sync/event_table.hpp>
@@ -86,6 +87,7 @@ class Daemon final : public TaskListener, public DaemonControl {
     std::unique_ptr<LockTable> locks_;
     EventTable events_table_{timers_};
     BarrierTable barriers_{timers_};
+    std::unique_ptr<SegmentRegistry> segments_;
     Registry registry_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;

@@ -9,6 +9,7 @@ namespace mpctl::daemon {
 class DaemonControl;
 class Registry;
 struct PoolContext;
+struct ShmContext;
 struct SyncContext;
 struct TaskContext;
 
@@ -28,6 +29,9 @@ void register_pool_commands(Registry& registry, const PoolContext& ctx);
 void register_lock_commands(Registry& registry, const SyncContext& ctx);
 // sem.*: acquire, release, list; event.*: set, clear, wait, list; barrier.*: wait, list.
 void register_sync_commands(Registry& registry, const SyncContext& ctx);
+
+// shm.*: create, unlink, list, info, read, write.
+void register_shm_commands(Registry& registry, const ShmContext& ctx);
 
 // daemon.*: status, stop, methods.
 void register_daemon_commands(Registry& registry, DaemonControl& daemon);

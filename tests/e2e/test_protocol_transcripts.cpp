@@ -1,11 +1,13 @@
 // Replays the example sessions of proto/transcripts/ against a real daemon, so the protocol's
 // documentation stays true. Format (see proto/PROTOCOL.md): "> line" is sent as is, "< json" is the next
 // line expected back; in expected lines "<int>", "<string>", "<time>" and "<any>" match values that vary,
-// and ${TMP} is a scratch directory.
+// ${TMP} is a scratch directory, and ${RUN} a word unique to this run (for names of the machine's own, such
+// as shared-memory segments, which two runs at once must not share).
 
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -83,6 +85,7 @@ void replay(const std::filesystem::path& file) {
     DaemonFixture d;
     TempDir scratch;
     auto conn = d.connect();
+    const std::string run_word = "t" + std::to_string(::getpid()) + "-" + std::to_string(d.pid());
     std::ifstream in(file);
     std::string line;
     int number = 0;
@@ -91,7 +94,8 @@ void replay(const std::filesystem::path& file) {
         if (line.empty() || line[0] == '#') {
             continue;
         }
-        std::string body = replace_all(line.substr(2), "${TMP}", scratch.path());
+        std::string body =
+            replace_all(replace_all(line.substr(2), "${TMP}", scratch.path()), "${RUN}", run_word);
         INFO(file.filename().string() << ":" << number << ": " << line);
         if (line.starts_with("> ")) {
             conn->send_raw(body + "\n");

@@ -47,6 +47,9 @@ def bases(cwd):
         "sem.acquire": [{"name": "probe", "limit": 1}], "sem.release": [{"name": "probe"}],
         "event.set": [{"name": "probe"}], "event.clear": [{"name": "probe"}], "event.wait": [{"name": "probe"}],
         "barrier.wait": [{"name": "probe", "parties": 1}],
+        "shm.create": [{"name": "made", "size": 4096}, {"name": "made", "size": 4096, "persist": True}],
+        "shm.unlink": [{"name": "none"}], "shm.info": [{"name": "probe"}],
+        "shm.read": [{"name": "probe"}], "shm.write": [{"name": "probe", "data": "aGk="}],
         "task.signal": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.delete": [{"name": "probe-none"}],
@@ -91,6 +94,18 @@ def passed_stdin(method, params):
     return count
 
 
+SEGMENT_PREFIX = f"mpctl-probe-{os.getpid()}-"
+
+
+def confined_segment(name):
+    """NAME with this test's prefix after its optional leading '/', when it is a valid segment name that
+    stays valid (1 to 255 bytes without '/' or NUL, not '.' or '..'); else NAME itself."""
+    lead, rest = ("/", name[1:]) if name.startswith("/") else ("", name)
+    if rest in ("", ".", "..") or "/" in rest or "\u0000" in rest or len((SEGMENT_PREFIX + rest).encode()) > 255:
+        return name
+    return lead + SEGMENT_PREFIX + rest
+
+
 def has_cgroup(instance):
     if isinstance(instance, dict):
         return instance.get("cgroup") is True or any(has_cgroup(v) for v in instance.values())
@@ -102,6 +117,10 @@ class SchemaAgreementTest(unittest.TestCase):
         self.daemon = Daemon()
         self.conn = Connection(self.daemon.socket)
         os.makedirs(os.path.join(self.daemon.dir, "locks"))
+        # The segment shm.read, shm.write and shm.info probes use; made with persist, removed at the end.
+        self.conn.result("shm.create", {"name": confined_segment("probe"), "size": 4096, "persist": True})
+        self.addCleanup(lambda: os.path.exists("/dev/shm/" + confined_segment("probe"))
+                        and os.unlink("/dev/shm/" + confined_segment("probe")))
         task = self.conn.result("task.submit", {"argv": ["true"], "cwd": self.daemon.dir})
         self.assertEqual(task["id"], TASK)
         self.assertEqual(self.conn.result("task.wait", {"id": TASK, "timeout": 120})["tasks"][0]["state"], "succeeded")
@@ -117,6 +136,10 @@ class SchemaAgreementTest(unittest.TestCase):
         the answer is no verdict."""
         fds = passed_stdin(method, instance)
         conn = self.conn
+        if method.startswith("shm.") and isinstance(instance, dict) and isinstance(instance.get("name"), str):
+            # Segments are files of the machine's /dev/shm: the probes' names ("a", "true") get a prefix of
+            # this test's, where that keeps them as valid as they were (and invalid ones stay as they are).
+            instance = dict(instance, name=confined_segment(instance["name"]))
         if method in ("event.wait", "barrier.wait") and isinstance(instance, dict):
             timeout = instance.get("timeout")
             if timeout is None or (type(timeout) in (int, float) and 0 <= timeout <= 31536000):
@@ -150,6 +173,8 @@ class SchemaAgreementTest(unittest.TestCase):
         if method == "lock.acquire" and reply is not None and "result" in reply:
             # Every probe starts with nothing held: a lock a probe kept would make a later one wait.
             conn.result("lock.release", {"path": reply["result"]["path"], "token": reply["result"]["token"]})
+        if method == "shm.create" and reply is not None and "result" in reply:
+            conn.result("shm.unlink", {"name": reply["result"]["name"]})
         if method == "sem.acquire" and reply is not None and "result" in reply:
             conn.result("sem.release", {"name": reply["result"]["name"], "token": reply["result"]["token"]})
         if reply is None:
@@ -171,6 +196,10 @@ class SchemaAgreementTest(unittest.TestCase):
             return True
         if method.startswith("lock.") and re.match(r"params\.path: .* is a directory$", message):
             return True
+        if method == "shm.create" and message.startswith("params.size: must be from 1 to"):
+            return True  # past this daemon's shm_max_size
+        if method in ("shm.read", "shm.write") and re.search(r"pass(ed)? the end|past the end", message):
+            return True  # the probe segment's size
         return method == "task.logs" and re.match(r"params\.(stage: task \d+ has \d+ stages? |attempt: task \d+ makes at most )",
                                                   message) is not None
 

@@ -1,0 +1,308 @@
+// mpctl shm create|list|info|read|write|unlink: POSIX shared-memory segments that Python's SharedMemory
+// attaches to, registered with the daemon (shm.* methods) and leased to their owners. `read` and `write`
+// use the segment's file directly (common/shm.hpp): bytes never travel through the daemon.
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mpctl/cli/app.hpp>
+#include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/output.hpp>
+#include <mpctl/common/shm.hpp>
+#include <mpctl/common/sys.hpp>
+#include <mpctl/common/terminal_text.hpp>
+
+namespace mpctl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string segment_name(const std::string& arg) {
+    auto name = common::shm::normalize_name(arg);
+    if (!name) {
+        throw CliError(exit_code::usage, "'" + arg + "': " + name.error().message());
+    }
+    return *name;
+}
+
+common::UniqueFd open_segment(const std::string& name, int flags) {
+    auto fd = common::shm::open_segment(name, flags);
+    if (!fd) {
+        throw CliError(fd.error().err == ENOENT ? exit_code::unknown_id : exit_code::failure,
+                       fd.error().err == ENOENT ? "no segment " + name : fd.error().message());
+    }
+    return std::move(*fd);
+}
+
+uint64_t segment_size(int fd) {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+struct CreateOptions {
+    std::string name;
+    uint64_t size = 0;
+    std::string mode = "600";
+    int64_t owner_pid = 0;
+    std::string ttl;
+    bool persist = false;
+};
+
+int create(AppContext& ctx, const CreateOptions& o) {
+    json params = {{"name", segment_name(o.name)}, {"size", o.size}, {"mode", o.mode}};
+    if (o.persist) {
+        if (o.owner_pid != 0 || !o.ttl.empty()) {
+            throw CliError(exit_code::usage, "--persist: a persistent segment has no owner or --ttl");
+        }
+        params["persist"] = true;
+    } else {
+        params["pid"] = o.owner_pid != 0 ? o.owner_pid : static_cast<int64_t>(::getppid());
+        if (!o.ttl.empty()) {
+            params["ttl"] = parse_seconds(o.ttl, "--ttl");
+        }
+    }
+    Client client = Client::connect(ctx.global);
+    json made = client.call("shm.create", params);
+    if (ctx.global.json) {
+        print_json(made);
+    }
+    return exit_code::ok;
+}
+
+// Bytes of a segment to stdout, straight from its file.
+int read(const std::string& arg, uint64_t offset, std::optional<uint64_t> length) {
+    std::string name = segment_name(arg);
+    common::UniqueFd fd = open_segment(name, O_RDONLY);
+    uint64_t size = segment_size(fd.get());
+    if (offset > size || (length && *length > size - offset)) {
+        throw CliError(exit_code::usage, "segment " + name + " has " + std::to_string(size) +
+                                             " bytes: --offset/--length past its end");
+    }
+    uint64_t left = length.value_or(size - offset);
+    std::vector<char> buf(1 << 20);
+    while (left > 0) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+        ssize_t got = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(offset));
+        if (got <= 0) {
+            throw CliError(exit_code::failure, "read " + common::shm::path_of(name) + ": " +
+                                                   (got == 0 ? "shrank while read" : std::strerror(errno)));
+        }
+        write_out(1, std::string_view(buf.data(), static_cast<size_t>(got)));
+        offset += static_cast<uint64_t>(got);
+        left -= static_cast<uint64_t>(got);
+    }
+    return exit_code::ok;
+}
+
+// Stdin into a segment at OFFSET. Nothing is written unless all of it fits: a file's size is known at
+// once; a pipe's input is read up to one byte past what fits first.
+int write(const std::string& arg, uint64_t offset) {
+    std::string name = segment_name(arg);
+    common::UniqueFd fd = open_segment(name, O_RDWR);
+    uint64_t size = segment_size(fd.get());
+    if (offset > size) {
+        throw CliError(exit_code::usage, "--offset " + std::to_string(offset) + ": past the end of segment " +
+                                             name + " (" + std::to_string(size) + " bytes)");
+    }
+    uint64_t room = size - offset;
+    auto too_long = [&](uint64_t n) {
+        return CliError(exit_code::usage, std::to_string(n) + " bytes do not fit in segment " + name +
+                                              " at offset " + std::to_string(offset) + " (" +
+                                              std::to_string(room) + " bytes left); nothing was written");
+    };
+    struct stat in {};
+    if (::fstat(0, &in) == 0 && S_ISREG(in.st_mode)) {
+        off_t pos = ::lseek(0, 0, SEEK_CUR);
+        uint64_t n = static_cast<uint64_t>(in.st_size - std::max<off_t>(pos, 0));
+        if (n > room) {
+            throw too_long(n);
+        }
+        // A file: copied in the kernel, page cache to page cache.
+        while (n > 0) {
+            loff_t to = static_cast<loff_t>(offset);
+            ssize_t moved = ::copy_file_range(0, nullptr, fd.get(), &to, n, 0);
+            if (moved <= 0) {
+                break;  // not supported across these file systems: read and write below
+            }
+            offset += static_cast<uint64_t>(moved);
+            n -= static_cast<uint64_t>(moved);
+        }
+        if (n == 0) {
+            return exit_code::ok;
+        }
+    }
+    std::string data;
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+        auto got = common::read_once(0, buf.data(), buf.size());
+        if (!got) {
+            throw CliError(exit_code::failure, got.error().message());
+        }
+        if (*got == 0) {
+            break;
+        }
+        data.append(buf.data(), *got);
+        if (data.size() > room) {
+            throw too_long(data.size());
+        }
+    }
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t put =
+            ::pwrite(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+        if (put <= 0) {
+            throw CliError(exit_code::failure,
+                           "write " + common::shm::path_of(name) + ": " + std::strerror(errno));
+        }
+        done += static_cast<size_t>(put);
+    }
+    return exit_code::ok;
+}
+
+std::string lease_text(const json& s) {
+    if (s.value("persist", false)) {
+        return "persist";
+    }
+    const json& lease = s.value("lease", json(nullptr));
+    if (!lease.is_object()) {
+        return "-";
+    }
+    std::string kind = lease.value("kind", std::string("?"));
+    return kind == "ttl" ? "until " + lease.value("expires_at", std::string())
+                         : kind + " " + std::to_string(lease.value("pid", 0));
+}
+
+int list(AppContext& ctx, bool all) {
+    Client client = Client::connect(ctx.global);
+    json result = client.call("shm.list", {{"all", all}});
+    if (ctx.global.json) {
+        for (const auto& s : result.at("segments")) {
+            print_json(s);
+        }
+        return exit_code::ok;
+    }
+    std::vector<std::vector<std::string>> rows{{"NAME", "SIZE", "MODE", "LEASE", "CREATED"}};
+    for (const auto& s : result.at("segments")) {
+        rows.push_back({common::terminal_text(s.at("name").get<std::string>()),
+                        std::to_string(s.at("size").get<uint64_t>()), s.at("mode").get<std::string>(),
+                        s.value("registered", false) ? lease_text(s) : "(not registered)",
+                        s.value("created_at", std::string("-"))});
+    }
+    if (rows.size() > 1) {
+        write_out(1, format_table(rows, {false, true, false, false, false}));
+    }
+    return exit_code::ok;
+}
+
+}  // namespace
+
+void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
+    (void)only;
+    auto* shm = app.add_subcommand("shm", "Shared-memory segments (Python's SharedMemory attaches to them)");
+    shm->require_subcommand(1);
+
+    auto* create_cmd =
+        shm->add_subcommand("create", "Create segment NAME (/dev/shm/NAME), leased to its owner");
+    auto o = std::make_shared<CreateOptions>();
+    create_cmd->add_option("name", o->name, "Segment name (a leading / is dropped)")->required();
+    create_cmd->add_option("--size", o->size, "Bytes")
+        ->required()
+        ->check(whole_number(1, INT64_MAX))
+        ->type_name("BYTES");
+    create_cmd->add_option("--mode", o->mode, "Permission bits, octal (default 600)")->type_name("MODE");
+    create_cmd
+        ->add_option("--owner-pid", o->owner_pid,
+                     "Unlink it when process PID exits (default: mpctl's parent)")
+        ->check(whole_number(1, 4194304))
+        ->type_name("PID");
+    create_cmd->add_option("--ttl", o->ttl, "Unlink it after S instead")->type_name("S");
+    create_cmd->add_flag("--persist", o->persist, "Keep it until `mpctl shm unlink`, past the daemon's stop");
+    create_cmd->callback([&ctx, o] {
+        ctx.action = [&ctx, o] {
+            return create(ctx, *o);
+        };
+    });
+
+    auto* ls = shm->add_subcommand("list", "Registered segments (--all: every segment of /dev/shm)");
+    auto all = std::make_shared<bool>(false);
+    ls->add_flag("-a,--all", *all, "Segments not made by mpctl too");
+    ls->callback([&ctx, all] {
+        ctx.action = [&ctx, all] {
+            return list(ctx, *all);
+        };
+    });
+
+    auto* info =
+        shm->add_subcommand("info", "A segment's size, mode, owner, lease and the processes that map it");
+    auto info_name = std::make_shared<std::string>();
+    info->add_option("name", *info_name, "Segment name")->required();
+    info->callback([&ctx, info_name] {
+        ctx.action = [&ctx, info_name] {
+            Client client = Client::connect(ctx.global);
+            json j = client.call("shm.info", {{"name", segment_name(*info_name)}});
+            if (ctx.global.json) {
+                print_json(j);
+                return exit_code::ok;
+            }
+            std::string pids;
+            for (const auto& p : j.at("attached")) {
+                pids += (pids.empty() ? "" : " ") + std::to_string(p.get<int64_t>());
+            }
+            write_out(1, "name:     " + common::terminal_text(j.at("name").get<std::string>()) +
+                             "\npath:     " + common::terminal_text(j.at("path").get<std::string>()) +
+                             "\nsize:     " + std::to_string(j.at("size").get<uint64_t>()) +
+                             "\nmode:     " + j.at("mode").get<std::string>() + "\nlease:    " +
+                             (j.value("registered", false) ? lease_text(j) : "(not registered)") +
+                             "\ncreated:  " + j.value("created_at", std::string("-")) +
+                             "\nattached: " + (pids.empty() ? "-" : pids) + "\n");
+            return exit_code::ok;
+        };
+    });
+
+    auto* rd = shm->add_subcommand("read", "Write a segment's bytes to stdout");
+    auto rd_name = std::make_shared<std::string>();
+    auto rd_offset = std::make_shared<uint64_t>(0);
+    auto rd_length = std::make_shared<std::optional<uint64_t>>();
+    rd->add_option("name", *rd_name, "Segment name")->required();
+    rd->add_option("--offset", *rd_offset, "From byte N")->check(whole_number(0, INT64_MAX))->type_name("N");
+    rd->add_option("--length", *rd_length, "N bytes (default: to the end)")
+        ->check(whole_number(0, INT64_MAX))
+        ->type_name("N");
+    rd->callback([&ctx, rd_name, rd_offset, rd_length] {
+        ctx.action = [rd_name, rd_offset, rd_length] {
+            return read(*rd_name, *rd_offset, *rd_length);
+        };
+    });
+
+    auto* wr = shm->add_subcommand("write", "Copy stdin into a segment (all of it must fit)");
+    auto wr_name = std::make_shared<std::string>();
+    auto wr_offset = std::make_shared<uint64_t>(0);
+    wr->add_option("name", *wr_name, "Segment name")->required();
+    wr->add_option("--offset", *wr_offset, "At byte N")->check(whole_number(0, INT64_MAX))->type_name("N");
+    wr->callback([&ctx, wr_name, wr_offset] {
+        ctx.action = [wr_name, wr_offset] {
+            return write(*wr_name, *wr_offset);
+        };
+    });
+
+    auto* ul =
+        shm->add_subcommand("unlink", "Remove a segment (registered or not); processes that map it keep it");
+    auto ul_name = std::make_shared<std::string>();
+    ul->add_option("name", *ul_name, "Segment name")->required();
+    ul->callback([&ctx, ul_name] {
+        ctx.action = [&ctx, ul_name] {
+            Client client = Client::connect(ctx.global);
+            json j = client.call("shm.unlink", {{"name", segment_name(*ul_name)}});
+            if (ctx.global.json) {
+                print_json(j);
+            }
+            return exit_code::ok;
+        };
+    });
+}
+
+}  // namespace mpctl::cli
