@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,8 +100,45 @@ int read(const std::string& arg, uint64_t offset, std::optional<uint64_t> length
     return exit_code::ok;
 }
 
+// The segment's bytes [OFFSET, OFFSET + LENGTH) mapped for writing (a view into the mapping of the pages
+// around them), so that input is read straight into the segment: one copy, where `cat > /dev/shm/x` makes
+// two (into its buffer, then into the file).
+class MappedRange {
+  public:
+    MappedRange(int fd, uint64_t offset, uint64_t length, const std::string& name) {
+        const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+        uint64_t start = offset / page * page;
+        len_ = offset - start + length;
+        if (length == 0) {
+            return;
+        }
+        base_ = ::mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                       static_cast<off_t>(start));
+        if (base_ == MAP_FAILED) {
+            base_ = nullptr;
+            throw CliError(exit_code::failure,
+                           "mmap " + common::shm::path_of(name) + ": " + std::strerror(errno));
+        }
+        at_ = static_cast<char*>(base_) + (offset - start);
+    }
+    ~MappedRange() {
+        if (base_ != nullptr) {
+            ::munmap(base_, len_);
+        }
+    }
+    MappedRange(const MappedRange&) = delete;
+    MappedRange& operator=(const MappedRange&) = delete;
+    [[nodiscard]] char* data() const { return at_; }
+
+  private:
+    void* base_ = nullptr;
+    size_t len_ = 0;
+    char* at_ = nullptr;
+};
+
 // Stdin into a segment at OFFSET. Nothing is written unless all of it fits: a file's size is known at
-// once; a pipe's input is read up to one byte past what fits first.
+// once (and it is read straight into the segment); a pipe's input is read in full first, up to one byte
+// past what fits.
 int write(const std::string& arg, uint64_t offset) {
     std::string name = segment_name(arg);
     common::UniqueFd fd = open_segment(name, O_RDWR);
@@ -114,6 +153,20 @@ int write(const std::string& arg, uint64_t offset) {
                                               " at offset " + std::to_string(offset) + " (" +
                                               std::to_string(room) + " bytes left); nothing was written");
     };
+    auto read_into = [](char* dst, uint64_t n) {
+        uint64_t done = 0;
+        while (done < n) {
+            auto got = common::read_once(0, dst + done, static_cast<size_t>(n - done));
+            if (!got) {
+                throw CliError(exit_code::failure, got.error().message());
+            }
+            if (*got == 0) {
+                break;
+            }
+            done += *got;
+        }
+        return done;
+    };
     struct stat in {};
     if (::fstat(0, &in) == 0 && S_ISREG(in.st_mode)) {
         off_t pos = ::lseek(0, 0, SEEK_CUR);
@@ -121,44 +174,38 @@ int write(const std::string& arg, uint64_t offset) {
         if (n > room) {
             throw too_long(n);
         }
-        // A file: copied in the kernel, page cache to page cache.
-        while (n > 0) {
-            loff_t to = static_cast<loff_t>(offset);
-            ssize_t moved = ::copy_file_range(0, nullptr, fd.get(), &to, n, 0);
-            if (moved <= 0) {
-                break;  // not supported across these file systems: read and write below
-            }
-            offset += static_cast<uint64_t>(moved);
-            n -= static_cast<uint64_t>(moved);
+        MappedRange dst(fd.get(), offset, n, name);
+        if (read_into(dst.data(), n) != n) {
+            throw CliError(exit_code::failure, "stdin: the file shrank while it was read");
         }
-        if (n == 0) {
-            return exit_code::ok;
-        }
+        return exit_code::ok;
     }
-    std::string data;
-    std::vector<char> buf(1 << 20);
+    // A pipe or a terminal: kept in pieces (no reallocation), then copied in once it is known to fit.
+    constexpr uint64_t k_piece = 4u << 20;
+    std::vector<std::unique_ptr<char[]>> pieces;
+    uint64_t total = 0, last = 0;
     for (;;) {
-        auto got = common::read_once(0, buf.data(), buf.size());
-        if (!got) {
-            throw CliError(exit_code::failure, got.error().message());
+        if (pieces.empty() || last == k_piece) {
+            pieces.push_back(std::make_unique_for_overwrite<char[]>(k_piece));
+            last = 0;
         }
-        if (*got == 0) {
-            break;
+        uint64_t got = read_into(pieces.back().get() + last, std::min(k_piece - last, room + 1 - total));
+        last += got;
+        total += got;
+        if (total > room) {
+            throw too_long(total);
         }
-        data.append(buf.data(), *got);
-        if (data.size() > room) {
-            throw too_long(data.size());
+        if (got == 0) {
+            break;  // the end of the input
         }
     }
-    size_t done = 0;
-    while (done < data.size()) {
-        ssize_t put =
-            ::pwrite(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-        if (put <= 0) {
-            throw CliError(exit_code::failure,
-                           "write " + common::shm::path_of(name) + ": " + std::strerror(errno));
-        }
-        done += static_cast<size_t>(put);
+    if (total == 0) {
+        return exit_code::ok;
+    }
+    MappedRange dst(fd.get(), offset, total, name);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        uint64_t n = std::min(k_piece, total - i * k_piece);
+        std::memcpy(dst.data() + i * k_piece, pieces[i].get(), n);
     }
     return exit_code::ok;
 }

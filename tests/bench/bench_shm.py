@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Benchmark of shared-memory segments (`mpctl shm`), against the peer in the same run; prints the ratio.
+
+  1. Writing 256 MiB into a segment: `mpctl shm write NAME < FILE` into a segment made with `mpctl shm
+     create`, vs `cat FILE > /dev/shm/PEER` into a file of /dev/shm of the same size (what a shell user
+     does without mpctl). The source file is in the page cache (read once before). Target: >= 0.8x
+     cat's speed (time(cat) / time(mpctl) >= 0.8).
+  2. The same from a pipe (`cat FILE | mpctl shm write NAME`): mpctl must read it all before writing, to
+     write nothing unless it fits.
+
+Usage: tests/bench/bench_shm.py [--build DIR] [--runs N] [--mib M]
+Each figure is the median of N runs (default 5). Not a pass/fail test: it prints what it measures.
+"""
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_core import Daemon  # noqa: E402
+
+
+def timed(cmd, env):
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, shell=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--mib", type=int, default=256)
+    args = ap.parse_args()
+    mpctl = os.path.abspath(os.path.join(args.build, "bin", "mpctl"))
+    work = tempfile.mkdtemp(prefix="mpb-shm-")
+    seg, peer = f"mpb-shm-{os.getpid()}", f"/dev/shm/mpb-shm-peer-{os.getpid()}"
+    size = args.mib << 20
+    d = Daemon(os.path.join(args.build, "bin"), work, 2, "normal")
+    try:
+        env = dict(os.environ, MPCTL_SOCKET=d.sock, MPCTL_NO_AUTOSTART="1")
+        src = os.path.join(work, "data")
+        with open(src, "wb") as f:
+            f.write(os.urandom(1 << 20) * args.mib)
+        subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # into the page cache
+        subprocess.run([mpctl, "shm", "create", seg, "--size", str(size), "--persist"], env=env, check=True)
+        ours, pipe, theirs = [], [], []
+        for run in range(args.runs):
+            steps = [(ours, f"{mpctl} shm write {seg} < {src}"), (pipe, f"cat {src} | {mpctl} shm write {seg}"),
+                     (theirs, f"cat {src} > {peer}")]
+            for times, cmd in (steps if run % 2 == 0 else steps[::-1]):
+                times.append(timed(cmd, env))
+        same = subprocess.run(f"cmp {src} /dev/shm/{seg}", shell=True).returncode == 0
+    finally:
+        for path in (f"/dev/shm/{seg}", peer):
+            if os.path.exists(path):
+                os.unlink(path)
+        d.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    o, p, t = (statistics.median(x) for x in (ours, pipe, theirs))
+    mib = args.mib
+    print(f"\nshared memory ({os.cpu_count()} CPUs, median of {args.runs} runs, {mib} MiB)\n")
+    print(f"   `mpctl shm write NAME < FILE`        {o*1000:7.1f} ms  ({mib/o:6.0f} MiB/s)")
+    print(f"   `cat FILE | mpctl shm write NAME`    {p*1000:7.1f} ms  ({mib/p:6.0f} MiB/s)")
+    print(f"   `cat FILE > /dev/shm/x` (peer)       {t*1000:7.1f} ms  ({mib/t:6.0f} MiB/s)")
+    print(f"   speed vs cat: file {t/o:.2f}x, pipe {t/p:.2f}x   target >= 0.8x")
+    print(f"   the segment holds the file's bytes: {'yes' if same else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
