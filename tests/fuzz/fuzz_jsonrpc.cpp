@@ -24,6 +24,7 @@
 
 #include <mpctl/proto/bounded_json.hpp>
 #include <mpctl/proto/errors.hpp>
+#include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
 
 namespace {
@@ -86,9 +87,14 @@ Reading read_independently(std::string_view line) {
     if (line.find('\0') != std::string_view::npos) {
         return r;
     }
+    // The protocol's one addition to JSON: a lone \udc80 to \udcff escape is a byte (PROTOCOL.md, "Bytes
+    // in strings"), which nlohmann's lexer refuses as a lone surrogate. The lexical rewrite the daemon
+    // makes for it is applied first; what it leaves is read by nlohmann alone.
+    auto marked = mpctl::proto::mark_escaped_bytes(line);
+    std::string_view text = marked ? std::string_view(*marked) : line;
     DepthCounter counter;
     try {
-        r.valid = json::sax_parse(line, &counter, json::input_format_t::json, true);
+        r.valid = json::sax_parse(text, &counter, json::input_format_t::json, true);
     } catch (const json::exception&) {
         r.valid = false;
     }
@@ -126,7 +132,9 @@ std::string write_request(const Request& req) {
     if (!req.is_notification) {
         line += R"("id":)" + req.id_text + ",";
     }
-    line += R"("method":)" + json(req.method).dump() + R"(,"params":)" + req.params.dump() + "}";
+    // As the daemon writes JSON: bytes that are not UTF-8 go out as \udc80 to \udcff escapes.
+    line += R"("method":)" + mpctl::proto::dump_json(json(req.method)) + R"(,"params":)" +
+            mpctl::proto::dump_json(req.params) + "}";
     return line;
 }
 
@@ -146,7 +154,7 @@ void check_accepted(const Request& req, const json& message, std::string_view li
         fail("a request written again from what was parsed is rejected", again);
     }
     if (reparsed->method != req.method || reparsed->id_text != req.id_text ||
-        reparsed->is_notification != req.is_notification || reparsed->params.dump() != req.params.dump()) {
+        reparsed->is_notification != req.is_notification || reparsed->params != req.params) {
         fail("a request written again from what was parsed reads differently", again);
     }
 }
@@ -165,7 +173,7 @@ void check_rejected(const Rejection& r, const Reading& reading, std::string_view
     // The id echo rule: the message's own id when it has a valid one, else null.
     json expected_id = nullptr;
     if (reading.valid) {
-        json message = json::parse(line);
+        json message = mpctl::proto::parse_json_text(line);
         if (message.is_object() && message.contains("id") && is_id(message["id"])) {
             expected_id = message["id"];
         }
@@ -200,7 +208,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!reading.valid || too_deep) {
             fail("accepted a line that is not valid JSON, or nests too deep", line);
         }
-        check_accepted(*first, json::parse(line), line);
+        check_accepted(*first, mpctl::proto::parse_json_text(line), line);
     } else {
         if (too_deep != (first.error().code == ErrorCode::invalid_request &&
                          first.error().message.starts_with("JSON nested deeper than "))) {
