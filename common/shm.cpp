@@ -27,7 +27,7 @@ std::string path_of(const std::string& name) {
     return std::string(k_dir) + "/" + name;
 }
 
-Result<UniqueFd> create(const std::string& name, uint64_t size, mode_t mode) {
+Result<UniqueFd> create(const std::string& name, uint64_t size, mode_t mode, std::string_view content) {
     UniqueFd fd(::open(k_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777));
     if (!fd) {
         return sys_error(std::string("open ") + k_dir + " (O_TMPFILE)");
@@ -38,6 +38,14 @@ Result<UniqueFd> create(const std::string& name, uint64_t size, mode_t mode) {
     }
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
         return sys_error("ftruncate " + path_of(name) + " to " + std::to_string(size) + " bytes");
+    }
+    for (size_t done = 0; done < content.size();) {
+        ssize_t put =
+            ::pwrite(fd.get(), content.data() + done, content.size() - done, static_cast<off_t>(done));
+        if (put <= 0) {
+            return sys_error("write " + path_of(name));
+        }
+        done += static_cast<size_t>(put);
     }
     std::string self = "/proc/self/fd/" + std::to_string(fd.get());
     if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_of(name).c_str(), AT_SYMLINK_FOLLOW) != 0) {

@@ -22,8 +22,10 @@ inline constexpr const char* k_dir = "/dev/shm";
 
 // Creates segment NAME of SIZE bytes (more than 0) with MODE, all at once: it is made nameless (O_TMPFILE),
 // sized and given its mode, and only then linked under its name, which fails if the name is taken
-// (err EEXIST): no reader ever sees it half made or 0 bytes long. The descriptor is read-write.
-[[nodiscard]] Result<UniqueFd> create(const std::string& name, uint64_t size, mode_t mode);
+// (err EEXIST): no reader ever sees it half made or 0 bytes long. CONTENT (at most SIZE bytes) is written
+// at its start before it is linked. The descriptor is read-write.
+[[nodiscard]] Result<UniqueFd> create(const std::string& name, uint64_t size, mode_t mode,
+                                      std::string_view content = {});
 
 // Opens existing segment NAME (FLAGS: O_RDONLY or O_RDWR), close-on-exec.
 [[nodiscard]] Result<UniqueFd> open_segment(const std::string& name, int flags);

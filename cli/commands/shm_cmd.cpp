@@ -16,6 +16,8 @@
 #include <mpctl/common/shm.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/common/terminal_text.hpp>
+#include <mpctl/proto/json_text.hpp>
+#include <mpctl/proto/list_values.hpp>
 
 namespace mpctl::cli {
 
@@ -54,8 +56,8 @@ struct CreateOptions {
     bool persist = false;
 };
 
-int create(AppContext& ctx, const CreateOptions& o) {
-    json params = {{"name", segment_name(o.name)}, {"size", o.size}, {"mode", o.mode}};
+// The lease part of shm.create and shm.list_create's params.
+void add_lease_params(json& params, const CreateOptions& o) {
     if (o.persist) {
         if (o.owner_pid != 0 || !o.ttl.empty()) {
             throw CliError(exit_code::usage, "--persist: a persistent segment has no owner or --ttl");
@@ -67,6 +69,11 @@ int create(AppContext& ctx, const CreateOptions& o) {
             params["ttl"] = parse_seconds(o.ttl, "--ttl");
         }
     }
+}
+
+int create(AppContext& ctx, const CreateOptions& o) {
+    json params = {{"name", segment_name(o.name)}, {"size", o.size}, {"mode", o.mode}};
+    add_lease_params(params, o);
     Client client = Client::connect(ctx.global);
     json made = client.call("shm.create", params);
     if (ctx.global.json) {
@@ -210,6 +217,34 @@ int write(const std::string& arg, uint64_t offset) {
     return exit_code::ok;
 }
 
+// VALUE words of the command line as list items: JSON if they read as JSON, else strings.
+json list_values(const std::vector<std::string>& words, const std::string& values_json) {
+    if (!values_json.empty()) {
+        if (!words.empty()) {
+            throw CliError(exit_code::usage, "--values: or VALUE words, not both");
+        }
+        json parsed = proto::parse_json_text(values_json);
+        if (!parsed.is_array()) {
+            throw CliError(exit_code::usage, "--values: expected a JSON array");
+        }
+        return parsed;
+    }
+    json values = json::array();
+    for (const auto& w : words) {
+        auto v = proto::list_value_from_word(w);
+        if (!v) {
+            throw CliError(exit_code::usage, "'" + common::terminal_text(w) + "': " + v.error().message());
+        }
+        values.push_back(proto::list_value_to_json(*v));
+    }
+    return values;
+}
+
+// An item for a person: a string as it is, anything else as JSON.
+std::string item_text(const json& v) {
+    return v.is_string() ? common::terminal_text(v.get<std::string>()) : proto::dump_json(v);
+}
+
 std::string lease_text(const json& s) {
     if (s.value("persist", false)) {
         return "persist";
@@ -333,6 +368,86 @@ void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     wr->callback([&ctx, wr_name, wr_offset] {
         ctx.action = [wr_name, wr_offset] {
             return write(*wr_name, *wr_offset);
+        };
+    });
+
+    auto* lc = shm->add_subcommand("list-create",
+                                   "Create NAME holding a ShareableList of the VALUEs (JSON, or strings)");
+    auto lc_o = std::make_shared<CreateOptions>();
+    auto lc_words = std::make_shared<std::vector<std::string>>();
+    auto lc_json = std::make_shared<std::string>();
+    lc->add_option("name", lc_o->name, "Segment name")->required();
+    lc->add_option("values", *lc_words,
+                   "Items: 42, 1.5, true, null, text (or '\"text\"'), '{\"base64\": \"...\"}'");
+    lc->add_option("--values", *lc_json, "The items as one JSON array instead")->type_name("JSON");
+    lc->add_option("--mode", lc_o->mode, "Permission bits, octal (default 600)")->type_name("MODE");
+    lc->add_option("--owner-pid", lc_o->owner_pid,
+                   "Unlink it when process PID exits (default: mpctl's parent)")
+        ->check(whole_number(1, 4194304))
+        ->type_name("PID");
+    lc->add_option("--ttl", lc_o->ttl, "Unlink it after S instead")->type_name("S");
+    lc->add_flag("--persist", lc_o->persist, "Keep it until `mpctl shm unlink`");
+    lc->callback([&ctx, lc_o, lc_words, lc_json] {
+        ctx.action = [&ctx, lc_o, lc_words, lc_json] {
+            json params = {{"name", segment_name(lc_o->name)},
+                           {"values", list_values(*lc_words, *lc_json)},
+                           {"mode", lc_o->mode}};
+            add_lease_params(params, *lc_o);
+            Client client = Client::connect(ctx.global);
+            json made = client.call("shm.list_create", params);
+            if (ctx.global.json) {
+                print_json(made);
+            }
+            return exit_code::ok;
+        };
+    });
+
+    auto* lg = shm->add_subcommand("list-get", "Print a ShareableList's items (or item INDEX), one a line");
+    auto lg_name = std::make_shared<std::string>();
+    auto lg_index = std::make_shared<std::optional<int64_t>>();
+    lg->add_option("name", *lg_name, "Segment name")->required();
+    lg->add_option("index", *lg_index, "Only this item (from 0; negative from the end)");
+    lg->callback([&ctx, lg_name, lg_index] {
+        ctx.action = [&ctx, lg_name, lg_index] {
+            json params = {{"name", segment_name(*lg_name)}};
+            if (*lg_index) {
+                params["index"] = **lg_index;
+            }
+            Client client = Client::connect(ctx.global);
+            json got = client.call("shm.list_get", params);
+            std::string out;
+            if (ctx.global.json) {
+                out = proto::dump_json(*lg_index ? got.at("value") : got.at("values")) + "\n";
+            } else if (*lg_index) {
+                out = item_text(got.at("value")) + "\n";
+            } else {
+                for (const auto& v : got.at("values")) {
+                    out += item_text(v) + "\n";
+                }
+            }
+            write_out(1, out);
+            return exit_code::ok;
+        };
+    });
+
+    auto* ls_set = shm->add_subcommand(
+        "list-set", "Set item INDEX of a ShareableList (a str or bytes must fit its slot)");
+    auto set_name = std::make_shared<std::string>();
+    auto set_index = std::make_shared<int64_t>(0);
+    auto set_value = std::make_shared<std::string>();
+    ls_set->add_option("name", *set_name, "Segment name")->required();
+    ls_set->add_option("index", *set_index, "Item (from 0; negative from the end)")->required();
+    ls_set->add_option("value", *set_value, "The new value (JSON, or a string)")->required();
+    ls_set->callback([&ctx, set_name, set_index, set_value] {
+        ctx.action = [&ctx, set_name, set_index, set_value] {
+            json value = list_values({*set_value}, "").at(0);
+            Client client = Client::connect(ctx.global);
+            json done = client.call(
+                "shm.list_set", {{"name", segment_name(*set_name)}, {"index", *set_index}, {"value", value}});
+            if (ctx.global.json) {
+                print_json(done);
+            }
+            return exit_code::ok;
         };
     });
 

@@ -1,4 +1,5 @@
-// The shm family: shm.create, shm.unlink, shm.list, shm.info, shm.read, shm.write
+// The shm family: shm.create, shm.unlink, shm.list, shm.info, shm.read, shm.write, and ShareableLists:
+// shm.list_create, shm.list_get, shm.list_set
 // (shm/segment_registry.hpp keeps the segments).
 
 #include <mpctl/common/base64.hpp>
@@ -7,6 +8,7 @@
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/commands/shm_context.hpp>
 #include <mpctl/daemon/commands/sync_params.hpp>
+#include <mpctl/proto/list_values.hpp>
 
 namespace mpctl::daemon {
 
@@ -41,16 +43,11 @@ mode_t read_mode(const proto::Params& p) {
     return static_cast<mode_t>(std::stoul(text, nullptr, 8));
 }
 
-void shm_create(const ShmContext& ctx, Call& call) {
+// What shm.create and shm.list_create share: the name, mode and lease (or persist).
+SegmentRegistry::Create read_create(const Call& call) {
     const auto& p = call.params;
-    p.reject_unknown({"name", "size", "mode", "pid", "lease", "ttl", "persist"});
     SegmentRegistry::Create r;
     r.name = read_segment_name(p);
-    auto size = p.required<int64_t>("size");
-    if (size < 1) {
-        proto::throw_invalid_params("params.size: must be 1 or more bytes");
-    }
-    r.size = static_cast<uint64_t>(size);
     r.mode = read_mode(p);
     bool persist = p.get_or<bool>("persist", false);
     LeaseSpec lease = read_lease(call);
@@ -61,7 +58,57 @@ void shm_create(const ShmContext& ctx, Call& call) {
         r.lease = lease;
     }
     r.session = call.responder->session();
+    return r;
+}
+
+void shm_create(const ShmContext& ctx, Call& call) {
+    call.params.reject_unknown({"name", "size", "mode", "pid", "lease", "ttl", "persist"});
+    auto size = call.params.required<int64_t>("size");
+    SegmentRegistry::Create r = read_create(call);
+    if (size < 1) {
+        proto::throw_invalid_params("params.size: must be 1 or more bytes");
+    }
+    r.size = static_cast<uint64_t>(size);
     call.responder->result(ctx.segments.create(r));
+}
+
+common::shm::ListValue read_list_value(const json& v, const std::string& where) {
+    auto value = proto::list_value_from_json(v);
+    if (!value) {
+        proto::throw_invalid_params(where + ": " + value.error().message());
+    }
+    return *value;
+}
+
+void shm_list_create(const ShmContext& ctx, Call& call) {
+    call.params.reject_unknown({"name", "values", "mode", "pid", "lease", "ttl", "persist"});
+    json values = call.params.required<json>("values");
+    if (!values.is_array()) {
+        proto::throw_invalid_params("params.values: expected an array");
+    }
+    std::vector<common::shm::ListValue> items;
+    for (size_t i = 0; i < values.size(); ++i) {
+        items.push_back(read_list_value(values[i], "params.values[" + std::to_string(i) + "]"));
+    }
+    SegmentRegistry::Create r = read_create(call);
+    r.content = common::shm::encode_list(items);
+    r.size = r.content.size();
+    json made = ctx.segments.create(r);
+    made["items"] = items.size();
+    call.responder->result(std::move(made));
+}
+
+void shm_list_set(const ShmContext& ctx, Call& call) {
+    call.params.reject_unknown({"name", "index", "value"});
+    std::string name = read_segment_name(call.params);
+    int64_t index = call.params.required<int64_t>("index");
+    // The one member where null is a value, not an absence: the item None.
+    const json& raw = call.params.raw();
+    if (!raw.contains("value")) {
+        proto::throw_invalid_params("params.value: required");
+    }
+    auto value = read_list_value(raw.at("value"), "params.value");
+    call.responder->result(ctx.segments.list_set(name, index, value));
 }
 
 void shm_read(const ShmContext& ctx, Call& call) {
@@ -105,6 +152,13 @@ void register_shm_commands(Registry& r, const ShmContext& ctx) {
         c.responder->result(ctx.segments.info(read_segment_name(c.params)));
     });
     r.add("shm.read", [ctx](Call& c) { shm_read(ctx, c); });
+    r.add("shm.list_create", [ctx](Call& c) { shm_list_create(ctx, c); });
+    r.add("shm.list_get", [ctx](Call& c) {
+        c.params.reject_unknown({"name", "index"});
+        std::string name = read_segment_name(c.params);
+        c.responder->result(ctx.segments.list_get(name, c.params.optional<int64_t>("index")));
+    });
+    r.add("shm.list_set", [ctx](Call& c) { shm_list_set(ctx, c); });
     r.add("shm.write", [ctx](Call& c) { shm_write(ctx, c); });
 }
 

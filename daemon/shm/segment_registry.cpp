@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/shm/segment_registry.hpp>
 #include <mpctl/proto/errors.hpp>
+#include <mpctl/proto/list_values.hpp>
 
 namespace mpctl::daemon {
 
@@ -139,7 +141,7 @@ json SegmentRegistry::create(const Create& r) {
                                     " bytes (the daemon's shm_max_size)");
     }
     (void)live(r.name);  // a vanished one's name is free again
-    auto fd = common::shm::create(r.name, r.size, r.mode);
+    auto fd = common::shm::create(r.name, r.size, r.mode, r.content);
     if (!fd) {
         if (fd.error().err == EEXIST) {
             throw RequestError(ErrorCode::invalid_state, "segment " + r.name + " exists", {{"name", r.name}});
@@ -287,6 +289,89 @@ json SegmentRegistry::write(const std::string& name, uint64_t offset, const std:
                            {{"name", name}});
     }
     return {{"name", name}, {"offset", offset}, {"written", data.size()}};
+}
+
+namespace {
+
+// Segment NAME mapped (shared, read-write if WRITABLE): what a list is read from and written in.
+class Mapping {
+  public:
+    Mapping(const std::string& name, bool writable) {
+        common::UniqueFd fd = open_or_throw(name, writable ? O_RDWR : O_RDONLY);
+        size_ = size_of(fd.get());
+        if (size_ == 0) {
+            return;
+        }
+        void* at = ::mmap(nullptr, size_, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd.get(), 0);
+        if (at == MAP_FAILED) {
+            throw RequestError(ErrorCode::io_error,
+                               "mmap " + common::shm::path_of(name) + ": " + std::strerror(errno),
+                               {{"name", name}});
+        }
+        data_ = static_cast<char*>(at);
+    }
+    ~Mapping() {
+        if (data_ != nullptr) {
+            ::munmap(data_, size_);
+        }
+    }
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    [[nodiscard]] char* data() const { return data_; }
+    [[nodiscard]] std::string_view view() const { return {data_, size_}; }
+
+  private:
+    char* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+[[noreturn]] void not_a_list(const std::string& name, const common::Error& e) {
+    throw RequestError(ErrorCode::invalid_state, "segment " + name + ": " + e.message(), {{"name", name}});
+}
+
+}  // namespace
+
+json SegmentRegistry::list_get(const std::string& name, std::optional<int64_t> index) {
+    Mapping m(name, false);
+    if (index) {
+        auto n = common::shm::list_length(m.view());
+        if (!n) {
+            not_a_list(name, n.error());
+        }
+        auto v = common::shm::list_get(m.view(), *index);
+        if (!v) {
+            if (v.error().context.starts_with("index ")) {
+                proto::throw_invalid_params("params.index: " + v.error().message());
+            }
+            not_a_list(name, v.error());
+        }
+        return {{"name", name}, {"index", *index}, {"value", proto::list_value_to_json(*v)}};
+    }
+    auto items = common::shm::list_items(m.view());
+    if (!items) {
+        not_a_list(name, items.error());
+    }
+    json values = json::array();
+    for (const auto& v : *items) {
+        values.push_back(proto::list_value_to_json(v));
+    }
+    return {{"name", name}, {"values", values}};
+}
+
+json SegmentRegistry::list_set(const std::string& name, int64_t index, const common::shm::ListValue& value) {
+    Mapping m(name, true);
+    if (auto n = common::shm::list_length(m.view()); !n) {
+        not_a_list(name, n.error());
+    }
+    if (auto r = common::shm::list_set(m.data(), m.view().size(), index, value); !r) {
+        if (r.error().context.starts_with("not a ShareableList")) {
+            not_a_list(name, r.error());
+        }
+        proto::throw_invalid_params(
+            (r.error().context.starts_with("index ") ? "params.index: " : "params.value: ") +
+            r.error().message());
+    }
+    return {{"name", name}, {"index", index}, {"value", proto::list_value_to_json(value)}};
 }
 
 void SegmentRegistry::unlink_leased() {

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mpctl/common/shareable_list.hpp>
 #include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/leases/lease_registry.hpp>
 
@@ -42,6 +43,7 @@ class SegmentRegistry {
         mode_t mode = 0600;
         std::optional<LeaseSpec> lease;  // nullopt: persist
         std::shared_ptr<Session> session;
+        std::string content;  // written before the segment appears (a ShareableList's image)
     };
     // The segment's description; throws RequestError (exists: invalid_state; no such owner: unknown_id;
     // the file system: io_error).
@@ -57,6 +59,12 @@ class SegmentRegistry {
                                       std::optional<uint64_t> length);
     // Writes DATA at OFFSET of NAME; throws invalid_params if it would pass the segment's end.
     nlohmann::json write(const std::string& name, uint64_t offset, const std::string& data);
+
+    // A ShareableList's items (INDEX: that one only), of NAME registered or not; throws invalid_state if
+    // NAME holds no list.
+    [[nodiscard]] nlohmann::json list_get(const std::string& name, std::optional<int64_t> index);
+    // Sets item INDEX of the list in NAME; throws invalid_params if it does not fit (nothing changes).
+    nlohmann::json list_set(const std::string& name, int64_t index, const common::shm::ListValue& value);
 
     // The daemon stops: every segment not made with persist is unlinked, as SharedMemoryManager does.
     void unlink_leased();

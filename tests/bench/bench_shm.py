@@ -7,15 +7,17 @@
      cat's speed (time(cat) / time(mpctl) >= 0.8).
   2. The same from a pipe (`cat FILE | mpctl shm write NAME`): mpctl must read it all before writing, to
      write nothing unless it fits.
+  3. shm.list_get of one item of a 10,000-item ShareableList on one open connection, one request at a
+     time (target: >= 20,000 per second), and pipelined 100 at a time (what the daemon can do).
 
 Usage: tests/bench/bench_shm.py [--build DIR] [--runs N] [--mib M]
 Each figure is the median of N runs (default 5). Not a pass/fail test: it prints what it measures.
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_core import Daemon  # noqa: E402
+from bench_core import Connection, Daemon  # noqa: E402
 
 
 def timed(cmd, env):
@@ -49,6 +51,25 @@ def main():
             for times, cmd in (steps if run % 2 == 0 else steps[::-1]):
                 times.append(timed(cmd, env))
         same = subprocess.run(f"cmp {src} /dev/shm/{seg}", shell=True).returncode == 0
+        lst = f"mpb-list-{os.getpid()}"
+        subprocess.run([mpctl, "shm", "list-create", lst, "--persist", "--values", json.dumps(list(range(10000)))],
+                       env=env, check=True)
+        conn = Connection(d.sock)
+        one, piped = [], []
+        for _ in range(args.runs):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < 1.0:
+                conn.call("shm.list_get", name=lst, index=n % 10000)
+                n += 1
+            one.append(n / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            for b in range(50):
+                ids = [conn.send_text("shm.list_get", json.dumps({"name": lst, "index": (b * 100 + i) % 10000}).encode())
+                       for i in range(100)]
+                for rid in ids:
+                    conn.answer(rid)
+            piped.append(5000 / (time.perf_counter() - t0))
+        os.unlink(f"/dev/shm/{lst}")
     finally:
         for path in (f"/dev/shm/{seg}", peer):
             if os.path.exists(path):
@@ -63,6 +84,8 @@ def main():
     print(f"   `cat FILE > /dev/shm/x` (peer)       {t*1000:7.1f} ms  ({mib/t:6.0f} MiB/s)")
     print(f"   speed vs cat: file {t/o:.2f}x, pipe {t/p:.2f}x   target >= 0.8x")
     print(f"   the segment holds the file's bytes: {'yes' if same else 'NO'}")
+    print(f"\n   shm.list_get, one item of 10,000, one at a time: {statistics.median(one):8.0f} /s   target >= 20000/s")
+    print(f"   the same, 100 requests pipelined:                {statistics.median(piped):8.0f} /s")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def bases(cwd):
         "shm.create": [{"name": "made", "size": 4096}, {"name": "made", "size": 4096, "persist": True}],
         "shm.unlink": [{"name": "none"}], "shm.info": [{"name": "probe"}],
         "shm.read": [{"name": "probe"}], "shm.write": [{"name": "probe", "data": "aGk="}],
+        "shm.list_create": [{"name": "made", "values": [1, "a"]}],
+        "shm.list_get": [{"name": "list"}, {"name": "list", "index": 0}],
+        "shm.list_set": [{"name": "list", "index": 0, "value": 1}],
         "task.signal": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.delete": [{"name": "probe-none"}],
@@ -119,8 +122,11 @@ class SchemaAgreementTest(unittest.TestCase):
         os.makedirs(os.path.join(self.daemon.dir, "locks"))
         # The segment shm.read, shm.write and shm.info probes use; made with persist, removed at the end.
         self.conn.result("shm.create", {"name": confined_segment("probe"), "size": 4096, "persist": True})
-        self.addCleanup(lambda: os.path.exists("/dev/shm/" + confined_segment("probe"))
-                        and os.unlink("/dev/shm/" + confined_segment("probe")))
+        self.conn.result("shm.list_create", {"name": confined_segment("list"), "values": [1, "abc", None],
+                                             "persist": True})
+        for segment in ("probe", "list"):
+            path = "/dev/shm/" + confined_segment(segment)
+            self.addCleanup(lambda p=path: os.path.exists(p) and os.unlink(p))
         task = self.conn.result("task.submit", {"argv": ["true"], "cwd": self.daemon.dir})
         self.assertEqual(task["id"], TASK)
         self.assertEqual(self.conn.result("task.wait", {"id": TASK, "timeout": 120})["tasks"][0]["state"], "succeeded")
@@ -173,7 +179,7 @@ class SchemaAgreementTest(unittest.TestCase):
         if method == "lock.acquire" and reply is not None and "result" in reply:
             # Every probe starts with nothing held: a lock a probe kept would make a later one wait.
             conn.result("lock.release", {"path": reply["result"]["path"], "token": reply["result"]["token"]})
-        if method == "shm.create" and reply is not None and "result" in reply:
+        if method in ("shm.create", "shm.list_create") and reply is not None and "result" in reply:
             conn.result("shm.unlink", {"name": reply["result"]["name"]})
         if method == "sem.acquire" and reply is not None and "result" in reply:
             conn.result("sem.release", {"name": reply["result"]["name"], "token": reply["result"]["token"]})
@@ -200,6 +206,9 @@ class SchemaAgreementTest(unittest.TestCase):
             return True  # past this daemon's shm_max_size
         if method in ("shm.read", "shm.write") and re.search(r"pass(ed)? the end|past the end", message):
             return True  # the probe segment's size
+        if method in ("shm.list_get", "shm.list_set") and re.match(
+                r"params\.(index: index -?\d+ out of range|value: a (str|bytes) of \d+ bytes does not fit)", message):
+            return True  # the probe list's length and slots
         return method == "task.logs" and re.match(r"params\.(stage: task \d+ has \d+ stages? |attempt: task \d+ makes at most )",
                                                   message) is not None
 
