@@ -1,5 +1,3 @@
-#include <cmath>
-
 #include <mpctl/common/base64.hpp>
 #include <mpctl/common/utf8.hpp>
 #include <mpctl/proto/json_text.hpp>
@@ -39,19 +37,13 @@ common::Result<ListValue> list_value_from_json(const json& v) {
             return ListValue::of_int(v.get<int64_t>());
         case json::value_t::number_unsigned:
             if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-                return common::plain_error("an integer past int64: " + v.dump(), common::Errc::invalid);
+                return ListValue::of_real(static_cast<double>(v.get<uint64_t>()));  // past int64: a float
             }
             return ListValue::of_int(v.get<int64_t>());
-        case json::value_t::number_float: {
-            // An integer written past int64 reads as a float; as an integer (JSON's view) it does not fit.
-            // -2^63 itself is refused as a float too: -9223372036854775809 rounds to it (a true -2^63 is
-            // written as an integer and read as one).
-            double d = v.get<double>();
-            if (std::trunc(d) == d && (d <= -9223372036854775808.0 || d >= 9223372036854775808.0)) {
-                return common::plain_error("an integer past int64: " + v.dump(), common::Errc::invalid);
-            }
-            return ListValue::of_real(d);
-        }
+        case json::value_t::number_float:
+            // Any other number is a float, as Python's json reads it; an integer written past int64 too
+            // (ShareableList cannot hold such an int; as a float it keeps its magnitude).
+            return ListValue::of_real(v.get<double>());
         case json::value_t::string: {
             std::string s = v.get<std::string>();
             if (s.find('\0') != std::string::npos) {

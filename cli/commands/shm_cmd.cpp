@@ -377,8 +377,15 @@ void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     auto lc_words = std::make_shared<std::vector<std::string>>();
     auto lc_json = std::make_shared<std::string>();
     lc->add_option("name", lc_o->name, "Segment name")->required();
-    lc->add_option("values", *lc_words,
-                   "Items: 42, 1.5, true, null, text (or '\"text\"'), '{\"base64\": \"...\"}'");
+    // The VALUEs are the words after NAME, not a CLI11 list option: CLI11 splits a word of one written as
+    // "[a,b]" at its commas, and a VALUE may be any word. So, as for `mpctl run`, options come first.
+    lc->prefix_command();
+    lc->fallthrough(false);  // the words belong to list-create, not to the root app
+    add_global_options(*lc, ctx.global);
+    lc->footer(
+        "VALUE: 42, -1.5, true, null, text (or '\"text\"'), '{\"base64\": \"...\"}'; a word that is "
+        "not JSON is a string. Options go before NAME.");
+    set_usage_tail(lc, "[VALUE...]");
     lc->add_option("--values", *lc_json, "The items as one JSON array instead")->type_name("JSON");
     lc->add_option("--mode", lc_o->mode, "Permission bits, octal (default 600)")->type_name("MODE");
     lc->add_option("--owner-pid", lc_o->owner_pid,
@@ -387,7 +394,16 @@ void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
         ->type_name("PID");
     lc->add_option("--ttl", lc_o->ttl, "Unlink it after S instead")->type_name("S");
     lc->add_flag("--persist", lc_o->persist, "Keep it until `mpctl shm unlink`");
-    lc->callback([&ctx, lc_o, lc_words, lc_json] {
+    lc->callback([&ctx, lc, lc_o, lc_words, lc_json] {
+        *lc_words = lc->remaining();
+        for (const auto& w : *lc_words) {
+            for (const char* option : {"--values", "--mode", "--owner-pid", "--ttl", "--persist", "--json"}) {
+                if (w == option || w.starts_with(std::string(option) + "=")) {
+                    throw CliError(exit_code::usage, w + ": options go before NAME (mpctl shm list-create " +
+                                                         std::string(option) + " ... NAME VALUE...)");
+                }
+            }
+        }
         ctx.action = [&ctx, lc_o, lc_words, lc_json] {
             json params = {{"name", segment_name(lc_o->name)},
                            {"values", list_values(*lc_words, *lc_json)},
