@@ -8,7 +8,8 @@
   2. The same from a pipe (`cat FILE | mpctl shm write NAME`): mpctl must read it all before writing, to
      write nothing unless it fits.
   3. shm.list_get of one item of a 10,000-item ShareableList on one open connection, one request at a
-     time (target: >= 20,000 per second), and pipelined 100 at a time (what the daemon can do).
+     time (target: >= 20,000 per second), from this Python client and from a client in C (rpc_rate.c),
+     and pipelined 100 at a time (what the daemon can do).
 
 Usage: tests/bench/bench_shm.py [--build DIR] [--runs N] [--mib M]
 Each figure is the median of N runs (default 5). Not a pass/fail test: it prints what it measures.
@@ -69,6 +70,14 @@ def main():
                 for rid in ids:
                     conn.answer(rid)
             piped.append(5000 / (time.perf_counter() - t0))
+        rate = os.path.join(work, "rpc_rate")
+        subprocess.run(["cc", "-O2", "-o", rate, os.path.join(HERE, "rpc_rate.c")], check=True)
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "shm.list_get", "params": {"name": lst, "index": 5000}})
+        c_rates = []
+        for _ in range(args.runs):
+            count, secs = subprocess.run([rate, d.sock, "1", request], check=True, capture_output=True,
+                                         text=True).stdout.split()
+            c_rates.append(int(count) / float(secs))
         os.unlink(f"/dev/shm/{lst}")
     finally:
         for path in (f"/dev/shm/{seg}", peer):
@@ -85,6 +94,7 @@ def main():
     print(f"   speed vs cat: file {t/o:.2f}x, pipe {t/p:.2f}x   target >= 0.8x")
     print(f"   the segment holds the file's bytes: {'yes' if same else 'NO'}")
     print(f"\n   shm.list_get, one item of 10,000, one at a time: {statistics.median(one):8.0f} /s   target >= 20000/s")
+    print(f"   the same from a client in C (rpc_rate.c):        {statistics.median(c_rates):8.0f} /s")
     print(f"   the same, 100 requests pipelined:                {statistics.median(piped):8.0f} /s")
 
 
