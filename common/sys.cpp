@@ -92,6 +92,35 @@ Result<void> set_cloexec(int fd) {
     return {};
 }
 
+Result<uint64_t> process_start_time(int pid) {
+    std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    auto fd = open_cloexec(path, O_RDONLY);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    char buf[1024];
+    auto n = read_once(fd->get(), buf, sizeof buf - 1);
+    if (!n) {
+        return std::unexpected(n.error());
+    }
+    std::string_view stat(buf, *n);
+    // The command name (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
+    size_t close = stat.rfind(')');
+    if (close == std::string_view::npos) {
+        return plain_error(path + ": unreadable");
+    }
+    std::string_view rest = stat.substr(close + 1);
+    for (int field = 3; field < 22; ++field) {
+        size_t space = rest.find(' ', rest.find_first_not_of(' '));
+        if (space == std::string_view::npos) {
+            return plain_error(path + ": too few fields");
+        }
+        rest.remove_prefix(space);
+    }
+    rest.remove_prefix(rest.find_first_not_of(' '));
+    return std::strtoull(std::string(rest.substr(0, rest.find(' '))).c_str(), nullptr, 10);
+}
+
 Result<UniqueFd> pidfd_open(int pid) {
     // pidfd_open always sets O_CLOEXEC on the new descriptor.
     long fd = ::syscall(SYS_pidfd_open, pid, 0);

@@ -33,6 +33,10 @@ namespace mpctl::common {
 
 [[nodiscard]] Result<void> set_cloexec(int fd);
 
+// When process PID started, in clock ticks since boot (/proc/PID/stat's 22nd field): with the pid, it names
+// one process, since a pid is reused only by a process that starts later.
+[[nodiscard]] Result<uint64_t> process_start_time(int pid);
+
 // pidfd_open(2): a file descriptor that becomes readable when PID exits. Close-on-exec.
 [[nodiscard]] Result<UniqueFd> pidfd_open(int pid);
 

@@ -81,7 +81,8 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     locks_ = std::make_unique<LockTable>(timers_, leases_, *store_, journal.next_lock_token);
-    segments_ = std::make_unique<SegmentRegistry>(leases_, config_.shm_max_size);
+    segments_ = std::make_unique<SegmentRegistry>(leases_, *store_, config_.shm_max_size);
+    restored_segments_ = std::move(journal.segments);
     register_commands();
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
                                              config_.keep_finished_max);
@@ -163,6 +164,9 @@ void Daemon::register_commands() {
 int Daemon::run(const std::function<void()>& on_ready) {
     started_at_ms_ = common::now_unix_ms();
     store_->start(io_);
+    // After the writer started: taking segments back forgets (journals) those that went meanwhile.
+    segments_->restore(restored_segments_);
+    restored_segments_.clear();
     // The signal handlers first: the spawner reads them to know what to reset in a child.
     watch_signals();
     // Resuming journals the lost tasks (and the cancelled queues of dead maps), so it comes after the
@@ -240,6 +244,7 @@ void Daemon::maybe_finish_stop() {
     // Everything reaches the disk before anyone hears that we stopped.
     listener_->stop();
     retention_->stop();
+    segments_->unlink_leased();  // before the journal's last commit, which forgets their rows
     store_->stop();
     for (auto& r : stop_waiters_) {
         r->result({{"stopped", true}});

@@ -88,6 +88,7 @@ class Daemon final : public TaskListener, public DaemonControl {
     EventTable events_table_{timers_};
     BarrierTable barriers_{timers_};
     std::unique_ptr<SegmentRegistry> segments_;
+    std::vector<SegmentRow> restored_segments_;  // the journal's, until run() takes them back
     Registry registry_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;

@@ -69,7 +69,7 @@ void shm_create(const ShmContext& ctx, Call& call) {
         proto::throw_invalid_params("params.size: must be 1 or more bytes");
     }
     r.size = static_cast<uint64_t>(size);
-    call.responder->result(ctx.segments.create(r));
+    ctx.segments.create(r, call.responder);
 }
 
 common::shm::ListValue read_list_value(const json& v, const std::string& where) {
@@ -93,9 +93,8 @@ void shm_list_create(const ShmContext& ctx, Call& call) {
     SegmentRegistry::Create r = read_create(call);
     r.content = common::shm::encode_list(items);
     r.size = r.content.size();
-    json made = ctx.segments.create(r);
-    made["items"] = items.size();
-    call.responder->result(std::move(made));
+    r.items = items.size();
+    ctx.segments.create(r, call.responder);
 }
 
 void shm_list_set(const ShmContext& ctx, Call& call) {

@@ -11,7 +11,9 @@
 
 #include <mpctl/common/base64.hpp>
 #include <mpctl/common/shm.hpp>
+#include <mpctl/common/sys.hpp>
 #include <mpctl/common/time.hpp>
+#include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/shm/segment_registry.hpp>
 #include <mpctl/proto/errors.hpp>
 #include <mpctl/proto/list_values.hpp>
@@ -120,6 +122,9 @@ void SegmentRegistry::drop(const std::string& name, bool unlink_file) {
     if (it->second.lease) {
         leases_.release(*it->second.lease);
     }
+    if (it->second.journaled) {
+        store_.delete_segment(name);
+    }
     segments_.erase(it);
 }
 
@@ -135,7 +140,20 @@ json SegmentRegistry::describe(const std::string& name, const Segment& s) const 
     return j;
 }
 
-json SegmentRegistry::create(const Create& r) {
+common::Result<LeaseRegistry::LeaseId> SegmentRegistry::lease_for(const std::string& name,
+                                                                  const LeaseSpec& spec,
+                                                                  const std::shared_ptr<Session>& session) {
+    return leases_.open(spec, session, [this, name] {
+        // The lease ended: the segment goes, if it is still the one made.
+        auto it = segments_.find(name);
+        if (it != segments_.end()) {
+            it->second.lease.reset();
+            drop(name, true);
+        }
+    });
+}
+
+void SegmentRegistry::create(const Create& r, const std::shared_ptr<Responder>& responder) {
     if (r.size == 0 || r.size > max_size_) {
         proto::throw_invalid_params("params.size: must be from 1 to " + std::to_string(max_size_) +
                                     " bytes (the daemon's shm_max_size)");
@@ -157,25 +175,129 @@ json SegmentRegistry::create(const Create& r) {
     s.dev = st.st_dev;
     s.ino = st.st_ino;
     s.fd = std::move(*fd);
+    SegmentRow row{r.name,
+                   static_cast<uint64_t>(s.dev),
+                   static_cast<uint64_t>(s.ino),
+                   s.size,
+                   s.mode,
+                   s.created_at_ms,
+                   "",
+                   0,
+                   0,
+                   0};
     if (r.lease) {
-        std::string name = r.name;
-        auto lease = leases_.open(*r.lease, r.session, [this, name] {
-            // The lease ended: the segment goes, if it is still the one made.
-            auto it = segments_.find(name);
-            if (it != segments_.end()) {
-                it->second.lease.reset();
-                drop(name, true);
-            }
-        });
+        auto lease = lease_for(r.name, *r.lease, r.session);
         if (!lease) {
             ::unlink(common::shm::path_of(r.name).c_str());
             throw RequestError(ErrorCode::unknown_id, lease.error().message(), {{"pid", r.lease->pid}});
         }
         s.lease = *lease;
         s.pid = r.lease->pid;
+        switch (r.lease->kind) {
+            case LeaseSpec::Kind::process:
+                row.lease = "process";
+                row.pid = r.lease->pid;
+                row.pid_start = common::process_start_time(r.lease->pid).value_or(0);
+                break;
+            case LeaseSpec::Kind::connection:
+                row.lease = "connection";
+                break;
+            case LeaseSpec::Kind::ttl:
+                row.lease = "ttl";
+                row.expires_at_ms = s.created_at_ms + r.lease->ttl.count();
+                break;
+        }
     }
-    auto& stored = segments_[r.name] = std::move(s);
-    return describe(r.name, stored);
+    s.journaled = true;
+    std::string name = r.name;
+    segments_[name] = std::move(s);
+    // Durable before acknowledged, as a submit: a crash after the answer finds the segment in the journal.
+    std::optional<size_t> items = r.items;
+    store_.put_segment(row, [this, name, responder, items](const common::Result<void>& written) {
+        guarded(responder, [&] {
+            auto it = segments_.find(name);
+            if (!written) {
+                if (it != segments_.end()) {
+                    it->second.journaled = false;
+                    drop(name, true);
+                }
+                responder->error(ErrorCode::io_error,
+                                 "could not record segment " + name + ": " + written.error().message());
+                return;
+            }
+            if (it == segments_.end()) {
+                responder->error(ErrorCode::unknown_id, "segment " + name + " was removed meanwhile",
+                                 {{"name", name}});
+                return;
+            }
+            json made = describe(name, it->second);
+            if (items) {
+                made["items"] = *items;
+            }
+            responder->result(std::move(made));
+        });
+    });
+}
+
+void SegmentRegistry::restore(const std::vector<SegmentRow>& rows) {
+    int64_t now = common::now_unix_ms();
+    size_t kept = 0, gone = 0;
+    for (const SegmentRow& row : rows) {
+        std::string path = common::shm::path_of(row.name);
+        struct stat st {};
+        bool same = ::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_dev) == row.dev &&
+                    static_cast<uint64_t>(st.st_ino) == row.ino;
+        if (!same) {
+            store_.delete_segment(row.name);  // vanished while the daemon was away
+            ++gone;
+            continue;
+        }
+        std::optional<LeaseSpec> lease;
+        bool ended = false;
+        if (row.lease == "process") {
+            auto started = common::process_start_time(static_cast<int>(row.pid));
+            ended = !started || *started != row.pid_start;
+            lease = LeaseSpec{LeaseSpec::Kind::process, static_cast<pid_t>(row.pid), {}};
+        } else if (row.lease == "ttl") {
+            ended = row.expires_at_ms <= now;
+            lease = LeaseSpec{LeaseSpec::Kind::ttl, static_cast<pid_t>(row.pid),
+                              std::chrono::milliseconds(std::max<int64_t>(row.expires_at_ms - now, 1))};
+        } else if (row.lease == "connection") {
+            ended = true;  // no connection outlives the daemon
+        }
+        Segment s;
+        s.size = row.size;
+        s.mode = static_cast<mode_t>(row.mode);
+        s.created_at_ms = row.created_at_ms;
+        s.dev = static_cast<dev_t>(row.dev);
+        s.ino = static_cast<ino_t>(row.ino);
+        s.pid = static_cast<pid_t>(row.pid);
+        s.journaled = true;
+        auto fd = common::shm::open_segment(row.name, O_RDONLY);
+        if (fd) {
+            s.fd = std::move(*fd);
+        }
+        segments_[row.name] = std::move(s);
+        if (lease && !ended) {
+            auto id = lease_for(row.name, *lease, nullptr);
+            ended = !id;
+            if (id) {
+                segments_[row.name].lease = *id;
+            }
+        }
+        if (ended || !segments_[row.name].fd) {
+            drop(row.name, true);
+            ++gone;
+        } else {
+            ++kept;
+        }
+    }
+    if (!rows.empty()) {
+        spdlog::info(
+            "journal: {} shared-memory segment(s) taken back, {} unlinked or gone (their lease ended "
+            "while the daemon was away)",
+            kept, gone);
+    }
 }
 
 json SegmentRegistry::unlink(const std::string& name) {

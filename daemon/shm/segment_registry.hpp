@@ -9,8 +9,12 @@
 // /dev/shm. The registry keeps a descriptor of each segment and checks, whenever it reports one, that the
 // file still has a link and that the name still names it: a vanished segment is dropped, never reported
 // as live, its name free to be created again; a lease that ends never unlinks a name that now names
-// another file. Not journaled: segments made with persist outlive the daemon, unregistered (`shm list
-// --all` still shows them). Loop thread only.
+// another file.
+//
+// The registry is journaled (store/segment_rows.hpp): a create is answered once its row is committed, and a
+// daemon that restarts, after a crash too, takes its segments back (restore): persistent ones as they were,
+// leased ones while their owner lives (the same pid with the same start time) or their time has not run
+// out; the others, and those of connections (which no restart keeps), are unlinked then. Loop thread only.
 
 #include <cstdint>
 #include <map>
@@ -24,15 +28,18 @@
 #include <mpctl/common/shareable_list.hpp>
 #include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/leases/lease_registry.hpp>
+#include <mpctl/daemon/store/store.hpp>
 
 namespace mpctl::daemon {
 
+class Responder;
 class Session;
 
 class SegmentRegistry {
   public:
     // MAX_SIZE: the largest segment a client may create.
-    SegmentRegistry(LeaseRegistry& leases, uint64_t max_size) : leases_(leases), max_size_(max_size) {}
+    SegmentRegistry(LeaseRegistry& leases, Store& store, uint64_t max_size)
+        : leases_(leases), store_(store), max_size_(max_size) {}
     ~SegmentRegistry();
     SegmentRegistry(const SegmentRegistry&) = delete;
     SegmentRegistry& operator=(const SegmentRegistry&) = delete;
@@ -43,11 +50,14 @@ class SegmentRegistry {
         mode_t mode = 0600;
         std::optional<LeaseSpec> lease;  // nullopt: persist
         std::shared_ptr<Session> session;
-        std::string content;  // written before the segment appears (a ShareableList's image)
+        std::string content;          // written before the segment appears (a ShareableList's image)
+        std::optional<size_t> items;  // a ShareableList's, said in the answer
     };
-    // The segment's description; throws RequestError (exists: invalid_state; no such owner: unknown_id;
-    // the file system: io_error).
-    nlohmann::json create(const Create& request);
+    // Makes the segment and answers RESPONDER with its description once its row is committed; throws
+    // RequestError (exists: invalid_state; no such owner: unknown_id; the file system: io_error).
+    void create(const Create& request, const std::shared_ptr<Responder>& responder);
+    // Start-up: takes back the segments of the journal (see above).
+    void restore(const std::vector<SegmentRow>& rows);
     // Unlinks NAME (registered or not); throws unknown_id if there is no such segment.
     nlohmann::json unlink(const std::string& name);
     // The live registered segments (ALL: every segment of /dev/shm, registered or not).
@@ -79,6 +89,7 @@ class SegmentRegistry {
         mode_t mode = 0;
         int64_t created_at_ms = 0;
         std::optional<LeaseRegistry::LeaseId> lease;
+        bool journaled = false;  // its row is (being) written
         pid_t pid = 0;
         common::UniqueFd fd;  // read-only: to tell whether the file is still the one made
         dev_t dev = 0;
@@ -88,11 +99,15 @@ class SegmentRegistry {
     static bool alive(const std::string& name, const Segment& segment);
     // Forgets NAME if its file vanished; the live segment, or null.
     Segment* live(const std::string& name);
-    // Unlinks NAME if it still names SEGMENT's file, and forgets it.
+    // Unlinks NAME if it still names SEGMENT's file, and forgets it (its row too).
     void drop(const std::string& name, bool unlink_file);
+    // Opens the lease SPEC for segment NAME: its end drops the segment.
+    common::Result<LeaseRegistry::LeaseId> lease_for(const std::string& name, const LeaseSpec& spec,
+                                                     const std::shared_ptr<Session>& session);
     [[nodiscard]] nlohmann::json describe(const std::string& name, const Segment& s) const;
 
     LeaseRegistry& leases_;
+    Store& store_;
     uint64_t max_size_;
     std::map<std::string, Segment> segments_;
 };

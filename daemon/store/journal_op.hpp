@@ -11,6 +11,7 @@
 #include <string>
 
 #include <mpctl/common/result.hpp>
+#include <mpctl/daemon/store/segment_rows.hpp>
 #include <mpctl/daemon/store/task_rows.hpp>
 
 namespace mpctl::daemon {
@@ -26,7 +27,9 @@ struct JournalOp {
         delete_pool,
         delete_task,
         read_environment,
-        raise_meta
+        raise_meta,
+        put_segment,
+        delete_segment
     } kind;
     // Tasks; an environment's id and JSON ride in row.id and row.spec, raise_meta's value in row.id.
     TaskRow row;
@@ -36,6 +39,8 @@ struct JournalOp {
     Done done;
     // read_environment: the text of environment row.id goes into (*read_into)[row.id].
     std::shared_ptr<std::map<int64_t, std::string>> read_into = nullptr;
+    // put_segment's row; delete_segment's name rides in pool.
+    std::shared_ptr<const SegmentRow> segment = nullptr;
 
     // An update nobody waits for: when a commit fails it is queued again rather than reported.
     [[nodiscard]] bool retried() const { return kind == Kind::update_task; }

@@ -55,6 +55,22 @@ ALTER TABLE tasks ADD COLUMN outcome TEXT;
     R"sql(
 ALTER TABLE pools ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 5: the shared-memory segments the daemon made, so that a daemon that crashed finds them again: it
+    // re-watches the owners still alive and unlinks the segments whose lease ended meanwhile.
+    R"sql(
+CREATE TABLE segments (
+    name       TEXT PRIMARY KEY,
+    dev        INTEGER NOT NULL,
+    ino        INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    mode       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    lease      TEXT,
+    pid        INTEGER,
+    pid_start  INTEGER,
+    expires_at INTEGER
+);
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 

@@ -151,6 +151,20 @@ void Store::delete_tasks(const std::vector<int64_t>& ids, Done done) {
     commits_.enqueue(std::move(ops));
 }
 
+void Store::put_segment(const SegmentRow& row, Done done) {
+    JournalOp op{JournalOp::Kind::put_segment, {}, {}, 0, false, std::move(done)};
+    op.segment = std::make_shared<const SegmentRow>(row);
+    std::vector<JournalOp> ops;
+    ops.push_back(std::move(op));
+    commits_.enqueue(std::move(ops));
+}
+
+void Store::delete_segment(const std::string& name) {
+    std::vector<JournalOp> ops;
+    ops.push_back(JournalOp{JournalOp::Kind::delete_segment, {}, name, 0, false, nullptr});
+    commits_.enqueue(std::move(ops));
+}
+
 void Store::raise_meta(const std::string& key, int64_t value, Done done) {
     JournalOp op{JournalOp::Kind::raise_meta, {}, key, 0, false, std::move(done)};
     op.row.id = value;
@@ -252,6 +266,46 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
             sqlite3_bind_text(del.get(), 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);
             if (del.step() != SQLITE_DONE) {
                 return std::unexpected(sqlite::error(db_, "delete pool " + op.pool));
+            }
+            return {};
+        }
+        case JournalOp::Kind::put_segment: {
+            const SegmentRow& r = *op.segment;
+            sqlite::Query q(
+                db_,
+                "INSERT OR REPLACE INTO segments (name, dev, ino, size, mode, created_at, lease, pid, "
+                "pid_start, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+            if (!q.ok()) {
+                return std::unexpected(sqlite::error(db_, "write segment " + r.name));
+            }
+            sqlite3_bind_text(q.get(), 1, r.name.c_str(), static_cast<int>(r.name.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_int64(q.get(), 2, static_cast<int64_t>(r.dev));
+            sqlite3_bind_int64(q.get(), 3, static_cast<int64_t>(r.ino));
+            sqlite3_bind_int64(q.get(), 4, static_cast<int64_t>(r.size));
+            sqlite3_bind_int64(q.get(), 5, r.mode);
+            sqlite3_bind_int64(q.get(), 6, r.created_at_ms);
+            if (r.lease.empty()) {
+                sqlite3_bind_null(q.get(), 7);
+            } else {
+                sqlite3_bind_text(q.get(), 7, r.lease.c_str(), -1, SQLITE_TRANSIENT);
+            }
+            sqlite3_bind_int64(q.get(), 8, r.pid);
+            sqlite3_bind_int64(q.get(), 9, static_cast<int64_t>(r.pid_start));
+            sqlite3_bind_int64(q.get(), 10, r.expires_at_ms);
+            if (q.step() != SQLITE_DONE) {
+                return std::unexpected(sqlite::error(db_, "write segment " + r.name));
+            }
+            return {};
+        }
+        case JournalOp::Kind::delete_segment: {
+            sqlite::Query q(db_, "DELETE FROM segments WHERE name = ?1");
+            if (!q.ok()) {
+                return std::unexpected(sqlite::error(db_, "delete segment " + op.pool));
+            }
+            sqlite3_bind_text(q.get(), 1, op.pool.c_str(), static_cast<int>(op.pool.size()),
+                              SQLITE_TRANSIENT);
+            if (q.step() != SQLITE_DONE) {
+                return std::unexpected(sqlite::error(db_, "delete segment " + op.pool));
             }
             return {};
         }

@@ -56,6 +56,7 @@ class Store final : public TaskListener {
         int64_t next_task_id = 1;
         int64_t next_environment_id = 1;
         int64_t next_lock_token = 1;  // fencing tokens below it may have been handed out
+        std::vector<SegmentRow> segments;
     };
     [[nodiscard]] common::Result<Contents> load();
     [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
@@ -65,6 +66,7 @@ class Store final : public TaskListener {
     [[nodiscard]] common::Result<std::map<int64_t, std::shared_ptr<const proto::Environment>>>
     load_environments();
     [[nodiscard]] common::Result<int64_t> load_next_environment_id();
+    [[nodiscard]] common::Result<std::vector<SegmentRow>> load_segments();
     // meta.KEY as an integer, FALLBACK when there is none.
     [[nodiscard]] common::Result<int64_t> load_meta_int(const char* key, int64_t fallback);
 
@@ -89,6 +91,10 @@ class Store final : public TaskListener {
     // Deletes the rows of IDS (finished tasks: `mpctl remove`, `clean`), all in one transaction, and keeps
     // meta.next_task_id above them, so that their ids are never given again. DONE runs on the loop after.
     void delete_tasks(const std::vector<int64_t>& ids, Done done);
+    // Records segment ROW (replacing one of its name); DONE runs on the loop after the commit.
+    void put_segment(const SegmentRow& row, Done done);
+    // Forgets segment NAME (nobody waits: a row left by a failed commit is found stale at the next start).
+    void delete_segment(const std::string& name);
     // Sets meta.KEY to VALUE unless it holds more already (a high-water mark); DONE runs on the loop after.
     void raise_meta(const std::string& key, int64_t value, Done done);
     // Reads environments IDS back (a finished task let go of its own; `mpctl restart` needs it again),

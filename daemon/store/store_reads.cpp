@@ -47,6 +47,9 @@ common::Result<Store::Contents> Store::load() {
     if (auto e = into(load_meta_int("next_lock_token", 1), c.next_lock_token)) {
         return std::unexpected(*e);
     }
+    if (auto e = into(load_segments(), c.segments)) {
+        return std::unexpected(*e);
+    }
     return c;
 }
 
@@ -147,6 +150,35 @@ common::Result<int64_t> Store::load_meta_int(const char* key, int64_t fallback) 
     }
     sqlite3_bind_text(q.get(), 1, key, -1, SQLITE_STATIC);
     return q.step() == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : fallback;
+}
+
+common::Result<std::vector<SegmentRow>> Store::load_segments() {
+    sqlite::Query q(db_,
+                    "SELECT name, dev, ino, size, mode, created_at, coalesce(lease, ''), coalesce(pid, 0), "
+                    "coalesce(pid_start, 0), coalesce(expires_at, 0) FROM segments ORDER BY name");
+    if (!q.ok()) {
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading segments"));
+    }
+    std::vector<SegmentRow> rows;
+    int rc = 0;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        SegmentRow r;
+        r.name = sqlite::column_text(q.get(), 0);
+        r.dev = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 1));
+        r.ino = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 2));
+        r.size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 3));
+        r.mode = static_cast<uint32_t>(sqlite3_column_int64(q.get(), 4));
+        r.created_at_ms = sqlite3_column_int64(q.get(), 5);
+        r.lease = sqlite::column_text(q.get(), 6);
+        r.pid = sqlite3_column_int64(q.get(), 7);
+        r.pid_start = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 8));
+        r.expires_at_ms = sqlite3_column_int64(q.get(), 9);
+        rows.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) {
+        return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading segments"));
+    }
+    return rows;
 }
 
 }  // namespace mpctl::daemon
