@@ -7,12 +7,12 @@ while its command runs without handing the command a descriptor to the lock file
 
 Every helper process runs in a session of its own and is killed with its whole group on cleanup, pass or
 fail. Nothing sleeps a fixed time: waits poll a condition against a generous deadline."""
-import json, os, signal, subprocess, sys, time, unittest
+import json, os, subprocess, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_daemon import BIN, Daemon, until  # noqa: E402
+from py_case import MPCTL, DaemonCase  # noqa: E402
+from py_daemon import until  # noqa: E402
 
-MPCTL = os.path.join(BIN, "mpctl")
 PYTHON = "/usr/bin/python3"  # the system Python, whose filelock is Debian's python3-filelock
 
 # FileLock(PATH).acquire(timeout=0) in a Python of its own: prints "acquired" (then lets go) or "timeout".
@@ -82,27 +82,8 @@ def filelock_problem():
     return _filelock_check or None
 
 
-class LockInterop(unittest.TestCase):
-    def setUp(self):
-        self.daemon = Daemon()
-        self.addCleanup(self.daemon.stop)  # registered first, so it runs after every process is gone
-        self.env = dict(os.environ, MPCTL_SOCKET=self.daemon.socket,
-                        MPCTL_STATE_DIR=os.path.join(self.daemon.dir, "state"), MPCTL_NO_AUTOSTART="1",
-                        NO_COLOR="1")
-        self.serial = 0
-
+class LockInterop(DaemonCase):
     # --- helpers -----------------------------------------------------------------------------------------
-
-    def path(self, name):
-        return os.path.join(self.daemon.dir, name)
-
-    def mpctl(self, args, **kw):
-        return subprocess.run([MPCTL] + args, env=self.env, capture_output=True, timeout=300, **kw)
-
-    def mpctl_ok(self, args):
-        done = self.mpctl(args)
-        self.assertEqual(done.returncode, 0, f"mpctl {' '.join(args)}: {done.stderr.decode()}")
-        return done.stdout
 
     def listing(self, path):
         """`mpctl lock list PATH --json`: the one object for PATH (an empty one if PATH has no entry)."""
@@ -111,45 +92,6 @@ class LockInterop(unittest.TestCase):
         mine = [e for e in entries if e["path"] == path]
         self.assertLessEqual(len(mine), 1, out)
         return mine[0] if mine else {"path": path, "holders": [], "waiters": [], "outside": []}
-
-    def spawn(self, args, what):
-        """A background process in a session of its own, its output in files; killed (whole group) and reaped
-        on cleanup, whatever happens to the test."""
-        self.serial += 1
-        out = open(self.path(f"proc-{self.serial}.out"), "wb+")
-        err = open(self.path(f"proc-{self.serial}.err"), "wb+")
-        proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
-        proc.what, proc.out, proc.err = what, out, err
-
-        def reap():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(60)
-            out.close()
-            err.close()
-        self.addCleanup(reap)
-        return proc
-
-    @staticmethod
-    def said(proc):
-        proc.out.flush()
-        proc.err.flush()
-        with open(proc.out.name, "rb") as o, open(proc.err.name, "rb") as e:
-            return o.read(), e.read()
-
-    def wait_for(self, condition, what, seconds=60, alive=()):
-        """until(condition), failing at once with its output if a process in ALIVE exits meanwhile."""
-        def check():
-            for proc in alive:
-                if proc.poll() is not None:
-                    out, err = self.said(proc)
-                    self.fail(f"{proc.what} exited with {proc.returncode} while waiting for {what}: "
-                              f"stdout {out!r}, stderr {err!r}")
-            return condition()
-        until(check, what, seconds)
 
     def finish(self, proc, seconds=120):
         """Wait for PROC to exit: its code, stdout and stderr."""

@@ -13,11 +13,10 @@ on cleanup. Nothing sleeps a fixed time: waits poll a condition against a genero
 import json, os, signal, stat, subprocess, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_daemon import BIN, Daemon, until  # noqa: E402
+from py_case import MPCTL, SHM_DIR, DaemonCase, shm_path, unlink_quietly  # noqa: E402
+from py_daemon import until  # noqa: E402
 
-MPCTL = os.path.join(BIN, "mpctl")
 PYTHON = "/usr/bin/python3"  # the system Python (3.11 on Debian 12), whose resource tracker is tested below
-SHM_DIR = "/dev/shm"
 
 # SharedMemory in a Python of its own: `SHM_TOOL ACTION NAME [ARGS]`.
 #   size                      attach, print shm.size
@@ -87,50 +86,10 @@ while True:
 RFC3339_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
 
-def shm_path(name):
-    return os.path.join(SHM_DIR, name)
 
 
-def unlink_quietly(name):
-    try:
-        os.unlink(shm_path(name))
-    except FileNotFoundError:
-        pass
-
-
-class ShmInterop(unittest.TestCase):
-    serial = 0  # across the tests of this process, so that no two tests share a segment name
-
-    def setUp(self):
-        self.daemon = Daemon()
-        self.addCleanup(self.daemon.stop)  # registered first, so it runs after every process is gone
-        self.env = dict(os.environ, MPCTL_SOCKET=self.daemon.socket,
-                        MPCTL_STATE_DIR=os.path.join(self.daemon.dir, "state"), MPCTL_NO_AUTOSTART="1",
-                        NO_COLOR="1")
-        self.procs = 0
-
+class ShmInterop(DaemonCase):
     # --- helpers -----------------------------------------------------------------------------------------
-
-    def segment(self, tag):
-        """A segment name no other test (nor another run of this file) uses; /dev/shm/NAME is unlinked on
-        cleanup whatever made it and whatever happens to the test."""
-        ShmInterop.serial += 1
-        name = f"mpctl-test-{os.getpid()}-{ShmInterop.serial}-{tag}"
-        self.addCleanup(unlink_quietly, name)
-        return name
-
-    def path(self, name):
-        return os.path.join(self.daemon.dir, name)
-
-    def mpctl(self, args, **kw):
-        if "input" not in kw and "stdin" not in kw:
-            kw["stdin"] = subprocess.DEVNULL
-        return subprocess.run([MPCTL] + args, env=self.env, capture_output=True, timeout=300, **kw)
-
-    def mpctl_ok(self, args, **kw):
-        done = self.mpctl(args, **kw)
-        self.assertEqual(done.returncode, 0, f"mpctl {' '.join(args)}: {done.stderr.decode()}")
-        return done.stdout
 
     def create(self, name, *options):
         """`mpctl shm create NAME OPTIONS --json`: what it printed."""
@@ -153,45 +112,6 @@ class ShmInterop(unittest.TestCase):
                               timeout=300)
         self.assertEqual(done.returncode, 0, f"python SHM_TOOL {' '.join(args)}: {done.stderr.decode()}")
         return done.stdout
-
-    def spawn(self, args, what):
-        """A background process in a session of its own, its output in files; killed (whole group, which
-        holds its resource tracker too) and reaped on cleanup, whatever happens to the test."""
-        self.procs += 1
-        out = open(self.path(f"proc-{self.procs}.out"), "wb+")
-        err = open(self.path(f"proc-{self.procs}.err"), "wb+")
-        proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
-        proc.what, proc.out, proc.err = what, out, err
-
-        def reap():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(60)
-            out.close()
-            err.close()
-        self.addCleanup(reap)
-        return proc
-
-    @staticmethod
-    def said(proc):
-        proc.out.flush()
-        proc.err.flush()
-        with open(proc.out.name, "rb") as o, open(proc.err.name, "rb") as e:
-            return o.read(), e.read()
-
-    def wait_for(self, condition, what, seconds=60, alive=()):
-        """until(condition), failing at once with its output if a process in ALIVE exits meanwhile."""
-        def check():
-            for proc in alive:
-                if proc.poll() is not None:
-                    out, err = self.said(proc)
-                    self.fail(f"{proc.what} exited with {proc.returncode} while waiting for {what}: "
-                              f"stdout {out!r}, stderr {err!r}")
-            return condition()
-        until(check, what, seconds)
 
     def mode_of(self, name):
         return stat.S_IMODE(os.stat(shm_path(name)).st_mode)
