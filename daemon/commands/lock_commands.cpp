@@ -29,32 +29,13 @@ void lock_acquire(const SyncContext& ctx, Call& call) {
     LockTable::Request r;
     r.path = read_lock_path(p);
     r.shared = p.get_or<bool>("shared", false);
-    r.nonblock = p.get_or<bool>("nonblock", false);
-    r.timeout = read_seconds(p, "timeout", false);
-    if (r.nonblock && r.timeout) {
-        proto::throw_invalid_params("params.timeout: not with nonblock (which never waits)");
-    }
-    r.lease = read_lease(call);
-    r.responder = call.responder;
+    read_wait(call, r);
     ctx.locks.acquire(std::move(r));
 }
 
 void lock_release(const SyncContext& ctx, Call& call) {
-    const auto& p = call.params;
-    p.reject_unknown({"path", "token", "pid"});
-    std::string path = read_lock_path(p);
-    auto token = p.optional<int64_t>("token");
-    if (token && *token < 1) {
-        proto::throw_invalid_params("params.token: expected a positive integer");
-    }
-    auto pid = p.optional<int64_t>("pid");
-    if (pid && (*pid < 1 || *pid > 4194304)) {
-        proto::throw_invalid_params("params.pid: expected a process id (1 to 4194304)");
-    }
-    auto session = call.responder->session();
-    json released =
-        ctx.locks.release(path, token, pid ? static_cast<pid_t>(*pid) : peer_pid(call), session.get());
-    call.responder->result({{"released", released}});
+    call.params.reject_unknown({"path", "token", "pid"});
+    release_holdings(ctx, call, read_lock_path(call.params), false);
 }
 
 void lock_list(const SyncContext& ctx, Call& call) {

@@ -35,27 +35,13 @@ void sem_acquire(const SyncContext& ctx, Call& call) {
     LockTable::Request r;
     r.path = read_sync_name(p);
     r.limit = read_count(p, "limit");
-    r.nonblock = p.get_or<bool>("nonblock", false);
-    r.timeout = read_seconds(p, "timeout", false);
-    if (r.nonblock && r.timeout) {
-        proto::throw_invalid_params("params.timeout: not with nonblock (which never waits)");
-    }
-    r.lease = read_lease(call);
-    r.responder = call.responder;
+    read_wait(call, r);
     ctx.locks.acquire(std::move(r));
 }
 
 void sem_release(const SyncContext& ctx, Call& call) {
-    const auto& p = call.params;
-    p.reject_unknown({"name", "token", "pid"});
-    std::string name = read_sync_name(p);
-    auto token = p.optional<int64_t>("token");
-    if (token && *token < 1) {
-        proto::throw_invalid_params("params.token: expected a positive integer");
-    }
-    pid_t pid = read_holder_pid(call);
-    auto session = call.responder->session();
-    call.responder->result({{"released", ctx.locks.release(name, token, pid, session.get(), true)}});
+    call.params.reject_unknown({"name", "token", "pid"});
+    release_holdings(ctx, call, read_sync_name(call.params), true);
 }
 
 void event_set_or_clear(const SyncContext& ctx, Call& call, bool set) {

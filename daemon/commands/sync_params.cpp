@@ -69,4 +69,25 @@ LeaseSpec read_lease(const Call& call) {
     return spec;
 }
 
+void read_wait(const Call& call, LockTable::Request& r) {
+    const auto& p = call.params;
+    r.nonblock = p.get_or<bool>("nonblock", false);
+    r.timeout = read_seconds(p, "timeout", false);
+    if (r.nonblock && r.timeout) {
+        proto::throw_invalid_params("params.timeout: not with nonblock (which never waits)");
+    }
+    r.lease = read_lease(call);
+    r.responder = call.responder;
+}
+
+void release_holdings(const SyncContext& ctx, Call& call, const std::string& key, bool one) {
+    auto token = call.params.optional<int64_t>("token");
+    if (token && *token < 1) {
+        proto::throw_invalid_params("params.token: expected a positive integer");
+    }
+    pid_t pid = read_holder_pid(call);
+    auto session = call.responder->session();
+    call.responder->result({{"released", ctx.locks.release(key, token, pid, session.get(), one)}});
+}
+
 }  // namespace mpctl::daemon

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <mpctl/daemon/commands/registry.hpp>
+#include <mpctl/daemon/commands/sync_context.hpp>
 #include <mpctl/daemon/leases/lease_registry.hpp>
 
 namespace mpctl::daemon {
@@ -23,5 +24,12 @@ namespace mpctl::daemon {
 [[nodiscard]] pid_t read_holder_pid(const Call& call);
 // params.pid, params.lease and params.ttl.
 [[nodiscard]] LeaseSpec read_lease(const Call& call);
+
+// What lock.acquire and sem.acquire share: params.nonblock, params.timeout (not both) and the lease, into R,
+// which is to answer the call.
+void read_wait(const Call& call, LockTable::Request& r);
+// What lock.release and sem.release share: the holdings of KEY with params.token, or else for params.pid
+// (ONE: the oldest only), given back; the call answered with them.
+void release_holdings(const SyncContext& ctx, Call& call, const std::string& key, bool one);
 
 }  // namespace mpctl::daemon

@@ -8,7 +8,7 @@ peers on this machine; prints ratios.
   2. Round trips: acquire+release pairs on one open connection, lease "connection", each request sent only
      once the answer to the previous one is read (no pipelining), for ~2 s or 20,000 pairs, whichever comes
      first. Target: >= 10,000 pairs per second. Printed with it: the daemon's CPU time and this Python
-     client's per pair (where the time goes); the same pairs from a client in C (lock_pairs.c: the Python
+     client's per pair (where the time goes); the same pairs from a client in C (rpc_rate.c: the Python
      client spends as much CPU per pair as the daemon); and, for comparison only, the same pairs pipelined (100 pairs
      written at once, releases by connection, no token, then the 200 answers read).
   3. Contention: 8 client processes, each with its own connection, on ONE lock, each looping blocking
@@ -231,10 +231,14 @@ def main():
         # 2. Round trips on one connection.
         lock_rates, pair_counts, daemon_cpu, client_cpu, piped_rates, c_rates = [], [], [], [], [], []
         pair_file = os.path.join(work, "pairs.lock")
-        c_client = os.path.join(work, "lock_pairs")
-        subprocess.run(["cc", "-O2", "-o", c_client, os.path.join(HERE, "lock_pairs.c")], check=True)
+        c_client = os.path.join(work, "rpc_rate")
+        subprocess.run(["cc", "-O2", "-o", c_client, os.path.join(HERE, "rpc_rate.c")], check=True)
+        # A pair: acquire with a connection lease, then release what this connection holds there.
+        c_pair = [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "lock.acquire",
+                              "params": {"path": pair_file, "lease": "connection"}}),
+                  json.dumps({"jsonrpc": "2.0", "id": 2, "method": "lock.release", "params": {"path": pair_file}})]
         for _ in range(args.runs):
-            out = subprocess.run([c_client, d.sock, pair_file, str(args.pair_seconds)], check=True,
+            out = subprocess.run([c_client, d.sock, str(args.pair_seconds), *c_pair], check=True,
                                  capture_output=True, text=True).stdout.split()
             c_rates.append(int(out[0]) / float(out[1]))
             d_cpu, c_cpu = cpu_seconds(d.proc.pid), time.process_time()
@@ -284,7 +288,7 @@ def main():
           f"{count:.0f} pairs)   target >= 10000/s")
     print(f"     CPU per pair: daemon {d_cpu*1e6:.1f}us, this Python client {c_cpu*1e6:.1f}us "
           f"(/proc/PID/stat ticks, {1/os.sysconf('SC_CLK_TCK')*1000:.0f}ms resolution)")
-    print(f"   the same from a client in C (lock_pairs.c)  {c_rate:8.0f} pairs/s  ({1e6/c_rate:.1f}us a pair)"
+    print(f"   the same from a client in C (rpc_rate.c)    {c_rate:8.0f} pairs/s  ({1e6/c_rate:.1f}us a pair)"
           f"   target >= 10000/s")
     print(f"   pipelined, 100 pairs a write (comparison only) {piped:8.0f} pairs/s  ({1e6/piped:.1f}us a pair)")
 

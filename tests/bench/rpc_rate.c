@@ -1,10 +1,12 @@
-/* One JSON-RPC request sent again and again on one connection to mpctld, each once the answer to the one
- * before is read: the rate a client in C gets one request at a time (a Python client spends about as much
- * CPU per request as the daemon, so its rate says more about Python than about the daemon).
+/* JSON-RPC requests sent again and again on one connection to mpctld, in turn, each once the answer to the
+ * one before is read: the rate a client in C gets one request at a time (a Python client spends about as
+ * much CPU per request as the daemon, so its rate says more about Python than about the daemon). Several
+ * lines make a cycle: `lock.acquire` then `lock.release` is an acquire+release pair.
  *
- *     rpc_rate SOCKET SECONDS REQUEST_LINE
+ *     rpc_rate SOCKET SECONDS REQUEST_LINE...
  *
- * Prints "REQUESTS SECONDS". The answers are not parsed: each is one line.
+ * Prints "CYCLES SECONDS". The answers are not parsed (each is one line), except that an error answer
+ * stops the run: a rate of errors would measure nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +23,8 @@ static double now(void) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: rpc_rate SOCKET SECONDS REQUEST_LINE\n");
+    if (argc < 4) {
+        fprintf(stderr, "usage: rpc_rate SOCKET SECONDS REQUEST_LINE...\n");
         return 2;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -33,29 +35,33 @@ int main(int argc, char** argv) {
         return 1;
     }
     double seconds = atof(argv[2]);
-    char line[8192];
-    int n = snprintf(line, sizeof line, "%s\n", argv[3]);
     static char buf[1 << 16];
-    long requests = 0;
+    long cycles = 0;
     double start = now();
     while (now() - start < seconds) {
-        for (int i = 0; i < 64; ++i) {
-            if (write(fd, line, (size_t)n) != n) {
+        for (int i = 3; i < argc; ++i) {
+            size_t n = strlen(argv[i]);
+            if (write(fd, argv[i], n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
                 perror("rpc_rate: write");
                 return 1;
             }
             size_t got = 0;
             do {
-                ssize_t r = read(fd, buf + got, sizeof buf - got);
+                ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
                 if (r <= 0) {
                     fprintf(stderr, "rpc_rate: the daemon closed the connection\n");
                     return 1;
                 }
                 got += (size_t)r;
-            } while (buf[got - 1] != '\n' && got < sizeof buf);
-            ++requests;
+            } while (buf[got - 1] != '\n' && got < sizeof buf - 1);
+            buf[got] = '\0';
+            if (strstr(buf, "\"error\"") != NULL) {
+                fprintf(stderr, "rpc_rate: %s", buf);
+                return 1;
+            }
         }
+        ++cycles;
     }
-    printf("%ld %.6f\n", requests, now() - start);
+    printf("%ld %.6f\n", cycles, now() - start);
     return 0;
 }

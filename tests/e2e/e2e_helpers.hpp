@@ -249,4 +249,15 @@ inline ProcessOptions autostart_options(const std::string& socket, const std::st
     return o;
 }
 
+// A process to lease locks, semaphores and segments to (`--owner-pid`), alive until the test kills it or
+// ends.
+inline std::unique_ptr<BackgroundProcess> owner() {
+    return std::make_unique<BackgroundProcess>(std::vector<std::string>{"sleep", "3600"}, ProcessOptions{},
+                                               false);
+}
+
+inline std::string pid_of(const std::unique_ptr<BackgroundProcess>& p) {
+    return std::to_string(p->pid());
+}
+
 }  // namespace mpctl::test::e2e

@@ -17,16 +17,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// A process to lease locks to, alive until the test kills it (or the test ends).
-std::unique_ptr<BackgroundProcess> owner() {
-    return std::make_unique<BackgroundProcess>(std::vector<std::string>{"sleep", "3600"}, ProcessOptions{},
-                                               false);
-}
-
-std::string pid_of(const std::unique_ptr<BackgroundProcess>& p) {
-    return std::to_string(p->pid());
-}
-
 // `mpctl lock list PATH --json`: that file's entry.
 json listed(const DaemonFixture& d, const std::string& path) {
     auto locks = d.mpctl_ndjson({"lock", "list", path});

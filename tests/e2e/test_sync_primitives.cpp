@@ -14,15 +14,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::unique_ptr<BackgroundProcess> owner() {
-    return std::make_unique<BackgroundProcess>(std::vector<std::string>{"sleep", "3600"}, ProcessOptions{},
-                                               false);
-}
-
-std::string pid_of(const std::unique_ptr<BackgroundProcess>& p) {
-    return std::to_string(p->pid());
-}
-
 json semaphore(const DaemonFixture& d, const std::string& name) {
     auto sems = d.mpctl_ndjson({"sem", "list", name});
     REQUIRE(sems.size() == 1);
