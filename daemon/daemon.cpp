@@ -81,7 +81,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     restore_journal(journal);
     logs_ = std::make_unique<LogStreamer>(io_, *scheduler_, futures_, *view_);
     locks_ = std::make_unique<LockTable>(timers_, leases_, *store_, journal.next_lock_token);
-    segments_ = std::make_unique<SegmentRegistry>(leases_, *store_, config_.shm_max_size);
+    segments_ = std::make_unique<SegmentRegistry>(leases_, *store_, timers_, config_.shm_max_size);
     restored_segments_ = std::move(journal.segments);
     register_commands();
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,

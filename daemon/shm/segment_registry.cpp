@@ -45,7 +45,8 @@ std::vector<pid_t> mapping_pids(const std::string& path, ino_t ino) {
     while (const dirent* e = ::readdir(proc)) {
         char* end = nullptr;
         long pid = std::strtol(e->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0') {
+        // The daemon's own mapping (MappingCache's) serves requests; it is nobody's attachment.
+        if (pid <= 0 || *end != '\0' || pid == ::getpid()) {
             continue;
         }
         std::ifstream maps("/proc/" + std::string(e->d_name) + "/maps");
@@ -64,15 +65,23 @@ std::vector<pid_t> mapping_pids(const std::string& path, ino_t ino) {
     return pids;
 }
 
+[[noreturn]] void throw_open_error(const std::string& name, const common::Error& e) {
+    if (e.err == ENOENT) {
+        throw RequestError(ErrorCode::unknown_id, "no segment " + name, {{"name", name}});
+    }
+    throw RequestError(ErrorCode::io_error, e.message(), {{"name", name}});
+}
+
 common::UniqueFd open_or_throw(const std::string& name, int flags) {
     auto fd = common::shm::open_segment(name, flags);
     if (!fd) {
-        if (fd.error().err == ENOENT) {
-            throw RequestError(ErrorCode::unknown_id, "no segment " + name, {{"name", name}});
-        }
-        throw RequestError(ErrorCode::io_error, fd.error().message(), {{"name", name}});
+        throw_open_error(name, fd.error());
     }
     return std::move(*fd);
+}
+
+std::string_view as_view(const MappingCache::View& v) {
+    return {v.data, v.size};
 }
 
 uint64_t size_of(int fd) {
@@ -112,6 +121,7 @@ SegmentRegistry::Segment* SegmentRegistry::live(const std::string& name) {
 }
 
 void SegmentRegistry::drop(const std::string& name, bool unlink_file) {
+    mappings_.forget(name);
     auto it = segments_.find(name);
     if (it == segments_.end()) {
         return;
@@ -301,6 +311,7 @@ void SegmentRegistry::restore(const std::vector<SegmentRow>& rows) {
 }
 
 json SegmentRegistry::unlink(const std::string& name) {
+    mappings_.forget(name);
     bool registered = live(name) != nullptr;
     if (registered) {
         drop(name, true);
@@ -415,52 +426,28 @@ json SegmentRegistry::write(const std::string& name, uint64_t offset, const std:
 
 namespace {
 
-// Segment NAME mapped (shared, read-write if WRITABLE): what a list is read from and written in.
-class Mapping {
-  public:
-    Mapping(const std::string& name, bool writable) {
-        common::UniqueFd fd = open_or_throw(name, writable ? O_RDWR : O_RDONLY);
-        size_ = size_of(fd.get());
-        if (size_ == 0) {
-            return;
-        }
-        void* at = ::mmap(nullptr, size_, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd.get(), 0);
-        if (at == MAP_FAILED) {
-            throw RequestError(ErrorCode::io_error,
-                               "mmap " + common::shm::path_of(name) + ": " + std::strerror(errno),
-                               {{"name", name}});
-        }
-        data_ = static_cast<char*>(at);
-    }
-    ~Mapping() {
-        if (data_ != nullptr) {
-            ::munmap(data_, size_);
-        }
-    }
-    Mapping(const Mapping&) = delete;
-    Mapping& operator=(const Mapping&) = delete;
-    [[nodiscard]] char* data() const { return data_; }
-    [[nodiscard]] std::string_view view() const { return {data_, size_}; }
-
-  private:
-    char* data_ = nullptr;
-    size_t size_ = 0;
-};
-
 [[noreturn]] void not_a_list(const std::string& name, const common::Error& e) {
     throw RequestError(ErrorCode::invalid_state, "segment " + name + ": " + e.message(), {{"name", name}});
 }
 
 }  // namespace
 
+MappingCache::View SegmentRegistry::mapped(const std::string& name, bool writable) {
+    auto v = mappings_.map(name, writable);
+    if (!v) {
+        throw_open_error(name, v.error());
+    }
+    return *v;
+}
+
 json SegmentRegistry::list_get(const std::string& name, std::optional<int64_t> index) {
-    Mapping m(name, false);
+    std::string_view image = as_view(mapped(name, false));
     if (index) {
-        auto n = common::shm::list_length(m.view());
+        auto n = common::shm::list_length(image);
         if (!n) {
             not_a_list(name, n.error());
         }
-        auto v = common::shm::list_get(m.view(), *index);
+        auto v = common::shm::list_get(image, *index);
         if (!v) {
             if (v.error().context.starts_with("index ")) {
                 proto::throw_invalid_params("params.index: " + v.error().message());
@@ -469,7 +456,7 @@ json SegmentRegistry::list_get(const std::string& name, std::optional<int64_t> i
         }
         return {{"name", name}, {"index", *index}, {"value", proto::list_value_to_json(*v)}};
     }
-    auto items = common::shm::list_items(m.view());
+    auto items = common::shm::list_items(image);
     if (!items) {
         not_a_list(name, items.error());
     }
@@ -481,11 +468,11 @@ json SegmentRegistry::list_get(const std::string& name, std::optional<int64_t> i
 }
 
 json SegmentRegistry::list_set(const std::string& name, int64_t index, const common::shm::ListValue& value) {
-    Mapping m(name, true);
-    if (auto n = common::shm::list_length(m.view()); !n) {
+    MappingCache::View m = mapped(name, true);
+    if (auto n = common::shm::list_length(as_view(m)); !n) {
         not_a_list(name, n.error());
     }
-    if (auto r = common::shm::list_set(m.data(), m.view().size(), index, value); !r) {
+    if (auto r = common::shm::list_set(m.data, m.size, index, value); !r) {
         if (r.error().context.starts_with("not a ShareableList")) {
             not_a_list(name, r.error());
         }

@@ -28,6 +28,7 @@
 #include <mpctl/common/shareable_list.hpp>
 #include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/leases/lease_registry.hpp>
+#include <mpctl/daemon/shm/mapping_cache.hpp>
 #include <mpctl/daemon/store/store.hpp>
 
 namespace mpctl::daemon {
@@ -38,8 +39,8 @@ class Session;
 class SegmentRegistry {
   public:
     // MAX_SIZE: the largest segment a client may create.
-    SegmentRegistry(LeaseRegistry& leases, Store& store, uint64_t max_size)
-        : leases_(leases), store_(store), max_size_(max_size) {}
+    SegmentRegistry(LeaseRegistry& leases, Store& store, Timers& timers, uint64_t max_size)
+        : leases_(leases), store_(store), max_size_(max_size), mappings_(timers) {}
     ~SegmentRegistry();
     SegmentRegistry(const SegmentRegistry&) = delete;
     SegmentRegistry& operator=(const SegmentRegistry&) = delete;
@@ -105,11 +106,14 @@ class SegmentRegistry {
     common::Result<LeaseRegistry::LeaseId> lease_for(const std::string& name, const LeaseSpec& spec,
                                                      const std::shared_ptr<Session>& session);
     [[nodiscard]] nlohmann::json describe(const std::string& name, const Segment& s) const;
+    // NAME mapped for a list request; throws RequestError as opening it does.
+    MappingCache::View mapped(const std::string& name, bool writable);
 
     LeaseRegistry& leases_;
     Store& store_;
     uint64_t max_size_;
     std::map<std::string, Segment> segments_;
+    MappingCache mappings_;
 };
 
 }  // namespace mpctl::daemon
