@@ -84,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::unique_ptr<char[]> read_buffer_;  // k_read_chunk bytes, not zeroed: a connection may send one line
     size_t unread_begin_ = 0;              // read_buffer_[unread_begin_, unread_end_) is not framed yet
     size_t unread_end_ = 0;
+    bool drained_ = false;  // the last read took less than it could: the socket had no more then
     bool reading_paused_ = false;
     bool read_pending_ = false;
 
