@@ -5,10 +5,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <memory>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -110,6 +112,43 @@ int read(const std::string& arg, uint64_t offset, std::optional<uint64_t> length
 // The segment's bytes [OFFSET, OFFSET + LENGTH) mapped for writing (a view into the mapping of the pages
 // around them), so that input is read straight into the segment: one copy, where `cat > /dev/shm/x` makes
 // two (into its buffer, then into the file).
+// The largest pipe buffer an unprivileged process may ask for (/proc/sys/fs/pipe-max-size).
+int pipe_max_size() {
+    std::ifstream f("/proc/sys/fs/pipe-max-size");
+    int n = 0;
+    return f >> n && n > 0 ? n : 1 << 20;
+}
+
+// Memory for input kept until it is known to fit, faulted in at once (MAP_POPULATE): a fault per page, as
+// fresh heap memory takes, cost as much as the copying.
+class StagingPiece {
+  public:
+    explicit StagingPiece(size_t size) : size_(size) {
+        void* at =
+            ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (at == MAP_FAILED) {
+            throw CliError(exit_code::failure,
+                           std::string("stdin: no memory to keep it in: ") + std::strerror(errno));
+        }
+        data_ = static_cast<char*>(at);
+    }
+    ~StagingPiece() {
+        if (data_ != nullptr) {
+            ::munmap(data_, size_);
+        }
+    }
+    StagingPiece(StagingPiece&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(o.size_) {}
+    StagingPiece(const StagingPiece&) = delete;
+    StagingPiece& operator=(const StagingPiece&) = delete;
+    StagingPiece& operator=(StagingPiece&&) = delete;
+    [[nodiscard]] char* data() const { return data_; }
+    [[nodiscard]] size_t size() const { return size_; }
+
+  private:
+    char* data_ = nullptr;
+    size_t size_ = 0;
+};
+
 class MappedRange {
   public:
     MappedRange(int fd, uint64_t offset, uint64_t length, const std::string& name) {
@@ -187,16 +226,23 @@ int write(const std::string& arg, uint64_t offset) {
         }
         return exit_code::ok;
     }
-    // A pipe or a terminal: kept in pieces (no reallocation), then copied in once it is known to fit.
-    constexpr uint64_t k_piece = 4u << 20;
-    std::vector<std::unique_ptr<char[]>> pieces;
+    // A pipe or a terminal: kept in pieces (no reallocation), then copied in once it is known to fit. A
+    // pipe is widened to the most an unprivileged process may ask (1 MiB by default): with the 64 KiB it
+    // comes with, the writer and mpctl woke each other for every 64 KiB, which cost more than the copying.
+    if (S_ISFIFO(in.st_mode)) {
+        ::fcntl(0, F_SETPIPE_SZ, pipe_max_size());
+    }
+    // Pieces grow from 64 KiB to 4 MiB: a few bytes cost little, a large input few pieces.
+    std::vector<StagingPiece> pieces;
     uint64_t total = 0, last = 0;
     for (;;) {
-        if (pieces.empty() || last == k_piece) {
-            pieces.push_back(std::make_unique_for_overwrite<char[]>(k_piece));
+        if (pieces.empty() || last == pieces.back().size()) {
+            pieces.emplace_back(
+                std::min<size_t>(size_t{64} << 10 << std::min<size_t>(pieces.size(), 6), 4u << 20));
             last = 0;
         }
-        uint64_t got = read_into(pieces.back().get() + last, std::min(k_piece - last, room + 1 - total));
+        uint64_t got =
+            read_into(pieces.back().data() + last, std::min(pieces.back().size() - last, room + 1 - total));
         last += got;
         total += got;
         if (total > room) {
@@ -210,9 +256,11 @@ int write(const std::string& arg, uint64_t offset) {
         return exit_code::ok;
     }
     MappedRange dst(fd.get(), offset, total, name);
-    for (size_t i = 0; i < pieces.size(); ++i) {
-        uint64_t n = std::min(k_piece, total - i * k_piece);
-        std::memcpy(dst.data() + i * k_piece, pieces[i].get(), n);
+    uint64_t at = 0;
+    for (const auto& piece : pieces) {
+        uint64_t n = std::min<uint64_t>(piece.size(), total - at);
+        std::memcpy(dst.data() + at, piece.data(), n);
+        at += n;
     }
     return exit_code::ok;
 }

@@ -224,6 +224,24 @@ class ShmInterop(DaemonCase):
 
     # --- 3. the resource tracker ----------------------------------------------------------------------------
 
+
+    def test_a_large_write_from_a_pipe_lands_whole_or_not_at_all(self):
+        # From a pipe mpctl keeps the input in pieces of growing size until it knows it fits: 9 MiB cross
+        # every boundary between pieces, and one byte too many writes nothing.
+        name = self.segment("pipe")
+        size = 10 << 20
+        self.create(name, "--size", str(size))
+        payload = bytes((i * 131 + i // 4099) % 256 for i in range(9 << 20)) + b"tail"
+        self.mpctl_ok(["shm", "write", name, "--offset", "7"], input=payload)
+        with open(shm_path(name), "rb") as f:
+            image = f.read()
+        self.assertEqual(image[7:7 + len(payload)], payload)
+        self.assertEqual(image[:7] + image[7 + len(payload):], bytes(size - len(payload)))
+        done = self.mpctl(["shm", "write", name], input=b"\xee" * (size + 1))
+        self.assertEqual(done.returncode, 2, done.stderr.decode())
+        self.assertIn(b"fit", done.stderr)
+        with open(shm_path(name), "rb") as f:
+            self.assertEqual(f.read(), image, "a write that does not fit changed the segment")
     def test_a_segment_the_resource_tracker_unlinks_is_forgotten_and_its_name_free_again(self):
         name = self.segment("tracker")
         self.create(name, "--size", "4096")
