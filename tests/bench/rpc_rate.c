@@ -35,13 +35,23 @@ int main(int argc, char** argv) {
         return 1;
     }
     double seconds = atof(argv[2]);
+    /* Each request goes out in one write, newline included, as any real client's does: a line split over
+     * two writes lets the daemon wake for half of it, which measured the split rather than the daemon. */
+    int lines = argc - 3;
+    char** line = calloc((size_t)lines, sizeof *line);
+    size_t* line_size = calloc((size_t)lines, sizeof *line_size);
+    for (int i = 0; i < lines; ++i) {
+        line_size[i] = strlen(argv[3 + i]) + 1;
+        line[i] = malloc(line_size[i]);
+        memcpy(line[i], argv[3 + i], line_size[i] - 1);
+        line[i][line_size[i] - 1] = '\n';
+    }
     static char buf[1 << 16];
     long cycles = 0;
     double start = now();
     while (now() - start < seconds) {
-        for (int i = 3; i < argc; ++i) {
-            size_t n = strlen(argv[i]);
-            if (write(fd, argv[i], n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
+        for (int i = 0; i < lines; ++i) {
+            if (write(fd, line[i], line_size[i]) != (ssize_t)line_size[i]) {
                 perror("rpc_rate: write");
                 return 1;
             }
