@@ -98,7 +98,8 @@ common::Result<void> salvage_into(sqlite3* source, sqlite3* target, int64_t min_
     }
     for (auto [into, salvage] :
          {std::pair{&report.tasks, &salvage_tasks}, std::pair{&report.environments, &salvage_environments},
-          std::pair{&report.pools, &salvage_pools}, std::pair{&report.meta, &salvage_meta}}) {
+          std::pair{&report.pools, &salvage_pools}, std::pair{&report.meta, &salvage_meta},
+          std::pair{&report.segments, &salvage_segments}}) {
         auto table = salvage(source, target);
         if (!table) {
             (void)sqlite::exec(target, "ROLLBACK");
@@ -302,8 +303,10 @@ std::vector<std::string> describe(const RecoveryReport& report) {
         std::string salvaged =
             "salvaged " + table_text(report.tasks, "task", report.next_task_id - 1, "ids") + ", " +
             table_text(report.pools, "pool", std::nullopt, "rows") + ", " +
-            table_text(report.environments, "environment", report.next_environment_id - 1, "ids");
-        for (const TableSalvage* t : {&report.tasks, &report.pools, &report.environments, &report.meta}) {
+            table_text(report.environments, "environment", report.next_environment_id - 1, "ids") + ", " +
+            table_text(report.segments, "shared-memory segment", std::nullopt, "rows");
+        for (const TableSalvage* t :
+             {&report.tasks, &report.pools, &report.environments, &report.meta, &report.segments}) {
             if (t->error) {
                 salvaged += "; SQLite said: " + *t->error;
                 break;

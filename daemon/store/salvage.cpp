@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mpctl/common/shm.hpp>
 #include <mpctl/daemon/store/salvage.hpp>
 #include <mpctl/daemon/store/sqlite_util.hpp>
 #include <mpctl/daemon/store/task_rows.hpp>
@@ -170,6 +171,16 @@ bool usable_meta(sqlite3_stmt* row) {
     return !sqlite::column_text(row, 0).empty();
 }
 
+bool usable_segment(sqlite3_stmt* row) {
+    // A name a segment can have (a start unlinks by it), the file's identity, and a lease it knows.
+    std::string name = sqlite::column_text(row, 0);
+    auto normal = common::shm::normalize_name(name);
+    std::string lease = sqlite::column_text(row, 6);
+    bool known_lease = lease.empty() || lease == "process" || lease == "connection" || lease == "ttl";
+    return normal && *normal == name && known_lease && sqlite3_column_type(row, 1) == SQLITE_INTEGER &&
+           sqlite3_column_type(row, 2) == SQLITE_INTEGER;
+}
+
 }  // namespace
 
 std::optional<int64_t> next_readable(int64_t failed_at, const std::function<Probe(int64_t)>& probe) {
@@ -243,6 +254,22 @@ common::Result<TableSalvage> salvage_pools(sqlite3* source, sqlite3* target) {
 
 common::Result<TableSalvage> salvage_meta(sqlite3* source, sqlite3* target) {
     return copy_table(source, target, {"meta", {{"key", "NULL"}, {"value", "NULL"}}, usable_meta});
+}
+
+common::Result<TableSalvage> salvage_segments(sqlite3* source, sqlite3* target) {
+    return copy_table(source, target,
+                      {"segments",
+                       {{"name", "NULL"},
+                        {"dev", "NULL"},
+                        {"ino", "NULL"},
+                        {"size", "NULL"},
+                        {"mode", "NULL"},
+                        {"created_at", "0"},
+                        {"lease", "NULL"},
+                        {"pid", "NULL"},
+                        {"pid_start", "NULL"},
+                        {"expires_at", "NULL"}},
+                       usable_segment});
 }
 
 }  // namespace mpctl::daemon

@@ -63,6 +63,18 @@ void write_journal(const std::string& path, int n) {
     }
     REQUIRE(insert(*store, loop, ptrs));
     REQUIRE(set_pool(*store, loop, "gpu", 2));
+    // Shared-memory segments: one made with persist, one leased to a process, and a row no start could
+    // use (a name no segment can have).
+    for (const auto& row : {mpctl::daemon::SegmentRow{"kept", 1, 2, 4096, 0600, 1000, "", 0, 0, 0},
+                            mpctl::daemon::SegmentRow{"leased", 1, 3, 64, 0640, 2000, "process", 42, 99, 0},
+                            mpctl::daemon::SegmentRow{"no/such", 1, 4, 64, 0600, 3000, "", 0, 0, 0}}) {
+        bool done = false;
+        store->put_segment(row, [&](Result<void> r) {
+            REQUIRE(r);
+            done = true;
+        });
+        REQUIRE(loop.run_until([&] { return done; }));
+    }
     store->stop();
 }
 
@@ -166,6 +178,18 @@ TEST_CASE("recovering a journal salvages the rows around a damaged page and keep
     }
     CHECK(contents->pools.at("gpu").workers == 2);
     CHECK(contents->next_task_id == 401);
+    // The segments' rows too, so that the start after takes back what still holds.
+    CHECK(report->segments.copied == 2);
+    CHECK(report->segments.rejected == 1);
+    REQUIRE(contents->segments.size() == 2);
+    CHECK(contents->segments[0].name == "kept");
+    CHECK(contents->segments[0].lease.empty());
+    CHECK(contents->segments[0].ino == 2);
+    CHECK(contents->segments[1].name == "leased");
+    CHECK(contents->segments[1].lease == "process");
+    CHECK(contents->segments[1].pid == 42);
+    CHECK(contents->segments[1].pid_start == 99);
+    CHECK(contents->segments[1].mode == 0640);
 
     auto lines = mpctl::daemon::describe(*report);
     REQUIRE(lines.size() == 3);
@@ -174,7 +198,8 @@ TEST_CASE("recovering a journal salvages the rows around a damaged page and keep
     CHECK(lines[1].starts_with("salvaged " + std::to_string(report->tasks.copied) + " tasks (at most " +
                                std::to_string(lost.last - lost.first + 1) + " lost: ids " +
                                std::to_string(lost.first) + "-" + std::to_string(lost.last) +
-                               " could not be read), 1 pool (none lost), 0 environments (none lost)"));
+                               " could not be read), 1 pool (none lost), 0 environments (none lost), 2 "
+                               "shared-memory segments (1 lost)"));
     CHECK(lines[2].starts_with("new tasks get ids from 401 on"));
 }
 
