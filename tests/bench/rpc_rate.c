@@ -65,7 +65,10 @@ int main(int argc, char** argv) {
                 got += (size_t)r;
             } while (buf[got - 1] != '\n' && got < sizeof buf - 1);
             buf[got] = '\0';
-            if (strstr(buf, "\"error\"") != NULL) {
+            /* The top-level member after the id: a result may hold an "error" member of its own (a task's). */
+            const char* result = strstr(buf, ",\"result\":");
+            const char* error = strstr(buf, ",\"error\":");
+            if (result == NULL || (error != NULL && error < result)) {
                 fprintf(stderr, "rpc_rate: %s", buf);
                 return 1;
             }
