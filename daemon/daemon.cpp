@@ -18,6 +18,7 @@
 #include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/server/session.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 extern char** environ;
 
@@ -56,6 +57,11 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
             continue;
         }
         options.pool_workers[name] = row.workers;
+        if (!row.worker.empty()) {
+            if (auto spec = worker_spec_from_json(proto::parse_json_text(row.worker))) {
+                warm_pools_.emplace_back(name, std::move(*spec), row.workers);
+            }
+        }
         if (name == proto::k_default_pool) {
             options.default_workers = row.workers;
         }
@@ -64,7 +70,8 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.default_cwd = home_or_root();
     options.max_output = config_.max_output;
     view_ = std::make_unique<StatusView>(outputs_, options.default_cwd);
-    scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, events_, std::move(options));
+    warm_ = std::make_unique<WarmSpawner>(io_, spawner_, timers_, config_.state_dir + "/workers");
+    scheduler_ = std::make_unique<Scheduler>(*warm_, timers_, outputs_, events_, std::move(options));
     scheduler_->set_cgroups(&cgroups_);
     output_limits_ = std::make_unique<OutputLimits>(*scheduler_, timers_);
     // Every task change: journaled first, then waiters and log followers, output retention, and last the
@@ -153,7 +160,7 @@ void Daemon::register_commands() {
     register_task_control_commands(registry_, tasks);
     register_task_logs_command(registry_, tasks);
     register_task_remove_commands(registry_, tasks);
-    register_pool_commands(registry_, PoolContext{*scheduler_, *store_});
+    register_pool_commands(registry_, PoolContext{*scheduler_, *store_, *warm_});
     SyncContext sync{*locks_, events_table_, barriers_};
     register_lock_commands(registry_, sync);
     register_sync_commands(registry_, sync);
@@ -169,6 +176,10 @@ int Daemon::run(const std::function<void()>& on_ready) {
     restored_segments_.clear();
     // The signal handlers first: the spawner reads them to know what to reset in a child.
     watch_signals();
+    for (auto& [name, spec, slots] : warm_pools_) {
+        warm_->set_pool(name, spec, slots);
+    }
+    warm_pools_.clear();
     // Resuming journals the lost tasks (and the cancelled queues of dead maps), so it comes after the
     // writer started.
     scheduler_->resume();
@@ -191,6 +202,7 @@ int Daemon::run(const std::function<void()>& on_ready) {
         }
     }
     segments_->unlink_leased();
+    warm_->stop();
     release_socket(config_.socket_path);
     spdlog::info("mpctld stopped ({} journal commits)", store_->commit_count());
     return 0;
@@ -245,6 +257,7 @@ void Daemon::maybe_finish_stop() {
     listener_->stop();
     retention_->stop();
     segments_->unlink_leased();  // before the journal's last commit, which forgets their rows
+    warm_->stop();               // every worker reads end of file and exits
     store_->stop();
     for (auto& r : stop_waiters_) {
         r->result({{"stopped", true}});

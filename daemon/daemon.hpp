@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -39,6 +40,7 @@
 #include <mpctl/daemon/tasks/status_view.hpp>
 #include <mpctl/daemon/tasks/task_events.hpp>
 #include <mpctl/daemon/tasks/timers.hpp>
+#include <mpctl/daemon/warm/warm_spawner.hpp>
 
 namespace mpctl::daemon {
 
@@ -77,6 +79,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     OutputLayout outputs_;
     TaskCgroups cgroups_;
     TaskEvents events_;
+    std::unique_ptr<WarmSpawner> warm_;  // the scheduler's spawner: warm pools' tasks run on their workers
+    std::vector<std::tuple<std::string, WorkerSpec, int>> warm_pools_;  // the journal's, until run()
     std::unique_ptr<Scheduler> scheduler_;
     std::unique_ptr<StatusView> view_;
     std::unique_ptr<OutputLimits> output_limits_;

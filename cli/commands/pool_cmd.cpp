@@ -10,15 +10,58 @@ using nlohmann::json;
 
 namespace {
 
-int set(AppContext& ctx, const std::string& name, int workers) {
+// A warm pool's part of `pool set`: the worker command (after --) and its limits.
+struct WarmOptions {
+    bool worker = false;
+    bool cold = false;
+    int max_tasks = 0;
+    double idle_timeout = 0;
+    std::vector<std::string> command;
+};
+
+int set(AppContext& ctx, const std::string& name, int workers, const WarmOptions& warm) {
     Client client = Client::connect(ctx.global);
-    json result = client.call("pool.set", {{"name", name}, {"workers", workers}});
+    json params = {{"name", name}, {"workers", workers}};
+    if (warm.cold) {
+        params["worker"] = nullptr;
+    } else if (warm.worker) {
+        params["worker"] = warm.command;
+    }
+    if (warm.max_tasks > 0) {
+        params["max_tasks_per_worker"] = warm.max_tasks;
+    }
+    if (warm.idle_timeout > 0) {
+        params["worker_idle_timeout"] = warm.idle_timeout;
+    }
+    json result = client.call("pool.set", params);
     if (ctx.global.json) {
         print_json(result);
     } else {
-        write_out(1, "pool " + name + ": " + std::to_string(workers) + " workers\n");
+        bool is_warm = result.value("warm", json(nullptr)).is_object();
+        write_out(1,
+                  "pool " + name + ": " + std::to_string(workers) + (is_warm ? " warm" : "") + " workers\n");
     }
     return exit_code::ok;
+}
+
+// "3 (pids 101 102 103, 17 tasks)": a warm pool's workers at a glance.
+std::string warm_note(const json& warm) {
+    if (!warm.is_object()) {
+        return "";
+    }
+    if (warm.value("broken", false)) {
+        return "warm, broken: " + warm.value("broken_reason", std::string());
+    }
+    std::string pids;
+    int tasks = 0;
+    for (const auto& w : warm.at("worker_processes")) {
+        if (w.at("pid").is_number() && w.value("state", std::string()) != "ending") {
+            pids += (pids.empty() ? "" : " ") + std::to_string(w.at("pid").get<int>());
+        }
+        tasks += w.value("tasks", 0);
+    }
+    return "warm (" + (pids.empty() ? std::string("no workers") : "pids " + pids) + ", " +
+           std::to_string(tasks) + " tasks served)";
 }
 
 int list(AppContext& ctx) {
@@ -34,7 +77,7 @@ int list(AppContext& ctx) {
     for (const auto& p : result.at("pools")) {
         std::string note = p.value("halted", false)      ? "transient, halted"
                            : p.value("transient", false) ? "transient"
-                                                         : "";
+                                                         : warm_note(p.value("warm", json(nullptr)));
         rows.push_back({p.at("name").get<std::string>(), std::to_string(p.at("workers").get<int>()),
                         std::to_string(p.at("running").get<int>()),
                         std::to_string(p.at("pending").get<int>()), std::to_string(p.value("waiting", 0)),
@@ -61,12 +104,38 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
         ->check(whole_number(1, 100000))
         ->type_name("N")
         ->excludes(count);
-    set_cmd->callback([&ctx, name, workers] {
+    auto warm = std::make_shared<WarmOptions>();
+    set_cmd->add_flag(
+        "--worker", warm->worker,
+        "Make the pool warm: its slots are long-running workers started from the command after --");
+    set_cmd->add_flag("--cold", warm->cold, "Make a warm pool start a process per task again");
+    set_cmd->add_option("--max-tasks-per-worker", warm->max_tasks, "A worker is replaced after K tasks")
+        ->check(whole_number(1, 2147483647))
+        ->type_name("K");
+    set_cmd->add_option("--worker-idle-timeout", warm->idle_timeout, "A worker idle for S seconds ends")
+        ->check(CLI::PositiveNumber)
+        ->type_name("S");
+    set_usage_tail(set_cmd,
+                   "NAME N [--worker [--max-tasks-per-worker K] [--worker-idle-timeout S] -- CMD [ARG...]]");
+    set_cmd->footer("Example: mpctl pool set py 4 --worker -- python3 -m mpctl.worker --preload numpy");
+    set_cmd->callback([&ctx, name, workers, warm] {
         if (*workers == 0) {
             throw CliError(exit_code::usage, "pool set: how many workers? (mpctl pool set NAME N)");
         }
-        ctx.action = [&ctx, name, workers] {
-            return set(ctx, *name, *workers);
+        if (warm->worker) {
+            if (!ctx.has_separator || ctx.after_separator.empty()) {
+                throw CliError(exit_code::usage,
+                               "pool set --worker: the worker's command goes after -- "
+                               "(mpctl pool set NAME N --worker -- CMD ARG...)");
+            }
+            ctx.separator_used = true;
+            warm->command = ctx.after_separator;
+        }
+        if (warm->worker && warm->cold) {
+            throw CliError(exit_code::usage, "pool set: --worker or --cold, not both");
+        }
+        ctx.action = [&ctx, name, workers, warm] {
+            return set(ctx, *name, *workers, *warm);
         };
     });
     auto* delete_cmd = pool->add_subcommand("delete", "Forget a pool with no unfinished task, and its size");

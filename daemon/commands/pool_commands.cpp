@@ -6,6 +6,7 @@
 #include <mpctl/daemon/commands/pool_context.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/server/session.hpp>
+#include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::daemon {
 
@@ -13,14 +14,58 @@ using nlohmann::json;
 
 namespace {
 
-json pool_json(const PoolInfo& p) {
-    return {{"name", p.name},       {"workers", p.workers}, {"running", p.running},
-            {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient},
-            {"halted", p.halted}};
+json pool_json(const PoolContext& ctx, const PoolInfo& p) {
+    json j = {{"name", p.name},       {"workers", p.workers}, {"running", p.running},
+              {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient},
+              {"halted", p.halted}};
+    j["warm"] = ctx.warm.describe(p.name);
+    return j;
+}
+
+// pool.set's worker params over WARM, the pool's current ones (nullopt: a cold pool). worker null makes
+// the pool cold; no worker keeps what the pool has, with the limits given.
+std::optional<WorkerSpec> read_worker(const Call& call, std::optional<WorkerSpec> current) {
+    std::optional<WorkerSpec> spec = std::move(current);
+    if (call.params.has("worker")) {
+        const json& w = call.params.raw().at("worker");
+        if (w.is_null()) {
+            spec.reset();
+        } else {
+            if (!w.is_array() || w.empty() || !std::all_of(w.begin(), w.end(), [](const json& x) {
+                    return x.is_string() && !x.get_ref<const std::string&>().empty();
+                })) {
+                proto::throw_invalid_params(
+                    "params.worker: a command, as a non-empty array of non-empty strings");
+            }
+            WorkerSpec fresh;
+            fresh.argv = w.get<std::vector<std::string>>();
+            spec = std::move(fresh);
+        }
+    }
+    auto max_tasks = call.params.optional<int64_t>("max_tasks_per_worker");
+    auto idle = call.params.optional<double>("worker_idle_timeout");
+    if ((max_tasks || idle) && !spec) {
+        proto::throw_invalid_params(
+            "params.worker: max_tasks_per_worker and worker_idle_timeout are for a warm pool");
+    }
+    if (max_tasks) {
+        if (*max_tasks < 1 || *max_tasks > std::numeric_limits<int>::max()) {
+            proto::throw_invalid_params("params.max_tasks_per_worker: must be between 1 and 2147483647");
+        }
+        spec->max_tasks = static_cast<int>(*max_tasks);
+    }
+    if (idle) {
+        if (!(*idle > 0 && *idle <= 86400 * 365)) {
+            proto::throw_invalid_params("params.worker_idle_timeout: seconds, more than 0");
+        }
+        spec->idle_timeout_s = *idle;
+    }
+    return spec;
 }
 
 void pool_set(const PoolContext& ctx, Call& call) {
-    call.params.reject_unknown({"name", "workers", "transient", "halt_after_failures"});
+    call.params.reject_unknown({"name", "workers", "transient", "halt_after_failures", "worker",
+                                "max_tasks_per_worker", "worker_idle_timeout"});
     std::string name = call.params.required<std::string>("name");
     if (!proto::valid_pool_name(name)) {
         proto::throw_invalid_params("params.name: 1-64 characters of letters, digits, '_', '-' and '.'");
@@ -38,6 +83,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
         proto::throw_invalid_params("params.halt_after_failures: only a transient pool halts");
     }
     int halt_after_failures = static_cast<int>(halt_after.value_or(0));
+    std::optional<WorkerSpec> worker = read_worker(call, ctx.warm.spec(name));
     if (transient) {
         // A pool for this connection (a map): cancelled and dropped when the connection is gone (see
         // Scheduler::release_transient_pool). Journaled while it exists, so that a restart after a crash
@@ -55,7 +101,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
     Scheduler& scheduler = ctx.scheduler;
-    auto recorded = [&scheduler, name, workers, transient, halt_after_failures,
+    auto recorded = [ctx, &scheduler, name, workers, transient, halt_after_failures, worker,
                      responder = call.responder](const common::Result<void>& r) {
         guarded(responder, [&] {
             if (!r) {
@@ -64,6 +110,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
                 return;
             }
             scheduler.set_pool_workers(name, workers, transient, halt_after_failures);
+            ctx.warm.set_pool(name, worker, workers);
             if (transient) {
                 auto session = responder->session();
                 if (!session) {
@@ -74,14 +121,15 @@ void pool_set(const PoolContext& ctx, Call& call) {
             }
             for (const auto& p : scheduler.pools()) {
                 if (p.name == name) {
-                    responder->result(pool_json(p));
+                    responder->result(pool_json(ctx, p));
                     return;
                 }
             }
             responder->result({{"name", name}, {"workers", workers}});
         });
     };
-    ctx.store.set_pool(name, workers, std::move(recorded), transient);
+    ctx.store.set_pool(name, workers, std::move(recorded), transient,
+                       worker ? proto::dump_json(to_json(*worker)) : std::string());
 }
 
 void pool_delete(const PoolContext& ctx, Call& call) {
@@ -121,7 +169,7 @@ void pool_list(const PoolContext& ctx, Call& call) {
     call.params.reject_unknown({});
     json pools = json::array();
     for (const auto& p : ctx.scheduler.pools()) {
-        pools.push_back(pool_json(p));
+        pools.push_back(pool_json(ctx, p));
     }
     call.responder->result({{"pools", std::move(pools)}});
 }

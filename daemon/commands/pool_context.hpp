@@ -4,12 +4,14 @@
 
 #include <mpctl/daemon/store/store.hpp>
 #include <mpctl/daemon/tasks/scheduler.hpp>
+#include <mpctl/daemon/warm/warm_spawner.hpp>
 
 namespace mpctl::daemon {
 
 struct PoolContext {
     Scheduler& scheduler;
     Store& store;
+    WarmSpawner& warm;  // which pools are warm, and their workers
 };
 
 }  // namespace mpctl::daemon

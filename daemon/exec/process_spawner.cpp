@@ -366,6 +366,7 @@ void ProcessSpawner::start_children(Job& job) {
         }
         setup.limits = limits;
         setup.cgroup_procs_fd = spec.cgroup_procs_fd.get();
+        setup.channel_fd = i == 0 ? spec.channel_fd.get() : -1;
         auto child = spawn_child(setup);
         if (!child) {
             // The stages already running would wait forever on a pipe nobody feeds: end them now (they are

@@ -171,9 +171,17 @@ MPCTL_CHILD_CODE int child_main(void* arg) {
     if (sys(SYS_chdir, reinterpret_cast<long>(s.cwd)) != 0) {
         child_fail(st, "chdir");
     }
-    // The backstop of fd hygiene: whatever the daemon holds (sockets, inherited fds) stays out.
-    if (sys(SYS_close_range, 3, ~0U, 0) != 0) {
-        for (int fd = 3; fd < 1024; ++fd) {
+    // The backstop of fd hygiene: whatever the daemon holds (sockets, inherited fds) stays out, but for a
+    // warm worker's channel, which becomes descriptor 3.
+    int first_closed = 3;
+    if (s.channel_fd >= 0) {
+        if (!child_place(s.channel_fd, 3)) {
+            child_fail(st, "dup2");
+        }
+        first_closed = 4;
+    }
+    if (sys(SYS_close_range, first_closed, ~0U, 0) != 0) {
+        for (int fd = first_closed; fd < 1024; ++fd) {
             sys(SYS_close, fd);
         }
     }

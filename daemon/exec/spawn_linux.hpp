@@ -45,6 +45,7 @@ struct ChildSetup {
     std::optional<mode_t> umask;
     std::vector<ResourceLimit> limits;
     int cgroup_procs_fd = -1;  // an open cgroup.procs the child writes its pid to
+    int channel_fd = -1;       // becomes the child's descriptor 3 (a warm worker's socket to the daemon)
 };
 
 struct SpawnedChild {

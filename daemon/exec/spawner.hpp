@@ -2,6 +2,7 @@
 // The seam between the scheduler and real processes (ninja's CommandRunner idea): the daemon uses
 // ProcessSpawner; unit tests drive the scheduler with a fake that "exits" processes on command.
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,6 +57,10 @@ struct SpawnSpec {
     std::optional<unsigned> umask;
     std::vector<std::pair<int, uint64_t>> rlimits;  // RLIMIT_* -> soft and hard limit
     common::UniqueFd cgroup_procs_fd;               // a cgroup.procs every stage moves itself into
+    common::UniqueFd channel_fd;                    // the first stage's descriptor 3 (a warm worker's socket)
+    std::string pool;                               // the task's pool (a warm pool runs it on a worker)
+    int64_t task = 0;                               // the task's id and attempt, for a warm worker
+    int attempt = 0;
 };
 
 // How a process ended: exactly one of exit_code and signal is set.

@@ -71,6 +71,11 @@ CREATE TABLE segments (
     expires_at INTEGER
 );
 )sql",
+    // 6: a warm pool's worker (pool.set's worker, max_tasks_per_worker, worker_idle_timeout) as JSON text;
+    // NULL for a pool that starts a process per task.
+    R"sql(
+ALTER TABLE pools ADD COLUMN worker TEXT;
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 

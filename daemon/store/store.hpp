@@ -46,6 +46,7 @@ class Store final : public TaskListener {
     struct PoolRow {
         int workers = 0;
         bool transient = false;  // a map's: it existed only for a connection of a daemon that is gone
+        std::string worker;      // a warm pool's worker as JSON text (warm/worker_spec.hpp), or empty
     };
     // Everything a start reads back, read before the daemon is built: damage found by a read stops the
     // start as damage found at open does.
@@ -84,7 +85,9 @@ class Store final : public TaskListener {
     // Fire and forget: the latest state of a task; retried if a commit fails.
     void update_task(const Task& task);
     // TRANSIENT: a pool for one connection (a map): its row says so until drop_transient_pool.
-    void set_pool(const std::string& name, int workers, Done done, bool transient = false);
+    // WORKER: a warm pool's worker as JSON text (empty: a cold pool).
+    void set_pool(const std::string& name, int workers, Done done, bool transient = false,
+                  std::string worker = {});
     void drop_transient_pool(const std::string& name);
     // Deletes pool NAME's row (`mpctl pool delete`): its size is forgotten. DONE runs on the loop after.
     void delete_pool(const std::string& name, Done done);

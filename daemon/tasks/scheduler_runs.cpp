@@ -52,6 +52,9 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
         s.stdin_path = s.cwd + (s.cwd.ends_with('/') ? "" : "/") + *s.stdin_path;
     }
     s.stdout_path = std::move(paths.stdout_path);
+    s.pool = t.spec.pool();
+    s.task = t.id;
+    s.attempt = t.attempts;
     s.nice = t.spec.nice();
     s.umask = t.spec.umask();
     for (const auto& [name, value] : t.spec.rlimits()) {

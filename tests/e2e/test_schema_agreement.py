@@ -196,12 +196,15 @@ class SchemaAgreementTest(unittest.TestCase):
 
     def state_dependent(self, method, instance, message):
         """The invalid_params refusals that depend on more than the params, which PROTOCOL.md lists: cgroup
-        where this host has none, a pipeline stage past the task's, an attempt past the task's retries, and a
-        lock path that names a directory (the descriptors stdin_fd needs are passed here)."""
+        where this host has none, a pipeline stage past the task's, an attempt past the task's retries, a
+        lock path that names a directory, and a warm pool's limits for a pool that is not warm (the
+        descriptors stdin_fd needs are passed here)."""
         if not self.cgroups and has_cgroup(instance) and "containment is not available here" in message:
             return True
         if method.startswith("lock.") and re.match(r"params\.path: .* is a directory$", message):
             return True
+        if method == "pool.set" and message.startswith("params.worker: max_tasks_per_worker and worker_idle_timeout"):
+            return True  # the probe pool is not warm
         if method == "shm.create" and message.startswith("params.size: must be from 1 to"):
             return True  # past this daemon's shm_max_size
         if method in ("shm.read", "shm.write") and re.search(r"pass(ed)? the end|past the end", message):
