@@ -1,0 +1,352 @@
+"""The warm worker of an mpctl warm pool: `python3 -m mpctl.worker [--preload MOD,MOD...] [--init MOD:FUNC]`.
+
+mpctld starts it once per slot of a warm pool (`pool.set` with `worker`) and hands it tasks over the connected
+Unix socket at descriptor $MPCTL_WORKER_FD (3), as proto/PROTOCOL.md, "Warm workers", says. The worker imports
+the --preload modules and calls the --init function once, says hello, and then, for each task, forks a child
+of this already initialised interpreter (the forkserver model: the set-up is paid once, each task runs in a
+process of its own) that runs the task's command line as `python3 ARGV...` would: the same sys.argv,
+sys.path, __main__, output, traceback and exit status. The worker exits when the daemon closes the socket.
+
+Differences from a fresh python3 that a task can see: the modules the worker imported are already imported
+(that is the point; --init's effects are visible), the interpreter's start-up settings are the worker's
+(hash seed, locale and stdio encoding, PYTHON* variables other than PYTHONPATH and PYTHONUNBUFFERED, which
+are taken from the task's environment), python3's own options other than -c, -m and -u are refused, and the
+exit handlers registered during the worker's set-up do not run at a task's end (they belong to the worker,
+whose connections and files the task's process shares).
+"""
+import argparse, array, atexit, builtins, collections, fcntl, gc, importlib, importlib.machinery, io, json, os
+import pkgutil, re, runpy, signal, socket, sys, threading, traceback, types
+
+MAX_LINE = 1 << 20  # bytes in a message line, either way
+MAX_FDS = 64  # descriptors one recvmsg can take; a run brings 3, more than this breaks the protocol
+PYTHON_NAME = re.compile(r"python(3(\.\d+)?)?")  # an argv[0] that names the interpreter: skipped
+BASE_PATH = sys.path[1:]  # the installation's entries of sys.path, which every task has (main() sets it)
+
+
+class ProtocolError(Exception):
+    """The daemon sent what the protocol does not allow: the worker cannot go on."""
+
+
+class Channel:
+    """The socket to the daemon: JSON lines out; JSON lines in, and the descriptors that came with them."""
+
+    def __init__(self, sock):
+        self.sock, self.buffer, self.fds = sock, bytearray(), collections.deque()
+
+    def send(self, message):
+        # One sendall per line. ensure_ascii (json's default) writes lone surrogates, which stand for bytes
+        # that are not UTF-8, as \udcXX escapes: the protocol's encoding.
+        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def receive(self):
+        """The next message (a dict), or None at end of file."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > MAX_LINE:
+                raise ProtocolError("a line over 1 MiB")
+            # Descriptors ride on bytes, which may share a recvmsg with the end of one line or the start of
+            # the next: they are queued in the order they come, and each run line takes the next three.
+            data, ancillary, flags, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4),
+                                                          socket.MSG_CMSG_CLOEXEC)
+            for level, kind, payload in ancillary:
+                if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    fds = array.array("i")
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+                    self.fds.extend(fds)
+            if flags & socket.MSG_CTRUNC:
+                raise ProtocolError(f"more than {MAX_FDS} descriptors in one message")
+            if not data:
+                return None
+            self.buffer += data
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        if len(line) > MAX_LINE:
+            raise ProtocolError("a line over 1 MiB")
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            raise ProtocolError(f"a line that is not a JSON object: {line[:200]!r}")
+        return message
+
+    def close(self):
+        self.sock.close()
+        while self.fds:
+            os.close(self.fds.popleft())
+
+
+# ---- in the worker ----
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python3 -m mpctl.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preload", action="append", default=[], metavar="MOD,MOD...",
+                        help="import these modules once, before the first task")
+    parser.add_argument("--init", metavar="MOD:FUNC", help="import MOD and call FUNC() once, before the first task")
+    args = parser.parse_args(argv)
+    if args.init is not None and not re.fullmatch(r"[\w.]+:\w+", args.init):
+        parser.error(f"--init: expected MOD:FUNC, not {args.init!r}")
+
+    sock = socket.socket(fileno=int(os.environ.get("MPCTL_WORKER_FD", "3")))
+    sock.set_inheritable(False)  # nothing the set-up or a task starts should hold the daemon's socket
+    # sys.path as the worker's own start made it, less what is not a task's: its path[0] and its $PYTHONPATH
+    # (a task gets its own of both). Taken before the set-up, which may add entries of its own.
+    own_pythonpath = set(_pythonpath(os.environ))
+    global BASE_PATH
+    BASE_PATH = [entry for entry in sys.path[1:] if entry not in own_pythonpath]
+
+    for modules in args.preload:
+        for name in filter(None, modules.split(",")):
+            importlib.import_module(name)
+    if args.init is not None:
+        module, function = args.init.split(":")
+        getattr(importlib.import_module(module), function)()
+
+    channel = Channel(sock)
+    try:
+        channel.send({"hello": {"protocol": 1, "pid": os.getpid()}})
+        while (message := channel.receive()) is not None:
+            run = message.get("run")
+            if run is None:
+                continue  # a message this worker does not know: ignored, as unknown members are
+            if not isinstance(run, dict):
+                raise ProtocolError("a run that is not a JSON object")
+            if len(channel.fds) < 3:
+                raise ProtocolError(f"a run came with {len(channel.fds)} descriptor(s), not 3")
+            stdio = [channel.fds.popleft() for _ in range(3)]
+            kind = run.get("kind")
+            handler = KINDS.get(kind) if isinstance(kind, str) else None
+            status = _fork(handler, run, stdio, channel) if handler else _refuse(run, stdio)
+            channel.send({"done": {"task": run.get("task"), **status}})
+    except ProtocolError as error:
+        print(f"mpctl.worker: protocol broken: {error}", file=sys.stderr)
+        return 1
+    except ConnectionError:
+        pass  # the daemon has gone: as at end of file
+    return 0
+
+
+def _refuse(run, stdio):
+    """A run of a kind this worker does not know: said on the task's stderr, exit status 2."""
+    message = f"mpctl.worker: unknown task kind {run.get('kind')!r}\n"
+    try:
+        os.write(stdio[2], message.encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+    for fd in stdio:
+        os.close(fd)
+    return {"exit_code": 2}
+
+
+def _fork(handler, run, stdio, channel):
+    """Run the task in a child of this interpreter; its status for the done message."""
+    # Output still buffered here would be written again by the child.
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    gc.freeze()  # the set-up's objects out of the collector's reach: fewer pages copied into each child
+    pid = os.fork()
+    if pid == 0:
+        _child(handler, run, stdio, channel)  # never returns
+    for fd in stdio:
+        os.close(fd)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return {"exit_code": status} if status >= 0 else {"signal": -status}
+
+
+# ---- in the task's process (the forked child) ----
+
+def _child(handler, run, stdio, channel):
+    """Become the task's process, run the task, exit. Never returns into the worker's loop."""
+    status = 1
+    try:
+        channel.close()
+        # Moved above 2 first, so that no dup2 below lands on one of the three before it is placed.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+        for fd in stdio:
+            os.close(fd)
+        for target, fd in enumerate(moved):
+            os.dup2(fd, target)
+            os.close(fd)
+        environ = {}
+        for entry in run.get("env", []):
+            name, equals, value = entry.partition("=")
+            if equals and name:
+                environ.setdefault(name, value)  # the first of a name wins, as in python3's os.environ
+        os.environ.clear()  # through os.environ, so that the C environment, which subprocesses get, follows
+        os.environ.update(environ)
+        try:
+            os.chdir(run["cwd"])
+        except OSError as error:  # as the daemon reports a task whose cwd it cannot enter
+            os.write(2, f"mpctl.worker: cannot enter {run['cwd']!r}: {error.strerror}\n".encode())
+            os._exit(126)
+        atexit._clear()  # the set-up's exit handlers are the worker's; a task runs only those it registers
+        importlib.invalidate_caches()  # directories may have changed since the worker's imports listed them
+        status = handler(run)
+        # What python3 does once its main program is over (Py_FinalizeEx): wait for the threads left
+        # running, run the exit handlers, flush stdout and stderr (exit status 120 if that fails).
+        threading._shutdown()
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None and not stream.closed:
+                    stream.flush()
+            except Exception as error:
+                if stream is sys.stdout:
+                    print(f"Exception ignored in: {stream!r}", file=sys.stderr)
+                    traceback.print_exception(type(error), error, None)
+                status = 120
+        if status < 0:  # a KeyboardInterrupt nobody caught: python3 kills itself with SIGINT
+            signal.signal(-status, signal.SIG_DFL)
+            os.kill(os.getpid(), -status)
+            status = 128 - status
+    except BaseException:
+        traceback.print_exc()  # the worker's fault, not the task's
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+
+
+def run_argv(run):
+    """Kind "argv": run["argv"] as `python3 ARGV...` runs it; returns the exit status python3 would have
+    (negative: a signal it kills itself with). argv[0] may name python3 or be left out."""
+    argv, program = list(run["argv"]), "python3"
+    if argv and PYTHON_NAME.fullmatch(os.path.basename(argv[0])):
+        program = argv.pop(0)
+    sys.orig_argv = [program, *argv]
+    try:
+        unbuffered, how, what, argv = _python_options(argv)
+    except ValueError as refusal:
+        _open_stdio(bool(os.environ.get("PYTHONUNBUFFERED")))
+        print(refusal, file=sys.stderr)
+        return 2
+    _open_stdio(unbuffered or bool(os.environ.get("PYTHONUNBUFFERED")))
+
+    main = types.ModuleType("__main__")  # as python3's start makes it (add_main_module, pylifecycle.c)
+    main.__annotations__, main.__builtins__ = {}, builtins
+    main.__loader__ = importlib.machinery.BuiltinImporter
+    sys.modules["__main__"] = main
+    if how == "-c":
+        sys.argv = ["-c", *argv]
+        _set_sys_path("")
+        return _run_main(_run_source, main, what, "<string>")
+    if how == "-m":
+        sys.argv = ["-m", *argv]  # runpy puts the module's file in argv[0]
+        _set_sys_path(os.getcwd())
+        return _run_main(runpy._run_module_as_main, what, True)  # what python3 -m itself calls
+    sys.argv = [what, *argv]
+    if what in ("", "-"):  # the program on stdin
+        _set_sys_path("")
+        source = b"".join(iter(lambda: os.read(0, 1 << 16), b""))
+        return _run_main(_run_source, main, source, "<stdin>", True)
+    filename = os.path.join(os.getcwd(), what)  # python3 makes it absolute, and does not normalise it
+    if pkgutil.get_importer(filename) is not None:  # a directory or a zip file: its __main__ module
+        _set_sys_path(filename)
+        return _run_main(runpy._run_module_as_main, "__main__", False)
+    _set_sys_path(os.path.dirname(os.path.realpath(what)))
+    try:
+        with open(filename, "rb") as file:
+            source = file.read()
+    except OSError as error:
+        print(f"{program}: can't open file {filename!r}: [Errno {error.errno}] {error.strerror}", file=sys.stderr)
+        return 2
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", filename)
+    return _run_main(_run_source, main, source, filename, True)
+
+
+def _python_options(argv):
+    """python3's own options at the front of ARGV: (unbuffered, how, what, args), HOW being "-c", "-m" or
+    "file" (WHAT "" or "-": the program on stdin). ValueError for what a warm worker cannot do."""
+    unbuffered = False
+    while argv:
+        option, argv = argv[0], argv[1:]
+        if option == "-u":
+            unbuffered = True
+        elif option[:2] in ("-c", "-m"):
+            if len(option) > 2:
+                return unbuffered, option[:2], option[2:], argv
+            if not argv:
+                raise ValueError(f"Argument expected for the {option} option")
+            return unbuffered, option, argv[0], argv[1:]
+        elif option.startswith("-") and option != "-":
+            raise ValueError(f"mpctl.worker: the python3 option {option} is not supported in a warm worker "
+                             "(-c, -m and -u are)")
+        else:
+            return unbuffered, "file", option, argv
+    return unbuffered, "file", "", []
+
+
+# How each kind of run message is run in the task's process: a function of the run message that returns the
+# exit status. Another kind (a pickled callable, for an executor) is another entry.
+KINDS = {"argv": run_argv}
+
+
+def _run_source(main, source, filename, as_file=False):
+    """Run SOURCE in MAIN's namespace as python3 runs -c code (AS_FILE false) or a file."""
+    if as_file:  # python3 sets these for a file or stdin, and takes them away once it has run
+        main.__file__, main.__cached__ = filename, None
+    try:
+        exec(compile(source, filename, "exec", dont_inherit=True), vars(main))
+    finally:
+        if as_file:
+            vars(main).pop("__file__", None)
+            vars(main).pop("__cached__", None)
+
+
+def _run_main(function, *args):
+    """Call FUNCTION(*ARGS) as python3 runs its main program, and handle what it raises as python3 does;
+    returns the exit status."""
+    try:
+        function(*args)
+        return 0
+    except SystemExit as exit:
+        code = exit.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code & 0xFF if -2**63 <= code < 2**63 else 255  # exit() of a C long, as python3
+        if sys.stderr is not None:
+            print(code, file=sys.stderr)
+        return 1
+    except BaseException as error:
+        # The traceback without this module's frames starts where python3's would: at the task's code, or
+        # at runpy's for -m (whose frames python3 shows too).
+        tb = error.__traceback__
+        while tb is not None and tb.tb_frame.f_globals is globals():
+            tb = tb.tb_next
+        sys.last_type, sys.last_value, sys.last_traceback = type(error), error, tb
+        sys.excepthook(type(error), error.with_traceback(tb), tb)
+        return -signal.SIGINT if isinstance(error, KeyboardInterrupt) else 1
+
+
+def _open_stdio(unbuffered):
+    """sys.stdin, stdout and stderr for descriptors 0-2 as python3 makes them at its start (create_stdio,
+    pylifecycle.c). The worker's own were made for its descriptors (a log file), so their line buffering
+    (a terminal's), seekability and -u may not be the task's."""
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        old, write = getattr(sys, f"__{name}__"), fd > 0
+        binary = io.open(fd, "wb" if write else "rb", buffering=0 if unbuffered and write else -1, closefd=False)
+        (binary if isinstance(binary, io.FileIO) else binary.raw).name = f"<{name}>"
+        stream = io.TextIOWrapper(binary, encoding=getattr(old, "encoding", None), errors=getattr(old, "errors", None),
+                                  newline="\n", line_buffering=not unbuffered and (fd == 2 or binary.isatty()),
+                                  write_through=unbuffered)
+        stream.mode = "w" if write else "r"
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _pythonpath(environ):
+    """The entries python3 puts in sys.path for $PYTHONPATH in ENVIRON (made absolute against the cwd)."""
+    value = "" if sys.flags.ignore_environment else environ.get("PYTHONPATH", "")
+    return [os.path.abspath(entry) for entry in value.split(os.pathsep)] if value else []
+
+
+def _set_sys_path(path0):
+    """sys.path as python3 would make it for this task: PATH0, the task's $PYTHONPATH, then the installation's
+    own entries; without repeats after PATH0 (site.removeduppaths)."""
+    sys.path[:] = [path0, *dict.fromkeys(_pythonpath(os.environ) + BASE_PATH)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

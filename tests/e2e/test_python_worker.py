@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""The Python warm worker (python/mpctl/worker.py, proto/PROTOCOL.md "Warm workers") driven as the daemon
+drives it, without the daemon: started with one end of a socketpair at descriptor 3, stdin /dev/null and its
+output to a log; run messages carry the task's stdin, stdout and stderr as SCM_RIGHTS descriptors (files here,
+as the daemon's). Each task is also run by /usr/bin/python3 itself with the same argv, cwd, environment and
+stdin: the worker must give the same stdout and stderr bytes (tracebacks included) and the same exit status.
+Then what only a worker has: --init and --preload paid once and seen by tasks, tasks isolated from each
+other, an unknown kind, a run short of descriptors, descriptors on a part of a line, end of file.
+
+Every wait has a deadline of 60 s (a socket timeout, a process wait); nothing sleeps."""
+import json, os, signal, socket, subprocess, tempfile, textwrap, unittest
+
+SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or \
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = "/usr/bin/python3"
+TIMEOUT = 60
+# The environment of the workers and their tasks: nothing from whoever runs the tests (PYTHONUNBUFFERED...).
+BASE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def python3(argv, cwd, env, stdin):
+    """ARGV run by /usr/bin/python3 itself, with files for stdin, stdout and stderr: (status, out, err)."""
+    with tempfile.TemporaryFile() as i, tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
+        i.write(stdin)
+        i.seek(0)
+        code = subprocess.run(argv, executable=PYTHON, cwd=cwd, env=env, stdin=i, stdout=o, stderr=e,
+                              timeout=TIMEOUT).returncode
+        o.seek(0)
+        e.seek(0)
+        return ({"exit_code": code} if code >= 0 else {"signal": -code}), o.read(), e.read()
+
+
+class WorkerHarness:
+    """`python3 -m mpctl.worker OPTIONS` started as the daemon starts one: its socket at descriptor 3 and no
+    other descriptor above 2, stdin /dev/null, stdout and stderr to a log, in DIRECTORY."""
+
+    def __init__(self, directory, *options, env=None):
+        self.dir, self.tasks, self.buffer = directory, 0, b""
+        self.log = os.path.join(directory, "worker.log")
+        self.sock, theirs = socket.socketpair()
+        self.sock.settimeout(TIMEOUT)
+
+        def at_3():  # in the child, before exec: close_fds would close 3 after this, hence close_fds=False
+            os.dup2(theirs.fileno(), 3)
+            os.set_inheritable(3, True)
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                if fd > 3:
+                    try:
+                        os.set_inheritable(fd, False)
+                    except OSError:  # listdir's own, closed since
+                        pass
+
+        env = {**BASE_ENV, "PYTHONPATH": os.path.join(SOURCE_DIR, "python"), "PYTHONDONTWRITEBYTECODE": "1",
+               **(env or {})}  # no __pycache__ left in the source tree
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([PYTHON, "-m", "mpctl.worker", *options], cwd=directory, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=False,
+                                         preexec_fn=at_3)
+        theirs.close()
+        self.hello = self.receive()
+
+    def receive(self):
+        while b"\n" not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError(f"the worker closed its socket; its log:\n{read(self.log).decode()}")
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def run(self, argv, cwd, env, stdin=b"", chunks=None, **members):
+        """Run a task: (status, stdout, stderr). CHUNKS: split points of the line, the descriptors on the first."""
+        self.tasks += 1
+        paths = [os.path.join(self.dir, f"task{self.tasks}.{name}") for name in ("in", "out", "err")]
+        with open(paths[0], "wb") as f:
+            f.write(stdin)
+        fds = [os.open(paths[0], os.O_RDONLY)] + [os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                                                   for p in paths[1:]]
+        run = {"task": self.tasks, "attempt": 1, "kind": "argv", "argv": argv, "cwd": cwd,
+               "env": [f"{k}={v}" for k, v in env.items()], **members}
+        line = json.dumps({"run": run}).encode() + b"\n"  # lone surrogates go out as \udcXX
+        try:
+            points = [0, *(chunks or []), len(line)]
+            for n, (start, end) in enumerate(zip(points, points[1:])):
+                socket.send_fds(self.sock, [line[start:end]], fds if n == 0 else [])
+        finally:
+            for fd in fds:
+                os.close(fd)
+        done = self.receive()["done"]
+        assert done.pop("task") == self.tasks, done
+        return done, read(paths[1]), read(paths[2])
+
+    def close(self):
+        """End of file on the worker's socket: its exit status."""
+        self.sock.close()
+        try:
+            return self.proc.wait(TIMEOUT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class PythonWorkerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="mpctl-worker-")
+        cls.dir = cls.tmp.name
+        cls.worker = WorkerHarness(cls.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.worker.close()
+        cls.tmp.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def new_worker(self, *options, env=None):
+        directory = tempfile.mkdtemp(dir=self.dir)
+        worker = WorkerHarness(directory, *options, env=env)
+        self.addCleanup(worker.close)
+        return worker
+
+    def assertSameAsPython3(self, argv, cwd=None, env=None, stdin=b"", worker=None, **run):
+        """The worker's task and python3 itself give the same: returns (status, stdout, stderr)."""
+        cwd, env = cwd or self.dir, {**BASE_ENV, **(env or {})}
+        got = (worker or self.worker).run(argv, cwd, env, stdin, **run)
+        self.assertEqual(got, python3(argv, cwd, env, stdin))
+        return got
+
+    # ---- as python3 would ----
+
+    def test_a_script_with_arguments_sees_python3s_argv_path_and_main_module(self):
+        self.write("scripts/helper.py", "WHERE = 'beside the script'\n")
+        self.write("scripts/show.py", """\
+            import sys, helper
+            print(sys.argv, sys.orig_argv, sys.path, __name__, __file__, helper.WHERE)
+            print([(k, type(v).__name__) for k, v in globals().items()], __loader__.name, __spec__)
+            """)
+        status, out, _ = self.assertSameAsPython3(["python3", "scripts/show.py", "a", "b c"])
+        self.assertEqual(status, {"exit_code": 0})
+        self.assertIn(b"['scripts/show.py', 'a', 'b c']", out)
+        self.assertIn(f"'{self.dir}/scripts', ".encode(), out)  # sys.path[0]: the script's directory
+        self.assertNotIn(b"/python'", out)  # not the worker's own PYTHONPATH
+        self.assertIn(b"beside the script", out)
+        self.assertSameAsPython3(["python3", "./show.py"], cwd=os.path.join(self.dir, "scripts"))
+
+    def test_dash_m_runs_a_module_found_on_the_tasks_pythonpath(self):
+        self.write("pkgs/tool/__init__.py", "")
+        self.write("pkgs/tool/cli.py", """\
+            import sys
+            print(sys.argv, sys.path[:3], __name__, __package__, __spec__.name, list(globals()))
+            """)
+        self.write("pkgs/tool/boom.py", "def go():\n    raise RuntimeError('from -m')\ngo()\n")
+        env = {"PYTHONPATH": os.path.join(self.dir, "pkgs")}
+        status, out, _ = self.assertSameAsPython3(["python3", "-m", "tool.cli", "x", "-m"], env=env)
+        self.assertEqual(status, {"exit_code": 0})
+        self.assertIn(f"['{self.dir}/pkgs/tool/cli.py', 'x', '-m'] ['{self.dir}', '{self.dir}/pkgs'".encode(), out)
+        # python3 -m shows runpy's frames in a traceback: so does the worker, and none of its own.
+        status, _, err = self.assertSameAsPython3(["python3", "-m", "tool.boom"], env=env)
+        self.assertEqual(status, {"exit_code": 1})
+        self.assertIn(b'File "<frozen runpy>"', err)
+        self.assertIn(b"RuntimeError: from -m", err)
+        self.assertNotIn(b"mpctl/worker.py", err)
+        status, _, err = self.assertSameAsPython3(["python3", "-m", "no_such_module"], env=env)
+        self.assertEqual((status, err), ({"exit_code": 1}, b"/usr/bin/python3: No module named no_such_module\n"))
+
+    def test_dash_c_code_with_arguments(self):
+        code = "import sys; print(sys.argv, sys.path[0] == '', list(globals()), __loader__)"
+        status, out, _ = self.assertSameAsPython3(["python3", "-c", code, "p", "q"])
+        self.assertEqual(status, {"exit_code": 0})
+        self.assertIn(b"['-c', 'p', 'q'] True", out)
+        self.assertSameAsPython3(["python3", "-cprint('attached')"])
+        self.assertSameAsPython3(["python3", "-u", "-c", "import sys; print(sys.stdout.write_through)"])
+
+    def test_a_directory_and_stdin_as_the_program(self):
+        self.write("app/__main__.py", "import sys; print('app', sys.argv, sys.path[0], __file__)\n")
+        self.assertEqual(self.assertSameAsPython3(["python3", "app", "z"])[1][:4], b"app ")
+        _, out, _ = self.assertSameAsPython3(["python3", "-", "a"], stdin=b"import sys\nprint(sys.argv, __file__)\n")
+        self.assertEqual(out, b"['-', 'a'] <stdin>\n")
+
+    def test_exit_statuses_as_python3s(self):
+        cases = {"import sys; sys.exit(3)": {"exit_code": 3},
+                 "import sys; sys.exit('a message')": {"exit_code": 1},
+                 "raise SystemExit": {"exit_code": 0},
+                 "raise SystemExit(256 + 7)": {"exit_code": 7},
+                 "raise SystemExit(2 ** 70)": {"exit_code": 255},
+                 "import os; os._exit(9)": {"exit_code": 9},
+                 "raise KeyboardInterrupt": {"signal": signal.SIGINT}}
+        for code, status in cases.items():
+            with self.subTest(code):
+                self.assertEqual(self.assertSameAsPython3(["python3", "-c", code])[0], status)
+
+    def test_an_uncaught_exception_prints_python3s_traceback(self):
+        self.write("fail.py", """\
+            def inner(n):
+                return {}[n]
+
+            try:
+                inner('key')
+            except KeyError as e:
+                raise ValueError('while handling') from e
+            """)
+        status, out, err = self.assertSameAsPython3(["python3", "fail.py"])
+        self.assertEqual((status, out), ({"exit_code": 1}, b""))
+        self.assertTrue(err.startswith(f'Traceback (most recent call last):\n  File "{self.dir}/fail.py"'.encode()),
+                        err)
+        self.assertIn(b"ValueError: while handling", err)
+        self.assertNotIn(b"mpctl/worker.py", err)
+        self.write("bad_syntax.py", "print('never'\n")
+        status, _, err = self.assertSameAsPython3(["python3", "bad_syntax.py"])
+        self.assertEqual(status, {"exit_code": 1})
+        self.assertIn(b"SyntaxError", err)
+
+    def test_a_segfault_is_signal_11_and_output_buffering_is_the_tasks(self):
+        code = "print('before'); import ctypes; ctypes.string_at(0)"
+        status, out, _ = self.assertSameAsPython3(["python3", "-c", code])
+        self.assertEqual((status, out), ({"signal": signal.SIGSEGV}, b""))  # block-buffered to a file: lost
+        status, out, _ = self.assertSameAsPython3(["python3", "-c", code], env={"PYTHONUNBUFFERED": "1"})
+        self.assertEqual((status, out), ({"signal": signal.SIGSEGV}, b"before\n"))
+
+    def test_output_over_64_kib_on_stdout_and_stderr(self):
+        code = "import sys\nfor i in range(5000): print(f'{i:08} out ' * 5); print(f'{i:08} err', file=sys.stderr)"
+        _, out, err = self.assertSameAsPython3(["python3", "-c", code])
+        self.assertEqual((len(out), len(err)), (5000 * 66, 5000 * 13))
+
+    def test_reading_stdin(self):
+        code = ("import sys; print(repr(sys.stdin.readline()), repr(sys.stdin.read()), sys.stdin.seekable(),"
+                "sys.stdout.line_buffering, sys.stderr.line_buffering, sys.stdin.encoding)")
+        _, out, _ = self.assertSameAsPython3(["python3", "-c", code], stdin=b"one\r\ntwo\nthree")
+        self.assertTrue(out.startswith(b"'one\\r\\n' 'two\\nthree' True False True"), out)
+
+    def test_a_missing_script_exits_2_with_python3s_message(self):
+        status, out, err = self.assertSameAsPython3(["python3", "missing.py"])
+        self.assertEqual((status, out), ({"exit_code": 2}, b""))
+        self.assertEqual(err, f"python3: can't open file '{self.dir}/missing.py': [Errno 2] No such file or "
+                              "directory\n".encode())
+
+    def test_unflushed_output_threads_and_atexit_at_the_end(self):
+        code = textwrap.dedent("""\
+            import atexit, threading
+            atexit.register(print, '|atexit')
+            started = threading.Event()
+            threading.Thread(target=lambda: (started.wait(), print('|thread', end=''))).start()
+            print('no newline', end='')
+            started.set()
+            """)
+        status, out, _ = self.assertSameAsPython3(["python3", "-c", code])
+        self.assertEqual((status, out), ({"exit_code": 0}, b"no newline|thread|atexit\n"))
+
+    def test_the_tasks_environment_and_cwd_bytes_included(self):
+        cwd = os.fsdecode(os.path.join(os.fsencode(self.dir), b"dir \xff"))
+        os.makedirs(cwd, exist_ok=True)
+        code = ("import os, subprocess, sys; print(ascii(os.getcwd()), ascii(sorted(os.environ.items())), flush=True);"
+                "subprocess.run(['sh', '-c', 'printf \"%s|\" \"$FOO\"; pwd'])")
+        status, out, _ = self.assertSameAsPython3(["python3", "-c", code], cwd=cwd, env={"FOO": "bar \udcfe"})
+        self.assertEqual(status, {"exit_code": 0})
+        self.assertIn(b"dir \\udcff", out)
+        self.assertIn(b"('FOO', 'bar \\udcfe')", out)
+        self.assertIn(b"bar \xfe|" + os.fsencode(cwd) + b"\n", out)  # a subprocess inherits them too
+        self.assertNotIn(b"PYTHONPATH", out)  # the worker's own environment is not the task's
+
+    def test_a_non_utf8_byte_in_an_argument(self):
+        code = "import os, sys; print(ascii(sys.argv), flush=True); sys.stdout.buffer.write(os.fsencode(sys.argv[1]))"
+        _, out, _ = self.assertSameAsPython3(["python3", "-c", code, "caf\udcff"])  # python3 gets b"caf\xff"
+        self.assertEqual(out, b"['-c', 'caf\\udcff']\ncaf\xff")
+
+    def test_no_descriptor_but_stdio_and_python3s_signal_dispositions(self):
+        code = ("import os, signal; print(sorted(os.listdir('/proc/self/fd'))); print([signal.getsignal(s) for s in "
+                "(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGHUP)])")
+        _, out, _ = self.assertSameAsPython3(["python3", "-c", code])
+        self.assertTrue(out.startswith(b"['0', '1', '2', '3']\n[<built-in function default_int_handler>"), out)
+
+    # ---- what only a worker has ----
+
+    def test_tasks_are_isolated_from_each_other(self):
+        leak = ("import json, os, sys, colorsys; json.LEAKED = 1; os.environ['LEAKED'] = '1'; os.chdir('/');"
+                "sys.path.append('/leaked'); sys.modules['__main__'].x = 1")
+        self.assertEqual(self.worker.run(["python3", "-c", leak], self.dir, BASE_ENV)[0], {"exit_code": 0})
+        look = ("import json, os, sys; print(hasattr(json, 'LEAKED'), 'LEAKED' in os.environ, os.getcwd(),"
+                "'/leaked' in sys.path, 'colorsys' in sys.modules, 'x' in globals())")
+        _, out, _ = self.assertSameAsPython3(["python3", "-c", look])
+        self.assertEqual(out, f"False False {self.dir} False False False\n".encode())
+
+    def test_init_runs_once_per_worker_and_tasks_see_its_effect(self):
+        mods = tempfile.mkdtemp(dir=self.dir)
+        with open(os.path.join(mods, "initmod.py"), "w") as f:
+            f.write("import os\nSTATE = 'cold'\ndef setup():\n    global STATE\n    STATE = 'warm'\n"
+                    "    with open(os.environ['INIT_LOG'], 'a') as f:\n        f.write(f'setup {os.getpid()}\\n')\n")
+        log = os.path.join(mods, "init.log")
+        worker = self.new_worker("--init", "initmod:setup",
+                                 env={"PYTHONPATH": f"{SOURCE_DIR}/python:{mods}", "INIT_LOG": log})
+        for _ in range(3):  # the task's environment has no PYTHONPATH: initmod is there since the worker's set-up
+            got = worker.run(["python3", "-c", "import initmod; print(initmod.STATE)"], self.dir, BASE_ENV)
+            self.assertEqual(got, ({"exit_code": 0}, b"warm\n", b""))
+        self.assertEqual(read(log), f"setup {worker.hello['hello']['pid']}\n".encode())
+        self.assertEqual(worker.hello, {"hello": {"protocol": 1, "pid": worker.proc.pid}})
+
+    def test_preload_imports_modules_once(self):
+        mods = tempfile.mkdtemp(dir=self.dir)
+        log = os.path.join(mods, "imports.log")
+        with open(os.path.join(mods, "preloadmod.py"), "w") as f:
+            f.write(f"with open({log!r}, 'a') as f:\n    f.write('imported\\n')\n")
+        worker = self.new_worker("--preload", "preloadmod,colorsys", "--preload", "wave",
+                                 env={"PYTHONPATH": f"{SOURCE_DIR}/python:{mods}"})
+        code = "import sys; print([m in sys.modules for m in ('preloadmod', 'colorsys', 'wave')]); import preloadmod"
+        for _ in range(3):
+            self.assertEqual(worker.run(["python3", "-c", code], self.dir, BASE_ENV),
+                             ({"exit_code": 0}, b"[True, True, True]\n", b""))
+        self.assertEqual(read(log), b"imported\n")
+
+    def test_an_unknown_kind_exits_2_and_the_worker_goes_on(self):
+        got = self.worker.run(["python3", "-c", "print(1)"], self.dir, BASE_ENV, kind="pickle")
+        self.assertEqual(got, ({"exit_code": 2}, b"", b"mpctl.worker: unknown task kind 'pickle'\n"))
+        self.assertEqual(self.worker.run(["python3", "-c", "print(2)"], self.dir, BASE_ENV),
+                         ({"exit_code": 0}, b"2\n", b""))
+
+    def test_unsupported_python3_options_and_a_bad_cwd_are_refused(self):
+        status, _, err = self.worker.run(["python3", "-O", "x.py"], self.dir, BASE_ENV)
+        self.assertEqual(status, {"exit_code": 2})
+        self.assertIn(b"python3 option -O is not supported", err)
+        status, _, err = self.worker.run(["python3", "-c", "pass"], self.dir + "/no/such/dir", BASE_ENV)
+        self.assertEqual(status, {"exit_code": 126})
+        self.assertIn(b"/no/such/dir': No such file or directory", err)
+
+    def test_descriptors_on_one_part_of_a_line_split_over_several_sends(self):
+        got = self.worker.run(["python3", "-c", "print('split')"], self.dir, BASE_ENV, chunks=[1, 40, 41])
+        self.assertEqual(got, ({"exit_code": 0}, b"split\n", b""))
+
+    def test_a_run_with_fewer_than_3_descriptors_breaks_the_protocol(self):
+        worker = self.new_worker()
+        with open(os.devnull, "rb") as null:
+            socket.send_fds(worker.sock, [b'{"run":{"task":1,"kind":"argv","argv":["true"],"cwd":"/","env":[]}}\n'],
+                            [null.fileno()] * 2)
+        self.assertEqual(worker.proc.wait(TIMEOUT), 1)
+        self.assertIn(b"mpctl.worker: protocol broken: a run came with 2 descriptor(s), not 3", read(worker.log))
+
+    def test_end_of_file_ends_the_worker_with_status_0(self):
+        worker = self.new_worker()
+        self.assertEqual(worker.run(["python3", "-c", "pass"], self.dir, BASE_ENV)[0], {"exit_code": 0})
+        self.assertEqual(worker.close(), 0)
+        self.assertEqual(read(worker.log), b"")
+
+
+if __name__ == "__main__":
+    unittest.main()
