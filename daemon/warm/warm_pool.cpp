@@ -270,6 +270,8 @@ void WarmPool::on_exit(uint64_t id, ExitInfo info) {
     if (task) {
         spdlog::warn("pool {}: worker {} ended during task {} ({})", name_, pid, task->spec.task,
                      exit_text(info));
+        // What it had started for the task (a forked child) is in its group: it ends with the task.
+        ctx_.processes.signal_group(pid, SIGKILL);
         task->on_exit(0, info);
     } else if (before_hello) {
         failed_before_hello("worker " + std::to_string(pid) + " ended before it said hello (" +

@@ -1,0 +1,292 @@
+// daemon/warm/WarmPool: a warm pool's workers as a state machine, with the test playing the worker on the
+// socket the pool gives it (descriptor 3's other end) and a fake spawner and clock: tasks wait for a hello,
+// go out with their three descriptors, end with done; a worker that breaks the protocol is killed and its
+// task ends with the kill; max_tasks_per_worker retires a worker; workers that end before their hello back
+// off and break the pool; a task ended early ends its worker (WarmSpawner).
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include <mpctl/daemon/warm/warm_pool.hpp>
+#include <mpctl/daemon/warm/warm_spawner.hpp>
+#include <mpctl/proto/json_text.hpp>
+
+#include "scheduler_harness.hpp"
+#include "temp_dir.hpp"
+
+using mpctl::daemon::ExitInfo;
+using mpctl::daemon::SpawnSpec;
+using mpctl::daemon::SpawnStage;
+using mpctl::daemon::WarmPool;
+using mpctl::daemon::WarmSpawner;
+using mpctl::daemon::WorkerSpec;
+using mpctl::test::scheduler::FakeSpawner;
+using mpctl::test::scheduler::FakeTimers;
+using nlohmann::json;
+
+namespace {
+
+// The test's side of a worker's socket; IO is the pool's loop, run while the test waits to hear from it.
+struct WorkerEnd {
+    int fd = -1;
+    asio::io_context* io = nullptr;
+
+    void say(const std::string& line) const {
+        std::string text = line + "\n";
+        REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    }
+    // The next line the pool sent (empty at end of file) and the descriptors that came with it.
+    std::pair<std::string, std::vector<int>> hear() const {
+        std::string line;
+        std::vector<int> fds;
+        char c = 0;
+        for (;;) {
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            pollfd p{fd, POLLIN, 0};
+            while (::poll(&p, 1, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+                io->restart();
+                io->run_for(std::chrono::milliseconds(5));
+            }
+            iovec iov{&c, 1};
+            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+            msghdr msg{};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+            if (n <= 0) {
+                return {line, fds};
+            }
+            for (cmsghdr* h = CMSG_FIRSTHDR(&msg); h != nullptr; h = CMSG_NXTHDR(&msg, h)) {
+                size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < count; ++i) {
+                    int got = -1;
+                    std::memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof got);
+                    fds.push_back(got);
+                }
+            }
+            if (c == '\n') {
+                return {line, fds};
+            }
+            line += c;
+        }
+    }
+};
+
+struct World {
+    mpctl::test::TempDir dir;
+    asio::io_context io;
+    FakeSpawner processes;
+    FakeTimers timers;
+    std::unique_ptr<WarmPool> pool;
+    std::vector<std::optional<mpctl::common::Result<std::vector<int>>>> started;
+    std::vector<std::optional<ExitInfo>> exits;
+
+    explicit World(WorkerSpec spec, int slots = 1) {
+        pool = std::make_unique<WarmPool>(
+            WarmPool::Context{io, processes, timers, dir / "workers.log", {"PATH=/usr/bin:/bin"}}, "warm",
+            std::move(spec), slots);
+    }
+    // Worker N's end of the socket (in spawn order), from the spec the pool spawned it with.
+    WorkerEnd worker(size_t n) { return WorkerEnd{processes.processes.at(n).spec.channel_fd.get(), &io}; }
+    int worker_pid(size_t n) { return processes.processes.at(n).pid; }
+    void pump() {
+        io.restart();
+        io.poll();
+    }
+    // Submits task ID (stdout and stderr into files of the temp dir); its index in started/exits.
+    size_t run(int64_t id) {
+        SpawnSpec spec;
+        SpawnStage stage;
+        stage.argv = {"-c", "pass"};
+        stage.stderr_path = dir / ("err-" + std::to_string(id));
+        spec.stages.push_back(std::move(stage));
+        spec.stdout_path = dir / ("out-" + std::to_string(id));
+        spec.cwd = "/";
+        spec.task = id;
+        spec.attempt = 1;
+        size_t i = started.size();
+        started.emplace_back();
+        exits.emplace_back();
+        pool->run(
+            std::move(spec), [this, i](auto r) { started[i] = std::move(r); },
+            [this, i](size_t, ExitInfo info) { exits[i] = info; });
+        return i;
+    }
+};
+
+void close_all(const std::vector<int>& fds) {
+    for (int fd : fds) {
+        ::close(fd);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("warm pool: a task waits for the hello, goes out with its three descriptors, ends with done",
+          "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 0});
+    REQUIRE(w.processes.processes.size() == 1);
+    CHECK(w.processes.processes[0].spec.stages[0].argv == std::vector<std::string>{"worker"});
+    size_t t = w.run(7);
+    w.pump();
+    CHECK_FALSE(w.started[t].has_value());  // no hello yet
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1,"pid":1}})");
+    auto [line, fds] = end.hear();
+    w.pump();
+    json run = json::parse(line).at("run");
+    CHECK(run.at("task") == 7);
+    CHECK(run.at("kind") == "argv");
+    CHECK(run.at("argv") == json::array({"-c", "pass"}));
+    CHECK(run.at("env") == json::array());
+    CHECK(fds.size() == 3);
+    close_all(fds);
+    REQUIRE(w.started[t].has_value());
+    CHECK(w.started[t]->value() == std::vector<int>{w.worker_pid(0)});  // the task's pid is the worker's
+
+    end.say(R"({"done":{"task":7,"exit_code":3}})");
+    for (int i = 0; i < 100 && !w.exits[t]; ++i) {
+        w.io.restart();
+        w.io.run_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(w.exits[t].has_value());
+    CHECK(w.exits[t]->exit_code == 3);
+    CHECK(w.pool->describe().at("worker_processes").at(0).at("tasks") == 1);
+    // The next task goes to the same worker: no new process.
+    size_t t2 = w.run(8);
+    auto next = end.hear();
+    close_all(next.second);
+    w.pump();
+    CHECK(json::parse(next.first).at("run").at("task") == 8);
+    CHECK(w.started[t2].has_value());
+    CHECK(w.processes.processes.size() == 1);
+}
+
+TEST_CASE(
+    "warm pool: a worker that breaks the protocol is killed, its task ends with the kill, a new one "
+    "takes the slot",
+    "[unit][warm]") {
+    for (const std::string garbage :
+         {"not json", R"({"done":{"task":99,"exit_code":0}})", R"({"done":{"task":7}})", R"({"what":1})",
+          R"({"hello":{"protocol":1}})"}) {
+        INFO(garbage);
+        World w(WorkerSpec{{"worker"}, 0, 0});
+        WorkerEnd end = w.worker(0);
+        end.say(R"({"hello":{"protocol":1}})");
+        size_t t = w.run(7);
+        close_all(end.hear().second);
+        end.say(garbage);
+        for (int i = 0; i < 100 && w.processes.signals_to(w.worker_pid(0)).empty(); ++i) {
+            w.io.restart();
+            w.io.run_for(std::chrono::milliseconds(10));
+        }
+        CHECK(w.processes.signals_to(w.worker_pid(0)) ==
+              std::vector<std::pair<int, int>>{{w.worker_pid(0), SIGKILL}});
+        CHECK(end.hear().first.empty());  // its socket is closed
+        w.processes.exit(w.worker_pid(0), ExitInfo{std::nullopt, SIGKILL});
+        REQUIRE(w.exits[t].has_value());
+        CHECK(w.exits[t]->signal == SIGKILL);
+        CHECK(w.processes.processes.size() == 2);  // replaced
+    }
+}
+
+TEST_CASE(
+    "warm pool: max_tasks_per_worker retires a worker after its tasks, and a task ended early ends its "
+    "worker",
+    "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 1, 0});
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1}})");
+    size_t t = w.run(7);
+    close_all(end.hear().second);
+    end.say(R"({"done":{"task":7,"signal":11}})");
+    for (int i = 0; i < 100 && !w.exits[t]; ++i) {
+        w.io.restart();
+        w.io.run_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(w.exits[t].has_value());
+    CHECK(w.exits[t]->signal == 11);
+    CHECK(end.hear().first.empty());           // end of file: the worker is to exit
+    CHECK(w.processes.processes.size() == 2);  // and a fresh one is on its way
+    w.timers.advance(WarmPool::k_kill_after.count());
+    CHECK(w.processes.signals_to(w.worker_pid(0)) ==
+          std::vector<std::pair<int, int>>{{w.worker_pid(0), SIGKILL}});
+
+    // A task of the new worker ended early (a timeout, a cancel): the signal goes to the worker's group.
+    WorkerEnd second = w.worker(1);
+    second.say(R"({"hello":{"protocol":1}})");
+    size_t t2 = w.run(8);
+    close_all(second.hear().second);
+    w.pump();
+    REQUIRE(w.started[t2].has_value());
+    CHECK(w.pool->signal(w.worker_pid(1), SIGTERM));
+    CHECK(w.processes.signals_to(w.worker_pid(1)) ==
+          std::vector<std::pair<int, int>>{{w.worker_pid(1), SIGTERM}});
+    CHECK_FALSE(w.pool->signal(12345, SIGTERM));  // not one of its workers
+}
+
+TEST_CASE("warm pool: workers that end before their hello back off, then break the pool and fail its tasks",
+          "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 0});
+    size_t t = w.run(7);
+    std::vector<int64_t> delays;
+    for (int n = 0; n < WarmPool::k_failures_before_broken; ++n) {
+        REQUIRE(w.processes.processes.size() == static_cast<size_t>(n + 1));
+        size_t before = w.timers.started.size();
+        w.processes.exit(w.worker_pid(static_cast<size_t>(n)), ExitInfo{1, std::nullopt});
+        REQUIRE(w.timers.started.size() == before + 1);
+        delays.push_back(w.timers.started.back().count());
+        w.timers.advance(delays.back());
+    }
+    CHECK(delays == std::vector<int64_t>{100, 200, 400, 800, 1600});
+    REQUIRE(w.started[t].has_value());
+    REQUIRE_FALSE(w.started[t]->has_value());
+    CHECK(w.started[t]->error().message().find("pool warm is broken") != std::string::npos);
+    CHECK(w.pool->describe().at("broken") == true);
+    // A task for a broken pool fails at once, until a worker says hello.
+    size_t t2 = w.run(8);
+    REQUIRE(w.started[t2].has_value());
+    CHECK_FALSE(w.started[t2]->has_value());
+    w.worker(w.processes.processes.size() - 1).say(R"({"hello":{"protocol":1}})");
+    for (int i = 0; i < 100 && w.pool->describe().at("broken") == true; ++i) {
+        w.io.restart();
+        w.io.run_for(std::chrono::milliseconds(10));
+    }
+    CHECK(w.pool->describe().at("broken") == false);
+}
+
+TEST_CASE(
+    "warm spawner: a warm pool's tasks go to its workers, others to processes; no worker's group "
+    "outlives its task",
+    "[unit][warm]") {
+    mpctl::test::TempDir dir;
+    asio::io_context io;
+    FakeSpawner processes;
+    FakeTimers timers;
+    WarmSpawner warm(io, processes, timers, dir / "workers");
+    warm.set_pool("py", WorkerSpec{{"worker"}, 0, 0}, 2);
+    CHECK(processes.processes.size() == 2);  // started when the pool is set, not when a task comes
+    CHECK(warm.describe("py").at("worker") == json::array({"worker"}));
+    CHECK(warm.describe("cold").is_null());
+    SpawnSpec cold;
+    cold.stages.push_back(SpawnStage{{"true"}, "", {}});
+    cold.pool = "cold";
+    warm.spawn(
+        std::move(cold), [](auto) {}, [](size_t, ExitInfo) {});
+    CHECK(processes.processes.size() == 3);
+    CHECK(processes.processes.back().argv() == std::vector<std::string>{"true"});
+    int worker = processes.processes[0].pid;
+    processes.alive_groups.insert(worker);
+    CHECK_FALSE(warm.group_alive(worker));  // the worker goes on to the next task
+    processes.alive_groups.insert(processes.processes.back().pid);
+    CHECK(warm.group_alive(processes.processes.back().pid));
+    warm.set_pool("py", std::nullopt, 2);  // cold again: its workers are let go
+    CHECK(warm.describe("py").is_null());
+}
