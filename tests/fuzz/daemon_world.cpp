@@ -59,7 +59,7 @@ bool answered(const std::string& received) {
 struct DaemonWorld::Fingerprint {
     int64_t next_id = 0;
     std::vector<std::tuple<int64_t, TaskState, int, bool>> tasks;  // id, state, attempts, durable
-    std::vector<std::tuple<std::string, int, int, int, int, bool>> pools;
+    std::vector<std::tuple<std::string, int, int, int, int, bool, std::string>> pools;  // warm: described
     bool stopping = false;
     size_t live_processes = 0;
     size_t timers = 0;
@@ -80,7 +80,7 @@ DaemonWorld::DaemonWorld(const daemon::TaskCgroups& cgroups)
     options.default_cwd = "/";
     options.max_output = 1 << 20;
     view_ = std::make_unique<daemon::StatusView>(outputs_, options.default_cwd);
-    scheduler_ = std::make_unique<Scheduler>(spawner_, timers_, outputs_, events_, std::move(options));
+    scheduler_ = std::make_unique<Scheduler>(warm_, timers_, outputs_, events_, std::move(options));
     output_limits_ = std::make_unique<daemon::OutputLimits>(*scheduler_, timers_);
     // As Daemon subscribes them: the journal first, then waits and followers, output retention, the stop.
     events_.subscribe(*store_);
@@ -95,7 +95,7 @@ DaemonWorld::DaemonWorld(const daemon::TaskCgroups& cgroups)
     daemon::register_task_control_commands(registry_, tasks);
     daemon::register_task_remove_commands(registry_, tasks);
     daemon::register_task_logs_command(registry_, tasks);
-    daemon::register_pool_commands(registry_, daemon::PoolContext{*scheduler_, *store_});
+    daemon::register_pool_commands(registry_, daemon::PoolContext{*scheduler_, *store_, warm_});
     daemon::register_daemon_commands(registry_, *this);
     store_->start(io_);
     scheduler_->resume();
@@ -277,7 +277,8 @@ DaemonWorld::Fingerprint DaemonWorld::fingerprint() const {
         f.tasks.emplace_back(id, t.state, t.attempts, t.durable);
     }
     for (const auto& p : scheduler_->pools()) {
-        f.pools.emplace_back(p.name, p.workers, p.running, p.pending, p.waiting, p.transient);
+        f.pools.emplace_back(p.name, p.workers, p.running, p.pending, p.waiting, p.transient,
+                             warm_.describe(p.name).dump());
     }
     f.stopping = scheduler_->starting_stopped();
     f.live_processes = spawner_.live();

@@ -31,6 +31,7 @@
 #include <mpctl/daemon/tasks/scheduler.hpp>
 #include <mpctl/daemon/tasks/status_view.hpp>
 #include <mpctl/daemon/tasks/task_events.hpp>
+#include <mpctl/daemon/warm/warm_spawner.hpp>
 
 #include "fuzz_spawner.hpp"
 #include "manual_timers.hpp"
@@ -98,6 +99,9 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
     std::unique_ptr<daemon::Store> store_;
     FuzzSpawner spawner_{io_};
     ManualTimers timers_;
+    // Warm pools as the daemon has them: their workers are FuzzSpawner's fake processes, so no worker ever
+    // says hello, and a pool.set with a worker only makes the pool wait for one.
+    daemon::WarmSpawner warm_{io_, spawner_, timers_, state_dir_ / "workers"};
     daemon::OutputLayout outputs_;
     daemon::TaskEvents events_;
     std::unique_ptr<daemon::Scheduler> scheduler_;
