@@ -290,3 +290,29 @@ TEST_CASE(
     warm.set_pool("py", std::nullopt, 2);  // cold again: its workers are let go
     CHECK(warm.describe("py").is_null());
 }
+
+TEST_CASE("warm pool: a worker idle for worker_idle_timeout ends, and is started again when a task comes",
+          "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 2.5});
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1}})");
+    for (int i = 0; i < 100 && w.pool->describe().at("worker_processes").at(0).at("state") != "ready"; ++i) {
+        w.io.restart();
+        w.io.run_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(w.pool->describe().at("worker_processes").at(0).at("state") == "ready");
+    w.timers.advance(2499);
+    CHECK(w.pool->describe().at("worker_processes").at(0).at("state") == "ready");
+    w.timers.advance(1);
+    CHECK(end.hear().first.empty());  // its socket closed: the worker exits
+    w.processes.exit(w.worker_pid(0), ExitInfo{0, std::nullopt});
+    CHECK(w.processes.processes.size() == 1);  // not replaced while there is nothing to do
+    CHECK(w.pool->describe().at("worker_processes").empty());
+    size_t t = w.run(7);
+    REQUIRE(w.processes.processes.size() == 2);
+    WorkerEnd fresh = w.worker(1);
+    fresh.say(R"({"hello":{"protocol":1}})");
+    close_all(fresh.hear().second);
+    w.pump();
+    CHECK(w.started[t].has_value());
+}
