@@ -121,6 +121,7 @@ MapRun::MapRun(AppContext& ctx, const MapOptions& o, std::vector<std::string> wo
 int MapRun::run() {
     client_.emplace(Client::connect(ctx_.global));
     int jobs = o_.jobs;
+    bool pool_caps_jobs = false;  // the shared pool's size, not -j, is what bounds the map's running tasks
     if (jobs <= 0) {
         // The pool's size: the user's pool, or the default one (which a new pool starts with too).
         int default_size = 1;
@@ -132,6 +133,7 @@ int MapRun::run() {
             }
             if (!own_pool_ && name == pool_) {
                 jobs = p.value("workers", 1);
+                pool_caps_jobs = true;
             }
         }
         jobs = std::max(jobs > 0 ? jobs : default_size, 1);
@@ -143,7 +145,10 @@ int MapRun::run() {
         set_own_pool();
         window_ = std::max<size_t>(4 * jobs_, 64);
     } else {
-        window_ = jobs_;
+        // A shared pool: at most -j tasks submitted, so that -j bounds what runs. Sized by the pool itself
+        // (no -j), the map keeps as many again queued behind the running ones: a slot that frees starts the
+        // next task at once instead of after a round trip to mpctl (a warm pool's tasks take about that).
+        window_ = pool_caps_jobs ? 2 * jobs_ : jobs_;
     }
     signal_fd_ = install_map_signals();
     started_ = std::chrono::steady_clock::now();
