@@ -26,7 +26,7 @@ json pool_json(const PoolContext& ctx, const PoolInfo& p) {
 // the pool cold; no worker keeps what the pool has, with the limits given.
 std::optional<WorkerSpec> read_worker(const Call& call, std::optional<WorkerSpec> current) {
     std::optional<WorkerSpec> spec = std::move(current);
-    if (call.params.has("worker")) {
+    if (call.params.raw().contains("worker")) {  // null too: has() takes null for absent
         const json& w = call.params.raw().at("worker");
         if (w.is_null()) {
             spec.reset();
@@ -84,6 +84,14 @@ void pool_set(const PoolContext& ctx, Call& call) {
     }
     int halt_after_failures = static_cast<int>(halt_after.value_or(0));
     std::optional<WorkerSpec> worker = read_worker(call, ctx.warm.spec(name));
+    // A warm pool runs only what its worker understands: not what every submit without --pool runs, nor a
+    // map's own pool, which goes with its connection.
+    if (worker && name == proto::k_default_pool) {
+        proto::throw_invalid_params("params.worker: the default pool cannot be warm");
+    }
+    if (worker && transient) {
+        proto::throw_invalid_params("params.worker: a transient pool cannot be warm");
+    }
     if (transient) {
         // A pool for this connection (a map): cancelled and dropped when the connection is gone (see
         // Scheduler::release_transient_pool). Journaled while it exists, so that a restart after a crash
@@ -145,24 +153,26 @@ void pool_delete(const PoolContext& ctx, Call& call) {
         throw proto::RequestError(proto::ErrorCode::invalid_state, *why);
     }
     Scheduler& scheduler = ctx.scheduler;
-    ctx.store.delete_pool(name,
-                          [&scheduler, name, responder = call.responder](const common::Result<void>& r) {
-                              guarded(responder, [&] {
-                                  if (!r) {
-                                      responder->error(proto::ErrorCode::io_error,
-                                                       "could not delete the pool: " + r.error().message());
-                                      return;
-                                  }
-                                  // Checked again: a task may have been submitted to it meanwhile. It keeps
-                                  // the pool then, at its size until the next start (the row is gone, so the
-                                  // start gives it the default size).
-                                  if (auto why = scheduler.why_not_delete_pool(name)) {
-                                      throw proto::RequestError(proto::ErrorCode::invalid_state, *why);
-                                  }
-                                  scheduler.delete_pool(name);
-                                  responder->result({{"name", name}, {"deleted", true}});
-                              });
-                          });
+    WarmSpawner& warm = ctx.warm;
+    ctx.store.delete_pool(
+        name, [&scheduler, &warm, name, responder = call.responder](const common::Result<void>& r) {
+            guarded(responder, [&] {
+                if (!r) {
+                    responder->error(proto::ErrorCode::io_error,
+                                     "could not delete the pool: " + r.error().message());
+                    return;
+                }
+                // Checked again: a task may have been submitted to it meanwhile. It keeps
+                // the pool then, at its size until the next start (the row is gone, so the
+                // start gives it the default size).
+                if (auto why = scheduler.why_not_delete_pool(name)) {
+                    throw proto::RequestError(proto::ErrorCode::invalid_state, *why);
+                }
+                scheduler.delete_pool(name);
+                warm.set_pool(name, std::nullopt, 0);  // its workers end
+                responder->result({{"name", name}, {"deleted", true}});
+            });
+        });
 }
 
 void pool_list(const PoolContext& ctx, Call& call) {

@@ -410,7 +410,31 @@ class WarmPools(DaemonCase):
         self.assertEqual(out[0].split()[1], "True", "item 1 finished after item 6")
         self.assertLessEqual({int(line.split()[2]) for line in out}, set(workers))
 
-    # --- 10. bad workers -----------------------------------------------------------------------------------
+    # --- 10. what cannot be warm, and a warm pool let go ---------------------------------------------------
+
+    def test_the_default_pool_cannot_be_warm_and_a_deleted_or_cooled_pool_lets_its_workers_go(self):
+        refused = self.mpctl(["pool", "set", "default", "2", "--worker", "--", *PY_WORKER])
+        self.assertEqual(refused.returncode, 6, refused.stderr.decode())  # refused by the daemon
+        self.assertIn(b"the default pool cannot be warm", refused.stderr)
+        limits = self.mpctl(["pool", "set", "cold", "1", "--max-tasks-per-worker", "3"])
+        self.assertEqual(limits.returncode, 6, limits.stderr.decode())
+        self.assertIn(b"for a warm pool", limits.stderr)
+        for how in (["pool", "delete"], ["pool", "set", "--cold"]):
+            with self.subTest(how):
+                pool = Pool(self, "letgo", 2, PY_WORKER)
+                workers = pool.wait_ready()
+                args = how + ["letgo"] + (["2"] if how[1] == "set" else [])
+                self.mpctl_ok(args)
+                self.poll(lambda: all(self.gone(pid) for pid in workers), bool, f"workers {sorted(workers)} gone")
+                if how[1] == "set":  # still a pool, cold: a task runs as a process of its own
+                    self.assertIsNone(pool.info()["warm"])
+                    self.assertSucceeded(self.wait(self.case_submit(["true"], "letgo"))[0])
+                    self.mpctl_ok(["pool", "delete", "letgo"])
+
+    def case_submit(self, argv, pool):
+        return int(self.mpctl_ok(["submit", "--pool", pool, "--", *argv]))
+
+    # --- 11. bad workers -----------------------------------------------------------------------------------
 
     def test_a_worker_command_that_cannot_start_fails_tasks_with_reason_spawn(self):
         pool = Pool(self, "missing", 1, ["/nonexistent/cmd"])
