@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
                 got += (size_t)r;
             } while (buf[got - 1] != '\n' && got < sizeof buf - 1);
             buf[got] = '\0';
-            /* The top-level member after the id: a result may hold an "error" member of its own (a task's). */
+            /* The top-level member after the id: a result may hold an "error" member of its own (a task's).
+             */
             const char* result = strstr(buf, ",\"result\":");
             const char* error = strstr(buf, ",\"error\":");
             if (result == NULL || (error != NULL && error < result)) {
