@@ -116,7 +116,7 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
         ->check(CLI::PositiveNumber)
         ->type_name("S");
     set_usage_tail(set_cmd,
-                   "NAME N [--worker [--max-tasks-per-worker K] [--worker-idle-timeout S] -- CMD [ARG...]]");
+                   "[--worker [--max-tasks-per-worker K] [--worker-idle-timeout S] -- CMD [ARG...]]");
     set_cmd->footer("Example: mpctl pool set py 4 --worker -- python3 -m mpctl.worker --preload numpy");
     set_cmd->callback([&ctx, name, workers, warm] {
         if (*workers == 0) {
