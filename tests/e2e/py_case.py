@@ -10,6 +10,27 @@ MPCTL = os.path.join(BIN, "mpctl")
 SHM_DIR = "/dev/shm"
 
 
+# A Python process that owns a lease: runs `mpctl ARGS...` (its lease is this process's), writes the answer
+# to GRANT once it is whole (renamed into place), and waits to be killed. argv: MPCTL GRANT ARGS...
+LEASE_OWNER = r"""
+import os, signal, subprocess, sys
+mpctl, grant, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+done = subprocess.run([mpctl, *args], stdout=subprocess.PIPE)
+if done.returncode != 0:
+    sys.exit(done.returncode)
+with open(grant + ".tmp", "wb") as f:
+    f.write(done.stdout)
+os.rename(grant + ".tmp", grant)
+while True:
+    signal.pause()
+"""
+
+
+def lease_owner(python, grant, *args):
+    """The command line of a LEASE_OWNER run by PYTHON that runs `mpctl ARGS...`."""
+    return [python, "-c", LEASE_OWNER, MPCTL, grant, *args]
+
+
 def shm_path(name):
     return os.path.join(SHM_DIR, name)
 

@@ -10,7 +10,7 @@ fail. Nothing sleeps a fixed time: waits poll a condition against a generous dea
 import json, os, subprocess, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_case import MPCTL, DaemonCase  # noqa: E402
+from py_case import MPCTL, DaemonCase, lease_owner  # noqa: E402
 from py_daemon import until  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # the system Python, whose filelock is Debian's python3-filelock
@@ -38,21 +38,6 @@ open(held, "w").close()
 while not os.path.exists(go):
     time.sleep(0.01)
 lock.release()
-"""
-
-# Runs `mpctl lock acquire PATH --json` (so this process owns the lease), writes the grant to GRANT, and
-# waits to be killed.
-PYTHON_OWNER = r"""
-import os, signal, subprocess, sys
-mpctl, path, grant = sys.argv[1:4]
-done = subprocess.run([mpctl, "lock", "acquire", path, "--json"], stdout=subprocess.PIPE)
-if done.returncode != 0:
-    sys.exit(done.returncode)
-with open(grant + ".tmp", "wb") as f:
-    f.write(done.stdout)
-os.rename(grant + ".tmp", grant)
-while True:
-    signal.pause()
 """
 
 # Every descriptor of this process and where it points, as JSON.
@@ -223,7 +208,7 @@ class LockInterop(DaemonCase):
     def test_a_lock_is_released_when_its_python_owner_is_killed(self):
         path = self.path("python-owner.lock")
         grant = self.path("python-owner.grant")
-        owner = self.spawn([PYTHON, "-c", PYTHON_OWNER, MPCTL, path, grant], "python owner")
+        owner = self.spawn(lease_owner(PYTHON, grant, "lock", "acquire", path, "--json"), "python owner")
         self.check_death_releases(path, owner, grant)
 
     def test_a_lock_is_released_when_its_shell_owner_is_killed(self):

@@ -15,7 +15,7 @@ on cleanup. Nothing sleeps a fixed time: waits poll a condition against a genero
 import base64, json, os, stat, subprocess, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_case import MPCTL, SHM_DIR, DaemonCase, shm_path, unlink_quietly  # noqa: E402
+from py_case import SHM_DIR, DaemonCase, lease_owner, shm_path, unlink_quietly  # noqa: E402
 from py_daemon import until  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # the system Python (3.11 on Debian 12): its ShareableList is the reference
@@ -49,21 +49,6 @@ elif action not in ("make", "show"):
 print(repr(list(sl)))
 print(sl.format)
 sl.shm.close()
-"""
-
-# Runs `mpctl shm list-create --json NAME 1 two` (so this process owns the lease), writes the answer to
-# GRANT, and waits to be killed.
-PYTHON_OWNER = r"""
-import os, signal, subprocess, sys
-mpctl, name, grant = sys.argv[1:4]
-done = subprocess.run([mpctl, "shm", "list-create", "--json", name, "1", "two"], stdout=subprocess.PIPE)
-if done.returncode != 0:
-    sys.exit(done.returncode)
-with open(grant + ".tmp", "wb") as f:
-    f.write(done.stdout)
-os.rename(grant + ".tmp", grant)
-while True:
-    signal.pause()
 """
 
 INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
@@ -376,7 +361,8 @@ class ShareableListInterop(DaemonCase):
         # The owner is the Python process that ran mpctl; SIGKILLed.
         name = self.segment("owner")
         grant_file = self.path("owner.grant")
-        owner = self.spawn([PYTHON, "-c", PYTHON_OWNER, MPCTL, name, grant_file], "python owner")
+        owner = self.spawn(lease_owner(PYTHON, grant_file, "shm", "list-create", "--json", name, "1", "two"),
+                           "python owner")
         self.wait_for(lambda: os.path.exists(grant_file), f"the owner to create {name}", alive=[owner])
         with open(grant_file) as f:
             grant = json.load(f)

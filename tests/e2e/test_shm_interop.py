@@ -13,7 +13,7 @@ on cleanup. Nothing sleeps a fixed time: waits poll a condition against a genero
 import json, os, signal, stat, subprocess, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_case import MPCTL, SHM_DIR, DaemonCase, shm_path, unlink_quietly  # noqa: E402
+from py_case import MPCTL, SHM_DIR, DaemonCase, lease_owner, shm_path, unlink_quietly  # noqa: E402
 from py_daemon import until  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # the system Python (3.11 on Debian 12), whose resource tracker is tested below
@@ -66,21 +66,6 @@ elif action == "hold":
 else:
     sys.exit("unknown action " + action)
 shm.close()
-"""
-
-# Runs `mpctl shm create NAME --size 64 --json` (so this process owns the lease), writes the answer to GRANT,
-# and waits to be killed.
-PYTHON_OWNER = r"""
-import os, signal, subprocess, sys
-mpctl, name, grant = sys.argv[1:4]
-done = subprocess.run([mpctl, "shm", "create", name, "--size", "64", "--json"], stdout=subprocess.PIPE)
-if done.returncode != 0:
-    sys.exit(done.returncode)
-with open(grant + ".tmp", "wb") as f:
-    f.write(done.stdout)
-os.rename(grant + ".tmp", grant)
-while True:
-    signal.pause()
 """
 
 RFC3339_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
@@ -291,7 +276,7 @@ class ShmInterop(DaemonCase):
         # The owner is the Python process that ran mpctl.
         name = self.segment("python-owner")
         grant = self.path("python-owner.grant")
-        owner = self.spawn([PYTHON, "-c", PYTHON_OWNER, MPCTL, name, grant], "python owner")
+        owner = self.spawn(lease_owner(PYTHON, grant, "shm", "create", name, "--size", "64", "--json"), "python owner")
         self.check_owner_death_unlinks(name, owner, grant)
 
         # The owner is the shell that ran mpctl.
