@@ -10,7 +10,7 @@
 Usage: tests/bench/bench_core.py [--build DIR] [--runs N]     (DIR defaults to ./build)
 Each figure is the median of N runs (default 5). Not a pass/fail test: it prints what it measures.
 """
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, socket, statistics, subprocess, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

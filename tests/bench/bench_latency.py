@@ -12,7 +12,7 @@ Usage: tests/bench/bench_latency.py [--build DIR] [--baseline DIR]... [--samples
 (--baseline: an earlier build, e.g. of the commit before a change, measured in the same run.)
 Not a pass/fail test: it prints what it measures.
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile, threading, time
+import argparse, os, shutil, statistics, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

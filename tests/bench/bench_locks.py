@@ -306,7 +306,7 @@ def main():
         print(f"     grants per client min/max {med['min_n']:.0f}/{med['max_n']:.0f} "
               f"(ratio {med['min_n']/max(med['max_n'], 1):.2f}); fewest in any run {fewest}, "
               f"{share:.0%} of a fair share")
-        print(f"     per client, each run: " + "  ".join(" ".join(str(c) for c in f["counts"]) for f in figs))
+        print("     per client, each run: " + "  ".join(" ".join(str(c) for c in f["counts"]) for f in figs))
     m = {k: statistics.median(f[k] for f in runs["mpctl"]) for k in ("max", "p99", "rate")}
     pf = {k: statistics.median(f[k] for f in runs["flock"]) for k in ("max", "p99", "rate")}
     print(f"   ratios mpctl/flock: max wait {m['max']/pf['max']:.2f}x, grants/s {m['rate']/pf['rate']:.3f}x")

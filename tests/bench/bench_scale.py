@@ -14,7 +14,7 @@ worker held by a `sleep`, then N `true` tasks queued behind it with task.submit_
 Usage: tests/bench/bench_scale.py [--build DIR] [--counts 0,100000] [--million] [--dirs /dev/shm,$HOME]
 Not a pass/fail test: it prints what it measures against the targets.
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

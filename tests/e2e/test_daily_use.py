@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Terminal manners (issue 13): what mpctl says on a terminal while it blocks, and only there. mpctl runs with
 its stderr on a real pseudo-terminal (pty); the same command without one must stay silent, for scripts."""
-import json, os, pty, subprocess, sys, tempfile, unittest
+import json, os, pty, subprocess, sys, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_daemon import BIN, Connection, Daemon, until  # noqa: E402
+from py_daemon import BIN, Daemon, until  # noqa: E402
 
 MPCTL = os.path.join(BIN, "mpctl")
 

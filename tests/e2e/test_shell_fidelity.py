@@ -2,7 +2,7 @@
 """mpctl against the shell it stands in for: what a command gets and what comes back must be what bash, xargs
 and GNU parallel give, byte for byte. Each test runs the reference and mpctl on the same input in the same run
 and compares; where mpctl differs on purpose, the README says so next to the rule it follows."""
-import json, os, shlex, shutil, signal, subprocess, sys, tempfile, time, unittest
+import json, os, shlex, shutil, signal, subprocess, sys, tempfile, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_daemon import BIN, Connection, Daemon, until  # noqa: E402
