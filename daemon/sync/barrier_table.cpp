@@ -2,6 +2,7 @@
 
 #include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/sync/barrier_table.hpp>
+#include <mpctl/daemon/sync/take_waiter.hpp>
 #include <mpctl/proto/errors.hpp>
 
 namespace mpctl::daemon {
@@ -76,18 +77,12 @@ void BarrierTable::break_barrier(const std::string& name, uint64_t id) {
 }
 
 void BarrierTable::withdraw(const std::string& name, uint64_t id) {
-    auto it = barriers_.find(name);
-    if (it == barriers_.end()) {
+    auto taken = take_waiter(barriers_, name, id, &Barrier::waiting);
+    if (!taken) {
         return;
     }
-    auto& waiting = it->second.waiting;
-    auto w = std::find_if(waiting.begin(), waiting.end(), [id](const Waiter& x) { return x.id == id; });
-    if (w == waiting.end()) {
-        return;
-    }
-    timers_.cancel(w->timeout);
-    waiting.erase(w);
-    if (waiting.empty()) {
+    timers_.cancel(taken->first.timeout);
+    if (auto it = barriers_.find(name); it != barriers_.end() && it->second.waiting.empty()) {
         barriers_.erase(it);
     }
 }

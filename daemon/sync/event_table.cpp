@@ -2,6 +2,7 @@
 
 #include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/sync/event_table.hpp>
+#include <mpctl/daemon/sync/take_waiter.hpp>
 #include <mpctl/proto/errors.hpp>
 
 namespace mpctl::daemon {
@@ -67,17 +68,11 @@ void EventTable::wait(const std::string& name, std::optional<std::chrono::millis
 }
 
 void EventTable::withdraw(const std::string& name, uint64_t id, bool timed_out) {
-    auto it = events_.find(name);
-    if (it == events_.end()) {
+    auto taken = take_waiter(events_, name, id, &Event::waiters);
+    if (!taken) {
         return;
     }
-    auto& waiters = it->second.waiters;
-    auto w = std::find_if(waiters.begin(), waiters.end(), [id](const Waiter& x) { return x.id == id; });
-    if (w == waiters.end()) {
-        return;
-    }
-    Waiter gone = std::move(*w);
-    waiters.erase(w);
+    Waiter& gone = taken->first;
     timers_.cancel(gone.timeout);
     if (timed_out) {
         gone.responder->error(proto::ErrorCode::timeout, "timed out waiting for event " + name + " to be set",

@@ -6,6 +6,7 @@
 #include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/sync/flock_linux.hpp>
 #include <mpctl/daemon/sync/lock_table.hpp>
+#include <mpctl/daemon/sync/take_waiter.hpp>
 
 namespace mpctl::daemon {
 
@@ -218,18 +219,11 @@ void LockTable::grant(const std::string& path, Lock& lock, Waiter w, common::Uni
 
 void LockTable::withdraw(const std::string& path, uint64_t id, ErrorCode code, const std::string& message,
                          json data) {
-    auto it = locks_.find(path);
-    if (it == locks_.end()) {
+    auto taken = take_waiter(locks_, path, id, &Lock::waiters);
+    if (!taken) {
         return;
     }
-    auto& waiters = it->second.waiters;
-    auto w = std::find_if(waiters.begin(), waiters.end(), [id](const Waiter& x) { return x.id == id; });
-    if (w == waiters.end()) {
-        return;
-    }
-    Waiter gone = std::move(*w);
-    bool was_first = w == waiters.begin();
-    waiters.erase(w);
+    auto& [gone, was_first] = *taken;
     timers_.cancel(gone.timeout);
     leases_.release(gone.lease);
     if (!message.empty()) {
