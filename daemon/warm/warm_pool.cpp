@@ -202,7 +202,7 @@ void WarmPool::on_message(uint64_t id, const json& message) {
     }
     if (message.contains("hello")) {
         if (w->said_hello) {
-            kill(id, *w, "it said hello twice");
+            kill(*w, "it said hello twice");
             return;
         }
         w->said_hello = true;
@@ -217,9 +217,9 @@ void WarmPool::on_message(uint64_t id, const json& message) {
     }
     if (auto done = message.find("done"); done != message.end() && done->is_object()) {
         auto task = done->find("task");
-        if (w->state != State::busy || task == done->end() || !task->is_number_integer() ||
-            task->get<int64_t>() != w->task_id) {
-            kill(id, *w, "it sent a done for no task it runs: " + shown(message));
+        if (w->state != State::busy || task == done->end() || !task->is_number_integer() || !w->task ||
+            task->get<int64_t>() != w->task->spec.task) {
+            kill(*w, "it sent a done for no task it runs: " + shown(message));
             return;
         }
         ExitInfo info;
@@ -232,13 +232,13 @@ void WarmPool::on_message(uint64_t id, const json& message) {
                    sig->get<int64_t>() <= 64) {
             info.signal = sig->get<int>();
         } else {
-            kill(id, *w, "it sent a done without an exit_code (0-255) or a signal (1-64): " + shown(message));
+            kill(*w, "it sent a done without an exit_code (0-255) or a signal (1-64): " + shown(message));
             return;
         }
         task_done(id, *w, info);
         return;
     }
-    kill(id, *w, "it sent an unknown message: " + shown(message));
+    kill(*w, "it sent an unknown message: " + shown(message));
 }
 
 void WarmPool::on_channel_end(uint64_t id, const std::string& reason) {
@@ -247,7 +247,7 @@ void WarmPool::on_channel_end(uint64_t id, const std::string& reason) {
         return;
     }
     if (!reason.empty()) {
-        kill(id, *w, reason);
+        kill(*w, reason);
         return;
     }
     // End of file: the worker is on its way out. A task it had ends when its exit is reaped.
@@ -284,7 +284,6 @@ void WarmPool::on_exit(uint64_t id, ExitInfo info) {
 void WarmPool::task_done(uint64_t id, Worker& w, ExitInfo info) {
     Request task = std::move(*w.task);
     w.task.reset();
-    w.task_id = 0;
     w.state = State::ready;
     ++w.served;
     if ((spec_.max_tasks > 0 && w.served >= spec_.max_tasks) || w.argv != spec_.argv || live() > slots_) {
@@ -314,7 +313,7 @@ void WarmPool::retire(uint64_t id, Worker& w) {
     });
 }
 
-void WarmPool::kill(uint64_t id, Worker& w, const std::string& why) {
+void WarmPool::kill(Worker& w, const std::string& why) {
     spdlog::warn("pool {}: worker {} killed: {}", name_, w.pid, why);
     w.state = State::ending;
     ctx_.timers.cancel(w.idle_timer);
@@ -323,7 +322,6 @@ void WarmPool::kill(uint64_t id, Worker& w, const std::string& why) {
     if (w.pid != 0) {
         ctx_.processes.signal_group(w.pid, SIGKILL);  // its task, if any, ends when it is reaped
     }
-    (void)id;
 }
 
 void WarmPool::failed_before_hello(const std::string& why) {
@@ -404,11 +402,11 @@ void WarmPool::dispatch() {
         }
         Request r = std::move(queue_.front());
         queue_.pop_front();
-        assign(it->first, it->second, std::move(r));
+        assign(it->second, std::move(r));
     }
 }
 
-void WarmPool::assign(uint64_t id, Worker& w, Request request) {
+void WarmPool::assign(Worker& w, Request request) {
     SpawnSpec& spec = request.spec;
     bool passed_stdin = static_cast<bool>(spec.stdin_fd);
     common::UniqueFd in = std::move(spec.stdin_fd);
@@ -447,7 +445,7 @@ void WarmPool::assign(uint64_t id, Worker& w, Request request) {
     if (!w.channel->send({{"run", std::move(run)}},
                          {in.get(), spec.stdout_fd.get(), stage.stderr_fd.get()})) {
         queue_.push_front(std::move(request));
-        kill(id, w, "its socket refused a task");
+        kill(w, "its socket refused a task");
         return;
     }
     // The worker has its own copies now.
@@ -457,7 +455,6 @@ void WarmPool::assign(uint64_t id, Worker& w, Request request) {
     ctx_.timers.cancel(w.idle_timer);
     w.idle_timer = 0;
     w.state = State::busy;
-    w.task_id = spec.task;
     auto started = request.on_started;
     w.task = std::move(request);
     started(std::vector<int>{w.pid});

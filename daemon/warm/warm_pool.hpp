@@ -65,7 +65,6 @@ class WarmPool {
         bool said_hello = false;
         std::shared_ptr<WorkerChannel> channel;
         std::optional<Request> task;
-        int64_t task_id = 0;
         TimerId idle_timer = 0;
         TimerId kill_timer = 0;
         std::vector<std::string> argv;  // the command it was started with
@@ -74,14 +73,14 @@ class WarmPool {
     void start_worker();
     void ensure_workers();
     void dispatch();
-    void assign(uint64_t id, Worker& w, Request request);
+    void assign(Worker& w, Request request);
     void on_message(uint64_t id, const nlohmann::json& message);
     void on_channel_end(uint64_t id, const std::string& reason);
     void on_started(uint64_t id, common::Result<std::vector<int>> pids);
     void on_exit(uint64_t id, ExitInfo info);
     void task_done(uint64_t id, Worker& w, ExitInfo info);
     void retire(uint64_t id, Worker& w);
-    void kill(uint64_t id, Worker& w, const std::string& why);
+    void kill(Worker& w, const std::string& why);
     void failed_before_hello(const std::string& why);
     void fail_queued(const std::string& why);
     void arm_idle(uint64_t id, Worker& w);

@@ -100,6 +100,15 @@ struct World {
         io.restart();
         io.poll();
     }
+    // Runs the pool's loop until DONE holds, for 30 s at most (a loaded machine); whether it holds.
+    bool settle(const std::function<bool()>& done) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!done() && std::chrono::steady_clock::now() < deadline) {
+            io.restart();
+            io.run_for(std::chrono::milliseconds(5));
+        }
+        return done();
+    }
     // Submits task ID (stdout and stderr into files of the temp dir); its index in started/exits.
     size_t run(int64_t id) {
         SpawnSpec spec;
@@ -152,10 +161,7 @@ TEST_CASE("warm pool: a task waits for the hello, goes out with its three descri
     CHECK(w.started[t]->value() == std::vector<int>{w.worker_pid(0)});  // the task's pid is the worker's
 
     end.say(R"({"done":{"task":7,"exit_code":3}})");
-    for (int i = 0; i < 100 && !w.exits[t]; ++i) {
-        w.io.restart();
-        w.io.run_for(std::chrono::milliseconds(10));
-    }
+    w.settle([&] { return w.exits[t].has_value(); });
     REQUIRE(w.exits[t].has_value());
     CHECK(w.exits[t]->exit_code == 3);
     CHECK(w.pool->describe().at("worker_processes").at(0).at("tasks") == 1);
@@ -183,10 +189,7 @@ TEST_CASE(
         size_t t = w.run(7);
         close_all(end.hear().second);
         end.say(garbage);
-        for (int i = 0; i < 100 && w.processes.signals_to(w.worker_pid(0)).empty(); ++i) {
-            w.io.restart();
-            w.io.run_for(std::chrono::milliseconds(10));
-        }
+        w.settle([&] { return !w.processes.signals_to(w.worker_pid(0)).empty(); });
         CHECK(w.processes.signals_to(w.worker_pid(0)) ==
               std::vector<std::pair<int, int>>{{w.worker_pid(0), SIGKILL}});
         CHECK(end.hear().first.empty());  // its socket is closed
@@ -207,10 +210,7 @@ TEST_CASE(
     size_t t = w.run(7);
     close_all(end.hear().second);
     end.say(R"({"done":{"task":7,"signal":11}})");
-    for (int i = 0; i < 100 && !w.exits[t]; ++i) {
-        w.io.restart();
-        w.io.run_for(std::chrono::milliseconds(10));
-    }
+    w.settle([&] { return w.exits[t].has_value(); });
     REQUIRE(w.exits[t].has_value());
     CHECK(w.exits[t]->signal == 11);
     CHECK(end.hear().first.empty());           // end of file: the worker is to exit
@@ -255,10 +255,7 @@ TEST_CASE("warm pool: workers that end before their hello back off, then break t
     REQUIRE(w.started[t2].has_value());
     CHECK_FALSE(w.started[t2]->has_value());
     w.worker(w.processes.processes.size() - 1).say(R"({"hello":{"protocol":1}})");
-    for (int i = 0; i < 100 && w.pool->describe().at("broken") == true; ++i) {
-        w.io.restart();
-        w.io.run_for(std::chrono::milliseconds(10));
-    }
+    w.settle([&] { return w.pool->describe().at("broken") == false; });
     CHECK(w.pool->describe().at("broken") == false);
 }
 
@@ -296,10 +293,7 @@ TEST_CASE("warm pool: a worker idle for worker_idle_timeout ends, and is started
     World w(WorkerSpec{{"worker"}, 0, 2.5});
     WorkerEnd end = w.worker(0);
     end.say(R"({"hello":{"protocol":1}})");
-    for (int i = 0; i < 100 && w.pool->describe().at("worker_processes").at(0).at("state") != "ready"; ++i) {
-        w.io.restart();
-        w.io.run_for(std::chrono::milliseconds(10));
-    }
+    w.settle([&] { return w.pool->describe().at("worker_processes").at(0).at("state") == "ready"; });
     REQUIRE(w.pool->describe().at("worker_processes").at(0).at("state") == "ready");
     w.timers.advance(2499);
     CHECK(w.pool->describe().at("worker_processes").at(0).at("state") == "ready");
