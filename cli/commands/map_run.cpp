@@ -121,9 +121,11 @@ MapRun::MapRun(AppContext& ctx, const MapOptions& o, std::vector<std::string> wo
 int MapRun::run() {
     client_.emplace(Client::connect(ctx_.global));
     int jobs = o_.jobs;
-    bool pool_caps_jobs = false;  // the shared pool's size, not -j, is what bounds the map's running tasks
-    if (jobs <= 0) {
-        // The pool's size: the user's pool, or the default one (which a new pool starts with too).
+    // A shared pool's size (0: not known, or the map's own pool): when it is no more than -j, the pool
+    // itself bounds what runs.
+    int pool_size = 0;
+    if (jobs <= 0 || !own_pool_) {
+        // Without -j: the user's pool's size, or the default one's (which a new pool starts with too).
         int default_size = 1;
         json pools = client_->call("pool.list", json::object());
         for (const auto& p : pools.at("pools")) {
@@ -132,11 +134,12 @@ int MapRun::run() {
                 default_size = p.value("workers", 1);
             }
             if (!own_pool_ && name == pool_) {
-                jobs = p.value("workers", 1);
-                pool_caps_jobs = true;
+                pool_size = p.value("workers", 1);
             }
         }
-        jobs = std::max(jobs > 0 ? jobs : default_size, 1);
+        if (jobs <= 0) {
+            jobs = std::max(pool_size > 0 ? pool_size : default_size, 1);
+        }
     }
     jobs_ = static_cast<size_t>(jobs);
     if (own_pool_) {
@@ -145,10 +148,12 @@ int MapRun::run() {
         set_own_pool();
         window_ = std::max<size_t>(4 * jobs_, 64);
     } else {
-        // A shared pool: at most -j tasks submitted, so that -j bounds what runs. Sized by the pool itself
-        // (no -j), the map keeps as many again queued behind the running ones: a slot that frees starts the
-        // next task at once instead of after a round trip to mpctl (a warm pool's tasks take about that).
-        window_ = pool_caps_jobs ? 2 * jobs_ : jobs_;
+        // A shared pool: at most -j tasks submitted, so that -j bounds what runs. Where the pool's own size
+        // does (no more than -j), the map keeps as many again queued behind the running ones: a slot that
+        // frees starts the next task at once instead of after a round trip to mpctl (a warm pool's tasks
+        // take about that).
+        bool pool_bounds = pool_size > 0 && static_cast<size_t>(pool_size) <= jobs_;
+        window_ = pool_bounds ? 2 * jobs_ : jobs_;
     }
     signal_fd_ = install_map_signals();
     started_ = std::chrono::steady_clock::now();
