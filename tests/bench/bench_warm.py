@@ -30,7 +30,7 @@ runs.
 Usage: tests/bench/bench_warm.py [--build DIR] [--runs N] [--items N] [--tasks N] [--dir DIR] [--python PATH]
 Each figure is the median of N runs (default 5). Not a pass/fail test: it prints what it measures.
 """
-import argparse, collections, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, collections, contextlib, os, shutil, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -87,9 +87,11 @@ def warm_pool(d):
     return next(p for p in d.call("pool.list")["pools"] if p["name"] == "warm")
 
 
-def served(d):
-    """Tasks the warm pool's workers have served."""
-    return sum(w["tasks"] for w in warm_pool(d)["warm"]["worker_processes"])
+def check_served(d, n, what):
+    """That the warm pool's workers served N tasks: what was measured ran on them."""
+    served = sum(w["tasks"] for w in warm_pool(d)["warm"]["worker_processes"])
+    if served != n:
+        raise RuntimeError(f"{what}: the warm workers served {served} tasks, not {n}")
 
 
 def timed_shell(command, cwd, env):
@@ -172,9 +174,15 @@ def main():
     work = tempfile.mkdtemp(prefix="mpwarm-", dir=args.dir)
     counter = [0]
 
+    @contextlib.contextmanager
     def fresh(warm):
+        """A daemon of its own for one run (a warm pool's workers ready), stopped after it."""
         counter[0] += 1
-        return start_daemon(bin_dir, os.path.join(work, f"d-{counter[0]}"), warm, python)
+        d = start_daemon(bin_dir, os.path.join(work, f"d-{counter[0]}"), warm, python)
+        try:
+            yield d
+        finally:
+            d.stop()
 
     def client_env(d):
         return dict(os.environ, MPCTL_SOCKET=d.sock, MPCTL_NO_AUTOSTART="1")
@@ -187,26 +195,19 @@ def main():
 
         # ---- 1. t.py over ITEMS items ----
         def warm_map():
-            d = fresh(True)
-            try:
+            with fresh(True) as d:
                 took, output = timed_shell(
                     f"seq {n} | {mpctl} map -j{JOBS} --no-progress --pool warm -- t.py {{}}", work, client_env(d))
                 check_lines(output, n, "warm map")
-                if served(d) != n:
-                    raise RuntimeError(f"warm map: the warm workers served {served(d)} tasks, not {n}")
+                check_served(d, n, "warm map")
                 return took
-            finally:
-                d.stop()
 
         def cold_map():
-            d = fresh(False)
-            try:
+            with fresh(False) as d:
                 took, output = timed_shell(
                     f"seq {n} | {mpctl} map -j{JOBS} --no-progress -- {python} t.py {{}}", work, client_env(d))
                 check_lines(output, n, "cold map")
                 return took
-            finally:
-                d.stop()
 
         def xargs():
             took, output = timed_shell(f"seq {n} | xargs -P{JOBS} -n1 {python} t.py", work, None)
@@ -232,22 +233,17 @@ def main():
 
         # ---- 2. TASKS `-c pass` warm vs `true` cold ----
         def warm_pass_map():
-            d = fresh(True)
-            try:
+            with fresh(True) as d:
                 took, output = timed_shell(
                     f"seq {n2} | {mpctl} map -j{JOBS} --no-progress --pool warm -- -c pass", work, client_env(d))
                 if output:
                     raise RuntimeError(f"warm -c pass map: unexpected output {output[:200]!r}")
                 check_tasks(d, n2, "warm -c pass map", pool="warm")
-                if served(d) != n2:
-                    raise RuntimeError(f"warm -c pass map: the workers served {served(d)} tasks, not {n2}")
+                check_served(d, n2, "warm -c pass map")
                 return took
-            finally:
-                d.stop()
 
         def warm_pass_batch():
-            d = fresh(True)
-            try:
+            with fresh(True) as d:
                 conn = Connection(d.sock)
                 try:
                     t = time.perf_counter()
@@ -261,11 +257,8 @@ def main():
                 if res["pending"] or not all(s["state"] == "succeeded" for s in res["tasks"]):
                     raise RuntimeError("warm -c pass batch: tasks failed or did not finish")
                 check_tasks(d, n2, "warm -c pass batch", pool="warm")
-                if served(d) != n2:
-                    raise RuntimeError(f"warm -c pass batch: the workers served {served(d)} tasks, not {n2}")
+                check_served(d, n2, "warm -c pass batch")
                 return took
-            finally:
-                d.stop()
 
         def c_loop():
             return timed_shell(f"{spawn_loop} {n2} {JOBS} {true}", work, None)[0]
@@ -274,14 +267,11 @@ def main():
             return timed_shell(f"{spawn_loop} {n2} {JOBS} {true} {{}}", work, None)[0]
 
         def cold_true_map():
-            d = fresh(False)
-            try:
+            with fresh(False) as d:
                 took, output = timed_shell(
                     f"seq {n2} | {mpctl} map -j{JOBS} --no-progress -- {true}", work, client_env(d))
                 check_tasks(d, n2, "cold true map", label="map")  # in the map's own pool
                 return took
-            finally:
-                d.stop()
 
         names2 = {"map": f"warm: seq {n2} | mpctl map -j{JOBS} --pool warm -- -c pass",
                   "batch": f"warm: one task.submit_batch of {n2} `-c pass` + task.wait",
