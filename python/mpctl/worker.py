@@ -1,11 +1,13 @@
-"""The warm worker of an mpctl warm pool: `python3 -m mpctl.worker [--preload MOD,MOD...] [--init MOD:FUNC]`.
+"""The warm worker of an mpctl warm pool:
+`python3 -m mpctl.worker [--preload MOD,MOD...] [--init MOD:FUNC] [--in-process]`.
 
 mpctld starts it once per slot of a warm pool (`pool.set` with `worker`) and hands it tasks over the connected
 Unix socket at descriptor $MPCTL_WORKER_FD (3), as proto/PROTOCOL.md, "Warm workers", says. The worker imports
 the --preload modules and calls the --init function once, says hello, and then, for each task, forks a child
 of this already initialised interpreter (the forkserver model: the set-up is paid once, each task runs in a
 process of its own) that runs the task's command line as `python3 ARGV...` would: the same sys.argv,
-sys.path, __main__, output, traceback and exit status. The worker exits when the daemon closes the socket.
+sys.path, __main__, output, traceback and exit status. With --in-process, each task runs in the worker's own
+process instead (see InProcess). The worker exits when the daemon closes the socket.
 
 Differences from a fresh python3 that a task can see: the modules the worker imported are already imported
 (that is the point; --init's effects are visible), the interpreter's start-up settings are the worker's
@@ -82,6 +84,9 @@ def main(argv=None):
     parser.add_argument("--preload", action="append", default=[], metavar="MOD,MOD...",
                         help="import these modules once, before the first task")
     parser.add_argument("--init", metavar="MOD:FUNC", help="import MOD and call FUNC() once, before the first task")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run each task in the worker's own process rather than in a forked child: faster, "
+                             "but what a task leaves in the process stays for the next (as in Pool)")
     args = parser.parse_args(argv)
     if args.init is not None and not re.fullmatch(r"[\w.]+:\w+", args.init):
         parser.error(f"--init: expected MOD:FUNC, not {args.init!r}")
@@ -102,6 +107,7 @@ def main(argv=None):
         getattr(importlib.import_module(module), function)()
 
     channel = Channel(sock)
+    run_task = InProcess() if args.in_process else _fork
     try:
         channel.send({"hello": {"protocol": 1, "pid": os.getpid()}})
         while (message := channel.receive()) is not None:
@@ -115,7 +121,7 @@ def main(argv=None):
             stdio = [channel.fds.popleft() for _ in range(3)]
             kind = run.get("kind")
             handler = KINDS.get(kind) if isinstance(kind, str) else None
-            status = _fork(handler, run, stdio, channel) if handler else _refuse(run, stdio)
+            status = run_task(handler, run, stdio, channel) if handler else _refuse(run, stdio)
             channel.send({"done": {"task": run.get("task"), **status}})
     except ProtocolError as error:
         print(f"mpctl.worker: protocol broken: {error}", file=sys.stderr)
@@ -153,50 +159,69 @@ def _fork(handler, run, stdio, channel):
     return {"exit_code": status} if status >= 0 else {"signal": -status}
 
 
-# ---- in the task's process (the forked child) ----
+# ---- becoming the task, in a forked child or (--in-process) in the worker itself ----
+
+def _enter(run, stdio):
+    """Make this process the task's: its descriptors 0-2, environment and cwd. False (said on the task's
+    stderr) if the cwd cannot be entered."""
+    # Moved above 2 first, so that no dup2 below lands on one of the three before it is placed.
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    for fd in stdio:
+        os.close(fd)
+    for target, fd in enumerate(moved):
+        os.dup2(fd, target)
+        os.close(fd)
+    environ = {}
+    for entry in run.get("env", []):
+        name, equals, value = entry.partition("=")
+        if equals and name:
+            environ.setdefault(name, value)  # the first of a name wins, as in python3's os.environ
+    _replace_environ(environ)
+    try:
+        os.chdir(run["cwd"])
+    except OSError as error:  # as the daemon reports a task whose cwd it cannot enter
+        os.write(2, f"mpctl.worker: cannot enter {run['cwd']!r}: {error.strerror}\n".encode())
+        return False
+    importlib.invalidate_caches()  # directories may have changed since the worker's imports listed them
+    return True
+
+
+def _flush_stdio(status):
+    """Flush the task's stdout and stderr as python3 does at its end: exit status 120 if that fails."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                stream.flush()
+        except Exception as error:
+            if stream is sys.stdout:
+                print(f"Exception ignored in: {stream!r}", file=sys.stderr)
+                traceback.print_exception(type(error), error, None)
+            status = 120
+    return status
+
+
+def _die_of(signum):
+    """End this process by SIGNUM, as python3 does after a KeyboardInterrupt nobody caught."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
 
 def _child(handler, run, stdio, channel):
     """Become the task's process, run the task, exit. Never returns into the worker's loop."""
     status = 1
     try:
         channel.close()
-        # Moved above 2 first, so that no dup2 below lands on one of the three before it is placed.
-        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
-        for fd in stdio:
-            os.close(fd)
-        for target, fd in enumerate(moved):
-            os.dup2(fd, target)
-            os.close(fd)
-        environ = {}
-        for entry in run.get("env", []):
-            name, equals, value = entry.partition("=")
-            if equals and name:
-                environ.setdefault(name, value)  # the first of a name wins, as in python3's os.environ
-        _replace_environ(environ)
-        try:
-            os.chdir(run["cwd"])
-        except OSError as error:  # as the daemon reports a task whose cwd it cannot enter
-            os.write(2, f"mpctl.worker: cannot enter {run['cwd']!r}: {error.strerror}\n".encode())
+        if not _enter(run, stdio):
             os._exit(126)
         atexit._clear()  # the set-up's exit handlers are the worker's; a task runs only those it registers
-        importlib.invalidate_caches()  # directories may have changed since the worker's imports listed them
         status = handler(run)
         # What python3 does once its main program is over (Py_FinalizeEx): wait for the threads left
-        # running, run the exit handlers, flush stdout and stderr (exit status 120 if that fails).
+        # running, run the exit handlers, flush stdout and stderr.
         threading._shutdown()
         atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None and not stream.closed:
-                    stream.flush()
-            except Exception as error:
-                if stream is sys.stdout:
-                    print(f"Exception ignored in: {stream!r}", file=sys.stderr)
-                    traceback.print_exception(type(error), error, None)
-                status = 120
-        if status < 0:  # a KeyboardInterrupt nobody caught: python3 kills itself with SIGINT
-            signal.signal(-status, signal.SIG_DFL)
-            os.kill(os.getpid(), -status)
+        status = _flush_stdio(status)
+        if status < 0:
+            _die_of(-status)
             status = 128 - status
     except BaseException:
         traceback.print_exc()  # the worker's fault, not the task's
@@ -207,19 +232,115 @@ def _child(handler, run, stdio, channel):
             os._exit(status)
 
 
+class InProcess:
+    """--in-process: each task runs in the worker's own process, one after another, as Pool and
+    ProcessPoolExecutor run their calls. No fork: the fastest a task can start, but what a task leaves in the
+    process is there for the next: the modules it imported (and what it changed in them), threads it left
+    running as daemons, signal handlers, descriptors it left open. What is put back after each task:
+    descriptors 0-2, the environment, the cwd, sys.argv, sys.path, __main__ and the sys.std* streams; the
+    exit handlers a task registers run at its end, as python3's would."""
+
+    def __init__(self):
+        # The worker's own descriptors 0-2, kept above 2 to be put back after each task.
+        self.stdio = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in range(3)]
+
+    def __call__(self, handler, run, stdio, channel):
+        saved_sys = {name: getattr(sys, name, _MISSING) for name in SAVED_SYS}
+        saved_main, saved_path, saved_environ = sys.modules["__main__"], sys.path[:], dict(os.environ._data)
+        threads, exits = set(threading.enumerate()), TaskExitHandlers()
+        status = 126
+        try:
+            if _enter(run, stdio):
+                with exits:
+                    status = handler(run)
+                # What python3 does once its main program is over: wait for the non-daemon threads the
+                # task started, run its exit handlers, flush stdout and stderr.
+                for thread in threading.enumerate():
+                    if thread not in threads and not thread.daemon:
+                        thread.join()
+                exits.run()
+                status = _flush_stdio(status)
+        finally:
+            for target, fd in enumerate(self.stdio):
+                os.dup2(fd, target)  # closes the task's: its output files are let go
+            for name, value in saved_sys.items():
+                if value is not _MISSING:
+                    setattr(sys, name, value)
+                elif hasattr(sys, name):
+                    delattr(sys, name)
+            sys.modules["__main__"], sys.path[:] = saved_main, saved_path
+            _replace_environ_data(saved_environ)
+            os.chdir("/")
+        if status < 0:  # the task dies of a signal: so does its process, the worker, and the daemon replaces it
+            _die_of(-status)
+        return {"exit_code": status}
+
+
+class TaskExitHandlers:
+    """While a task runs in the worker's process (with), atexit.register and unregister keep the task's exit
+    handlers apart from the worker's own, so that run() calls them at the task's end, as python3 would at its
+    exit, and the worker's run at the worker's."""
+
+    def __init__(self):
+        self.handlers, self.saved = [], None
+
+    def __enter__(self):
+        self.saved = atexit.register, atexit.unregister
+        atexit.register, atexit.unregister = self.register, self.unregister
+
+    def __exit__(self, *_):
+        atexit.register, atexit.unregister = self.saved
+
+    def register(self, function, *args, **kwargs):
+        self.handlers.append((function, args, kwargs))
+        return function
+
+    def unregister(self, function):
+        self.handlers = [entry for entry in self.handlers if entry[0] != function]
+
+    def run(self):
+        while self.handlers:  # last registered first; one that raises is reported as atexit does
+            function, args, kwargs = self.handlers.pop()
+            try:
+                function(*args, **kwargs)
+            except BaseException:
+                print(f"Exception ignored in atexit callback: {function!r}", file=sys.stderr)
+                traceback.print_exc()
+
+
+_MISSING = object()
+# What a task may replace in sys and the worker puts back (--in-process).
+SAVED_SYS = ("argv", "orig_argv", "stdin", "stdout", "stderr", "__stdin__", "__stdout__", "__stderr__",
+             "last_type", "last_value", "last_traceback")
+
+
 def _replace_environ(environ):
-    """Make os.environ, and the C environment under it that subprocesses get, ENVIRON. Only what differs is
-    changed (each change is a putenv or unsetenv: clearing and refilling ~40 names cost half a millisecond a
-    task); when the two hold different names the whole is rebuilt, in ENVIRON's order, as python3 would
-    have it from its exec."""
-    current = os.environ
-    if current.keys() == environ.keys():
-        for name, value in environ.items():
-            if current[name] != value:
-                current[name] = value
+    """Make os.environ, and the C environment under it that subprocesses get, ENVIRON ({name: value})."""
+    encoding = sys.getfilesystemencoding()
+    _replace_environ_data({name.encode(encoding, "surrogateescape"): value.encode(encoding, "surrogateescape")
+                           for name, value in environ.items()})
+
+
+def _replace_environ_data(new):
+    """Make the C environment, and os.environ above it, NEW ({encoded name: encoded value}). This works on
+    os.environ's own store (CPython's os._Environ._data, there since 3.2), under its mapping methods:
+    their clear() pops one item at a time, each from a fresh iterator, and every access encodes the name
+    in Python code, which cost half a millisecond a task for ~40 names. Only what differs is changed when
+    the names are the same; otherwise the whole is rebuilt, in NEW's order, as python3 would have it from
+    its exec."""
+    data = os.environ._data
+    if data.keys() == new.keys():
+        for key, value in new.items():
+            if data[key] != value:
+                os.putenv(key, value)
+                data[key] = value
         return
-    current.clear()
-    current.update(environ)
+    for key in data:
+        os.unsetenv(key)
+    data.clear()
+    for key, value in new.items():
+        os.putenv(key, value)
+        data[key] = value
 
 
 def run_argv(run):

@@ -3,13 +3,16 @@
 
   1. ITEMS (default 1,000) items of a one-line Python script, t.py (`import sys; print(sys.argv[1])`), at
      2 jobs, items on stdin (`seq ITEMS | ...`):
-       - `mpctl map -j2 --pool warm -- t.py {}`   (pool `warm`: 2 slots of `python3 -m mpctl.worker`)
+       - `mpctl map -j2 --pool warm -- t.py {}`   (pool `warm`: 2 slots of `python3 -m mpctl.worker`, whose
+                                                  tasks run in a forked child each; and again with the
+                                                  workers' `--in-process`: each task in the worker itself)
        - `xargs -P2 -n1 python3 t.py`             (the baseline: a python3 per item)
        - `mpctl map -j2 -- python3 t.py {}`       (a cold pool of 2 slots: a process per item)
        - `parallel -j2 python3 t.py`              (GNU parallel, Debian package `parallel`)
      Every output is checked: each item's line present exactly once. Target: the warm map >= 10x xargs's rate.
   2. TASKS (default 2,000) `python3 -c pass` through the warm pool, against the cold spawn limit of /bin/true:
-       - `mpctl map -j2 --pool warm -- -c pass`   (items on stdin, each appended: `-c pass ITEM`)
+       - `mpctl map -j2 --pool warm -- -c pass`   (items on stdin, each appended: `-c pass ITEM`), both kinds
+                                                  of worker, as in 1
        - the same as one task.submit_batch of TASKS `-c pass` tasks and a task.wait, on one connection
          (what a client library can do without the CLI)
        - a C program keeping 2 posix_spawn()ed /bin/true in flight (tests/bench/spawn_loop.c): the limit of
@@ -38,6 +41,7 @@ sys.path.insert(0, HERE)
 from bench_core import Connection, Daemon  # noqa: E402,F401  (the same daemon harness as the core benchmarks)
 
 JOBS = 2
+FORK, IN_PROCESS = (), ("--in-process",)  # the warm workers' options: a task per forked child, or in the worker
 SCRIPT = "import sys; print(sys.argv[1])\n"
 
 
@@ -49,8 +53,8 @@ def real_python(name):
 
 
 def start_daemon(bin_dir, workdir, warm, python):
-    """A fresh mpctld with 2 slots in `default`; with WARM, pool `warm` too, 2 workers of PYTHON -m mpctl.worker,
-    ready (they have said hello). The daemon
+    """A fresh mpctld with 2 slots in `default`; unless WARM is None, pool `warm` too, 2 workers of
+    `PYTHON -m mpctl.worker WARM...`, ready (they have said hello). The daemon
     inherits this process's environment: PYTHONPATH is set in it for the daemon's start only, so the
     baselines run without it."""
     saved = os.environ.get("PYTHONPATH")
@@ -63,9 +67,9 @@ def start_daemon(bin_dir, workdir, warm, python):
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = saved
-    if warm:
+    if warm is not None:
         try:
-            d.call("pool.set", name="warm", workers=JOBS, worker=[python, "-m", "mpctl.worker"])
+            d.call("pool.set", name="warm", workers=JOBS, worker=[python, "-m", "mpctl.worker", *warm])
             deadline = time.monotonic() + 60
             while True:
                 pool = warm_pool(d)
@@ -194,8 +198,8 @@ def main():
         subprocess.run(["cc", "-O2", "-o", spawn_loop, os.path.join(HERE, "spawn_loop.c")], check=True)
 
         # ---- 1. t.py over ITEMS items ----
-        def warm_map():
-            with fresh(True) as d:
+        def warm_map(options):
+            with fresh(options) as d:
                 took, output = timed_shell(
                     f"seq {n} | {mpctl} map -j{JOBS} --no-progress --pool warm -- t.py {{}}", work, client_env(d))
                 check_lines(output, n, "warm map")
@@ -203,7 +207,7 @@ def main():
                 return took
 
         def cold_map():
-            with fresh(False) as d:
+            with fresh(None) as d:
                 took, output = timed_shell(
                     f"seq {n} | {mpctl} map -j{JOBS} --no-progress -- {python} t.py {{}}", work, client_env(d))
                 check_lines(output, n, "cold map")
@@ -220,11 +224,13 @@ def main():
             check_lines(output, n, "parallel")
             return took
 
-        names1 = {"warm": f"mpctl map -j{JOBS} --pool warm -- t.py {{}}  (warm)",
+        names1 = {"warm": f"mpctl map -j{JOBS} --pool warm -- t.py {{}}  (warm, fork)",
+                  "inproc": f"mpctl map -j{JOBS} --pool warm -- t.py {{}}  (warm, --in-process)",
                   "xargs": f"xargs -P{JOBS} -n1 python3 t.py  (baseline)",
                   "cold": f"mpctl map -j{JOBS} -- python3 t.py {{}}  (cold)",
                   "parallel": f"parallel -j{JOBS} python3 t.py"}
-        contenders1 = [(names1["warm"], warm_map), (names1["xargs"], xargs), (names1["cold"], cold_map)]
+        contenders1 = [(names1["warm"], lambda: warm_map(FORK)), (names1["inproc"], lambda: warm_map(IN_PROCESS)),
+                       (names1["xargs"], xargs), (names1["cold"], cold_map)]
         have_parallel = shutil.which("parallel") is not None
         if have_parallel:
             contenders1.append((names1["parallel"], parallel))
@@ -232,8 +238,8 @@ def main():
         med1 = run_alternating(contenders1, args.runs)
 
         # ---- 2. TASKS `-c pass` warm vs `true` cold ----
-        def warm_pass_map():
-            with fresh(True) as d:
+        def warm_pass_map(options):
+            with fresh(options) as d:
                 took, output = timed_shell(
                     f"seq {n2} | {mpctl} map -j{JOBS} --no-progress --pool warm -- -c pass", work, client_env(d))
                 if output:
@@ -242,8 +248,8 @@ def main():
                 check_served(d, n2, "warm -c pass map")
                 return took
 
-        def warm_pass_batch():
-            with fresh(True) as d:
+        def warm_pass_batch(options):
+            with fresh(options) as d:
                 conn = Connection(d.sock)
                 try:
                     t = time.perf_counter()
@@ -267,18 +273,22 @@ def main():
             return timed_shell(f"{spawn_loop} {n2} {JOBS} {true} {{}}", work, None)[0]
 
         def cold_true_map():
-            with fresh(False) as d:
+            with fresh(None) as d:
                 took, output = timed_shell(
                     f"seq {n2} | {mpctl} map -j{JOBS} --no-progress -- {true}", work, client_env(d))
                 check_tasks(d, n2, "cold true map", label="map")  # in the map's own pool
                 return took
 
-        names2 = {"map": f"warm: seq {n2} | mpctl map -j{JOBS} --pool warm -- -c pass",
-                  "batch": f"warm: one task.submit_batch of {n2} `-c pass` + task.wait",
+        names2 = {"map": f"warm, fork: seq {n2} | mpctl map -j{JOBS} --pool warm -- -c pass",
+                  "batch": f"warm, fork: one task.submit_batch of {n2} `-c pass` + task.wait",
+                  "map_in": f"warm, --in-process: seq {n2} | mpctl map -j{JOBS} --pool warm -- -c pass",
+                  "batch_in": f"warm, --in-process: one task.submit_batch of {n2} `-c pass` + task.wait",
                   "c": f"cold: C posix_spawn loop, {JOBS} in flight, bare `true` (baseline)",
                   "c_items": f"cold: C posix_spawn loop, {JOBS} in flight, `true ITEM`",
                   "cold": f"cold: seq {n2} | mpctl map -j{JOBS} -- true"}
-        contenders2 = [(names2["map"], warm_pass_map), (names2["batch"], warm_pass_batch), (names2["c"], c_loop),
+        contenders2 = [(names2["map"], lambda: warm_pass_map(FORK)), (names2["batch"], lambda: warm_pass_batch(FORK)),
+                       (names2["map_in"], lambda: warm_pass_map(IN_PROCESS)),
+                       (names2["batch_in"], lambda: warm_pass_batch(IN_PROCESS)), (names2["c"], c_loop),
                        (names2["c_items"], c_loop_items), (names2["cold"], cold_true_map)]
         print(f"part 2: {n2} tasks", file=sys.stderr, flush=True)
         med2 = run_alternating(contenders2, args.runs)
@@ -290,6 +300,7 @@ def main():
     print(f"python3 = {python}" + (f" (PYTHONUNBUFFERED={unbuffered} removed from the environment)"
                                    if unbuffered is not None else ""))
     rows1 = [(names1["warm"], med1[names1["warm"]], ">= 10x"),
+             (names1["inproc"], med1[names1["inproc"]], ">= 10x"),
              (names1["xargs"], med1[names1["xargs"]], ""),
              (names1["cold"], med1[names1["cold"]], "peer"),
              (names1["parallel"], med1.get(names1["parallel"]) if have_parallel else None, "peer")]
@@ -297,6 +308,8 @@ def main():
                 n, rows1, "xargs", med1[names1["xargs"]])
     rows2 = [(names2["map"], med2[names2["map"]], "> 1.0x"),
              (names2["batch"], med2[names2["batch"]], "> 1.0x"),
+             (names2["map_in"], med2[names2["map_in"]], "> 1.0x"),
+             (names2["batch_in"], med2[names2["batch_in"]], "> 1.0x"),
              (names2["c"], med2[names2["c"]], ""),
              (names2["c_items"], med2[names2["c_items"]], "same work as map's"),
              (names2["cold"], med2[names2["cold"]], "peer")]

@@ -40,7 +40,7 @@ class WorkerHarness:
     other descriptor above 2, stdin /dev/null, stdout and stderr to a log, in DIRECTORY."""
 
     def __init__(self, directory, *options, env=None):
-        self.dir, self.tasks, self.buffer = directory, 0, b""
+        self.dir, self.tasks, self.buffer, self.dead = directory, 0, b"", False
         self.log = os.path.join(directory, "worker.log")
         self.sock, theirs = socket.socketpair()
         self.sock.settimeout(TIMEOUT)
@@ -64,9 +64,11 @@ class WorkerHarness:
         theirs.close()
         self.hello = self.receive()
 
-    def receive(self):
+    def receive(self, eof_ok=False):
         while b"\n" not in self.buffer:
             data = self.sock.recv(65536)
+            if not data and eof_ok:
+                return None
             if not data:
                 raise AssertionError(f"the worker closed its socket; its log:\n{read(self.log).decode()}")
             self.buffer += data
@@ -91,7 +93,12 @@ class WorkerHarness:
         finally:
             for fd in fds:
                 os.close(fd)
-        done = self.receive()["done"]
+        done = self.receive(eof_ok=True)
+        if done is None:  # the worker ended during the task: the task's status is the worker's, as the daemon says
+            self.dead = True
+            code = self.proc.wait(TIMEOUT)
+            return ({"exit_code": code} if code >= 0 else {"signal": -code}), read(paths[1]), read(paths[2])
+        done = done["done"]
         assert done.pop("task") == self.tasks, done
         return done, read(paths[1]), read(paths[2])
 
@@ -107,11 +114,17 @@ class WorkerHarness:
 
 
 class PythonWorkerTest(unittest.TestCase):
+    """The default worker: a task per forked child. The worker itself never ends during a task."""
+    OPTIONS = ()
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="mpctl-worker-")
         cls.dir = cls.tmp.name
-        cls.worker = WorkerHarness(cls.dir)
+        cls.worker = WorkerHarness(cls.dir, *cls.OPTIONS)
+
+    def tearDown(self):
+        self.assertFalse(self.worker.dead, "the worker ended during a task")
 
     @classmethod
     def tearDownClass(cls):
@@ -127,13 +140,16 @@ class PythonWorkerTest(unittest.TestCase):
 
     def new_worker(self, *options, env=None):
         directory = tempfile.mkdtemp(dir=self.dir)
-        worker = WorkerHarness(directory, *options, env=env)
+        worker = WorkerHarness(directory, *self.OPTIONS, *options, env=env)
         self.addCleanup(worker.close)
         return worker
 
     def assertSameAsPython3(self, argv, cwd=None, env=None, stdin=b"", worker=None, **run):
         """The worker's task and python3 itself give the same: returns (status, stdout, stderr)."""
         cwd, env = cwd or self.dir, {**BASE_ENV, **(env or {})}
+        if worker is None and self.worker.dead:  # only --in-process's can end with a task: another takes its place
+            self.worker.close()
+            type(self).worker = WorkerHarness(self.dir, *self.OPTIONS)
         got = (worker or self.worker).run(argv, cwd, env, stdin, **run)
         self.assertEqual(got, python3(argv, cwd, env, stdin))
         return got
@@ -350,6 +366,60 @@ class PythonWorkerTest(unittest.TestCase):
         self.assertEqual(worker.run(["python3", "-c", "pass"], self.dir, BASE_ENV)[0], {"exit_code": 0})
         self.assertEqual(worker.close(), 0)
         self.assertEqual(read(worker.log), b"")
+
+
+class InProcessWorkerTest(PythonWorkerTest):
+    """`--in-process`: every task in the worker's own process. Each of PythonWorkerTest's tests holds as well
+    (the same bytes and status as python3), but for those overridden here, which show what is documented to
+    differ. A task that ends its process (os._exit, a signal, an uncaught KeyboardInterrupt) ends the worker,
+    with the status python3 would have had: the daemon reports that and starts another worker."""
+    OPTIONS = ("--in-process",)
+
+    def tearDown(self):
+        pass
+
+    def test_the_tasks_that_end_the_process_end_the_worker_with_the_same_status(self):
+        for code, status in {"import os; os._exit(9)": {"exit_code": 9},
+                             "raise KeyboardInterrupt": {"signal": signal.SIGINT},
+                             "import ctypes; ctypes.string_at(0)": {"signal": signal.SIGSEGV}}.items():
+            with self.subTest(code):
+                worker = self.new_worker()
+                self.assertEqual(self.assertSameAsPython3(["python3", "-c", code], worker=worker)[0], status)
+                self.assertTrue(worker.dead)
+        self.assertEqual(self.assertSameAsPython3(["python3", "-c", "import sys; sys.exit(3)"])[0], {"exit_code": 3})
+        self.assertFalse(self.worker.dead)
+
+    def test_no_descriptor_but_stdio_and_python3s_signal_dispositions(self):
+        # The worker's own descriptors are there (close-on-exec): a program the task starts has only 0-2.
+        code = ("import subprocess, signal; print([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM,"
+                "signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGHUP)], flush=True); "
+                "subprocess.run(['ls', '/proc/self/fd'], close_fds=False)")
+        _, out, _ = self.assertSameAsPython3(["python3", "-c", code])
+        self.assertTrue(out.startswith(b"[<built-in function default_int_handler>"), out)
+        self.assertTrue(out.endswith(b"]\n0\n1\n2\n3\n"), out)  # 3: ls's own listing
+
+    def test_tasks_are_isolated_from_each_other(self):
+        # Put back: the environment, the cwd, sys.path, __main__. Left (as Pool leaves them): the modules a
+        # task imported, and what it did to them.
+        leak = ("import json, os, sys, colorsys; json.LEAKED = 1; os.environ['LEAKED'] = '1'; os.chdir('/');"
+                "sys.path.append('/leaked'); sys.modules['__main__'].x = 1; sys.argv.append('leaked')")
+        self.assertEqual(self.worker.run(["python3", "-c", leak], self.dir, BASE_ENV)[0], {"exit_code": 0})
+        look = ("import json, os, sys; print(hasattr(json, 'LEAKED'), 'LEAKED' in os.environ, os.getcwd(),"
+                "'/leaked' in sys.path, 'colorsys' in sys.modules, 'x' in globals(), sys.argv)")
+        _, out, _ = self.worker.run(["python3", "-c", look], self.dir, BASE_ENV)
+        self.assertEqual(out, f"True False {self.dir} False True False ['-c']\n".encode())
+
+    def test_the_workers_own_exit_handlers_run_at_its_end_not_a_tasks(self):
+        mods = tempfile.mkdtemp(dir=self.dir)
+        with open(os.path.join(mods, "exitmod.py"), "w") as f:
+            f.write("import atexit\ndef setup():\n    atexit.register(print, 'worker exit handler')\n")
+        worker = self.new_worker("--init", "exitmod:setup", env={"PYTHONPATH": f"{SOURCE_DIR}/python:{mods}"})
+        code = "import atexit; atexit.register(print, 'task 1'); atexit.register(print, 'task 2')"
+        for _ in range(2):
+            self.assertEqual(worker.run(["python3", "-c", code], self.dir, BASE_ENV),
+                             ({"exit_code": 0}, b"task 2\ntask 1\n", b""))
+        self.assertEqual(worker.close(), 0)
+        self.assertEqual(read(worker.log), b"worker exit handler\n")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,25 @@ class WarmPools(DaemonCase):
     # --- 1. fidelity ---------------------------------------------------------------------------------------
 
     def test_tasks_on_a_warm_python_pool_give_what_python3_itself_gives(self):
+        before, after = self.check_fidelity("py")
+        # All of it on the two warm workers, never replaced (a segfault kills the task's forked child only).
+        self.assertEqual(set(after), set(before))
+        self.assertEqual(sum(after.values()), 10)
+
+    def test_tasks_in_the_workers_own_process_give_what_python3_itself_gives(self):
+        before, after = self.check_fidelity("inproc", "--in-process")
+        # The segfault ended its worker (the task's process): one new worker, the other served the rest.
+        self.assertEqual(len(set(after) & set(before)), 1, (before, after))
+        pool = Pool(self, "inproc2", 1, [*PY_WORKER, "--in-process"])
+        (worker,) = pool.wait_ready()
+        ids = [pool.submit(["-c", "import os; print(os.getpid())"]) for _ in range(3)]
+        for task in self.wait(*ids):
+            self.assertSucceeded(task)
+        self.assertEqual([int(self.logs(i)) for i in ids], [worker] * 3)  # no process but the worker's
+
+    def check_fidelity(self, name, *worker_options):
+        """Ten kinds of task through a warm pool NAME of 2 `mpctl.worker WORKER_OPTIONS`, each against
+        python3 itself: output, status, state, reason. The pool's workers before and after: {pid: tasks}."""
         work = os.path.dirname(self.write("work/show.py", """\
             import sys
             print(sys.argv, sys.orig_argv, sys.path, __name__, __file__)
@@ -198,12 +217,12 @@ class WarmPools(DaemonCase):
             "reading stdin": (["-c", read_stdin], {}, stdin),
             "a missing script": (["missing.py"], {}, None),
         }
-        pool = Pool(self, "py", 2, PY_WORKER)
+        pool = Pool(self, name, 2, [*PY_WORKER, *worker_options])
         before = pool.wait_ready()
         for n, (name, (argv, extra, data)) in enumerate(cases.items()):
             with self.subTest(name):
                 env = {**TASK_ENV, **extra}
-                options = ["--name", f"case{n}", "--cwd", work, "--env-clear"]
+                options = ["--name", f"{name}{n}", "--cwd", work, "--env-clear"]
                 options += [f"--env={k}={v}" for k, v in env.items()]
                 if data is not None:
                     with open(self.path(f"stdin{n}"), "wb") as f:
@@ -214,7 +233,7 @@ class WarmPools(DaemonCase):
                 # mpctl run streams the task's output and exits with its code (128+N for signal N).
                 want_code = want_status.get("exit_code", 128 + want_status.get("signal", 0))
                 self.assertEqual((ran.returncode, ran.stdout, ran.stderr), (want_code, want_out, want_err))
-                task = json.loads(self.mpctl_ok(["list", "--name", f"case{n}", "--json"]))
+                task = json.loads(self.mpctl_ok(["list", "--name", f"{name}{n}", "--json"]))
                 self.assertEqual(status_of(task), want_status, task)
                 self.assertEqual(task["state"], "succeeded" if want_status == {"exit_code": 0} else "failed")
                 self.assertEqual(task["reason"], "signal" if "signal" in want_status else
@@ -224,10 +243,8 @@ class WarmPools(DaemonCase):
         self.assertEqual(python3(["-c", "import ctypes; ctypes.string_at(0)"], work, TASK_ENV)[0], {"signal": 11})
         self.assertEqual(python3(["missing.py"], work, TASK_ENV)[0], {"exit_code": 2})
         self.assertIn(b"ValueError: while handling", python3(["fail.py"], work, TASK_ENV)[2])
-        # All of it on the two warm workers, never replaced (a segfault kills the task's forked child only).
-        after = pool.wait_ready()
-        self.assertEqual(set(after), set(before))
-        self.assertEqual(sum(after.values()), len(cases))
+        self.assertEqual(len(cases), 10)
+        return before, pool.wait_ready()
 
     # --- 2. --init -----------------------------------------------------------------------------------------
 
