@@ -408,7 +408,7 @@ void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(E
         int status = 0;
         ::waitpid(pid, &status, 0);
         if (on_exit) {
-            on_exit(ExitInfo{std::nullopt, SIGKILL});
+            on_exit(ExitInfo{std::nullopt, SIGKILL, {}});
         }
         return;
     }

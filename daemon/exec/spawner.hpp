@@ -67,6 +67,7 @@ struct SpawnSpec {
 struct ExitInfo {
     std::optional<int> exit_code;
     std::optional<int> signal;
+    std::string note;  // for the task's error, what the status alone does not say (a warm worker's end)
 };
 
 // A spawn that failed reports an Error whose context is the whole message ("command not found: x", "cwd

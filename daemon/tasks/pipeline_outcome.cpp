@@ -37,10 +37,10 @@ bool stage_succeeded(const Task& t, size_t i) {
 ExitInfo pipeline_outcome(const Task& t) {
     for (size_t i = t.stages.size(); i-- > 0;) {
         if (!stage_succeeded(t, i)) {
-            return ExitInfo{t.stages[i].exit_code, t.stages[i].signal};
+            return ExitInfo{t.stages[i].exit_code, t.stages[i].signal, {}};
         }
     }
-    return ExitInfo{0, std::nullopt};
+    return ExitInfo{0, std::nullopt, {}};
 }
 
 }  // namespace mpctl::daemon

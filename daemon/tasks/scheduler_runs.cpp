@@ -361,7 +361,9 @@ void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
     if (--t->stages_running > 0) {
         return;  // the task ends with its last process
     }
-    on_exit(id, pipeline_outcome(*t));
+    ExitInfo outcome = pipeline_outcome(*t);
+    outcome.note = std::move(info.note);  // only a warm worker's task, one process, has one
+    on_exit(id, std::move(outcome));
 }
 
 void Scheduler::on_exit(int64_t id, ExitInfo info) {
@@ -421,6 +423,11 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
                 t->error = "its client went away (SIGHUP sent), then " + describe_failure(reason, *t);
             } else if (reason != FailReason::exit) {
                 t->error = describe_failure(reason, *t);
+            }
+            if (!info.note.empty()) {
+                t->error = (reason == FailReason::exit && !hung_up) || !t->error
+                               ? info.note
+                               : *t->error + "; " + info.note;
             }
             finish(*t, TaskState::failed, reason);
         }

@@ -266,12 +266,21 @@ void WarmPool::on_exit(uint64_t id, ExitInfo info) {
     std::optional<Request> task = std::move(w->task);
     bool before_hello = !w->said_hello;
     int pid = w->pid;
+    bool w_signalled = w->signalled;
+    std::string w_killed_for = std::move(w->killed_for);
     workers_.erase(id);
     if (task) {
         spdlog::warn("pool {}: worker {} ended during task {} ({})", name_, pid, task->spec.task,
                      exit_text(info));
         // What it had started for the task (a forked child) is in its group: it ends with the task.
         ctx_.processes.signal_group(pid, SIGKILL);
+        if (!w_killed_for.empty()) {
+            info.note =
+                "its worker " + std::to_string(pid) + " broke the protocol and was killed: " + w_killed_for;
+        } else if (!w_signalled) {
+            info.note =
+                "its worker " + std::to_string(pid) + " ended during the task (" + exit_text(info) + ")";
+        }
         task->on_exit(0, info);
     } else if (before_hello) {
         failed_before_hello("worker " + std::to_string(pid) + " ended before it said hello (" +
@@ -315,6 +324,7 @@ void WarmPool::retire(uint64_t id, Worker& w) {
 
 void WarmPool::kill(Worker& w, const std::string& why) {
     spdlog::warn("pool {}: worker {} killed: {}", name_, w.pid, why);
+    w.killed_for = why;
     w.state = State::ending;
     ctx_.timers.cancel(w.idle_timer);
     w.idle_timer = 0;
@@ -465,6 +475,7 @@ bool WarmPool::signal(int pgid, int signo) {
         if (w.pid == pgid) {
             if (w.state == State::busy) {
                 // The task is the worker's: ending it early ends the worker, and a fresh one takes the slot.
+                w.signalled = true;
                 ctx_.processes.signal_group(pgid, signo);
             }
             return true;

@@ -68,6 +68,8 @@ class WarmPool {
         TimerId idle_timer = 0;
         TimerId kill_timer = 0;
         std::vector<std::string> argv;  // the command it was started with
+        bool signalled = false;         // its task was ended by a signal from the daemon
+        std::string killed_for;         // why the daemon killed it, if it did: it broke the protocol
     };
 
     void start_worker();

@@ -349,6 +349,8 @@ class WarmPools(DaemonCase):
         os.kill(busy[0], signal.SIGKILL)
         (task,) = self.wait(task_id)
         self.assertEqual((task["state"], task["reason"], task["signal"]), ("failed", "signal", signal.SIGKILL), task)
+        self.assertTrue(task["error"].endswith(f"; its worker {busy[0]} ended during the task (killed by signal 9)"),
+                        task)
         self.poll(lambda: self.gone(busy[0], group=True), bool, f"killed worker {busy[0]}'s group gone")
         after = pool.wait_ready(gone=set(busy))
         self.assertEqual(set(after) & set(workers), set(workers) - set(busy))
@@ -487,6 +489,8 @@ class WarmPools(DaemonCase):
         (worker,) = pool.wait_ready()
         (task,) = self.wait(pool.submit(["x"]))
         self.assertEqual((task["state"], task["reason"], task["signal"]), ("failed", "signal", signal.SIGKILL), task)
+        self.assertEqual(task["error"], f"killed by SIGKILL; its worker {worker} broke the protocol and "
+                                        "was killed: it sent a line that is not a JSON object: \"garbage\"", task)
         # Killed with its group (its sleep too), and replaced.
         self.poll(lambda: self.gone(worker, group=True), bool, f"garbage worker {worker}'s group gone")
         pool.wait_ready(gone={worker})

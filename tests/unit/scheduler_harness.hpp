@@ -264,10 +264,10 @@ inline mpctl::common::Error spawn_error(int exit_code, std::string message) {
 }
 
 inline ExitInfo exited(int code) {
-    return ExitInfo{code, std::nullopt};
+    return ExitInfo{code, std::nullopt, {}};
 }
 inline ExitInfo killed(int signo) {
-    return ExitInfo{std::nullopt, signo};
+    return ExitInfo{std::nullopt, signo, {}};
 }
 
 inline json cmd(const std::string& name) {

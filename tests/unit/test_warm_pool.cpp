@@ -193,7 +193,7 @@ TEST_CASE(
         CHECK(w.processes.signals_to(w.worker_pid(0)) ==
               std::vector<std::pair<int, int>>{{w.worker_pid(0), SIGKILL}});
         CHECK(end.hear().first.empty());  // its socket is closed
-        w.processes.exit(w.worker_pid(0), ExitInfo{std::nullopt, SIGKILL});
+        w.processes.exit(w.worker_pid(0), ExitInfo{std::nullopt, SIGKILL, {}});
         REQUIRE(w.exits[t].has_value());
         CHECK(w.exits[t]->signal == SIGKILL);
         CHECK(w.processes.processes.size() == 2);  // replaced
@@ -240,7 +240,7 @@ TEST_CASE("warm pool: workers that end before their hello back off, then break t
     for (int n = 0; n < WarmPool::k_failures_before_broken; ++n) {
         REQUIRE(w.processes.processes.size() == static_cast<size_t>(n + 1));
         size_t before = w.timers.started.size();
-        w.processes.exit(w.worker_pid(static_cast<size_t>(n)), ExitInfo{1, std::nullopt});
+        w.processes.exit(w.worker_pid(static_cast<size_t>(n)), ExitInfo{1, std::nullopt, {}});
         REQUIRE(w.timers.started.size() == before + 1);
         delays.push_back(w.timers.started.back().count());
         w.timers.advance(delays.back());
@@ -299,7 +299,7 @@ TEST_CASE("warm pool: a worker idle for worker_idle_timeout ends, and is started
     CHECK(w.pool->describe().at("worker_processes").at(0).at("state") == "ready");
     w.timers.advance(1);
     CHECK(end.hear().first.empty());  // its socket closed: the worker exits
-    w.processes.exit(w.worker_pid(0), ExitInfo{0, std::nullopt});
+    w.processes.exit(w.worker_pid(0), ExitInfo{0, std::nullopt, {}});
     CHECK(w.processes.processes.size() == 1);  // not replaced while there is nothing to do
     CHECK(w.pool->describe().at("worker_processes").empty());
     size_t t = w.run(7);
