@@ -65,23 +65,35 @@ std::vector<std::vector<std::string>> TaskSpec::stage_argvs() const {
     return {argv};
 }
 
+namespace {
+const std::pair<const char*, int> k_limits[] = {
+    {"as", RLIMIT_AS},
+    {"core", RLIMIT_CORE},
+    {"cpu", RLIMIT_CPU},
+    {"data", RLIMIT_DATA},
+    {"fsize", RLIMIT_FSIZE},
+    {"memlock", RLIMIT_MEMLOCK},
+    {"nofile", RLIMIT_NOFILE},
+    {"nproc", RLIMIT_NPROC},
+    {"rss", RLIMIT_RSS},
+    {"stack", RLIMIT_STACK},
+    {"msgqueue", RLIMIT_MSGQUEUE},
+    {"nice", RLIMIT_NICE},
+    {"rtprio", RLIMIT_RTPRIO},
+    {"sigpending", RLIMIT_SIGPENDING},
+};
+}  // namespace
+
+const char* rlimit_name(int resource) {
+    for (const auto& [n, r] : k_limits) {
+        if (r == resource) {
+            return n;
+        }
+    }
+    return nullptr;
+}
+
 int rlimit_resource(const std::string& name) {
-    static const std::pair<const char*, int> k_limits[] = {
-        {"as", RLIMIT_AS},
-        {"core", RLIMIT_CORE},
-        {"cpu", RLIMIT_CPU},
-        {"data", RLIMIT_DATA},
-        {"fsize", RLIMIT_FSIZE},
-        {"memlock", RLIMIT_MEMLOCK},
-        {"nofile", RLIMIT_NOFILE},
-        {"nproc", RLIMIT_NPROC},
-        {"rss", RLIMIT_RSS},
-        {"stack", RLIMIT_STACK},
-        {"msgqueue", RLIMIT_MSGQUEUE},
-        {"nice", RLIMIT_NICE},
-        {"rtprio", RLIMIT_RTPRIO},
-        {"sigpending", RLIMIT_SIGPENDING},
-    };
     for (const auto& [n, r] : k_limits) {
         if (name == n) {
             return r;

@@ -82,5 +82,7 @@ struct TaskSpec {
 
 // The resource limits a task may set, by name (as in `ulimit` and prlimit(1)): RLIMIT_* value, or -1.
 [[nodiscard]] int rlimit_resource(const std::string& name);
+// The name of RLIMIT_* RESOURCE in the spec (its rlimits' keys), or nullptr.
+[[nodiscard]] const char* rlimit_name(int resource);
 
 }  // namespace mpctl::proto

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include <mpctl/daemon/warm/warm_pool.hpp>
 #include <mpctl/proto/json_text.hpp>
+#include <mpctl/proto/task_spec.hpp>
 
 namespace mpctl::daemon {
 
@@ -452,8 +454,26 @@ void WarmPool::assign(Worker& w, Request request) {
                 {"stdin_path", passed_stdin || !spec.stdin_path ? json(nullptr) : json(*spec.stdin_path)},
                 {"stdout_path", spec.stdout_path},
                 {"stderr_path", stage.stderr_path}};
-    if (!w.channel->send({{"run", std::move(run)}},
-                         {in.get(), spec.stdout_fd.get(), stage.stderr_fd.get()})) {
+    // What the process layer applies to a task's own process, for the worker to apply to the task's.
+    if (spec.nice) {
+        run["nice"] = *spec.nice;
+    }
+    if (spec.umask) {
+        run["umask"] = *spec.umask;
+    }
+    if (!spec.rlimits.empty()) {
+        json limits = json::object();
+        for (const auto& [resource, value] : spec.rlimits) {
+            limits[proto::rlimit_name(resource)] = value == RLIM_INFINITY ? json("unlimited") : json(value);
+        }
+        run["rlimits"] = std::move(limits);
+    }
+    std::vector<int> fds = {in.get(), spec.stdout_fd.get(), stage.stderr_fd.get()};
+    if (spec.cgroup_procs_fd) {
+        run["cgroup"] = true;  // a fourth descriptor: the cgroup.procs the task's process joins
+        fds.push_back(spec.cgroup_procs_fd.get());
+    }
+    if (!w.channel->send({{"run", std::move(run)}}, fds)) {
         queue_.push_front(std::move(request));
         kill(w, "its socket refused a task");
         return;

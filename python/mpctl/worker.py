@@ -17,7 +17,7 @@ exit handlers registered during the worker's set-up do not run at a task's end (
 whose connections and files the task's process shares).
 """
 import argparse, array, atexit, builtins, collections, fcntl, gc, importlib, importlib.machinery, io, json, os
-import pkgutil, re, runpy, signal, socket, sys, threading, traceback, types
+import pkgutil, re, resource, runpy, signal, socket, sys, threading, traceback, types
 
 MAX_LINE = 1 << 20  # bytes in a message line, either way
 MAX_FDS = 64  # descriptors one recvmsg can take; a run brings 3, more than this breaks the protocol
@@ -116,9 +116,10 @@ def main(argv=None):
                 continue  # a message this worker does not know: ignored, as unknown members are
             if not isinstance(run, dict):
                 raise ProtocolError("a run that is not a JSON object")
-            if len(channel.fds) < 3:
-                raise ProtocolError(f"a run came with {len(channel.fds)} descriptor(s), not 3")
-            stdio = [channel.fds.popleft() for _ in range(3)]
+            wanted = 4 if run.get("cgroup") is True else 3  # the fourth: the cgroup.procs to join
+            if len(channel.fds) < wanted:
+                raise ProtocolError(f"a run came with {len(channel.fds)} descriptor(s), not {wanted}")
+            stdio = [channel.fds.popleft() for _ in range(wanted)]
             kind = run.get("kind")
             handler = KINDS.get(kind) if isinstance(kind, str) else None
             status = run_task(handler, run, stdio, channel) if handler else _refuse(run, stdio)
@@ -161,16 +162,26 @@ def _fork(handler, run, stdio, channel):
 
 # ---- becoming the task, in a forked child or (--in-process) in the worker itself ----
 
-def _enter(run, stdio):
-    """Make this process the task's: its descriptors 0-2, environment and cwd. False (said on the task's
-    stderr) if the cwd cannot be entered."""
+def _enter(run, fds, in_process=False):
+    """Make this process the task's: its descriptors 0-2 (FDS, and the cgroup.procs to join, if a fourth),
+    its cgroup, resource limits, niceness and umask, environment and cwd. False (said on the task's stderr)
+    if one cannot be had."""
     # Moved above 2 first, so that no dup2 below lands on one of the three before it is placed.
-    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
-    for fd in stdio:
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]
+    for fd in fds:
         os.close(fd)
-    for target, fd in enumerate(moved):
+    for target, fd in enumerate(moved[:3]):
         os.dup2(fd, target)
         os.close(fd)
+    cgroup = moved[3] if len(moved) > 3 else None
+    try:
+        problem = _limit(run, cgroup, in_process)
+    finally:
+        if cgroup is not None:
+            os.close(cgroup)
+    if problem is not None:
+        os.write(2, f"mpctl.worker: {problem}\n".encode("utf-8", "surrogateescape"))
+        return False
     environ = {}
     for entry in run.get("env", []):
         name, equals, value = entry.partition("=")
@@ -184,6 +195,27 @@ def _enter(run, stdio):
         return False
     importlib.invalidate_caches()  # directories may have changed since the worker's imports listed them
     return True
+
+
+def _limit(run, cgroup, in_process):
+    """What the daemon applies to a task's own process, applied to this one, in its order: the cgroup (what
+    follows is in it), the resource limits, the niceness, the umask. None, or what could not be applied."""
+    if in_process and (cgroup is not None or "nice" in run or "rlimits" in run):
+        # The worker's process is not the task's alone: it could not have them back for the next task.
+        return "a task's nice, rlimits and cgroup need a worker that forks a process per task (not --in-process)"
+    try:
+        if cgroup is not None:
+            os.write(cgroup, b"0")  # moves the writer
+        for name, value in run.get("rlimits", {}).items():
+            limit = resource.RLIM_INFINITY if value == "unlimited" else value
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (limit, limit))
+        if "nice" in run:
+            os.setpriority(os.PRIO_PROCESS, 0, run["nice"])
+    except (OSError, ValueError, AttributeError, TypeError) as error:
+        return f"cannot apply the task's limits: {error}"
+    if "umask" in run:
+        os.umask(run["umask"])
+    return None
 
 
 def _flush_stdio(status):
@@ -237,8 +269,9 @@ class InProcess:
     ProcessPoolExecutor run their calls. No fork: the fastest a task can start, but what a task leaves in the
     process is there for the next: the modules it imported (and what it changed in them), threads it left
     running as daemons, signal handlers, descriptors it left open. What is put back after each task:
-    descriptors 0-2, the environment, the cwd, sys.argv, sys.path, __main__ and the sys.std* streams; the
-    exit handlers a task registers run at its end, as python3's would."""
+    descriptors 0-2, the environment, the cwd, the umask, sys.argv, sys.path, __main__ and the sys.std*
+    streams; the exit handlers a task registers run at its end, as python3's would. A task with a nice,
+    rlimits or a cgroup is refused (exit status 126): they could not be taken back."""
 
     def __init__(self):
         # The worker's own descriptors 0-2, kept above 2 to be put back after each task.
@@ -246,11 +279,12 @@ class InProcess:
 
     def __call__(self, handler, run, stdio, channel):
         saved_sys = {name: getattr(sys, name, _MISSING) for name in SAVED_SYS}
+        saved_umask = os.umask(0o22) if "umask" in run else None  # read by setting: put back below
         saved_main, saved_path, saved_environ = sys.modules["__main__"], sys.path[:], dict(os.environ._data)
         threads, exits = set(threading.enumerate()), TaskExitHandlers()
         status = 126
         try:
-            if _enter(run, stdio):
+            if _enter(run, stdio, in_process=True):
                 with exits:
                     status = handler(run)
                 # What python3 does once its main program is over: wait for the non-daemon threads the
@@ -271,6 +305,8 @@ class InProcess:
             sys.modules["__main__"], sys.path[:] = saved_main, saved_path
             _replace_environ_data(saved_environ)
             os.chdir("/")
+            if saved_umask is not None:
+                os.umask(saved_umask)
         if status < 0:  # the task dies of a signal: so does its process, the worker, and the daemon replaces it
             _die_of(-status)
         return {"exit_code": status}

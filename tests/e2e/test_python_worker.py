@@ -75,8 +75,9 @@ class WorkerHarness:
         line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
 
-    def run(self, argv, cwd, env, stdin=b"", chunks=None, **members):
-        """Run a task: (status, stdout, stderr). CHUNKS: split points of the line, the descriptors on the first."""
+    def run(self, argv, cwd, env, stdin=b"", chunks=None, extra_fds=(), **members):
+        """Run a task: (status, stdout, stderr). CHUNKS: split points of the line, the descriptors on the first;
+        EXTRA_FDS go after the three (the caller's to close)."""
         self.tasks += 1
         paths = [os.path.join(self.dir, f"task{self.tasks}.{name}") for name in ("in", "out", "err")]
         with open(paths[0], "wb") as f:
@@ -89,7 +90,7 @@ class WorkerHarness:
         try:
             points = [0, *(chunks or []), len(line)]
             for n, (start, end) in enumerate(zip(points, points[1:])):
-                socket.send_fds(self.sock, [line[start:end]], fds if n == 0 else [])
+                socket.send_fds(self.sock, [line[start:end]], [*fds, *extra_fds] if n == 0 else [])
         finally:
             for fd in fds:
                 os.close(fd)
@@ -349,6 +350,30 @@ class PythonWorkerTest(unittest.TestCase):
         self.assertEqual(status, {"exit_code": 126})
         self.assertIn(b"/no/such/dir': No such file or directory", err)
 
+    LIMITS = ("import os, resource; print(os.getpriority(os.PRIO_PROCESS, 0), oct(os.umask(0)), "
+              "resource.getrlimit(resource.RLIMIT_NOFILE), resource.getrlimit(resource.RLIMIT_CORE), flush=True)")
+
+    def limited_run(self, worker=None, **limits):
+        """A LIMITS task run with LIMITS and a fourth descriptor, a file standing for cgroup.procs: (its
+        result, what was written to the file)."""
+        procs = os.path.join(tempfile.mkdtemp(dir=self.dir), "cgroup.procs")
+        fd = os.open(procs, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            got = (worker or self.worker).run(["python3", "-c", self.LIMITS], self.dir, BASE_ENV, cgroup=True,
+                                              extra_fds=[fd], **limits)
+        finally:
+            os.close(fd)
+        return got, read(procs)
+
+    def test_a_runs_limits_and_cgroup_apply_to_the_tasks_process_only(self):
+        got, procs = self.limited_run(nice=5, umask=0o27, rlimits={"nofile": 64, "core": 0})
+        self.assertEqual((got, procs), (({"exit_code": 0}, b"5 0o27 (64, 64) (0, 0)\n", b""), b"0"))
+        # The worker's own are untouched: the next task, without limits, has python3's.
+        self.assertSameAsPython3(["python3", "-c", self.LIMITS])
+        got = self.worker.run(["python3", "-c", "pass"], self.dir, BASE_ENV, rlimits={"nofile": "many"})
+        self.assertEqual(got[0], {"exit_code": 126})
+        self.assertIn(b"mpctl.worker: cannot apply the task's limits", got[2])
+
     def test_descriptors_on_one_part_of_a_line_split_over_several_sends(self):
         got = self.worker.run(["python3", "-c", "print('split')"], self.dir, BASE_ENV, chunks=[1, 40, 41])
         self.assertEqual(got, ({"exit_code": 0}, b"split\n", b""))
@@ -408,6 +433,18 @@ class InProcessWorkerTest(PythonWorkerTest):
                 "'/leaked' in sys.path, 'colorsys' in sys.modules, 'x' in globals(), sys.argv)")
         _, out, _ = self.worker.run(["python3", "-c", look], self.dir, BASE_ENV)
         self.assertEqual(out, f"True False {self.dir} False True False ['-c']\n".encode())
+
+    def test_a_runs_limits_and_cgroup_apply_to_the_tasks_process_only(self):
+        # They could not be taken back from the worker's process: refused, and the worker goes on. A umask is.
+        for limits in ({"nice": 5}, {"rlimits": {"nofile": 64}}, {}):  # {}: with the fourth descriptor only
+            with self.subTest(limits):
+                got, procs = self.limited_run(**limits)
+                self.assertEqual((got, procs), (({"exit_code": 126}, b"", b"mpctl.worker: a task's nice, rlimits and "
+                                                 b"cgroup need a worker that forks a process per task (not "
+                                                 b"--in-process)\n"), b""))
+        got = self.worker.run(["python3", "-c", "import os; print(oct(os.umask(0)))"], self.dir, BASE_ENV, umask=0o77)
+        self.assertEqual(got, ({"exit_code": 0}, b"0o77\n", b""))
+        self.assertSameAsPython3(["python3", "-c", self.LIMITS])  # the worker's umask is back
 
     def test_the_workers_own_exit_handlers_run_at_its_end_not_a_tasks(self):
         mods = tempfile.mkdtemp(dir=self.dir)

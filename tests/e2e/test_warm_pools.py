@@ -246,6 +246,38 @@ class WarmPools(DaemonCase):
         self.assertEqual(len(cases), 10)
         return before, pool.wait_ready()
 
+    def test_a_tasks_nice_umask_rlimits_and_cgroup_apply_to_its_process_in_a_forking_worker(self):
+        show = ["-c", "import os, resource; print(os.getpriority(os.PRIO_PROCESS, 0), oct(os.umask(0)), "
+                      "resource.getrlimit(resource.RLIMIT_NOFILE), resource.getrlimit(resource.RLIMIT_CORE))"]
+        limits = ["--nice", "7", "--umask", "027", "--rlimit", "nofile=64,core=0"]
+        cold = self.mpctl(["run", *limits, "--", PYTHON, *show])  # the reference: the process layer's
+        self.assertEqual((cold.returncode, cold.stdout), (0, b"7 0o27 (64, 64) (0, 0)\n"), cold)
+        pool = Pool(self, "limited", 1, PY_WORKER)
+        (worker,) = pool.wait_ready()
+        warm = pool.run(show, *limits)
+        self.assertEqual((warm.returncode, warm.stdout), (0, cold.stdout), warm)
+        # The worker itself keeps its own: only the task's process was changed.
+        self.assertEqual(pool.run(show).stdout, self.mpctl_ok(["run", "--", PYTHON, *show]))
+        self.assertEqual(set(pool.wait_ready()), {worker})
+        status = self.mpctl_ok(["daemon", "status", "--json"])
+        if json.loads(status)["cgroups"]["available"]:
+            task_id = pool.submit(["-c", "print(open('/proc/self/cgroup').read().strip())"], "--cgroup")
+            self.assertSucceeded(self.wait(task_id)[0])
+            self.assertTrue(self.logs(task_id).endswith(f"/task-{task_id}\n".encode()), self.logs(task_id))
+            with open(f"/proc/{worker}/cgroup") as f:
+                self.assertNotIn(f"/task-{task_id}", f.read())
+        # In the worker's own process they could not be taken back: refused, and the worker goes on.
+        inproc = Pool(self, "limited_inproc", 1, [*PY_WORKER, "--in-process"])
+        (worker,) = inproc.wait_ready()
+        refused = inproc.run(show, "--nice", "7")
+        self.assertEqual((refused.returncode, refused.stderr), (126, b"mpctl.worker: a task's nice, rlimits and cgroup "
+                         b"need a worker that forks a process per task (not --in-process)\n"))
+        umask = inproc.run(["-c", "import os; print(oct(os.umask(0)))"], "--umask", "077")
+        self.assertEqual(umask.stdout, b"0o77\n")
+        plain = inproc.run(["-c", "import os; print(oct(os.umask(0)))"])
+        self.assertEqual(plain.stdout, self.mpctl_ok(["run", "--", PYTHON, "-c", "import os; print(oct(os.umask(0)))"]))
+        self.assertEqual(set(inproc.wait_ready()), {worker})
+
     # --- 2. --init -----------------------------------------------------------------------------------------
 
     def test_the_initializer_runs_once_per_worker_and_tasks_see_what_it_set_up(self):

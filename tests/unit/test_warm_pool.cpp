@@ -5,7 +5,11 @@
 // off and break the pool; a task ended early ends its worker (WarmSpawner).
 
 #include <fcntl.h>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -109,8 +113,9 @@ struct World {
         }
         return done();
     }
-    // Submits task ID (stdout and stderr into files of the temp dir); its index in started/exits.
-    size_t run(int64_t id) {
+    // Submits task ID (stdout and stderr into files of the temp dir), its spec changed by ADJUST; its index
+    // in started/exits.
+    size_t run(int64_t id, const std::function<void(SpawnSpec&)>& adjust = {}) {
         SpawnSpec spec;
         SpawnStage stage;
         stage.argv = {"-c", "pass"};
@@ -120,6 +125,9 @@ struct World {
         spec.cwd = "/";
         spec.task = id;
         spec.attempt = 1;
+        if (adjust) {
+            adjust(spec);
+        }
         size_t i = started.size();
         started.emplace_back();
         exits.emplace_back();
@@ -155,6 +163,9 @@ TEST_CASE("warm pool: a task waits for the hello, goes out with its three descri
     CHECK(run.at("kind") == "argv");
     CHECK(run.at("argv") == json::array({"-c", "pass"}));
     CHECK(run.at("env") == json::array());
+    for (const char* limit : {"nice", "umask", "rlimits", "cgroup"}) {
+        CHECK_FALSE(run.contains(limit));  // only those the task has
+    }
     CHECK(fds.size() == 3);
     close_all(fds);
     REQUIRE(w.started[t].has_value());
@@ -173,6 +184,36 @@ TEST_CASE("warm pool: a task waits for the hello, goes out with its three descri
     CHECK(json::parse(next.first).at("run").at("task") == 8);
     CHECK(w.started[t2].has_value());
     CHECK(w.processes.processes.size() == 1);
+}
+
+TEST_CASE("warm pool: a task's limits go with its run, and its cgroup.procs as a fourth descriptor",
+          "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 0});
+    mpctl::test::TempDir cgroup;
+    std::string procs = cgroup / "cgroup.procs";
+    size_t t = w.run(9, [&](SpawnSpec& spec) {
+        spec.nice = 7;
+        spec.umask = 027;
+        spec.rlimits = {{RLIMIT_NOFILE, 64}, {RLIMIT_CORE, RLIM_INFINITY}};
+        spec.cgroup_procs_fd.reset(::open(procs.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    });
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1,"pid":1}})");
+    auto [line, fds] = end.hear();
+    w.pump();
+    json run = json::parse(line).at("run");
+    CHECK(run.at("nice") == 7);
+    CHECK(run.at("umask") == 027);
+    CHECK(run.at("rlimits") == json{{"nofile", 64}, {"core", "unlimited"}});
+    CHECK(run.at("cgroup") == true);
+    REQUIRE(fds.size() == 4);
+    CHECK(::write(fds[3], "0", 1) == 1);  // the worker's child joins the task's cgroup through it
+    close_all(fds);
+    std::ifstream in(procs);
+    std::string written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(written == "0");
+    end.say(R"({"done":{"task":9,"exit_code":0}})");
+    CHECK(w.settle([&] { return w.exits[t].has_value(); }));
 }
 
 TEST_CASE(
