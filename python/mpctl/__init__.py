@@ -1,4 +1,32 @@
-"""mpctl from Python: what runs inside Python processes that mpctld manages.
+"""mpctl from Python: the daemon's futures, locks and pools for Python programs, standard library only.
 
-mpctl.worker  the warm worker of a warm pool (`python3 -m mpctl.worker`, see proto/PROTOCOL.md, "Warm workers")
+mpctl.Client          the protocol (proto/PROTOCOL.md): one thread-safe connection, errors as mpctl.Error
+mpctl.FileLock        filelock.FileLock's API on the daemon's leased file locks (flock(1) sees them)
+mpctl.Semaphore, Event, Barrier
+                      threading's signatures, across processes
+mpctl.futures         CommandExecutor: concurrent.futures for commands run by the daemon
+mpctl.worker          the warm worker of a warm pool (`python3 -m mpctl.worker`, see PROTOCOL.md, "Warm workers")
+
+Names are imported when first used, so that `python3 -m mpctl.worker` loads only what it needs.
 """
+import importlib
+
+_WHERE = {
+    "Client": "client", "Error": "client", "ParseError": "client", "InvalidRequest": "client",
+    "MethodNotFound": "client", "InvalidParams": "client", "InternalError": "client", "UnknownId": "client",
+    "UnknownTask": "client", "Busy": "client", "Timeout": "client", "Refused": "client", "InvalidState": "client",
+    "ShuttingDown": "client", "DaemonIOError": "client", "Deadlock": "client", "ConnectionLost": "client",
+    "NoDaemon": "client",
+    "FileLock": "sync", "Semaphore": "sync", "BoundedSemaphore": "sync", "Event": "sync", "Barrier": "sync",
+    "BrokenBarrierError": "sync",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpctl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mpctl.{module}"), name)
+    globals()[name] = value
+    return value

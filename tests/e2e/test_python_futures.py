@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""The mpctl Python package's client and command executor (python/mpctl/client.py, futures.py) against a
+real mpctld: mpctl.Client's calls, errors, threads, notifications, autostart and a daemon that dies under
+it; CommandExecutor's futures against subprocess.run itself (the same CompletedProcess, the same
+exceptions), concurrent.futures.wait and as_completed on them, cancel, shutdown, dependencies, and a
+future that the shell follows (`mpctl wait ID`) while Python waits on it too.
+
+Every wait has a deadline (60 s); nothing sleeps for a result."""
+import concurrent.futures, json, os, signal, subprocess, sys, tempfile, threading, time, unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+os.environ.setdefault("MPCTL_TEST_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(SOURCE_DIR, "python"))
+from py_case import MPCTL, DaemonCase  # noqa: E402
+import mpctl  # noqa: E402
+from mpctl.futures import CommandExecutor, TaskError, TaskFuture  # noqa: E402
+
+DEADLINE = 60
+SLEEP = ["sleep", "60"]  # a task that runs until something ends it
+
+
+def kill_group_quietly(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class ClientTest(DaemonCase):
+    def setUp(self):
+        super().setUp()
+        self.client = mpctl.Client(self.daemon.socket, autostart=False)
+        self.addCleanup(self.client.close)
+
+    def test_calls_return_results_and_errors_carry_their_code_and_name(self):
+        self.assertEqual(self.client.call("daemon.status")["workers"], 2)
+        cases = [(("task.get",), {"id": 424242}, mpctl.UnknownId, -32001, "unknown_id"),
+                 (("task.get",), {"id": "x"}, mpctl.InvalidParams, -32602, "invalid_params"),
+                 (("no.such",), {}, mpctl.MethodNotFound, -32601, "method_not_found"),
+                 (("lock.acquire",), {"path": "/nonexistent-dir/x/y", "nonblock": True}, mpctl.DaemonIOError,
+                  -32007, "io_error")]
+        for (method,), params, cls, code, name in cases:
+            with self.subTest(method=method, params=params):
+                with self.assertRaises(cls) as caught:
+                    self.client.call(method, params)
+                self.assertIsInstance(caught.exception, mpctl.Error)
+                self.assertEqual((caught.exception.code, caught.exception.name, caught.exception.data["error"]),
+                                 (code, name, name))
+        self.assertIsInstance(mpctl.UnknownTask("x"), LookupError)
+        self.assertIs(mpctl.UnknownTask, mpctl.UnknownId)
+        self.assertTrue(issubclass(mpctl.Timeout, TimeoutError))
+
+    def test_one_client_serves_many_threads_and_a_parked_wait_blocks_none_of_them(self):
+        task = self.client.call("task.submit", argv=SLEEP, cwd="/")["id"]
+        parked = self.client.call_async("task.wait", ids=[task])  # answered only when the task ends
+        errors, counts = [], [0] * 8
+
+        def worker(n):
+            try:
+                for _ in range(50):
+                    self.assertEqual(self.client.call("task.get", id=task)["id"], task)
+                    counts[n] += 1
+            except BaseException as error:
+                errors.append(error)
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DEADLINE)
+        self.assertEqual((errors, counts), ([], [50] * 8))
+        self.assertFalse(parked.done())
+        self.client.call("task.cancel", id=task, force=True)
+        self.assertEqual(parked.result(DEADLINE)["tasks"][0]["state"], "cancelled")
+
+    def test_notifications_go_to_the_call_that_streams_them(self):
+        task = self.client.call("task.submit", argv=["sh", "-c", "echo out; echo err >&2"], cwd="/")["id"]
+        self.client.call("task.wait", id=task, timeout=DEADLINE)
+        seen = []
+        final = self.client.call("task.logs", id=task, stream="both",
+                                 on_notification=lambda method, params: seen.append((method, params["stream"])))
+        self.assertEqual(final["task"]["state"], "succeeded")
+        self.assertEqual(sorted(seen), [("task.output", "stderr"), ("task.output", "stdout")])
+
+    def test_a_daemon_that_dies_fails_the_calls_in_flight_and_every_later_one(self):
+        task = self.client.call("task.submit", argv=SLEEP, cwd="/")["id"]
+        parked = self.client.call_async("task.wait", id=task)
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(DEADLINE)
+        with self.assertRaises(mpctl.ConnectionLost):
+            parked.result(DEADLINE)
+        with self.assertRaises(mpctl.ConnectionLost):
+            self.client.call("daemon.status")
+
+    def test_no_daemon_without_autostart_and_autostart_through_mpctl(self):
+        directory = tempfile.mkdtemp(dir=self.daemon.dir)
+        sock = os.path.join(directory, "auto.sock")
+        with self.assertRaises(mpctl.NoDaemon) as caught:
+            mpctl.Client(sock, autostart=False)
+        self.assertIn("autostart is off", str(caught.exception))
+        saved = os.environ.get("MPCTL_STATE_DIR")
+        os.environ["MPCTL_STATE_DIR"] = os.path.join(directory, "state")  # the started daemon's, not the user's
+        try:
+            client = mpctl.Client(sock, autostart=True, mpctl=MPCTL)
+        finally:
+            if saved is None:
+                del os.environ["MPCTL_STATE_DIR"]
+            else:
+                os.environ["MPCTL_STATE_DIR"] = saved
+        with client:
+            status = client.call("daemon.status")
+            self.assertEqual((status["socket"], status["state_dir"]), (sock, os.path.join(directory, "state")))
+            client.call("daemon.stop")
+        deadline = time.monotonic() + DEADLINE
+        while os.path.exists(f"/proc/{status['pid']}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(f"/proc/{status['pid']}"), "the autostarted daemon stopped")
+
+
+class CommandExecutorTest(DaemonCase):
+    def setUp(self):
+        super().setUp()
+        self.ex = CommandExecutor(max_workers=2, socket=self.daemon.socket)
+        self.addCleanup(self.ex.shutdown, cancel_futures=True)
+
+    def same_as_subprocess(self, args, **kw):
+        """ARGS through the executor and through subprocess.run(capture_output=True): the same outcome."""
+        want = subprocess.run(args, shell=isinstance(args, str), capture_output=True, timeout=DEADLINE, **kw)
+        got = self.ex.submit(args, **kw).result(DEADLINE)
+        self.assertEqual((got.args, got.returncode, got.stdout, got.stderr),
+                         (want.args, want.returncode, want.stdout, want.stderr))
+        return got
+
+    def test_results_are_what_subprocess_run_gives(self):
+        self.same_as_subprocess(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        self.same_as_subprocess("printf '%s|' \"$FOO\" $PWD", env={"FOO": "b a r"}, cwd="/tmp")
+        self.same_as_subprocess(["sh", "-c", "kill -9 $$"])  # returncode -9
+        self.same_as_subprocess(["cat"], input=b"\x00\xff" * 70000)  # stdin, more than a pipe holds
+        self.same_as_subprocess(["head", "-c", "300000", "/dev/zero"])
+
+    def test_exceptions_are_what_subprocess_run_raises(self):
+        with self.assertRaises(subprocess.CalledProcessError) as caught:
+            self.ex.submit(["sh", "-c", "echo o; echo e >&2; exit 4"], check=True).result(DEADLINE)
+        self.assertEqual((caught.exception.returncode, caught.exception.cmd, caught.exception.stdout,
+                          caught.exception.stderr), (4, ["sh", "-c", "echo o; echo e >&2; exit 4"], b"o\n", b"e\n"))
+        with self.assertRaises(subprocess.TimeoutExpired) as caught:
+            self.ex.submit(["sh", "-c", "echo started; exec sleep 60"], timeout=1).result(DEADLINE)
+        self.assertEqual((caught.exception.timeout, caught.exception.stdout), (1, b"started\n"))
+        with self.assertRaises(FileNotFoundError) as caught:
+            self.ex.submit(["no-such-command-here"]).result(DEADLINE)
+        self.assertEqual(caught.exception.filename, "no-such-command-here")
+
+    def test_wait_and_as_completed_and_the_tasks_are_the_daemons(self):
+        futures = [self.ex.submit(["sh", "-c", f"exit {n}"], name=f"f{n}") for n in range(6)]
+        done, pending = concurrent.futures.wait(futures, timeout=DEADLINE)
+        self.assertEqual((len(done), pending), (6, set()))
+        self.assertEqual(sorted(f.result().returncode for f in
+                                concurrent.futures.as_completed(futures, timeout=DEADLINE)), list(range(6)))
+        self.assertTrue(all(isinstance(f, TaskFuture) for f in futures))
+        listed = {json.loads(line)["id"]: json.loads(line) for line in
+                  self.mpctl_ok(["list", "--json"]).decode().splitlines()}
+        for n, future in enumerate(futures):
+            self.assertEqual((listed[future.task_id]["name"], listed[future.task_id]["exit_code"]), (f"f{n}", n))
+
+    def test_the_shell_follows_a_future_while_python_waits_on_it(self):
+        gate = os.path.join(self.daemon.dir, "gate")
+        future = self.ex.submit(["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo through; exit 7"])
+        shell = subprocess.Popen([MPCTL, "wait", str(future.task_id)], env=self.env, stdout=subprocess.PIPE)
+        python = concurrent.futures.ThreadPoolExecutor(1).submit(future.result, DEADLINE)
+        self.assertFalse(future.done())
+        open(gate, "w").close()
+        self.assertEqual(python.result(DEADLINE).stdout, b"through\n")
+        self.assertEqual(shell.wait(DEADLINE), 7)  # mpctl wait exits with the task's code
+        shell.stdout.close()
+
+    def test_cancel_of_a_queued_future_and_not_of_a_running_one(self):
+        running = [self.ex.submit(SLEEP) for _ in range(2)]  # both slots
+        queued = self.ex.submit(["true"])
+        deadline = time.monotonic() + DEADLINE
+        while not all(f.running() for f in running):
+            self.assertLess(time.monotonic(), deadline, "two tasks running")
+            time.sleep(0.05)
+        self.assertTrue(queued.cancel())
+        self.assertTrue(queued.cancelled())
+        self.assertEqual(concurrent.futures.wait([queued], timeout=DEADLINE).done, {queued})
+        with self.assertRaises(concurrent.futures.CancelledError):
+            queued.result()
+        self.assertEqual(self.client_status(queued.task_id)["state"], "cancelled")
+        self.assertFalse(running[0].cancel())  # running: left alone, as Future.cancel does
+        self.assertEqual(self.client_status(running[0].task_id)["state"], "running")
+        self.mpctl_ok(["cancel", "--force", str(running[0].task_id), str(running[1].task_id)])
+        for future in running:  # cancelled by someone else while running: so is the future
+            with self.assertRaises(concurrent.futures.CancelledError):
+                future.result(DEADLINE)
+            self.assertTrue(future.cancelled())
+
+    def client_status(self, task_id):
+        return json.loads(self.mpctl_ok(["status", str(task_id), "--json"]))
+
+    def test_shutdown_with_cancel_futures_cancels_what_is_queued(self):
+        ex = CommandExecutor(max_workers=1, socket=self.daemon.socket)
+        first = ex.submit(["sh", "-c", "sleep 0.5"])
+        rest = [ex.submit(["true"]) for _ in range(3)]
+        ex.shutdown(wait=True, cancel_futures=True)
+        self.assertEqual(first.result(0).returncode, 0)
+        self.assertTrue(all(f.cancelled() for f in rest))
+        with self.assertRaises(RuntimeError):
+            ex.submit(["true"])
+
+    def test_after_runs_on_the_success_of_its_dependencies(self):
+        path = os.path.join(self.daemon.dir, "order")
+        first = self.ex.submit(["sh", "-c", f"sleep 0.3; echo first >> {path}"])
+        second = self.ex.submit(["sh", "-c", f"echo second >> {path}"], after=[first])
+        self.assertEqual(second.result(DEADLINE).returncode, 0)
+        with open(path) as f:
+            self.assertEqual(f.read(), "first\nsecond\n")
+        failed = self.ex.submit(["false"])
+        never = self.ex.submit(["true"], after=[failed])
+        with self.assertRaises(TaskError) as caught:
+            never.result(DEADLINE)
+        self.assertEqual(caught.exception.status["reason"], "dependency")
+
+    def test_map_gives_results_in_order(self):
+        results = list(self.ex.map([["sh", "-c", f"sleep 0.{3 - n}; echo {n}"] for n in range(4)], timeout=DEADLINE))
+        self.assertEqual([r.stdout for r in results], [b"0\n", b"1\n", b"2\n", b"3\n"])
+
+    def test_the_daemon_killed_under_a_running_executor_fails_its_futures(self):
+        futures = [self.ex.submit(SLEEP) for _ in range(3)]
+        deadline = time.monotonic() + DEADLINE
+        while sum(f.running() for f in futures) < 2:
+            self.assertLess(time.monotonic(), deadline, "two tasks running")
+            time.sleep(0.05)
+        for future in futures:  # their groups outlive the killed daemon: killed on cleanup
+            pid = self.client_status(future.task_id)["pid"]
+            if pid:
+                self.addCleanup(kill_group_quietly, pid)
+        self.daemon.proc.send_signal(signal.SIGKILL)
+        for future in futures:
+            with self.assertRaises(mpctl.ConnectionLost):
+                future.result(DEADLINE)
+        with self.assertRaises(mpctl.ConnectionLost):
+            self.ex.submit(["true"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
