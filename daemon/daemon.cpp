@@ -231,6 +231,10 @@ void Daemon::watch_signals() {
     });
 }
 
+void Daemon::transient_pool_dropped(const std::string& name) {
+    warm_->set_pool(name, std::nullopt, 0);
+}
+
 void Daemon::task_changed(const Task&) {
     if (stopping()) {
         maybe_finish_stop();

@@ -59,6 +59,8 @@ class Daemon final : public TaskListener, public DaemonControl {
 
     // TaskListener: the last subscriber of every change.
     void task_changed(const Task& task) override;
+    // A transient pool gone with its connection: its warm workers, if it had any, end.
+    void transient_pool_dropped(const std::string& name) override;
 
   private:
     void restore_journal(Store::Contents& journal);

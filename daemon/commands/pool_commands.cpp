@@ -84,13 +84,10 @@ void pool_set(const PoolContext& ctx, Call& call) {
     }
     int halt_after_failures = static_cast<int>(halt_after.value_or(0));
     std::optional<WorkerSpec> worker = read_worker(call, ctx.warm.spec(name));
-    // A warm pool runs only what its worker understands: not what every submit without --pool runs, nor a
-    // map's own pool, which goes with its connection.
+    // A warm pool runs only what its worker understands: not what every submit without --pool runs. (A
+    // transient one, as a Python executor makes, ends its workers when it is dropped with its connection.)
     if (worker && name == proto::k_default_pool) {
         proto::throw_invalid_params("params.worker: the default pool cannot be warm");
-    }
-    if (worker && transient) {
-        proto::throw_invalid_params("params.worker: a transient pool cannot be warm");
     }
     if (transient) {
         // A pool for this connection (a map): cancelled and dropped when the connection is gone (see

@@ -18,6 +18,7 @@ SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 os.environ.setdefault("MPCTL_TEST_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))  # run by hand
 sys.path.insert(0, HERE)
 from py_case import DaemonCase  # noqa: E402
+from py_daemon import Connection  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # the reference, and the workers' interpreter: the same one on both sides
 REPO_PYTHON = os.path.join(SOURCE_DIR, "python")  # where mpctl.worker is
@@ -56,11 +57,13 @@ def kill_group_quietly(pgid):
 
 
 class Pool:
-    """A warm pool of the test's daemon, set with `mpctl pool set NAME SLOTS --worker OPTIONS -- WORKER`."""
+    """A warm pool of the test's daemon, set with `mpctl pool set NAME SLOTS --worker OPTIONS -- WORKER` (or,
+    WORKER None, one set otherwise)."""
 
     def __init__(self, case, name, slots, worker, *options):
         self.case, self.name, self.slots = case, name, slots
-        case.mpctl_ok(["pool", "set", name, str(slots), "--worker", *options, "--", *worker])
+        if worker is not None:
+            case.mpctl_ok(["pool", "set", name, str(slots), "--worker", *options, "--", *worker])
 
     def info(self):
         """This pool's object in `mpctl pool list --json`."""
@@ -481,6 +484,19 @@ class WarmPools(DaemonCase):
                     self.assertIsNone(pool.info()["warm"])
                     self.assertSucceeded(self.wait(self.case_submit(["true"], "letgo"))[0])
                     self.mpctl_ok(["pool", "delete", "letgo"])
+
+    def test_a_transient_warm_pool_ends_its_workers_when_its_connection_closes(self):
+        conn = Connection(self.daemon.socket)
+        answer = conn.result("pool.set", {"name": "mine", "workers": 2, "transient": True, "worker": PY_WORKER})
+        self.assertEqual((answer["transient"], answer["warm"]["worker"]), (True, PY_WORKER), answer)
+        workers = Pool(self, "mine", 2, None).wait_ready()
+        ran = conn.result("task.submit", {"argv": PPID, "pool": "mine", "cwd": "/"})["id"]
+        self.assertSucceeded(self.wait(ran)[0])
+        self.assertIn(self.ppids(ran)[0], workers)
+        conn.close()  # the pool goes with its owner, and its workers with it
+        self.poll(lambda: all(self.gone(pid) for pid in workers), bool, f"workers {sorted(workers)} gone")
+        self.poll(lambda: [p for p in self.mpctl_ok(["pool", "list", "--json"]).decode().splitlines()
+                           if json.loads(p)["name"] == "mine"], lambda left: left == [], "pool mine dropped")
 
     def case_submit(self, argv, pool):
         return int(self.mpctl_ok(["submit", "--pool", pool, "--", *argv]))
