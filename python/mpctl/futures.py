@@ -14,13 +14,15 @@ with check=True, TimeoutExpired for a task whose own timeout ended it, FileNotFo
 for a command that could not start; TaskError for the rest (a failed dependency, a task lost with a
 crashed daemon). cancel() cancels the daemon's task while it is queued, as Future.cancel() does.
 """
-import base64, concurrent.futures, errno, os, queue, subprocess, threading
-
+import base64, concurrent.futures, errno, functools, itertools, os, pickle, queue, shutil, subprocess, sys
+import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
+from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
 from mpctl.client import Client, Error
 
-__all__ = ["CommandExecutor", "TaskFuture", "TaskError"]
+_LOGGER = logging.getLogger("concurrent.futures")
+__all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
 
 
 class TaskError(Error):
@@ -35,9 +37,9 @@ class TaskError(Error):
 class TaskFuture(concurrent.futures.Future):
     """A Future of the daemon's task TASK_ID."""
 
-    def __init__(self, executor, task_id, args, check, timeout):
+    def __init__(self, executor, args, check, timeout):
         super().__init__()
-        self.task_id, self._executor, self._args, self._check, self._timeout = task_id, executor, args, check, timeout
+        self.task_id, self._executor, self._args, self._check, self._timeout = None, executor, args, check, timeout
 
     def cancel(self):
         """Cancel the task if it has not started (True); a running or finished task is left alone (False),
@@ -68,29 +70,17 @@ class TaskFuture(concurrent.futures.Future):
         return f"<TaskFuture task {self.task_id} {super().__repr__()[1:-1].split(' ', 1)[1]}>"
 
 
-class CommandExecutor(concurrent.futures.Executor):
-    """Runs commands as tasks of mpctld. POOL: the daemon's pool to run them in; else, with MAX_WORKERS, a
-    pool of that many slots of its own for this executor (transient: its queued tasks are cancelled when
-    the executor shuts down or its program ends); else the `default` pool. TASK_OPTIONS are task spec
-    members every submission gets (name, labels, retries, priority, nice, ...), which submit() may override.
-    CLIENT or SOCKET: the daemon (a Client of its own by default, started if need be)."""
+class _DaemonExecutor(concurrent.futures.Executor):
+    """What both executors share: a client, the daemon's pool their tasks go to, the futures not done yet,
+    and a thread that settles each future once the daemon says its task is done."""
 
-    _counter = 0
-    _counter_lock = threading.Lock()
+    _counter = itertools.count(1)
 
-    def __init__(self, pool=None, max_workers=None, *, client=None, socket=None, **task_options):
-        if max_workers is not None and max_workers <= 0:
-            raise ValueError("max_workers must be greater than 0")
+    def __init__(self, client, socket, task_options):
         self._client = client or Client(socket)
         self._own_client = client is None
         self._options = task_options
-        self._pool = pool
-        if pool is None and max_workers is not None:
-            with CommandExecutor._counter_lock:
-                CommandExecutor._counter += 1
-                number = CommandExecutor._counter
-            self._pool = f"py-{os.getpid()}-{number}"
-            self._client.call("pool.set", name=self._pool, workers=max_workers, transient=True)
+        self._pool = None
         self._futures = set()
         self._lock = threading.Lock()
         self._shutdown = False
@@ -100,46 +90,129 @@ class CommandExecutor(concurrent.futures.Executor):
         self._finisher = threading.Thread(target=self._finish, name="mpctl-executor", daemon=True)
         self._finisher.start()
 
-    def submit(self, args, /, *, check=False, cwd=None, env=None, input=None, timeout=None, after=(), **options):
-        """Queue ARGS (a sequence: argv; a string: a shell command line, run by /bin/sh -c) as a task: a
-        TaskFuture. CWD and ENV default to this process's. INPUT (bytes) is the task's stdin. TIMEOUT
-        (seconds) is the task's own: past it the daemon stops the task and the future raises
-        TimeoutExpired. AFTER: futures or task ids to run after (their success). OPTIONS: task spec members."""
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-        spec = {**self._options, **options}
-        if isinstance(args, (str, bytes)):
-            spec["shell"] = os.fsdecode(args)
-        else:
-            spec["argv"] = [os.fsdecode(word) for word in args]
-        spec["cwd"] = os.fsdecode(os.path.abspath(cwd if cwd is not None else os.getcwd()))
-        spec["env"] = {os.fsdecode(k): os.fsdecode(v) for k, v in (os.environ if env is None else env).items()}
-        if timeout is not None:
-            spec["timeout"] = timeout
-        if self._pool is not None and "pool" not in options:
-            spec["pool"] = self._pool
-        if after:
-            spec["after"] = [a.task_id if isinstance(a, TaskFuture) else int(a) for a in after]
-        if input is not None:
-            fd = os.memfd_create("mpctl-input", os.MFD_CLOEXEC)
-            try:
-                view = memoryview(input)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.lseek(fd, 0, os.SEEK_SET)
-                spec["stdin_fd"] = True
-                status = self._client.call("task.submit", spec, fds=(fd,))
-            finally:
-                os.close(fd)  # the daemon holds its own copy
-        else:
-            status = self._client.call("task.submit", spec)
-        future = TaskFuture(self, status["id"], args, check, timeout)
+    @staticmethod
+    def _own_pool_name():
+        return f"py-{os.getpid()}-{next(_DaemonExecutor._counter)}"
+
+    def _submit_task(self, spec, future, fds=()):
+        """Queue SPEC (completed with this executor's options, pool, cwd and environment) for FUTURE, whose
+        task_id it sets; FDS go with the request."""
+        self._check_open()
+        spec = {**self._options, **spec}
+        spec.setdefault("cwd", os.getcwd())
+        spec.setdefault("env", {os.fsdecode(k): os.fsdecode(v) for k, v in os.environ.items()})
+        if self._pool is not None:
+            spec.setdefault("pool", self._pool)
+        future.task_id = self._client.call("task.submit", spec, fds=fds)["id"]
         with self._lock:
             self._futures.add(future)
         waited = self._client.call_async("task.wait", id=future.task_id)
         waited.add_done_callback(lambda w: self._done.put((future, w)))
         return future
+
+    def _check_open(self):
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        with self._lock:
+            self._shutdown = True
+            futures = list(self._futures)
+        if cancel_futures:
+            self._cancel_tasks([f for f in futures if not f.done()])
+        if wait:
+            concurrent.futures.wait(futures)
+            self._close()
+        else:
+            threading.Thread(target=lambda: (concurrent.futures.wait(futures), self._close()), daemon=True).start()
+
+    def _cancel_tasks(self, futures):
+        """Cancel the tasks of FUTURES that have not started: their futures are cancelled."""
+        if not futures:
+            return
+        by_id = {f.task_id: f for f in futures}
+        for result in self._client.call("task.cancel", ids=list(by_id))["results"]:
+            if result["outcome"] == "cancelled":
+                by_id[result["id"]].cancel_here()
+
+    def _close(self):
+        self._done.put(None)
+        self._finisher.join()
+        if self._own_client:
+            self._client.close()
+
+    def _finish(self):
+        while (item := self._done.get()) is not None:
+            future, waited = item
+            with self._lock:
+                self._futures.discard(future)
+            try:
+                status = waited.result()["tasks"][0]
+                if status["state"] == "cancelled":  # by this program, the shell or a forced cancel: all the same
+                    future.cancel_here()
+                elif not future.done():
+                    self._settle(future, status)
+            except BaseException as error:  # the connection lost, a file gone: the future says so
+                if not future.done():
+                    future.set_exception(error)
+            finally:
+                self._forget(future)
+
+    def _settle(self, future, status):
+        raise NotImplementedError
+
+    def _forget(self, future):
+        """What FUTURE's task left for this executor to clean up, once the future is done."""
+
+
+class CommandExecutor(_DaemonExecutor):
+    """Runs commands as tasks of mpctld. POOL: the daemon's pool to run them in; else, with MAX_WORKERS, a
+    pool of that many slots of its own for this executor (transient: its queued tasks are cancelled when
+    the executor shuts down or its program ends); else the `default` pool. TASK_OPTIONS are task spec
+    members every submission gets (name, labels, retries, priority, nice, ...), which submit() may override.
+    CLIENT or SOCKET: the daemon (a Client of its own by default, started if need be)."""
+
+    def __init__(self, pool=None, max_workers=None, *, client=None, socket=None, **task_options):
+        if max_workers is not None and max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        super().__init__(client, socket, task_options)
+        self._pool = pool
+        if pool is None and max_workers is not None:
+            self._pool = self._own_pool_name()
+            self._client.call("pool.set", name=self._pool, workers=max_workers, transient=True)
+
+    def submit(self, args, /, *, check=False, cwd=None, env=None, input=None, timeout=None, after=(), **options):
+        """Queue ARGS (a sequence: argv; a string: a shell command line, run by /bin/sh -c) as a task: a
+        TaskFuture. CWD and ENV default to this process's. INPUT (bytes) is the task's stdin. TIMEOUT
+        (seconds) is the task's own: past it the daemon stops the task and the future raises
+        TimeoutExpired. AFTER: futures or task ids to run after (their success). OPTIONS: task spec members."""
+        spec = dict(options)
+        if isinstance(args, (str, bytes)):
+            spec["shell"] = os.fsdecode(args)
+        else:
+            spec["argv"] = [os.fsdecode(word) for word in args]
+        if cwd is not None:
+            spec["cwd"] = os.fsdecode(os.path.abspath(cwd))
+        if env is not None:
+            spec["env"] = {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()}
+        if timeout is not None:
+            spec["timeout"] = timeout
+        if after:
+            spec["after"] = [a.task_id if isinstance(a, TaskFuture) else int(a) for a in after]
+        future = TaskFuture(self, args, check, timeout)
+        if input is None:
+            return self._submit_task(spec, future)
+        fd = os.memfd_create("mpctl-input", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(input)
+            while view:
+                view = view[os.write(fd, view):]
+            os.lseek(fd, 0, os.SEEK_SET)
+            spec["stdin_fd"] = True
+            return self._submit_task(spec, future, fds=(fd,))
+        finally:
+            os.close(fd)  # the daemon holds its own copy
 
     def map(self, commands, *, timeout=None, **options):
         """The results (CompletedProcess) of COMMANDS, each as submit() takes it with OPTIONS, in their order;
@@ -156,48 +229,7 @@ class CommandExecutor(concurrent.futures.Executor):
                     future.cancel()
         return results()
 
-    def shutdown(self, wait=True, *, cancel_futures=False):
-        with self._lock:
-            self._shutdown = True
-            futures = list(self._futures)
-        if cancel_futures:
-            pending = [f.task_id for f in futures if not f.done()]
-            if pending:
-                for result in self._client.call("task.cancel", ids=pending)["results"]:
-                    if result["outcome"] == "cancelled":
-                        next(f for f in futures if f.task_id == result["id"]).cancel_here()
-        if wait:
-            concurrent.futures.wait(futures)
-            self._close()
-        else:
-            threading.Thread(target=lambda: (concurrent.futures.wait(futures), self._close()), daemon=True).start()
-
-    def _close(self):
-        self._done.put(None)
-        if self._own_client:
-            self._client.close()
-
-    # ---- results ----
-
-    def _finish(self):
-        while (item := self._done.get()) is not None:
-            future, waited = item
-            with self._lock:
-                self._futures.discard(future)
-            try:
-                status = waited.result()["tasks"][0]
-                self._settle(future, status)
-            except BaseException as error:  # the connection lost, a file gone: the future says so
-                if not future.done():
-                    future.set_exception(error)
-
     def _settle(self, future, status):
-        state = status["state"]
-        if state == "cancelled":  # by this program, the shell or a forced cancel while it ran: all the same
-            future.cancel_here()
-            return
-        if future.done():
-            return
         stdout, stderr = self._output(status)
         reason, args = status["reason"], future._args
         if reason == "timeout":
@@ -231,6 +263,137 @@ class CommandExecutor(concurrent.futures.Executor):
         self._client.call("task.logs", id=status["id"], stream="both", attempt=max(1, status["attempts"]),
                           on_notification=take)
         return b"".join(chunks["stdout"]), b"".join(chunks["stderr"])
+
+
+class ProcessPoolExecutor(_DaemonExecutor):
+    """concurrent.futures.ProcessPoolExecutor whose calls are tasks of mpctld, run by a warm pool of
+    `python3 -m mpctl.worker --in-process` workers (MAX_WORKERS of them, default os.cpu_count(); each
+    replaced after MAX_TASKS_PER_CHILD calls) that the executor makes for itself and that ends with it (a
+    transient pool: gone with the executor's connection, whatever ends the program). POOL names a warm pool
+    of mpctl.worker to use instead. Each call is pickled with the caller's sys.path and runs in the caller's
+    cwd and environment; its result or exception (with the remote traceback, as the standard executor keeps
+    it) comes back pickled. INITIALIZER(*INITARGS) runs once in each worker before its first call; if it
+    raises, the executor is broken (BrokenProcessPool), as the standard one is. A worker that dies during
+    a call (a signal, os._exit) fails that call with BrokenProcessPool; the daemon replaces the worker and
+    the other calls go on. MP_CONTEXT is accepted and ignored: the daemon's workers are what it would choose.
+    Every call is visible in `mpctl list` as `-m mpctl.call`, its output in `mpctl logs`."""
+
+    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), max_tasks_per_child=None,
+                 *, pool=None, client=None, socket=None, **task_options):
+        if max_workers is None:
+            max_workers = os.cpu_count() or 1
+        elif max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            if max_tasks_per_child <= 0:
+                raise ValueError("max_tasks_per_child must be >= 1")
+        self._max_workers = max_workers
+        self._init = None if initializer is None else (uuid.uuid4().hex, pickle.dumps((initializer, initargs)))
+        self._broken = False
+        self._main = _main_module()
+        super().__init__(client, socket, task_options)
+        self._spool = tempfile.mkdtemp(prefix="mpctl-calls-")
+        self._calls = itertools.count(1)
+        self._pool = pool
+        if pool is None:
+            self._pool = self._own_pool_name()
+            package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            params = {"name": self._pool, "workers": max_workers, "transient": True,
+                      "worker": ["env", f"PYTHONPATH={package_dir}", sys.executable, "-m", "mpctl.worker",
+                                 "--in-process"]}
+            if max_tasks_per_child is not None:
+                params["max_tasks_per_worker"] = max_tasks_per_child
+            self._client.call("pool.set", params)
+
+    def submit(self, fn, /, *args, **kwargs):
+        if self._broken:
+            raise BrokenProcessPool(self._broken)
+        self._check_open()
+        number = next(self._calls)
+        future = TaskFuture(self, None, False, None)
+        future._files = [os.path.join(self._spool, f"{number}.{end}") for end in ("in", "out")]
+        try:
+            call = pickle.dumps((list(sys.path), self._main, self._init, pickle.dumps((fn, args, kwargs))))
+        except BaseException as error:  # the standard executor fails the future with it, not submit()
+            future.set_exception(error)
+            return future
+        with open(future._files[0], "wb") as f:
+            f.write(call)
+        return self._submit_task({"argv": ["-m", "mpctl.call", future._files[1]], "stdin": future._files[0]},
+                                 future)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        """As the standard executor's: CHUNKSIZE items a call."""
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        results = super().map(functools.partial(_process_chunk, fn), _get_chunks(*iterables, chunksize=chunksize),
+                              timeout=timeout)
+        return _chain_from_iterable_of_lists(results)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        if wait:
+            shutil.rmtree(self._spool, ignore_errors=True)
+
+    def _settle(self, future, status):
+        if status["state"] != "succeeded":  # the worker died during the call, or could not start
+            why = "A process in the process pool was terminated abruptly while the future was running or pending."
+            if status["reason"] not in ("exit", "signal"):
+                why = f"the call's task {future.task_id} failed: {status['error']}"
+            future.set_exception(BrokenProcessPool(why))
+            return
+        try:
+            with open(future._files[1], "rb") as f:
+                kind, value = pickle.load(f)
+        except BaseException as error:  # what the standard executor's result handler dies of
+            broken = BrokenProcessPool("A result of the process pool could not be unpickled")
+            broken.__cause__ = error
+            future.set_exception(broken)
+            return
+        if kind == "ok":
+            future.set_result(value)
+        elif kind == "error":
+            future.set_exception(value)
+        elif kind == "lost":
+            broken = BrokenProcessPool("A call could not be unpickled in its worker")
+            broken.__cause__ = value
+            future.set_exception(broken)
+        else:  # the initializer failed: broken from now on, as the standard executor is
+            _LOGGER.critical("Exception in initializer:\n%s", value)  # where a thread pool's would be
+            self._broken = ("A child process terminated abruptly, the process pool is not usable anymore "
+                            "(its initializer failed)")
+            future.set_exception(BrokenProcessPool(self._broken))
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+            self._cancel_tasks(pending)
+            for other in pending:
+                if not other.done():
+                    other.set_exception(BrokenProcessPool(self._broken))
+
+    def _forget(self, future):
+        for path in getattr(future, "_files", ()):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _main_module():
+    """Where this program's __main__ comes from, for a worker to run it as __mp_main__ (as
+    multiprocessing.spawn.get_preparation_data finds it): ("name", module) for `python3 -m module`,
+    ("path", file) for a script, None for an interactive session or -c."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return ("name", name)
+    path = getattr(main, "__file__", None)
+    if path is not None and not sys.flags.interactive and not path.endswith(("ipython", "<stdin>")):
+        return ("path", os.path.normpath(os.path.join(multiprocessing.process.ORIGINAL_DIR or os.getcwd(), path)))
+    return None
 
 
 def _read(path):

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""mpctl.futures.ProcessPoolExecutor against the standard library's own executor tests (Debian's
+libpython3.11-testsuite: test.test_concurrent_futures), run as they are, with our executor type in place of
+concurrent.futures.ProcessPoolExecutor, against a real mpctld; then what only the daemon adds: every call a
+task the shell sees, a worker that dies fails only its call, the daemon killed under the executor.
+
+NOT_APPLICABLE lists the standard tests that cannot apply, each with why; they are skipped by name, so a
+new test in the suite runs unless it is added there. The module needs the test suite; without it the
+standard part is skipped (the README's setup installs the package)."""
+import json, os, signal, subprocess, sys, unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+os.environ.setdefault("MPCTL_TEST_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(SOURCE_DIR, "python"))
+from py_case import DaemonCase  # noqa: E402
+from py_daemon import Daemon  # noqa: E402
+from mpctl.futures import BrokenProcessPool, ProcessPoolExecutor  # noqa: E402
+
+try:
+    from test import test_concurrent_futures as std
+except ImportError:  # no libpython3.11-testsuite
+    std = None
+
+DEADLINE = 60
+
+# Standard tests that cannot apply to an executor whose workers are the daemon's, and why.
+NOT_APPLICABLE = {
+    # They reach into the standard executor's private state: its worker processes (_processes), its
+    # manager thread, its call queue. Our workers are the daemon's (`mpctl pool list` shows them).
+    "test_killed_child": "kills one of executor._processes (our equivalent is test_a_worker_killed_...)",
+    "test_max_tasks_per_child": "counts executor._processes (our equivalent is test_max_tasks_per_child_...)",
+    "test_max_tasks_early_shutdown": "reads executor._processes",
+    "test_idle_process_reuse_one": "reads executor._processes",
+    "test_idle_process_reuse_multiple": "reads executor._processes",
+    "test_saturation": "counts executor._processes",
+    "test_processes_terminate": "reads executor._processes",
+    "test_shutdown_deadlock_pickle": "reads executor._executor_manager_thread",
+    # They run a script in a new interpreter that imports the executor by name from concurrent.futures:
+    # they would test the standard one, whatever the type under test.
+    "test_interpreter_shutdown": "tests concurrent.futures.ProcessPoolExecutor in a subprocess, not this type",
+    "test_submit_after_interpreter_shutdown": "the same",
+    "test_hang_gh83386": "the same",
+    "test_ressources_gced_in_workers": "needs a multiprocessing Manager's Event pickled into the call",
+    # The start method is the daemon's worker's, not a multiprocessing context's.
+    "test_max_tasks_per_child_defaults_to_spawn_context": "reads executor._mp_context",
+}
+
+
+def setUpModule():
+    """One daemon for the standard tests, which make their executors without a socket: found in the
+    environment, as a program's would be."""
+    daemon = Daemon()
+    unittest.addModuleCleanup(daemon.stop)
+    saved = {name: os.environ.get(name) for name in ("MPCTL_SOCKET", "MPCTL_NO_AUTOSTART")}
+    unittest.addModuleCleanup(restore_environ, saved)
+    os.environ.update(MPCTL_SOCKET=daemon.socket, MPCTL_NO_AUTOSTART="1")
+
+
+def restore_environ(saved):
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+class MpctlPoolMixin:
+    """In place of test_concurrent_futures' ProcessPool*Mixin: our executor, made without an mp_context (no
+    `ctx`); get_context(), which some tests pass as mp_context, answers a spawn context, which ours accepts
+    and ignores."""
+    executor_type = ProcessPoolExecutor
+
+    def get_context(self):
+        import multiprocessing
+        return multiprocessing.get_context("spawn")
+
+    def run(self, result=None):
+        reason = NOT_APPLICABLE.get(self._testMethodName)
+        if reason is not None:
+            test_method = getattr(self, self._testMethodName)
+            setattr(self, self._testMethodName, unittest.skip(f"cannot apply: {reason}")(test_method))
+        return super().run(result)
+
+
+if std is not None:
+    _BASES = (std.BaseTestCase,)
+
+    class MpctlWaitTests(MpctlPoolMixin, std.WaitTests, std.ExecutorMixin, *_BASES):
+        pass
+
+    class MpctlAsCompletedTests(MpctlPoolMixin, std.AsCompletedTests, std.ExecutorMixin, *_BASES):
+        pass
+
+    class MpctlExecutorTest(MpctlPoolMixin, std.ProcessPoolExecutorTest, std.ExecutorMixin, *_BASES):
+        pass
+
+    class MpctlShutdownTest(MpctlPoolMixin, std.ProcessPoolShutdownTest, std.ExecutorMixin, *_BASES):
+        pass
+
+    class MpctlDeadlockTest(MpctlPoolMixin, std.ExecutorDeadlockTest, std.ExecutorMixin, *_BASES):
+        pass
+
+    class MpctlInitializerTest(MpctlPoolMixin, std.InitializerMixin, *_BASES):
+        pass
+
+    class MpctlFailingInitializerTest(MpctlPoolMixin, std.FailingInitializerMixin, *_BASES):
+        """Without `ctx`, the standard test looks for the initializer's traceback in this process's log, as
+        for a thread pool (with one, it hands the child a multiprocessing Queue, which only a spawned child
+        can take): ours logs there what the worker said."""
+
+
+class ProcessPoolOnTheDaemon(DaemonCase):
+    """What the daemon adds to the standard executor's behaviour."""
+
+    def setUp(self):
+        super().setUp()
+        self.ex = ProcessPoolExecutor(2, socket=self.daemon.socket)
+        self.addCleanup(self.ex.shutdown, cancel_futures=True)
+
+    def test_every_call_is_a_task_the_shell_sees_and_output_goes_to_its_logs(self):
+        future = self.ex.submit(print, "from the call", flush=True)
+        self.assertIsNone(future.result(DEADLINE))
+        status = json.loads(self.mpctl_ok(["status", str(future.task_id), "--json"]))
+        self.assertEqual((status["state"], status["argv"][:2]), ("succeeded", ["-m", "mpctl.call"]))
+        self.assertEqual(self.mpctl_ok(["logs", str(future.task_id)]), b"from the call\n")
+
+    def test_a_worker_killed_during_a_call_fails_only_that_call(self):
+        self.assertEqual(self.ex.submit(abs, -1).result(DEADLINE), 1)
+        killed = self.ex.submit(os._exit, 3)
+        with self.assertRaises(BrokenProcessPool):
+            killed.result(DEADLINE)
+        self.assertEqual(self.ex.submit(pow, 2, 10).result(DEADLINE), 1024)  # the pool goes on
+        self.assertFalse(self.ex._broken)
+
+    def test_max_tasks_per_child_replaces_the_workers(self):
+        ex = ProcessPoolExecutor(1, max_tasks_per_child=2, socket=self.daemon.socket)
+        self.addCleanup(ex.shutdown)
+        pids = [ex.submit(os.getpid).result(DEADLINE) for _ in range(6)]
+        self.assertEqual([pids.count(p) for p in dict.fromkeys(pids)], [2, 2, 2], pids)
+
+    def test_the_daemon_killed_under_the_executor_fails_its_futures(self):
+        import time
+        futures = [self.ex.submit(time.sleep, 60) for _ in range(3)]
+        self.daemon.proc.send_signal(signal.SIGKILL)
+        for future in futures:
+            with self.assertRaises(ConnectionError):
+                future.result(DEADLINE)
+
+    def test_a_script_s_own_functions_run_in_the_workers(self):
+        script = os.path.join(self.daemon.dir, "script.py")
+        with open(script, "w") as f:
+            f.write("import os, sys\n"
+                    "sys.path.insert(0, sys.argv[1])\n"
+                    "from mpctl.futures import ProcessPoolExecutor\n"
+                    "def cube(x):\n    return x ** 3\n"
+                    "if __name__ == '__main__':\n"
+                    "    with ProcessPoolExecutor(2) as ex:\n"
+                    "        print(list(ex.map(cube, range(5))), ex.submit(os.getpid).result() != os.getpid())\n")
+        done = subprocess.run(["/usr/bin/python3", script, os.path.join(SOURCE_DIR, "python")], env=self.env,
+                              capture_output=True, timeout=DEADLINE)
+        self.assertEqual((done.returncode, done.stdout), (0, b"[0, 1, 8, 27, 64] True\n"), done.stderr.decode())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
