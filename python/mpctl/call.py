@@ -1,8 +1,8 @@
 """`python3 -m mpctl.call RESULT`: one call of mpctl.futures.ProcessPoolExecutor, as a task of mpctld.
 
-The task's stdin holds the call: a pickle of (sys_path, main, init, payload), only built-in types at its
-top, so that it can be read before anything is imported. SYS_PATH is the caller's sys.path, in place while
-the call runs (as a ProcessPoolExecutor's worker has its parent's); MAIN says where the caller's __main__
+The task's stdin holds the call: a pickle of (sys_path, sys_argv, main, init, payload), only built-in types
+at its top, so that it can be read before anything is imported. SYS_PATH and SYS_ARGV are the caller's
+sys.path and sys.argv, in place while the call runs (as a spawned worker has its parent's); MAIN says where the caller's __main__
 module comes from, ("name", module) or ("path", file) or None, so that functions defined there can be found:
 it is run as __mp_main__, as multiprocessing's spawn does, once per process; INIT is None or (token, pickled
 (initializer, initargs)); PAYLOAD is the pickled (function, args, kwargs). The outcome is pickled into the file RESULT:
@@ -27,8 +27,8 @@ def main(argv=None):
     if len(argv) != 1:
         print("usage: python3 -m mpctl.call RESULT < CALL", file=sys.stderr)
         return 2
-    sys_path, main, init, payload = pickle.loads(sys.stdin.buffer.read())
-    sys.path[:] = sys_path
+    sys_path, sys_argv, main, init, payload = pickle.loads(sys.stdin.buffer.read())
+    sys.path[:], sys.argv[:] = sys_path, sys_argv
     outcome = _main(main) or _initialize(init)
     if outcome is None:
         try:

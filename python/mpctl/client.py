@@ -142,6 +142,7 @@ class Client:
         self._calls_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._lost = None  # the ConnectionLost every later call gets, once the connection is gone
+        self._subscribers = {}  # notification method -> [callback]
         self._reader = threading.Thread(target=self._read, name="mpctl-client-reader", daemon=True)
         self._reader.start()
 
@@ -219,6 +220,21 @@ class Client:
             raise ConnectionLost(f"the connection to {self.socket_path} is gone: {error}") from error
         return call.future
 
+    @property
+    def lost(self):
+        """None while the connection is up; once it is gone, the ConnectionLost that every call raises."""
+        return self._lost
+
+    def subscribe(self, method, callback):
+        """CALLBACK(params) for every notification METHOD (task.completed, task.output) on this connection,
+        whichever call streams it. Callbacks run in the reader thread: they must not wait for a call."""
+        with self._calls_lock:
+            self._subscribers.setdefault(method, []).append(callback)
+
+    def unsubscribe(self, method, callback):
+        with self._calls_lock:
+            self._subscribers.get(method, []).remove(callback)
+
     # ---- the reader thread ----
 
     def _read(self):
@@ -249,11 +265,15 @@ class Client:
             call.future.set_exception(lost)
 
     def _dispatch(self, message):
-        if "id" not in message:  # a notification: to every call in flight that takes them
+        if "id" not in message:  # a notification: to its subscribers, and every call in flight that takes them
+            method, params = message.get("method"), message.get("params")
             with self._calls_lock:
+                subscribers = list(self._subscribers.get(method, ()))
                 takers = [c.on_notification for c in self._calls.values() if c.on_notification is not None]
+            for callback in subscribers:
+                callback(params)
             for take in takers:
-                take(message.get("method"), message.get("params"))
+                take(method, params)
             return
         with self._calls_lock:
             call = self._calls.pop(message["id"], None)

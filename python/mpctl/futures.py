@@ -35,11 +35,23 @@ class TaskError(Error):
 
 
 class TaskFuture(concurrent.futures.Future):
-    """A Future of the daemon's task TASK_ID."""
+    """A Future of a task of the daemon: task_id is its id (waited for, the moment between submit() and the
+    daemon's acknowledgement)."""
 
     def __init__(self, executor, args, check, timeout):
         super().__init__()
-        self.task_id, self._executor, self._args, self._check, self._timeout = None, executor, args, check, timeout
+        self._executor, self._args, self._check, self._timeout = executor, args, check, timeout
+        self._task_id, self._submitted = None, threading.Event()
+
+    @property
+    def task_id(self):
+        """The daemon's id of this future's task (None if it was never queued: cancelled first, or refused)."""
+        self._submitted.wait()
+        return self._task_id
+
+    def _queued(self, task_id):
+        self._task_id = task_id
+        self._submitted.set()
 
     def cancel(self):
         """Cancel the task if it has not started (True); a running or finished task is left alone (False),
@@ -47,6 +59,10 @@ class TaskFuture(concurrent.futures.Future):
         with self._condition:
             if self._state != _base.PENDING:
                 return super().cancel()  # already cancelled (True) or done (False)
+        if self._executor._unsend(self):
+            return self.cancel_here()
+        if self.task_id is None:
+            return self.cancelled()
         outcome = self._executor._client.call("task.cancel", id=self.task_id)["results"][0]["outcome"]
         return self.cancel_here() if outcome == "cancelled" else False
 
@@ -62,101 +78,214 @@ class TaskFuture(concurrent.futures.Future):
 
     def running(self):
         """Whether the task runs now (asked of the daemon while it is not done)."""
-        if self.done():
+        if self.done() or self.task_id is None:
             return False
         return self._executor._client.call("task.get", id=self.task_id)["state"] == "running"
 
     def __repr__(self):
-        return f"<TaskFuture task {self.task_id} {super().__repr__()[1:-1].split(' ', 1)[1]}>"
+        return f"<TaskFuture task {self._task_id} {super().__repr__()[1:-1].split(' ', 1)[1]}>"
 
 
 class _DaemonExecutor(concurrent.futures.Executor):
     """What both executors share: a client, the daemon's pool their tasks go to, the futures not done yet,
-    and a thread that settles each future once the daemon says its task is done."""
+    and two threads. The sender queues what submit() is given in batches: one task.submit_batch (one
+    journal transaction, the environment sent once) for whatever was submitted while the previous batch was
+    on its way, so that a loop of submits costs a round trip per batch, not per call; then one
+    task.as_completed stream for the batch's tasks. The finisher settles each future when its task is done
+    (its output read, its callbacks run: in that thread, so that a callback may call the daemon)."""
 
     _counter = itertools.count(1)
+    BATCH = 2000  # tasks in a batch at most: well within the 1 MiB request line
 
     def __init__(self, client, socket, task_options):
         self._client = client or Client(socket)
         self._own_client = client is None
         self._options = task_options
         self._pool = None
-        self._futures = set()
-        self._lock = threading.Lock()
-        self._shutdown = False
-        # Answers come in the client's reader thread; results are read, and callbacks run, in this one, so
-        # that a callback may call the daemon.
-        self._done = queue.SimpleQueue()
+        self._lock = threading.Condition()
+        self._outbox = []  # (spec, future) submitted, not sent yet
+        self._sending = 0  # batches sent and not acknowledged yet
+        self._by_id = {}  # task id -> its future, until it is done
+        self._futures = set()  # not done yet
+        self._shutdown = self._closed = False
+        self._done = queue.SimpleQueue()  # (future, status or exception), then None to stop
+        self._client.subscribe("task.completed", self._completed)
+        self._sender = threading.Thread(target=self._send, name="mpctl-executor-send", daemon=True)
         self._finisher = threading.Thread(target=self._finish, name="mpctl-executor", daemon=True)
+        self._sender.start()
         self._finisher.start()
 
     @staticmethod
     def _own_pool_name():
         return f"py-{os.getpid()}-{next(_DaemonExecutor._counter)}"
 
-    def _submit_task(self, spec, future, fds=()):
-        """Queue SPEC (completed with this executor's options, pool, cwd and environment) for FUTURE, whose
-        task_id it sets; FDS go with the request."""
-        self._check_open()
-        spec = {**self._options, **spec}
-        spec.setdefault("cwd", os.getcwd())
-        spec.setdefault("env", {os.fsdecode(k): os.fsdecode(v) for k, v in os.environ.items()})
-        if self._pool is not None:
-            spec.setdefault("pool", self._pool)
-        future.task_id = self._client.call("task.submit", spec, fds=fds)["id"]
-        with self._lock:
-            self._futures.add(future)
-        waited = self._client.call_async("task.wait", id=future.task_id)
-        waited.add_done_callback(lambda w: self._done.put((future, w)))
-        return future
-
     def _check_open(self):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
 
+    def _submit_task(self, spec, future, fds=()):
+        """Queue SPEC (completed with this executor's options and pool, and this process's cwd and
+        environment) for FUTURE; FDS go with a request of its own."""
+        spec = {**self._options, **spec}
+        spec.setdefault("cwd", os.getcwd())
+        if self._pool is not None:
+            spec.setdefault("pool", self._pool)
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._client.lost is not None:
+                raise self._client.lost
+            self._futures.add(future)
+            if not fds:
+                self._outbox.append((spec, future))
+                self._lock.notify_all()
+                return future
+        spec.setdefault("env", _environment())
+        try:
+            status = self._client.call("task.submit", spec, fds=fds)
+        except BaseException as error:
+            future._queued(None)
+            self._done.put((future, error))
+            return future
+        self._watch([future], [status["id"]])
+        return future
+
+    def _unsend(self, future):
+        """Take FUTURE out of what is not sent yet: whether it was there."""
+        with self._lock:
+            for n, (_, queued) in enumerate(self._outbox):
+                if queued is future:
+                    del self._outbox[n]
+                    self._futures.discard(future)
+                    future._queued(None)
+                    return True
+        return False
+
+    def _send(self):
+        while True:
+            with self._lock:
+                while not self._outbox and not (self._shutdown and self._sending == 0):
+                    self._lock.wait()
+                if not self._outbox:
+                    return
+                batch, self._outbox = self._outbox[:self.BATCH], self._outbox[self.BATCH:]
+                self._sending += 1
+            try:
+                ids = self._client.call("task.submit_batch", defaults={"env": _environment()},
+                                        tasks=[spec for spec, _ in batch])["ids"]
+            except BaseException as error:  # refused (a spec the daemon will not take), or the daemon gone
+                for _, future in batch:
+                    future._queued(None)
+                    self._done.put((future, error))
+            else:
+                self._watch([future for _, future in batch], ids)
+            with self._lock:
+                self._sending -= 1
+                self._lock.notify_all()
+
+    def _watch(self, futures, ids):
+        """The daemon has queued FUTURES as tasks IDS: their ends come as task.completed notifications."""
+        with self._lock:
+            for future, task_id in zip(futures, ids):
+                self._by_id[task_id] = future
+        for future, task_id in zip(futures, ids):
+            future._queued(task_id)
+        stream = self._client.call_async("task.as_completed", ids=ids)
+        stream.add_done_callback(lambda s: self._stream_ended(s, ids))
+
+    def _completed(self, params):
+        """A task.completed notification (in the client's reader thread): hand its future to the finisher."""
+        status = params.get("task") or {}
+        with self._lock:
+            future = self._by_id.pop(status.get("id"), None)
+        if future is not None:
+            self._done.put((future, status))
+
+    def _stream_ended(self, stream, ids):
+        """An as_completed stream's answer: if it failed (the daemon gone), so do the futures it had left."""
+        error = stream.exception()
+        if error is None:
+            return
+        with self._lock:
+            left = [self._by_id.pop(i) for i in ids if i in self._by_id]
+        for future in left:
+            self._done.put((future, error))
+
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._lock:
             self._shutdown = True
-            futures = list(self._futures)
+            self._lock.notify_all()
         if cancel_futures:
-            self._cancel_tasks([f for f in futures if not f.done()])
+            self._cancel_pending()
         if wait:
+            self._sender.join()
+            with self._lock:
+                futures = list(self._futures)
             concurrent.futures.wait(futures)
             self._close()
         else:
-            threading.Thread(target=lambda: (concurrent.futures.wait(futures), self._close()), daemon=True).start()
+            threading.Thread(target=self._close_when_done, daemon=True).start()
 
-    def _cancel_tasks(self, futures):
-        """Cancel the tasks of FUTURES that have not started: their futures are cancelled."""
-        if not futures:
-            return
-        by_id = {f.task_id: f for f in futures}
-        for result in self._client.call("task.cancel", ids=list(by_id))["results"]:
-            if result["outcome"] == "cancelled":
-                by_id[result["id"]].cancel_here()
+    def _close_when_done(self):
+        self._sender.join()
+        with self._lock:
+            futures = list(self._futures)
+        concurrent.futures.wait(futures)
+        self._close()
+
+    def _cancel_pending(self, error=None):
+        """Cancel what has not started: the submissions not sent, the tasks still queued. Their futures are
+        cancelled, or fail with ERROR if one is given."""
+        with self._lock:
+            unsent, self._outbox = self._outbox, []
+            for _, future in unsent:
+                self._futures.discard(future)
+            while self._sending:  # a batch on its way: its tasks are queued once it is acknowledged
+                self._lock.wait()
+        for _, future in unsent:
+            future._queued(None)
+        with self._lock:
+            sent = {f.task_id: f for f in self._futures if not f.done() and f._submitted.is_set() and f.task_id}
+        cancelled = [f for _, f in unsent]
+        if sent:
+            for result in self._client.call("task.cancel", ids=list(sent))["results"]:
+                if result["outcome"] == "cancelled":
+                    cancelled.append(sent[result["id"]])
+        for future in cancelled:
+            if error is None:
+                future.cancel_here()
+            elif not future.done():
+                future.set_exception(error)
 
     def _close(self):
+        with self._lock:
+            if self._closed:
+                return  # a second shutdown()
+            self._closed = True
         self._done.put(None)
         self._finisher.join()
+        self._client.unsubscribe("task.completed", self._completed)
         if self._own_client:
             self._client.close()
 
     def _finish(self):
         while (item := self._done.get()) is not None:
-            future, waited = item
-            with self._lock:
-                self._futures.discard(future)
+            future, outcome = item
             try:
-                status = waited.result()["tasks"][0]
-                if status["state"] == "cancelled":  # by this program, the shell or a forced cancel: all the same
+                if isinstance(outcome, BaseException):
+                    if not future.done():
+                        future.set_exception(outcome)
+                elif outcome["state"] == "cancelled":  # by this program, the shell or a forced cancel: the same
                     future.cancel_here()
                 elif not future.done():
-                    self._settle(future, status)
-            except BaseException as error:  # the connection lost, a file gone: the future says so
+                    self._settle(future, outcome)
+            except BaseException as error:  # a file gone: the future says so
                 if not future.done():
                     future.set_exception(error)
             finally:
+                with self._lock:
+                    self._futures.discard(future)
                 self._forget(future)
 
     def _settle(self, future, status):
@@ -296,7 +425,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
         self._broken = False
         self._main = _main_module()
         super().__init__(client, socket, task_options)
-        self._spool = tempfile.mkdtemp(prefix="mpctl-calls-")
+        self._spool = tempfile.mkdtemp(prefix="mpctl-calls-", dir=_spool_parent())
         self._calls = itertools.count(1)
         self._pool = pool
         if pool is None:
@@ -317,7 +446,8 @@ class ProcessPoolExecutor(_DaemonExecutor):
         future = TaskFuture(self, None, False, None)
         future._files = [os.path.join(self._spool, f"{number}.{end}") for end in ("in", "out")]
         try:
-            call = pickle.dumps((list(sys.path), self._main, self._init, pickle.dumps((fn, args, kwargs))))
+            call = pickle.dumps((list(sys.path), list(sys.argv), self._main, self._init,
+                                 pickle.dumps((fn, args, kwargs))))
         except BaseException as error:  # the standard executor fails the future with it, not submit()
             future.set_exception(error)
             return future
@@ -367,12 +497,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
             self._broken = ("A child process terminated abruptly, the process pool is not usable anymore "
                             "(its initializer failed)")
             future.set_exception(BrokenProcessPool(self._broken))
-            with self._lock:
-                pending = [f for f in self._futures if not f.done()]
-            self._cancel_tasks(pending)
-            for other in pending:
-                if not other.done():
-                    other.set_exception(BrokenProcessPool(self._broken))
+            self._cancel_pending(BrokenProcessPool(self._broken))
 
     def _forget(self, future):
         for path in getattr(future, "_files", ()):
@@ -394,6 +519,20 @@ def _main_module():
     if path is not None and not sys.flags.interactive and not path.endswith(("ipython", "<stdin>")):
         return ("path", os.path.normpath(os.path.join(multiprocessing.process.ORIGINAL_DIR or os.getcwd(), path)))
     return None
+
+
+def _spool_parent():
+    """Where the calls' files go: memory (a file created and removed on a disk's file system cost ~1 ms a
+    call, seen on ext4): $XDG_RUNTIME_DIR, else /dev/shm, else the temporary directory."""
+    for directory in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
+        if directory and os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
+            return directory
+    return None
+
+
+def _environment():
+    """This process's environment, as a task spec's env."""
+    return {os.fsdecode(k): os.fsdecode(v) for k, v in os.environ.items()}
 
 
 def _read(path):

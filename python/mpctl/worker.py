@@ -269,18 +269,20 @@ class InProcess:
     ProcessPoolExecutor run their calls. No fork: the fastest a task can start, but what a task leaves in the
     process is there for the next: the modules it imported (and what it changed in them), threads it left
     running as daemons, signal handlers, descriptors it left open. What is put back after each task:
-    descriptors 0-2, the environment, the cwd, the umask, sys.argv, sys.path, __main__ and the sys.std*
-    streams; the exit handlers a task registers run at its end, as python3's would. A task with a nice,
+    descriptors 0-2, the cwd, the umask, sys.argv, sys.path, __main__ and the sys.std* streams (and the
+    environment is the next task's, whole); the exit handlers a task registers run at its end, as python3's would. A task with a nice,
     rlimits or a cgroup is refused (exit status 126): they could not be taken back."""
 
     def __init__(self):
         # The worker's own descriptors 0-2, kept above 2 to be put back after each task.
         self.stdio = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in range(3)]
+        global CODE_CACHE
+        CODE_CACHE = {}
 
     def __call__(self, handler, run, stdio, channel):
         saved_sys = {name: getattr(sys, name, _MISSING) for name in SAVED_SYS}
         saved_umask = os.umask(0o22) if "umask" in run else None  # read by setting: put back below
-        saved_main, saved_path, saved_environ = sys.modules["__main__"], sys.path[:], dict(os.environ._data)
+        saved_main, saved_path = sys.modules["__main__"], sys.path[:]
         threads, exits = set(threading.enumerate()), TaskExitHandlers()
         status = 126
         try:
@@ -303,7 +305,8 @@ class InProcess:
                 elif hasattr(sys, name):
                     delattr(sys, name)
             sys.modules["__main__"], sys.path[:] = saved_main, saved_path
-            _replace_environ_data(saved_environ)
+            # The environment stays the task's: the worker reads nothing of it, and the next task's replaces
+            # it whole (when both have the same names, as a pool's tasks mostly do, only changed values).
             os.chdir("/")
             if saved_umask is not None:
                 os.umask(saved_umask)
@@ -405,7 +408,7 @@ def run_argv(run):
     if how == "-m":
         sys.argv = ["-m", *argv]  # runpy puts the module's file in argv[0]
         _set_sys_path(os.getcwd())
-        return _run_main(runpy._run_module_as_main, what, True)  # what python3 -m itself calls
+        return _run_main(_run_module_as_main, what)
     sys.argv = [what, *argv]
     if what in ("", "-"):  # the program on stdin
         _set_sys_path("")
@@ -465,11 +468,67 @@ def _run_source(main, source, filename, as_file=False):
     if as_file:  # python3 sets these for a file or stdin, and takes them away once it has run
         main.__file__, main.__cached__ = filename, None
     try:
-        exec(compile(source, filename, "exec", dont_inherit=True), vars(main))
+        exec(_compile(source, filename), vars(main))
     finally:
         if as_file:
             vars(main).pop("__file__", None)
             vars(main).pop("__cached__", None)
+
+
+# Compiled code kept between tasks, in a worker that runs tasks in its own process (--in-process sets it):
+# a small script or module costs more to compile (~0.3 ms for mpctl.call without a .pyc) than to run.
+CODE_CACHE = None  # {key: code}, or None to keep nothing
+CODE_CACHE_SIZE = 64
+
+
+def _cache(key, make):
+    if CODE_CACHE is None:
+        return make()
+    code = CODE_CACHE.get(key)
+    if code is None:
+        if len(CODE_CACHE) >= CODE_CACHE_SIZE:
+            CODE_CACHE.pop(next(iter(CODE_CACHE)))  # the oldest
+        code = CODE_CACHE[key] = make()
+    return code
+
+
+def _compile(source, filename):
+    """compile() of a task's program, as python3 compiles it; the same source of the same name is compiled
+    once (the key holds the whole source: no file that changed can be taken for the one compiled)."""
+    return _cache(("source", filename, source), lambda: compile(source, filename, "exec", dont_inherit=True))
+
+
+def _run_module_as_main(name):
+    """What python3 -m NAME calls (runpy._run_module_as_main, so that a traceback shows python3's frames),
+    with the module's spec and code kept for the next task that names it with the same sys.path while its
+    file's size and time are the same: runpy's finder is wrapped for the while."""
+    if CODE_CACHE is None:
+        return runpy._run_module_as_main(name, True)
+    find = runpy._get_module_details
+
+    def cached(mod_name, error=ImportError):
+        key = ("module", mod_name, tuple(sys.path))
+        hit = CODE_CACHE.get(key)
+        if hit is not None:
+            if hit[1] == _file_key(hit[0][1].origin):
+                return hit[0]
+            del CODE_CACHE[key]  # the file changed since
+        found = find(mod_name, error)
+        _cache(key, lambda: (found, _file_key(found[1].origin)))
+        return found
+    runpy._get_module_details = cached
+    try:
+        return runpy._run_module_as_main(name, True)
+    finally:
+        runpy._get_module_details = find
+
+
+def _file_key(path):
+    try:
+        stat = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 def _run_main(function, *args):

@@ -42,6 +42,10 @@ NOT_APPLICABLE = {
     "test_interpreter_shutdown": "tests concurrent.futures.ProcessPoolExecutor in a subprocess, not this type",
     "test_submit_after_interpreter_shutdown": "the same",
     "test_hang_gh83386": "the same",
+    # It asserts that some of 50 calls ran although shutdown(cancel_futures=True) came right after their
+    # submit: the standard executor counts a call as started once it is in its call queue; here a call
+    # starts when a worker has it, and the workers of a new executor may not be up yet: all are cancelled.
+    "test_cancel_futures": "counts calls in the standard executor's call queue as started",
     "test_ressources_gced_in_workers": "needs a multiprocessing Manager's Event pickled into the call",
     # The start method is the daemon's worker's, not a multiprocessing context's.
     "test_max_tasks_per_child_defaults_to_spawn_context": "reads executor._mp_context",

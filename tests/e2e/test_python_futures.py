@@ -200,11 +200,17 @@ class CommandExecutorTest(DaemonCase):
 
     def test_shutdown_with_cancel_futures_cancels_what_is_queued(self):
         ex = CommandExecutor(max_workers=1, socket=self.daemon.socket)
-        first = ex.submit(["sh", "-c", "sleep 0.5"])
+        gate = os.path.join(self.daemon.dir, "gate")
+        first = ex.submit(["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"])
+        deadline = time.monotonic() + DEADLINE
+        while not first.running():  # what has started is left to finish
+            self.assertLess(time.monotonic(), deadline, "the first task running")
+            time.sleep(0.01)
         rest = [ex.submit(["true"]) for _ in range(3)]
-        ex.shutdown(wait=True, cancel_futures=True)
-        self.assertEqual(first.result(0).returncode, 0)
+        ex.shutdown(wait=False, cancel_futures=True)  # the cancels are made before it returns
         self.assertTrue(all(f.cancelled() for f in rest))
+        open(gate, "w").close()
+        self.assertEqual(first.result(DEADLINE).returncode, 0)
         with self.assertRaises(RuntimeError):
             ex.submit(["true"])
 

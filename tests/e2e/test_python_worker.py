@@ -446,6 +446,21 @@ class InProcessWorkerTest(PythonWorkerTest):
         self.assertEqual(got, ({"exit_code": 0}, b"0o77\n", b""))
         self.assertSameAsPython3(["python3", "-c", self.LIMITS])  # the worker's umask is back
 
+    def test_a_module_or_script_changed_between_tasks_runs_as_it_is_now(self):
+        # The worker keeps what it compiled: never past a change of the file.
+        env = {"PYTHONPATH": os.path.join(self.dir, "changing")}
+        for n, text in enumerate(("print('one')\n", "print('second version')\n", "print('3')\n")):
+            self.write("changing/changing_mod.py", text)
+            self.write("changing_script.py", text)
+            for argv in (["python3", "-m", "changing_mod"], ["python3", "changing_script.py"]):
+                with self.subTest(n=n, argv=argv):
+                    self.assertEqual(self.assertSameAsPython3(argv, env=env)[1], text[7:-3].encode() + b"\n")
+        # The same name on another sys.path is another module.
+        self.write("elsewhere/changing_mod.py", "print('elsewhere')\n")
+        self.assertEqual(self.assertSameAsPython3(["python3", "-m", "changing_mod"],
+                                                  env={"PYTHONPATH": os.path.join(self.dir, "elsewhere")})[1],
+                         b"elsewhere\n")
+
     def test_the_workers_own_exit_handlers_run_at_its_end_not_a_tasks(self):
         mods = tempfile.mkdtemp(dir=self.dir)
         with open(os.path.join(mods, "exitmod.py"), "w") as f:
