@@ -6,7 +6,7 @@ exceptions), concurrent.futures.wait and as_completed on them, cancel, shutdown,
 future that the shell follows (`mpctl wait ID`) while Python waits on it too.
 
 Every wait has a deadline (60 s); nothing sleeps for a result."""
-import concurrent.futures, json, os, signal, subprocess, sys, tempfile, threading, time, unittest
+import concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, threading, time, unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -116,6 +116,25 @@ class ClientTest(DaemonCase):
         while os.path.exists(f"/proc/{status['pid']}") and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertFalse(os.path.exists(f"/proc/{status['pid']}"), "the autostarted daemon stopped")
+
+
+class PackageTest(DaemonCase):
+    def test_pip_installs_the_package_and_it_runs_from_where_it_was_installed(self):
+        """`pip install ./python` with what Debian has (no index: the installed setuptools builds it), into
+        a directory of its own; a python3 that finds mpctl only there runs a CommandExecutor task."""
+        work = tempfile.mkdtemp(dir=self.daemon.dir)
+        shutil.copytree(os.path.join(SOURCE_DIR, "python"), os.path.join(work, "src"))  # pip builds in place
+        target = os.path.join(work, "site")
+        done = subprocess.run(["/usr/bin/python3", "-m", "pip", "install", "--no-build-isolation", "--no-index",
+                               "--no-deps", "--target", target, os.path.join(work, "src")],
+                              capture_output=True, timeout=300, env=dict(self.env, PIP_ROOT_USER_ACTION="ignore"))
+        self.assertEqual(done.returncode, 0, done.stderr.decode())
+        code = ("import mpctl, mpctl.futures, sys; print(mpctl.__file__.startswith(sys.argv[1]));"
+                "ex = mpctl.futures.CommandExecutor(); print(ex.submit(['echo', 'installed']).result().stdout);"
+                "ex.shutdown()")
+        ran = subprocess.run(["/usr/bin/python3", "-c", code, target], capture_output=True, timeout=DEADLINE,
+                             env={**self.env, "PYTHONPATH": target})
+        self.assertEqual((ran.returncode, ran.stdout), (0, b"True\nb'installed\\n'\n"), ran.stderr.decode())
 
 
 class CommandExecutorTest(DaemonCase):
