@@ -19,7 +19,7 @@ import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
-from mpctl.client import Client, Error
+from mpctl.client import Client, ConnectionLost, Error
 
 _LOGGER = logging.getLogger("concurrent.futures")
 __all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
@@ -249,9 +249,11 @@ class _DaemonExecutor(concurrent.futures.Executor):
             sent = {f.task_id: f for f in self._futures if not f.done() and f._submitted.is_set() and f.task_id}
         cancelled = [f for _, f in unsent]
         if sent:
-            for result in self._client.call("task.cancel", ids=list(sent))["results"]:
-                if result["outcome"] == "cancelled":
-                    cancelled.append(sent[result["id"]])
+            try:
+                results = self._client.call("task.cancel", ids=list(sent))["results"]
+            except ConnectionLost:  # the daemon is gone: its futures fail with that on their own
+                results = []
+            cancelled += [sent[r["id"]] for r in results if r["outcome"] == "cancelled"]
         for future in cancelled:
             if error is None:
                 future.cancel_here()
@@ -464,10 +466,9 @@ class ProcessPoolExecutor(_DaemonExecutor):
                               timeout=timeout)
         return _chain_from_iterable_of_lists(results)
 
-    def shutdown(self, wait=True, *, cancel_futures=False):
-        super().shutdown(wait, cancel_futures=cancel_futures)
-        if wait:
-            shutil.rmtree(self._spool, ignore_errors=True)
+    def _close(self):
+        super()._close()
+        shutil.rmtree(self._spool, ignore_errors=True)  # with wait=False too, once the calls are done
 
     def _settle(self, future, status):
         if status["state"] != "succeeded":  # the worker died during the call, or could not start
