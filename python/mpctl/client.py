@@ -100,6 +100,9 @@ ERRORS = {cls.code: cls for cls in (ParseError, InvalidRequest, MethodNotFound, 
                                      Deadlock)}
 
 
+MAX_REQUEST = 1 << 20  # bytes in a request line, its newline aside (PROTOCOL.md, "Framing")
+
+
 def socket_path(path=None):
     """The daemon's socket, as mpctl finds it: PATH > $MPCTL_SOCKET > $XDG_RUNTIME_DIR/mpctl/mpctld.sock >
     /tmp/mpctl-$UID/mpctld.sock."""
@@ -201,6 +204,9 @@ class Client:
         call = _Call(on_notification)
         line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
                           separators=(",", ":")).encode() + b"\n"
+        if len(line) > MAX_REQUEST + 1:
+            # The daemon would answer it with id null, which no call could be matched with: refused here.
+            raise InvalidRequest(f"a {method} request of {len(line) - 1} bytes: the protocol's limit is {MAX_REQUEST}")
         with self._calls_lock:
             if self._lost is not None:
                 raise self._lost

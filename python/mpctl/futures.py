@@ -14,7 +14,7 @@ with check=True, TimeoutExpired for a task whose own timeout ended it, FileNotFo
 for a command that could not start; TaskError for the rest (a failed dependency, a task lost with a
 crashed daemon). cancel() cancels the daemon's task while it is queued, as Future.cancel() does.
 """
-import base64, concurrent.futures, errno, functools, itertools, os, pickle, queue, shutil, subprocess, sys
+import base64, concurrent.futures, errno, functools, itertools, json, os, pickle, queue, shutil, subprocess, sys
 import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
@@ -95,7 +95,8 @@ class _DaemonExecutor(concurrent.futures.Executor):
     (its output read, its callbacks run: in that thread, so that a callback may call the daemon)."""
 
     _counter = itertools.count(1)
-    BATCH = 2000  # tasks in a batch at most: well within the 1 MiB request line
+    BATCH = 2000  # tasks in a batch at most
+    BATCH_BYTES = 640 << 10  # and their specs' JSON: the request line may be 1 MiB (the environment goes too)
 
     def __init__(self, client, socket, task_options):
         self._client = client or Client(socket)
@@ -103,7 +104,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
         self._options = task_options
         self._pool = None
         self._lock = threading.Condition()
-        self._outbox = []  # (spec, future) submitted, not sent yet
+        self._outbox = []  # (spec, future, its JSON's length) submitted, not sent yet
         self._sending = 0  # batches sent and not acknowledged yet
         self._by_id = {}  # task id -> its future, until it is done
         self._futures = set()  # not done yet
@@ -138,7 +139,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
                 raise self._client.lost
             self._futures.add(future)
             if not fds:
-                self._outbox.append((spec, future))
+                self._outbox.append((spec, future, len(json.dumps(spec))))
                 self._lock.notify_all()
                 return future
         spec.setdefault("env", _environment())
@@ -154,7 +155,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
     def _unsend(self, future):
         """Take FUTURE out of what is not sent yet: whether it was there."""
         with self._lock:
-            for n, (_, queued) in enumerate(self._outbox):
+            for n, (_, queued, _) in enumerate(self._outbox):
                 if queued is future:
                     del self._outbox[n]
                     self._futures.discard(future)
@@ -169,17 +170,22 @@ class _DaemonExecutor(concurrent.futures.Executor):
                     self._lock.wait()
                 if not self._outbox:
                     return
-                batch, self._outbox = self._outbox[:self.BATCH], self._outbox[self.BATCH:]
+                taken, size = 0, 0
+                for _, _, length in self._outbox[:self.BATCH]:
+                    if taken and size + length > self.BATCH_BYTES:
+                        break
+                    taken, size = taken + 1, size + length + 1
+                batch, self._outbox = self._outbox[:taken], self._outbox[taken:]
                 self._sending += 1
             try:
                 ids = self._client.call("task.submit_batch", defaults={"env": _environment()},
-                                        tasks=[spec for spec, _ in batch])["ids"]
+                                        tasks=[spec for spec, _, _ in batch])["ids"]
             except BaseException as error:  # refused (a spec the daemon will not take), or the daemon gone
-                for _, future in batch:
+                for _, future, _ in batch:
                     future._queued(None)
                     self._done.put((future, error))
             else:
-                self._watch([future for _, future in batch], ids)
+                self._watch([future for _, future, _ in batch], ids)
             with self._lock:
                 self._sending -= 1
                 self._lock.notify_all()
@@ -239,15 +245,15 @@ class _DaemonExecutor(concurrent.futures.Executor):
         cancelled, or fail with ERROR if one is given."""
         with self._lock:
             unsent, self._outbox = self._outbox, []
-            for _, future in unsent:
+            for _, future, _ in unsent:
                 self._futures.discard(future)
             while self._sending:  # a batch on its way: its tasks are queued once it is acknowledged
                 self._lock.wait()
-        for _, future in unsent:
+        for _, future, _ in unsent:
             future._queued(None)
         with self._lock:
             sent = {f.task_id: f for f in self._futures if not f.done() and f._submitted.is_set() and f.task_id}
-        cancelled = [f for _, f in unsent]
+        cancelled = [f for _, f, _ in unsent]
         if sent:
             try:
                 results = self._client.call("task.cancel", ids=list(sent))["results"]

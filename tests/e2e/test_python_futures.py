@@ -48,6 +48,9 @@ class ClientTest(DaemonCase):
                 self.assertIsInstance(caught.exception, mpctl.Error)
                 self.assertEqual((caught.exception.code, caught.exception.name, caught.exception.data["error"]),
                                  (code, name, name))
+        with self.assertRaises(mpctl.InvalidRequest):  # over the 1 MiB line: refused before it is sent
+            self.client.call("task.submit", argv=["echo", "x" * (1 << 20)])
+        self.assertEqual(self.client.call("daemon.status")["workers"], 2)  # and the connection goes on
         self.assertIsInstance(mpctl.UnknownTask("x"), LookupError)
         self.assertIs(mpctl.UnknownTask, mpctl.UnknownId)
         self.assertTrue(issubclass(mpctl.Timeout, TimeoutError))
@@ -245,6 +248,16 @@ class CommandExecutorTest(DaemonCase):
         with self.assertRaises(TaskError) as caught:
             never.result(DEADLINE)
         self.assertEqual(caught.exception.status["reason"], "dependency")
+
+    def test_submissions_past_a_request_line_go_in_several_batches_and_one_too_big_fails_alone(self):
+        word = "x" * 100000  # 11 of these pass 1 MiB together: the executor splits them over requests
+        futures = [self.ex.submit(["sh", "-c", 'printf %s "$1" | wc -c', "sh", word]) for _ in range(12)]
+        too_big = self.ex.submit(["echo", "y" * (1 << 20)])
+        after = self.ex.submit(["true"])
+        self.assertEqual([f.result(DEADLINE).stdout for f in futures], [b"100000\n"] * 12)
+        with self.assertRaises(mpctl.InvalidRequest):
+            too_big.result(DEADLINE)
+        self.assertEqual(after.result(DEADLINE).returncode, 0)
 
     def test_map_gives_results_in_order(self):
         results = list(self.ex.map([["sh", "-c", f"sleep 0.{3 - n}; echo {n}"] for n in range(4)], timeout=DEADLINE))
