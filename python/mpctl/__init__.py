@@ -4,7 +4,8 @@ mpctl.Client          the protocol (proto/PROTOCOL.md): one thread-safe connecti
 mpctl.FileLock        filelock.FileLock's API on the daemon's leased file locks (flock(1) sees them)
 mpctl.Semaphore, Event, Barrier
                       threading's signatures, across processes
-mpctl.futures         CommandExecutor: concurrent.futures for commands run by the daemon
+mpctl.futures         ProcessPoolExecutor, CommandExecutor: concurrent.futures whose calls are daemon tasks
+mpctl.shared_memory   SharedMemory, ShareableList on the daemon's leased segment registry
 mpctl.worker          the warm worker of a warm pool (`python3 -m mpctl.worker`, see PROTOCOL.md, "Warm workers")
 
 Names are imported when first used, so that `python3 -m mpctl.worker` loads only what it needs.
