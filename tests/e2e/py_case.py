@@ -112,3 +112,85 @@ class DaemonCase(unittest.TestCase):
                               f"stdout {out!r}, stderr {err!r}")
             return condition()
         until(check, what, seconds)
+
+
+# ---- the tools people already lock files with: util-linux flock(1) and Debian's python3-filelock ----------
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # whose filelock is Debian's python3-filelock
+
+# filelock.FileLock(PATH).acquire(timeout=0) in a Python of its own: prints "acquired" (then lets go) or "timeout".
+FILELOCK_TRY = r"""
+import sys, filelock
+lock = filelock.FileLock(sys.argv[1])
+try:
+    lock.acquire(timeout=0)
+except filelock.Timeout:
+    print("timeout")
+else:
+    lock.release()
+    print("acquired")
+"""
+
+# Holds filelock.FileLock(PATH), says so by creating HELD, and lets go when GO appears.
+FILELOCK_HOLD = r"""
+import os, sys, time, filelock
+path, held, go = sys.argv[1:4]
+lock = filelock.FileLock(path)
+lock.acquire(timeout=0)
+open(held, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+lock.release()
+"""
+
+_filelock_check = None
+
+
+def filelock_problem():
+    """None if the system Python can import filelock, else what went wrong."""
+    global _filelock_check
+    if _filelock_check is None:
+        done = subprocess.run([SYSTEM_PYTHON, "-c", "import filelock"], capture_output=True, timeout=120)
+        why = (done.stderr.decode().strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        _filelock_check = ("" if done.returncode == 0 else
+                           f"{SYSTEM_PYTHON} cannot import filelock ({why}): apt-get install python3-filelock")
+    return _filelock_check or None
+
+
+class LockPeers:
+    """For a DaemonCase: flock(1) and filelock trying and holding a lock file, in processes of their own."""
+
+    def flock_n(self, path, *mode):
+        """`flock [MODE] -n PATH true`: 0 if it got the lock, 1 if it is held."""
+        return subprocess.run(["flock", *mode, "-n", path, "true"], timeout=120).returncode
+
+    def need_filelock(self):
+        problem = filelock_problem()
+        if problem:
+            self.fail(problem)
+
+    def filelock_try(self, path):
+        """FILELOCK_TRY on PATH: "acquired" or "timeout"."""
+        self.need_filelock()
+        done = subprocess.run([SYSTEM_PYTHON, "-c", FILELOCK_TRY, path], env=self.env, capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr.decode())
+        return done.stdout.decode().strip()
+
+    def hold_with_flock(self, path):
+        """A flock(1) process holding PATH exclusively until GO appears: (process, GO)."""
+        held, go = path + ".held", path + ".go"
+        proc = self.spawn(["flock", path, "sh", "-c", f"touch '{held}'; while [ ! -e '{go}' ]; do sleep 0.01; done"],
+                          "flock(1) holding " + path)
+        self.addCleanup(lambda: open(go, "a").close())  # and the loop ends even if a kill missed it
+        self.wait_for(lambda: os.path.exists(held), "flock(1) to hold " + path, alive=[proc])
+        return proc, go
+
+    def hold_with_filelock(self, path):
+        """A Python process holding filelock.FileLock(PATH) until GO appears: (process, GO)."""
+        self.need_filelock()
+        held, go = path + ".held", path + ".go"
+        proc = self.spawn([SYSTEM_PYTHON, "-c", FILELOCK_HOLD, path, held, go], "python holding filelock " + path)
+        self.addCleanup(lambda: open(go, "a").close())
+        self.wait_for(lambda: os.path.exists(held), "filelock to hold " + path, alive=[proc])
+        return proc, go

@@ -7,38 +7,13 @@ while its command runs without handing the command a descriptor to the lock file
 
 Every helper process runs in a session of its own and is killed with its whole group on cleanup, pass or
 fail. Nothing sleeps a fixed time: waits poll a condition against a generous deadline."""
-import json, os, subprocess, sys, time, unittest
+import json, os, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_case import MPCTL, DaemonCase, lease_owner  # noqa: E402
+from py_case import MPCTL, DaemonCase, LockPeers, lease_owner  # noqa: E402
 from py_daemon import until  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # the system Python, whose filelock is Debian's python3-filelock
-
-# FileLock(PATH).acquire(timeout=0) in a Python of its own: prints "acquired" (then lets go) or "timeout".
-FILELOCK_TRY = r"""
-import sys, filelock
-lock = filelock.FileLock(sys.argv[1])
-try:
-    lock.acquire(timeout=0)
-except filelock.Timeout:
-    print("timeout")
-else:
-    lock.release()
-    print("acquired")
-"""
-
-# Holds FileLock(PATH), says so by creating HELD, and lets go when GO appears.
-FILELOCK_HOLD = r"""
-import os, sys, time, filelock
-path, held, go = sys.argv[1:4]
-lock = filelock.FileLock(path)
-lock.acquire(timeout=0)
-open(held, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.01)
-lock.release()
-"""
 
 # Every descriptor of this process and where it points, as JSON.
 LIST_FDS = r"""
@@ -52,22 +27,9 @@ for fd in os.listdir("/proc/self/fd"):
 print(json.dumps(fds))
 """
 
-_filelock_check = None
 
 
-def filelock_problem():
-    """None if /usr/bin/python3 can import filelock, else what went wrong."""
-    global _filelock_check
-    if _filelock_check is None:
-        done = subprocess.run([PYTHON, "-c", "import filelock; print(filelock.__version__)"],
-                              capture_output=True, timeout=120)
-        why = (done.stderr.decode().strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        _filelock_check = ("" if done.returncode == 0 else
-                           f"{PYTHON} cannot import filelock ({why}): apt-get install python3-filelock")
-    return _filelock_check or None
-
-
-class LockInterop(DaemonCase):
+class LockInterop(LockPeers, DaemonCase):
     # --- helpers -----------------------------------------------------------------------------------------
 
     def listing(self, path):
@@ -83,39 +45,6 @@ class LockInterop(DaemonCase):
         proc.wait(seconds)
         out, err = self.said(proc)
         return proc.returncode, out, err
-
-    def flock_n(self, path, *mode):
-        """`flock [MODE] -n PATH true`: 0 if it got the lock, 1 if it is held."""
-        return subprocess.run(["flock", *mode, "-n", path, "true"], timeout=120).returncode
-
-    def need_filelock(self):
-        problem = filelock_problem()
-        if problem:
-            self.fail(problem)
-
-    def filelock_try(self, path):
-        self.need_filelock()
-        done = subprocess.run([PYTHON, "-c", FILELOCK_TRY, path], capture_output=True, timeout=120)
-        self.assertEqual(done.returncode, 0, done.stderr.decode())
-        return done.stdout.decode().strip()
-
-    def hold_with_flock(self, path):
-        """A flock(1) process holding PATH exclusively until GO appears: (process, GO)."""
-        held, go = path + ".held", path + ".go"
-        proc = self.spawn(["flock", path, "sh", "-c", f"touch '{held}'; while [ ! -e '{go}' ]; do sleep 0.01; done"],
-                          "flock(1) holding " + path)
-        self.addCleanup(lambda: open(go, "a").close())  # and the loop ends even if a kill missed it
-        self.wait_for(lambda: os.path.exists(held), "flock(1) to hold " + path, alive=[proc])
-        return proc, go
-
-    def hold_with_filelock(self, path):
-        """A Python process holding filelock.FileLock(PATH) until GO appears: (process, GO)."""
-        self.need_filelock()
-        held, go = path + ".held", path + ".go"
-        proc = self.spawn([PYTHON, "-c", FILELOCK_HOLD, path, held, go], "python holding FileLock " + path)
-        self.addCleanup(lambda: open(go, "a").close())
-        self.wait_for(lambda: os.path.exists(held), "filelock to hold " + path, alive=[proc])
-        return proc, go
 
     # --- 1. mpctl holds, flock(1) and filelock see it -------------------------------------------------------
 

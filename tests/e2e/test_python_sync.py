@@ -10,7 +10,7 @@ no test asserts how long anything took."""
 import gc, json, os, subprocess, sys, threading, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_case import DaemonCase  # noqa: E402
+from py_case import DaemonCase, LockPeers  # noqa: E402
 
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -46,31 +46,6 @@ except mpctl.sync.Timeout:
 else:
     lock.release()
     print("acquired")
-"""
-
-# filelock.FileLock(PATH).acquire(timeout=0): prints "acquired" (then lets go) or "timeout".
-FILELOCK_TRY = r"""
-import sys, filelock
-lock = filelock.FileLock(sys.argv[1])
-try:
-    lock.acquire(timeout=0)
-except filelock.Timeout:
-    print("timeout")
-else:
-    lock.release()
-    print("acquired")
-"""
-
-# Holds filelock.FileLock(PATH), says so by creating HELD, and lets go when GO appears.
-FILELOCK_HOLD = r"""
-import os, sys, time, filelock
-path, held, go = sys.argv[1:4]
-lock = filelock.FileLock(path)
-lock.acquire(timeout=0)
-open(held, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.01)
-lock.release()
 """
 
 # Takes a unit of Semaphore(LIMIT, name=NAME) within SECONDS, writes its tokens to GOT, gives it back when GO
@@ -114,21 +89,8 @@ except mpctl.BrokenBarrierError as error:
     print(json.dumps({"broken": barrier.broken, "threading": isinstance(error, threading.BrokenBarrierError)}))
 """
 
-_filelock_check = None
 
-
-def filelock_problem():
-    """None if /usr/bin/python3 can import filelock, else what went wrong."""
-    global _filelock_check
-    if _filelock_check is None:
-        done = subprocess.run([PYTHON, "-c", "import filelock"], capture_output=True, timeout=120)
-        why = (done.stderr.decode().strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        _filelock_check = ("" if done.returncode == 0 else
-                           f"{PYTHON} cannot import filelock ({why}): apt-get install python3-filelock")
-    return _filelock_check or None
-
-
-class PythonSync(DaemonCase):
+class PythonSync(LockPeers, DaemonCase):
     def setUp(self):
         super().setUp()
         self.env["PYTHONPATH"] = PYTHON_DIR
@@ -155,19 +117,6 @@ class PythonSync(DaemonCase):
         self.assertEqual(proc.returncode, 0, f"{proc.what}: stdout {out!r}, stderr {err!r}")
         return out.decode()
 
-    def flock_n(self, path):
-        """`flock -n PATH true`: 0 if it got the lock, 1 if it is held."""
-        return subprocess.run(["flock", "-n", path, "true"], timeout=120).returncode
-
-    def need_filelock(self):
-        problem = filelock_problem()
-        if problem:
-            self.fail(problem)
-
-    def filelock_try(self, path):
-        self.need_filelock()
-        return self.run_python(FILELOCK_TRY, path)
-
     def lock_entry(self, path):
         locks = self.client.call("lock.list", {"path": path})["locks"]
         return next((e for e in locks if e["path"] == path), {"holders": [], "waiters": [], "outside": []})
@@ -175,24 +124,6 @@ class PythonSync(DaemonCase):
     def sem_entry(self, name):
         found = self.client.call("sem.list", {"name": name})["semaphores"]
         return next((e for e in found if e["name"] == name), {"holders": [], "waiters": []})
-
-    def hold_with_flock(self, path):
-        """A flock(1) process holding PATH until GO appears: (process, GO)."""
-        held, go = path + ".held", path + ".go"
-        proc = self.spawn(["flock", path, "sh", "-c", f"touch '{held}'; while [ ! -e '{go}' ]; do sleep 0.01; done"],
-                          "flock(1) holding " + path)
-        self.addCleanup(lambda: open(go, "a").close())
-        self.wait_for(lambda: os.path.exists(held), "flock(1) to hold " + path, alive=[proc])
-        return proc, go
-
-    def hold_with_filelock(self, path):
-        """A Python process holding filelock.FileLock(PATH) until GO appears: (process, GO)."""
-        self.need_filelock()
-        held, go = path + ".held", path + ".go"
-        proc = self.python(FILELOCK_HOLD, path, held, go, what="python holding filelock " + path)
-        self.addCleanup(lambda: open(go, "a").close())
-        self.wait_for(lambda: os.path.exists(held), "filelock to hold " + path, alive=[proc])
-        return proc, go
 
     def in_thread(self, function):
         """FUNCTION() in a thread: (thread, box), box["result"] or box["error"] once the thread is done."""
