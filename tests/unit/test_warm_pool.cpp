@@ -44,6 +44,12 @@ struct WorkerEnd {
         std::string text = line + "\n";
         REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
     }
+    // Says hello, then hears the first task the pool sends: its run object and its descriptors.
+    std::pair<json, std::vector<int>> hello_then_run() const {
+        say(R"({"hello":{"protocol":1,"pid":1}})");
+        auto [line, fds] = hear();
+        return {json::parse(line).at("run"), fds};
+    }
     // The next line the pool sent (empty at end of file) and the descriptors that came with it.
     std::pair<std::string, std::vector<int>> hear() const {
         std::string line;
@@ -155,10 +161,8 @@ TEST_CASE("warm pool: a task waits for the hello, goes out with its three descri
     w.pump();
     CHECK_FALSE(w.started[t].has_value());  // no hello yet
     WorkerEnd end = w.worker(0);
-    end.say(R"({"hello":{"protocol":1,"pid":1}})");
-    auto [line, fds] = end.hear();
+    auto [run, fds] = end.hello_then_run();
     w.pump();
-    json run = json::parse(line).at("run");
     CHECK(run.at("task") == 7);
     CHECK(run.at("kind") == "argv");
     CHECK(run.at("argv") == json::array({"-c", "pass"}));
@@ -198,10 +202,8 @@ TEST_CASE("warm pool: a task's limits go with its run, and its cgroup.procs as a
         spec.cgroup_procs_fd.reset(::open(procs.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     });
     WorkerEnd end = w.worker(0);
-    end.say(R"({"hello":{"protocol":1,"pid":1}})");
-    auto [line, fds] = end.hear();
+    auto [run, fds] = end.hello_then_run();
     w.pump();
-    json run = json::parse(line).at("run");
     CHECK(run.at("nice") == 7);
     CHECK(run.at("umask") == 027);
     CHECK(run.at("rlimits") == json{{"nofile", 64}, {"core", "unlimited"}});
