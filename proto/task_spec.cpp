@@ -84,6 +84,23 @@ const std::pair<const char*, int> k_limits[] = {
 };
 }  // namespace
 
+void limits_to_json(json& j, std::optional<int> nice, std::optional<unsigned> umask,
+                    const std::map<std::string, uint64_t>& rlimits) {
+    if (nice) {
+        j["nice"] = *nice;
+    }
+    if (umask) {
+        j["umask"] = *umask;
+    }
+    if (!rlimits.empty()) {
+        json limits = json::object();
+        for (const auto& [name, value] : rlimits) {
+            limits[name] = value == RLIM_INFINITY ? json("unlimited") : json(value);
+        }
+        j["rlimits"] = std::move(limits);
+    }
+}
+
 const char* rlimit_name(int resource) {
     for (const auto& [n, r] : k_limits) {
         if (r == resource) {
@@ -365,19 +382,7 @@ json to_json(const TaskSpec& spec, bool with_env) {
     if (spec.stdin_passed) {
         j["stdin_fd"] = true;
     }
-    if (spec.nice) {
-        j["nice"] = *spec.nice;
-    }
-    if (spec.umask) {
-        j["umask"] = *spec.umask;
-    }
-    if (!spec.rlimits.empty()) {
-        json limits = json::object();
-        for (const auto& [name, value] : spec.rlimits) {
-            limits[name] = value == RLIM_INFINITY ? json("unlimited") : json(value);
-        }
-        j["rlimits"] = std::move(limits);
-    }
+    limits_to_json(j, spec.nice, spec.umask, spec.rlimits);
     if (spec.max_output) {
         j["max_output"] = *spec.max_output;
     }

@@ -82,6 +82,10 @@ struct TaskSpec {
 
 // The resource limits a task may set, by name (as in `ulimit` and prlimit(1)): RLIMIT_* value, or -1.
 [[nodiscard]] int rlimit_resource(const std::string& name);
+// The members a spec writes for a process's limits, each only when set: nice, umask, and rlimits as
+// {name: integer or "unlimited"}. A warm worker's run message carries a task's limits the same way.
+void limits_to_json(nlohmann::json& j, std::optional<int> nice, std::optional<unsigned> umask,
+                    const std::map<std::string, uint64_t>& rlimits);
 // The name of RLIMIT_* RESOURCE in the spec (its rlimits' keys), or nullptr.
 [[nodiscard]] const char* rlimit_name(int resource);
 

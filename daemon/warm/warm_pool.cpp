@@ -3,7 +3,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/resource.h>
+#include <map>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -455,19 +455,11 @@ void WarmPool::assign(Worker& w, Request request) {
                 {"stdout_path", spec.stdout_path},
                 {"stderr_path", stage.stderr_path}};
     // What the process layer applies to a task's own process, for the worker to apply to the task's.
-    if (spec.nice) {
-        run["nice"] = *spec.nice;
+    std::map<std::string, uint64_t> rlimits;
+    for (const auto& [resource, value] : spec.rlimits) {
+        rlimits.emplace(proto::rlimit_name(resource), value);
     }
-    if (spec.umask) {
-        run["umask"] = *spec.umask;
-    }
-    if (!spec.rlimits.empty()) {
-        json limits = json::object();
-        for (const auto& [resource, value] : spec.rlimits) {
-            limits[proto::rlimit_name(resource)] = value == RLIM_INFINITY ? json("unlimited") : json(value);
-        }
-        run["rlimits"] = std::move(limits);
-    }
+    proto::limits_to_json(run, spec.nice, spec.umask, rlimits);
     std::vector<int> fds = {in.get(), spec.stdout_fd.get(), stage.stderr_fd.get()};
     if (spec.cgroup_procs_fd) {
         run["cgroup"] = true;  // a fourth descriptor: the cgroup.procs the task's process joins
