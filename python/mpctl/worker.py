@@ -182,12 +182,7 @@ def _enter(run, fds, in_process=False):
     if problem is not None:
         os.write(2, f"mpctl.worker: {problem}\n".encode("utf-8", "surrogateescape"))
         return False
-    environ = {}
-    for entry in run.get("env", []):
-        name, equals, value = entry.partition("=")
-        if equals and name:
-            environ.setdefault(name, value)  # the first of a name wins, as in python3's os.environ
-    _replace_environ(environ)
+    _replace_environ(run.get("env", []))
     try:
         os.chdir(run["cwd"])
     except OSError as error:  # as the daemon reports a task whose cwd it cannot enter
@@ -353,20 +348,18 @@ SAVED_SYS = ("argv", "orig_argv", "stdin", "stdout", "stderr", "__stdin__", "__s
              "last_type", "last_value", "last_traceback")
 
 
-def _replace_environ(environ):
-    """Make os.environ, and the C environment under it that subprocesses get, ENVIRON ({name: value})."""
-    encoding = sys.getfilesystemencoding()
-    _replace_environ_data({name.encode(encoding, "surrogateescape"): value.encode(encoding, "surrogateescape")
-                           for name, value in environ.items()})
-
-
-def _replace_environ_data(new):
-    """Make the C environment, and os.environ above it, NEW ({encoded name: encoded value}). This works on
-    os.environ's own store (CPython's os._Environ._data, there since 3.2), under its mapping methods:
+def _replace_environ(entries):
+    """Make the C environment, and os.environ above it, ENTRIES ("NAME=VALUE" strings; the first of a name
+    wins, as in python3's os.environ). This works on os.environ's own store (CPython's os._Environ._data, there since 3.2), under its mapping methods:
     their clear() pops one item at a time, each from a fresh iterator, and every access encodes the name
     in Python code, which cost half a millisecond a task for ~40 names. Only what differs is changed when
-    the names are the same; otherwise the whole is rebuilt, in NEW's order, as python3 would have it from
+    the names are the same; otherwise the whole is rebuilt, in their order, as python3 would have it from
     its exec."""
+    encoding, new = sys.getfilesystemencoding(), {}
+    for entry in entries:
+        name, equals, value = entry.encode(encoding, "surrogateescape").partition(b"=")
+        if equals and name:
+            new.setdefault(name, value)
     data = os.environ._data
     if data.keys() == new.keys():
         for key, value in new.items():
