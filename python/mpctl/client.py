@@ -10,7 +10,7 @@ import array, concurrent.futures, errno, itertools, json, os, shutil, socket, su
 
 __all__ = ["Client", "Error", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
            "UnknownId", "UnknownTask", "Busy", "Timeout", "Refused", "InvalidState", "ShuttingDown", "DaemonIOError",
-           "Deadlock", "ConnectionLost", "NoDaemon", "socket_path"]
+           "Deadlock", "ConnectionLost", "NoDaemon", "RawJSON", "socket_path"]
 
 
 class Error(Exception):
@@ -122,6 +122,11 @@ def _error_from(answer_error):
     return cls(answer_error.get("message", ""), code=code, name=data.get("error"), data=data)
 
 
+class RawJSON(str):
+    """Params already written as JSON text (an object), for a caller that has encoded them (or their parts)
+    already: sent as they are."""
+
+
 class _Call:
     """A request in flight: its answer's future, and what its notifications go to."""
     __slots__ = ("future", "on_notification")
@@ -202,8 +207,11 @@ class Client:
             params = {**params, **kwargs}
         request_id = next(self._ids)
         call = _Call(on_notification)
-        line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
-                          separators=(",", ":")).encode() + b"\n"
+        if isinstance(params, RawJSON):
+            line = f'{{"jsonrpc":"2.0","id":{request_id},"method":{json.dumps(method)},"params":{params}}}\n'.encode()
+        else:
+            line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
+                              separators=(",", ":")).encode() + b"\n"
         if len(line) > MAX_REQUEST + 1:
             # The daemon would answer it with id null, which no call could be matched with: refused here.
             raise InvalidRequest(f"a {method} request of {len(line) - 1} bytes: the protocol's limit is {MAX_REQUEST}")

@@ -19,7 +19,7 @@ import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
-from mpctl.client import Client, ConnectionLost, Error
+from mpctl.client import Client, ConnectionLost, Error, RawJSON
 
 _LOGGER = logging.getLogger("concurrent.futures")
 __all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
@@ -104,7 +104,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
         self._options = task_options
         self._pool = None
         self._lock = threading.Condition()
-        self._outbox = []  # (spec, future, its JSON's length) submitted, not sent yet
+        self._outbox = []  # (spec as JSON text, future) submitted, not sent yet: each spec is encoded once
         self._sending = 0  # batches sent and not acknowledged yet
         self._by_id = {}  # task id -> its future, until it is done
         self._futures = set()  # not done yet
@@ -139,7 +139,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
                 raise self._client.lost
             self._futures.add(future)
             if not fds:
-                self._outbox.append((spec, future, len(json.dumps(spec))))
+                self._outbox.append((json.dumps(spec, separators=(",", ":")), future))
                 self._lock.notify_all()
                 return future
         spec.setdefault("env", _environment())
@@ -155,7 +155,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
     def _unsend(self, future):
         """Take FUTURE out of what is not sent yet: whether it was there."""
         with self._lock:
-            for n, (_, queued, _) in enumerate(self._outbox):
+            for n, (_, queued) in enumerate(self._outbox):
                 if queued is future:
                     del self._outbox[n]
                     self._futures.discard(future)
@@ -171,21 +171,22 @@ class _DaemonExecutor(concurrent.futures.Executor):
                 if not self._outbox:
                     return
                 taken, size = 0, 0
-                for _, _, length in self._outbox[:self.BATCH]:
-                    if taken and size + length > self.BATCH_BYTES:
+                for text, _ in self._outbox[:self.BATCH]:
+                    if taken and size + len(text) > self.BATCH_BYTES:
                         break
-                    taken, size = taken + 1, size + length + 1
+                    taken, size = taken + 1, size + len(text) + 1
                 batch, self._outbox = self._outbox[:taken], self._outbox[taken:]
                 self._sending += 1
             try:
-                ids = self._client.call("task.submit_batch", defaults={"env": _environment()},
-                                        tasks=[spec for spec, _, _ in batch])["ids"]
+                params = RawJSON(f'{{"defaults":{json.dumps({"env": _environment()})},"tasks":['
+                                 f'{",".join(text for text, _ in batch)}]}}')
+                ids = self._client.call("task.submit_batch", params)["ids"]
             except BaseException as error:  # refused (a spec the daemon will not take), or the daemon gone
-                for _, future, _ in batch:
+                for _, future in batch:
                     future._queued(None)
                     self._done.put((future, error))
             else:
-                self._watch([future for _, future, _ in batch], ids)
+                self._watch([future for _, future in batch], ids)
             with self._lock:
                 self._sending -= 1
                 self._lock.notify_all()
@@ -245,15 +246,15 @@ class _DaemonExecutor(concurrent.futures.Executor):
         cancelled, or fail with ERROR if one is given."""
         with self._lock:
             unsent, self._outbox = self._outbox, []
-            for _, future, _ in unsent:
+            for _, future in unsent:
                 self._futures.discard(future)
             while self._sending:  # a batch on its way: its tasks are queued once it is acknowledged
                 self._lock.wait()
-        for _, future, _ in unsent:
+        for _, future in unsent:
             future._queued(None)
         with self._lock:
             sent = {f.task_id: f for f in self._futures if not f.done() and f._submitted.is_set() and f.task_id}
-        cancelled = [f for _, f, _ in unsent]
+        cancelled = [f for _, f in unsent]
         if sent:
             try:
                 results = self._client.call("task.cancel", ids=list(sent))["results"]
