@@ -51,6 +51,11 @@ bool Params::has(const char* key) const {
     return it != object_->end() && !it->is_null();
 }
 
+const nlohmann::json* Params::present(const char* key) const {
+    auto it = object_->find(key);
+    return it == object_->end() ? nullptr : &*it;
+}
+
 void Params::reject_unknown(std::initializer_list<const char*> allowed) const {
     for (const auto& [key, value] : object_->items()) {
         bool known = false;

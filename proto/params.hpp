@@ -33,6 +33,9 @@ class Params {
     Params& operator=(const Params&) = delete;
 
     [[nodiscard]] bool has(const char* key) const;
+    // KEY's value even when it is null, or nullptr when KEY is absent: for the few members where null is a
+    // value, not an absence (shm.list_set's value, the item None; pool.set's worker, a cold pool).
+    [[nodiscard]] const nlohmann::json* present(const char* key) const;
 
     template <class T>
     [[nodiscard]] T required(const char* key) const {

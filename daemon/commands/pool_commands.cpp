@@ -26,8 +26,8 @@ json pool_json(const PoolContext& ctx, const PoolInfo& p) {
 // the pool cold; no worker keeps what the pool has, with the limits given.
 std::optional<WorkerSpec> read_worker(const Call& call, std::optional<WorkerSpec> current) {
     std::optional<WorkerSpec> spec = std::move(current);
-    if (call.params.raw().contains("worker")) {  // null too: has() takes null for absent
-        const json& w = call.params.raw().at("worker");
+    if (const json* given = call.params.present("worker")) {  // null is a cold pool
+        const json& w = *given;
         if (w.is_null()) {
             spec.reset();
         } else {

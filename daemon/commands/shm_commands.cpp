@@ -101,12 +101,11 @@ void shm_list_set(const ShmContext& ctx, Call& call) {
     call.params.reject_unknown({"name", "index", "value"});
     std::string name = read_segment_name(call.params);
     int64_t index = call.params.required<int64_t>("index");
-    // The one member where null is a value, not an absence: the item None.
-    const json& raw = call.params.raw();
-    if (!raw.contains("value")) {
+    const json* given = call.params.present("value");  // null is the item None
+    if (given == nullptr) {
         proto::throw_invalid_params("params.value: required");
     }
-    auto value = read_list_value(raw.at("value"), "params.value");
+    auto value = read_list_value(*given, "params.value");
     call.responder->result(ctx.segments.list_set(name, index, value));
 }
 

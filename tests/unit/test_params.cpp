@@ -54,6 +54,14 @@ TEST_CASE("has is false for a missing key and for a null value", "[unit][params]
     CHECK_FALSE(p.has("c"));
 }
 
+TEST_CASE("present gives a null value too, and nullptr only for a missing key", "[unit][params]") {
+    Params p(json{{"worker", nullptr}, {"value", 3}});
+    REQUIRE(p.present("worker") != nullptr);
+    CHECK(p.present("worker")->is_null());
+    CHECK(*p.present("value") == 3);
+    CHECK(p.present("missing") == nullptr);
+}
+
 TEST_CASE("required returns the converted value and names the path when it is missing or null",
           "[unit][params]") {
     Params p(json{{"n", 5}, {"s", "x"}, {"z", nullptr}});
