@@ -81,6 +81,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "a number of bytes (1 or more)");
             }
             config.shm_max_size = static_cast<uint64_t>(*v);
+        } else if (k == "manager_max_bytes") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 1) {
+                return bad(k, "a number of bytes (1 or more)");
+            }
+            config.manager_max_bytes = static_cast<uint64_t>(*v);
         } else if (k == "max_connections") {
             auto v = node.value<int64_t>();
             if (!v || *v < 1 || *v > 1000000) {

@@ -11,6 +11,7 @@
 //   keep_finished = "7d"        # finished tasks older than this are forgotten (rows and output files)
 //   keep_finished_max = 10000   # and past this many finished tasks, the oldest are
 //   shm_max_size = 17179869184  # bytes: the largest shared-memory segment `mpctl shm create` makes
+//   manager_max_bytes = 1073741824  # bytes of queue and dict values the daemon holds, all together
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
@@ -37,6 +38,7 @@ struct DaemonConfig {
     std::optional<double> keep_finished_s;    // nullopt: kept until removed
     std::optional<size_t> keep_finished_max;  // nullopt: no limit
     uint64_t shm_max_size = uint64_t{16} << 30;
+    uint64_t manager_max_bytes = uint64_t{1} << 30;
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies

@@ -12,6 +12,7 @@
 #include <mpctl/common/sys.hpp>
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/commands/families.hpp>
+#include <mpctl/daemon/commands/manager_context.hpp>
 #include <mpctl/daemon/commands/pool_context.hpp>
 #include <mpctl/daemon/commands/shm_context.hpp>
 #include <mpctl/daemon/commands/sync_context.hpp>
@@ -90,6 +91,11 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     locks_ = std::make_unique<LockTable>(timers_, leases_, *store_, journal.next_lock_token);
     segments_ = std::make_unique<SegmentRegistry>(leases_, *store_, timers_, config_.shm_max_size);
     restored_segments_ = std::move(journal.segments);
+    manager_budget_ = std::make_unique<ValueBudget>(config_.manager_max_bytes);
+    queues_ = std::make_unique<QueueTable>(*store_, timers_, *manager_budget_);
+    queues_->restore(std::move(journal.queues));
+    dicts_ = std::make_unique<KvTable>(*store_, timers_, *manager_budget_);
+    dicts_->restore(std::move(journal.dicts));
     register_commands();
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
                                              config_.keep_finished_max);
@@ -165,6 +171,9 @@ void Daemon::register_commands() {
     register_lock_commands(registry_, sync);
     register_sync_commands(registry_, sync);
     register_shm_commands(registry_, ShmContext{*segments_});
+    ManagerContext manager{*queues_, *dicts_};
+    register_queue_commands(registry_, manager);
+    register_kv_commands(registry_, manager);
     register_daemon_commands(registry_, *this);
 }
 

@@ -25,6 +25,9 @@
 #include <mpctl/daemon/exec/task_cgroups.hpp>
 #include <mpctl/daemon/leases/lease_registry.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
+#include <mpctl/daemon/manager/kv_table.hpp>
+#include <mpctl/daemon/manager/queue_table.hpp>
+#include <mpctl/daemon/manager/value_budget.hpp>
 #include <mpctl/daemon/retention.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
@@ -95,6 +98,9 @@ class Daemon final : public TaskListener, public DaemonControl {
     BarrierTable barriers_{timers_};
     std::unique_ptr<SegmentRegistry> segments_;
     std::vector<SegmentRow> restored_segments_;  // the journal's, until run() takes them back
+    std::unique_ptr<ValueBudget> manager_budget_;
+    std::unique_ptr<QueueTable> queues_;
+    std::unique_ptr<KvTable> dicts_;
     Registry registry_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;

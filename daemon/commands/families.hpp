@@ -8,6 +8,7 @@ namespace mpctl::daemon {
 
 class DaemonControl;
 class Registry;
+struct ManagerContext;
 struct PoolContext;
 struct ShmContext;
 struct SyncContext;
@@ -32,6 +33,10 @@ void register_sync_commands(Registry& registry, const SyncContext& ctx);
 
 // shm.*: create, unlink, list, info, read, write.
 void register_shm_commands(Registry& registry, const ShmContext& ctx);
+
+// queue.*: put, get, info, list, delete; kv.*: set, get, del, list, cas, watch.
+void register_queue_commands(Registry& registry, const ManagerContext& ctx);
+void register_kv_commands(Registry& registry, const ManagerContext& ctx);
 
 // daemon.*: status, stop, methods.
 void register_daemon_commands(Registry& registry, DaemonControl& daemon);

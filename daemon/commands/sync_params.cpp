@@ -69,13 +69,18 @@ LeaseSpec read_lease(const Call& call) {
     return spec;
 }
 
-void read_wait(const Call& call, LockTable::Request& r) {
-    const auto& p = call.params;
-    r.nonblock = p.get_or<bool>("nonblock", false);
-    r.timeout = read_seconds(p, "timeout", false);
-    if (r.nonblock && r.timeout) {
+WaitParams read_nonblock_or_timeout(const proto::Params& p) {
+    WaitParams w{p.get_or<bool>("nonblock", false), read_seconds(p, "timeout", false)};
+    if (w.nonblock && w.timeout) {
         proto::throw_invalid_params("params.timeout: not with nonblock (which never waits)");
     }
+    return w;
+}
+
+void read_wait(const Call& call, LockTable::Request& r) {
+    auto wait = read_nonblock_or_timeout(call.params);
+    r.nonblock = wait.nonblock;
+    r.timeout = wait.timeout;
     r.lease = read_lease(call);
     r.responder = call.responder;
 }

@@ -25,6 +25,13 @@ namespace mpctl::daemon {
 // params.pid, params.lease and params.ttl.
 [[nodiscard]] LeaseSpec read_lease(const Call& call);
 
+// params.nonblock and params.timeout, which a request may not both give.
+struct WaitParams {
+    bool nonblock = false;
+    std::optional<std::chrono::milliseconds> timeout;
+};
+[[nodiscard]] WaitParams read_nonblock_or_timeout(const proto::Params& p);
+
 // What lock.acquire and sem.acquire share: params.nonblock, params.timeout (not both) and the lease, into R,
 // which is to answer the call.
 void read_wait(const Call& call, LockTable::Request& r);

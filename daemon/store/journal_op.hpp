@@ -11,6 +11,7 @@
 #include <string>
 
 #include <mpctl/common/result.hpp>
+#include <mpctl/daemon/store/manager_rows.hpp>
 #include <mpctl/daemon/store/segment_rows.hpp>
 #include <mpctl/daemon/store/task_rows.hpp>
 
@@ -29,7 +30,8 @@ struct JournalOp {
         read_environment,
         raise_meta,
         put_segment,
-        delete_segment
+        delete_segment,
+        manager
     } kind;
     // Tasks; an environment's id and JSON ride in row.id and row.spec, raise_meta's value in row.id.
     TaskRow row;
@@ -42,6 +44,8 @@ struct JournalOp {
     std::shared_ptr<std::map<int64_t, std::string>> read_into = nullptr;
     // put_segment's row; delete_segment's name rides in pool.
     std::shared_ptr<const SegmentRow> segment = nullptr;
+    // manager: a queue's or a dict's change.
+    std::shared_ptr<const ManagerWrite> manager = nullptr;
 
     // An update nobody waits for: when a commit fails it is queued again rather than reported.
     [[nodiscard]] bool retried() const { return kind == Kind::update_task; }

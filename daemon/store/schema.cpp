@@ -76,6 +76,32 @@ CREATE TABLE segments (
     R"sql(
 ALTER TABLE pools ADD COLUMN worker TEXT;
 )sql",
+    // 7: the manager: durable queues and their values (by seq, FIFO), dicts (their version outlives their
+    // keys) and their entries.
+    R"sql(
+CREATE TABLE queues (
+    name       TEXT PRIMARY KEY,
+    maxsize    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE queue_items (
+    queue TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (queue, seq)
+);
+CREATE TABLE dicts (
+    name    TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE TABLE dict_entries (
+    dict    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (dict, key)
+);
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 

@@ -218,8 +218,26 @@ void Store::read_environments(const std::vector<int64_t>& ids,
     commits_.enqueue(std::move(ops));
 }
 
+void Store::write(std::vector<std::shared_ptr<const ManagerWrite>> writes, Done done) {
+    std::vector<JournalOp> ops;
+    ops.reserve(writes.size());
+    for (auto& w : writes) {
+        JournalOp op{JournalOp::Kind::manager, {}, {}, 0, false, nullptr};
+        op.manager = std::move(w);
+        ops.push_back(std::move(op));
+    }
+    if (ops.empty()) {
+        done({});
+        return;
+    }
+    ops.back().done = std::move(done);
+    commits_.enqueue(std::move(ops));
+}
+
 common::Result<void> Store::apply_one(const JournalOp& op) {
     switch (op.kind) {
+        case JournalOp::Kind::manager:
+            return manager_stmts_.apply(db_, *op.manager);
         case JournalOp::Kind::insert_environment:
             sqlite3_reset(stmts_.insert_env);
             sqlite3_bind_int64(stmts_.insert_env, 1, op.row.id);

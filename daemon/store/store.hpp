@@ -20,6 +20,7 @@
 #include <mpctl/daemon/store/durability.hpp>
 #include <mpctl/daemon/store/group_commit.hpp>
 #include <mpctl/daemon/store/journal_op.hpp>
+#include <mpctl/daemon/store/manager_rows.hpp>
 #include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
 #include <mpctl/daemon/tasks/task_listener.hpp>
@@ -29,7 +30,7 @@ struct sqlite3_stmt;
 
 namespace mpctl::daemon {
 
-class Store final : public TaskListener {
+class Store final : public TaskListener, public ManagerJournal {
   public:
     using Done = JournalOp::Done;
 
@@ -58,6 +59,8 @@ class Store final : public TaskListener {
         int64_t next_environment_id = 1;
         int64_t next_lock_token = 1;  // fencing tokens below it may have been handed out
         std::vector<SegmentRow> segments;
+        std::vector<QueueRow> queues;  // durable ones
+        std::vector<DictRow> dicts;
     };
     [[nodiscard]] common::Result<Contents> load();
     [[nodiscard]] common::Result<std::vector<Task>> load_tasks();
@@ -106,6 +109,8 @@ class Store final : public TaskListener {
     using EnvironmentsRead = std::map<int64_t, std::shared_ptr<const proto::Environment>>;
     void read_environments(const std::vector<int64_t>& ids,
                            std::function<void(common::Result<EnvironmentsRead>)> done);
+    // ManagerJournal: a queue's or a dict's changes.
+    void write(std::vector<std::shared_ptr<const ManagerWrite>> writes, Done done) override;
 
     // TaskListener: the journal hears every change first.
     void task_changed(const Task& task) override { update_task(task); }
@@ -135,6 +140,7 @@ class Store final : public TaskListener {
         sqlite3_stmt* commit = nullptr;
         sqlite3_stmt* rollback = nullptr;
     } stmts_;
+    ManagerStatements manager_stmts_;
     GroupCommit commits_;
     Checkpointer checkpointer_;
 };

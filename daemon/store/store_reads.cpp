@@ -50,6 +50,15 @@ common::Result<Store::Contents> Store::load() {
     if (auto e = into(load_segments(), c.segments)) {
         return std::unexpected(*e);
     }
+    auto in_journal = [&](common::Error e) {
+        return common::plain_error("journal " + path_ + ": " + e.message(), e.code);
+    };
+    if (auto e = into(load_queue_rows(db_), c.queues)) {
+        return std::unexpected(in_journal(*e));
+    }
+    if (auto e = into(load_dict_rows(db_), c.dicts)) {
+        return std::unexpected(in_journal(*e));
+    }
     return c;
 }
 
