@@ -83,5 +83,9 @@ void add_lock_commands(CLI::App& app, AppContext& ctx,
 void add_sync_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // sem, event, barrier
 void add_shm_commands(CLI::App& app, AppContext& ctx,
                       std::string_view only);  // shm create|list|info|read|write|unlink
+void add_queue_commands(CLI::App& app, AppContext& ctx,
+                        std::string_view only);  // queue put|get|info|list|delete
+void add_kv_commands(CLI::App& app, AppContext& ctx,
+                     std::string_view only);  // kv set|get|del|list|cas|watch
 
 }  // namespace mpctl::cli

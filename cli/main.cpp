@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
         {"event", add_sync_commands},
         {"barrier", add_sync_commands},
         {"shm", add_shm_commands},
+        {"queue", add_queue_commands},
+        {"kv", add_kv_commands},
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;
@@ -191,9 +193,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s", app.help().c_str());
         }
         CLI::App* group = deepest_parsed(&app);
-        if (group->get_require_subcommand_min() > 0 && !group->get_subcommands({}).empty() &&
-            std::none_of(group->get_subcommands({}).begin(), group->get_subcommands({}).end(),
-                         [](CLI::App* s) { return s->parsed(); })) {
+        // One vector: get_subcommands makes a new one at each call.
+        const std::vector<CLI::App*> subs = group->get_subcommands({});
+        if (group->get_require_subcommand_min() > 0 && !subs.empty() &&
+            std::none_of(subs.begin(), subs.end(), [](CLI::App* s) { return s->parsed(); })) {
             return report_error(json_wanted, CliError(exit_code::usage,
                                                       unknown_command(group, word_after(argc, argv, group))));
         }

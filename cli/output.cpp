@@ -32,6 +32,14 @@ void write_out(int fd, std::string_view bytes) {
     (void)common::write_all(fd, bytes);
 }
 
+std::string value_text(const nlohmann::json& value, bool escape) {
+    if (!value.is_string()) {
+        return proto::dump_json(value);
+    }
+    const auto& text = value.get_ref<const std::string&>();
+    return escape ? common::terminal_text(text) : text;
+}
+
 std::string human_duration(int64_t ms) {
     char buf[32];
     if (ms < 60'000) {

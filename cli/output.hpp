@@ -20,6 +20,10 @@ void print_json(const nlohmann::json& value);
 // Raw bytes to FD, all of them (task output is binary).
 void write_out(int fd, std::string_view bytes);
 
+// A queue's or a dict's value (any JSON) as a line shows it: a string as its text, with terminal_text's
+// escapes when ESCAPE (on a terminal, in a table), anything else as compact JSON.
+[[nodiscard]] std::string value_text(const nlohmann::json& value, bool escape);
+
 // ROWS (the first: the header) in columns two spaces apart, each as wide as its widest cell (counted in
 // bytes: cells are ASCII or escaped with terminal_text), RIGHT[i] aligning column i to the right; the last
 // column is not padded.

@@ -242,4 +242,9 @@ nlohmann::json parse_json_text(std::string_view text) {
     return value;
 }
 
+nlohmann::json json_value_from_word(std::string_view word) {
+    nlohmann::json parsed = parse_json_text(word);
+    return parsed.is_discarded() ? nlohmann::json(std::string(word)) : parsed;
+}
+
 }  // namespace mpctl::proto

@@ -28,6 +28,11 @@ void append_json(std::string& out, const nlohmann::json& value);
 // allow_exceptions false). Not for what a client sends the daemon: parse_bounded_json bounds depth.
 [[nodiscard]] nlohmann::json parse_json_text(std::string_view text);
 
+// A VALUE of mpctl's command line (a queue's value, a dict's, a ShareableList item): its JSON value if the
+// word reads as JSON (42, -1.5, true, null, [1,2], {"a":1}, "text"), else the word itself as a string (text,
+// the empty word, 1 2).
+[[nodiscard]] nlohmann::json json_value_from_word(std::string_view word);
+
 // For a parser of its own (parse_bounded_json): nlohmann's lexer refuses \udcXY alone, so such an escape is
 // rewritten as the noncharacter U+FDD0 and the two hex digits XY, and a U+FDD0 of the text as two of them;
 // restore_bytes undoes that in each parsed string. nullopt: TEXT needs no rewriting (the usual case).

@@ -92,11 +92,7 @@ json list_value_to_json(const ListValue& v) {
 }
 
 common::Result<ListValue> list_value_from_word(const std::string& word) {
-    json parsed = parse_json_text(word);
-    if (parsed.is_discarded()) {
-        return list_value_from_json(json(word));  // a string: checked to be UTF-8
-    }
-    return list_value_from_json(parsed);
+    return list_value_from_json(json_value_from_word(word));  // a string is checked to be UTF-8 there
 }
 
 }  // namespace mpctl::proto

@@ -58,6 +58,11 @@ def bases(cwd):
         "pool.delete": [{"name": "probe-none"}],
         "pool.set": [{"name": "probe", "workers": 1},
                      {"name": "probe-transient", "workers": 1, "transient": True, "halt_after_failures": 1}],
+        "queue.put": [{"name": "probe", "values": [1]}], "queue.get": [{"name": "probe"}],
+        "queue.info": [{"name": "probe"}], "queue.delete": [{"name": "probe-none"}],
+        "kv.set": [{"name": "probe", "key": "k", "value": 1}], "kv.get": [{"name": "probe", "key": "k"}],
+        "kv.del": [{"name": "probe", "key": "k"}], "kv.list": [{"name": "probe"}],
+        "kv.cas": [{"name": "probe", "key": "k", "expect": 1, "value": 2}], "kv.watch": [{"name": "probe"}],
     }
 
 
@@ -146,7 +151,8 @@ class SchemaAgreementTest(unittest.TestCase):
             # Segments are files of the machine's /dev/shm: the probes' names ("a", "true") get a prefix of
             # this test's, where that keeps them as valid as they were (and invalid ones stay as they are).
             instance = dict(instance, name=confined_segment(instance["name"]))
-        if method in ("event.wait", "barrier.wait") and isinstance(instance, dict):
+        if method in ("event.wait", "barrier.wait", "queue.get", "queue.put", "kv.watch") \
+                and isinstance(instance, dict) and instance.get("nonblock") is not True:
             timeout = instance.get("timeout")
             if timeout is None or (type(timeout) in (int, float) and 0 <= timeout <= 31536000):
                 # A wait nobody ends would block the probes: a valid timeout (or none) becomes 0, which
@@ -209,6 +215,8 @@ class SchemaAgreementTest(unittest.TestCase):
             return True  # past this daemon's shm_max_size
         if method in ("shm.read", "shm.write") and re.search(r"pass(ed)? the end|past the end", message):
             return True  # the probe segment's size
+        if method == "queue.put" and re.match(r"params\.values: \d+ values can never fit queue", message):
+            return True  # the queue's maxsize, set by its first put
         if method in ("shm.list_get", "shm.list_set") and re.match(
                 r"params\.(index: index -?\d+ out of range|value: a (str|bytes) of \d+ bytes does not fit)", message):
             return True  # the probe list's length and slots
