@@ -107,6 +107,12 @@ common::Result<void> salvage_into(sqlite3* source, sqlite3* target, int64_t min_
         }
         *into = std::move(*table);
     }
+    auto manager = salvage_manager(source, target);
+    if (!manager) {
+        (void)sqlite::exec(target, "ROLLBACK");
+        return std::unexpected(manager.error());
+    }
+    report.manager = std::move(*manager);
     // The old journal's own high-water marks, where its right edge still reads.
     report.next_task_id =
         high_water(report.tasks,
@@ -305,8 +311,16 @@ std::vector<std::string> describe(const RecoveryReport& report) {
             table_text(report.pools, "pool", std::nullopt, "rows") + ", " +
             table_text(report.environments, "environment", report.next_environment_id - 1, "ids") + ", " +
             table_text(report.segments, "shared-memory segment", std::nullopt, "rows");
-        for (const TableSalvage* t :
-             {&report.tasks, &report.pools, &report.environments, &report.meta, &report.segments}) {
+        std::vector<const TableSalvage*> tables{&report.tasks, &report.pools, &report.environments,
+                                                &report.meta, &report.segments};
+        if (report.manager.size() == 4) {
+            salvaged += ", " + table_text(report.manager[1], "queue value", std::nullopt, "rows") + ", " +
+                        table_text(report.manager[3], "dict key", std::nullopt, "rows");
+        }
+        for (const auto& t : report.manager) {
+            tables.push_back(&t);
+        }
+        for (const TableSalvage* t : tables) {
             if (t->error) {
                 salvaged += "; SQLite said: " + *t->error;
                 break;

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <set>
 
@@ -181,6 +182,37 @@ bool usable_segment(sqlite3_stmt* row) {
            sqlite3_column_type(row, 2) == SQLITE_INTEGER;
 }
 
+// A queue's or a dict's name as the manager gives them (1-64 letters, digits, '_', '-', '.').
+bool usable_manager_name(const std::string& name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+    });
+}
+
+// Values and versions are what the daemon wrote: JSON text, and versions from 1.
+bool usable_json_column(sqlite3_stmt* row, int col) {
+    return !proto::parse_json_text(sqlite::column_text(row, col)).is_discarded();
+}
+
+bool usable_queue(sqlite3_stmt* row) {
+    return usable_manager_name(sqlite::column_text(row, 0)) &&
+           sqlite3_column_type(row, 1) == SQLITE_INTEGER && sqlite3_column_int64(row, 1) >= 0;
+}
+
+bool usable_queue_item(sqlite3_stmt* row) {
+    return usable_manager_name(sqlite::column_text(row, 0)) &&
+           sqlite3_column_type(row, 1) == SQLITE_INTEGER && usable_json_column(row, 2);
+}
+
+bool usable_dict(sqlite3_stmt* row) {
+    return usable_manager_name(sqlite::column_text(row, 0)) && sqlite3_column_type(row, 1) == SQLITE_INTEGER;
+}
+
+bool usable_dict_entry(sqlite3_stmt* row) {
+    return usable_manager_name(sqlite::column_text(row, 0)) && !sqlite::column_text(row, 1).empty() &&
+           usable_json_column(row, 2) && sqlite3_column_type(row, 3) == SQLITE_INTEGER;
+}
+
 }  // namespace
 
 std::optional<int64_t> next_readable(int64_t failed_at, const std::function<Probe(int64_t)>& probe) {
@@ -272,6 +304,26 @@ common::Result<TableSalvage> salvage_segments(sqlite3* source, sqlite3* target) 
                         {"pid_start", "NULL"},
                         {"expires_at", "NULL"}},
                        usable_segment});
+}
+
+common::Result<std::vector<TableSalvage>> salvage_manager(sqlite3* source, sqlite3* target) {
+    const TableCopy tables[] = {
+        {"queues", {{"name", "NULL"}, {"maxsize", "NULL"}, {"created_at", "0"}}, usable_queue},
+        {"queue_items", {{"queue", "NULL"}, {"seq", "NULL"}, {"value", "NULL"}}, usable_queue_item},
+        {"dicts", {{"name", "NULL"}, {"version", "NULL"}}, usable_dict},
+        {"dict_entries",
+         {{"dict", "NULL"}, {"key", "NULL"}, {"value", "NULL"}, {"version", "NULL"}},
+         usable_dict_entry},
+    };
+    std::vector<TableSalvage> out;
+    for (const TableCopy& t : tables) {
+        auto copied = copy_table(source, target, t);
+        if (!copied) {
+            return std::unexpected(copied.error());
+        }
+        out.push_back(std::move(*copied));
+    }
+    return out;
 }
 
 }  // namespace mpctl::daemon

@@ -75,6 +75,29 @@ void write_journal(const std::string& path, int n) {
         });
         REQUIRE(loop.run_until([&] { return done; }));
     }
+    // The manager's: a queue of two values and a dict of one key, whose deleted key's version stays.
+    auto write = [](mpctl::daemon::ManagerWrite::Kind kind, std::string name) {
+        auto w = std::make_shared<mpctl::daemon::ManagerWrite>();
+        w->kind = kind;
+        w->name = std::move(name);
+        return w;
+    };
+    auto items = write(mpctl::daemon::ManagerWrite::Kind::insert_items, "jobs");
+    items->maxsize = 10;
+    items->items = {{1, R"({"file":"a"})"}, {2, "2"}};
+    auto set = write(mpctl::daemon::ManagerWrite::Kind::kv_set, "cfg");
+    set->key = "mode";
+    set->value = R"("fast")";
+    set->version = 1;
+    auto del = write(mpctl::daemon::ManagerWrite::Kind::kv_delete, "cfg");
+    del->key = "gone";
+    del->version = 2;
+    bool written = false;
+    store->write({items, set, del}, [&](Result<void> r) {
+        REQUIRE(r);
+        written = true;
+    });
+    REQUIRE(loop.run_until([&] { return written; }));
     store->stop();
 }
 
@@ -190,6 +213,17 @@ TEST_CASE("recovering a journal salvages the rows around a damaged page and keep
     CHECK(contents->segments[1].pid == 42);
     CHECK(contents->segments[1].pid_start == 99);
     CHECK(contents->segments[1].mode == 0640);
+    // The queues' values and the dicts' keys, with their order and versions.
+    REQUIRE(contents->queues.size() == 1);
+    CHECK(contents->queues[0].name == "jobs");
+    CHECK(contents->queues[0].maxsize == 10);
+    CHECK(contents->queues[0].items ==
+          std::vector<std::pair<int64_t, std::string>>{{1, R"({"file":"a"})"}, {2, "2"}});
+    REQUIRE(contents->dicts.size() == 1);
+    CHECK(contents->dicts[0].version == 2);
+    REQUIRE(contents->dicts[0].entries.size() == 1);
+    CHECK(contents->dicts[0].entries[0].key == "mode");
+    CHECK(contents->dicts[0].entries[0].value == R"("fast")");
 
     auto lines = mpctl::daemon::describe(*report);
     REQUIRE(lines.size() == 3);
@@ -199,7 +233,8 @@ TEST_CASE("recovering a journal salvages the rows around a damaged page and keep
                                std::to_string(lost.last - lost.first + 1) + " lost: ids " +
                                std::to_string(lost.first) + "-" + std::to_string(lost.last) +
                                " could not be read), 1 pool (none lost), 0 environments (none lost), 2 "
-                               "shared-memory segments (1 lost)"));
+                               "shared-memory segments (1 lost), 2 queue values (none lost), 1 dict key "
+                               "(none lost)"));
     CHECK(lines[2].starts_with("new tasks get ids from 401 on"));
 }
 
