@@ -87,6 +87,22 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "a number of bytes (1 or more)");
             }
             config.manager_max_bytes = static_cast<uint64_t>(*v);
+        } else if (k == "listen") {
+            // "tcp://HOST:PORT", or an array of them.
+            config.listen.clear();
+            if (auto one = node.value<std::string>()) {
+                config.listen.push_back(*one);
+            } else if (const auto* many = node.as_array()) {
+                for (const auto& entry : *many) {
+                    auto url = entry.value<std::string>();
+                    if (!url) {
+                        return bad(k, "\"tcp://HOST:PORT\" or an array of them");
+                    }
+                    config.listen.push_back(*url);
+                }
+            } else {
+                return bad(k, "\"tcp://HOST:PORT\" or an array of them");
+            }
         } else if (k == "max_connections") {
             auto v = node.value<int64_t>();
             if (!v || *v < 1 || *v > 1000000) {

@@ -12,6 +12,7 @@
 //   keep_finished_max = 10000   # and past this many finished tasks, the oldest are
 //   shm_max_size = 17179869184  # bytes: the largest shared-memory segment `mpctl shm create` makes
 //   manager_max_bytes = 1073741824  # bytes of queue and dict values the daemon holds, all together
+//   listen = "tcp://0.0.0.0:7433"   # also serve remote clients there, over TLS 1.3 (or an array)
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
@@ -19,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <mpctl/common/result.hpp>
 #include <mpctl/daemon/store/durability.hpp>
@@ -39,6 +41,7 @@ struct DaemonConfig {
     std::optional<size_t> keep_finished_max;  // nullopt: no limit
     uint64_t shm_max_size = uint64_t{16} << 30;
     uint64_t manager_max_bytes = uint64_t{1} << 30;
+    std::vector<std::string> listen;  // tcp://HOST:PORT for remote clients over TLS; none by default
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies

@@ -96,6 +96,8 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     queues_->restore(std::move(journal.queues));
     dicts_ = std::make_unique<KvTable>(*store_, timers_, *manager_budget_);
     dicts_->restore(std::move(journal.dicts));
+    tokens_ = std::make_unique<TokenTable>(*store_);
+    tokens_->restore(journal.tokens);
     register_commands();
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
                                              config_.keep_finished_max);
@@ -103,6 +105,17 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
                                            connection_limit(config_.max_connections, open_files),
                                            open_files.value_or(0));
+    if (!config_.listen.empty()) {
+        auto identity = load_or_create_identity(config_.state_dir);
+        if (!identity) {
+            throw std::runtime_error(identity.error().message());
+        }
+        for (const auto& url : config_.listen) {
+            tls_listeners_.push_back(
+                std::make_unique<TlsListener>(io_, url, *identity, *tokens_, *listener_));
+        }
+        spdlog::info("remote clients pin the certificate {}", identity->fingerprint);
+    }
 }
 
 std::optional<uint64_t> Daemon::raise_open_files() {
@@ -174,6 +187,7 @@ void Daemon::register_commands() {
     ManagerContext manager{*queues_, *dicts_};
     register_queue_commands(registry_, manager);
     register_kv_commands(registry_, manager);
+    register_token_commands(registry_, *tokens_);
     register_daemon_commands(registry_, *this);
 }
 
@@ -194,6 +208,9 @@ int Daemon::run(const std::function<void()>& on_ready) {
     scheduler_->resume();
     retention_->start();
     listener_->start();
+    for (auto& tls : tls_listeners_) {
+        tls->start();
+    }
     spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
                  config_.socket_path, config_.state_dir, config_.workers, to_string(config_.durability));
     on_ready();
@@ -268,6 +285,9 @@ void Daemon::maybe_finish_stop() {
     stop_finished_ = true;
     // Everything reaches the disk before anyone hears that we stopped.
     listener_->stop();
+    for (auto& tls : tls_listeners_) {
+        tls->stop();
+    }
     retention_->stop();
     segments_->unlink_leased();  // before the journal's last commit, which forgets their rows
     warm_->stop();               // every worker reads end of file and exits
@@ -316,6 +336,14 @@ void Daemon::maybe_finish_stop() {
     }
 }
 
+nlohmann::json Daemon::listen_addresses() const {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& tls : tls_listeners_) {
+        out.push_back(tls->address());
+    }
+    return out;
+}
+
 nlohmann::json Daemon::info() {
     return {
         {"pid", ::getpid()},
@@ -326,6 +354,7 @@ nlohmann::json Daemon::info() {
         {"state_dir", config_.state_dir},
         {"workers", scheduler_->pool_workers(proto::k_default_pool)},
         {"durability", to_string(config_.durability)},
+        {"listen", listen_addresses()},
         {"stopping", stopping()},
         {"tasks", scheduler_->counts().by_state_json()},
         {"next_id", scheduler_->next_id()},

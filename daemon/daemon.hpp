@@ -28,6 +28,8 @@
 #include <mpctl/daemon/manager/kv_table.hpp>
 #include <mpctl/daemon/manager/queue_table.hpp>
 #include <mpctl/daemon/manager/value_budget.hpp>
+#include <mpctl/daemon/remote/tls_listener.hpp>
+#include <mpctl/daemon/remote/token_table.hpp>
 #include <mpctl/daemon/retention.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
@@ -59,6 +61,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     // DaemonControl
     void request_stop(StopRequest request) override;
     [[nodiscard]] nlohmann::json info() override;
+    // daemon.status's "listen": the TCP addresses remote clients reach it at.
+    [[nodiscard]] nlohmann::json listen_addresses() const;
 
     // TaskListener: the last subscriber of every change.
     void task_changed(const Task& task) override;
@@ -101,6 +105,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     std::unique_ptr<ValueBudget> manager_budget_;
     std::unique_ptr<QueueTable> queues_;
     std::unique_ptr<KvTable> dicts_;
+    std::unique_ptr<TokenTable> tokens_;
+    std::vector<std::unique_ptr<TlsListener>> tls_listeners_;
     Registry registry_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;

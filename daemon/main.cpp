@@ -19,6 +19,7 @@
 #include <mpctl/daemon/config.hpp>
 #include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/exec/output_files.hpp>
+#include <mpctl/daemon/remote/tls_identity.hpp>
 #include <mpctl/daemon/service/daemonize.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/store/recovery.hpp>
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
     std::string socket_flag, state_flag, config_flag, log_level, durability;
     int workers = 0;
     double kill_after = -1;
-    bool foreground = false, exit_with_parent = false, recover_flag = false;
+    bool foreground = false, exit_with_parent = false, recover_flag = false, print_fingerprint = false;
+    std::vector<std::string> listen;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
     app.add_flag("--recover", recover_flag,
                  "If the journal (STATE_DIR/mpctld.db) is damaged, move it aside to "
@@ -121,6 +123,12 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"full", "normal"}));
     app.add_option("--kill-after", kill_after, "Seconds between SIGTERM and SIGKILL when stopping --now")
         ->check(CLI::Range(0.0, 3600.0));
+    app.add_option("--listen", listen,
+                   "Also serve remote clients at tcp://HOST:PORT, over TLS 1.3 with the daemon's own "
+                   "certificate and tokens (repeatable; none by default)");
+    app.add_flag("--print-fingerprint", print_fingerprint,
+                 "Print the SHA-256 fingerprint of the certificate remote clients pin (making it if there is "
+                 "none) and exit");
     app.add_flag("--exit-with-parent", exit_with_parent, "Stop when the process that started mpctld exits")
         ->group("");
     app.set_version_flag("--version", MPCTL_VERSION);
@@ -156,6 +164,17 @@ int main(int argc, char** argv) {
     }
     if (kill_after >= 0) {
         config.kill_after_s = kill_after;
+    }
+    if (!listen.empty()) {
+        config.listen = listen;
+    }
+    if (print_fingerprint) {
+        auto identity = daemon::load_or_create_identity(config.state_dir);
+        if (!identity) {
+            return fail(identity.error().message());
+        }
+        std::printf("%s\n", identity->fingerprint.c_str());
+        return 0;
     }
     config.foreground = foreground || daemon::started_by_systemd();
     config.exit_with_parent = exit_with_parent;

@@ -13,6 +13,7 @@ struct PoolContext;
 struct ShmContext;
 struct SyncContext;
 struct TaskContext;
+class TokenTable;
 
 // task.*: one file per kind of request, all on a TaskContext (task_context.hpp).
 void register_task_submit_commands(Registry& registry,
@@ -37,6 +38,9 @@ void register_shm_commands(Registry& registry, const ShmContext& ctx);
 // queue.*: put, get, info, list, delete; kv.*: set, get, del, list, cas, watch.
 void register_queue_commands(Registry& registry, const ManagerContext& ctx);
 void register_kv_commands(Registry& registry, const ManagerContext& ctx);
+
+// token.*: create, list, revoke; session.auth (answered by a TLS connection's bridge before this).
+void register_token_commands(Registry& registry, TokenTable& tokens);
 
 // daemon.*: status, stop, methods.
 void register_daemon_commands(Registry& registry, DaemonControl& daemon);

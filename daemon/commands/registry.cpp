@@ -29,6 +29,15 @@ void Registry::dispatch(const std::shared_ptr<Session>& session, proto::Request 
         responder->error(ErrorCode::method_not_found, "unknown method: " + request.method);
         return;
     }
+    if (const auto& remote = session->peer().remote;
+        remote && !method_allowed(remote->methods, request.method)) {
+        responder->error(ErrorCode::refused,
+                         request.method.starts_with("token.")
+                             ? "method " + request.method + " is for local clients only"
+                             : "method " + request.method + " is not allowed for token " + remote->token,
+                         {{"method", request.method}});
+        return;
+    }
     spdlog::debug("request {} from pid {}", request.method, session->peer().pid);
     guarded(responder, [&] {
         Call call{request, proto::Params(request.params), responder, session->peer()};

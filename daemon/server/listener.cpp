@@ -94,7 +94,9 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
     socklen_t len = sizeof cred;
     PeerCredentials peer;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        peer = PeerCredentials{cred.pid, cred.uid, cred.gid};
+        peer.pid = cred.pid;
+        peer.uid = cred.uid;
+        peer.gid = cred.gid;
     } else {
         peer.uid = static_cast<uid_t>(-1);
     }
@@ -105,6 +107,11 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
         refuse(fd, proto::ErrorCode::refused, "permission denied: this mpctld serves only its own user");
         return;
     }
+    (void)adopt(std::move(socket), std::move(peer));
+}
+
+bool Listener::adopt(asio::local::stream_protocol::socket socket, PeerCredentials peer) {
+    int fd = socket.native_handle();
     if (connections() >= max_connections_) {
         if (auto held = over_limit_log_.admit(LogThrottle::Clock::now())) {
             spdlog::warn(
@@ -114,7 +121,7 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
         refuse(fd, proto::ErrorCode::busy,
                "too many connections: " + std::to_string(max_connections_) +
                    " are open (max_connections); try again when some have closed");
-        return;
+        return false;
     }
     // Linux hands out the lowest free descriptor, so every one below FD is in use: past the headroom's
     // edge, this client would take what the daemon keeps for its tasks and its own error paths.
@@ -126,15 +133,17 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
                 peer.pid, number, open_files_, headroom(open_files_), held_back(*held));
         }
         refuse(fd, proto::ErrorCode::busy, "the daemon is out of file descriptors; try again later");
-        return;
+        return false;
     }
     // Whatever one connection's start throws, the next ones are still accepted.
     try {
-        auto session = std::make_shared<Session>(std::move(socket), dispatcher_, peer);
+        auto session = std::make_shared<Session>(std::move(socket), dispatcher_, std::move(peer));
         sessions_.push_back(session);
         session->start();
+        return true;
     } catch (const std::exception& e) {
         spdlog::error("internal error starting a session: {}", e.what());
+        return false;
     }
 }
 

@@ -16,6 +16,7 @@
 
 #include <mpctl/common/unique_fd.hpp>
 #include <mpctl/daemon/server/log_throttle.hpp>
+#include <mpctl/daemon/server/peer.hpp>
 #include <mpctl/proto/errors.hpp>
 
 namespace mpctl::daemon {
@@ -40,6 +41,10 @@ class Listener {
     void stop();
     // Closes every session (at the end of shutdown).
     void close_all();
+
+    // Serves SOCKET as a client admitted elsewhere (a remote client, bridged from its TLS connection: PEER
+    // says who) under the same limits: past them the client is told why on SOCKET and false returned.
+    bool adopt(asio::local::stream_protocol::socket socket, PeerCredentials peer);
 
     [[nodiscard]] size_t max_connections() const noexcept { return max_connections_; }
     // Sessions open now.

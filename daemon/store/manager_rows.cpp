@@ -16,6 +16,8 @@ enum Statement {
     set_entry,
     delete_entry,
     raise_dict_version,
+    put_token,
+    delete_token,
 };
 
 void bind_text(sqlite3_stmt* s, int index, const std::string& text) {
@@ -152,6 +154,21 @@ common::Result<void> ManagerStatements::apply(sqlite3* db, const ManagerWrite& w
                 },
                 "write the version of dict");
         }
+        case ManagerWrite::Kind::put_token:
+            return run(
+                Statement::put_token,
+                "INSERT INTO tokens (name, hash, methods, created_at) VALUES (?1, ?2, ?3, ?4)",
+                [&](sqlite3_stmt* s) {
+                    bind_text(s, 1, w.name);
+                    bind_text(s, 2, w.key);
+                    bind_text(s, 3, w.value);
+                    sqlite3_bind_int64(s, 4, w.created_at_ms);
+                },
+                "write token");
+        case ManagerWrite::Kind::delete_token:
+            return run(
+                Statement::delete_token, "DELETE FROM tokens WHERE name = ?1",
+                [&](sqlite3_stmt* s) { bind_text(s, 1, w.name); }, "delete token");
         case ManagerWrite::Kind::read_dict: {
             // A read never fails the transaction it shares with other clients' writes: its reader hears
             // that it could not read (read_into stays empty, version -1).
@@ -269,6 +286,23 @@ common::Result<std::vector<DictRow>> load_dict_rows(sqlite3* db) {
         }
     }
     return dicts;
+}
+
+common::Result<std::vector<TokenRow>> load_token_rows(sqlite3* db) {
+    std::vector<TokenRow> rows;
+    sqlite::Query q(db, "SELECT name, hash, methods, created_at FROM tokens ORDER BY name");
+    if (!q.ok()) {
+        return std::unexpected(sqlite::error(db, "reading tokens"));
+    }
+    int rc = 0;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        rows.push_back({sqlite::column_text(q.get(), 0), sqlite::column_text(q.get(), 1),
+                        sqlite::column_text(q.get(), 2), sqlite3_column_int64(q.get(), 3)});
+    }
+    if (rc != SQLITE_DONE) {
+        return std::unexpected(sqlite::error(db, "reading tokens"));
+    }
+    return rows;
 }
 
 }  // namespace mpctl::daemon

@@ -1,7 +1,8 @@
 #pragma once
 // The manager's rows in the journal: durable queues with their values, dicts with their entries
-// (manager/queue_table.hpp, manager/kv_table.hpp). A ManagerWrite is one change, applied inside the group
-// commit's transaction; ManagerJournal is the seam the tables write through (Store, or a test's fake).
+// (manager/queue_table.hpp, manager/kv_table.hpp), and the tokens of remote clients (remote/token_table.hpp).
+// A ManagerWrite is one change, applied inside the group commit's transaction; ManagerJournal is the seam the
+// tables write through (Store, or a test's fake).
 
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,8 @@ struct ManagerWrite {
         delete_queue,  // name: the queue and its values
         insert_items,  // name, items; the queue's row (maxsize, created_at_ms) if it has none yet
         read_dict,     // name: the dict as the journal has it, into read_into
+        put_token,     // name, key (the secret's hash), value (the methods as a JSON array), created_at_ms
+        delete_token,  // name
         delete_items,  // name, seqs
         kv_set,        // name, key, value, version (the dict's version after it)
         kv_delete,     // name, key, version
@@ -56,6 +59,13 @@ struct DictRow {
     std::vector<DictEntryRow> entries;  // by key
 };
 
+struct TokenRow {
+    std::string name;
+    std::string hash;     // SHA-256 of the secret, hex
+    std::string methods;  // a JSON array of patterns
+    int64_t created_at_ms = 0;
+};
+
 class ManagerJournal {
   public:
     using Done = std::function<void(common::Result<void>)>;
@@ -78,12 +88,13 @@ class ManagerStatements {
 
   private:
     [[nodiscard]] common::Result<sqlite3_stmt*> statement(sqlite3* db, int which, const char* sql);
-    sqlite3_stmt* stmts_[9] = {};
+    sqlite3_stmt* stmts_[10] = {};
 };
 
 [[nodiscard]] common::Result<std::vector<QueueRow>> load_queue_rows(sqlite3* db);
 [[nodiscard]] common::Result<std::vector<DictRow>> load_dict_rows(sqlite3* db);
 // Dict NAME's entries and version, as committed (empty when it has none).
 [[nodiscard]] common::Result<DictRow> load_dict_row(sqlite3* db, const std::string& name);
+[[nodiscard]] common::Result<std::vector<TokenRow>> load_token_rows(sqlite3* db);
 
 }  // namespace mpctl::daemon

@@ -313,7 +313,7 @@ std::vector<std::string> describe(const RecoveryReport& report) {
             table_text(report.segments, "shared-memory segment", std::nullopt, "rows");
         std::vector<const TableSalvage*> tables{&report.tasks, &report.pools, &report.environments,
                                                 &report.meta, &report.segments};
-        if (report.manager.size() == 4) {
+        if (report.manager.size() >= 4) {
             salvaged += ", " + table_text(report.manager[1], "queue value", std::nullopt, "rows") + ", " +
                         table_text(report.manager[3], "dict key", std::nullopt, "rows");
         }

@@ -27,7 +27,7 @@ struct RecoveryReport {
     TableSalvage pools;
     TableSalvage meta;
     TableSalvage segments;
-    std::vector<TableSalvage> manager;  // queues, queue_items, dicts, dict_entries
+    std::vector<TableSalvage> manager;  // queues, queue_items, dicts, dict_entries, tokens
     int64_t next_task_id = 1;           // new tasks' ids start here: above anything the old journal shows
     int64_t next_environment_id = 1;    // likewise for environments, which salvaged tasks refer to by id
     std::string unreadable_schema;      // when nothing could be read at all: SQLite's words

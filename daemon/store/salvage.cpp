@@ -208,6 +208,14 @@ bool usable_dict(sqlite3_stmt* row) {
     return usable_manager_name(sqlite::column_text(row, 0)) && sqlite3_column_type(row, 1) == SQLITE_INTEGER;
 }
 
+bool usable_token(sqlite3_stmt* row) {
+    std::string hash = sqlite::column_text(row, 1);
+    return usable_manager_name(sqlite::column_text(row, 0)) && hash.size() == 64 &&
+           std::all_of(hash.begin(), hash.end(),
+                       [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }) &&
+           proto::parse_json_text(sqlite::column_text(row, 2)).is_array();
+}
+
 bool usable_dict_entry(sqlite3_stmt* row) {
     return usable_manager_name(sqlite::column_text(row, 0)) && !sqlite::column_text(row, 1).empty() &&
            usable_json_column(row, 2) && sqlite3_column_type(row, 3) == SQLITE_INTEGER;
@@ -314,6 +322,9 @@ common::Result<std::vector<TableSalvage>> salvage_manager(sqlite3* source, sqlit
         {"dict_entries",
          {{"dict", "NULL"}, {"key", "NULL"}, {"value", "NULL"}, {"version", "NULL"}},
          usable_dict_entry},
+        {"tokens",
+         {{"name", "NULL"}, {"hash", "NULL"}, {"methods", "NULL"}, {"created_at", "0"}},
+         usable_token},
     };
     std::vector<TableSalvage> out;
     for (const TableCopy& t : tables) {

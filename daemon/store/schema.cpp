@@ -102,6 +102,15 @@ CREATE TABLE dict_entries (
     PRIMARY KEY (dict, key)
 );
 )sql",
+    // 8: the tokens remote clients authenticate with: the secret's SHA-256 only.
+    R"sql(
+CREATE TABLE tokens (
+    name       TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    methods    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 

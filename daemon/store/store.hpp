@@ -61,6 +61,7 @@ class Store final : public TaskListener, public ManagerJournal {
         std::vector<SegmentRow> segments;
         std::vector<QueueRow> queues;  // durable ones
         std::vector<DictRow> dicts;
+        std::vector<TokenRow> tokens;
     };
     [[nodiscard]] common::Result<Contents> load();
     [[nodiscard]] common::Result<std::vector<Task>> load_tasks();

@@ -59,6 +59,9 @@ common::Result<Store::Contents> Store::load() {
     if (auto e = into(load_dict_rows(db_), c.dicts)) {
         return std::unexpected(in_journal(*e));
     }
+    if (auto e = into(load_token_rows(db_), c.tokens)) {
+        return std::unexpected(in_journal(*e));
+    }
     return c;
 }
 

@@ -63,6 +63,8 @@ def bases(cwd):
         "kv.set": [{"name": "probe", "key": "k", "value": 1}], "kv.get": [{"name": "probe", "key": "k"}],
         "kv.del": [{"name": "probe", "key": "k"}], "kv.list": [{"name": "probe"}],
         "kv.cas": [{"name": "probe", "key": "k", "expect": 1, "value": 2}], "kv.watch": [{"name": "probe"}],
+        "token.create": [{"name": "probe"}, {"name": "probe-2", "methods": ["queue.*", "kv.get"]}], "token.revoke": [{"name": "probe-none"}],
+        "session.auth": [{"token": "mpt_probe"}],
     }
 
 
