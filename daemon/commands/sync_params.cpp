@@ -54,6 +54,11 @@ LeaseSpec read_lease(const Call& call) {
     auto ttl = read_seconds(p, "ttl", true);
     if (kind == "process") {
         spec.kind = ttl ? LeaseSpec::Kind::ttl : LeaseSpec::Kind::process;
+        if (!ttl && call.peer.remote && !p.has("pid")) {
+            throw proto::RequestError(proto::ErrorCode::refused,
+                                      "a remote client has no process on this machine to lease to: ask for "
+                                      "lease \"connection\" or a ttl (or name a pid of this machine)");
+        }
     } else if (kind == "connection") {
         if (ttl) {
             proto::throw_invalid_params(
