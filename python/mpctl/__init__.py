@@ -6,6 +6,7 @@ mpctl.Semaphore, Event, Barrier
                       threading's signatures, across processes
 mpctl.futures         ProcessPoolExecutor, CommandExecutor: concurrent.futures whose calls are daemon tasks
 mpctl.shared_memory   SharedMemory, ShareableList on the daemon's leased segment registry
+mpctl.Queue, Dict     multiprocessing.Manager's Queue and dict: the daemon's durable named queues and dicts
 mpctl.worker          the warm worker of a warm pool (`python3 -m mpctl.worker`, see PROTOCOL.md, "Warm workers")
 
 Names are imported when first used, so that `python3 -m mpctl.worker` loads only what it needs.
@@ -20,6 +21,7 @@ _WHERE = {
     "NoDaemon": "client",
     "FileLock": "sync", "Semaphore": "sync", "BoundedSemaphore": "sync", "Event": "sync", "Barrier": "sync",
     "BrokenBarrierError": "sync",
+    "Queue": "manager", "Dict": "manager",
 }
 __all__ = sorted(_WHERE)
 
