@@ -75,7 +75,12 @@ void register_kv_commands(Registry& r, const ManagerContext& ctx) {
     });
     r.add("kv.get", [ctx](Call& c) {
         c.params.reject_unknown({"name", "key"});
-        c.responder->result_text(ctx.dicts.get(read_sync_name(c.params), read_key(c.params)));
+        std::string name = read_sync_name(c.params);
+        std::string key = read_key(c.params);
+        auto responder = c.responder;
+        ctx.dicts.when_settled(name, responder, [ctx, name, key, responder] {
+            responder->result_text(ctx.dicts.get(name, key));
+        });
     });
     r.add("kv.del", [ctx](Call& c) {
         c.params.reject_unknown({"name", "key"});
@@ -86,7 +91,10 @@ void register_kv_commands(Registry& r, const ManagerContext& ctx) {
     });
     r.add("kv.list", [ctx](Call& c) {
         c.params.reject_unknown({"name"});
-        c.responder->result_text(ctx.dicts.list(read_sync_name(c.params)));
+        std::string name = read_sync_name(c.params);
+        auto responder = c.responder;
+        ctx.dicts.when_settled(name, responder,
+                               [ctx, name, responder] { responder->result_text(ctx.dicts.list(name)); });
     });
     r.add("kv.cas", [ctx](Call& c) { kv_cas(ctx, c); });
     r.add("kv.watch", [ctx](Call& c) {

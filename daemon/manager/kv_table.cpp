@@ -53,34 +53,44 @@ KvTable::Dict& KvTable::dict_or_make(const std::string& name) {
     return dicts_[name];
 }
 
-void KvTable::change(Change c, const std::shared_ptr<Responder>& responder) {
-    Dict& d = dict_or_make(c.name);
-    if (d.resyncing) {
-        d.blocked.push_back([this, c = std::move(c), responder]() mutable {
-            guarded(responder, [&] { change(std::move(c), responder); });
-        });
+void KvTable::when_settled(const std::string& name, const std::shared_ptr<Responder>& responder,
+                           std::function<void()> fn) {
+    auto it = dicts_.find(name);
+    if (it != dicts_.end() && it->second.resyncing) {
+        it->second.blocked.push_back([responder, fn = std::move(fn)] { guarded(responder, fn); });
         return;
     }
+    fn();
+}
+
+void KvTable::change(Change c, const std::shared_ptr<Responder>& responder) {
+    if (auto found = dicts_.find(c.name); found != dicts_.end() && found->second.resyncing) {
+        when_settled(c.name, responder, [this, c, responder] { change(c, responder); });
+        return;
+    }
+    Dict& d = dict_or_make(c.name);
     auto it = d.entries.find(c.key);
     if (c.compare) {
         bool holds = it == d.entries.end() ? !c.expect
                                            : c.expect && proto::parse_json_text(it->second.value) ==
                                                              proto::parse_json_text(*c.expect);
         if (!holds) {
+            // Made before forget_if_idle, which may take the (empty) dict and its entries away.
             std::string where = "key " + c.key + " of dict " + c.name;
+            auto refusal =
+                it == d.entries.end()
+                    ? proto::RequestError(proto::ErrorCode::busy, where + " does not exist",
+                                          {{"name", c.name}, {"key", c.key}, {"absent", true}})
+                    : proto::RequestError(proto::ErrorCode::busy,
+                                          where + " holds " + it->second.value + " (version " +
+                                              std::to_string(it->second.version) + ")" +
+                                              (c.expect ? ", not " + *c.expect : ": it is not absent"),
+                                          {{"name", c.name},
+                                           {"key", c.key},
+                                           {"value", proto::parse_json_text(it->second.value)},
+                                           {"version", it->second.version}});
             forget_if_idle(c.name);
-            if (it == d.entries.end()) {
-                throw proto::RequestError(proto::ErrorCode::busy, where + " does not exist",
-                                          {{"name", c.name}, {"key", c.key}, {"absent", true}});
-            }
-            throw proto::RequestError(proto::ErrorCode::busy,
-                                      where + " holds " + it->second.value + " (version " +
-                                          std::to_string(it->second.version) + ")" +
-                                          (c.expect ? ", not " + *c.expect : ": it is not absent"),
-                                      {{"name", c.name},
-                                       {"key", c.key},
-                                       {"value", proto::parse_json_text(it->second.value)},
-                                       {"version", it->second.version}});
+            throw refusal;
         }
     }
     if (!c.value && it == d.entries.end()) {
@@ -155,6 +165,10 @@ void KvTable::resync(const std::string& name) {
         return;  // a read is on its way: it comes after every write queued before it
     }
     it->second.resyncing = true;
+    read_back(name);
+}
+
+void KvTable::read_back(const std::string& name) {
     auto w = std::make_shared<ManagerWrite>();
     w->kind = ManagerWrite::Kind::read_dict;
     w->name = name;
@@ -169,14 +183,15 @@ void KvTable::resync(const std::string& name) {
         if (!r || read->read_into->version < 0) {
             // Read in a transaction that failed (it may have seen writes rolled back) or not read at all:
             // again, a little later.
-            d.resyncing = false;
-            timers_.start(k_resync_retry, [this, name] { resync(name); });
+            timers_.start(k_resync_retry, [this, name] { read_back(name); });
             return;
         }
         budget_.give_back(d.bytes);
         d.entries.clear();
         d.bytes = 0;
-        d.version = read->read_into->version;
+        // Never back: a version a failed change took may have been read (or a watch started after it): it
+        // is skipped rather than given to another change.
+        d.version = std::max(d.version, read->read_into->version);
         for (auto& e : read->read_into->entries) {
             d.bytes += e.key.size() + e.value.size();
             d.entries[e.key] = Entry{std::move(e.value), e.version};
@@ -232,6 +247,12 @@ std::string KvTable::changed_line(const std::string& name, const std::string& ke
 void KvTable::watch(const std::string& name, std::optional<std::string> key, bool current,
                     std::optional<std::chrono::milliseconds> timeout,
                     const std::shared_ptr<Responder>& responder) {
+    if (auto found = dicts_.find(name); found != dicts_.end() && found->second.resyncing) {
+        when_settled(name, responder, [this, name, key, current, timeout, responder] {
+            watch(name, key, current, timeout, responder);
+        });
+        return;
+    }
     Dict& d = dict_or_make(name);
     if (current) {
         for (const auto& [k, e] : d.entries) {

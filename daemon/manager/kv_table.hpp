@@ -3,7 +3,8 @@
 // what it lacks: versions, compare-and-set and watches. Every dict is journaled; a change is made in memory
 // at once (so that the next cas sees it), journaled, and answered and streamed to watchers after its
 // commit, in version order. A commit that fails (a full disk) is answered io_error, and the dict is read
-// back from the journal before it takes another write, so memory never holds what the journal lost.
+// back from the journal before it serves anything else. What read the dict between the change and its
+// failed commit did see it: a cas that passed on it and committed in a later group stands.
 // Loop thread only.
 
 #include <chrono>
@@ -49,6 +50,11 @@ class KvTable {
     };
     void change(Change c, const std::shared_ptr<Responder>& responder);
 
+    // Runs FN now, or once dict NAME has been read back from the journal after a failed commit (what FN
+    // throws goes to RESPONDER): nothing may read a change that was answered io_error.
+    void when_settled(const std::string& name, const std::shared_ptr<Responder>& responder,
+                      std::function<void()> fn);
+
     // {"name", "key", "value", "version"} as JSON text; throws unknown_id.
     [[nodiscard]] std::string get(const std::string& name, const std::string& key) const;
     // {"name", "version", "entries": [...]} as JSON text.
@@ -75,7 +81,7 @@ class KvTable {
         int64_t version = 0;
         uint64_t bytes = 0;      // keys and values, counted in the budget
         bool journaled = false;  // written at least once (else a watch's, forgotten when idle)
-        bool resyncing = false;  // a commit failed: being read back; writes wait in `blocked`
+        bool resyncing = false;  // a commit failed: being read back; requests wait in `blocked`
         std::deque<std::function<void()>> blocked;
         std::vector<Watcher> watchers;
     };
@@ -83,6 +89,7 @@ class KvTable {
     Dict& dict_or_make(const std::string& name);
     void committed(const std::string& name, const std::shared_ptr<const ManagerWrite>& w);
     void resync(const std::string& name);
+    void read_back(const std::string& name);
     void withdraw(const std::string& name, uint64_t id, bool timed_out);
     void forget_if_idle(const std::string& name);
     [[nodiscard]] static std::string changed_line(const std::string& name, const std::string& key,

@@ -309,9 +309,11 @@ void QueueTable::put_back(const QueuePtr& q, std::vector<Item> items, uint64_t b
             }
         });
     }
-    // Their seqs are below every seq still queued: the head is where they were.
-    for (auto it = items.rbegin(); it != items.rend(); ++it) {
-        q->items.push_front(std::move(*it));
+    // Where their seqs put them: two gets that failed together come back in either order.
+    for (auto& item : items) {
+        auto at = std::upper_bound(q->items.begin(), q->items.end(), item.seq,
+                                   [](int64_t seq, const Item& x) { return seq < x.seq; });
+        q->items.insert(at, std::move(item));
     }
     q->bytes += bytes;
     serve_getters(q);

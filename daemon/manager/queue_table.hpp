@@ -90,7 +90,7 @@ class QueueTable {
         int64_t maxsize = 0;   // 0: unbounded
         int64_t created_at_ms = 0;
         int64_t next_seq = 1;
-        std::deque<Item> items;  // committed, visible to gets
+        std::deque<Item> items;  // committed, visible to gets; by seq
         uint64_t bytes = 0;      // of items
         size_t in_flight = 0;    // values of puts and gets being committed: they hold their room
         std::deque<Getter> getters;
