@@ -59,11 +59,12 @@ void QueueTable::restore(std::vector<QueueRow> rows) {
         q->name = row.name;
         q->declared = true;
         q->durable = true;
+        q->row_journaled = true;
         q->maxsize = row.maxsize;
         q->created_at_ms = row.created_at_ms;
         for (auto& [seq, value] : row.items) {
             q->bytes += value.size();
-            q->next_seq = seq + 1;
+            next_seq_ = std::max(next_seq_, seq + 1);
             q->items.push_back({seq, std::move(value)});
         }
         budget_.restore(q->bytes);
@@ -157,11 +158,16 @@ void QueueTable::accept(const QueuePtr& q, std::vector<std::string> values, uint
     size_t n = values.size();
     if (!q->durable) {
         for (auto& v : values) {
-            q->items.push_back({q->next_seq++, std::move(v)});
+            q->items.push_back({next_seq_++, std::move(v)});
         }
         q->bytes += bytes;
         responder->result({{"name", q->name}, {"put", n}, {"length", q->items.size()}});
         serve_getters(q);
+        return;
+    }
+    size_t handed = hand_over(q, values, bytes);
+    if (handed == n) {
+        responder->result({{"name", q->name}, {"put", n}, {"length", 0}});
         return;
     }
     auto w = std::make_shared<ManagerWrite>();
@@ -169,15 +175,15 @@ void QueueTable::accept(const QueuePtr& q, std::vector<std::string> values, uint
     w->name = q->name;
     w->maxsize = q->maxsize;
     w->created_at_ms = q->created_at_ms;
-    w->items.reserve(n);
-    for (auto& v : values) {
-        w->items.emplace_back(q->next_seq++, std::move(v));
+    w->queue_row = !q->row_journaled;
+    w->items.reserve(n - handed);
+    for (size_t i = handed; i < n; ++i) {
+        w->items.emplace_back(next_seq_++, std::move(values[i]));
     }
-    q->in_flight += n;
+    q->in_flight += n - handed;
     std::shared_ptr<const ManagerWrite> write = w;
-    journal_.write({write}, [this, q, write, bytes, responder](common::Result<void> r) {
-        size_t n = write->items.size();
-        q->in_flight -= n;
+    journal_.write({write}, [this, q, write, bytes, n, responder](common::Result<void> r) {
+        q->in_flight -= write->items.size();
         if (!r) {
             budget_.give_back(bytes);
             responder->error(proto::ErrorCode::io_error,
@@ -191,6 +197,7 @@ void QueueTable::accept(const QueuePtr& q, std::vector<std::string> values, uint
             responder->result({{"name", q->name}, {"put", n}, {"length", 0}});
             return;
         }
+        q->row_journaled = true;
         // Commits end in the order they were asked for, so seqs stay in order at the tail.
         for (const auto& [seq, value] : write->items) {
             q->items.push_back({seq, value});
@@ -199,6 +206,28 @@ void QueueTable::accept(const QueuePtr& q, std::vector<std::string> values, uint
         responder->result({{"name", q->name}, {"put", n}, {"length", q->items.size()}});
         serve_getters(q);
     });
+}
+
+size_t QueueTable::hand_over(const QueuePtr& q, const std::vector<std::string>& values, uint64_t& bytes) {
+    // Only onto an empty queue with nothing being committed: a value handed over must be the next in line.
+    size_t handed = 0;
+    while (q->items.empty() && q->in_flight == 0 && !q->getters.empty() &&
+           q->getters.front().count <= values.size() - handed) {
+        Getter g = std::move(q->getters.front());
+        q->getters.pop_front();
+        timers_.cancel(g.timer);
+        if (!g.responder->connected()) {
+            continue;  // gone since it parked: it takes nothing
+        }
+        std::vector<std::string> out(values.begin() + static_cast<ptrdiff_t>(handed),
+                                     values.begin() + static_cast<ptrdiff_t>(handed + g.count));
+        uint64_t given = bytes_of(out);
+        budget_.give_back(given);
+        bytes -= given;
+        g.responder->result_text(values_result(q->name, out, 0));
+        handed += g.count;
+    }
+    return handed;
 }
 
 void QueueTable::get(const Get& r, const std::shared_ptr<Responder>& responder) {

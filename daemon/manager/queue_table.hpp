@@ -86,10 +86,10 @@ class QueueTable {
         std::string name;
         bool declared = false;  // put into (or journaled): else only waited on, and forgotten when idle
         bool durable = false;
-        bool deleted = false;  // commits still running for it find it gone
-        int64_t maxsize = 0;   // 0: unbounded
+        bool deleted = false;        // commits still running for it find it gone
+        bool row_journaled = false;  // its row is in the journal: puts need not write it again
+        int64_t maxsize = 0;         // 0: unbounded
         int64_t created_at_ms = 0;
-        int64_t next_seq = 1;
         std::deque<Item> items;  // committed, visible to gets; by seq
         uint64_t bytes = 0;      // of items
         size_t in_flight = 0;    // values of puts and gets being committed: they hold their room
@@ -104,6 +104,10 @@ class QueueTable {
     void accept(const QueuePtr& q, std::vector<std::string> values, uint64_t bytes,
                 const std::shared_ptr<Responder>& responder);
     void take(const QueuePtr& q, size_t count, const std::shared_ptr<Responder>& responder);
+    // Gives the head of VALUES to the gets waiting on a durable queue that holds nothing: delivered before
+    // the put is answered, they need no journal (an answered put's values are delivered once either way).
+    // How many were given; their bytes are taken off BYTES.
+    size_t hand_over(const QueuePtr& q, const std::vector<std::string>& values, uint64_t& bytes);
     // Values of a get that were not delivered go back to the head of the queue.
     void put_back(const QueuePtr& q, std::vector<Item> items, uint64_t bytes, bool journal);
     void serve_getters(const QueuePtr& q);
@@ -117,6 +121,7 @@ class QueueTable {
     Timers& timers_;
     ValueBudget& budget_;
     uint64_t next_waiter_ = 1;
+    int64_t next_seq_ = 1;  // one sequence for every queue's values: the journal's rowids
     std::map<std::string, QueuePtr> queues_;
 };
 

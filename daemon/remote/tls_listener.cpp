@@ -77,8 +77,8 @@ class TlsConnection : public std::enable_shared_from_this<TlsConnection> {
             return;
         }
         if (ec) {
-            // A plaintext client, an old TLS version, a scanner: counted like a failed authentication.
-            shared_->throttle.fail(ip_, AuthThrottle::Clock::now());
+            // A plaintext client, an old TLS version, a scanner, a client whose pin did not match: not an
+            // authentication, so not counted against the address (a stale pin must not lock its users out).
             if (auto held = shared_->handshake_log.admit(LogThrottle::Clock::now())) {
                 spdlog::warn("remote client {}: TLS handshake failed: {}{}", address_, ec.message(),
                              held_text(*held));
@@ -104,8 +104,12 @@ class TlsConnection : public std::enable_shared_from_this<TlsConnection> {
             return;
         }
         if (ec) {
-            failed(ec == asio::error::not_found ? "a first line of more than 64 KiB"
-                                                : "closed before session.auth");
+            if (ec == asio::error::not_found) {
+                failed("a first line of more than 64 KiB");
+            } else {
+                // Gone before asking anything (a client whose pin did not match leaves here): not counted.
+                spdlog::info("remote client {}: closed before session.auth", address_);
+            }
             close();
             return;
         }
@@ -202,11 +206,10 @@ class TlsConnection : public std::enable_shared_from_this<TlsConnection> {
                                      return;
                                  }
                                  if (ec) {
-                                     // The client is done sending: the Session sees the end of its input,
-                                     // answers what it has, and closes, which ends pump_down and the
-                                     // connection.
-                                     std::error_code ignored;
-                                     self->inner_.shutdown(asio::socket_base::shutdown_send, ignored);
+                                     // The client is gone (a TLS client does not half-close): the Session
+                                     // must see it hang up, so that what it waits for is withdrawn, as for
+                                     // a local client that disconnects.
+                                     self->close();
                                      return;
                                  }
                                  asio::async_write(self->inner_, asio::buffer(self->up_, n),

@@ -1,3 +1,5 @@
+#include <map>
+
 #include <sqlite3.h>
 
 #include <mpctl/daemon/store/manager_rows.hpp>
@@ -74,23 +76,25 @@ common::Result<void> ManagerStatements::apply(sqlite3* db, const ManagerWrite& w
         case ManagerWrite::Kind::insert_items:
             // The queue's row with its first values (a later put's finds it there): no row without values
             // that a failed first put would leave, and no value without its row.
-            if (auto r = run(
-                    put_queue,
-                    "INSERT INTO queues (name, maxsize, created_at) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT(name) DO NOTHING",
-                    [&](sqlite3_stmt* s) {
-                        bind_text(s, 1, w.name);
-                        sqlite3_bind_int64(s, 2, w.maxsize);
-                        sqlite3_bind_int64(s, 3, w.created_at_ms);
-                    },
-                    "write queue");
+            if (auto r = !w.queue_row
+                             ? common::Result<void>{}
+                             : run(
+                                   put_queue,
+                                   "INSERT INTO queues (name, maxsize, created_at) VALUES (?1, ?2, ?3) "
+                                   "ON CONFLICT(name) DO NOTHING",
+                                   [&](sqlite3_stmt* s) {
+                                       bind_text(s, 1, w.name);
+                                       sqlite3_bind_int64(s, 2, w.maxsize);
+                                       sqlite3_bind_int64(s, 3, w.created_at_ms);
+                                   },
+                                   "write queue");
                 !r) {
                 return r;
             }
             for (const auto& [seq, value] : w.items) {
                 if (auto r = run(
                         insert_item,
-                        "INSERT OR REPLACE INTO queue_items (queue, seq, value) VALUES (?1, ?2, ?3)",
+                        "INSERT OR REPLACE INTO queue_items (seq, queue, value) VALUES (?2, ?1, ?3)",
                         [&](sqlite3_stmt* s) {
                             bind_text(s, 1, w.name);
                             sqlite3_bind_int64(s, 2, seq);
@@ -105,7 +109,7 @@ common::Result<void> ManagerStatements::apply(sqlite3* db, const ManagerWrite& w
         case ManagerWrite::Kind::delete_items:
             for (int64_t seq : w.seqs) {
                 if (auto r = run(
-                        delete_item, "DELETE FROM queue_items WHERE queue = ?1 AND seq = ?2",
+                        delete_item, "DELETE FROM queue_items WHERE seq = ?2",
                         [&](sqlite3_stmt* s) {
                             bind_text(s, 1, w.name);
                             sqlite3_bind_int64(s, 2, seq);
@@ -202,21 +206,25 @@ common::Result<std::vector<QueueRow>> load_queue_rows(sqlite3* db) {
             return std::unexpected(sqlite::error(db, "reading queues"));
         }
     }
-    sqlite::Query items(db, "SELECT seq, value FROM queue_items WHERE queue = ?1 ORDER BY seq");
+    // One pass in seq order: a value goes to its queue's end.
+    std::map<std::string, QueueRow*> by_name;
+    for (QueueRow& queue : queues) {
+        by_name[queue.name] = &queue;
+    }
+    sqlite::Query items(db, "SELECT queue, seq, value FROM queue_items ORDER BY seq");
     if (!items.ok()) {
         return std::unexpected(sqlite::error(db, "reading the values of queues"));
     }
-    for (QueueRow& queue : queues) {
-        sqlite3_reset(items.get());
-        bind_text(items.get(), 1, queue.name);
-        int rc = 0;
-        while ((rc = items.step()) == SQLITE_ROW) {
-            queue.items.emplace_back(sqlite3_column_int64(items.get(), 0),
-                                     sqlite::column_text(items.get(), 1));
+    int rc = 0;
+    while ((rc = items.step()) == SQLITE_ROW) {
+        auto queue = by_name.find(sqlite::column_text(items.get(), 0));
+        if (queue != by_name.end()) {
+            queue->second->items.emplace_back(sqlite3_column_int64(items.get(), 1),
+                                              sqlite::column_text(items.get(), 2));
         }
-        if (rc != SQLITE_DONE) {
-            return std::unexpected(sqlite::error(db, "reading the values of queue " + queue.name));
-        }
+    }
+    if (rc != SQLITE_DONE) {
+        return std::unexpected(sqlite::error(db, "reading the values of queues"));
     }
     return queues;
 }

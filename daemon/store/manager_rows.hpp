@@ -39,6 +39,7 @@ struct ManagerWrite {
     std::string value;
     int64_t version = 0;
     std::shared_ptr<struct DictRow> read_into = nullptr;
+    bool queue_row = true;  // insert_items: the queue's row too (a queue known journaled skips it)
 };
 
 // What a start reads back.

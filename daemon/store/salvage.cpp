@@ -200,8 +200,8 @@ bool usable_queue(sqlite3_stmt* row) {
 }
 
 bool usable_queue_item(sqlite3_stmt* row) {
-    return usable_manager_name(sqlite::column_text(row, 0)) &&
-           sqlite3_column_type(row, 1) == SQLITE_INTEGER && usable_json_column(row, 2);
+    return sqlite3_column_type(row, 0) == SQLITE_INTEGER &&
+           usable_manager_name(sqlite::column_text(row, 1)) && usable_json_column(row, 2);
 }
 
 bool usable_dict(sqlite3_stmt* row) {
@@ -317,7 +317,7 @@ common::Result<TableSalvage> salvage_segments(sqlite3* source, sqlite3* target) 
 common::Result<std::vector<TableSalvage>> salvage_manager(sqlite3* source, sqlite3* target) {
     const TableCopy tables[] = {
         {"queues", {{"name", "NULL"}, {"maxsize", "NULL"}, {"created_at", "0"}}, usable_queue},
-        {"queue_items", {{"queue", "NULL"}, {"seq", "NULL"}, {"value", "NULL"}}, usable_queue_item},
+        {"queue_items", {{"seq", "NULL"}, {"queue", "NULL"}, {"value", "NULL"}}, usable_queue_item},
         {"dicts", {{"name", "NULL"}, {"version", "NULL"}}, usable_dict},
         {"dict_entries",
          {{"dict", "NULL"}, {"key", "NULL"}, {"value", "NULL"}, {"version", "NULL"}},

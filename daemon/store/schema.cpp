@@ -76,8 +76,9 @@ CREATE TABLE segments (
     R"sql(
 ALTER TABLE pools ADD COLUMN worker TEXT;
 )sql",
-    // 7: the manager: durable queues and their values (by seq, FIFO), dicts (their version outlives their
-    // keys) and their entries.
+    // 7: the manager: durable queues and their values, dicts (their version outlives their keys) and their
+    // entries. A value's seq is the rowid, one sequence for every queue (FIFO within each): a put or a get
+    // then changes one page of one b-tree, with no index beside it.
     R"sql(
 CREATE TABLE queues (
     name       TEXT PRIMARY KEY,
@@ -85,10 +86,9 @@ CREATE TABLE queues (
     created_at INTEGER NOT NULL
 );
 CREATE TABLE queue_items (
+    seq   INTEGER PRIMARY KEY,
     queue TEXT NOT NULL,
-    seq   INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (queue, seq)
+    value TEXT NOT NULL
 );
 CREATE TABLE dicts (
     name    TEXT PRIMARY KEY,

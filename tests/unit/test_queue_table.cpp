@@ -181,7 +181,7 @@ TEST_CASE("queue table: a durable put's values are invisible to gets until its c
     CHECK(g.result() == json{{"name", "q"}, {"values", {7}}, {"length", 0}});
 }
 
-TEST_CASE("queue table: a get parked on an empty queue is woken by a put, after the put's commit",
+TEST_CASE("queue table: a get parked on an empty queue is handed a put's values, with no journal write",
           "[unit][queue]") {
     QueueWorld w;
     auto g = w.get("q");
@@ -191,16 +191,50 @@ TEST_CASE("queue table: a get parked on an empty queue is woken by a put, after 
     CHECK(parked["durable"] == false);
     CHECK(parked["created_at"].is_null());
 
+    // Delivered before the put is answered, the value needs no journal: an answered put's values are
+    // delivered once either way.
     auto p = w.put("q", {R"("x")"});
+    CHECK(g.result() == json{{"name", "q"}, {"values", {"x"}}, {"length", 0}});
+    CHECK(p.result() == json{{"name", "q"}, {"put", 1}, {"length", 0}});
+    CHECK(w.journal.kinds().empty());
+    CHECK(w.info("q")["getters"] == 0);
+    CHECK(w.info("q")["durable"] == true);
+    CHECK(w.budget.used() == 0);
+}
+
+TEST_CASE("queue table: a get for more than a put brings waits for values that went through the journal",
+          "[unit][queue]") {
+    QueueWorld w;
+    auto g = w.get("q", 2);
+    auto p = w.put("q", {"1"});
     CHECK_FALSE(g.answered());
     CHECK(w.journal.pending() == 1);
     w.journal.commit();
     CHECK(p.result() == json{{"name", "q"}, {"put", 1}, {"length", 1}});
-    CHECK_FALSE(g.answered());  // its values are being taken out of the journal
-    CHECK(w.journal.kinds() == std::vector<Kind>{Kind::insert_items, Kind::delete_items});
+    // The queue is not empty now: the next value goes in behind the first, through the journal.
+    auto p2 = w.put("q", {"2"});
+    CHECK_FALSE(g.answered());
     w.journal.commit();
-    CHECK(g.result() == json{{"name", "q"}, {"values", {"x"}}, {"length", 0}});
-    CHECK(w.info("q")["getters"] == 0);
+    CHECK(p2.result()["length"] == 2);
+    CHECK_FALSE(g.answered());  // its values are being taken out of the journal
+    CHECK(w.journal.kinds() == std::vector<Kind>{Kind::insert_items, Kind::insert_items, Kind::delete_items});
+    w.journal.commit();
+    CHECK(g.result() == json{{"name", "q"}, {"values", {1, 2}}, {"length", 0}});
+}
+
+TEST_CASE("queue table: a put hands the values a waiting get asks for and journals the rest, in order",
+          "[unit][queue]") {
+    QueueWorld w;
+    auto g = w.get("q", 2);
+    auto p = w.put("q", {"1", "2", "3"});
+    CHECK(QueueWorld::values(g) == json{1, 2});
+    CHECK_FALSE(p.answered());  // its third value is being committed
+    w.journal.commit();
+    CHECK(p.result() == json{{"name", "q"}, {"put", 3}, {"length", 1}});
+    CHECK(w.journal.queue_items("q").size() == 1);
+    auto next = w.get("q");
+    w.journal.commit();
+    CHECK(QueueWorld::values(next) == json{3});
 }
 
 TEST_CASE("queue table: gets are served in arrival order; a get for 1 waits behind a get for 3",
@@ -355,7 +389,7 @@ TEST_CASE("queue table: a later put naming another maxsize or memory than the qu
 TEST_CASE("queue table: a put whose commit fails is io_error, puts nothing and gives its bytes back",
           "[unit][queue]") {
     QueueWorld w;
-    auto g = w.get("q");
+    auto g = w.get("q", 3);  // waits for more than the put brings: the put goes through the journal
     auto p = w.put("q", {"1", "2"});
     CHECK(w.budget.used() == 2);
     w.journal.fail();
@@ -367,11 +401,10 @@ TEST_CASE("queue table: a put whose commit fails is io_error, puts nothing and g
     CHECK_FALSE(g.answered());
     CHECK(w.journal.pending() == 0);
 
-    auto p2 = w.put("q", {"3"});
-    w.journal.commit();
-    w.journal.commit();
-    CHECK(p2.result()["length"] == 1);  // then taken by the waiting get
-    CHECK(QueueWorld::values(g) == json{3});
+    auto p2 = w.put("q", {"3", "4", "5"});  // all the waiting get asks for: handed to it
+    CHECK(QueueWorld::values(g) == json{3, 4, 5});
+    CHECK(p2.result()["length"] == 0);
+    CHECK(w.journal.pending() == 0);
 
     SECTION("the room a failed put held goes to the put waiting for it") {
         auto a = w.put("b", {"1"}, opts(1));
