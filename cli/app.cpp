@@ -1,6 +1,7 @@
 #include <charconv>
 #include <cstdio>
 #include <map>
+#include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
@@ -21,6 +22,45 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
     app.add_flag("--no-autostart", g.no_autostart,
                  "Do not start mpctld when none answers (also: MPCTL_NO_AUTOSTART=1)")
         ->group("Global options");
+    app.add_option(
+           "--connect", g.connect,
+           "A remote mpctld (`mpctld --listen`), over TLS 1.3 (default: $MPCTL_CONNECT); the token is "
+           "$MPCTL_TOKEN")
+        ->type_name("tcp://HOST:PORT")
+        ->group("Global options");
+    app.add_option("--fingerprint", g.fingerprint,
+                   "The remote daemon's certificate, pinned: what `mpctld --print-fingerprint` prints there "
+                   "(default: $MPCTL_FINGERPRINT)")
+        ->type_name("SHA256:HEX")
+        ->group("Global options");
+    app.add_option("--token-file", g.token_file, "Read the remote daemon's token from FILE's first line")
+        ->type_name("FILE")
+        ->group("Global options");
+}
+
+std::optional<int64_t> lease_pid(const GlobalOptions& global, int64_t owner_pid, bool has_ttl) {
+    if (owner_pid != 0) {
+        return owner_pid;
+    }
+    if (!is_remote(global)) {
+        return static_cast<int64_t>(::getppid());
+    }
+    if (has_ttl) {
+        return std::nullopt;
+    }
+    throw CliError(exit_code::usage,
+                   "a remote daemon cannot lease to a process of this machine: give --ttl S "
+                   "(or --owner-pid PID, a process of the daemon's machine)");
+}
+
+std::optional<int64_t> release_pid(const GlobalOptions& global, int64_t owner_pid) {
+    if (owner_pid != 0) {
+        return owner_pid;
+    }
+    if (is_remote(global)) {
+        return std::nullopt;
+    }
+    return static_cast<int64_t>(::getppid());
 }
 
 int64_t parse_id(const std::string& arg) {

@@ -26,8 +26,9 @@ struct AppContext {
     bool separator_used = false;
 };
 
-// --socket, --state-dir, --json, --no-autostart: on the root app, and again on subcommands that take a
-// command line (they cannot fall through to the root without swallowing the command's own words).
+// --socket, --state-dir, --json, --no-autostart, --connect, --fingerprint, --token-file: on the root app, and
+// again on subcommands that take a command line (they cannot fall through to the root without swallowing the
+// command's own words).
 void add_global_options(CLI::App& app, GlobalOptions& global);
 
 // A whole number from LO to HI, refused as a person would say it ("--workers: not a number: 'abc'", "--jobs:
@@ -58,6 +59,14 @@ struct TaskFilterOptions {
 // "30", "1.5", "250ms", "5m"; throws CliError(usage) naming FLAG.
 [[nodiscard]] double parse_seconds(const std::string& text, const char* flag);
 
+// The process a lock, semaphore or segment is leased to: OWNER_PID if given, else mpctl's parent (the
+// shell or script that ran it). A remote daemon has no process of this machine to watch: for one, nullopt
+// when HAS_TTL (the lease is the time alone), and a usage error otherwise.
+[[nodiscard]] std::optional<int64_t> lease_pid(const GlobalOptions& global, int64_t owner_pid, bool has_ttl);
+// Whose holding a release gives back: OWNER_PID, else mpctl's parent; for a remote daemon nullopt (the
+// daemon's default).
+[[nodiscard]] std::optional<int64_t> release_pid(const GlobalOptions& global, int64_t owner_pid);
+
 // Prints a daemon error (or any CliError) the way README.md says: "mpctl: msg" on stderr, and with JSON
 // also {"error": {"code", "message", "data": {"error": name}, "exit_code"}} on stdout. Returns its exit code.
 int report_error(bool json, const class CliError& e);
@@ -87,5 +96,6 @@ void add_queue_commands(CLI::App& app, AppContext& ctx,
                         std::string_view only);  // queue put|get|info|list|delete
 void add_kv_commands(CLI::App& app, AppContext& ctx,
                      std::string_view only);  // kv set|get|del|list|cas|watch
+void add_token_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // token create|list|revoke
 
 }  // namespace mpctl::cli

@@ -13,6 +13,7 @@
 
 #include <mpctl/cli/cli_error.hpp>
 #include <mpctl/cli/client.hpp>
+#include <mpctl/cli/tls_transport.hpp>
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/proto/errors.hpp>
@@ -29,6 +30,47 @@ namespace {
 
 constexpr size_t k_max_reply_line = 512 * 1024 * 1024;
 constexpr size_t k_read_chunk = 64 * 1024;
+// A remote daemon has this long to accept the connection, shake hands and answer session.auth: as long as
+// mpctl waits for a local daemon it has started to answer (the daemon itself drops a connection that sends
+// no request within 10 s of its handshake).
+constexpr auto k_remote_connect_time = std::chrono::seconds(15);
+
+// The Unix socket: one recv per read, never waiting (callers poll first).
+class PlainTransport final : public Transport {
+  public:
+    explicit PlainTransport(common::UniqueFd fd) : fd_(std::move(fd)) {}
+
+    [[nodiscard]] int fd() const noexcept override { return fd_.get(); }
+
+    Read read(std::string& buffer) override {
+        static char chunk[k_read_chunk];  // mpctl is single-threaded
+        ssize_t n = 0;
+        do {
+            n = ::recv(fd_.get(), chunk, sizeof chunk, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            buffer.append(chunk, static_cast<size_t>(n));
+            return Read::data;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return Read::nothing;
+        }
+        error_ = n < 0 ? std::strerror(errno) : "";
+        return Read::closed;
+    }
+
+    [[nodiscard]] bool readable() const noexcept override { return false; }
+
+    common::Result<void> write_all(std::string_view data) override {
+        return common::send_all(fd_.get(), data);
+    }
+
+    [[nodiscard]] std::string error() const override { return error_; }
+
+  private:
+    common::UniqueFd fd_;
+    std::string error_;
+};
 
 // A socket connected to PATH. Nobody serving there fails with err ENOENT or ECONNREFUSED.
 common::Result<common::UniqueFd> connect_unix(const std::string& path) {
@@ -123,23 +165,40 @@ int start_daemon(const GlobalOptions& o, const std::string& socket_path, std::st
 
 }  // namespace
 
-Client::Client(common::UniqueFd fd, std::string socket_path)
-    : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
+std::unique_ptr<Transport> plain_transport(common::UniqueFd fd) {
+    return std::make_unique<PlainTransport>(std::move(fd));
+}
+
+Client::Client(std::unique_ptr<Transport> transport, std::string socket_path, bool remote)
+    : transport_(std::move(transport)), socket_path_(std::move(socket_path)), remote_(remote) {}
 
 std::optional<Client> Client::try_connect(const GlobalOptions& options) {
+    if (is_remote(options)) {
+        try {
+            return connect_remote(options);
+        } catch (const CliError& e) {
+            if (e.code() == exit_code::no_daemon) {
+                return std::nullopt;
+            }
+            throw;
+        }
+    }
     std::string path = common::resolve_socket_path(options.socket);
     auto fd = connect_unix(path);
     if (!fd) {
         return std::nullopt;
     }
-    return Client(std::move(*fd), path);
+    return Client(plain_transport(std::move(*fd)), path, false);
 }
 
 Client Client::connect(const GlobalOptions& options) {
+    if (is_remote(options)) {
+        return connect_remote(options);  // never autostarted: the daemon is on another machine
+    }
     std::string path = common::resolve_socket_path(options.socket);
     auto fd = connect_unix(path);
     if (fd) {
-        return Client(std::move(*fd), path);
+        return Client(plain_transport(std::move(*fd)), path, false);
     }
     bool nobody_home = fd.error().err == ENOENT || fd.error().err == ECONNREFUSED;
     if (!nobody_home || autostart_disabled(options)) {
@@ -158,7 +217,7 @@ Client Client::connect(const GlobalOptions& options) {
     for (;;) {
         fd = connect_unix(path);
         if (fd) {
-            return Client(std::move(*fd), path);
+            return Client(plain_transport(std::move(*fd)), path, false);
         }
         if (std::chrono::steady_clock::now() > deadline) {
             throw CliError(exit_code::no_daemon, "started mpctld, but nothing answers at " + path + ": " +
@@ -168,6 +227,193 @@ Client Client::connect(const GlobalOptions& options) {
         std::this_thread::sleep_for(delay);
         delay = std::min(delay * 2, std::chrono::milliseconds(250));
     }
+}
+
+namespace {
+
+const char* env_or_null(const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr && v[0] != '\0' ? v : nullptr;
+}
+
+struct RemoteSettings {
+    TlsTarget target;
+    std::string token;
+};
+
+// tcp://HOST:PORT (HOST: a name, an IPv4 address, or an IPv6 one in brackets) as a target; SOURCE names
+// where it came from, for the message.
+TlsTarget parse_connect_address(const std::string& address, const std::string& source) {
+    auto bad = [&](const std::string& why) {
+        return CliError(exit_code::usage, source + ": " + why + ": '" + address +
+                                              "' (expected tcp://HOST:PORT; an IPv6 address in brackets: "
+                                              "tcp://[::1]:PORT)");
+    };
+    constexpr std::string_view k_scheme = "tcp://";
+    if (!address.starts_with(k_scheme)) {
+        throw bad("not a tcp:// address");
+    }
+    std::string_view rest = std::string_view(address).substr(k_scheme.size());
+    TlsTarget t;
+    t.address = address;
+    std::string_view port;
+    if (rest.starts_with("[")) {
+        size_t close = rest.find(']');
+        if (close == std::string_view::npos || rest.substr(close + 1, 1) != ":") {
+            throw bad("an IPv6 address is written [ADDRESS]:PORT");
+        }
+        t.host = std::string(rest.substr(1, close - 1));
+        port = rest.substr(close + 2);
+    } else {
+        size_t colon = rest.rfind(':');
+        if (colon == std::string_view::npos) {
+            throw bad("no port");
+        }
+        t.host = std::string(rest.substr(0, colon));
+        port = rest.substr(colon + 1);
+        if (t.host.find(':') != std::string::npos) {
+            throw bad("an IPv6 address goes in brackets");
+        }
+    }
+    if (t.host.empty() || t.host.find_first_of("/[] ") != std::string::npos) {
+        throw bad("no host");
+    }
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535) {
+        throw bad("the port must be from 1 to 65535");
+    }
+    t.port = std::string(port);
+    return t;
+}
+
+// The first line of FILE, without its line end and trailing blanks.
+std::string token_from_file(const std::string& file) {
+    auto text = common::read_file(file);
+    if (!text) {
+        throw CliError(exit_code::usage, "--token-file: " + text.error().message());
+    }
+    std::string line = text->substr(0, text->find('\n'));
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+        line.pop_back();
+    }
+    return line;
+}
+
+// What connecting to a remote daemon takes, from O and the environment (the flags win); every one checked
+// before anything goes on the network. Throws CliError(2) for one missing or malformed.
+RemoteSettings remote_settings(const GlobalOptions& o) {
+    bool from_flag = !o.connect.empty();
+    if (from_flag && !o.socket.empty()) {
+        throw CliError(exit_code::usage, "--socket and --connect: one or the other");
+    }
+    RemoteSettings r;
+    r.target = parse_connect_address(from_flag ? o.connect : std::string(env_or_null("MPCTL_CONNECT")),
+                                     from_flag ? "--connect" : "MPCTL_CONNECT");
+    const std::string& where = r.target.address;
+    std::string fingerprint = o.fingerprint;
+    const char* fp_source = "--fingerprint";
+    if (fingerprint.empty() && env_or_null("MPCTL_FINGERPRINT") != nullptr) {
+        fingerprint = env_or_null("MPCTL_FINGERPRINT");
+        fp_source = "MPCTL_FINGERPRINT";
+    }
+    if (fingerprint.empty()) {
+        throw CliError(
+            exit_code::usage,
+            "connecting to " + where +
+                " needs the daemon's certificate fingerprint (--fingerprint SHA256:..., or "
+                "MPCTL_FINGERPRINT): `mpctld --print-fingerprint` on the daemon's machine prints it");
+    }
+    auto pinned = normalize_fingerprint(fingerprint);
+    if (!pinned) {
+        throw CliError(exit_code::usage, std::string(fp_source) + ": not a SHA-256 fingerprint: '" +
+                                             fingerprint +
+                                             "' (SHA256: and 64 hex digits, as `mpctld --print-fingerprint` "
+                                             "prints it)");
+    }
+    r.target.fingerprint = *pinned;
+    if (!o.token_file.empty()) {
+        r.token = token_from_file(o.token_file);
+        if (r.token.empty()) {
+            throw CliError(exit_code::usage, "--token-file " + o.token_file + ": its first line is empty");
+        }
+    } else if (const char* t = env_or_null("MPCTL_TOKEN")) {
+        r.token = t;
+    }
+    if (r.token.empty()) {
+        throw CliError(exit_code::usage,
+                       "connecting to " + where +
+                           " needs a token (MPCTL_TOKEN, or --token-file FILE): `mpctl token "
+                           "create NAME` on the daemon's machine makes one");
+    }
+    return r;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_fingerprint(std::string_view text) {
+    if (text.size() >= 7 && (text.substr(0, 7) == "SHA256:" || text.substr(0, 7) == "sha256:")) {
+        text.remove_prefix(7);
+    }
+    std::string out;
+    for (char c : text) {
+        if (c == ':') {
+            continue;
+        }
+        if (c >= 'A' && c <= 'F') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return std::nullopt;
+        }
+        out += c;
+    }
+    if (out.size() != 64) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+bool is_remote(const GlobalOptions& o) {
+    return !o.connect.empty() || (o.socket.empty() && env_or_null("MPCTL_CONNECT") != nullptr);
+}
+
+Client Client::connect_remote(const GlobalOptions& options) {
+    RemoteSettings r = remote_settings(options);
+    auto deadline = std::chrono::steady_clock::now() + k_remote_connect_time;
+    Client client(connect_tls(r.target, deadline), r.target.address, true);
+    client.authenticate(r.token, deadline);
+    return client;
+}
+
+void Client::authenticate(const std::string& token, std::chrono::steady_clock::time_point deadline) {
+    deadline_ = deadline;
+    try {
+        (void)call("session.auth", {{"token", token}});
+    } catch (const CliError& e) {
+        if (e.error().is_object()) {
+            throw CliError(exit_code::refused,
+                           "the daemon at " + socket_path_ + " refused the token: " + e.what(), e.error());
+        }
+        if (e.code() == exit_code::failure) {
+            // Closed without a word: so the daemon treats an address that failed too often lately.
+            throw CliError(
+                exit_code::refused,
+                "the daemon at " + socket_path_ +
+                    " closed the connection before it answered session.auth (an address that failed "
+                    "to authenticate 5 times within a minute is turned away for a minute)");
+        }
+        throw;
+    }
+    deadline_.reset();
+}
+
+void Client::pass_fd_with_next_request(int fd) {
+    if (remote_) {
+        throw CliError(exit_code::refused,
+                       "a remote daemon cannot take this process's stdin (--stdin -): descriptors pass only "
+                       "over the Unix socket; give --stdin FILE, a file on the daemon's machine");
+    }
+    fd_to_pass_ = fd;
 }
 
 void Client::set_interrupt(int fd, std::function<void()> on_interrupt) {
@@ -204,7 +450,7 @@ int64_t Client::send_text(std::string_view method, std::string_view params_text)
         std::memcpy(CMSG_DATA(c), &fd_to_pass_, sizeof(int));
         ssize_t n = 0;
         do {
-            n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+            n = ::sendmsg(transport_->fd(), &msg, MSG_NOSIGNAL);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
             int err = errno;
@@ -217,7 +463,7 @@ int64_t Client::send_text(std::string_view method, std::string_view params_text)
         fd_to_pass_ = -1;
         sent = static_cast<size_t>(n);
     }
-    if (auto r = common::send_all(fd_.get(), std::string_view(line).substr(sent)); !r) {
+    if (auto r = transport_->write_all(std::string_view(line).substr(sent)); !r) {
         // A daemon that turns a client away (busy, another user) answers and closes before it reads the
         // request: that answer says more than the broken pipe does.
         if (auto refusal = refusal_waiting()) {
@@ -230,14 +476,7 @@ int64_t Client::send_text(std::string_view method, std::string_view params_text)
 
 std::optional<json> Client::refusal_waiting() {
     // The answer, if any, is there already: the daemon wrote it before it closed.
-    char chunk[4096];
-    for (;;) {
-        ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n > 0) {
-            buffer_.append(chunk, static_cast<size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-            break;
-        }
+    while (transport_->read(buffer_) == Transport::Read::data) {
     }
     size_t nl = buffer_.find('\n', consumed_);
     if (nl == std::string::npos) {
@@ -252,40 +491,56 @@ std::optional<json> Client::refusal_waiting() {
 
 bool Client::read_some() {
     for (;;) {
-        pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {interrupt_fd_, POLLIN, 0}};
-        int n = ::poll(fds, interrupt_fd_ >= 0 ? 2 : 1, -1);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;  // the signal handler wrote to the self-pipe; poll again to see it
+        bool ready = transport_->readable();
+        if (!ready) {
+            int timeout_ms = -1;
+            if (deadline_) {
+                auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline_ -
+                                                                         std::chrono::steady_clock::now());
+                if (left.count() <= 0) {
+                    throw CliError(exit_code::no_daemon,
+                                   "no daemon at " + socket_path_ + ": no answer to session.auth within " +
+                                       std::to_string(k_remote_connect_time.count()) + " s");
+                }
+                timeout_ms = static_cast<int>(left.count());
             }
-            return false;
+            pollfd fds[2] = {{transport_->fd(), POLLIN, 0}, {interrupt_fd_, POLLIN, 0}};
+            int n = ::poll(fds, interrupt_fd_ >= 0 ? 2 : 1, timeout_ms);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;  // the signal handler wrote to the self-pipe; poll again to see it
+                }
+                return false;
+            }
+            if (interrupt_fd_ >= 0 && (fds[1].revents & POLLIN) != 0) {
+                if (on_interrupt_) {
+                    on_interrupt_();  // which reads the pipe
+                } else {
+                    char drain[64];
+                    (void)!::read(interrupt_fd_, drain, sizeof drain);
+                }
+            }
+            ready = (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
         }
-        if (interrupt_fd_ >= 0 && (fds[1].revents & POLLIN) != 0) {
-            if (on_interrupt_) {
-                on_interrupt_();  // which reads the pipe
-            } else {
-                char drain[64];
-                (void)!::read(interrupt_fd_, drain, sizeof drain);
+        if (ready) {
+            switch (transport_->read(buffer_)) {
+                case Transport::Read::data:
+                    return true;
+                case Transport::Read::closed:
+                    return false;
+                case Transport::Read::nothing:
+                    break;  // a part of a TLS record: wait for the rest
             }
-        }
-        if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-            static char chunk[k_read_chunk];  // mpctl is single-threaded
-            auto got = common::read_once(fd_.get(), chunk, sizeof chunk);
-            if (got && *got > 0) {
-                buffer_.append(chunk, *got);
-            }
-            return got && *got > 0;
         }
     }
 }
 
 bool Client::read_available() {
-    static char chunk[k_read_chunk];  // mpctl is single-threaded
-    auto got = common::read_once(fd_.get(), chunk, sizeof chunk);
-    if (got && *got > 0) {
-        buffer_.append(chunk, *got);
-    }
-    return (got && *got > 0) || (!got && (got.error().err == EAGAIN || got.error().err == EWOULDBLOCK));
+    return transport_->read(buffer_) != Transport::Read::closed;
+}
+
+bool Client::buffered() const {
+    return transport_->readable() || buffer_.find('\n', consumed_) != std::string::npos;
 }
 
 std::optional<json> Client::next_message() {
@@ -351,7 +606,9 @@ json Client::call_text(std::string_view method, std::string_view params_text,
             throw CliError(exit_code::refused, "the daemon sent an oversized message");
         }
         if (!read_some()) {
-            throw CliError(exit_code::failure, "the daemon closed the connection (did it stop?)");
+            std::string why = transport_->error();
+            throw CliError(exit_code::failure, "the daemon closed the connection (did it stop?)" +
+                                                   (why.empty() ? "" : ": " + why));
         }
     }
 }

@@ -11,19 +11,21 @@
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/tls_transport.hpp>
 #include <mpctl/common/suggest.hpp>
 #include <mpctl/proto/errors.hpp>
 
 namespace {
 
-// The subcommand's name: the first word that is neither an option nor the value of --socket/--state-dir.
+// The subcommand's name: the first word that is neither an option nor the value of a global option.
 std::string_view first_command_word(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string_view a(argv[i]);
         if (a == "--") {
             break;
         }
-        if (a == "--socket" || a == "--state-dir") {
+        if (a == "--socket" || a == "--state-dir" || a == "--connect" || a == "--fingerprint" ||
+            a == "--token-file") {
             ++i;
             continue;
         }
@@ -139,6 +141,7 @@ int main(int argc, char** argv) {
         {"shm", add_shm_commands},
         {"queue", add_queue_commands},
         {"kv", add_kv_commands},
+        {"token", add_token_commands},
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;
@@ -218,6 +221,9 @@ int main(int argc, char** argv) {
         return report_error(json_wanted, CliError(exit_code::usage, "no command given"));
     }
     try {
+        if (is_remote(ctx.global)) {
+            hand_over_to_tls(argv);  // a static mpctl has no TLS of its own (tls_transport.hpp)
+        }
         return ctx.action();
     } catch (const CliError& e) {
         return report_error(json_wanted, e);

@@ -258,12 +258,14 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
     spec["cwd"] = o.cwd.empty() ? here : common::absolute_path(o.cwd, here);
 
     // The environment, in environ order, later entries (--env) winning; duplicates are left for the
-    // daemon's parser, where the last one wins too.
+    // daemon's parser, where the last one wins too. MPCTL_TOKEN, a remote daemon's secret, stays here
+    // unless --env names it: the daemon journals a task's environment and hands it to the task.
     std::vector<std::pair<std::string_view, std::string_view>> env;
     if (!o.env_clear) {
         for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
             const char* eq = std::strchr(*e, '=');
-            if (eq != nullptr && eq != *e) {
+            if (eq != nullptr && eq != *e &&
+                std::string_view(*e, static_cast<size_t>(eq - *e)) != "MPCTL_TOKEN") {
                 env.emplace_back(std::string_view(*e, static_cast<size_t>(eq - *e)),
                                  std::string_view(eq + 1));
             }

@@ -1,5 +1,8 @@
 // mpctl daemon start|stop|status: the daemon's lifecycle.
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <poll.h>
 #include <unistd.h>
@@ -49,6 +52,30 @@ void wait_for_exit(int pid) {
     }
 }
 
+// The same for a remote daemon, whose pid is not one of this machine: until it closes the connection.
+void wait_for_close(Client& client) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+        while (client.next_message()) {
+        }
+        if (!client.buffered()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            pollfd p{client.fd(), POLLIN, 0};
+            int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+            if (n == 0) {
+                return;
+            }
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+        }
+        if (!client.read_available()) {
+            return;
+        }
+    }
+}
+
 int stop(AppContext& ctx, const StopOptions& o) {
     auto client = Client::try_connect(ctx.global);
     if (!client) {
@@ -80,7 +107,11 @@ int stop(AppContext& ctx, const StopOptions& o) {
             throw;
         }
     }
-    wait_for_exit(pid);
+    if (client->remote()) {
+        wait_for_close(*client);
+    } else {
+        wait_for_exit(pid);
+    }
     if (ctx.global.json) {
         print_json({{"stopped", true}, {"pid", pid}});
     } else {

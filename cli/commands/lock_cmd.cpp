@@ -57,7 +57,9 @@ void add_acquire_options(CLI::App* sub, AcquireOptions& o) {
 int acquire(AppContext& ctx, const std::string& path, const AcquireOptions& o) {
     json params = acquire_params(path, o);
     // The lease follows the process that ran mpctl (the shell or script), unless told otherwise.
-    params["pid"] = o.owner_pid != 0 ? o.owner_pid : static_cast<int64_t>(::getppid());
+    if (auto pid = lease_pid(ctx.global, o.owner_pid, !o.ttl.empty())) {
+        params["pid"] = *pid;
+    }
     if (!o.ttl.empty()) {
         params["ttl"] = parse_seconds(o.ttl, "--ttl");
     }
@@ -74,7 +76,9 @@ int release(AppContext& ctx, const std::string& path, int64_t token, int64_t own
     if (token != 0) {
         params["token"] = token;
     } else {
-        params["pid"] = owner_pid != 0 ? owner_pid : static_cast<int64_t>(::getppid());
+        if (auto pid = release_pid(ctx.global, owner_pid)) {
+            params["pid"] = *pid;
+        }
     }
     Client client = Client::connect(ctx.global);
     json released = client.call("lock.release", params);
@@ -99,7 +103,9 @@ int run(AppContext& ctx, const AcquireOptions& o, std::vector<std::string> words
     json params = acquire_params(path, o);
     // Held for as long as this connection is open: mpctl outlives its command (child_process.hpp).
     params["lease"] = "connection";
-    params["pid"] = static_cast<int64_t>(::getpid());
+    if (!is_remote(ctx.global)) {
+        params["pid"] = static_cast<int64_t>(::getpid());  // names a process of the daemon's machine only
+    }
     Client client = Client::connect(ctx.global);
     json grant = client.call("lock.acquire", params);
     if (ctx.global.json) {

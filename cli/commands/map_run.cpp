@@ -197,7 +197,9 @@ void MapRun::loop() {
         if (want_items) {
             fds[n++] = {source_.fd(), POLLIN, 0};
         }
-        int r = ::poll(fds, n, progress_.enabled() ? 100 : -1);
+        // Messages read already (or kept inside TLS) are handled first: poll() cannot see them.
+        bool buffered = client_->buffered();
+        int r = ::poll(fds, n, buffered ? 0 : (progress_.enabled() ? 100 : -1));
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
@@ -215,7 +217,7 @@ void MapRun::loop() {
         if (want_items && (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             source_.fill();
         }
-        if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        if (buffered || (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             if (!client_->read_available()) {
                 throw CliError(exit_code::mpctl_failed, "the daemon closed the connection (did it stop?)");
             }

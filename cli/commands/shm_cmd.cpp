@@ -59,23 +59,35 @@ struct CreateOptions {
 };
 
 // The lease part of shm.create and shm.list_create's params.
-void add_lease_params(json& params, const CreateOptions& o) {
+void add_lease_params(json& params, const CreateOptions& o, const GlobalOptions& global) {
     if (o.persist) {
         if (o.owner_pid != 0 || !o.ttl.empty()) {
             throw CliError(exit_code::usage, "--persist: a persistent segment has no owner or --ttl");
         }
         params["persist"] = true;
     } else {
-        params["pid"] = o.owner_pid != 0 ? o.owner_pid : static_cast<int64_t>(::getppid());
+        if (auto pid = lease_pid(global, o.owner_pid, !o.ttl.empty())) {
+            params["pid"] = *pid;
+        }
         if (!o.ttl.empty()) {
             params["ttl"] = parse_seconds(o.ttl, "--ttl");
         }
     }
 }
 
+// shm read and write map /dev/shm/NAME of this machine themselves, without the daemon: not a remote one's.
+void local_segments_only(const AppContext& ctx, const char* verb) {
+    if (is_remote(ctx.global)) {
+        throw CliError(exit_code::refused, std::string("mpctl shm ") + verb +
+                                               " maps the segment on this machine, and a remote daemon's "
+                                               "segments are on its own: run it there (or without --connect "
+                                               "and MPCTL_CONNECT, for a segment of this machine)");
+    }
+}
+
 int create(AppContext& ctx, const CreateOptions& o) {
     json params = {{"name", segment_name(o.name)}, {"size", o.size}, {"mode", o.mode}};
-    add_lease_params(params, o);
+    add_lease_params(params, o, ctx.global);
     Client client = Client::connect(ctx.global);
     json made = client.call("shm.create", params);
     if (ctx.global.json) {
@@ -403,7 +415,8 @@ void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
         ->check(whole_number(0, INT64_MAX))
         ->type_name("N");
     rd->callback([&ctx, rd_name, rd_offset, rd_length] {
-        ctx.action = [rd_name, rd_offset, rd_length] {
+        ctx.action = [&ctx, rd_name, rd_offset, rd_length] {
+            local_segments_only(ctx, "read");
             return read(*rd_name, *rd_offset, *rd_length);
         };
     });
@@ -414,7 +427,8 @@ void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     wr->add_option("name", *wr_name, "Segment name")->required();
     wr->add_option("--offset", *wr_offset, "At byte N")->check(whole_number(0, INT64_MAX))->type_name("N");
     wr->callback([&ctx, wr_name, wr_offset] {
-        ctx.action = [wr_name, wr_offset] {
+        ctx.action = [&ctx, wr_name, wr_offset] {
+            local_segments_only(ctx, "write");
             return write(*wr_name, *wr_offset);
         };
     });
@@ -456,7 +470,7 @@ void add_shm_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
             json params = {{"name", segment_name(lc_o->name)},
                            {"values", list_values(*lc_words, *lc_json)},
                            {"mode", lc_o->mode}};
-            add_lease_params(params, *lc_o);
+            add_lease_params(params, *lc_o, ctx.global);
             Client client = Client::connect(ctx.global);
             json made = client.call("shm.list_create", params);
             if (ctx.global.json) {

@@ -85,7 +85,9 @@ void add_sem_commands(CLI::App& app, AppContext& ctx) {
             }
             json params =
                 with_timeout({{"name", o->name}, {"limit", o->limit}, {"nonblock", o->nonblock}}, o->timeout);
-            params["pid"] = o->owner_pid != 0 ? o->owner_pid : static_cast<int64_t>(::getppid());
+            if (auto pid = lease_pid(ctx.global, o->owner_pid, !o->ttl.empty())) {
+                params["pid"] = *pid;
+            }
             if (!o->ttl.empty()) {
                 params["ttl"] = parse_seconds(o->ttl, "--ttl");
             }
@@ -100,8 +102,11 @@ void add_sem_commands(CLI::App& app, AppContext& ctx) {
         ->type_name("PID");
     rel->callback([&ctx, r] {
         ctx.action = [&ctx, r] {
-            int64_t pid = r->owner_pid != 0 ? r->owner_pid : static_cast<int64_t>(::getppid());
-            return call_and_print(ctx, "sem.release", {{"name", r->name}, {"pid", pid}});
+            json params = {{"name", r->name}};
+            if (auto pid = release_pid(ctx.global, r->owner_pid)) {
+                params["pid"] = *pid;
+            }
+            return call_and_print(ctx, "sem.release", params);
         };
     });
     auto* ls = sem->add_subcommand("list", "Semaphores in use: holders and waiters");

@@ -161,7 +161,7 @@ int logs(AppContext& ctx, const LogsOptions& o) {
             break;
         }
         pollfd pfd{client.fd(), POLLIN, 0};
-        if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+        if (!client.buffered() && ::poll(&pfd, 1, -1) < 0 && errno != EINTR) {
             throw CliError(exit_code::failure, std::string("poll: ") + std::strerror(errno));
         }
         if (!client.read_available()) {

@@ -64,7 +64,12 @@ void say_why_pending(Client& client, const json& task) {
         return;
     }
     std::string pool = task.value("pool", std::string("default"));
-    json pools = client.call("pool.list", json::object());
+    json pools;
+    try {
+        pools = client.call("pool.list", json::object());
+    } catch (const CliError&) {
+        return;  // a remote token without pool.list: the run goes on, unexplained
+    }
     for (const auto& p : pools.at("pools")) {
         if (p.value("name", std::string()) == pool) {
             std::fprintf(stderr, "mpctl: task %lld queued in pool %s (%d/%d busy, %d queued)\n",

@@ -1,6 +1,7 @@
 """mpctl from Python: the daemon's futures, locks and pools for Python programs, standard library only.
 
-mpctl.Client          the protocol (proto/PROTOCOL.md): one thread-safe connection, errors as mpctl.Error
+mpctl.Client          the protocol (proto/PROTOCOL.md): one thread-safe connection, errors as mpctl.Error; to
+                      a remote daemon over TLS with connect=, fingerprint=, token= (or $MPCTL_CONNECT...)
 mpctl.FileLock        filelock.FileLock's API on the daemon's leased file locks (flock(1) sees them)
 mpctl.Semaphore, Event, Barrier
                       threading's signatures, across processes
@@ -18,7 +19,7 @@ _WHERE = {
     "MethodNotFound": "client", "InvalidParams": "client", "InternalError": "client", "UnknownId": "client",
     "UnknownTask": "client", "Busy": "client", "Timeout": "client", "Refused": "client", "InvalidState": "client",
     "ShuttingDown": "client", "DaemonIOError": "client", "Deadlock": "client", "ConnectionLost": "client",
-    "NoDaemon": "client",
+    "NoDaemon": "client", "FingerprintMismatch": "client",
     "FileLock": "sync", "Semaphore": "sync", "BoundedSemaphore": "sync", "Event": "sync", "Barrier": "sync",
     "BrokenBarrierError": "sync",
     "Queue": "manager", "Dict": "manager",

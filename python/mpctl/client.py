@@ -1,16 +1,24 @@
-"""mpctl.Client: the daemon's JSON-RPC protocol (proto/PROTOCOL.md) over its Unix socket, for Python programs.
+"""mpctl.Client: the daemon's JSON-RPC protocol (proto/PROTOCOL.md) over its Unix socket, or over TLS to a
+remote daemon (`mpctld --listen`, PROTOCOL.md, "Remote clients"), for Python programs.
 
 One connection, shared by every thread: requests are pipelined (each call writes its line under a lock and
 waits for the answer with its id), and one reader thread matches answers to calls as they come, in any
 order, and hands notifications (task.output, task.completed) to the calls that stream them. A daemon that
-is not running is started as the mpctl CLI starts it (`mpctl daemon start`), unless autostart is off.
-Errors are raised as subclasses of mpctl.Error that carry the JSON-RPC code and the error's name.
+is not running is started as the mpctl CLI starts it (`mpctl daemon start`), unless autostart is off (a
+remote one never is). Errors are raised as subclasses of mpctl.Error that carry the JSON-RPC code and the
+error's name.
+
+Remotely, TLS runs on an ssl.SSLObject over memory BIOs rather than an ssl.SSLSocket, since OpenSSL's SSL
+object must not be used by two threads at once and here the reader thread reads while callers write: every
+call into the SSLObject is made under one lock, the socket is read and written outside it, and what the
+SSLObject produces (from a write, or from a read: TLS 1.3 key updates) is sent in the order it was produced.
 """
-import array, concurrent.futures, errno, itertools, json, os, shutil, socket, subprocess, threading, time
+import array, concurrent.futures, errno, hashlib, itertools, json, os, re, shutil, socket, ssl, subprocess
+import threading, time
 
 __all__ = ["Client", "Error", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
            "UnknownId", "UnknownTask", "Busy", "Timeout", "Refused", "InvalidState", "ShuttingDown", "DaemonIOError",
-           "Deadlock", "ConnectionLost", "NoDaemon", "RawJSON", "socket_path"]
+           "Deadlock", "ConnectionLost", "NoDaemon", "FingerprintMismatch", "RawJSON", "socket_path"]
 
 
 class Error(Exception):
@@ -91,8 +99,18 @@ class ConnectionLost(Error, ConnectionError):
 
 
 class NoDaemon(Error, ConnectionError):
-    """No daemon answers at the socket, and none could be started."""
+    """No daemon answers at the socket (or the remote address), and none could be started."""
     name = "no_daemon"
+
+
+class FingerprintMismatch(Refused):
+    """The remote daemon showed a certificate other than the one pinned: nothing was sent to it. EXPECTED
+    and GOT are the two fingerprints, as `SHA256:` and 64 lowercase hex digits."""
+    name = "fingerprint_mismatch"
+
+    def __init__(self, message, expected=None, got=None):
+        super().__init__(message, data={"expected": expected, "got": got})
+        self.expected, self.got = expected, got
 
 
 ERRORS = {cls.code: cls for cls in (ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError,
@@ -115,6 +133,75 @@ def socket_path(path=None):
     return f"/tmp/mpctl-{os.getuid()}/mpctld.sock"
 
 
+_CONNECT_SECONDS = 30  # to reach a remote daemon, agree on TLS and be authenticated; nothing later times out
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+def _fingerprint(text):
+    """TEXT, a SHA-256 fingerprint ("SHA256:" or not, hex with or without colons, any case), as `SHA256:`
+    and 64 lowercase hex digits; ValueError if it is none."""
+    if not isinstance(text, str):
+        raise TypeError(f"a fingerprint is a str, not {type(text).__name__}")
+    digits = text.strip()
+    if digits[:7].upper() == "SHA256:":
+        digits = digits[7:]
+    digits = digits.replace(":", "").lower()
+    if not _FINGERPRINT.fullmatch(digits):
+        raise ValueError(f"not a SHA-256 fingerprint: {text!r} (SHA256: and 64 hex digits, as "
+                         f"`mpctld --print-fingerprint` prints it)")
+    return "SHA256:" + digits
+
+
+def _host_port(address):
+    """tcp://HOST:PORT (an IPv6 HOST in brackets) as (HOST, PORT); ValueError if it is not one."""
+    def bad(why):
+        return ValueError(f"{why}: {address!r} (a remote daemon is tcp://HOST:PORT; an IPv6 address in "
+                          f"brackets: tcp://[::1]:PORT)")
+    if not isinstance(address, str) or not address.startswith("tcp://"):
+        raise bad("not a tcp:// address")
+    rest = address[len("tcp://"):]
+    if rest.startswith("["):
+        host, bracket, port = rest[1:].partition("]")
+        if not bracket or not port.startswith(":"):
+            raise bad("an IPv6 address is written [ADDRESS]:PORT")
+        port = port[1:]
+    else:
+        host, colon, port = rest.rpartition(":")
+        if not colon:
+            raise bad("no port")
+        if ":" in host:
+            raise bad("an IPv6 address goes in brackets")
+    if not host or any(c in host for c in "/[] "):
+        raise bad("no host")
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
+        raise bad("the port must be from 1 to 65535")
+    return host, int(port)
+
+
+def _where(socket=None, connect=None, fingerprint=None, token=None):
+    """Where a Client made with these arguments goes, its defaults taken from the environment:
+    {"socket": path} (see socket_path()), or {"connect", "fingerprint", "token"} for a remote daemon: CONNECT,
+    else $MPCTL_CONNECT unless SOCKET is given; FINGERPRINT (normalized) else $MPCTL_FINGERPRINT; TOKEN else
+    $MPCTL_TOKEN (either may be None here: Client says what is missing)."""
+    if socket is not None and connect is not None:
+        raise ValueError("socket (a Unix socket's path) or connect (tcp://HOST:PORT): one or the other")
+    if socket is None and connect is None and os.environ.get("MPCTL_CONNECT"):
+        connect = os.environ["MPCTL_CONNECT"]
+    if connect is None:
+        return {"socket": socket_path(socket)}
+    if fingerprint is None:
+        fingerprint = os.environ.get("MPCTL_FINGERPRINT") or None
+    if token is None:
+        token = os.environ.get("MPCTL_TOKEN") or None
+    return {"connect": connect, "fingerprint": None if fingerprint is None else _fingerprint(fingerprint),
+            "token": token}
+
+
+def _where_key(where):
+    """_where()'s answer as a dict key: the same daemon, reached the same way."""
+    return tuple(sorted(where.items()))
+
+
 def _error_from(answer_error):
     data = answer_error.get("data") if isinstance(answer_error.get("data"), dict) else {}
     code = answer_error.get("code")
@@ -135,24 +222,180 @@ class _Call:
         self.future, self.on_notification = concurrent.futures.Future(), on_notification
 
 
+class _TLSStream:
+    """TLS 1.3 over the TCP socket SOCK, on an ssl.SSLObject and two memory BIOs, for one reader thread and
+    any number of writing threads (writers ordered by their caller). Every SSLObject and BIO call is made
+    under _ssl_lock, never across a socket call; bytes the SSLObject produced are sent under _send_lock,
+    taken from the outgoing BIO in the same critical section, so that they go in the order they were made."""
+
+    def __init__(self, sock):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_3
+        context.check_hostname = False  # the certificate is pinned instead (no certificate authority)
+        context.verify_mode = ssl.CERT_NONE
+        self._sock = sock
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=False)
+        self._ssl_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._unsent = b""  # taken from the outgoing BIO and not sent yet (under _send_lock)
+
+    def handshake(self):
+        """Agree on TLS up to the handshake's last message, which is not sent yet (see finish()): the server
+        certificate's fingerprint ("SHA256:" and hex), None if it showed none."""
+        while True:
+            with self._ssl_lock:
+                try:
+                    self._ssl.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    pass
+            self._flush(block=True)
+            data = self._sock.recv(1 << 16)
+            if not data:
+                raise ConnectionResetError(errno.ECONNRESET, "closed during the TLS handshake")
+            with self._ssl_lock:
+                self._incoming.write(data)
+        with self._ssl_lock:
+            der = self._ssl.getpeercert(binary_form=True)
+        return "SHA256:" + hashlib.sha256(der).hexdigest() if der else None
+
+    def finish(self):
+        """Send the client's Finished: once the certificate is known to be the pinned one."""
+        self._flush(block=True)
+
+    def sendall(self, data):
+        with self._ssl_lock:
+            view = memoryview(data)
+            while view:
+                view = view[self._ssl.write(view):]
+        self._flush(block=True)
+
+    def recv(self, size):
+        """Up to SIZE bytes of plaintext; b"" once the daemon closed the connection."""
+        while True:
+            with self._ssl_lock:
+                try:
+                    data = self._ssl.read(size)
+                except ssl.SSLWantReadError:
+                    data = None
+                except ssl.SSLZeroReturnError:  # the daemon's close_notify
+                    data = b""
+            self._flush(block=False)  # a read may have produced records (a key update's answer)
+            if data is not None:
+                return data
+            raw = self._sock.recv(1 << 17)
+            if not raw:
+                return b""
+            with self._ssl_lock:
+                self._incoming.write(raw)
+
+    def close_notify(self):
+        """Say the connection ends (TLS close_notify), as far as that can go without waiting."""
+        with self._ssl_lock:
+            try:
+                self._ssl.unwrap()
+            except (ssl.SSLError, ValueError):
+                pass  # ssl.SSLWantReadError: the daemon's close_notify has not come, and is not waited for
+        try:
+            self._flush(block=False)
+        except OSError:
+            pass
+
+    def _flush(self, block):
+        """Send what the SSLObject produced, in order. BLOCK false (the reader thread, which must never wait
+        for the socket: the daemon may be waiting for it to read) leaves the bytes to whoever holds
+        _send_lock, who looks again once it let go, and leaves what a full socket does not take to the next
+        flush."""
+        while True:
+            if not self._send_lock.acquire(blocking=block):
+                return
+            try:
+                while True:
+                    if not self._unsent:
+                        with self._ssl_lock:
+                            self._unsent = self._outgoing.read()
+                        if not self._unsent:
+                            break
+                    if block:
+                        self._sock.sendall(self._unsent)
+                        self._unsent = b""
+                    else:
+                        try:
+                            sent = self._sock.send(self._unsent, socket.MSG_DONTWAIT)
+                        except (BlockingIOError, InterruptedError):
+                            return
+                        self._unsent = self._unsent[sent:]
+            finally:
+                self._send_lock.release()
+            with self._ssl_lock:
+                if not self._outgoing.pending:
+                    return
+
+
 class Client:
     """A connection to mpctld. SOCKET: see socket_path(). AUTOSTART (default: on unless $MPCTL_NO_AUTOSTART
     is set): start the daemon with `MPCTL_BIN daemon start` when nobody answers (MPCTL_BIN: the mpctl
-    argument, else $MPCTL_BIN, else `mpctl` in PATH). Thread-safe; a context manager that closes it."""
+    argument, else $MPCTL_BIN, else `mpctl` in PATH). Thread-safe; a context manager that closes it.
 
-    def __init__(self, socket=None, *, autostart=None, mpctl=None):
-        self.socket_path = socket_path(socket)
-        if autostart is None:
-            autostart = os.environ.get("MPCTL_NO_AUTOSTART", "") in ("", "0")
-        self._sock = self._connect(autostart, mpctl)
+    CONNECT ("tcp://HOST:PORT", an IPv6 HOST in brackets; default $MPCTL_CONNECT unless SOCKET is given) is
+    a remote daemon (`mpctld --listen`), reached over TLS 1.3: its certificate must have FINGERPRINT (default
+    $MPCTL_FINGERPRINT; what `mpctld --print-fingerprint` prints; "SHA256:" optional, colons and case
+    ignored), else FingerprintMismatch (a Refused) is raised and nothing was sent; then the session is
+    authenticated with TOKEN (default $MPCTL_TOKEN; `mpctl token create` makes one on the daemon's machine),
+    a refusal raised as Refused. A missing fingerprint or token is ValueError. Remotely nothing is started,
+    and no descriptors can be passed (fds: ValueError).
+
+    remote says which it is; address is the socket's path or the tcp:// address; socket_path is the path
+    (None remotely); fingerprint the pinned one (None locally); session what session.auth answered
+    ({"name", "methods"}; None locally); options() the arguments of another Client to the same daemon."""
+
+    def __init__(self, socket=None, *, autostart=None, mpctl=None, connect=None, fingerprint=None, token=None):
+        where = _where(socket, connect, fingerprint, token)
+        self.remote = "connect" in where
+        self._where = where
         self._write_lock = threading.Lock()
         self._calls = {}
         self._calls_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._lost = None  # the ConnectionLost every later call gets, once the connection is gone
         self._subscribers = {}  # notification method -> [callback]
+        self.session = None
+        if not self.remote:
+            self.socket_path = self.address = where["socket"]
+            self.fingerprint = None
+            if autostart is None:
+                autostart = os.environ.get("MPCTL_NO_AUTOSTART", "") in ("", "0")
+            self._sock = self._stream = self._connect(autostart, mpctl)
+            self._tls = None
+        else:
+            self.socket_path, self.address, self.fingerprint = None, where["connect"], where["fingerprint"]
+            host, port = _host_port(self.address)
+            if self.fingerprint is None:
+                raise ValueError(f"connecting to {self.address} needs the daemon's certificate fingerprint "
+                                 f"(fingerprint=, or $MPCTL_FINGERPRINT): `mpctld --print-fingerprint` on the "
+                                 f"daemon's machine prints it")
+            if not where["token"]:
+                raise ValueError(f"connecting to {self.address} needs a token (token=, or $MPCTL_TOKEN): "
+                                 f"`mpctl token create NAME` on the daemon's machine makes one")
+            self._sock, self._tls = self._connect_remote(host, port)
+            self._stream = self._tls
         self._reader = threading.Thread(target=self._read, name="mpctl-client-reader", daemon=True)
         self._reader.start()
+        if self.remote:
+            self._authenticate(where["token"])
+
+    def options(self):
+        """The arguments of a Client to the same daemon, reached the same way: {"socket": path}, or
+        {"connect", "fingerprint", "token"} (the token is a secret: this is for this process's use)."""
+        return dict(self._where)
+
+    @property
+    def _key(self):
+        return _where_key(self._where)
+
+    def __repr__(self):
+        return f"<{type(self).__module__}.{type(self).__name__} {self.address}{' lost' if self._lost else ''}>"
 
     # ---- connecting ----
 
@@ -180,6 +423,49 @@ class Client:
                                    f"{error.strerror}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+    def _connect_remote(self, host, port):
+        """The TCP socket to HOST:PORT, and TLS over it with the pinned certificate: (socket, _TLSStream)."""
+        try:
+            sock = socket.create_connection((host, port), timeout=_CONNECT_SECONDS)
+        except OSError as error:
+            raise NoDaemon(f"no daemon at {self.address}: {error.strerror or error}") from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # requests are small lines: no Nagle wait
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            tls = _TLSStream(sock)
+            try:
+                got = tls.handshake()
+            except (OSError, ssl.SSLError) as error:  # socket.timeout, a peer that does not speak TLS 1.3...
+                raise NoDaemon(f"no TLS 1.3 with {self.address} (is it `mpctld --listen`?): {error}") from None
+            if got != self.fingerprint:
+                raise FingerprintMismatch(
+                    f"{self.address} shows a certificate of fingerprint {got}, not {self.fingerprint} as "
+                    f"pinned: nothing was sent to it (another daemon, or someone in between?)",
+                    expected=self.fingerprint, got=got)
+            tls.finish()
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
+        return sock, tls
+
+    def _authenticate(self, token):
+        """session.auth with TOKEN, before anything else; the connection is closed if it fails."""
+        try:
+            future = self.call_async("session.auth", {"token": token})
+            try:
+                self.session = future.result(_CONNECT_SECONDS)
+            except concurrent.futures.TimeoutError:
+                raise NoDaemon(f"{self.address} did not answer session.auth within {_CONNECT_SECONDS} s") from None
+            except ConnectionLost as error:
+                raise ConnectionLost(
+                    f"{self.address} closed the connection before answering session.auth (a daemon refuses, "
+                    f"for a minute, an address that failed to authenticate 5 times within a minute): "
+                    f"{error}") from None
+        except BaseException:
+            self.close()
+            raise
 
     def _try_connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -212,6 +498,9 @@ class Client:
         else:
             line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
                               separators=(",", ":")).encode() + b"\n"
+        if fds and self.remote:
+            raise ValueError(f"descriptors cannot be passed to a remote daemon ({self.address}): "
+                             f"a {method} with fds (stdin_fd) needs the daemon of this machine")
         if len(line) > MAX_REQUEST + 1:
             # The daemon would answer it with id null, which no call could be matched with: refused here.
             raise InvalidRequest(f"a {method} request of {len(line) - 1} bytes: the protocol's limit is {MAX_REQUEST}")
@@ -227,11 +516,11 @@ class Client:
                     if sent < len(line):
                         self._sock.sendall(line[sent:])
                 else:
-                    self._sock.sendall(line)
+                    self._stream.sendall(line)
         except OSError as error:
             with self._calls_lock:
                 self._calls.pop(request_id, None)
-            raise ConnectionLost(f"the connection to {self.socket_path} is gone: {error}") from error
+            raise ConnectionLost(f"the connection to {self.address} is gone: {error}") from error
         return call.future
 
     @property
@@ -256,7 +545,7 @@ class Client:
         why = "the daemon closed the connection"
         try:
             while True:
-                data = self._sock.recv(1 << 16)
+                data = self._stream.recv(1 << 16)
                 if not data:
                     break
                 buffer += data
@@ -271,7 +560,7 @@ class Client:
             why = f"the connection broke: {error}"
         except ValueError as error:
             why = f"the daemon sent what is not JSON: {error}"
-        lost = ConnectionLost(f"{why} ({self.socket_path})")
+        lost = ConnectionLost(f"{why} ({self.address})")
         with self._calls_lock:
             self._lost = lost
             calls, self._calls = self._calls, {}
@@ -303,6 +592,8 @@ class Client:
     def close(self):
         """Close the connection: calls in flight fail with ConnectionLost (what they hold by connection
         lease is released by the daemon)."""
+        if self._tls is not None and self._lost is None:
+            self._tls.close_notify()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError as error:

@@ -19,7 +19,7 @@ import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
-from mpctl.client import Client, ConnectionLost, Error, RawJSON
+from mpctl.client import Client, ConnectionLost, Error, RawJSON, _where
 
 _LOGGER = logging.getLogger("concurrent.futures")
 __all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
@@ -429,6 +429,9 @@ class ProcessPoolExecutor(_DaemonExecutor):
                 raise TypeError("max_tasks_per_child must be an integer")
             if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
+        if client.remote if client is not None else "connect" in _where(socket):
+            raise ValueError("ProcessPoolExecutor needs the daemon of this machine: its calls go through files "
+                             "here (use CommandExecutor with a remote daemon)")
         self._max_workers = max_workers
         self._init = None if initializer is None else (uuid.uuid4().hex, pickle.dumps((initializer, initargs)))
         self._broken = False
@@ -539,8 +542,9 @@ def _spool_parent():
 
 
 def _environment():
-    """This process's environment, as a task spec's env."""
-    return {os.fsdecode(k): os.fsdecode(v) for k, v in os.environ.items()}
+    """This process's environment, as a task spec's env, less MPCTL_TOKEN (as mpctl leaves it out): a remote
+    daemon's secret, which the daemon would journal and hand to the task."""
+    return {os.fsdecode(k): os.fsdecode(v) for k, v in os.environ.items() if k != "MPCTL_TOKEN"}
 
 
 def _read(path):

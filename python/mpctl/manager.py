@@ -44,11 +44,15 @@ malformed base64 put by a shell) raises DecodeError, which carries the values as
 has taken them from the queue already, and they are not lost with the exception.
 
 Connections. Calls that answer at once go through the connection mpctl.sync.default_client() shares in the
-process (or CLIENT). A call that may wait (get with block, put with block to a queue with a maxsize, watch)
+process (or CLIENT; SOCKET, or CONNECT and FINGERPRINT for a remote daemon, choose the default client of
+another daemon). A call that may wait (get with block, put with block to a queue with a maxsize, watch)
 takes a connection of its own, kept for the next such call of the process once answered: the shared one
 is never parked behind a wait, and a wait interrupted here (Ctrl-C) closes its connection, which makes the
 daemon withdraw it: the get takes nothing (unless its answer had already arrived: at most once, as the
-daemon says), the put puts nothing.
+daemon says), the put puts nothing. Those connections go to the daemon of the object's client, the same way:
+a remote daemon's over TLS with the client's fingerprint and token. A pickled Queue or Dict carries where its
+daemon is (a socket's path, or a remote daemon's address and fingerprint: never a token, which the process
+that unpickles it takes from its own $MPCTL_TOKEN), or nothing when it uses the default one.
 
 What cannot be here:
 
@@ -83,7 +87,7 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 # the others. A str with one may not come back as it went.
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _NOT_KEY_TEXT = re.compile("[\0\ud800-\udfff]")  # and NUL, which the daemon refuses in a key
-_IDLE_WAITERS = 8  # connections for waits a process keeps per socket between waits
+_IDLE_WAITERS = 8  # connections for waits a process keeps per daemon between waits
 
 
 # ---- values ------------------------------------------------------------------------------------------------
@@ -162,12 +166,12 @@ def _decode_all(values):
 # ---- connections -------------------------------------------------------------------------------------------
 
 class _Waiters:
-    """The connections this process keeps for calls that wait, per socket path (a forked child starts with
-    none: the parent's identify the parent)."""
+    """The connections this process keeps for calls that wait, per daemon (a forked child starts with none:
+    the parent's identify the parent)."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.idle = {}  # socket path -> [Client]
+        self.idle = {}  # where the daemon is (Client._key) -> [Client]
 
 
 _waiters = _Waiters()
@@ -181,22 +185,27 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _take_waiter(path):
+def _connect_like(client):
+    """Another connection to CLIENT's daemon, reached as CLIENT reaches it. The shared connection was made
+    first (autostart is its business): this one only connects."""
+    return _client.Client(**client.options(), autostart=False)
+
+
+def _take_waiter(client):
     waiters = _waiters
     with waiters.lock:
-        idle = waiters.idle.setdefault(path, [])
+        idle = waiters.idle.setdefault(client._key, [])
         while idle:
             found = idle.pop()
             if found.lost is None:
                 return found
-    # The shared connection was made first (autostart is its business): this one only connects.
-    return _client.Client(path, autostart=False)
+    return _connect_like(client)
 
 
-def _keep_waiter(path, connection):
+def _keep_waiter(key, connection):
     waiters = _waiters
     with waiters.lock:
-        idle = waiters.idle.setdefault(path, [])
+        idle = waiters.idle.setdefault(key, [])
         if connection.lost is None and len(idle) < _IDLE_WAITERS:
             idle.append(connection)
             return
@@ -217,41 +226,51 @@ def _check_name(name, what):
 
 
 class _Named:
-    """An object that calls the daemon through CLIENT, else through the default client of SOCKET, looked
-    up at every call (a forked child uses a connection of its own)."""
+    """An object that calls the daemon through CLIENT, else through the default client of SOCKET (or of the
+    remote daemon CONNECT with FINGERPRINT), looked up at every call (a forked child uses a connection of
+    its own)."""
 
-    def __init__(self, client, socket):
+    def __init__(self, client, socket, connect, fingerprint):
+        if socket is not None and connect is not None:
+            raise ValueError("socket (a Unix socket's path) or connect (tcp://HOST:PORT): one or the other")
         self._explicit_client, self._socket = client, socket
+        self._where = {name: value for name, value in (("socket", socket), ("connect", connect),
+                                                        ("fingerprint", fingerprint)) if value is not None}
 
     @property
     def client(self):
         if self._explicit_client is not None:
             return self._explicit_client
-        return default_client(self._socket)
+        return default_client(**self._where)
 
-    def _socket_for_pickle(self):
-        # A Client cannot be pickled: its socket's path can.
-        return self._explicit_client.socket_path if self._explicit_client is not None else self._socket
+    def _where_for_pickle(self):
+        # A Client cannot be pickled: where its daemon is can (never its token: the other process has its own).
+        if self._explicit_client is None:
+            return self._where
+        where = self._explicit_client.options()
+        where.pop("token", None)
+        return where
 
     def _wait_call(self, method, params):
         """METHOD on a connection of its own (see the module's notes): its result, or its error raised."""
-        path = self.client.socket_path
-        connection = _take_waiter(path)
+        client = self.client
+        key = client._key
+        connection = _take_waiter(client)
         try:
             future = connection.call_async(method, params)
         except _client.ConnectionLost:  # a kept one the daemon closed meanwhile (a restart): a new one
-            connection = _client.Client(path, autostart=False)
+            connection = _connect_like(client)
             future = connection.call_async(method, params)
         try:
             result = future.result()
         except _client.Error:
-            _keep_waiter(path, connection)  # the daemon answered (or the connection is gone: dropped)
+            _keep_waiter(key, connection)  # the daemon answered (or the connection is gone: dropped)
             raise
         except BaseException:
             # Interrupted while the daemon waits: closing the connection withdraws the request.
             connection.close()
             raise
-        _keep_waiter(path, connection)
+        _keep_waiter(key, connection)
         return result
 
 
@@ -260,11 +279,12 @@ class _Named:
 class Queue(_Named):
     """queue.Queue on the daemon's queue NAME (1-64 letters, digits, '_', '-', '.'), shared by every process.
     MAXSIZE (0 or less: unbounded, up to 1,000,000,000) and MEMORY (never journaled) are the queue's, set by
-    its first put: a put through an object that says otherwise is ValueError. CLIENT, SOCKET: see
-    mpctl.sync.default_client(). Picklable: the copy names the same queue."""
+    its first put: a put through an object that says otherwise is ValueError. CLIENT, SOCKET, CONNECT,
+    FINGERPRINT: see mpctl.sync.default_client(). Picklable: the copy names the same queue, of the same
+    daemon."""
 
-    def __init__(self, name, maxsize=0, *, memory=False, client=None, socket=None):
-        super().__init__(client, socket)
+    def __init__(self, name, maxsize=0, *, memory=False, client=None, socket=None, connect=None, fingerprint=None):
+        super().__init__(client, socket, connect, fingerprint)
         self.name = _check_name(name, "queue")
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError(f"maxsize is an int, not {type(maxsize).__name__}")
@@ -413,7 +433,7 @@ class Queue(_Named):
                                   "across processes (multiprocessing.Queue has none either)")
 
     def __reduce__(self):
-        return (functools.partial(Queue, memory=self.memory, socket=self._socket_for_pickle()),
+        return (functools.partial(Queue, memory=self.memory, **self._where_for_pickle()),
                 (self.name, self.maxsize))
 
     def __repr__(self):
@@ -472,13 +492,13 @@ def _change(params):
 
 class Dict(_Named, collections.abc.MutableMapping):
     """A dict on the daemon's dict NAME (1-64 letters, digits, '_', '-', '.'), shared by every process and kept
-    across restarts: collections.abc.MutableMapping with str keys. CLIENT, SOCKET: see
-    mpctl.sync.default_client(). Picklable: the copy names the same dict."""
+    across restarts: collections.abc.MutableMapping with str keys. CLIENT, SOCKET, CONNECT, FINGERPRINT:
+    see mpctl.sync.default_client(). Picklable: the copy names the same dict, of the same daemon."""
 
     ABSENT = ABSENT
 
-    def __init__(self, name, *, client=None, socket=None):
-        super().__init__(client, socket)
+    def __init__(self, name, *, client=None, socket=None, connect=None, fingerprint=None):
+        super().__init__(client, socket, connect, fingerprint)
         self.name = _check_name(name, "dict")
 
     def _call(self, method, params):
@@ -647,7 +667,7 @@ class Dict(_Named, collections.abc.MutableMapping):
         return Watch(self, key, timeout, current)
 
     def __reduce__(self):
-        return (functools.partial(Dict, socket=self._socket_for_pickle()), (self.name,))
+        return (functools.partial(Dict, **self._where_for_pickle()), (self.name,))
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
@@ -681,7 +701,7 @@ class Watch:
         self._changes = queue.SimpleQueue()
         self._closed, self._connection = False, None
         # Not a kept connection: a watch ends only by its timeout or by the connection's close.
-        self._connection = _client.Client(dict_.client.socket_path, autostart=False)
+        self._connection = _connect_like(dict_.client)
         changes = self._changes  # the callbacks hold the queue, not the Watch: a Watch dropped is closed
         try:
             self._future = self._connection.call_async("kv.watch", params,

@@ -130,9 +130,10 @@ class SharedMemory(_cpython.SharedMemory):
     @property
     def client(self):
         """The mpctl.Client this object asks the daemon through."""
-        if self._client is not None:
-            return self._client
-        return default_client(self._socket)
+        client = self._client if self._client is not None else default_client(self._socket)
+        if client.remote:  # its segments are files of its machine, which this process cannot map
+            raise ValueError(f"shared memory needs the daemon of this machine, not a remote one ({client.address})")
+        return client
 
     def _create(self, name, size, persist, mode):
         """Have the daemon create the segment: its name (the file under /dev/shm)."""

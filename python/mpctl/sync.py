@@ -26,8 +26,10 @@ SO_PEERCRED), so a holder that dies, SIGKILL included, lets go. Grants are relea
 back what another one took (the one exception: Semaphore.release() past its units, below).
 
 Each object talks through CLIENT if given, else through default_client(SOCKET): one connection per process
-and socket, shared by every object and thread, made when first needed (a forked child makes its own: the
-parent's connection identifies the parent to the daemon).
+and daemon, shared by every object and thread, made when first needed (a forked child makes its own: the
+parent's connection identifies the parent to the daemon). A remote daemon (a CLIENT made with connect=, or
+$MPCTL_CONNECT) has no process of this machine to lease to: there grants are leased to the connection
+instead (`"lease": "connection"`), which for the default client lives as long as the process.
 
 Where this differs from filelock and threading:
 
@@ -75,9 +77,9 @@ class _ProcessState:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.clients = {}  # socket path -> Client
+        self.clients = {}  # where the daemon is (see mpctl.client._where) -> Client
         self.gates = weakref.WeakValueDictionary()  # absolute path -> threading.Lock, while a FileLock needs it
-        self.semaphores = {}  # (socket path, name) -> _Units
+        self.semaphores = {}  # (where the daemon is, name) -> _Units
         self.releases = queue.SimpleQueue()  # (client, path, token, gate) of FileLocks dropped while held
         self.releaser = None
 
@@ -95,15 +97,19 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def default_client(socket=None):
-    """The Client the objects of this module share when they are given none: one per process and socket
-    (see mpctl.client.socket_path), made when first asked for, and again if its connection was lost."""
-    path = _client.socket_path(socket)
+def default_client(socket=None, *, connect=None, fingerprint=None, token=None):
+    """The Client the objects of this module share when they are given none: one per process and daemon,
+    made when first asked for, and again if its connection was lost. The daemon is the one
+    mpctl.Client(socket=SOCKET, connect=CONNECT, fingerprint=FINGERPRINT, token=TOKEN) reaches: by default
+    $MPCTL_CONNECT's if set (with $MPCTL_FINGERPRINT and $MPCTL_TOKEN), else the local one at
+    mpctl.client.socket_path()."""
+    where = _client._where(socket, connect, fingerprint, token)
+    key = _client._where_key(where)
     state = _state
     with state.lock:
-        found = state.clients.get(path)
+        found = state.clients.get(key)
         if found is None or found.lost is not None:
-            found = state.clients[path] = _client.Client(path)
+            found = state.clients[key] = _client.Client(**where)
         return found
 
 
@@ -142,7 +148,10 @@ def _local_acquire(lock, deadline, blocking=True):
 
 def _acquire_grant(client, method, params, release_key):
     """Call METHOD (lock.acquire, sem.acquire) and return its grant. Interrupted while it waits (Ctrl-C), the
-    request is still queued at the daemon: whatever it grants later is given back by token."""
+    request is still queued at the daemon: whatever it grants later is given back by token. A remote daemon
+    leases it to the connection (it has no process of this machine to lease to)."""
+    if client.remote and "lease" not in params and "ttl" not in params and "pid" not in params:
+        params = {**params, "lease": "connection"}
     future = client.call_async(method, params)
     try:
         return future.result()
@@ -407,7 +416,7 @@ class Semaphore(_Connected):
 
     def _units(self):
         client = self.client
-        key = (client.socket_path, self.name)
+        key = (client._key, self.name)
         state = _state
         with state.lock:
             units = state.semaphores.get(key)
