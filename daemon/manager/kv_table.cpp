@@ -173,6 +173,7 @@ void KvTable::read_back(const std::string& name) {
     w->kind = ManagerWrite::Kind::read_dict;
     w->name = name;
     w->read_into = std::make_shared<DictRow>();
+    w->read_into->version = -1;  // not read, until the journal reads it
     std::shared_ptr<const ManagerWrite> read = w;
     journal_.write({read}, [this, name, read](common::Result<void> r) {
         auto it = dicts_.find(name);
@@ -180,9 +181,9 @@ void KvTable::read_back(const std::string& name) {
             return;
         }
         Dict& d = it->second;
-        if (!r || read->read_into->version < 0) {
-            // Read in a transaction that failed (it may have seen writes rolled back) or not read at all:
-            // again, a little later.
+        (void)r;  // a read in a batch that failed was read again after the rollback (Store::apply)
+        if (read->read_into->version < 0) {
+            // Not read at all: again, a little later; what waits for the dict goes on waiting.
             timers_.start(k_resync_retry, [this, name] { read_back(name); });
             return;
         }

@@ -398,6 +398,14 @@ common::Result<void> Store::apply(std::vector<JournalOp>& batch) {
     }
     if (!result) {
         (void)sqlite::run(db_, stmts_.rollback);
+        // A dict read in this batch saw writes that are now rolled back: read again, outside the
+        // transaction, what the journal holds. A read must get through while a full disk fails the writes
+        // it is batched with, since what waits for the dict waits for the read.
+        for (const JournalOp& op : batch) {
+            if (op.kind == JournalOp::Kind::manager && op.manager->kind == ManagerWrite::Kind::read_dict) {
+                (void)manager_stmts_.apply(db_, *op.manager);
+            }
+        }
     }
     return result;
 }

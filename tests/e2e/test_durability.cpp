@@ -288,3 +288,50 @@ TEST_CASE(
     }
     CHECK_FALSE(exists(t / "must-not-run"));
 }
+
+TEST_CASE(
+    "a full disk: queue puts and dict sets are refused with io_error and change nothing; gets give back "
+    "exactly what was acknowledged once space returns",
+    "[e2e][durability][full_disk][manager]") {
+    TempDir t;
+    TempDir probe;
+    if (run_process({"unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m probe '" + probe.path() + "'"})
+            .exit_code != 0) {
+        WARN("skipped: no private mount namespace with a tmpfs here (unshare -rm)");
+        return;
+    }
+    DaemonOptions options;
+    options.launcher = {"unshare", "-rm", "sh", "-c", k_small_fs_launcher, "in-small-fs", t.path()};
+    DaemonFixture d(options);
+
+    REQUIRE(d.mpctl({"queue", "put", "jobs", "1", "2"}).exit_code == 0);
+    REQUIRE(d.mpctl({"kv", "set", "cfg", "mode", "fast"}).exit_code == 0);
+    auto fill =
+        d.mpctl({"run", "--", "sh", "-c", "head -c 8M /dev/zero > \"$0\"", d.state_dir() + "/filler"});
+    CHECK(fill.exit_code != 0);
+
+    // A value larger than any slack the journal's files have left: the commit cannot be written.
+    ProcessOptions big;
+    big.stdin_data = "\"" + std::string(600 * 1024, 'x') + "\"\n";
+    auto put = d.mpctl({"--json", "queue", "put", "jobs", "-"}, big);
+    INFO(put.err);
+    CHECK(put.exit_code == 1);
+    CHECK(json::parse(lines_of(put.out).at(0))["error"]["data"]["error"] == "io_error");
+    CHECK_THAT(put.err, Contains("nothing was put into queue jobs"));
+    auto set = d.mpctl({"--json", "kv", "set", "cfg", "mode", "\"" + std::string(100 * 1024, 'y') + "\""});
+    INFO(set.err);
+    CHECK(set.exit_code == 1);
+    CHECK(json::parse(lines_of(set.out).at(0))["error"]["data"]["error"] == "io_error");
+    // Nothing of either is there: the queue holds its two values, the dict its old value.
+    CHECK(json::parse(d.mpctl({"--json", "queue", "info", "jobs"}).out)["length"] == 2);
+    auto mode = d.mpctl({"kv", "get", "cfg", "mode"});
+    INFO(mode.err << " exit " << mode.exit_code);
+    CHECK(mode.out == "fast\n");
+
+    touch(t / "free-space");
+    REQUIRE(wait_for_file(t / "space-freed"));
+    REQUIRE(d.mpctl({"queue", "put", "jobs", "3"}).exit_code == 0);
+    auto got = d.mpctl({"queue", "get", "jobs", "--count", "3", "--nonblock"});
+    CHECK(got.exit_code == 0);
+    CHECK(got.out == "1\n2\n3\n");
+}
