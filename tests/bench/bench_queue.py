@@ -9,8 +9,11 @@ consumer has read the last one. The consumer checks that it got every value, in 
   - mpctl, durable queue: each process on a connection of its own to the Unix socket, speaking JSON-RPC with
     the standard library (no CLI, no mpctl package: the daemon is measured, not process start-up), one
     request at a time (the next sent once the answer to the previous one is read): `queue.put` of one value,
-    `queue.get` of one value (blocking). Every put and every get is a journal commit (durability DURABILITY,
-    default normal: a WAL write without fsync).
+    `queue.get` of one value (blocking). A put or get that reaches the journal is a commit (durability
+    DURABILITY, default normal: a WAL write without fsync). A put onto an empty durable queue with a get waiting hands its value to that get without the journal
+    (delivered before the put is answered), which is what a consumer that keeps up sees; so
+  - mpctl, durable queue never empty: the same with PAIRS values queued before the clock, so that every put
+    and every get is a commit of its own (a consumer that lags).
   - mpctl, memory queue: the same on a queue made with `memory: true` (never journaled).
   - the same two, batched: `queue.put` of 100 values a request, `queue.get` with count 100 (BATCH_PAIRS
     values, default 200,000: PAIRS/100 requests would end too soon to time).
@@ -148,7 +151,7 @@ def main():
     counter = [0]
     cpu = {}  # name -> [daemon CPU seconds per pair, per run]
 
-    def mpctl_run(label, memory, batch, pairs):
+    def mpctl_run(label, memory, batch, pairs, backlog=False):
         counter[0] += 1
         d = Daemon(bin_dir, os.path.join(work, f"d-{counter[0]}"), 2, args.durability)
         try:
@@ -156,12 +159,18 @@ def main():
             # The queue made (its kind is set by its first put) and emptied before the clock.
             d.call("queue.put", name=name, values=[-1], memory=memory)
             d.call("queue.get", name=name)
+            if backlog:
+                # PAIRS values already queued (0..PAIRS-1, what the consumer checks): the queue never empties
+                # while the clock runs, so no get is waiting when a put comes (nothing is handed over) and
+                # every put and every get is a commit of its own.
+                for start in range(0, pairs, 10000):
+                    d.call("queue.put", name=name, values=list(range(start, min(start + 10000, pairs))))
             before = cpu_seconds(d.proc.pid)
             took = race((mpctl_producer, d.sock, name, pairs, batch),
                         (mpctl_consumer, d.sock, name, pairs, batch), label)
             cpu.setdefault(label, []).append((cpu_seconds(d.proc.pid) - before) / pairs)
             info = d.call("queue.info", name=name)
-            if info["length"] != 0 or info["durable"] == memory:
+            if info["length"] != (pairs if backlog else 0) or info["durable"] == memory:
                 raise RuntimeError(f"{label}: queue left as {info}")
         finally:
             d.stop()
@@ -180,6 +189,8 @@ def main():
     mb = f"multiprocessing.Manager().Queue(), lists of {BATCH} as one item"
     contenders = [  # name, pairs, function, baseline name
         (f"mpctl durable queue, 1 value a request ({where})", n, lambda l: mpctl_run(l, False, 1, n), m1),
+        ("mpctl durable queue, 1 value a request, never empty (every put and get a commit)", n,
+         lambda l: mpctl_run(l, False, 1, n, backlog=True), m1),
         ("mpctl memory queue, 1 value a request", n, lambda l: mpctl_run(l, True, 1, n), m1),
         (m1, n, lambda l: manager_run(l, 1, n), m1),
         (f"mpctl durable queue, {BATCH} values a request (put {BATCH}, get count={BATCH})", nb,
