@@ -97,5 +97,8 @@ void add_queue_commands(CLI::App& app, AppContext& ctx,
 void add_kv_commands(CLI::App& app, AppContext& ctx,
                      std::string_view only);  // kv set|get|del|list|cas|watch
 void add_token_commands(CLI::App& app, AppContext& ctx, std::string_view only);  // token create|list|revoke
+void add_man_command(CLI::App& app, AppContext& ctx, std::string_view only);     // __man (hidden)
+void add_completion_commands(CLI::App& app, AppContext& ctx,
+                             std::string_view only);  // completion, __complete (hidden)
 
 }  // namespace mpctl::cli

@@ -57,7 +57,9 @@ CLI::App* deepest_parsed(CLI::App* app) {
 std::string unknown_command(CLI::App* group, std::string_view word) {
     std::vector<std::string> names;
     for (CLI::App* sub : group->get_subcommands({})) {
-        names.push_back(sub->get_name());
+        if (!sub->get_group().empty()) {  // hidden ones (completion, __man) are neither listed nor suggested
+            names.push_back(sub->get_name());
+        }
     }
     bool top = group->get_parent() == nullptr;
     std::string help = top ? std::string("mpctl --help") : "mpctl " + group->get_name() + " --help";
@@ -142,6 +144,9 @@ int main(int argc, char** argv) {
         {"queue", add_queue_commands},
         {"kv", add_kv_commands},
         {"token", add_token_commands},
+        {"__man", add_man_command},               // hidden: mpctl(1) in roff, of every command group
+        {"completion", add_completion_commands},  // hidden: shell completion scripts, of every command
+        {"__complete", add_completion_commands},  // hidden: values for them (task ids, pools, queues)
     };
     std::string_view command = first_command_word(argc, argv);
     Adder only = nullptr;
@@ -150,7 +155,8 @@ int main(int argc, char** argv) {
             only = add;
         }
     }
-    if (only != nullptr) {
+    // __man documents every command, completion completes them: they need them all built.
+    if (only != nullptr && command != "__man" && command != "completion") {
         only(app, ctx, command);
     } else {
         // Help, or an unknown command: build everything so CLI11 can list or suggest.

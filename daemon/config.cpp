@@ -22,6 +22,10 @@ const char* to_string(Durability d) {
     return d == Durability::full ? "full" : "normal";
 }
 
+bool valid_log_level(const std::string& level) {
+    return level == "trace" || level == "debug" || level == "info" || level == "warn" || level == "error";
+}
+
 common::Result<void> load_config_file(const std::string& path, bool required, DaemonConfig& config) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -42,6 +46,8 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
         return common::plain_error("config file " + path + ": " + key + " must be " + want,
                                    common::Errc::invalid);
     };
+    int file_workers = 0;
+    std::map<std::string, int> file_pools;
     for (auto&& [key, node] : table) {
         std::string k(key.str());
         if (k == "workers") {
@@ -50,10 +56,11 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "an integer from 1 to 100000");
             }
             config.workers = static_cast<int>(*v);
+            file_workers = config.workers;
         } else if (k == "log_level") {
             auto v = node.value<std::string>();
-            if (!v) {
-                return bad(k, "a string");
+            if (!v || !valid_log_level(*v)) {
+                return bad(k, "\"trace\", \"debug\", \"info\", \"warn\" or \"error\"");
             }
             config.log_level = *v;
         } else if (k == "durability") {
@@ -144,12 +151,14 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                                "a table with workers = 1..100000 (and a name of [A-Za-z0-9_.-])");
                 }
                 config.pools[n] = static_cast<int>(*w);
+                file_pools[n] = static_cast<int>(*w);
             }
         } else {
             return common::plain_error("config file " + path + ": unknown setting \"" + k + "\"",
                                        common::Errc::invalid);
         }
     }
+    config.from_file = ReloadableSettings{file_workers, config.log_level, std::move(file_pools)};
     return {};
 }
 

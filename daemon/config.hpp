@@ -16,6 +16,8 @@
 //   [pools.gpu]
 //   workers = 1
 // The socket and state dir are not file settings: mpctl must find them without reading this file.
+// SIGHUP reads the file again and applies what can change while serving: workers, [pools.NAME] workers and
+// log_level (Daemon::reload); the other settings take effect at the next start.
 
 #include <map>
 #include <optional>
@@ -26,6 +28,14 @@
 #include <mpctl/daemon/store/durability.hpp>
 
 namespace mpctl::daemon {
+
+// What the config file said of the settings a reload (SIGHUP) applies: the file alone, before any flag.
+struct ReloadableSettings {
+    int workers = 0;  // 0: not in the file
+    std::string log_level = "info";
+    std::map<std::string, int> pools;
+    friend bool operator==(const ReloadableSettings&, const ReloadableSettings&) = default;
+};
 
 struct DaemonConfig {
     std::string socket_path;
@@ -45,7 +55,14 @@ struct DaemonConfig {
     std::map<std::string, int> pools;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies
+    ReloadableSettings from_file;   // set by load_config_file
+    bool config_required = false;   // --config named the file: a reload that cannot read it fails
+    bool workers_flag = false;      // --workers given: it wins over the file, at reloads too
+    bool log_level_flag = false;    // --log-level given: likewise
 };
+
+// The log levels a config file and --log-level take.
+[[nodiscard]] bool valid_log_level(const std::string& level);
 
 // Applies the TOML file at PATH to CONFIG. A missing file is fine unless REQUIRED.
 [[nodiscard]] common::Result<void> load_config_file(const std::string& path, bool required,

@@ -18,6 +18,7 @@
 #include <mpctl/daemon/commands/sync_context.hpp>
 #include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/daemon.hpp>
+#include <mpctl/daemon/server/group_access.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/proto/json_text.hpp>
 
@@ -105,6 +106,10 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
                                            connection_limit(config_.max_connections, open_files),
                                            open_files.value_or(0));
+    if (auto group = admitted_group()) {
+        listener_->admit_group(*group);
+        spdlog::info("serving members of group mpctl (gid {}) besides root", *group);
+    }
     if (!config_.listen.empty()) {
         auto identity = load_or_create_identity(config_.state_dir);
         if (!identity) {
@@ -211,9 +216,15 @@ int Daemon::run(const std::function<void()>& on_ready) {
     for (auto& tls : tls_listeners_) {
         tls->start();
     }
-    spdlog::info("mpctld {} serving {} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
-                 config_.socket_path, config_.state_dir, config_.workers, to_string(config_.durability));
-    on_ready();
+    spdlog::info("mpctld {} serving {}{} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
+                 config_.socket_path, endpoint_.activated ? " (socket passed by systemd)" : "",
+                 config_.state_dir, config_.workers, to_string(config_.durability));
+    // Ready from inside the loop: whoever hears READY=1 (systemd, or the original process of a daemonized
+    // start) is answered from now on.
+    asio::post(io_, [this, &on_ready] {
+        on_ready();
+        status_.send_now("");
+    });
     // The backstop: handlers answer their own errors (guarded, and the registry's choke point), so what
     // still reaches the loop is a bug. It is logged and the daemon keeps serving its tasks: Asio lets
     // run() resume after a handler threw.
@@ -229,7 +240,9 @@ int Daemon::run(const std::function<void()>& on_ready) {
     }
     segments_->unlink_leased();
     warm_->stop();
-    release_socket(config_.socket_path);
+    if (!endpoint_.activated) {
+        release_socket(config_.socket_path);  // a passed socket's file is its socket unit's
+    }
     spdlog::info("mpctld stopped ({} journal commits)", store_->commit_count());
     return 0;
 }
@@ -246,7 +259,7 @@ void Daemon::watch_signals() {
             return;
         }
         if (signo == SIGHUP) {
-            spdlog::info("SIGHUP: nothing to reload; still serving");
+            reload();
             watch_signals();
             return;
         }
@@ -262,6 +275,7 @@ void Daemon::transient_pool_dropped(const std::string& name) {
 }
 
 void Daemon::task_changed(const Task&) {
+    status_.changed();
     if (stopping()) {
         maybe_finish_stop();
     }
@@ -274,6 +288,7 @@ void Daemon::request_stop(StopRequest request) {
     if (scheduler_->stop(request.cancel_pending, request.now,
                          request.kill_after_s.value_or(config_.kill_after_s))) {
         spdlog::info("stopping: no new task starts; {} running", scheduler_->running_count());
+        status_.send_now("STOPPING=1");
     }
     maybe_finish_stop();
 }
@@ -283,6 +298,7 @@ void Daemon::maybe_finish_stop() {
         return;
     }
     stop_finished_ = true;
+    status_.stop();
     // Everything reaches the disk before anyone hears that we stopped.
     listener_->stop();
     for (auto& tls : tls_listeners_) {

@@ -33,6 +33,7 @@
 #include <mpctl/daemon/retention.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
+#include <mpctl/daemon/service/status_notifier.hpp>
 #include <mpctl/daemon/shm/segment_registry.hpp>
 #include <mpctl/daemon/store/store.hpp>
 #include <mpctl/daemon/sync/barrier_table.hpp>
@@ -73,6 +74,14 @@ class Daemon final : public TaskListener, public DaemonControl {
     void restore_journal(Store::Contents& journal);
     void register_commands();
     void watch_signals();
+    // SIGHUP: RELOADING=1, the config file read again and what may change while serving applied (pool
+    // sizes, log level; daemon_reload.cpp), then READY=1. A file that cannot be read changes nothing.
+    void reload();
+    void apply_config_file();
+    // Sets pool NAME to WORKERS as the config file says (not journaled: `mpctl pool set` is what lasts).
+    void resize_pool_from_file(const std::string& name, int workers);
+    // systemd's STATUS= text: "serving: 3 running, 12 queued".
+    [[nodiscard]] std::string status_text() const;
     void maybe_finish_stop();
     // Raises the soft descriptor limit (children get the old one back): the new limit, if it could be read.
     std::optional<uint64_t> raise_open_files();
@@ -111,6 +120,9 @@ class Daemon final : public TaskListener, public DaemonControl {
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<Retention> retention_;
     asio::signal_set signals_{io_};
+    StatusNotifier status_{io_, [this] {
+                               return status_text();
+                           }};
     int64_t started_at_ms_ = 0;
 
     // A stop was asked for: the scheduler starts nothing any more.

@@ -19,9 +19,11 @@
 #include <mpctl/daemon/config.hpp>
 #include <mpctl/daemon/daemon.hpp>
 #include <mpctl/daemon/exec/output_files.hpp>
+#include <mpctl/daemon/man_page.hpp>
 #include <mpctl/daemon/remote/tls_identity.hpp>
 #include <mpctl/daemon/service/daemonize.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
+#include <mpctl/daemon/service/socket_activation.hpp>
 #include <mpctl/daemon/store/recovery.hpp>
 
 namespace {
@@ -95,6 +97,9 @@ mpctl::common::Result<Journal> recover(const mpctl::daemon::DaemonConfig& config
 
 int main(int argc, char** argv) {
     using namespace mpctl;
+    // systemd's variables, out of the environment before anything reads it for tasks.
+    daemon::take_notify_socket();
+    auto activation = daemon::take_activated_socket();
     CLI::App app{"mpctld: the mpctl daemon (worker pools, futures, pipelines, shared memory, locks)",
                  "mpctld"};
     std::string socket_flag, state_flag, config_flag, log_level, durability;
@@ -131,6 +136,8 @@ int main(int argc, char** argv) {
                  "none) and exit");
     app.add_flag("--exit-with-parent", exit_with_parent, "Stop when the process that started mpctld exits")
         ->group("");
+    bool help_man = false;  // mpctld(8) in roff, for the build (man_page.hpp)
+    app.add_flag("--help-man", help_man, "Print mpctld(8) in roff and exit")->group("");
     app.set_version_flag("--version", MPCTL_VERSION);
     try {
         app.parse(argc, argv);
@@ -141,6 +148,10 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return fail(e.what(), k_exit_usage);
     }
+    if (help_man) {
+        std::fputs(daemon::man_page(app).c_str(), stdout);
+        return 0;
+    }
 
     daemon::DaemonConfig config;
     config.config_path =
@@ -148,6 +159,9 @@ int main(int argc, char** argv) {
     if (auto r = daemon::load_config_file(config.config_path, !config_flag.empty(), config); !r) {
         return fail(r.error().message(), k_exit_usage);
     }
+    config.config_required = !config_flag.empty();
+    config.workers_flag = workers > 0;
+    config.log_level_flag = !log_level.empty();
     config.socket_path = common::resolve_socket_path(socket_flag);
     config.state_dir = common::resolve_state_dir(state_flag);
     if (workers > 0) {
@@ -187,7 +201,24 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(config.log_level));
 
     // Lock and socket first, while errors can still reach the terminal.
-    auto endpoint = daemon::claim_endpoint(config.state_dir, config.socket_path);
+    if (!activation) {
+        return fail(activation.error().message());
+    }
+    common::UniqueFd activated;
+    if (*activation) {
+        auto& passed = **activation;
+        if (passed.ignored > 0) {
+            spdlog::warn("socket activation: {} more descriptors were passed; mpctld serves only the first",
+                         passed.ignored);
+        }
+        if (!passed.path.empty() && passed.path != config.socket_path) {
+            spdlog::warn("socket activation: the passed socket is {}, not {}; serving it", passed.path,
+                         config.socket_path);
+            config.socket_path = passed.path;
+        }
+        activated = std::move(passed.fd);
+    }
+    auto endpoint = daemon::claim_endpoint(config.state_dir, config.socket_path, std::move(activated));
     if (!endpoint) {
         return fail(endpoint.error().message(), endpoint.error().code == common::Errc::already_running
                                                     ? k_exit_already_running
@@ -219,16 +250,21 @@ int main(int argc, char** argv) {
                                   ? damaged_message(journal.error())
                                   : journal.error().message();
         readiness.failed(message);
-        daemon::release_socket(config.socket_path);
+        if (!endpoint->activated) {
+            daemon::release_socket(config.socket_path);
+        }
         return fail(message);
     }
+    const bool activated_socket = endpoint->activated;
     try {
         daemon::Daemon d(config, std::move(*endpoint), std::move(journal->store),
                          std::move(journal->contents));
         return d.run([&] { readiness.ready(note); });
     } catch (const std::exception& e) {
         readiness.failed(e.what());
-        daemon::release_socket(config.socket_path);
+        if (!activated_socket) {
+            daemon::release_socket(config.socket_path);
+        }
         return fail(e.what());
     }
 }

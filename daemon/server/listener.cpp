@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/server/group_access.hpp>
 #include <mpctl/daemon/server/listener.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/proto/jsonrpc.hpp>
@@ -100,11 +101,15 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
     } else {
         peer.uid = static_cast<uid_t>(-1);
     }
-    if (peer.uid != ::geteuid() && peer.uid != 0) {
+    bool known = peer.uid != static_cast<uid_t>(-1);
+    if (peer.uid != ::geteuid() && peer.uid != 0 &&
+        !(known && group_ && peer_in_group(peer.uid, peer.gid, *group_))) {
         if (auto held = other_uid_log_.admit(LogThrottle::Clock::now())) {
             spdlog::warn("refused a connection from uid {} (pid {}){}", peer.uid, peer.pid, held_back(*held));
         }
-        refuse(fd, proto::ErrorCode::refused, "permission denied: this mpctld serves only its own user");
+        refuse(fd, proto::ErrorCode::refused,
+               group_ ? "permission denied: this mpctld serves only root and the mpctl group"
+                      : "permission denied: this mpctld serves only its own user");
         return;
     }
     (void)adopt(std::move(socket), std::move(peer));

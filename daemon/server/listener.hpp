@@ -1,12 +1,14 @@
 #pragma once
 // Listener: accepts clients on the daemon's Unix socket. Each accepted socket is made close-on-exec (Asio
 // does not), its peer's credentials are read with SO_PEERCRED, and only the daemon's own uid or root gets a
-// Session; anyone else is told why and disconnected. So is a client past max_connections, one that would
+// Session (and, if admit_group was called, that group's members: server/group_access.hpp); anyone else is
+// told why and disconnected. So is a client past max_connections, one that would
 // leave the daemon fewer spare descriptors than its own work needs (see headroom()), and one that arrives
 // when the daemon is out of descriptors all the same (a reserve descriptor is given up to accept it: left in
 // the backlog it would make every turn of the loop fail accept again). Loop thread only.
 
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +37,9 @@ class Listener {
     // starts, the log files followers open, the journal. Out of them the daemon could start no task, and
     // every error path would run out of descriptors too.
     [[nodiscard]] static uint64_t headroom(uint64_t open_files) noexcept;
+
+    // Also serves members of group GID (a root daemon's `mpctl` group).
+    void admit_group(gid_t gid) { group_ = gid; }
 
     void start();
     // Stops accepting; existing sessions go on.
@@ -71,6 +76,7 @@ class Listener {
     LogThrottle accept_error_log_{std::chrono::seconds(10)};
     LogThrottle over_limit_log_{std::chrono::seconds(10)};
     LogThrottle other_uid_log_{std::chrono::seconds(10)};  // apart: one burst must not hide the other
+    std::optional<gid_t> group_;
     bool stopped_ = false;
 };
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpctl/common/sys.hpp>
@@ -18,7 +19,7 @@ void Readiness::ready(const std::string& note) {
         (void)common::write_all(pipe_.get(), "R" + note);
         pipe_.reset();
     }
-    systemd_notify("READY=1\nSTATUS=serving");
+    systemd_notify("READY=1");
 }
 
 void Readiness::failed(const std::string& message) {
@@ -74,13 +75,42 @@ common::Result<Readiness> daemonize(const std::string& log_path) {
     return Readiness(std::move(write_end));
 }
 
+namespace {
+
+// $NOTIFY_SOCKET as it was when first asked for (take_notify_socket removes it from the environment).
+const std::string& notify_socket() {
+    static const std::string path = [] {
+        const char* p = std::getenv("NOTIFY_SOCKET");
+        return p != nullptr ? std::string(p) : std::string();
+    }();
+    return path;
+}
+
+}  // namespace
+
+void take_notify_socket() {
+    (void)notify_socket();
+    ::unsetenv("NOTIFY_SOCKET");
+}
+
 bool started_by_systemd() {
-    return std::getenv("NOTIFY_SOCKET") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
+    return !notify_socket().empty() || std::getenv("INVOCATION_ID") != nullptr;
+}
+
+bool systemd_notify_enabled() {
+    return !notify_socket().empty();
+}
+
+std::string monotonic_usec_field() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return "MONOTONIC_USEC=" +
+           std::to_string(static_cast<long long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000);
 }
 
 void systemd_notify(const std::string& state) {
-    const char* path = std::getenv("NOTIFY_SOCKET");
-    if (path == nullptr || path[0] == '\0') {
+    const char* path = notify_socket().c_str();
+    if (path[0] == '\0') {
         return;
     }
     sockaddr_un addr{};

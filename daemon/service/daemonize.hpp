@@ -15,7 +15,7 @@ class Readiness {
     Readiness() = default;  // foreground: nothing to tell
     explicit Readiness(common::UniqueFd pipe) : pipe_(std::move(pipe)) {}
 
-    // The daemon serves: lets the original process exit 0 (and tells systemd, if it started us). A NOTE
+    // The daemon serves: lets the original process exit 0 (and tells systemd READY=1). A NOTE
     // (what the start did that the person who started it must know) is printed by the original process.
     void ready(const std::string& note = {});
     // Start-up failed: the original process prints MESSAGE and exits 1.
@@ -29,10 +29,22 @@ class Readiness {
 // crash report is not lost). Returns only in the child; the parent exits with the child's verdict.
 [[nodiscard]] common::Result<Readiness> daemonize(const std::string& log_path);
 
+// Keeps $NOTIFY_SOCKET for systemd_notify and removes it from the environment, so that no task inherits
+// it (a task could otherwise tell systemd READY=1 or STOPPING=1 in the daemon's name). Call once, first
+// thing in main, before anything reads the environment for tasks.
+void take_notify_socket();
+
 // True when systemd started us (it sets NOTIFY_SOCKET or INVOCATION_ID).
 [[nodiscard]] bool started_by_systemd();
 
-// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET; a no-op when it is unset.
+// True when there is a NOTIFY_SOCKET to tell.
+[[nodiscard]] bool systemd_notify_enabled();
+
+// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (as it was at take_notify_socket); a
+// no-op when it is unset.
 void systemd_notify(const std::string& state);
+
+// "MONOTONIC_USEC=N": CLOCK_MONOTONIC now, which systemd wants beside RELOADING=1.
+[[nodiscard]] std::string monotonic_usec_field();
 
 }  // namespace mpctl::daemon

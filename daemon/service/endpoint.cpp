@@ -48,7 +48,8 @@ bool daemon_answers(const std::string& path) {
 
 }  // namespace
 
-common::Result<Endpoint> claim_endpoint(const std::string& state_dir, const std::string& socket_path) {
+common::Result<Endpoint> claim_endpoint(const std::string& state_dir, const std::string& socket_path,
+                                        common::UniqueFd activated) {
     Endpoint ep;
     if (auto r = common::make_dirs(state_dir, 0700); !r) {
         return fail(r.error().message());
@@ -68,6 +69,11 @@ common::Result<Endpoint> claim_endpoint(const std::string& state_dir, const std:
     }
     ep.lock = std::move(*lock);
     record_pid(ep);
+    if (activated) {
+        ep.listener = std::move(activated);
+        ep.activated = true;
+        return ep;
+    }
 
     if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
         return fail("socket path too long (at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +

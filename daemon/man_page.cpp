@@ -1,0 +1,160 @@
+#include <mpctl/common/roff.hpp>
+#include <mpctl/common/roff_cli11.hpp>
+#include <mpctl/daemon/man_page.hpp>
+
+namespace mpctl::daemon {
+
+namespace {
+
+constexpr std::string_view k_man_description = R"(
+.PP
+`mpctld` runs the tasks that mpctl(1) submits, in worker pools, and holds what its clients share: file
+locks, semaphores, events, barriers, shared-memory segments, queues and dicts.
+Clients speak JSON-RPC 2.0 over a Unix socket, one message per line; `mpctl` starts a per-user `mpctld`
+by itself when none answers.
+.PP
+`mpctld --foreground` logs to stderr; `mpctld` alone daemonizes, logging to STATE_DIR/mpctld.log, unless
+systemd started it (then it reports readiness with sd_notify).
+Only one daemon serves a state directory: a second one exits with status 3.
+.PP
+A submit is answered only after its row is committed to the journal (SQLite, WAL), so nothing acknowledged
+is lost if the daemon is killed. On start, pending tasks resume; tasks that were running when the daemon
+died become failed with reason lost.
+Settings come from the defaults, then the config file, then the flags.
+)";
+
+constexpr std::string_view k_man_rest = R"(
+.SH "CONFIGURATION FILE"
+The config file is TOML; every key is optional.
+.TP
+workers = 8
+Size of the default pool (default: the number of CPUs).
+.TP
+log_level = "info"
+trace, debug, info, warn or error.
+.TP
+durability = "normal"
+normal: commits survive daemon crashes; full: also power loss (fsync).
+.TP
+kill_after = 5
+Seconds between SIGTERM and SIGKILL at `mpctl daemon stop --now`.
+.TP
+max_output = 1073741824
+Bytes of each output stream kept per task (a task's `--max-output` wins).
+.TP
+max_connections = 4096
+Clients served at once; more are told busy and disconnected.
+.TP
+keep_finished = "7d"
+Finished tasks older than this are forgotten, rows and output files (default: kept until removed).
+.TP
+keep_finished_max = 10000
+Past this many finished tasks, the oldest are forgotten (default: no limit).
+.TP
+shm_max_size = 17179869184
+Bytes: the largest shared-memory segment `mpctl shm create` makes.
+.TP
+manager_max_bytes = 1073741824
+Bytes of queue and dict values the daemon holds, all together.
+.TP
+listen = "tcp://0.0.0.0:7433"
+Also serve remote clients there, over TLS 1.3 (a string or an array; default: never).
+.TP
+[pools.NAME] workers = N
+The size of pool NAME.
+.PP
+The socket and state directory are not file settings: mpctl must find them without reading the file.
+.SH SIGNALS
+.TP
+SIGTERM, SIGINT
+Stop as `mpctl daemon stop --now`: running tasks get SIGTERM (to each process group), SIGKILL after
+`kill_after`, and are recorded as cancelled; pending ones stay queued for the next start.
+.TP
+SIGHUP
+Read the config file again and apply what changed in `workers`, `[pools.NAME]` sizes and `log_level`
+(a flag still wins over the file); other keys take effect at the next start.
+.SH "EXIT STATUS"
+.TP
+0
+stopped cleanly
+.TP
+1
+start-up failed (a damaged journal too: see `--recover`)
+.TP
+2
+usage error (bad flags, a bad config file)
+.TP
+3
+another mpctld holds the state directory or the socket
+.SH ENVIRONMENT
+.TP
+MPCTL_SOCKET
+The socket to serve, when `--socket` is not given.
+.TP
+MPCTL_STATE_DIR
+The state directory, when `--state-dir` is not given.
+.TP
+XDG_RUNTIME_DIR, XDG_STATE_HOME, XDG_CONFIG_HOME
+Where the default socket, state directory and config file are.
+.TP
+NOTIFY_SOCKET
+Set by systemd: readiness is reported there with sd_notify.
+.SH FILES
+.TP
+$XDG_RUNTIME_DIR/mpctl/mpctld.sock
+The socket (without XDG_RUNTIME_DIR: /tmp/mpctl-$UID/mpctld.sock; the system service:
+/run/mpctl/mpctld.sock).
+.TP
+$XDG_STATE_HOME/mpctl/
+The state directory (default ~/.local/state/mpctl; the system service: /var/lib/mpctl).
+.TP
+STATE_DIR/mpctld.db
+The journal of tasks, pools, environments, segments, queues and dicts (SQLite, with -wal and -shm).
+.TP
+STATE_DIR/mpctld.lock
+Held exclusively while a daemon serves the state directory.
+.TP
+STATE_DIR/mpctld.log
+The log of a daemonized mpctld.
+.TP
+STATE_DIR/tls/cert.pem, STATE_DIR/tls/key.pem
+The certificate remote clients pin, and its key (made on first use).
+.TP
+$XDG_CONFIG_HOME/mpctl/mpctld.toml
+The config file (default ~/.config/mpctl/mpctld.toml; the system service: /etc/mpctl/mpctld.toml).
+.SH EXAMPLES
+.PP
+.RS
+.nf
+mpctld --foreground --workers 4 --log-level debug
+mpctld --recover
+mpctld --listen tcp://0.0.0.0:7433
+mpctld --print-fingerprint
+.fi
+.RE
+.SH "SEE ALSO"
+mpctl(1), systemd.service(5), sqlite3(1)
+)";
+
+}  // namespace
+
+std::string man_page(const CLI::App& app) {
+    namespace roff = common::roff;
+    std::string description = app.get_description();
+    if (description.starts_with(app.get_name() + ": ")) {
+        description.erase(0, app.get_name().size() + 2);
+    }
+    std::string out = roff::title("MPCTLD", "8", "mpctl " MPCTL_VERSION, "System Manager's Manual");
+    out += roff::section("NAME");
+    out += roff::escape(app.get_name()) + " \\- " + roff::escape(description) + "\n";
+    out += roff::section("SYNOPSIS");
+    out += roff::usage(app);
+    out += roff::section("DESCRIPTION");
+    out += roff::render(k_man_description);
+    out += roff::section("OPTIONS");
+    out += roff::options(app, {}, true);
+    out += roff::render(k_man_rest);
+    return out;
+}
+
+}  // namespace mpctl::daemon
