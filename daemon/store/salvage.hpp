@@ -57,7 +57,8 @@ struct TableSalvage {
 [[nodiscard]] common::Result<TableSalvage> salvage_environments(sqlite3* source, sqlite3* target);
 [[nodiscard]] common::Result<TableSalvage> salvage_pools(sqlite3* source, sqlite3* target);
 [[nodiscard]] common::Result<TableSalvage> salvage_meta(sqlite3* source, sqlite3* target);
-// The manager's tables: queues, queue_items, dicts, dict_entries, and the remote clients' tokens, in that order.
+// The manager's tables: queues, queue_items, dicts, dict_entries, and the remote clients' tokens, in that
+// order.
 [[nodiscard]] common::Result<std::vector<TableSalvage>> salvage_manager(sqlite3* source, sqlite3* target);
 // The shared-memory segments' rows: a start then takes back those whose file and lease still hold.
 [[nodiscard]] common::Result<TableSalvage> salvage_segments(sqlite3* source, sqlite3* target);

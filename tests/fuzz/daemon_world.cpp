@@ -178,7 +178,8 @@ DaemonWorld::Exchange DaemonWorld::exchange(std::string_view line, size_t passed
     std::weak_ptr<daemon::Session> session;
     {
         auto s = std::make_shared<daemon::Session>(
-            std::move(socket), registry_, daemon::PeerCredentials{::getpid(), ::getuid(), ::getgid(), nullptr});
+            std::move(socket), registry_,
+            daemon::PeerCredentials{::getpid(), ::getuid(), ::getgid(), nullptr});
         s->start();  // its pending read keeps it alive from here
         session = s;
     }
