@@ -198,51 +198,32 @@ class TlsConnection : public std::enable_shared_from_this<TlsConnection> {
         });
     }
 
-    // Client to Session.
-    void pump_up() {
-        tls_.async_read_some(asio::buffer(up_),
-                             [self = shared_from_this()](const std::error_code& ec, size_t n) {
-                                 if (self->closed_) {
-                                     return;
-                                 }
-                                 if (ec) {
-                                     // The client is gone (a TLS client does not half-close): the Session
-                                     // must see it hang up, so that what it waits for is withdrawn, as for
-                                     // a local client that disconnects.
-                                     self->close();
-                                     return;
-                                 }
-                                 asio::async_write(self->inner_, asio::buffer(self->up_, n),
-                                                   [self](const std::error_code& ec, size_t) {
-                                                       if (ec) {
-                                                           self->close();
-                                                           return;
-                                                       }
-                                                       self->pump_up();
-                                                   });
-                             });
-    }
+    void pump_up() { pump(tls_, inner_, up_); }      // client to Session
+    void pump_down() { pump(inner_, tls_, down_); }  // Session to client
 
-    // Session to client.
-    void pump_down() {
-        inner_.async_read_some(asio::buffer(down_),
-                               [self = shared_from_this()](const std::error_code& ec, size_t n) {
-                                   if (self->closed_) {
-                                       return;
-                                   }
-                                   if (ec) {
-                                       self->close();
-                                       return;
-                                   }
-                                   asio::async_write(self->tls_, asio::buffer(self->down_, n),
-                                                     [self](const std::error_code& ec, size_t) {
-                                                         if (ec) {
-                                                             self->close();
-                                                             return;
-                                                         }
-                                                         self->pump_down();
-                                                     });
-                               });
+    // Copies FROM to TO through BUFFER until either side ends, then closes both: a client that is gone
+    // (a TLS client does not half-close) must look to its Session like one that hung up, so that what it
+    // waits for is withdrawn.
+    template <class From, class To>
+    void pump(From& from, To& to, std::array<char, 16384>& buffer) {
+        from.async_read_some(asio::buffer(buffer), [self = shared_from_this(), &from, &to, &buffer](
+                                                       const std::error_code& ec, size_t n) {
+            if (self->closed_) {
+                return;
+            }
+            if (ec) {
+                self->close();
+                return;
+            }
+            asio::async_write(to, asio::buffer(buffer, n),
+                              [self, &from, &to, &buffer](const std::error_code& ec, size_t) {
+                                  if (ec) {
+                                      self->close();
+                                      return;
+                                  }
+                                  self->pump(from, to, buffer);
+                              });
+        });
     }
 
     void failed(const std::string& why) {

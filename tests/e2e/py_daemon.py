@@ -63,24 +63,35 @@ class Connection:
 class Daemon:
     """mpctld --foreground in DIRECTORY (a fresh one by default), started again after a daemon.stop."""
 
+    # Flags after the usual ones (--listen ...); LOG: a file name in the directory for the daemon's log (at
+    # info level), which log() reads.
+    extra_args = ()
+    log_name = None
+
     def __init__(self, directory=None):
         self.tmp = None if directory else tempfile.TemporaryDirectory(prefix="mpt-py-", dir="/tmp")
         self.dir = directory or self.tmp.name
         self.socket = os.path.join(self.dir, "d.sock")
+        self.state = os.path.join(self.dir, "state")
+        self.log_path = os.path.join(self.dir, self.log_name) if self.log_name else None
         self.proc = None
         self.start()
 
     def start(self):
         # MPCTL_TEST_DAEMON_STDERR=1 shows the daemon's log (at debug level) when a test needs looking into.
         verbose = bool(os.environ.get("MPCTL_TEST_DAEMON_STDERR"))
+        log = open(self.log_path, "ab") if self.log_path else None
         self.proc = subprocess.Popen([os.path.join(BIN, "mpctld"), "--foreground", "--exit-with-parent",
-                                      "--socket", self.socket, "--state-dir", os.path.join(self.dir, "state"),
-                                      "--workers", "2"] + (["--log-level", "debug"] if verbose else []),
-                                     stderr=None if verbose else subprocess.DEVNULL)
+                                      "--socket", self.socket, "--state-dir", self.state,
+                                      "--workers", "2", *self.extra_args] + (["--log-level", "debug"] if verbose else []),
+                                     stdin=subprocess.DEVNULL,
+                                     stderr=log or (None if verbose else subprocess.DEVNULL))
+        if log:
+            log.close()
 
         def serving():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mpctld exited with {self.proc.returncode}")
+                raise RuntimeError(f"mpctld exited with {self.proc.returncode}: {self.log()}")
             try:
                 Connection(self.socket).close()
                 return True
@@ -88,6 +99,13 @@ class Daemon:
                 return False
 
         until(serving, "mpctld to serve")
+
+    def log(self):
+        """The daemon's log so far (empty without a log file)."""
+        if not self.log_path:
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
 
     def wait_exit(self):
         self.proc.wait(120)
@@ -102,3 +120,23 @@ class Daemon:
                 self.proc.wait()
         if self.tmp:
             self.tmp.cleanup()
+
+
+class ListeningDaemon(Daemon):
+    """A Daemon that also serves remote clients on tcp://127.0.0.1:PORT (a free port: ADDRESS, PORT), its log
+    in DIR/daemon.log."""
+    extra_args = ("--listen", "tcp://127.0.0.1:0")
+    log_name = "daemon.log"
+
+    def start(self):
+        super().start()
+        conn = Connection(self.socket)
+        try:
+            listen = conn.result("daemon.status")["listen"]
+        finally:
+            conn.close()
+        tcp = [a for a in listen if a.startswith("tcp://127.0.0.1:")]
+        if len(tcp) != 1:
+            raise RuntimeError(f"daemon.status listen: {listen}")
+        self.address = tcp[0]
+        self.port = int(self.address.rsplit(":", 1)[1])

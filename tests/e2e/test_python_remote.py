@@ -10,11 +10,11 @@ Each test has a daemon of its own listening on 127.0.0.1 (so that the daemon's c
 authentications per address starts afresh), its log in a file. Helper processes are killed on cleanup.
 Nothing sleeps a fixed time for correctness: waits poll a condition against a generous deadline (or block
 in the daemon with one), and no test asserts how long anything took."""
-import json, os, pickle, queue, signal, socket, ssl, subprocess, sys, tempfile, threading, unittest
+import json, os, pickle, queue, socket, ssl, subprocess, sys, threading, unittest
 from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_daemon import BIN, Connection, until  # noqa: E402
+from py_daemon import BIN, Connection, ListeningDaemon, until  # noqa: E402
 
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -42,43 +42,19 @@ print(obj.client.remote, obj.client.address)
 """
 
 
-class RemoteDaemon:
-    """mpctld --foreground in a directory of its own, serving its Unix socket and tcp://127.0.0.1:PORT (a
-    free port), its log in a file; LOCAL is a line-by-line connection over the Unix socket."""
+class RemoteDaemon(ListeningDaemon):
+    """A ListeningDaemon with its FINGERPRINT (mpctld --print-fingerprint) and LOCAL, a line-by-line
+    connection over the Unix socket."""
 
     def __init__(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="mpt-remote-", dir="/tmp")
-        self.dir = self.tmp.name
-        self.socket = os.path.join(self.dir, "d.sock")
-        self.state = os.path.join(self.dir, "state")
-        self.log_path = os.path.join(self.dir, "mpctld.log")
-        mpctld = os.path.join(BIN, "mpctld")
-        printed = subprocess.run([mpctld, "--state-dir", self.state, "--print-fingerprint"], capture_output=True,
-                                 stdin=subprocess.DEVNULL, timeout=120)
+        self.local = None
+        super().__init__()
+        printed = subprocess.run([os.path.join(BIN, "mpctld"), "--state-dir", self.state, "--print-fingerprint"],
+                                 capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
         if printed.returncode != 0:
             raise RuntimeError(f"mpctld --print-fingerprint: {printed.stderr.decode()}")
         self.fingerprint = printed.stdout.decode().strip()
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([mpctld, "--foreground", "--exit-with-parent", "--socket", self.socket,
-                                      "--state-dir", self.state, "--workers", "2", "--listen", "tcp://127.0.0.1:0"],
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        self.local = None
-
-        def serving():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mpctld exited with {self.proc.returncode}: {self.log_text()}")
-            try:
-                self.local = Connection(self.socket)
-                return True
-            except OSError:
-                return False
-
-        until(serving, "mpctld to serve")
-        self.address = self.local.result("daemon.status")["listen"][0]
-
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        self.local = Connection(self.socket)
 
     def token(self, name, methods=None):
         params = {"name": name} if methods is None else {"name": name, "methods": methods}
@@ -92,16 +68,7 @@ class RemoteDaemon:
     def stop(self):
         if self.local is not None:
             self.local.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        self.tmp.cleanup()
-
+        super().stop()
 
 class FakeServer:
     """A TLS 1.3 server of this test on 127.0.0.1 with the daemon's own certificate and key: for one
@@ -239,7 +206,7 @@ class RemoteCase(unittest.TestCase):
                     mpctl.Client(connect=address, fingerprint=self.daemon.fingerprint, token=self.token)
         with self.assertRaisesRegex(ValueError, "one or the other"):
             mpctl.Client(socket=self.daemon.socket, connect=self.daemon.address)
-        self.assertNotIn("authentication failed", self.daemon.log_text(), "nothing went to the daemon")
+        self.assertNotIn("authentication failed", self.daemon.log(), "nothing went to the daemon")
 
     def test_nothing_listening_is_no_daemon(self):
         with socket.create_server(("127.0.0.1", 0)) as probe:
@@ -387,7 +354,7 @@ class RemoteCase(unittest.TestCase):
         client.close()  # again: nothing happens
         with mpctl.Client(connect=self.daemon.address, fingerprint=self.daemon.fingerprint, token=self.token) as again:
             self.assertEqual(again.call("kv.list", name="x")["version"], 0, "the daemon serves on")
-        self.assertNotIn("authentication failed", self.daemon.log_text())
+        self.assertNotIn("authentication failed", self.daemon.log())
 
     def test_descriptors_cannot_go_over_tls(self):
         client = self.remote()
@@ -413,8 +380,8 @@ class RemoteCase(unittest.TestCase):
         self.assertIn(self.daemon.fingerprint, str(error))
         self.assertEqual((error.expected, error.got), (wrong, self.daemon.fingerprint))
         # The daemon saw a handshake that never finished, and no request: no authentication failed.
-        until(lambda: "TLS handshake failed" in self.daemon.log_text(), "the daemon to log the handshake", LONG)
-        log = self.daemon.log_text()
+        until(lambda: "TLS handshake failed" in self.daemon.log(), "the daemon to log the handshake", LONG)
+        log = self.daemon.log()
         self.assertNotIn("authentication failed", log)
         self.assertNotIn("authenticated with token", log)
 
@@ -446,7 +413,7 @@ class RemoteCase(unittest.TestCase):
             client.call("kv.list", name="x")
         with self.assertRaisesRegex(mpctl.Refused, "unknown or revoked"):
             self.remote(token=revoked)
-        self.assertEqual(self.daemon.log_text().count("authentication failed"), 2)
+        self.assertEqual(self.daemon.log().count("authentication failed"), 2)
 
     def test_a_token_for_kv_only_cannot_call_queue_put(self):
         client = self.remote(token=self.daemon.token("kv-only", ["kv.*"]))

@@ -45,13 +45,8 @@ for count in counts:
 """
 
 
-# The kill -9 producer: puts 0..N-1 into NAME, one `mpctl queue put` each, appending I to ACKED once its put
-# exited 0. A put that failed (the daemon died under it, or was not there) is not retried, so that it cannot
-# be doubled: it goes to FAILED with its exit code, and the producer waits for a daemon to serve again before
-# the next item. DONE is created at the end. argv: MPCTL NAME N ACKED FAILED DONE
-KILL_PRODUCER = r"""
-import subprocess, sys, time
-mpctl, name, n, acked, failed, done = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:7]
+# What both kill -9 children do after a failed request: wait (up to 2 minutes) for a daemon to serve again.
+SERVING = r"""
 def serving():
     deadline = time.monotonic() + 120
     while subprocess.run([mpctl, "daemon", "status"], stdout=subprocess.DEVNULL,
@@ -59,7 +54,17 @@ def serving():
         if time.monotonic() > deadline:
             sys.exit("no daemon came back")
         time.sleep(0.01)
-with open(acked, "a") as ok, open(failed, "a") as bad:
+"""
+
+
+# The kill -9 producer: puts 0..N-1 into NAME, one `mpctl queue put` each, appending I to ACKED once its put
+# exited 0. A put that failed (the daemon died under it, or was not there) is not retried, so that it cannot
+# be doubled: it goes to FAILED with its exit code, and the producer waits for a daemon to serve again before
+# the next item. DONE is created at the end. argv: MPCTL NAME N ACKED FAILED DONE
+KILL_PRODUCER = r"""
+import subprocess, sys, time
+mpctl, name, n, acked, failed, done = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:7]
+""" + SERVING + r"""with open(acked, "a") as ok, open(failed, "a") as bad:
     for i in range(n):
         put = subprocess.run([mpctl, "queue", "put", name, str(i)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
@@ -80,14 +85,7 @@ open(done, "w").close()
 KILL_CONSUMER = r"""
 import json, os, subprocess, sys, time
 mpctl, name, received, failed, done = sys.argv[1], sys.argv[2], *sys.argv[3:6]
-def serving():
-    deadline = time.monotonic() + 120
-    while subprocess.run([mpctl, "daemon", "status"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL).returncode != 0:
-        if time.monotonic() > deadline:
-            sys.exit("no daemon came back")
-        time.sleep(0.01)
-with open(received, "a") as got, open(failed, "a") as bad:
+""" + SERVING + r"""with open(received, "a") as got, open(failed, "a") as bad:
     while True:
         finished = os.path.exists(done)
         get = subprocess.run([mpctl, "queue", "get", name, "--json", "--timeout", "0.5"], stdout=subprocess.PIPE,

@@ -11,7 +11,8 @@ minute). Nothing sleeps a fixed time: waits poll a condition against a generous 
 import hashlib, json, os, shutil, signal, socket, ssl, subprocess, sys, tempfile, threading, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_daemon import BIN, Connection, Daemon, until  # noqa: E402
+import py_daemon  # noqa: E402
+from py_daemon import BIN, Connection, until  # noqa: E402
 
 MPCTL = os.path.join(BIN, "mpctl")
 MPCTLD = os.path.join(BIN, "mpctld")
@@ -19,42 +20,7 @@ OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 WRONG_PIN = "SHA256:" + "ab" * 32
 
 
-class ListeningDaemon(Daemon):
-    """mpctld --foreground with --listen tcp://127.0.0.1:0, its log (info level) in DIR/daemon.log."""
-
-    def start(self):
-        self.log_path = os.path.join(self.dir, "daemon.log")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([MPCTLD, "--foreground", "--exit-with-parent", "--socket", self.socket,
-                                      "--state-dir", os.path.join(self.dir, "state"), "--workers", "2",
-                                      "--listen", "tcp://127.0.0.1:0"], stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-
-        def serving():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mpctld exited with {self.proc.returncode}: {self.log()}")
-            try:
-                Connection(self.socket).close()
-                return True
-            except OSError:
-                return False
-
-        until(serving, "mpctld to serve")
-        conn = Connection(self.socket)
-        try:
-            listen = conn.result("daemon.status")["listen"]
-        finally:
-            conn.close()
-        tcp = [a for a in listen if a.startswith("tcp://127.0.0.1:")]
-        if len(tcp) != 1:
-            raise RuntimeError(f"daemon.status listen: {listen}")
-        self.address = tcp[0]
-        self.port = int(self.address.rsplit(":", 1)[1])
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
+class ListeningDaemon(py_daemon.ListeningDaemon):
     def stop_gracefully(self):
         """daemon.stop over the Unix socket, and wait until the process is gone."""
         conn = Connection(self.socket)

@@ -231,4 +231,16 @@ inline void Caller::leave() const {
     wire_->pump();
 }
 
+// What F throws (it must throw a RequestError): what a handler's refusal carries.
+template <class F>
+mpctl::proto::RequestError refusal(F&& f) {
+    try {
+        f();
+    } catch (const mpctl::proto::RequestError& e) {
+        return e;
+    }
+    FAIL("no RequestError was thrown");
+    return mpctl::proto::RequestError(mpctl::proto::ErrorCode::internal_error, "unreachable");
+}
+
 }  // namespace mpctl::test::responders

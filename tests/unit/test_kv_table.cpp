@@ -28,23 +28,12 @@ using mpctl::proto::ErrorCode;
 using mpctl::proto::RequestError;
 using mpctl::test::manager::FakeJournal;
 using mpctl::test::responders::Caller;
+using mpctl::test::responders::refusal;
 using mpctl::test::responders::Wire;
 using mpctl::test::scheduler::FakeTimers;
 using nlohmann::json;
 using Kind = FakeJournal::Kind;
 using namespace std::chrono_literals;
-
-// What F throws (it must throw a RequestError).
-template <class F>
-RequestError refusal(F&& f) {
-    try {
-        f();
-    } catch (const RequestError& e) {
-        return e;
-    }
-    FAIL("no RequestError was thrown");
-    return RequestError(ErrorCode::internal_error, "unreachable");
-}
 
 struct KvWorld {
     Wire wire;  // first: it outlives the table, whose responders' sessions it holds
