@@ -2,7 +2,7 @@
 daemon, `mpctl` run against it, helper processes in sessions of their own (killed with their whole group
 and reaped on cleanup, whatever happens to the test), waits that fail at once when a helper dies, and
 shared-memory segment names that no other test uses and that are unlinked on cleanup."""
-import os, signal, subprocess, unittest
+import os, signal, subprocess, threading, unittest
 
 from py_daemon import BIN, Daemon, until
 
@@ -101,6 +101,27 @@ class DaemonCase(unittest.TestCase):
         proc.err.flush()
         with open(proc.out.name, "rb") as o, open(proc.err.name, "rb") as e:
             return o.read(), e.read()
+
+    def in_thread(self, function):
+        """FUNCTION() in a thread: (thread, box), box["result"] or box["error"] once the thread is done."""
+        box = {}
+
+        def run():
+            try:
+                box["result"] = function()
+            except BaseException as error:  # handed to the test, which fails with it
+                box["error"] = error
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread, box
+
+    def joined(self, thread, box, seconds=120):
+        """What in_thread's FUNCTION returned (or raised), once its thread ended within SECONDS."""
+        thread.join(seconds)
+        self.assertFalse(thread.is_alive(), "the thread is still waiting")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
 
     def wait_for(self, condition, what, seconds=60, alive=()):
         """until(condition), failing at once with its output if a process in ALIVE exits meanwhile."""

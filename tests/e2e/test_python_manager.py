@@ -370,25 +370,6 @@ class PythonManager(DaemonCase):
         except mpctl.UnknownId:
             return {"length": 0, "getters": 0, "putters": 0}
 
-    def in_thread(self, function):
-        box = {}
-
-        def run():
-            try:
-                box["result"] = function()
-            except BaseException as error:  # handed to the test, which fails with it
-                box["error"] = error
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread, box
-
-    def joined(self, thread, box):
-        thread.join(LONG * 2)
-        self.assertFalse(thread.is_alive(), "the thread is still waiting")
-        if "error" in box:
-            raise box["error"]
-        return box.get("result")
-
     @staticmethod
     def read(path):
         try:

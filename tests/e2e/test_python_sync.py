@@ -125,26 +125,6 @@ class PythonSync(LockPeers, DaemonCase):
         found = self.client.call("sem.list", {"name": name})["semaphores"]
         return next((e for e in found if e["name"] == name), {"holders": [], "waiters": []})
 
-    def in_thread(self, function):
-        """FUNCTION() in a thread: (thread, box), box["result"] or box["error"] once the thread is done."""
-        box = {}
-
-        def run():
-            try:
-                box["result"] = function()
-            except BaseException as error:  # handed to the test, which fails with it
-                box["error"] = error
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread, box
-
-    def joined(self, thread, box):
-        thread.join(LONG * 2)
-        self.assertFalse(thread.is_alive(), "the thread is still waiting")
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
-
     # --- 1. FileLock against flock(1) and filelock, both ways -----------------------------------------------
 
     def test_the_package_names_are_the_sync_module_classes(self):
