@@ -465,18 +465,19 @@ std::string fish_script(const std::vector<CommandSpec>& cmds) {
     // clang-format off
     out += R"sh(
 # The command being completed ("mpctl pool set") and how many of its arguments come before this word ("-"
-# when this word is an option's value); "--" in a command line (after --, or a command's own).
+# when this word is an option's value); in a command line (after --, or a command's own), "--" and where it
+# starts: the index of its first word in (commandline -opc), one past its end when that word is this one.
 function __mpctl_state
     set -l words (commandline -opc)
-    set -e words[1]
     set -l cmd mpctl
     set -l npos 0
     set -l skip 0
-    for word in $words
+    for i in (seq 2 (count $words))
+        set -l word $words[$i]
         if test $skip = 1
             set skip 0
         else if test "$word" = --
-            printf '%s\n' -- --
+            printf '%s\n' -- (math $i + 1)
             return
         else if string match -q -- '-*' $word
             if contains -- "$cmd $word" $__mpctl_valopts; or contains -- "mpctl $word" $__mpctl_valopts
@@ -486,7 +487,7 @@ function __mpctl_state
             set cmd "$cmd $word"
             set npos 0
         else if contains -- "$cmd $npos" $__mpctl_runners
-            printf '%s\n' -- --
+            printf '%s\n' -- $i
             return
         else
             set npos (math $npos + 1)
@@ -496,10 +497,32 @@ function __mpctl_state
     printf '%s\n' $cmd $npos
 end
 
-# Whether this word is a subcommand or an option of CMD.
+# Whether this word is a subcommand of CMD, or one of its arguments.
 function __mpctl_in --argument-names cmd
     set -l state (__mpctl_state)
     test "$state[1]" = "$cmd" -a "$state[2]" != -
+end
+
+# Whether this word is an option of CMD (of every command when there is no CMD), or an option's value: not
+# a word of a command line.
+function __mpctl_opt --argument-names cmd
+    set -l state (__mpctl_state)
+    test "$state[1]" != --; or return 1
+    test -z "$cmd"; or test "$state[1]" = "$cmd"
+end
+
+# Whether this word is in a command line, which completes as if typed alone.
+function __mpctl_in_command_line
+    set -l state (__mpctl_state)
+    test "$state[1]" = --
+end
+
+# What fish offers for the command line this word is in, as if typed alone.
+function __mpctl_command_line
+    set -l state (__mpctl_state)
+    test "$state[1]" = --; or return
+    set -l words (commandline -opc)
+    __fish_complete_subcommand --commandline $words[$state[2]..-1] (commandline -ct)
 end
 
 # Whether this word is argument N (from 0) of CMD; N+: argument N or a later one.
@@ -527,10 +550,9 @@ end
 )sh";
     // clang-format on
     auto option_line = [](const std::string& cond, const OptionSpec& o) {
-        std::string line = "complete -c mpctl";
-        if (!cond.empty()) {
-            line += " -n " + fish_quote("__mpctl_in " + fish_quote(cond));
-        }
+        // Its value too is completed only where this holds.
+        std::string line = "complete -c mpctl -n " +
+                           fish_quote(cond.empty() ? "__mpctl_opt" : "__mpctl_opt " + fish_quote(cond));
         for (const auto& n : o.names) {
             line += n.starts_with("--") ? " -l " + n.substr(2)
                     : n.size() == 2     ? " -s " + n.substr(1)
@@ -543,6 +565,9 @@ end
         }
         return line + " -d " + fish_quote(o.help) + "\n";
     };
+    out +=
+        "\n# A command line: what its command takes\n"
+        "complete -c mpctl -n __mpctl_in_command_line -x -a '(__mpctl_command_line)'\n";
     for (const auto& c : cmds) {
         out += "\n# " + c.path + "\n";
         for (const auto& s : c.subcommands) {
