@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <mpctl/common/byte_size.hpp>
+#include <mpctl/common/suggest.hpp>
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/config.hpp>
 #include <mpctl/proto/task_spec.hpp>
@@ -26,6 +28,50 @@ bool valid_log_level(const std::string& level) {
     return level == "trace" || level == "debug" || level == "info" || level == "warn" || level == "error";
 }
 
+namespace {
+
+// Every top-level key, for "did you mean": keep in step with load_config_file.
+const std::vector<std::string>& known_keys() {
+    static const std::vector<std::string> keys{"workers",       "log_level",
+                                               "log_max_size",  "log_keep",
+                                               "durability",    "kill_after",
+                                               "max_output",    "max_connections",
+                                               "keep_finished", "keep_finished_max",
+                                               "shm_max_size",  "manager_max_bytes",
+                                               "listen",        "socket",
+                                               "state_dir",     "group",
+                                               "pools"};
+    return keys;
+}
+
+// What an error of the file reads: "config file PATH, line N: WHAT". Line 0 is toml++'s "unknown".
+common::Error file_error(const std::string& path, const toml::source_region& where, const std::string& what) {
+    std::string at = "config file " + path;
+    if (where.begin.line > 0) {
+        at += ", line " + std::to_string(where.begin.line);
+    }
+    return common::Error{common::Errc::invalid, 0, at + ": " + what};
+}
+
+std::string unknown_key(const std::string& key, const std::vector<std::string>& known) {
+    std::string what = "unknown setting \"" + key + "\"";
+    if (auto near = common::nearest_word(key, known)) {
+        what += " (did you mean \"" + *near + "\"?)";
+    }
+    return what;
+}
+
+// A path the daemon uses whatever its working directory (daemonized, it is "/").
+std::optional<std::string> absolute_path_value(const toml::node& node) {
+    auto v = node.value<std::string>();
+    if (!v || !v->starts_with('/')) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+}  // namespace
+
 common::Result<void> load_config_file(const std::string& path, bool required, DaemonConfig& config) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -38,18 +84,17 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
     try {
         table = toml::parse_file(path);
     } catch (const toml::parse_error& e) {
-        return common::plain_error("config file " + path + ": " + std::string(e.description()) + " at line " +
-                                       std::to_string(e.source().begin.line),
-                                   common::Errc::invalid);
+        return std::unexpected(file_error(path, e.source(), std::string(e.description())));
     }
+    const toml::node* at = nullptr;  // the value being read, for the line of an error
     auto bad = [&](const std::string& key, const std::string& want) {
-        return common::plain_error("config file " + path + ": " + key + " must be " + want,
-                                   common::Errc::invalid);
+        return std::unexpected(file_error(path, at->source(), key + " must be " + want));
     };
     int file_workers = 0;
     std::map<std::string, int> file_pools;
     for (auto&& [key, node] : table) {
         std::string k(key.str());
+        at = &node;
         if (k == "workers") {
             auto v = node.value<int64_t>();
             if (!v || *v < 1 || *v > 100000) {
@@ -63,6 +108,25 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "\"trace\", \"debug\", \"info\", \"warn\" or \"error\"");
             }
             config.log_level = *v;
+        } else if (k == "log_max_size") {
+            // 10485760 or "10M".
+            std::optional<uint64_t> v;
+            if (auto number = node.value<int64_t>(); number && *number >= 0) {
+                v = static_cast<uint64_t>(*number);
+            } else if (auto text = node.value<std::string>()) {
+                v = common::parse_byte_size(*text);
+            }
+            if (!v || (*v != 0 && *v < k_min_log_max_size)) {
+                return bad(k,
+                           "a number of bytes such as 10485760 or \"10M\", 1024 or more (0: never rotate)");
+            }
+            config.log_max_size = *v;
+        } else if (k == "log_keep") {
+            auto v = node.value<int64_t>();
+            if (!v || *v < 0 || *v > k_max_log_keep) {
+                return bad(k, "a number of files from 0 to " + std::to_string(k_max_log_keep));
+            }
+            config.log_keep = static_cast<int>(*v);
         } else if (k == "durability") {
             auto v = node.value<std::string>();
             auto d = v ? parse_durability(*v) : std::nullopt;
@@ -101,6 +165,7 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 config.listen.push_back(*one);
             } else if (const auto* many = node.as_array()) {
                 for (const auto& entry : *many) {
+                    at = &entry;
                     auto url = entry.value<std::string>();
                     if (!url) {
                         return bad(k, "\"tcp://HOST:PORT\" or an array of them");
@@ -110,6 +175,24 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
             } else {
                 return bad(k, "\"tcp://HOST:PORT\" or an array of them");
             }
+        } else if (k == "socket") {
+            auto v = absolute_path_value(node);
+            if (!v) {
+                return bad(k, "an absolute path");
+            }
+            config.socket_path = *v;
+        } else if (k == "state_dir") {
+            auto v = absolute_path_value(node);
+            if (!v) {
+                return bad(k, "an absolute path");
+            }
+            config.state_dir = *v;
+        } else if (k == "group") {
+            auto v = node.value<std::string>();
+            if (!v || v->empty() || v->find_first_of(":\n") != std::string::npos) {
+                return bad(k, "the name of a group");
+            }
+            config.group = *v;
         } else if (k == "max_connections") {
             auto v = node.value<int64_t>();
             if (!v || *v < 1 || *v > 1000000) {
@@ -141,21 +224,31 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
             }
             for (auto&& [name, pool] : *pools) {
                 std::string n(name.str());
+                const std::string want = "a table with workers = 1..100000 (and a name of [A-Za-z0-9_.-])";
+                at = &pool;
                 const auto* t = pool.as_table();
-                std::optional<int64_t> w;
-                if (t != nullptr) {
-                    w = (*t)["workers"].value<int64_t>();
+                if (t == nullptr || !proto::valid_pool_name(n)) {
+                    return bad("pools." + n, want);
                 }
-                if (!proto::valid_pool_name(n) || !w || *w < 1 || *w > 100000) {
-                    return bad("pools." + n,
-                               "a table with workers = 1..100000 (and a name of [A-Za-z0-9_.-])");
+                std::optional<int64_t> w;
+                for (auto&& [pool_key, value] : *t) {
+                    if (pool_key.str() != "workers") {
+                        return std::unexpected(
+                            file_error(path, pool_key.source(),
+                                       unknown_key("pools." + n + "." + std::string(pool_key.str()),
+                                                   {"pools." + n + ".workers"})));
+                    }
+                    at = &value;
+                    w = value.value<int64_t>();
+                }
+                if (!w || *w < 1 || *w > 100000) {
+                    return bad("pools." + n, want);
                 }
                 config.pools[n] = static_cast<int>(*w);
                 file_pools[n] = static_cast<int>(*w);
             }
         } else {
-            return common::plain_error("config file " + path + ": unknown setting \"" + k + "\"",
-                                       common::Errc::invalid);
+            return std::unexpected(file_error(path, key.source(), unknown_key(k, known_keys())));
         }
     }
     config.from_file = ReloadableSettings{file_workers, config.log_level, std::move(file_pools)};

@@ -4,6 +4,8 @@
 //   # mpctld.toml
 //   workers = 8                 # size of the default pool
 //   log_level = "info"          # trace, debug, info, warn, error
+//   log_max_size = "10M"        # a daemonized mpctld's STATE_DIR/mpctld.log is rotated past this (0: never)
+//   log_keep = 3                # and mpctld.log.1 .. mpctld.log.3 are kept
 //   durability = "normal"       # normal: survive daemon crashes; full: also power loss (fsync)
 //   kill_after = 5              # grace between SIGTERM and SIGKILL at `daemon stop --now`
 //   max_output = 1073741824     # bytes of each output stream kept per task (a task's --max-output wins)
@@ -13,9 +15,16 @@
 //   shm_max_size = 17179869184  # bytes: the largest shared-memory segment `mpctl shm create` makes
 //   manager_max_bytes = 1073741824  # bytes of queue and dict values the daemon holds, all together
 //   listen = "tcp://0.0.0.0:7433"   # also serve remote clients there, over TLS 1.3 (or an array)
+//   socket = "/srv/mpctl/mpctld.sock"   # absolute paths; --socket / --state-dir and then
+//   state_dir = "/srv/mpctl/state"      # $MPCTL_SOCKET / $MPCTL_STATE_DIR win over these
+//   group = "mpctl"             # run as root, also serve this group's members (server/group_access.hpp)
 //   [pools.gpu]
 //   workers = 1
-// The socket and state dir are not file settings: mpctl must find them without reading this file.
+// Every flag of mpctld that is a setting has its key here; the others are not settings: --config names
+// the file, and --foreground, --recover, --check-config, --print-fingerprint, --exit-with-parent,
+// --help-man and --version say what this run does. mpctl never reads this file: with `socket` set here,
+// mpctl finds the daemon only when $MPCTL_SOCKET (or its --socket) says the same path.
+// An error names the file, the line and the key; `mpctld --check-config FILE` checks a file alone.
 // SIGHUP reads the file again and applies what can change while serving: workers, [pools.NAME] workers and
 // log_level (Daemon::reload); the other settings take effect at the next start.
 
@@ -43,6 +52,8 @@ struct DaemonConfig {
     std::string config_path;
     int workers = 0;  // 0: the number of CPUs
     std::string log_level = "info";
+    uint64_t log_max_size = uint64_t{10} << 20;  // 0: the log file is never rotated
+    int log_keep = 3;                            // rotated log files kept: mpctld.log.1 .. .N
     Durability durability = Durability::normal;
     double kill_after_s = 5.0;
     uint64_t max_output = uint64_t{1} << 30;
@@ -51,6 +62,7 @@ struct DaemonConfig {
     std::optional<size_t> keep_finished_max;  // nullopt: no limit
     uint64_t shm_max_size = uint64_t{16} << 30;
     uint64_t manager_max_bytes = uint64_t{1} << 30;
+    std::string group = "mpctl";      // a root daemon also serves its members
     std::vector<std::string> listen;  // tcp://HOST:PORT for remote clients over TLS; none by default
     std::map<std::string, int> pools;
     bool foreground = false;
@@ -64,7 +76,13 @@ struct DaemonConfig {
 // The log levels a config file and --log-level take.
 [[nodiscard]] bool valid_log_level(const std::string& level);
 
-// Applies the TOML file at PATH to CONFIG. A missing file is fine unless REQUIRED.
+// The smallest log_max_size but 0: below it a burst of lines would rotate the files away line by line.
+inline constexpr uint64_t k_min_log_max_size = 1024;
+inline constexpr int k_max_log_keep = 1000;
+
+// Applies the TOML file at PATH to CONFIG. A missing file is fine unless REQUIRED. An error reads
+// "config file PATH, line N: KEY must be ..." (socket and state_dir, when set, land in CONFIG's
+// socket_path and state_dir: main lets the flags and the environment win over them).
 [[nodiscard]] common::Result<void> load_config_file(const std::string& path, bool required,
                                                     DaemonConfig& config);
 

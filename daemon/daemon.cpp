@@ -106,9 +106,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
                                            connection_limit(config_.max_connections, open_files),
                                            open_files.value_or(0));
-    if (auto group = admitted_group()) {
-        listener_->admit_group(*group);
-        spdlog::info("serving members of group mpctl (gid {}) besides root", *group);
+    if (auto group = admitted_group(config_.group)) {
+        listener_->admit_group(*group, config_.group);
+        spdlog::info("serving members of group {} (gid {}) besides root", config_.group, *group);
     }
     if (!config_.listen.empty()) {
         auto identity = load_or_create_identity(config_.state_dir);

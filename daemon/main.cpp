@@ -5,15 +5,16 @@
 // holds the state dir or the socket.
 
 #include <cstdio>
+#include <cstdlib>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <thread>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <mpctl/common/byte_size.hpp>
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/config.hpp>
@@ -23,6 +24,7 @@
 #include <mpctl/daemon/remote/tls_identity.hpp>
 #include <mpctl/daemon/service/daemonize.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
+#include <mpctl/daemon/service/logging.hpp>
 #include <mpctl/daemon/service/socket_activation.hpp>
 #include <mpctl/daemon/store/recovery.hpp>
 
@@ -93,6 +95,18 @@ mpctl::common::Result<Journal> recover(const mpctl::daemon::DaemonConfig& config
     return open_journal(path, config.durability);
 }
 
+// The socket and the state dir: the flag, then mpctl's own variable ($MPCTL_SOCKET, $MPCTL_STATE_DIR: a
+// daemon started with mpctl's environment serves where mpctl looks), then the config file, then the
+// defaults. mpctl never reads the file.
+std::string resolve_dir_setting(const std::string& flag, const char* variable, const std::string& from_file,
+                                std::string (*resolve)(const std::string&)) {
+    const char* env = std::getenv(variable);
+    if (flag.empty() && (env == nullptr || *env == '\0') && !from_file.empty()) {
+        return from_file;
+    }
+    return resolve(flag);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,35 +116,57 @@ int main(int argc, char** argv) {
     auto activation = daemon::take_activated_socket();
     CLI::App app{"mpctld: the mpctl daemon (worker pools, futures, pipelines, shared memory, locks)",
                  "mpctld"};
-    std::string socket_flag, state_flag, config_flag, log_level, durability;
-    int workers = 0;
+    // Settings, each also a key of the config file (config.hpp); the rest (--config, --foreground,
+    // --recover, --check-config, --print-fingerprint, --exit-with-parent, --help-man) say what this run
+    // does and are not.
+    std::string socket_flag, state_flag, config_flag, log_level, durability, log_max_size, check_config;
+    int workers = 0, log_keep = -1;
     double kill_after = -1;
     bool foreground = false, exit_with_parent = false, recover_flag = false, print_fingerprint = false;
     std::vector<std::string> listen;
+    std::string group;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
     app.add_flag("--recover", recover_flag,
                  "If the journal (STATE_DIR/mpctld.db) is damaged, move it aside to "
                  "mpctld.db.corrupt-<UTC time> (kept), salvage the tasks and pools still readable into a "
                  "fresh one, and start; with a sound journal, change nothing");
     app.add_option("--socket", socket_flag,
-                   "Unix socket to serve (default: $MPCTL_SOCKET, then "
+                   "Unix socket to serve (default: $MPCTL_SOCKET, then socket in the config file, then "
                    "$XDG_RUNTIME_DIR/mpctl/mpctld.sock, then /tmp/mpctl-$UID/mpctld.sock)");
     app.add_option("--state-dir", state_flag,
-                   "Directory for the journal and task output (default: $MPCTL_STATE_DIR, then "
-                   "$XDG_STATE_HOME/mpctl, then ~/.local/state/mpctl)");
+                   "Directory for the journal and task output (default: $MPCTL_STATE_DIR, then state_dir in "
+                   "the config file, then $XDG_STATE_HOME/mpctl, then ~/.local/state/mpctl)");
     app.add_option("--workers", workers, "Size of the default pool (default: number of CPUs)")
         ->check(CLI::Range(1, 100000));
     app.add_option("--config", config_flag, "Config file (default: $XDG_CONFIG_HOME/mpctl/mpctld.toml)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+    app.add_option("--log-max-size", log_max_size,
+                   "Daemonized, rotate STATE_DIR/mpctld.log past this size: bytes, or 64K, 10M (default 10M; "
+                   "0: never)")
+        ->check([](const std::string& text) {
+            auto v = common::parse_byte_size(text);
+            return v && (*v == 0 || *v >= daemon::k_min_log_max_size)
+                       ? std::string()
+                       : std::string("a size such as 10M, 1K or more (0: never rotate)");
+        });
+    app.add_option("--log-keep", log_keep, "Rotated logs kept, mpctld.log.1 to mpctld.log.N (default 3)")
+        ->check(CLI::Range(0, daemon::k_max_log_keep));
     app.add_option("--durability", durability,
                    "full: fsync every commit (survives power loss); normal: survives daemon crashes only")
         ->check(CLI::IsMember({"full", "normal"}));
     app.add_option("--kill-after", kill_after, "Seconds between SIGTERM and SIGKILL when stopping --now")
         ->check(CLI::Range(0.0, 3600.0));
+    app.add_option("--group", group,
+                   "Run as root, also serve the members of this group (default: mpctl, where it exists)");
     app.add_option("--listen", listen,
                    "Also serve remote clients at tcp://HOST:PORT, over TLS 1.3 with the daemon's own "
                    "certificate and tokens (repeatable; none by default)");
+    app.add_option(
+           "--check-config", check_config,
+           "Check the config file FILE, print \"FILE: ok\" and exit 0, or say what is wrong and where "
+           "(line and key) and exit 2")
+        ->option_text("FILE");
     app.add_flag("--print-fingerprint", print_fingerprint,
                  "Print the SHA-256 fingerprint of the certificate remote clients pin (making it if there is "
                  "none) and exit");
@@ -153,6 +189,15 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    if (!check_config.empty()) {
+        daemon::DaemonConfig checked;
+        if (auto r = daemon::load_config_file(check_config, true, checked); !r) {
+            return fail(r.error().message(), k_exit_usage);
+        }
+        std::printf("%s: ok\n", check_config.c_str());
+        return 0;
+    }
+
     daemon::DaemonConfig config;
     config.config_path =
         config_flag.empty() ? common::default_config_path() : common::absolute_path(config_flag);
@@ -162,8 +207,10 @@ int main(int argc, char** argv) {
     config.config_required = !config_flag.empty();
     config.workers_flag = workers > 0;
     config.log_level_flag = !log_level.empty();
-    config.socket_path = common::resolve_socket_path(socket_flag);
-    config.state_dir = common::resolve_state_dir(state_flag);
+    config.socket_path =
+        resolve_dir_setting(socket_flag, "MPCTL_SOCKET", config.socket_path, common::resolve_socket_path);
+    config.state_dir =
+        resolve_dir_setting(state_flag, "MPCTL_STATE_DIR", config.state_dir, common::resolve_state_dir);
     if (workers > 0) {
         config.workers = workers;
     }
@@ -173,11 +220,20 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) {
         config.log_level = log_level;
     }
+    if (!log_max_size.empty()) {
+        config.log_max_size = *common::parse_byte_size(log_max_size);
+    }
+    if (log_keep >= 0) {
+        config.log_keep = log_keep;
+    }
     if (!durability.empty()) {
         config.durability = *daemon::parse_durability(durability);
     }
     if (kill_after >= 0) {
         config.kill_after_s = kill_after;
+    }
+    if (!group.empty()) {
+        config.group = group;
     }
     if (!listen.empty()) {
         config.listen = listen;
@@ -195,10 +251,7 @@ int main(int argc, char** argv) {
 
     // A client that goes away must never kill the daemon with SIGPIPE.
     ::signal(SIGPIPE, SIG_IGN);
-    auto logger = spdlog::stderr_logger_st("mpctld");
-    spdlog::set_default_logger(logger);
-    spdlog::set_pattern(daemon::started_by_systemd() ? "%l: %v" : "%Y-%m-%dT%H:%M:%S.%e %l %v");
-    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    daemon::start_logging(config.log_level);
 
     // Lock and socket first, while errors can still reach the terminal.
     if (!activation) {
@@ -226,11 +279,13 @@ int main(int argc, char** argv) {
     }
     daemon::Readiness readiness;
     if (!config.foreground) {
-        auto detached = daemon::daemonize(config.state_dir + "/mpctld.log");
+        const std::string log_path = config.state_dir + "/mpctld.log";
+        auto detached = daemon::daemonize(log_path);
         if (!detached) {
             return fail(detached.error().message());
         }
         readiness = std::move(*detached);
+        daemon::log_to_file(log_path, config.log_max_size, config.log_keep);
         daemon::record_pid(*endpoint);
     }
     if (config.exit_with_parent) {

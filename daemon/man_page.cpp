@@ -13,14 +13,16 @@ locks, semaphores, events, barriers, shared-memory segments, queues and dicts.
 Clients speak JSON-RPC 2.0 over a Unix socket, one message per line; `mpctl` starts a per-user `mpctld`
 by itself when none answers.
 .PP
-`mpctld --foreground` logs to stderr; `mpctld` alone daemonizes, logging to STATE_DIR/mpctld.log, unless
-systemd started it (then it reports readiness with sd_notify).
+`mpctld --foreground` logs to stderr; `mpctld` alone daemonizes, logging to STATE_DIR/mpctld.log (rotated
+past `log_max_size`), unless systemd started it (then it reports readiness with sd_notify, and its lines on
+the journal carry sd-daemon(3) priority prefixes instead of timestamps).
 Only one daemon serves a state directory: a second one exits with status 3.
 .PP
 A submit is answered only after its row is committed to the journal (SQLite, WAL), so nothing acknowledged
 is lost if the daemon is killed. On start, pending tasks resume; tasks that were running when the daemon
 died become failed with reason lost.
 Settings come from the defaults, then the config file, then the flags.
+`mpctld --check-config FILE` checks a config file and starts nothing.
 )";
 
 constexpr std::string_view k_man_rest = R"(
@@ -32,6 +34,13 @@ Size of the default pool (default: the number of CPUs).
 .TP
 log_level = "info"
 trace, debug, info, warn or error.
+.TP
+log_max_size = "10M"
+Daemonized, STATE_DIR/mpctld.log is renamed mpctld.log.1 before a line would take it past this size, and a
+fresh one is opened (bytes, or 64K, 10M; at least 1K; 0: never rotated).
+.TP
+log_keep = 3
+Rotated logs kept: mpctld.log.1 (the newest) to mpctld.log.N; the oldest past N is removed.
 .TP
 durability = "normal"
 normal: commits survive daemon crashes; full: also power loss (fsync).
@@ -60,10 +69,25 @@ Bytes of queue and dict values the daemon holds, all together.
 listen = "tcp://0.0.0.0:7433"
 Also serve remote clients there, over TLS 1.3 (a string or an array; default: never).
 .TP
+socket = "/srv/mpctl/mpctld.sock"
+The socket to serve, an absolute path (`--socket` and MPCTL_SOCKET win).
+mpctl(1) never reads this file: it finds such a daemon only with MPCTL_SOCKET (or its `--socket`) set to
+the same path.
+.TP
+state_dir = "/srv/mpctl/state"
+The state directory, an absolute path (`--state-dir` and MPCTL_STATE_DIR win).
+.TP
+group = "mpctl"
+Run as root, also serve the members of this group (by the connecting process's gid or supplementary
+groups, as the kernel judges a file's group; default: mpctl, where it exists).
+.TP
 [pools.NAME] workers = N
 The size of pool NAME.
 .PP
-The socket and state directory are not file settings: mpctl must find them without reading the file.
+Each flag that is a setting has its key; `--config`, `--foreground`, `--recover`, `--check-config`,
+`--print-fingerprint` say what a run does and are not settings.
+An unknown key, a value of the wrong kind and a file that is not TOML stop the start (exit status 2) with
+a message that names the file, the line and the key.
 .SH SIGNALS
 .TP
 SIGTERM, SIGINT
@@ -82,23 +106,27 @@ stopped cleanly
 start-up failed (a damaged journal too: see `--recover`)
 .TP
 2
-usage error (bad flags, a bad config file)
+usage error (bad flags, a bad config file, also at `--check-config`)
 .TP
 3
 another mpctld holds the state directory or the socket
 .SH ENVIRONMENT
 .TP
 MPCTL_SOCKET
-The socket to serve, when `--socket` is not given.
+The socket to serve, when `--socket` is not given (it wins over `socket` in the config file).
 .TP
 MPCTL_STATE_DIR
-The state directory, when `--state-dir` is not given.
+The state directory, when `--state-dir` is not given (it wins over `state_dir` in the config file).
 .TP
 XDG_RUNTIME_DIR, XDG_STATE_HOME, XDG_CONFIG_HOME
 Where the default socket, state directory and config file are.
 .TP
 NOTIFY_SOCKET
 Set by systemd: readiness is reported there with sd_notify.
+.TP
+JOURNAL_STREAM
+Set by systemd when stderr is the journal: where it names stderr, log lines carry priority prefixes
+(<3> error, <4> warn, <6> info, <7> debug and trace) and no timestamps.
 .SH FILES
 .TP
 $XDG_RUNTIME_DIR/mpctl/mpctld.sock
@@ -114,8 +142,8 @@ The journal of tasks, pools, environments, segments, queues and dicts (SQLite, w
 STATE_DIR/mpctld.lock
 Held exclusively while a daemon serves the state directory.
 .TP
-STATE_DIR/mpctld.log
-The log of a daemonized mpctld.
+STATE_DIR/mpctld.log, STATE_DIR/mpctld.log.1 ...
+The log of a daemonized mpctld, and the rotated ones (`log_max_size`, `log_keep`).
 .TP
 STATE_DIR/tls/cert.pem, STATE_DIR/tls/key.pem
 The certificate remote clients pin, and its key (made on first use).
@@ -128,6 +156,7 @@ The config file (default ~/.config/mpctl/mpctld.toml; the system service: /etc/m
 .nf
 mpctld --foreground --workers 4 --log-level debug
 mpctld --recover
+mpctld --check-config /etc/mpctl/mpctld.toml
 mpctld --listen tcp://0.0.0.0:7433
 mpctld --print-fingerprint
 .fi

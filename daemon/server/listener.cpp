@@ -103,13 +103,13 @@ void Listener::admit(asio::local::stream_protocol::socket socket) {
     }
     bool known = peer.uid != static_cast<uid_t>(-1);
     if (peer.uid != ::geteuid() && peer.uid != 0 &&
-        !(known && group_ && peer_in_group(peer.uid, peer.gid, *group_))) {
+        !(known && group_ && peer_in_group(fd, peer.gid, *group_))) {
         if (auto held = other_uid_log_.admit(LogThrottle::Clock::now())) {
             spdlog::warn("refused a connection from uid {} (pid {}){}", peer.uid, peer.pid, held_back(*held));
         }
         refuse(fd, proto::ErrorCode::refused,
-               group_ ? "permission denied: this mpctld serves only root and the mpctl group"
-                      : "permission denied: this mpctld serves only its own user");
+               group_ ? "permission denied: this mpctld serves only root and the " + group_name_ + " group"
+                      : std::string("permission denied: this mpctld serves only its own user"));
         return;
     }
     (void)adopt(std::move(socket), std::move(peer));

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,8 +39,11 @@ class Listener {
     // every error path would run out of descriptors too.
     [[nodiscard]] static uint64_t headroom(uint64_t open_files) noexcept;
 
-    // Also serves members of group GID (a root daemon's `mpctl` group).
-    void admit_group(gid_t gid) { group_ = gid; }
+    // Also serves members of group GID, called NAME (a root daemon's `mpctl` group).
+    void admit_group(gid_t gid, std::string name) {
+        group_ = gid;
+        group_name_ = std::move(name);
+    }
 
     void start();
     // Stops accepting; existing sessions go on.
@@ -77,6 +81,7 @@ class Listener {
     LogThrottle over_limit_log_{std::chrono::seconds(10)};
     LogThrottle other_uid_log_{std::chrono::seconds(10)};  // apart: one burst must not hide the other
     std::optional<gid_t> group_;
+    std::string group_name_;
     bool stopped_ = false;
 };
 

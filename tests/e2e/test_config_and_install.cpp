@@ -1,6 +1,7 @@
-// The daemon's configuration file, who may talk to it (SO_PEERCRED), and `cmake --install`.
+// The daemon's configuration file and `cmake --install` (who may talk to it: test_peer_access.cpp).
 
 #include <filesystem>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,40 +69,87 @@ TEST_CASE("a bad config file stops mpctld with a message naming the setting", "[
     CHECK_THAT(missing.err, Contains("nope.toml"));
 }
 
-TEST_CASE("a client of another uid is refused even when it can reach the socket", "[e2e][security]") {
-    if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0 ||
-        ::access("/usr/bin/python3", X_OK) != 0) {
-        WARN("needs root, setpriv and /usr/bin/python3 to connect as another user; not checked here");
-        return;
-    }
-    DaemonFixture d;
-    // The other user must be able to walk down to the socket: every directory above the fixture's (the
-    // test run's $TMPDIR and its parents) has to be searchable by others. .ci/run makes its own so.
-    for (auto p = std::filesystem::path(d.dir().path()).parent_path(); p != p.root_path();
-         p = p.parent_path()) {
-        struct stat st {};
-        INFO(p.string() << " is not searchable by other users: give it o+x, or point TMPDIR elsewhere");
-        REQUIRE((::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) != 0));
-    }
-    // Open the way on purpose (the daemon makes it 0700/0600): only SO_PEERCRED is left to say no.
-    ::chmod(d.dir().path().c_str(), 0777);
-    ::chmod(d.socket().c_str(), 0666);
-    // The daemon answers a refused peer at once and hangs up: read that answer (sending first could meet
-    // the closed socket).
-    std::string probe =
-        "import socket,sys\n"
-        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
-        "print(s.makefile().readline(), end='')\n";
-    auto r = run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                          "/usr/bin/python3", "-c", probe, d.socket()});
+TEST_CASE("mpctld --check-config says ok to a good config file and exits 0", "[e2e][config]") {
+    TempDir t;
+    std::string path = t.write("mpctld.toml",
+                               "workers = 2\n"
+                               "log_max_size = \"1M\"\n"
+                               "log_keep = 4\n"
+                               "socket = \"/nonexistent/mpctld.sock\"\n"
+                               "state_dir = \"/nonexistent/state\"\n"
+                               "[pools.gpu]\n"
+                               "workers = 1\n");
+    auto r = run_process({mpctld_bin(), "--check-config", path});
     INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    json reply = json::parse(r.out);
-    CHECK(reply["error"]["code"] == -32004);
-    CHECK(reply["error"]["data"]["error"] == "refused");
-    CHECK_FALSE(reply.contains("result"));
-    // The daemon's own user is still served.
-    CHECK(d.mpctl({"daemon", "status"}).exit_code == 0);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == path + ": ok\n");
+    // Nothing was started, nothing made.
+    CHECK_FALSE(exists("/nonexistent"));
+}
+
+TEST_CASE("mpctld --check-config names the file, line and key of what is wrong and exits 2",
+          "[e2e][config]") {
+    TempDir t;
+    auto check = [&](const std::string& content) {
+        return run_process({mpctld_bin(), "--check-config", t.write("mpctld.toml", content)});
+    };
+    const std::string file = "mpctld: config file " + (t / "mpctld.toml");
+    auto bad_value = check("# pool sizes\nlog_level = \"info\"\nworkers = 0\n");
+    CHECK(bad_value.exit_code == 2);
+    CHECK(bad_value.out.empty());
+    CHECK(bad_value.err == file + ", line 3: workers must be an integer from 1 to 100000\n");
+
+    auto unknown = check("workers = 2\n\nworkres = 3\n");
+    CHECK(unknown.exit_code == 2);
+    CHECK(unknown.err == file + ", line 3: unknown setting \"workres\" (did you mean \"workers\"?)\n");
+
+    auto syntax = check("workers = 2\nlog_level = \"info\n");
+    CHECK(syntax.exit_code == 2);
+    CHECK_THAT(syntax.err, Catch::Matchers::StartsWith(file + ", line 2: "));
+
+    auto missing = run_process({mpctld_bin(), "--check-config", t / "nope.toml"});
+    CHECK(missing.exit_code == 2);
+    CHECK(missing.err == "mpctld: config file " + (t / "nope.toml") + ": No such file or directory\n");
+
+    // A start refuses the same file with the same message.
+    std::string bad = t.write("bad.toml", "\nworkers = \"many\"\n");
+    auto start = run_process({mpctld_bin(), "--foreground", "--socket", t / "s.sock", "--state-dir",
+                              t / "state", "--config", bad});
+    CHECK(start.exit_code == 2);
+    CHECK(start.err ==
+          "mpctld: config file " + bad + ", line 2: workers must be an integer from 1 to 100000\n");
+}
+
+TEST_CASE("the socket and state dir can be set in the config file, and flags win over it", "[e2e][config]") {
+    TempDir t;
+    std::string path = t.write("mpctld.toml", "socket = \"" + (t / "file.sock") + "\"\nstate_dir = \"" +
+                                                  (t / "file-state") + "\"\n");
+    ProcessOptions o;
+    o.env_unset = {"MPCTL_SOCKET", "MPCTL_STATE_DIR", "NOTIFY_SOCKET", "INVOCATION_ID"};
+    {
+        BackgroundProcess daemon(
+            {mpctld_bin(), "--foreground", "--exit-with-parent", "--workers", "1", "--config", path}, o,
+            false);
+        REQUIRE(eventually([&] { return socket_answers(t / "file.sock") || !daemon.running(); }));
+        RpcConnection conn(t / "file.sock");
+        json status = conn.call("daemon.status", json::object());
+        CHECK(status["result"]["state_dir"] == t / "file-state");
+        daemon.signal(SIGTERM);
+        auto r = daemon.wait(60s);
+        REQUIRE(r);
+        CHECK(r->exit_code == 0);
+    }
+    BackgroundProcess daemon({mpctld_bin(), "--foreground", "--exit-with-parent", "--workers", "1",
+                              "--config", path, "--socket", t / "flag.sock", "--state-dir", t / "flag-state"},
+                             o, false);
+    REQUIRE(eventually([&] { return socket_answers(t / "flag.sock") || !daemon.running(); }));
+    RpcConnection conn(t / "flag.sock");
+    CHECK(conn.call("daemon.status", json::object())["result"]["state_dir"] == t / "flag-state");
+    CHECK_FALSE(exists(t / "file.sock"));
+    daemon.signal(SIGTERM);
+    auto r = daemon.wait(60s);
+    REQUIRE(r);
+    CHECK(r->exit_code == 0);
 }
 
 TEST_CASE("cmake --install puts mpctld and mpctl in PREFIX/bin, and they work from there", "[e2e][install]") {

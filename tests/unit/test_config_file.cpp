@@ -1,0 +1,93 @@
+// load_config_file: every key of mpctld.toml, and errors that name the file, the line and the key.
+
+#include <catch2/catch.hpp>
+
+#include <mpctl/daemon/config.hpp>
+
+#include "temp_dir.hpp"
+
+using mpctl::daemon::DaemonConfig;
+using mpctl::daemon::load_config_file;
+using mpctl::test::TempDir;
+
+namespace {
+
+// The error of loading CONTENT, or "" if it loads.
+std::string config_error(const TempDir& t, const std::string& content) {
+    std::string path = t.write("mpctld.toml", content);
+    DaemonConfig config;
+    auto r = load_config_file(path, true, config);
+    return r ? std::string() : r.error().message();
+}
+
+}  // namespace
+
+TEST_CASE("the config file takes every setting, the socket, state dir and log rotation too",
+          "[unit][config]") {
+    TempDir t;
+    std::string path = t.write("mpctld.toml",
+                               "workers = 3\n"
+                               "log_level = \"debug\"\n"
+                               "log_max_size = \"2M\"\n"
+                               "log_keep = 5\n"
+                               "socket = \"/srv/m/mpctld.sock\"\n"
+                               "state_dir = \"/srv/m/state\"\n"
+                               "listen = [\"tcp://127.0.0.1:1\", \"tcp://[::1]:2\"]\n"
+                               "[pools.gpu]\n"
+                               "workers = 2\n");
+    DaemonConfig config;
+    REQUIRE(load_config_file(path, true, config));
+    CHECK(config.workers == 3);
+    CHECK(config.log_level == "debug");
+    CHECK(config.log_max_size == 2 * 1024 * 1024);
+    CHECK(config.log_keep == 5);
+    CHECK(config.socket_path == "/srv/m/mpctld.sock");
+    CHECK(config.state_dir == "/srv/m/state");
+    CHECK(config.listen.size() == 2);
+    CHECK(config.pools.at("gpu") == 2);
+
+    DaemonConfig bytes;
+    REQUIRE(load_config_file(t.write("b.toml", "log_max_size = 0\n"), true, bytes));
+    CHECK(bytes.log_max_size == 0);
+}
+
+TEST_CASE("a bad config value is reported with the file, its line and its key", "[unit][config]") {
+    TempDir t;
+    std::string path = t / "mpctld.toml";
+    CHECK(config_error(t, "# workers\n\nworkers = 0\n") ==
+          "config file " + path + ", line 3: workers must be an integer from 1 to 100000");
+    CHECK(config_error(t, "log_keep = 1\nsocket = \"relative.sock\"\n") ==
+          "config file " + path + ", line 2: socket must be an absolute path");
+    CHECK_THAT(config_error(t, "log_max_size = 100\n"),
+               Catch::Matchers::StartsWith("config file " + path + ", line 1: log_max_size must be"));
+    CHECK_THAT(config_error(t, "listen = [\n  \"tcp://h:1\",\n  7,\n]\n"),
+               Catch::Matchers::StartsWith("config file " + path + ", line 3: listen must be"));
+    CHECK_THAT(config_error(t, "workers = 2\n[pools.gpu]\nworkers = 0\n"),
+               Catch::Matchers::StartsWith("config file " + path + ", line 3: pools.gpu must be"));
+}
+
+TEST_CASE("an unknown config key is reported with its line and the key it may have meant", "[unit][config]") {
+    TempDir t;
+    std::string path = t / "mpctld.toml";
+    CHECK(config_error(t, "workers = 2\nlog_levle = \"info\"\n") ==
+          "config file " + path + ", line 2: unknown setting \"log_levle\" (did you mean \"log_level\"?)");
+    CHECK(config_error(t, "colour = 1\n") == "config file " + path + ", line 1: unknown setting \"colour\"");
+    CHECK(config_error(t, "[pools.gpu]\nworkers = 1\nwrokers = 2\n") ==
+          "config file " + path +
+              ", line 3: unknown setting \"pools.gpu.wrokers\" (did you mean \"pools.gpu.workers\"?)");
+}
+
+TEST_CASE("a config file that is not TOML is reported with the line of the error", "[unit][config]") {
+    TempDir t;
+    CHECK_THAT(config_error(t, "workers = 2\n\nthis is not toml [\n"),
+               Catch::Matchers::StartsWith("config file " + (t / "mpctld.toml") + ", line 3: "));
+}
+
+TEST_CASE("a missing config file is an error only when it was named", "[unit][config]") {
+    TempDir t;
+    DaemonConfig config;
+    CHECK(load_config_file(t / "nope.toml", false, config));
+    auto r = load_config_file(t / "nope.toml", true, config);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message() == "config file " + (t / "nope.toml") + ": No such file or directory");
+}
