@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
@@ -120,8 +122,11 @@ common::Result<Endpoint> claim_endpoint(const std::string& state_dir, const std:
 
 void record_pid(const Endpoint& endpoint) {
     std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(endpoint.lock.get(), 0) == 0) {
-        (void)::pwrite(endpoint.lock.get(), pid.data(), pid.size(), 0);
+    // The pid is for people and scripts that look (the lock itself is what keeps a second daemon out):
+    // not being able to write it is worth a line in the log, not a failed start.
+    if (::ftruncate(endpoint.lock.get(), 0) != 0 ||
+        ::pwrite(endpoint.lock.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+        spdlog::warn("could not record the daemon's pid in its lock file: {}", std::strerror(errno));
     }
 }
 
