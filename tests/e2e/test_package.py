@@ -7,7 +7,7 @@ mpctld, a task run by the mpctld the installed mpctl starts, `import mpctl` from
 stopped by its socket, then dpkg -r (the second time dpkg -P), and nothing of the package left. Whatever
 happens, the package is purged at the end, its daemon stopped by its socket, and a group mpctl the test's
 install made is deleted. Waits poll against deadlines; nothing sleeps."""
-import fcntl, os, shutil, signal, subprocess, sys, tempfile, time, unittest
+import fcntl, os, shutil, signal, subprocess, sys, tempfile, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_daemon import BIN, until  # noqa: E402
