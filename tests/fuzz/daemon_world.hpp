@@ -6,12 +6,20 @@
 //
 // A request is exchanged on a connection of its own: a socket pair whose one end is a real Session, so
 // that the line goes through the framer, the parser and the Registry as a client's does. The world starts
-// with tasks in every state (first_task_id() and on, see populate()); a request that changes that state
-// marks the world as changed, and the harness builds a fresh one, so that every input meets the same
-// daemon and a crash reproduces from its input alone. Loop thread only (the test's thread).
+// with tasks in every state (first_task_id() and on, see populate()) and something in every table of the
+// other families (a held lock and semaphore, a set event, queues, a dict, a token, segments); a request
+// that changes that state marks the world as changed, and the harness builds a fresh one, so that every
+// input meets the same daemon and a crash reproduces from its input alone.
+//
+// The sync and shm families work on files of the machine (lock files are created where a request says,
+// segments are files of /dev/shm that any request may write or unlink): confine() moves what a fuzzed
+// request names into the world's own (a lock directory in the state dir, a segment-name prefix of this
+// process), so that a fuzzer never touches a file that is not its own. Loop thread only (the test's
+// thread).
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,8 +31,17 @@
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/exec/output_files.hpp>
 #include <mpctl/daemon/exec/task_cgroups.hpp>
+#include <mpctl/daemon/leases/lease_registry.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
+#include <mpctl/daemon/manager/kv_table.hpp>
+#include <mpctl/daemon/manager/queue_table.hpp>
+#include <mpctl/daemon/manager/value_budget.hpp>
+#include <mpctl/daemon/remote/token_table.hpp>
+#include <mpctl/daemon/shm/segment_registry.hpp>
 #include <mpctl/daemon/store/store.hpp>
+#include <mpctl/daemon/sync/barrier_table.hpp>
+#include <mpctl/daemon/sync/event_table.hpp>
+#include <mpctl/daemon/sync/lock_table.hpp>
 #include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/future_table.hpp>
 #include <mpctl/daemon/tasks/output_limits.hpp>
@@ -50,19 +67,44 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
 
     struct Exchange {
         std::string received;  // every byte the daemon sent on the connection, in order
-        bool settled = true;   // false if the tasks could not all be played out (the answer may be owed)
+        // False if the answer may still be owed: the tasks could not all be played out, or the request
+        // waits for what only another client does (a lock's release, a put, a set; a kv.watch streams).
+        bool settled = true;
         // What the connection left behind once closed: parked waits, log followers, the session itself.
         size_t watches_left = 0;
         size_t followers_left = 0;
         bool session_left = false;
+        // Something still refers to the closed connection (its session's memory is not freed: a parked
+        // request's Responder or a lease of the connection outlived it). Seen only under ASan.
+        bool session_referred = false;
+        // Waits parked in the sync and manager tables (lock and semaphore waiters, event and barrier
+        // waiters, queue gets and puts): the world has none, so a closed connection must leave none.
+        size_t client_waits_left = 0;
+        // Holdings leased to a connection (all connections are closed by now), and leases that no holding
+        // or wait accounts for (every lease is a lock's or a semaphore's holder or waiter, or a segment's).
+        size_t connection_leases_left = 0;
+        size_t stray_leases = 0;
         size_t open_fds = 0;  // the process's (see open_fds()), once the connection is closed
     };
     // Sends LINE (without its '\n') on a new connection, with PASSED_FDS descriptors of /dev/null (for
     // stdin_fd), lets the daemon answer now or, if it parks the request, once every task has run to its
-    // end, then closes the connection.
+    // end (a wait of the sync and manager families: once its own timers, its timeout or its lease's ttl,
+    // have run out, if it has any), then closes the connection.
     Exchange exchange(std::string_view line, size_t passed_fds = 0);
 
-    // Whether a request changed the state the world was built with (a task, a pool, a stop).
+    // PARAMS (JSON text) of METHOD, with the lock file (lock.*: params.path) or the segment (shm.*:
+    // params.name) it names moved into the world's: under lock_dir() (a path made lexically normal first,
+    // so that none leads out), or behind shm_prefix(). Names and paths the daemon refuses anyway are left
+    // as they are, and so is the text of any other request; nullopt if a lock.* or shm.* request's params
+    // cannot be read here (not one JSON object), which then cannot be sent safely.
+    [[nodiscard]] std::optional<std::string> confine(std::string_view method, std::string_view params) const;
+    [[nodiscard]] const std::string& lock_dir() const { return lock_dir_; }
+    // The segment names of this process's worlds begin with it ("mpctl-fuzz.PID."); a world unlinks them
+    // all when it goes.
+    [[nodiscard]] static std::string shm_prefix();
+
+    // Whether a request changed the state the world was built with (a task, a pool, a stop, a holding or
+    // a lease, an event or a barrier, a queue, a dict, a token, a segment or its bytes).
     [[nodiscard]] bool changed() const;
     // The process's open descriptors (but the journal's) once the world was built: a request that changed
     // nothing must leave as many, and a new world must open as many as the first did.
@@ -86,6 +128,20 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
     // Plays every task out (processes end, timers fire) until none runs and no timer is set; false if it
     // took too many rounds.
     bool settle(int client_fd, std::string& received);
+    // Fires the timers started at SINCE or later (a parked wait's own) until the connection has its answer
+    // or none is left.
+    void run_own_timers(daemon::TimerId since, int client_fd, std::string& received);
+    // The waits parked in the sync and manager tables (see Exchange::client_waits_left).
+    [[nodiscard]] size_t client_waits() const;
+    // Holdings and waits that have a lease (see Exchange::stray_leases), and those leased to a connection.
+    struct Leased {
+        size_t all = 0;
+        size_t to_connections = 0;
+        size_t unleased = 0;  // lock or semaphore holders and waiters whose lease is gone
+    };
+    [[nodiscard]] Leased leased() const;
+    // Unlinks the segments of /dev/shm whose names begin with PREFIX.
+    static void unlink_segments(const std::string& prefix);
     // Tasks in every state, through requests as a client sends them.
     void populate();
     void request_or_die(const std::string& line);
@@ -110,6 +166,22 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
     daemon::FutureTable futures_;
     daemon::Environments environments_;
     std::unique_ptr<daemon::LogStreamer> logs_;
+    // The sync, shm and manager families' parts, as Daemon has them (its config's limits but smaller, for
+    // the fuzzer's inputs to reach them: the largest segment, the bytes of values).
+    daemon::LeaseRegistry leases_{io_, timers_};
+    std::unique_ptr<daemon::LockTable> locks_;
+    daemon::EventTable events_table_{timers_};
+    daemon::BarrierTable barriers_{timers_};
+    std::unique_ptr<daemon::SegmentRegistry> segments_;
+    std::unique_ptr<daemon::ValueBudget> manager_budget_;
+    std::unique_ptr<daemon::QueueTable> queues_;
+    std::unique_ptr<daemon::KvTable> dicts_;
+    std::unique_ptr<daemon::TokenTable> tokens_;
+    std::string lock_dir_;
+    // The dicts the fingerprint looks at: those populate() made, and the one the last request named (dicts
+    // cannot be listed all at once).
+    std::vector<std::string> dicts_made_;
+    std::optional<std::string> last_dict_;
     daemon::Registry registry_;
     const daemon::TaskCgroups& cgroups_;
     std::vector<std::shared_ptr<daemon::Responder>> stop_waiters_;

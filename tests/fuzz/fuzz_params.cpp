@@ -8,8 +8,13 @@
 //
 // Any answer the protocol allows is fine. A bug is: a crash or a sanitizer's report, an exception out of
 // the loop, an internal_error (an exception the validation let through), anything on the connection that
-// is not a JSON-RPC line, not exactly one answer to the request (after its notifications), and a
-// connection that leaves something behind once closed (a wait, a log follower, the session, a descriptor).
+// is not a JSON-RPC line, not exactly one answer to the request (after its notifications; none only while
+// it waits for tasks that could not be played out, or for another client: a wait parked in the sync or
+// manager tables, a kv.watch), and a connection that leaves something behind once closed (a wait, a log
+// follower, a parked lock, semaphore, event, barrier or queue wait, a lease of the connection or a lease
+// nothing holds, anything that still refers to the session, a descriptor).
+//
+// lock.* and shm.* requests name files of the machine: DaemonWorld::confine() moves them into the world's.
 
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,13 +125,25 @@ void check_answer(const DaemonWorld::Exchange& e, const std::string& line) {
         }
     }
     if (answers == 0 && e.settled) {
-        fail("no answer, though every task has run to its end", line, got);
+        fail("no answer, though every task has run to its end and nothing waits for another client", line,
+             got);
     }
     if (e.watches_left > 0 || e.followers_left > 0 || e.session_left) {
         fail("a closed connection left behind " + std::to_string(e.watches_left) + " watches, " +
                  std::to_string(e.followers_left) + " log followers" +
                  (e.session_left ? " and its session" : ""),
              line, got);
+    }
+    if (e.client_waits_left > 0 || e.connection_leases_left > 0 || e.stray_leases > 0) {
+        fail("a closed connection left behind " + std::to_string(e.client_waits_left) +
+                 " parked waits (locks, semaphores, events, barriers, queues), " +
+                 std::to_string(e.connection_leases_left) + " holdings leased to a connection and " +
+                 std::to_string(e.stray_leases) + " leases that no holding accounts for",
+             line, got);
+    }
+    if (e.session_referred) {
+        fail("something still refers to a closed connection's session (a parked Responder, a lease)", line,
+             got);
     }
 }
 
@@ -179,9 +197,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         params[params.find_first_not_of(" \t")] != '{' || !json::accept(params)) {
         return -1;
     }
-    std::string line = R"({"jsonrpc":"2.0","id":1,"method":)" +
-                       json(method_named(input.substr(0, nl))).dump() + R"(,"params":)" +
-                       std::string(params) + "}";
+    const std::string& method = method_named(input.substr(0, nl));
+    std::optional<std::string> confined = world->confine(method, params);
+    if (!confined) {
+        return -1;
+    }
+    std::string line =
+        R"({"jsonrpc":"2.0","id":1,"method":)" + json(method).dump() + R"(,"params":)" + *confined + "}";
     DaemonWorld::Exchange exchange = world->exchange(line, passed_fds_for(params));
     if (print_exchanges) {
         std::fprintf(stderr, "> %s\n%s%s", line.c_str(), exchange.received.c_str(),

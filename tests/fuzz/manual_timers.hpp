@@ -24,11 +24,12 @@ class ManualTimers final : public daemon::Timers {
 
     void cancel(daemon::TimerId id) override { timers_.erase(id); }
 
-    // Runs the earliest timer (of those due at once, the first started); false if none is set. One at a
-    // time: a timer may cancel another due at the same moment.
-    bool fire_next() {
+    // Runs the earliest timer (of those due at once, the first started) of those started at SINCE (a
+    // next_id()) or later; false if none is set. One at a time: a timer may cancel another due at the same
+    // moment.
+    bool fire_next(daemon::TimerId since = 0) {
         auto first = timers_.end();
-        for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+        for (auto it = timers_.lower_bound(since); it != timers_.end(); ++it) {
             if (first == timers_.end() || it->second.due < first->second.due) {
                 first = it;
             }
@@ -44,6 +45,8 @@ class ManualTimers final : public daemon::Timers {
     }
 
     [[nodiscard]] size_t pending() const { return timers_.size(); }
+    // The id the next timer gets: what fire_next(since) takes to fire only the timers started from now on.
+    [[nodiscard]] daemon::TimerId next_id() const { return next_; }
 
   private:
     struct Entry {
