@@ -19,6 +19,7 @@ import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
+from mpctl.call import _read_all, _write_new
 from mpctl.client import Client, ConnectionLost, Error, RawJSON, _where
 
 _LOGGER = logging.getLogger("concurrent.futures")
@@ -463,8 +464,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
         except BaseException as error:  # the standard executor fails the future with it, not submit()
             future.set_exception(error)
             return future
-        with open(future._files[0], "wb") as f:
-            f.write(call)
+        _write_new(future._files[0], call)
         return self._submit_task({"argv": ["-m", "mpctl.call", future._files[1]], "stdin": future._files[0]},
                                  future)
 
@@ -488,8 +488,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
             future.set_exception(BrokenProcessPool(why))
             return
         try:
-            with open(future._files[1], "rb") as f:
-                kind, value = pickle.load(f)
+            kind, value = pickle.loads(_read(future._files[1]))
         except BaseException as error:  # what the standard executor's result handler dies of
             broken = BrokenProcessPool("A result of the process pool could not be unpickled")
             broken.__cause__ = error
@@ -548,10 +547,15 @@ def _environment():
 
 
 def _read(path):
+    """The bytes of the file at PATH (none for None). os-level: an io.open and its close cost ~45 us a call
+    more, paid twice for every call of a ProcessPoolExecutor."""
     if path is None:
         return b""
-    with open(path, "rb") as f:
-        return f.read()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read_all(fd)
+    finally:
+        os.close(fd)
 
 
 def _first_word(args):

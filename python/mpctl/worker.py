@@ -348,6 +348,9 @@ SAVED_SYS = ("argv", "orig_argv", "stdin", "stdout", "stderr", "__stdin__", "__s
              "last_type", "last_value", "last_traceback")
 
 
+_LAST_ENVIRON = None  # (entries, os.environ._data) as the last _replace_environ left them
+
+
 def _replace_environ(entries):
     """Make the C environment, and os.environ above it, ENTRIES ("NAME=VALUE" strings; the first of a name
     wins, as in python3's os.environ). This works on os.environ's own store (CPython's os._Environ._data, there since 3.2), under its mapping methods:
@@ -355,24 +358,28 @@ def _replace_environ(entries):
     in Python code, which cost half a millisecond a task for ~40 names. Only what differs is changed when
     the names are the same; otherwise the whole is rebuilt, in their order, as python3 would have it from
     its exec."""
+    global _LAST_ENVIRON
+    data = os.environ._data
+    if _LAST_ENVIRON is not None and _LAST_ENVIRON[0] == entries and _LAST_ENVIRON[1] == data:
+        return  # the last task's environment, which it left as it was: a pool's tasks mostly share one
     encoding, new = sys.getfilesystemencoding(), {}
     for entry in entries:
         name, equals, value = entry.encode(encoding, "surrogateescape").partition(b"=")
         if equals and name:
             new.setdefault(name, value)
-    data = os.environ._data
     if data.keys() == new.keys():
         for key, value in new.items():
             if data[key] != value:
                 os.putenv(key, value)
                 data[key] = value
-        return
-    for key in data:
-        os.unsetenv(key)
-    data.clear()
-    for key, value in new.items():
-        os.putenv(key, value)
-        data[key] = value
+    else:
+        for key in data:
+            os.unsetenv(key)
+        data.clear()
+        for key, value in new.items():
+            os.putenv(key, value)
+            data[key] = value
+    _LAST_ENVIRON = (list(entries), dict(data))
 
 
 def run_argv(run):
