@@ -40,7 +40,7 @@ const std::vector<std::string>& known_keys() {
                                                "shm_max_size",  "manager_max_bytes",
                                                "listen",        "socket",
                                                "state_dir",     "group",
-                                               "pools"};
+                                               "supervise",     "pools"};
     return keys;
 }
 
@@ -193,6 +193,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "the name of a group");
             }
             config.group = *v;
+        } else if (k == "supervise") {
+            auto v = node.value<bool>();
+            if (!v) {
+                return bad(k, "true or false");
+            }
+            config.supervise = *v;
         } else if (k == "max_connections") {
             auto v = node.value<int64_t>();
             if (!v || *v < 1 || *v > 1000000) {

@@ -18,6 +18,7 @@
 //   socket = "/srv/mpctl/mpctld.sock"   # absolute paths; --socket / --state-dir and then
 //   state_dir = "/srv/mpctl/state"      # $MPCTL_SOCKET / $MPCTL_STATE_DIR win over these
 //   group = "mpctl"             # run as root, also serve this group's members (server/group_access.hpp)
+//   supervise = true            # restart a daemon that crashed (service/supervisor.hpp)
 //   [pools.gpu]
 //   workers = 1
 // Every flag of mpctld that is a setting has its key here; the others are not settings: --config names
@@ -31,6 +32,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 #include <mpctl/common/result.hpp>
@@ -65,12 +67,16 @@ struct DaemonConfig {
     std::string group = "mpctl";      // a root daemon also serves its members
     std::vector<std::string> listen;  // tcp://HOST:PORT for remote clients over TLS; none by default
     std::map<std::string, int> pools;
+    bool supervise = false;  // run under a supervising parent (service/supervisor.hpp)
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies
     ReloadableSettings from_file;   // set by load_config_file
     bool config_required = false;   // --config named the file: a reload that cannot read it fails
     bool workers_flag = false;      // --workers given: it wins over the file, at reloads too
     bool log_level_flag = false;    // --log-level given: likewise
+    // Set in a supervised daemon: its supervisor's pid (0: unsupervised) and the daemons it started before.
+    pid_t supervisor_pid = 0;
+    int restarts = 0;
 };
 
 // The log levels a config file and --log-level take.

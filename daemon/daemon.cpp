@@ -18,6 +18,7 @@
 #include <mpctl/daemon/commands/sync_context.hpp>
 #include <mpctl/daemon/commands/task_context.hpp>
 #include <mpctl/daemon/daemon.hpp>
+#include <mpctl/daemon/exec/exit_journal.hpp>
 #include <mpctl/daemon/server/group_access.hpp>
 #include <mpctl/daemon/server/session.hpp>
 #include <mpctl/proto/json_text.hpp>
@@ -72,6 +73,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     options.default_cwd = home_or_root();
     options.max_output = config_.max_output;
     view_ = std::make_unique<StatusView>(outputs_, options.default_cwd);
+    // Where the supervising parent records how the tasks of a daemon that died ended: resume() re-adopts
+    // them.
+    spawner_.set_exit_journal(exit_journal_path(config_.state_dir));
     warm_ = std::make_unique<WarmSpawner>(io_, spawner_, timers_, config_.state_dir + "/workers");
     scheduler_ = std::make_unique<Scheduler>(*warm_, timers_, outputs_, events_, std::move(options));
     scheduler_->set_cgroups(&cgroups_);
@@ -363,6 +367,9 @@ nlohmann::json Daemon::listen_addresses() const {
 nlohmann::json Daemon::info() {
     return {
         {"pid", ::getpid()},
+        {"supervisor", config_.supervisor_pid > 0
+                           ? nlohmann::json{{"pid", config_.supervisor_pid}, {"restarts", config_.restarts}}
+                           : nlohmann::json(nullptr)},
         {"version", MPCTL_VERSION},
         {"started_at", common::format_rfc3339_ms(started_at_ms_)},
         {"uptime_ms", common::now_unix_ms() - started_at_ms_},

@@ -1,5 +1,5 @@
-// mpctld: flags -> config -> endpoint -> (daemonize) -> journal (recovered with --recover) -> Daemon::run.
-// The only place that exits.
+// mpctld: flags -> config -> endpoint -> (daemonize) -> (supervise: the supervisor stays here, each daemon
+// it forks goes on) -> journal (recovered with --recover) -> Daemon::run. The only place that exits.
 //
 // Exit codes: 0 stopped cleanly, 1 start-up failed (a damaged journal too), 2 usage error, 3 another mpctld
 // holds the state dir or the socket.
@@ -26,6 +26,7 @@
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/service/logging.hpp>
 #include <mpctl/daemon/service/socket_activation.hpp>
+#include <mpctl/daemon/service/supervisor.hpp>
 #include <mpctl/daemon/store/recovery.hpp>
 
 namespace {
@@ -122,10 +123,14 @@ int main(int argc, char** argv) {
     std::string socket_flag, state_flag, config_flag, log_level, durability, log_max_size, check_config;
     int workers = 0, log_keep = -1;
     double kill_after = -1;
-    bool foreground = false, exit_with_parent = false, recover_flag = false, print_fingerprint = false;
+    bool foreground = false, exit_with_parent = false, recover_flag = false, print_fingerprint = false,
+         supervise = false;
     std::vector<std::string> listen;
     std::string group;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
+    app.add_flag("--supervise", supervise,
+                 "Run the daemon under a supervising parent that restarts it after a crash and records the "
+                 "exit status of each task that ends while it is down (STATE_DIR/task-exits)");
     app.add_flag("--recover", recover_flag,
                  "If the journal (STATE_DIR/mpctld.db) is damaged, move it aside to "
                  "mpctld.db.corrupt-<UTC time> (kept), salvage the tasks and pools still readable into a "
@@ -247,6 +252,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     config.foreground = foreground || daemon::started_by_systemd();
+    config.supervise = config.supervise || supervise;
     config.exit_with_parent = exit_with_parent;
 
     // A client that goes away must never kill the daemon with SIGPIPE.
@@ -278,15 +284,14 @@ int main(int argc, char** argv) {
                                                     : k_exit_failed);
     }
     daemon::Readiness readiness;
+    const std::string log_path = config.foreground ? std::string() : config.state_dir + "/mpctld.log";
     if (!config.foreground) {
-        const std::string log_path = config.state_dir + "/mpctld.log";
         auto detached = daemon::daemonize(log_path);
         if (!detached) {
             return fail(detached.error().message());
         }
         readiness = std::move(*detached);
-        daemon::log_to_file(log_path, config.log_max_size, config.log_keep);
-        daemon::record_pid(*endpoint);
+        daemon::record_pid(*endpoint);  // supervised, the supervisor's: the process to signal
     }
     if (config.exit_with_parent) {
         pid_t parent = ::getppid();
@@ -294,6 +299,24 @@ int main(int argc, char** argv) {
         if (::getppid() != parent) {
             return fail("parent exited during start-up");
         }
+    }
+    daemon::Supervised supervised;
+    if (config.supervise) {
+        auto supervision = daemon::supervise({config.state_dir, log_path}, readiness);
+        if (!supervision) {
+            readiness.failed(supervision.error().message());
+            return fail(supervision.error().message());
+        }
+        if (supervision->exit_code) {
+            return *supervision->exit_code;  // the supervisor, done
+        }
+        supervised = std::move(supervision->daemon);
+        config.supervisor_pid = supervised.supervisor_pid();
+        config.restarts = supervised.restarts();
+    }
+    if (!config.foreground) {
+        // After supervise: a restarted daemon would otherwise keep the supervisor's logger (no rotation).
+        daemon::log_to_file(log_path, config.log_max_size, config.log_keep);
     }
 
     const std::string journal_path = config.state_dir + "/mpctld.db";
@@ -314,7 +337,10 @@ int main(int argc, char** argv) {
     try {
         daemon::Daemon d(config, std::move(*endpoint), std::move(journal->store),
                          std::move(journal->contents));
-        return d.run([&] { readiness.ready(note); });
+        return d.run([&] {
+            readiness.ready(note);
+            supervised.ready();
+        });
     } catch (const std::exception& e) {
         readiness.failed(e.what());
         if (!activated_socket) {

@@ -81,6 +81,10 @@ group = "mpctl"
 Run as root, also serve the members of this group (by the connecting process's gid or supplementary
 groups, as the kernel judges a file's group; default: mpctl, where it exists).
 .TP
+supervise = true
+Run under a supervising parent that restarts a daemon that crashed and records the exit status of tasks
+that end while it is down (default: false; `--supervise`).
+.TP
 [pools.NAME] workers = N
 The size of pool NAME.
 .PP
@@ -97,6 +101,9 @@ Stop as `mpctl daemon stop --now`: running tasks get SIGTERM (to each process gr
 SIGHUP
 Read the config file again and apply what changed in `workers`, `[pools.NAME]` sizes and `log_level`
 (a flag still wins over the file); other keys take effect at the next start.
+.PP
+With `--supervise` these go to the supervising parent (the pid in STATE_DIR/mpctld.lock), which forwards
+them to the daemon and exits with it.
 .SH "EXIT STATUS"
 .TP
 0

@@ -12,6 +12,7 @@
 #include <asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <mpctl/common/pidfd_exit.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/exec/spawn_linux.hpp>
@@ -70,6 +71,22 @@ std::unexpected<common::Error> stage_failure(common::Error error, size_t stage, 
         error.context = "stage " + std::to_string(stage) + ": " + error.context;
     }
     return std::unexpected(std::move(error));
+}
+
+// An adopted process's pidfd in the epoll set: its pid with this bit, so that its exit, which must not be
+// waited for, is never taken for a child's (a pid the supervisor has reaped may be ours again at once).
+constexpr uint64_t k_adopted_tag = uint64_t{1} << 32;
+
+ExitInfo exit_info_of(int wait_status) {
+    ExitInfo info;
+    if (WIFEXITED(wait_status)) {
+        info.exit_code = WEXITSTATUS(wait_status);
+    } else if (WIFSIGNALED(wait_status)) {
+        info.signal = WTERMSIG(wait_status);
+    } else {
+        info.unknown = true;
+    }
+    return info;
 }
 
 // A command that is nowhere (or empty: shown as '', where the shell's ": command not found" is easy to miss).
@@ -183,7 +200,7 @@ void ProcessSpawner::spawn_here(std::unique_ptr<Job> job) {
         spdlog::debug("spawns kept the loop waiting: the spawn thread starts tasks for the next {} s",
                       std::chrono::duration_cast<std::chrono::seconds>(k_offload_for).count());
     }
-    adopt(*job);
+    receive(*job);
 }
 
 void ProcessSpawner::run_jobs() {
@@ -214,25 +231,25 @@ void ProcessSpawner::run_jobs() {
             // A spawner destroyed before the loop ran this leaves it nothing to do (a token, not `this`).
             asio::post(io_, [this, alive = std::weak_ptr<const char>(alive_)] {
                 if (alive.lock()) {
-                    adopt_done();
+                    receive_done();
                 }
             });
         }
     }
 }
 
-void ProcessSpawner::adopt_done() {
+void ProcessSpawner::receive_done() {
     std::vector<std::unique_ptr<Job>> jobs;
     {
         std::lock_guard lock(mutex_);
         jobs.swap(done_);
     }
     for (auto& job : jobs) {
-        adopt(*job);
+        receive(*job);
     }
 }
 
-void ProcessSpawner::adopt(Job& job) {
+void ProcessSpawner::receive(Job& job) {
     std::vector<int> pids;
     pids.reserve(job.children.size());
     for (size_t i = 0; i < job.children.size(); ++i) {
@@ -246,7 +263,7 @@ void ProcessSpawner::adopt(Job& job) {
                 cb(i, info);
             };
         }
-        watch(c.pid, std::move(c.pidfd), std::move(on_exit));
+        watch(c.pid, std::move(c.pidfd), std::move(on_exit), c.start_ticks);
     }
     // What the scheduler throws must not keep the other spawns from being reported.
     try {
@@ -397,7 +414,8 @@ common::Error ProcessSpawner::spawn_error(const common::Error& child, const std:
     return common::Error{common::Errc::failed, child.err, step};
 }
 
-void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit) {
+void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit,
+                           uint64_t start_ticks) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(pid);
@@ -412,7 +430,7 @@ void ProcessSpawner::watch(int pid, common::UniqueFd pidfd, std::function<void(E
         }
         return;
     }
-    children_.emplace(pid, Child{std::move(pidfd), std::move(on_exit)});
+    children_.emplace(pid, Child{std::move(pidfd), std::move(on_exit), start_ticks});
     wait_for_exits();
 }
 
@@ -440,7 +458,7 @@ common::Result<std::string> ProcessSpawner::lookup(const std::string& file, cons
 }
 
 void ProcessSpawner::wait_for_exits() {
-    if (waiting_ || children_.empty()) {
+    if (waiting_ || (children_.empty() && adopted_watched_ == 0)) {
         return;
     }
     waiting_ = true;
@@ -456,7 +474,12 @@ void ProcessSpawner::wait_for_exits() {
         int n = 0;
         while ((n = ::epoll_wait(exits_.native_handle(), events, 64, 0)) > 0) {
             for (int i = 0; i < n; ++i) {
-                reap(static_cast<int>(events[i].data.u64));
+                uint64_t tag = events[i].data.u64;
+                if ((tag & k_adopted_tag) != 0) {
+                    adopted_exited(static_cast<int>(tag & ~k_adopted_tag));
+                } else {
+                    reap(static_cast<int>(tag));
+                }
             }
             if (n < 64) {
                 break;
@@ -509,6 +532,147 @@ void ProcessSpawner::signal_group(int pgid, int signo) {
 
 bool ProcessSpawner::group_alive(int pgid) {
     return pgid > 1 && ::kill(-pgid, 0) == 0;
+}
+
+uint64_t ProcessSpawner::start_ticks(int pid) const {
+    auto it = children_.find(pid);
+    return it == children_.end() ? 0 : it->second.start_ticks;
+}
+
+common::Result<void> ProcessSpawner::adopt(int pid, uint64_t start_ticks, const std::string& /*pool*/,
+                                           OnExit on_exit) {
+    const std::string process = "process " + std::to_string(pid);
+    if (pid <= 1 || adopted_.contains(pid) || children_.contains(pid)) {
+        return common::plain_error(process + " is watched already");
+    }
+    Adopted a;
+    a.start_ticks = start_ticks;
+    a.on_exit = [cb = std::move(on_exit)](ExitInfo info) {
+        cb(0, std::move(info));
+    };
+    a.deadline = std::chrono::steady_clock::now() + adopted_exit_wait_;
+    a.delay = k_first_look;
+    // Ended while no daemon watched it: the supervisor journaled its status before it reaped it. Reported
+    // from the loop, after adopt() has returned, as for a process that ends later.
+    auto report_recorded = [&] {
+        adopted_.emplace(pid, std::move(a));
+        asio::post(io_, [this, pid, alive = std::weak_ptr<const char>(alive_)] {
+            if (alive.lock()) {
+                look_for_status(pid);
+            }
+        });
+        return common::Result<void>{};
+    };
+    if (records_ && records_->wait_status(pid, start_ticks)) {
+        return report_recorded();
+    }
+    auto pidfd = common::pidfd_open(pid);  // a zombie has one too: its status is still to be recorded
+    if (!pidfd) {
+        if (pidfd.error().err == ESRCH) {
+            return common::plain_error(process + " is gone and no record of its exit was kept");
+        }
+        return std::unexpected(pidfd.error());
+    }
+    auto started = common::process_start_time(pid);
+    if (!started) {
+        // Reaped between the two calls: its record was written before the reap, if anyone wrote one.
+        if (records_ && records_->wait_status(pid, start_ticks)) {
+            return report_recorded();
+        }
+        return common::plain_error(process + " is gone and no record of its exit was kept");
+    }
+    if (!started_as_recorded(start_ticks, *started)) {
+        return common::plain_error("pid " + std::to_string(pid) + " is another process now (started at " +
+                                   std::to_string(*started) + " ticks since boot, the task's at " +
+                                   std::to_string(start_ticks) + ")");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = k_adopted_tag | static_cast<uint64_t>(pid);
+    if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, pidfd->get(), &ev) != 0) {
+        return common::sys_error("epoll_ctl for " + process);
+    }
+    a.pidfd = std::move(*pidfd);
+    adopted_.emplace(pid, std::move(a));
+    ++adopted_watched_;
+    wait_for_exits();
+    return {};
+}
+
+void ProcessSpawner::adoptions_done() {
+    adopting_ = false;
+    clear_records_if_done();
+}
+
+void ProcessSpawner::adopted_exited(int pid) {
+    auto it = adopted_.find(pid);
+    if (it == adopted_.end()) {
+        return;
+    }
+    // Out of the set (a pidfd stays readable), but kept: PIDFD_GET_INFO needs it once the process is reaped.
+    ::epoll_ctl(exits_.native_handle(), EPOLL_CTL_DEL, it->second.pidfd.get(), nullptr);
+    --adopted_watched_;
+    it->second.deadline = std::chrono::steady_clock::now() + adopted_exit_wait_;
+    look_for_status(pid);
+}
+
+void ProcessSpawner::look_for_status(int pid) {
+    auto it = adopted_.find(pid);
+    if (it == adopted_.end()) {
+        return;
+    }
+    Adopted& a = it->second;
+    std::optional<int> status;
+    if (records_) {
+        status = records_->wait_status(pid, a.start_ticks);
+    }
+    if (!status && a.pidfd) {
+        status = common::pidfd_exit_status(a.pidfd.get());
+    }
+    if (status) {
+        adopted_ended(pid, exit_info_of(*status));
+        return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= a.deadline) {
+        spdlog::warn("adopted pid {} ended, and no record says how", pid);
+        ExitInfo unknown;
+        unknown.unknown = true;
+        adopted_ended(pid, std::move(unknown));
+        return;
+    }
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(a.deadline - now);
+    auto delay = std::min(a.delay, left);
+    a.delay *= 2;
+    if (!a.retry) {
+        a.retry = std::make_unique<asio::steady_timer>(io_);
+    }
+    a.retry->expires_after(delay);
+    a.retry->async_wait([this, pid](const std::error_code& ec) {
+        if (!ec) {  // a spawner destroyed meanwhile destroyed the timer, which aborts the wait
+            look_for_status(pid);
+        }
+    });
+}
+
+void ProcessSpawner::adopted_ended(int pid, ExitInfo info) {
+    auto it = adopted_.find(pid);
+    auto on_exit = std::move(it->second.on_exit);
+    adopted_.erase(it);
+    try {
+        on_exit(std::move(info));
+    } catch (const std::exception& e) {
+        spdlog::error("internal error after the exit of adopted pid {}: {}", pid, e.what());
+    }
+    clear_records_if_done();
+}
+
+void ProcessSpawner::clear_records_if_done() {
+    // Every record was for a process of the daemon that died; once none is watched or looked for, nothing
+    // will ask for one again, and the file must not grow over a long life.
+    if (records_ && !adopting_ && adopted_.empty()) {
+        records_->clear();
+    }
 }
 
 }  // namespace mpctl::daemon

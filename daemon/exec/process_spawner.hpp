@@ -7,6 +7,11 @@
 // the time that wait, on a loaded machine, kept the loop from answering clients (a submit answered in
 // 0.7-0.9 ms while a map was spawning, against 0.15 ms). The spawn thread owns the child stack and the PATH
 // lookups; everything else (the pidfds, the callbacks) stays on the loop.
+//
+// It also re-adopts the tasks of a daemon that died (adopt): their pidfds join the same epoll set, but they
+// are not our children (waitid fails with ECHILD), so their status comes from the exit journal the
+// supervising parent writes before it reaps them (ExitRecords), or from PIDFD_GET_INFO
+// (common/pidfd_exit.hpp).
 
 #include <chrono>
 #include <condition_variable>
@@ -20,8 +25,10 @@
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/exec/exit_records.hpp>
 #include <mpctl/daemon/exec/spawn_linux.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
 
@@ -39,6 +46,17 @@ class ProcessSpawner final : public Spawner {
     void spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) override;
     void signal_group(int pgid, int signo) override;
     [[nodiscard]] bool group_alive(int pgid) override;
+    [[nodiscard]] uint64_t start_ticks(int pid) const override;
+    // POOL is not looked at: every process this spawner is asked to adopt is a task's own.
+    [[nodiscard]] common::Result<void> adopt(int pid, uint64_t start_ticks, const std::string& pool,
+                                             OnExit on_exit) override;
+    void adoptions_done() override;
+
+    // The exit journal (exit_journal_path(STATE_DIR)): where the supervising parent records how the tasks
+    // of a daemon that died ended. Without it, an adopted process's status comes from PIDFD_GET_INFO alone.
+    void set_exit_journal(const std::string& path) { records_.emplace(path); }
+    // How long the status of an adopted process that ended is looked for (k_adopted_exit_wait by default).
+    void set_adopted_exit_wait(std::chrono::milliseconds wait) { adopted_exit_wait_ = wait; }
 
     // Whether the loop may spawn by itself while spawns are quick (by default it may); without, every
     // spawn goes through the thread.
@@ -60,6 +78,17 @@ class ProcessSpawner final : public Spawner {
     struct Child {
         common::UniqueFd pidfd;
         std::function<void(ExitInfo)> on_exit;  // empty for a stage torn down before its pipeline started
+        uint64_t start_ticks = 0;
+    };
+    // A process of an earlier daemon's task. Watched while it runs; once it has ended, its status is looked
+    // for (in the journal, then with PIDFD_GET_INFO) until found or until its deadline.
+    struct Adopted {
+        uint64_t start_ticks = 0;
+        common::UniqueFd pidfd;  // none for a process that had ended before adopt()
+        std::function<void(ExitInfo)> on_exit;
+        std::chrono::steady_clock::time_point deadline;
+        std::chrono::milliseconds delay{0};  // before the next look
+        std::unique_ptr<asio::steady_timer> retry;
     };
     // One spawn on its way through the thread. The thread fills in children and error.
     struct Job {
@@ -81,13 +110,18 @@ class ProcessSpawner final : public Spawner {
 
     // Loop thread.
     void spawn_here(std::unique_ptr<Job> job);
-    void adopt_done();
-    void adopt(Job& job);
+    void receive_done();
+    void receive(Job& job);
     // The pidfds live in an epoll set of their own, which the loop watches as one descriptor: adding a
     // child is one epoll_ctl, and closing its pidfd removes it (asio would register, arm and remove each).
     void wait_for_exits();
-    void watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit);
+    void watch(int pid, common::UniqueFd pidfd, std::function<void(ExitInfo)> on_exit, uint64_t start_ticks);
     void reap(int pid);
+    // Adopted processes.
+    void adopted_exited(int pid);
+    void look_for_status(int pid);
+    void adopted_ended(int pid, ExitInfo info);
+    void clear_records_if_done();
 
     asio::io_context& io_;
     std::optional<ResourceLimit> child_open_files_;
@@ -95,6 +129,16 @@ class ProcessSpawner final : public Spawner {
     asio::posix::stream_descriptor exits_;  // the epoll set of the children's pidfds
     bool waiting_ = false;
     std::unordered_map<int, Child> children_;
+    std::unordered_map<int, Adopted> adopted_;  // by pid: live ones cannot share one
+    size_t adopted_watched_ = 0;                // those of adopted_ in the epoll set
+    std::optional<ExitRecords> records_;
+    bool adopting_ = true;  // until adoptions_done()
+    // The supervisor appends a record right after the exit, before it reaps: the first looks come soon and
+    // double from k_first_look; past k_adopted_exit_wait, nothing will tell any more (a supervisor that is
+    // gone, a kernel without PIDFD_GET_INFO) and the outcome is unknown.
+    static constexpr std::chrono::milliseconds k_first_look{5};
+    static constexpr std::chrono::milliseconds k_adopted_exit_wait{10000};
+    std::chrono::milliseconds adopted_exit_wait_ = k_adopted_exit_wait;
 
     std::mutex mutex_;  // guards todo_, done_ and stopping_
     std::condition_variable wake_;

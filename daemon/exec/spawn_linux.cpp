@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mpctl/daemon/exec/exit_journal.hpp>
 #include <mpctl/daemon/exec/spawn_linux.hpp>
 
 // The child runs on a stack of its own with the daemon's memory: keep the sanitizers' bookkeeping out of it.
@@ -223,6 +224,7 @@ common::Result<SpawnedChild> spawn_child(const ChildSetup& setup) {
     sigfillset(&all);
     ::pthread_sigmask(SIG_BLOCK, &all, &old);
     int pidfd = -1;
+    uint64_t start_ticks = boottime_ticks_now();
     pid_t pid = ::clone(child_main, stack, k_clone_flags, &st, &pidfd);
     int clone_err = errno;
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -238,7 +240,7 @@ common::Result<SpawnedChild> spawn_child(const ChildSetup& setup) {
         // The child wrote the step and its errno into ST (a shared page) before it exited.
         return common::sys_error(st.step, st.err);
     }
-    return SpawnedChild{pid, std::move(fd)};
+    return SpawnedChild{pid, std::move(fd), start_ticks};
 }
 
 }  // namespace mpctl::daemon

@@ -51,6 +51,10 @@ struct ChildSetup {
 struct SpawnedChild {
     pid_t pid = 0;
     common::UniqueFd pidfd;
+    // boottime_ticks_now() just before the clone: at most the child's /proc/PID/stat start time, and so
+    // close to it that a later process with the same pid cannot match it (exit_records.hpp). A clock read
+    // through the vDSO, where reading the child's stat would cost a /proc open per spawn.
+    uint64_t start_ticks = 0;
 };
 
 // A failure's context is the step that failed ("clone", "chdir", "exec", "setrlimit", ...) and its err the

@@ -63,11 +63,12 @@ struct SpawnSpec {
     int attempt = 0;
 };
 
-// How a process ended: exactly one of exit_code and signal is set.
+// How a process ended: exactly one of exit_code and signal is set, unless unknown.
 struct ExitInfo {
     std::optional<int> exit_code;
     std::optional<int> signal;
-    std::string note;  // for the task's error, what the status alone does not say (a warm worker's end)
+    std::string note;      // for the task's error, what the status alone does not say (a warm worker's end)
+    bool unknown = false;  // an adopted process whose status no source recorded: neither is set
 };
 
 // A spawn that failed reports an Error whose context is the whole message ("command not found: x", "cwd
@@ -106,6 +107,26 @@ class Spawner {
 
     // Whether any process is left in group PGID (after its leader exited, background children may remain).
     [[nodiscard]] virtual bool group_alive(int pgid) = 0;
+
+    // -- re-adoption after a restart (Scheduler::resume) ---------------------------------------------------
+    // When the first process of a spawn (PID, one this spawner started and has not reaped) was started, in
+    // /proc/PID/stat's clock ticks (boottime_ticks_now() read just before its clone), for the journal; 0 if
+    // unknown. The default knows none: such tasks cannot be re-adopted by a later daemon.
+    [[nodiscard]] virtual uint64_t start_ticks([[maybe_unused]] int pid) const { return 0; }
+
+    // Watches process PID, which an earlier daemon started at START_TICKS (as start_ticks() said) for a task
+    // of POOL, as if this spawner had started it: ON_EXIT runs once (stage 0), on the loop and never before
+    // adopt() returns, with its exact status, or with ExitInfo::unknown when no source recorded it. A process
+    // that ended while no daemon watched counts too, if its end was recorded. The error says why it cannot
+    // be adopted (its pid is another process now, it is gone without a record, ...). The default refuses.
+    [[nodiscard]] virtual common::Result<void> adopt([[maybe_unused]] int pid,
+                                                     [[maybe_unused]] uint64_t start_ticks,
+                                                     [[maybe_unused]] const std::string& pool,
+                                                     [[maybe_unused]] OnExit on_exit) {
+        return common::plain_error("this daemon cannot re-adopt processes");
+    }
+    // Resume has asked for every adoption it will: what only adoptions could need may go once they are over.
+    virtual void adoptions_done() {}
 };
 
 }  // namespace mpctl::daemon

@@ -278,7 +278,8 @@ common::Result<TableSalvage> salvage_tasks(sqlite3* source, sqlite3* target) {
                         {"pid", "NULL"},
                         {"error", "NULL"},
                         {"env_id", "NULL"},
-                        {"outcome", "NULL"}},
+                        {"outcome", "NULL"},
+                        {"pid_start", "NULL"}},
                        usable_task});
 }
 

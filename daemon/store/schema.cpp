@@ -111,6 +111,11 @@ CREATE TABLE tokens (
     created_at INTEGER NOT NULL
 );
 )sql",
+    // 9: when a running task's process started (ticks since boot, as /proc/PID/stat says), beside its pid:
+    // what lets a restarted daemon re-adopt it without mistaking a later process with the same pid for it.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN pid_start INTEGER;
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 

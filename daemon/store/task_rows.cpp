@@ -83,6 +83,9 @@ TaskRow row_of(const Task& t, bool with_spec) {
     row.finished_at = t.finished_at_ms;
     row.attempts = t.attempts;
     row.pid = t.pid;
+    if (t.pid && t.pid_start != 0) {
+        row.pid_start = static_cast<int64_t>(t.pid_start);
+    }
     row.error = t.error;
     row.outcome = outcome_of(t);
     if (with_spec) {
@@ -106,6 +109,7 @@ common::Result<void> write_task_row(sqlite3* db, sqlite3_stmt* stmt, const TaskR
     sqlite::bind_optional(stmt, 10, row.pid);
     sqlite::bind_optional(stmt, 11, row.error);
     sqlite::bind_optional(stmt, 12, row.outcome);
+    sqlite::bind_optional(stmt, 15, row.pid_start);
     if (with_spec) {
         sqlite3_bind_text(stmt, 13, row.spec.c_str(), static_cast<int>(row.spec.size()), SQLITE_STATIC);
         sqlite::bind_optional(stmt, 14, row.env_id != 0 ? std::optional<int64_t>(row.env_id) : std::nullopt);
@@ -147,6 +151,7 @@ std::optional<Task> read_task(sqlite3_stmt* stmt) {
     if (auto outcome = sqlite::column_optional_text(stmt, 13)) {
         restore_outcome(t, *outcome);
     }
+    t.pid_start = static_cast<uint64_t>(sqlite::column_int(stmt, 14).value_or(0));
     return t;
 }
 

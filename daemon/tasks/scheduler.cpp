@@ -97,12 +97,10 @@ void Scheduler::resume() {
     int64_t now = common::now_unix_ms();
     for (auto& [id, t] : tasks_) {
         if (t.state == TaskState::running) {
-            t.pid.reset();
-            t.finished_at_ms = now;
-            t.error = "the daemon stopped while the task ran; its outcome is unknown";
-            finish(t, TaskState::failed, FailReason::lost);
+            readopt(t, now);
         }
     }
+    spawner_.adoptions_done();
     // The queues of maps whose daemon died (orphan_restored_pool: at start every transient pool is one)
     // have nobody to collect them.
     std::vector<std::string> orphaned = cancel_transient_queues(Orphaned::daemon_restarted);

@@ -11,9 +11,10 @@
 // futures, output retention, shutdown), so unit tests drive it without processes or clocks. It renders
 // nothing: StatusView shows a task to clients. Loop thread only.
 //
-// The member functions live in three files, by concept: scheduler.cpp (submission, restore, dependencies,
-// finishing), scheduler_runs.cpp (an attempt: start, exit, retry, stop, signals) and scheduler_pools.cpp
-// (pool sizes, transient pools, shutdown).
+// The member functions live in four files, by concept: scheduler.cpp (submission, restore, dependencies,
+// finishing), scheduler_runs.cpp (an attempt: start, exit, retry, stop, signals), scheduler_adoption.cpp
+// (the tasks an earlier daemon left running) and scheduler_pools.cpp (pool sizes, transient pools,
+// shutdown).
 
 #include <cstdint>
 #include <functional>
@@ -76,7 +77,9 @@ class Scheduler {
 
     // Start-up: puts TASK (as journaled) back in the table. Call resume() once all are restored.
     void restore(Task task);
-    // Marks tasks that were running when the daemon died as lost and queues the pending ones.
+    // Re-adopts the tasks that were running when the daemon died (Spawner::adopt: they run on, or end with
+    // the status recorded while no daemon watched), marks those it cannot as lost, and queues the pending
+    // ones.
     void resume();
 
     // --cgroup containment; without it (unit tests, no cgroup v2) tasks asking for a cgroup fail to spawn.
@@ -174,8 +177,16 @@ class Scheduler {
     // keeps the counts, then tells the listener (durable tasks only: the others were never journaled).
     void notify(Task& task);
 
+    // scheduler_adoption.cpp
+    // TASK was running when the daemon died (journaled at NOW_MS): re-adopted, or failed as lost.
+    void readopt(Task& task, int64_t now_ms);
+    // Why TASK's processes cannot be re-adopted, before the spawner is asked; nullopt if they may be.
+    [[nodiscard]] static std::optional<std::string> why_not_adoptable(const Task& task);
+
     // scheduler_runs.cpp
     void start(Task& task, Pool& pool);
+    // The timeout of the running TASK fires after DELAY (through begin_stop, as any timeout).
+    void arm_timeout(Task& task, std::chrono::milliseconds delay);
     [[nodiscard]] common::Result<SpawnSpec> prepare_spawn(Task& task);
     [[nodiscard]] SpawnSpec spawn_spec(const Task& task);
     // The spawner's answer for attempt ATTEMPT of task ID.

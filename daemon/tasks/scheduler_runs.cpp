@@ -195,6 +195,7 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
     }
     t->stages_running = static_cast<uint32_t>(pids->size());
     t->pid = pids->front();
+    t->pid_start = spawner_.start_ticks(*t->pid);
     t->started_at_ms = common::now_unix_ms();
     if (t->signal_on_start != 0) {
         spawner_.signal_group(*t->pid, std::exchange(t->signal_on_start, 0));
@@ -213,15 +214,20 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
         return;
     }
     if (t->spec.timeout_s()) {
-        t->timeout_timer = timers_.start(to_ms(*t->spec.timeout_s()), [this, id] {
-            Task* task = find(id);
-            if (task != nullptr && task->state == TaskState::running) {
-                task->timeout_timer = 0;
-                begin_stop(*task, Task::Stop::timeout);
-            }
-        });
+        arm_timeout(*t, to_ms(*t->spec.timeout_s()));
     }
     notify(*t);
+}
+
+void Scheduler::arm_timeout(Task& t, std::chrono::milliseconds delay) {
+    int64_t id = t.id;
+    t.timeout_timer = timers_.start(delay, [this, id] {
+        Task* task = find(id);
+        if (task != nullptr && task->state == TaskState::running) {
+            task->timeout_timer = 0;
+            begin_stop(*task, Task::Stop::timeout);
+        }
+    });
 }
 
 void Scheduler::start_failed(Task& t, const common::Error& why) {
@@ -361,6 +367,10 @@ void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
     if (--t->stages_running > 0) {
         return;  // the task ends with its last process
     }
+    if (info.unknown) {
+        on_exit(id, std::move(info));  // an adopted process (one stage): nothing to weigh
+        return;
+    }
     ExitInfo outcome = pipeline_outcome(*t);
     outcome.note = std::move(info.note);  // only a warm worker's task, one process, has one
     on_exit(id, std::move(outcome));
@@ -388,6 +398,7 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     t->timeout_timer = 0;
     int pgid = t->pid.value_or(0);
     t->pid.reset();
+    t->pid_start = 0;
     if (t->kill_timer != 0) {
         // Keep the SIGKILL escalation only while something of the group survives its leader.
         if (!spawner_.group_alive(pgid)) {
@@ -404,6 +415,11 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     if (why == Task::Stop::cancel || why == Task::Stop::shutdown) {
         t->error = why == Task::Stop::cancel ? "cancelled while running" : "stopped by daemon shutdown";
         finish(*t, TaskState::cancelled, FailReason::none);
+    } else if (info.unknown) {
+        // Re-adopted after a restart, it ended, and neither the exit journal nor the kernel said how: not
+        // retried, since it may have done its work.
+        t->error = "re-adopted after a daemon restart, it ended without any record of its exit status";
+        finish(*t, TaskState::failed, FailReason::lost);
     } else {
         FailReason reason = FailReason::none;
         if (why == Task::Stop::timeout) {

@@ -28,6 +28,9 @@ struct Task {
     std::optional<int64_t> finished_at_ms;
     std::optional<std::string> error;
     int64_t env_id = 0;  // its environment in the journal (0: the daemon's own)
+    // When its process (the first stage's) started, in /proc/PID/stat's ticks since boot (Spawner::
+    // start_ticks), journaled with pid: what lets a restarted daemon re-adopt it. 0: unknown.
+    uint64_t pid_start = 0;
 
     // Scheduling state, never journaled.
     uint64_t queue_seq = 0;  // its place in its pool's ready queue

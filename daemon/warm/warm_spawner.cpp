@@ -69,4 +69,22 @@ bool WarmSpawner::group_alive(int pgid) {
     return processes_.group_alive(pgid);
 }
 
+uint64_t WarmSpawner::start_ticks(int pid) const {
+    for (const auto& [name, pool] : pools_) {
+        if (pool->owns(pid)) {
+            return 0;
+        }
+    }
+    return processes_.start_ticks(pid);
+}
+
+common::Result<void> WarmSpawner::adopt(int pid, uint64_t start_ticks, const std::string& pool,
+                                        OnExit on_exit) {
+    if (pools_.contains(pool)) {
+        return common::plain_error("it ran on a worker of warm pool " + pool +
+                                   ", which ended with the daemon's socket");
+    }
+    return processes_.adopt(pid, start_ticks, pool, std::move(on_exit));
+}
+
 }  // namespace mpctl::daemon

@@ -37,6 +37,12 @@ class WarmSpawner final : public Spawner {
     void spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) override;
     void signal_group(int pgid, int signo) override;
     [[nodiscard]] bool group_alive(int pgid) override;
+    // A worker's task is never re-adopted: its worker held a socket to the daemon that died, and ended with
+    // it (or ends at its next read). Everything else is the process spawner's.
+    [[nodiscard]] uint64_t start_ticks(int pid) const override;
+    [[nodiscard]] common::Result<void> adopt(int pid, uint64_t start_ticks, const std::string& pool,
+                                             OnExit on_exit) override;
+    void adoptions_done() override { processes_.adoptions_done(); }
 
   private:
     asio::io_context& io_;

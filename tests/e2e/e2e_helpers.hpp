@@ -6,6 +6,7 @@
 // change): files as events, processes whose output lands in files while they run, process-group checks
 // through /proc, and a guard that stops a daemon mpctl autostarted.
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <dirent.h>
@@ -17,11 +18,15 @@
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include <mpctl/common/pidfd_exit.hpp>
+#include <mpctl/common/sys.hpp>
 
 #include "daemon_fixture.hpp"
 #include "process.hpp"
@@ -180,6 +185,34 @@ inline bool process_alive(pid_t pid) {
     char state = 0;
     pid_t group = 0;
     return pid > 0 && proc_state(pid, state, group) && state != 'Z' && state != 'X';
+}
+
+// Waits (generously) for PID, a task orphaned by a daemon the test killed with -9, to end, and reaps it:
+// DaemonFixture makes the test the subreaper of its daemons' orphans. A daemon restarted after the kill
+// re-adopts the tasks whose processes are still there (test_readoption.cpp); a test about the ones it
+// cannot reaps them first; and an adopted one learns how its process ended once it is reaped.
+inline void reap_orphan(pid_t pid) {
+    REQUIRE(eventually(
+        [&] {
+            int status = 0;
+            pid_t r = ::waitpid(pid, &status, WNOHANG);
+            // ECHILD: not the test's (a supervised daemon's orphans go to its supervisor): gone is enough.
+            return r == pid || (r < 0 && errno == ECHILD && ::kill(pid, 0) != 0 && errno == ESRCH);
+        },
+        60s));
+}
+
+// Whether this kernel tells the holder of a pidfd how its process ended, once whoever is its parent has
+// reaped it (PIDFD_GET_INFO, Linux 6.15): how a daemon without a supervising parent learns the outcome of
+// a task it re-adopted. Probed on a child of our own.
+inline bool kernel_reports_exits() {
+    pid_t child = ::fork();
+    if (child == 0) {
+        ::_exit(7);
+    }
+    auto pidfd = mpctl::common::pidfd_open(child);
+    ::waitpid(child, nullptr, 0);
+    return pidfd && mpctl::common::pidfd_exit_status(pidfd->get()) == (7 << 8);
 }
 
 // Kills the process groups it was given when it goes away: tasks orphaned by a daemon killed with -9

@@ -1,6 +1,7 @@
 // Durable before acknowledged: kill -9 the daemon, start it again on the same state dir, and every id a
-// submit returned is still there; queued tasks run, the ones that were running are failed/lost, and ids
-// are never reused. And a full disk: refused submits, nothing acknowledged lost, recovery when space returns.
+// submit returned is still there; queued tasks run, the ones that were running and ended unrecorded while
+// no daemon ran (no supervising parent here) are failed/lost, and ids are never reused. And a full disk:
+// refused submits, nothing acknowledged lost, recovery when space returns.
 
 #include <algorithm>
 #include <map>
@@ -32,16 +33,21 @@ TEST_CASE(
         queued.push_back(d.submit({"--pool", "q", "--name", "q" + std::to_string(i), "--", "touch",
                                    t / ("ran" + std::to_string(i))}));
     }
+    std::vector<pid_t> orphans;
     for (int64_t id : {long_default, long_q}) {
         json s = d.wait_for_state(id, "running");
         REQUIRE(s["pid"].is_number_integer());
         reaper.add(s["pid"].get<pid_t>());
+        orphans.push_back(s["pid"].get<pid_t>());
     }
     CHECK(d.status(queued.front())["state"] == "pending");
 
     d.kill9();
     REQUIRE_FALSE(d.running());
     touch(t / "STOP");  // the orphans end now; their outcome is unknown to the daemon
+    for (pid_t pid : orphans) {
+        reap_orphan(pid);
+    }
     d.start();
 
     for (int64_t id : {long_default, long_q}) {
@@ -86,6 +92,7 @@ TEST_CASE("every id a submit returned survives a kill -9 right after it", "[e2e]
     d.sync_journal("default", 1);
     d.kill9();
     touch(t / "STOP");
+    reap_orphan(b["pid"].get<pid_t>());
     d.start();
 
     CHECK(d.status(blocker)["reason"] == "lost");

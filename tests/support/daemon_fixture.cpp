@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,8 +26,9 @@ std::string mpctld_bin() {
 
 namespace {
 
-// True once the daemon with pid PID answers on PATH. A connect alone proves little: right after a kill -9
-// the old daemon's socket can live on for a moment in a child it was spawning.
+// True once the daemon with pid PID (or, with --supervise, supervised by PID) answers on PATH. A connect
+// alone proves little: right after a kill -9 the old daemon's socket can live on for a moment in a child it
+// was spawning.
 bool daemon_answers(const std::string& path, pid_t pid) {
     try {
         RpcConnection c(path);
@@ -37,7 +39,12 @@ bool daemon_answers(const std::string& path, pid_t pid) {
             return false;
         }
         json reply = json::parse(*line, nullptr, false);
-        return reply.is_object() && reply.contains("result") && reply["result"].value("pid", 0) == pid;
+        if (!reply.is_object() || !reply.contains("result")) {
+            return false;
+        }
+        const json& result = reply["result"];
+        const json supervisor = result.value("supervisor", json());
+        return result.value("pid", 0) == pid || (supervisor.is_object() && supervisor.value("pid", 0) == pid);
     } catch (const std::exception&) {
         return false;
     }
@@ -156,6 +163,10 @@ json RpcConnection::call(const std::string& method, const json& params, std::vec
 }
 
 DaemonFixture::DaemonFixture(DaemonOptions options) : options_(std::move(options)) {
+    // The tasks of a daemon a test kills with -9 come to the test, not to the machine's init (some reap
+    // late, some never): a test that needs one gone before the next start reaps it (reap_orphan), so that
+    // what the restarted daemon finds does not depend on where the suite runs.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     socket_ = dir_ / "d.sock";
     state_dir_ = dir_ / "state";
     start();

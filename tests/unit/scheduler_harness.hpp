@@ -122,6 +122,28 @@ class FakeSpawner final : public Spawner {
 
     void signal_group(int pgid, int signo) override { signals.emplace_back(pgid, signo); }
 
+    // A start time for each process it started, as the real spawner reads the clock before the clone.
+    [[nodiscard]] uint64_t start_ticks(int pid) const override { return static_cast<uint64_t>(pid) * 10 + 7; }
+
+    // Re-adoption: every process is adopted unless refuse_adoption names its pid (with the reason the real
+    // spawner would give); exit() ends an adopted one too.
+    struct Adoption {
+        int pid = 0;
+        uint64_t start_ticks = 0;
+        std::string pool;
+        OnExit on_exit;
+        bool exited = false;
+    };
+    mpctl::common::Result<void> adopt(int pid, uint64_t start, const std::string& pool,
+                                      OnExit on_exit) override {
+        if (auto it = refuse_adoption.find(pid); it != refuse_adoption.end()) {
+            return mpctl::common::plain_error(it->second);
+        }
+        adoptions.push_back(Adoption{pid, start, pool, std::move(on_exit), false});
+        return {};
+    }
+    void adoptions_done() override { ++adoptions_done_calls; }
+
     bool group_alive(int pgid) override {
         group_alive_asked.push_back(pgid);
         return alive_groups.contains(pgid);
@@ -130,6 +152,13 @@ class FakeSpawner final : public Spawner {
     // Ends process PID (any stage's): runs its OnExit exactly once, as the real spawner does after reaping
     // it.
     void exit(int pid, ExitInfo info) {
+        auto adopted = std::find_if(adoptions.begin(), adoptions.end(),
+                                    [&](const Adoption& a) { return a.pid == pid && !a.exited; });
+        if (adopted != adoptions.end()) {
+            adopted->exited = true;
+            adopted->on_exit(0, info);
+            return;
+        }
         Process& p = process(pid);
         size_t stage = static_cast<size_t>(std::find(p.pids.begin(), p.pids.end(), pid) - p.pids.begin());
         REQUIRE_FALSE(p.exited[stage]);
@@ -165,6 +194,9 @@ class FakeSpawner final : public Spawner {
     int next_pid = 1000;
     bool defer_starts = false;  // spawns report their outcome only at complete_start()
     std::vector<std::pair<OnStarted, mpctl::common::Error>> deferred_failures;
+    std::map<int, std::string> refuse_adoption;  // pid -> why adopt() refuses it
+    std::vector<Adoption> adoptions;             // in adoption order
+    int adoptions_done_calls = 0;
 };
 
 // A manual clock: advance() runs the callbacks that fall due, earliest first (ties in start order),
@@ -268,6 +300,10 @@ inline ExitInfo exited(int code) {
 }
 inline ExitInfo killed(int signo) {
     return ExitInfo{std::nullopt, signo, {}};
+}
+// An adopted process's end that no source recorded.
+inline ExitInfo unknown_exit() {
+    return ExitInfo{std::nullopt, std::nullopt, {}, true};
 }
 
 inline json cmd(const std::string& name) {

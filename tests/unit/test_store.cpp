@@ -50,6 +50,7 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
     running.state = TaskState::running;
     running.started_at_ms = running.submitted_at_ms + 1;
     running.pid = 4242;
+    running.pid_start = 987654321;
     running.attempts = 1;
 
     Task killed = make_task(3, {{"argv", {"crash"}}});
@@ -88,6 +89,7 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
     CHECK(a->finished_at_ms == full.finished_at_ms);
     CHECK(a->attempts == 4);
     CHECK_FALSE(a->pid);
+    CHECK(a->pid_start == 0);
     CHECK(a->error == std::optional<std::string>("exit code 3"));
     CHECK(a->spec.argv() == full.spec.argv());
     CHECK_FALSE(a->spec.shell());
@@ -109,6 +111,7 @@ TEST_CASE("inserted tasks come back from a fresh open with their spec, state and
     CHECK(b->state == TaskState::running);
     CHECK(b->reason == FailReason::none);
     CHECK(b->pid == 4242);
+    CHECK(b->pid_start == 987654321);
     CHECK(b->started_at_ms == running.started_at_ms);
     CHECK_FALSE(b->finished_at_ms);
     CHECK_FALSE(b->error);
@@ -149,6 +152,7 @@ TEST_CASE("task updates are journaled and the latest one wins", "[unit][store]")
         t.state = TaskState::running;
         t.attempts = 1;
         t.pid = 77;
+        t.pid_start = 5555;
         t.started_at_ms = t.submitted_at_ms + 3;
         store->update_task(t);
         t.state = TaskState::failed;
@@ -171,6 +175,7 @@ TEST_CASE("task updates are journaled and the latest one wins", "[unit][store]")
     CHECK(r.reason == FailReason::timeout);
     CHECK(r.signal == 15);
     CHECK_FALSE(r.pid);
+    CHECK(r.pid_start == 0);  // only journaled with a pid
     CHECK(r.attempts == 1);
     CHECK(r.started_at_ms == t.started_at_ms);
     CHECK(r.finished_at_ms == t.finished_at_ms);
@@ -282,4 +287,29 @@ TEST_CASE("environments are journaled once and loaded for unfinished tasks", "[u
     REQUIRE(envs->contains(3));
     CHECK(*envs->at(3) == *env_a);
     CHECK(store->load_next_environment_id() == 6);
+}
+
+TEST_CASE("a running task's pid and its process's start time are journaled together", "[unit][store]") {
+    mpctl::test::TempDir dir;
+    const std::string path = dir / "mpctl.db";
+    Task t = make_task(1, {{"argv", {"job"}}});
+    {
+        Loop loop;
+        auto store = open_store(path, Durability::normal);
+        store->start(loop.io);
+        REQUIRE(insert(*store, loop, {&t}));
+        t.state = TaskState::running;
+        t.attempts = 1;
+        t.pid = 77;
+        t.pid_start = uint64_t{1} << 40;  // past 32 bits: a machine up for years at 100 Hz is not
+        store->update_task(t);
+        REQUIRE(set_pool(*store, loop, "sync", 1));
+        store->stop();
+    }
+    auto store = open_store(path, Durability::normal);
+    auto tasks = store->load_tasks();
+    REQUIRE(tasks);
+    REQUIRE(tasks->size() == 1);
+    CHECK(tasks->front().pid == 77);
+    CHECK(tasks->front().pid_start == uint64_t{1} << 40);
 }

@@ -57,6 +57,11 @@ void write_journal(const std::string& path, int n) {
         tasks.push_back(make_task(
             i, {{"argv", {"echo", "task " + std::to_string(i)}}, {"name", "n" + std::to_string(i)}}));
     }
+    // The first one running, with what a restart re-adopts it by.
+    tasks.front().state = TaskState::running;
+    tasks.front().attempts = 1;
+    tasks.front().pid = 4242;
+    tasks.front().pid_start = 31337;
     std::vector<const Task*> ptrs;
     for (const auto& t : tasks) {
         ptrs.push_back(&t);
@@ -199,6 +204,9 @@ TEST_CASE("recovering a journal salvages the rows around a damaged page and keep
         CHECK((t.id < lost.first || t.id > lost.last));
         CHECK(t.spec.argv() == std::vector<std::string>{"echo", "task " + std::to_string(t.id)});
     }
+    REQUIRE(contents->tasks.front().id == 1);
+    CHECK(contents->tasks.front().pid == 4242);
+    CHECK(contents->tasks.front().pid_start == 31337);
     CHECK(contents->pools.at("gpu").workers == 2);
     CHECK(contents->next_task_id == 401);
     // The segments' rows too, so that the start after takes back what still holds.

@@ -172,3 +172,27 @@ TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit
     CHECK(*store->load_next_task_id() == 8);
     CHECK(*store->load_next_environment_id() == 1);
 }
+
+TEST_CASE("a journal of schema version 8 gets the pid_start column; its running task loads without one",
+          "[unit][store]") {
+    mpctl::test::TempDir dir;
+    const std::string path = dir / "mpctl.db";
+    Task t = make_task(1, {{"argv", {"job"}}});
+    {
+        Loop loop;
+        auto store = open_store(path, Durability::normal);
+        store->start(loop.io);
+        REQUIRE(insert(*store, loop, {&t}));
+        store->stop();
+    }
+    // As an mpctld of schema 8 left it: a task running with a pid, and no column for its start time.
+    raw_sql(path,
+            "ALTER TABLE tasks DROP COLUMN pid_start; UPDATE tasks SET state = 'running', pid = 4242, "
+            "attempts = 1 WHERE id = 1; PRAGMA user_version=8;");
+    auto store = open_store(path, Durability::normal);
+    auto tasks = store->load_tasks();
+    REQUIRE(tasks);
+    REQUIRE(tasks->size() == 1);
+    CHECK(tasks->front().pid == 4242);
+    CHECK(tasks->front().pid_start == 0);  // resume() will say why it cannot re-adopt it
+}

@@ -1,0 +1,144 @@
+// Running tasks survive a crash of the serving daemon (issue 20): under `mpctld --supervise`, kill -9 of the
+// daemon (not of the supervisor) leaves its tasks to the supervisor, which restarts the daemon; the new one
+// re-adopts them, and each ends with its exact outcome: an exit code, a signal, a timeout at its original
+// deadline, the status the supervisor journaled for one that ended while no daemon ran, and one still
+// running after the restart.
+
+#include <chrono>
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include "daemon_fixture.hpp"
+#include "e2e_helpers.hpp"
+
+using namespace mpctl::test;
+using namespace mpctl::test::e2e;
+
+namespace {
+
+// The serving daemon's pid (the supervisor's child), as `daemon status` tells it.
+pid_t serving_pid(const DaemonFixture& d) {
+    json s = d.mpctl_json({"daemon", "status"});
+    return s.at("pid").get<pid_t>();
+}
+
+// Milliseconds between two RFC 3339 times of one day (what a status shows).
+int64_t ms_between(const json& from, const json& to) {
+    auto ms_of = [](const json& v) {
+        std::string t = v.get<std::string>();  // 2026-01-01T12:34:56.789Z
+        int64_t h = std::stoll(t.substr(11, 2));
+        int64_t m = std::stoll(t.substr(14, 2));
+        double s = std::stod(t.substr(17, t.size() - 18));
+        return (h * 3600 + m * 60) * 1000 + static_cast<int64_t>(s * 1000.0 + 0.5);
+    };
+    return ms_of(to) - ms_of(from);
+}
+
+}  // namespace
+
+TEST_CASE("tasks survive kill -9 of the serving daemon under --supervise, each with its exact outcome",
+          "[e2e][readoption]") {
+    DaemonFixture d(DaemonOptions{8, {"--supervise"}, {}, {}});
+    TempDir t;
+    auto waits_then = [&](const std::string& go, const std::string& then) {
+        return std::vector<std::string>{"--", "sh", "-c", sh_wait_for(t / go) + "; " + then};
+    };
+    int64_t exits_3 = d.submit(waits_then("GO_A", "exit 3"));
+    int64_t signalled = d.submit(waits_then("GO_B", "kill -USR1 $$"));
+    int64_t times_out = d.submit({"--timeout", "4", "--", "sleep", "100"});
+    int64_t ends_while_down = d.submit(waits_then("GO_D", "exit 4"));
+    int64_t runs_on = d.submit(waits_then("GO_E", "exit 0"));
+    std::map<int64_t, json> before;
+    for (int64_t id : {exits_3, signalled, times_out, ends_while_down, runs_on}) {
+        before[id] = d.wait_for_state(id, "running");
+    }
+    d.sync_journal("default", 8);
+
+    pid_t first = serving_pid(d);
+    REQUIRE(first != d.pid());  // the daemon, not the supervisor
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    touch(t / "GO_D");  // it ends now, most likely before the supervisor has started the daemon again
+    pid_t second = 0;
+    REQUIRE(eventually([&] {
+        auto r = d.mpctl({"--json", "daemon", "status"});
+        if (r.exit_code != 0) {
+            return false;
+        }
+        second = json::parse(r.out).value("pid", 0);
+        return second != 0 && second != first;
+    }));
+    json daemon = d.mpctl_json({"daemon", "status"});
+    CHECK(daemon["supervisor"]["restarts"] == 1);
+
+    // Still running, as before: same pid, same attempt, same start.
+    for (int64_t id : {exits_3, signalled, runs_on}) {
+        json s = d.status(id);
+        INFO(s.dump());
+        CHECK(s["state"] == "running");
+        CHECK(s["pid"] == before[id]["pid"]);
+        CHECK(s["attempts"] == 1);
+        CHECK(s["started_at"] == before[id]["started_at"]);
+    }
+
+    touch(t / "GO_A");
+    touch(t / "GO_B");
+    json a = d.wait_for_state(exits_3, "failed");
+    CHECK(a["reason"] == "exit");
+    CHECK(a["exit_code"] == 3);
+    CHECK(d.mpctl({"wait", str(exits_3)}).exit_code == 3);
+
+    json b = d.wait_for_state(signalled, "failed");
+    CHECK(b["reason"] == "signal");
+    CHECK(b["signal"] == SIGUSR1);
+
+    json down = d.wait_for_state(ends_while_down, "failed");
+    INFO(down.dump());
+    CHECK(down["reason"] == "exit");
+    CHECK(down["exit_code"] == 4);
+
+    // The timeout fires at its original deadline, 4 s after the start, not 4 s after the restart.
+    json timeout = d.wait_for_state(times_out, "failed");
+    INFO(timeout.dump());
+    CHECK(timeout["reason"] == "timeout");
+    CHECK(timeout["signal"] == SIGTERM);
+    int64_t ran_ms = ms_between(timeout["started_at"], timeout["finished_at"]);
+    CHECK(ran_ms >= 3900);
+    CHECK(ran_ms < 6000);
+
+    CHECK(d.status(runs_on)["state"] == "running");
+    touch(t / "GO_E");
+    json e = d.wait_for_state(runs_on, "succeeded");
+    CHECK(e["exit_code"] == 0);
+    CHECK(e["pid"].is_null());
+
+    // No re-adopted task is left: the exit journal has been emptied.
+    CHECK(eventually([&] { return slurp(d.state_dir() + "/task-exits").empty(); }));
+}
+
+TEST_CASE("a task journaled with a start time its pid no longer has is never adopted", "[e2e][readoption]") {
+    DaemonFixture d(DaemonOptions{2, {}, {}, {}});  // no supervisor: the journal is changed while none runs
+    TempDir t;
+    GroupReaper reaper;
+    int64_t id = d.submit({"--", "sh", "-c", sh_wait_for(t / "GO")});
+    json s = d.wait_for_state(id, "running");
+    reaper.add(s["pid"].get<pid_t>());
+    d.sync_journal("default", 2);
+    d.kill9();
+    // The process is still there, but the journal now says its task's process started a minute later: the
+    // pid is another process's, as after a reuse.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((d.state_dir() + "/mpctld.db").c_str(), &db) == SQLITE_OK);
+    std::string sql = "UPDATE tasks SET pid_start = pid_start + 6000 WHERE id = " + str(id);
+    CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    CHECK(sqlite3_changes(db) == 1);
+    sqlite3_close(db);
+    d.start();
+    json after = d.status(id);
+    INFO(after.dump());
+    CHECK(after["state"] == "failed");
+    CHECK(after["reason"] == "lost");
+    CHECK(after["error"].get<std::string>().find("another process") != std::string::npos);
+    touch(t / "GO");
+}
