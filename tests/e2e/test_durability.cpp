@@ -297,7 +297,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a full disk: queue puts and dict sets are refused with io_error and change nothing; gets give back "
+    "a full disk: queue puts and dict sets are refused with io_error and change nothing, gets give back "
     "exactly what was acknowledged once space returns",
     "[e2e][durability][full_disk][manager]") {
     TempDir t;

@@ -92,7 +92,7 @@ TEST_CASE("map prints each task's stdout and stderr whole, to mpctl's stdout and
     CHECK(r.err == "a-err1\na-err2\na-err3\nb-err1\nb-err2\nb-err3\nc-err1\nc-err2\nc-err3\n");
 }
 
-TEST_CASE("map passes items with spaces, quotes, $, ; and backslashes byte for byte", "[e2e][map]") {
+TEST_CASE("map passes items with spaces, quotes, $, semicolons and backslashes byte for byte", "[e2e][map]") {
     DaemonFixture d;
     std::vector<std::string> items{"a b",    "it's",   "\"dq\"", "$HOME",  "a;b",     "back\\slash",
                                    "`date`", "$(id)",  "*",      "  lead", "tab\tin", "\\'\"$;",

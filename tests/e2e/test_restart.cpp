@@ -90,7 +90,7 @@ TEST_CASE("restart works for a task finished before the daemon restarted", "[e2e
     CHECK(d.mpctl({"result", str(ids[0])}).out == "kept\n");
 }
 
-TEST_CASE("tasks restarted together wait for each other's restarts; the new ids come in the order asked",
+TEST_CASE("tasks restarted together wait for each other's restarts, the new ids come in the order asked",
           "[e2e][restart]") {
     DaemonFixture d;
     TempDir t;

@@ -103,9 +103,8 @@ void check_escaped(const std::string& s, const std::string& want) {
     CHECK(bounded.value[0].get<std::string>() == s);
 }
 
-TEST_CASE(
-    "each byte that is not part of valid UTF-8 is written as a lone surrogate escape, \\udc80 to \\udcff",
-    "[unit][json_text]") {
+TEST_CASE("each byte that is not part of valid UTF-8 is written as a lone surrogate escape, U+DC80 to U+DCFF",
+          "[unit][json_text]") {
     check_escaped("\x80", R"("\udc80")");
     check_escaped("\xFF", R"("\udcff")");
     check_escaped("a\x80z", R"("a\udc80z")");

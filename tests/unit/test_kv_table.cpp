@@ -171,7 +171,7 @@ TEST_CASE("kv table: restore gives the journal's dicts back, and versions go on 
     CHECK(s.result()["version"] == 10);
 }
 
-TEST_CASE("kv table: cas compares as JSON values; a mismatch is busy with what the key holds", "[unit][kv]") {
+TEST_CASE("kv table: cas compares as JSON values, a mismatch is busy with what the key holds", "[unit][kv]") {
     KvWorld w;
     w.set("d", "n", "1");
     w.set("d", "o", R"({"a":1,"b":[1,2]})");

@@ -226,7 +226,7 @@ TEST_CASE("queue table: a put hands the values a waiting get asks for and journa
     CHECK(QueueWorld::values(next) == json{3});
 }
 
-TEST_CASE("queue table: gets are served in arrival order; a get for 1 waits behind a get for 3",
+TEST_CASE("queue table: gets are served in arrival order, a get for 1 waits behind a get for 3",
           "[unit][queue]") {
     QueueWorld w;
     auto g3 = w.get("q", 3);

@@ -55,7 +55,7 @@ TEST_CASE("resume re-adopts a task journaled running, which stays running and en
     CHECK(h.sched.running_count() == 0);
 }
 
-TEST_CASE("an adopted task killed by a signal fails with reason signal; one that exits 0 succeeds",
+TEST_CASE("an adopted task killed by a signal fails with reason signal, one that exits 0 succeeds",
           "[unit][scheduler][adoption]") {
     Harness h(options(2));
     h.sched.restore(was_running(h, 1, cmd("a"), 100));

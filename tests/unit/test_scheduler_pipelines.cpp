@@ -73,7 +73,7 @@ TEST_CASE("pipefail: the rightmost failing stage decides the outcome", "[unit][s
     CHECK_FALSE((*s.stages)[2].pid);
 }
 
-TEST_CASE("SIGPIPE before the last stage is success; SIGPIPE of the last stage is not", "[unit][scheduler]") {
+TEST_CASE("SIGPIPE before the last stage is success, SIGPIPE of the last stage is not", "[unit][scheduler]") {
     Harness h(options(2));
     int64_t early_reader = h.submit(json{{"pipeline", {{"yes"}, {"head", "-1"}}}});
     auto a = h.spawner.processes.back().pids;

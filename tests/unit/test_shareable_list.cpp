@@ -58,7 +58,7 @@ TEST_CASE("shareable list: items read back as they went in, by index from either
     CHECK(image.size() == 8 + 8 * 11 + (8 * 9 + 16) + 9 * 10);
 }
 
-TEST_CASE("shareable list: setting an item as __setitem__ does; a str too long for its slot changes nothing",
+TEST_CASE("shareable list: setting an item as __setitem__ does, a str too long for its slot changes nothing",
           "[unit][shm]") {
     std::string image = shm::encode_list({ListValue::of_string("abc"), ListValue::of_int(1)});
     REQUIRE(shm::list_set(image.data(), image.size(), 0, ListValue::of_int(99)).has_value());

@@ -11,7 +11,7 @@
 
 namespace shm = mpctl::common::shm;
 
-TEST_CASE("segment names: a leading / is dropped; 1-255 bytes without / or NUL; not . or ..", "[unit][shm]") {
+TEST_CASE("segment names: a leading / is dropped, 1-255 bytes without / or NUL, not . or ..", "[unit][shm]") {
     CHECK(shm::normalize_name("/psm_1234").value() == "psm_1234");
     CHECK(shm::normalize_name("plain").value() == "plain");
     CHECK(shm::normalize_name(std::string(255, 'n')).has_value());

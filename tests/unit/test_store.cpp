@@ -225,7 +225,7 @@ TEST_CASE("pool sizes are journaled, the latest size per pool wins", "[unit][sto
     CHECK(sizes == std::map<std::string, int>{{"default", 8}, {"gpu", 4}});
 }
 
-TEST_CASE("transient pools are journaled as such until dropped; dropping never touches other pools",
+TEST_CASE("transient pools are journaled as such until dropped, dropping never touches other pools",
           "[unit][store]") {
     mpctl::test::TempDir dir;
     auto durability = GENERATE(Durability::full, Durability::normal);

@@ -173,7 +173,7 @@ TEST_CASE("a journal of schema version 1 is upgraded and its tasks load", "[unit
     CHECK(*store->load_next_environment_id() == 1);
 }
 
-TEST_CASE("a journal of schema version 8 gets the pid_start column; its running task loads without one",
+TEST_CASE("a journal of schema version 8 gets the pid_start column, its running task loads without one",
           "[unit][store]") {
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";

@@ -236,7 +236,7 @@ TEST_CASE("an absolute stdin path is kept as given", "[unit][task_spec]") {
     CHECK(*parse_task_spec(with("stdin", "/etc/hosts")).stdin_path == "/etc/hosts");
 }
 
-TEST_CASE("a relative stdin path without cwd is kept for the default cwd; an empty one is refused",
+TEST_CASE("a relative stdin path without cwd is kept for the default cwd, an empty one is refused",
           "[unit][task_spec]") {
     // Refused until the schemas and the daemon were made to agree: whether an entry of a batch was valid
     // then depended on its defaults' cwd, which no schema of the entry could say.

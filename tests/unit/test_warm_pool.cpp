@@ -303,7 +303,7 @@ TEST_CASE("warm pool: workers that end before their hello back off, then break t
 }
 
 TEST_CASE(
-    "warm spawner: a warm pool's tasks go to its workers, others to processes; no worker's group "
+    "warm spawner: a warm pool's tasks go to its workers, others to processes, no worker's group "
     "outlives its task",
     "[unit][warm]") {
     mpctl::test::TempDir dir;
