@@ -36,4 +36,12 @@ class CliError : public std::runtime_error {
     nlohmann::json error_;
 };
 
+// The connection to the daemon ended under a request (EOF, a reset), with no answer: the daemon died, or was
+// stopped. Commands that wait catch it to reconnect (reconnect.hpp); the others end with it as with any
+// CliError.
+class ConnectionLost : public CliError {
+  public:
+    using CliError::CliError;
+};
+
 }  // namespace mpctl::cli

@@ -469,7 +469,7 @@ int64_t Client::send_text(std::string_view method, std::string_view params_text)
         if (auto refusal = refusal_waiting()) {
             throw error_from_daemon(*refusal);
         }
-        throw CliError(exit_code::failure, "lost the connection to the daemon: " + r.error().message());
+        throw ConnectionLost(exit_code::failure, "lost the connection to the daemon: " + r.error().message());
     }
     return id;
 }
@@ -523,8 +523,10 @@ bool Client::read_some() {
             ready = (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
         }
         if (ready) {
+            size_t before = buffer_.size();
             switch (transport_->read(buffer_)) {
                 case Transport::Read::data:
+                    bytes_read_ += buffer_.size() - before;
                     return true;
                 case Transport::Read::closed:
                     return false;
@@ -536,7 +538,20 @@ bool Client::read_some() {
 }
 
 bool Client::read_available() {
-    return transport_->read(buffer_) != Transport::Read::closed;
+    size_t before = buffer_.size();
+    bool open = transport_->read(buffer_) != Transport::Read::closed;
+    bytes_read_ += buffer_.size() - before;
+    return open;
+}
+
+void Client::replace_connection(Client&& fresh) {
+    transport_ = std::move(fresh.transport_);
+    socket_path_ = std::move(fresh.socket_path_);
+    remote_ = fresh.remote_;
+    deadline_.reset();
+    buffer_.clear();
+    consumed_ = 0;
+    fd_to_pass_ = -1;
 }
 
 bool Client::buffered() const {
@@ -607,8 +622,8 @@ json Client::call_text(std::string_view method, std::string_view params_text,
         }
         if (!read_some()) {
             std::string why = transport_->error();
-            throw CliError(exit_code::failure, "the daemon closed the connection (did it stop?)" +
-                                                   (why.empty() ? "" : ": " + why));
+            throw ConnectionLost(exit_code::failure, "the daemon closed the connection (did it stop?)" +
+                                                         (why.empty() ? "" : ": " + why));
         }
     }
 }

@@ -50,7 +50,8 @@ class Client {
     static std::optional<Client> try_connect(const GlobalOptions& options);
 
     // Sends METHOD and waits for its answer. Notifications (streams) go to ON_NOTIFY; an interrupt
-    // (see set_interrupt_fd) calls ON_INTERRUPT, which may send further requests.
+    // (see set_interrupt_fd) calls ON_INTERRUPT, which may send further requests. A connection that ends
+    // before the answer throws ConnectionLost (cli_error.hpp).
     nlohmann::json call(std::string_view method, const nlohmann::json& params,
                         const OnNotification& on_notify = {});
     // The same with params already encoded as a JSON object's text.
@@ -89,6 +90,12 @@ class Client {
     [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
     [[nodiscard]] bool remote() const noexcept { return remote_; }
 
+    // Bytes read from the daemon so far, over every connection this Client has had.
+    [[nodiscard]] uint64_t bytes_read() const noexcept { return bytes_read_; }
+    // Takes FRESH's connection in place of this one (lost: reconnect.hpp), dropping what was read of an
+    // unfinished message; the interrupt set stays.
+    void replace_connection(Client&& fresh);
+
   private:
     Client(std::unique_ptr<Transport> transport, std::string socket_path, bool remote);
     static Client connect_remote(const GlobalOptions& options);
@@ -107,6 +114,7 @@ class Client {
     int64_t next_id_ = 1;
     std::string buffer_;
     size_t consumed_ = 0;  // of buffer_, by next_message()
+    uint64_t bytes_read_ = 0;
     int interrupt_fd_ = -1;
     int fd_to_pass_ = -1;
     std::function<void()> on_interrupt_;

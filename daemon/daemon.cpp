@@ -2,6 +2,8 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,6 +23,8 @@
 #include <mpctl/daemon/exec/exit_journal.hpp>
 #include <mpctl/daemon/server/group_access.hpp>
 #include <mpctl/daemon/server/session.hpp>
+#include <mpctl/daemon/service/daemonize.hpp>
+#include <mpctl/proto/errors.hpp>
 #include <mpctl/proto/json_text.hpp>
 
 extern char** environ;
@@ -107,7 +111,14 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     retention_ = std::make_unique<Retention>(io_, *store_, *scheduler_, config_.keep_finished_s,
                                              config_.keep_finished_max);
     auto open_files = raise_open_files();
-    listener_ = std::make_unique<Listener>(io_, std::move(endpoint_.listener), registry_,
+    // A second descriptor of the listening socket stays here: an upgrade hands it to the next image after
+    // the Listener has closed its own (a client that connects meanwhile waits in the backlog).
+    common::UniqueFd serving(::fcntl(endpoint_.listener.get(), F_DUPFD_CLOEXEC, 3));
+    if (!serving) {
+        throw std::runtime_error(std::string("dup of the listening socket: ") + std::strerror(errno));
+    }
+    std::swap(serving, endpoint_.listener);
+    listener_ = std::make_unique<Listener>(io_, std::move(serving), registry_,
                                            connection_limit(config_.max_connections, open_files),
                                            open_files.value_or(0));
     if (auto group = admitted_group(config_.group)) {
@@ -214,15 +225,24 @@ int Daemon::run(const std::function<void()>& on_ready) {
     warm_pools_.clear();
     // Resuming journals the lost tasks (and the cancelled queues of dead maps), so it comes after the
     // writer started.
+    if (upgrades_ > 0) {
+        spawner_.set_reaps_own_children();  // the last image's tasks are this process's children still
+    }
     scheduler_->resume();
     retention_->start();
     listener_->start();
     for (auto& tls : tls_listeners_) {
         tls->start();
     }
-    spdlog::info("mpctld {} serving {}{} (state dir {}, {} workers, durability {})", MPCTL_VERSION,
+    if (upgrades_ > 0) {
+        // The last image's children that are no task of this one (warm workers, whose sockets closed with
+        // the exec; the stages of lost pipelines) are reaped as they end.
+        spawner_.reap_strays();
+    }
+    spdlog::info("mpctld {} serving {}{} (state dir {}, {} workers, durability {}){}", MPCTL_VERSION,
                  config_.socket_path, endpoint_.activated ? " (socket passed by systemd)" : "",
-                 config_.state_dir, config_.workers, to_string(config_.durability));
+                 config_.state_dir, config_.workers, to_string(config_.durability),
+                 upgrades_ > 0 ? " after upgrade " + std::to_string(upgrades_) : std::string());
     // Ready from inside the loop: whoever hears READY=1 (systemd, or the original process of a daemonized
     // start) is answered from now on.
     asio::post(io_, [this, &on_ready] {
@@ -241,6 +261,9 @@ int Daemon::run(const std::function<void()>& on_ready) {
         } catch (...) {
             spdlog::error("internal error in a handler (still serving): unknown exception");
         }
+    }
+    if (upgrading_) {
+        return exec_upgrade();
     }
     segments_->unlink_leased();
     warm_->stop();
@@ -286,6 +309,16 @@ void Daemon::task_changed(const Task&) {
 }
 
 void Daemon::request_stop(StopRequest request) {
+    if (upgrading_) {
+        // The next image serves in a moment; a signal's stop is lost (logged), a client is told to ask it.
+        if (request.responder) {
+            request.responder->error(proto::ErrorCode::invalid_state,
+                                     "the daemon is upgrading: ask again once it answers");
+        } else {
+            spdlog::warn("a stop during the upgrade is ignored: stop the upgraded daemon");
+        }
+        return;
+    }
     if (request.responder) {
         stop_waiters_.push_back(request.responder);
     }
@@ -298,12 +331,13 @@ void Daemon::request_stop(StopRequest request) {
 }
 
 void Daemon::maybe_finish_stop() {
-    if (!stopping() || stop_finished_ || scheduler_->running_count() > 0) {
+    if (upgrading_ || !stopping() || stop_finished_ || scheduler_->running_count() > 0) {
         return;
     }
     stop_finished_ = true;
     status_.stop();
     // Everything reaches the disk before anyone hears that we stopped.
+    endpoint_.listener.reset();  // kept for an upgrade only: a stopped daemon's socket refuses at once
     listener_->stop();
     for (auto& tls : tls_listeners_) {
         tls->stop();
@@ -356,6 +390,87 @@ void Daemon::maybe_finish_stop() {
     }
 }
 
+void Daemon::request_upgrade(std::shared_ptr<Responder> responder) {
+    using proto::ErrorCode;
+    using proto::RequestError;
+    if (upgrading_) {
+        throw RequestError(ErrorCode::invalid_state, "the daemon is upgrading already");
+    }
+    if (stopping()) {
+        throw RequestError(ErrorCode::invalid_state, "the daemon is stopping");
+    }
+    // Checked before anything is torn down: a binary that cannot run leaves this one serving.
+    std::string binary = own_binary_path();
+    if (auto r = check_executable(binary); !r) {
+        throw RequestError(ErrorCode::invalid_state,
+                           "cannot upgrade: " + r.error().message() + " (the daemon serves on unchanged)");
+    }
+    upgrading_ = true;
+    upgrade_binary_ = binary;
+    // Nothing starts any more: a task whose start were still on its way at the exec would have no pid in
+    // the journal, and the next image would take it for lost.
+    scheduler_->stop_starting();
+    spdlog::info("upgrade: executing {} in place (pid {}); {} running tasks stay", binary, ::getpid(),
+                 scheduler_->running_count());
+    systemd_notify("RELOADING=1\n" + monotonic_usec_field());
+    responder->result({{"upgrading", true}, {"pid", ::getpid()}, {"binary", binary}});
+    // Once the answer has left (two seconds at most for a client that does not read) and the spawn thread
+    // has handed over every start it had (the journal must hold their pids).
+    auto answered = std::make_shared<bool>(false);
+    if (auto s = responder->session()) {
+        s->when_flushed([answered] { *answered = true; });
+    } else {
+        *answered = true;
+    }
+    upgrade_when_ready(answered, std::chrono::steady_clock::now() + std::chrono::seconds(2));
+}
+
+void Daemon::upgrade_when_ready(std::shared_ptr<bool> answered,
+                                std::chrono::steady_clock::time_point give_up_at) {
+    bool late = std::chrono::steady_clock::now() >= give_up_at;
+    if ((*answered || late) && (spawner_.idle() || late)) {
+        finish_upgrade();
+        return;
+    }
+    upgrade_timer_.expires_after(std::chrono::milliseconds(5));
+    upgrade_timer_.async_wait([this, answered, give_up_at](const std::error_code& ec) {
+        if (!ec) {
+            upgrade_when_ready(answered, give_up_at);
+        }
+    });
+}
+
+void Daemon::finish_upgrade() {
+    // As a stop, except that the tasks run on: no more clients, and every commit on the disk.
+    status_.stop();
+    listener_->stop();
+    for (auto& tls : tls_listeners_) {
+        tls->stop();
+    }
+    retention_->stop();
+    store_->stop();
+    listener_->close_all();  // their clients connect again, and wait in the backlog for the next image
+    io_.stop();
+}
+
+int Daemon::exec_upgrade() {
+    Handover handover;
+    handover.lock_fd = endpoint_.lock.get();
+    handover.listen_fd = endpoint_.listener.get();
+    handover.activated = endpoint_.activated;
+    handover.supervisor = config_.supervisor_pid;
+    handover.restarts = config_.restarts;
+    handover.upgrades = upgrades_ + 1;
+    spdlog::info("upgrade: {} commits journaled; exec {}", store_->commit_count(), upgrade_binary_);
+    auto error = exec_with_handover(upgrade_binary_, own_argv_, handover);
+    // Checked just before, so rare (the binary replaced meanwhile by one that cannot run). The journal is
+    // closed: the daemon exits, its tasks keep running, and the next start (the supervisor's, with
+    // --supervise) re-adopts them.
+    spdlog::error("upgrade: {}; exiting (the tasks keep running and the next start re-adopts them)",
+                  error.message());
+    return 1;
+}
+
 nlohmann::json Daemon::listen_addresses() const {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& tls : tls_listeners_) {
@@ -367,6 +482,7 @@ nlohmann::json Daemon::listen_addresses() const {
 nlohmann::json Daemon::info() {
     return {
         {"pid", ::getpid()},
+        {"upgrades", upgrades_},
         {"supervisor", config_.supervisor_pid > 0
                            ? nlohmann::json{{"pid", config_.supervisor_pid}, {"restarts", config_.restarts}}
                            : nlohmann::json(nullptr)},

@@ -6,8 +6,10 @@
 //   Scheduler -> TaskEvents -> Store (journal), FutureTable (waits, log followers), OutputLimits, Daemon
 //
 // As a TaskListener it hears every task change last, to end the loop once a stop has let the last task
-// finish; as DaemonControl it serves daemon.status and daemon.stop. docs/ARCHITECTURE.md draws the whole.
+// finish; as DaemonControl it serves daemon.status, daemon.stop and daemon.upgrade. docs/ARCHITECTURE.md
+// draws the whole.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +18,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <mpctl/daemon/commands/daemon_control.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
@@ -61,6 +64,12 @@ class Daemon final : public TaskListener, public DaemonControl {
 
     // DaemonControl
     void request_stop(StopRequest request) override;
+    void request_upgrade(std::shared_ptr<Responder> responder) override;
+    // What an upgrade execs again (main's argv), and how many upgrades came before this image.
+    void set_upgrade_source(std::vector<std::string> argv, int upgrades) {
+        own_argv_ = std::move(argv);
+        upgrades_ = upgrades;
+    }
     [[nodiscard]] nlohmann::json info() override;
     // daemon.status's "listen": the TCP addresses remote clients reach it at.
     [[nodiscard]] nlohmann::json listen_addresses() const;
@@ -83,6 +92,11 @@ class Daemon final : public TaskListener, public DaemonControl {
     // systemd's STATUS= text: "serving: 3 running, 12 queued".
     [[nodiscard]] std::string status_text() const;
     void maybe_finish_stop();
+    // The upgrade's teardown, once its answer left and no spawn is on its way (the loop ends), and the
+    // exec after the loop ended: returns only if the exec failed.
+    void upgrade_when_ready(std::shared_ptr<bool> answered, std::chrono::steady_clock::time_point give_up_at);
+    void finish_upgrade();
+    int exec_upgrade();
     // Raises the soft descriptor limit (children get the old one back): the new limit, if it could be read.
     std::optional<uint64_t> raise_open_files();
     // How many connections fit in OPEN_FILES descriptors (CONFIGURED at most).
@@ -129,6 +143,12 @@ class Daemon final : public TaskListener, public DaemonControl {
     [[nodiscard]] bool stopping() const { return scheduler_->starting_stopped(); }
     bool stop_finished_ = false;
     std::vector<std::shared_ptr<Responder>> stop_waiters_;
+
+    std::vector<std::string> own_argv_;
+    int upgrades_ = 0;
+    bool upgrading_ = false;  // answered daemon.upgrade: the loop ends, then the binary is exec'd
+    std::string upgrade_binary_;
+    asio::steady_timer upgrade_timer_{io_};
 };
 
 }  // namespace mpctl::daemon

@@ -1,5 +1,7 @@
 // mpctld: flags -> config -> endpoint -> (daemonize) -> (supervise: the supervisor stays here, each daemon
 // it forks goes on) -> journal (recovered with --recover) -> Daemon::run. The only place that exits.
+// An image exec'd by `mpctl daemon upgrade` takes the endpoint it was handed and skips daemonize and
+// supervise: it is the same process, already detached, still its supervisor's child.
 //
 // Exit codes: 0 stopped cleanly, 1 start-up failed (a damaged journal too), 2 usage error, 3 another mpctld
 // holds the state dir or the socket.
@@ -10,6 +12,7 @@
 #include <sys/prctl.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -115,6 +118,9 @@ int main(int argc, char** argv) {
     // systemd's variables, out of the environment before anything reads it for tasks.
     daemon::take_notify_socket();
     auto activation = daemon::take_activated_socket();
+    // Set when `mpctl daemon upgrade` exec'd this image in the daemon's process: what the last one passed.
+    auto handover = daemon::take_handover();
+    const std::vector<std::string> own_argv(argv, argv + argc);  // what an upgrade execs again
     CLI::App app{"mpctld: the mpctl daemon (worker pools, futures, pipelines, shared memory, locks)",
                  "mpctld"};
     // Settings, each also a key of the config file (config.hpp); the rest (--config, --foreground,
@@ -259,6 +265,10 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     daemon::start_logging(config.log_level);
 
+    if (!handover) {
+        return fail(handover.error().message());
+    }
+    const bool upgraded = handover->has_value();
     // Lock and socket first, while errors can still reach the terminal.
     if (!activation) {
         return fail(activation.error().message());
@@ -277,7 +287,9 @@ int main(int argc, char** argv) {
         }
         activated = std::move(passed.fd);
     }
-    auto endpoint = daemon::claim_endpoint(config.state_dir, config.socket_path, std::move(activated));
+    auto endpoint = upgraded
+                        ? common::Result<daemon::Endpoint>(daemon::inherited_endpoint(**handover))
+                        : daemon::claim_endpoint(config.state_dir, config.socket_path, std::move(activated));
     if (!endpoint) {
         return fail(endpoint.error().message(), endpoint.error().code == common::Errc::already_running
                                                     ? k_exit_already_running
@@ -285,7 +297,8 @@ int main(int argc, char** argv) {
     }
     daemon::Readiness readiness;
     const std::string log_path = config.foreground ? std::string() : config.state_dir + "/mpctld.log";
-    if (!config.foreground) {
+    // Upgraded: detached long ago (its original parent is gone), descriptor 2 still the log.
+    if (!config.foreground && !upgraded) {
         auto detached = daemon::daemonize(log_path);
         if (!detached) {
             return fail(detached.error().message());
@@ -301,7 +314,11 @@ int main(int argc, char** argv) {
         }
     }
     daemon::Supervised supervised;
-    if (config.supervise) {
+    if (upgraded) {
+        // Still the child of the same supervisor, whose ready pipe closed once the first image was ready.
+        config.supervisor_pid = (*handover)->supervisor;
+        config.restarts = (*handover)->restarts;
+    } else if (config.supervise) {
         auto supervision = daemon::supervise({config.state_dir, log_path}, readiness);
         if (!supervision) {
             readiness.failed(supervision.error().message());
@@ -337,6 +354,7 @@ int main(int argc, char** argv) {
     try {
         daemon::Daemon d(config, std::move(*endpoint), std::move(journal->store),
                          std::move(journal->contents));
+        d.set_upgrade_source(own_argv, upgraded ? (*handover)->upgrades : 0);
         return d.run([&] {
             readiness.ready(note);
             supervised.ready();

@@ -1,4 +1,4 @@
-// mpctl daemon start|stop|status: the daemon's lifecycle.
+// mpctl daemon start|stop|status|upgrade: the daemon's lifecycle.
 
 #include <algorithm>
 #include <cerrno>
@@ -120,6 +120,51 @@ int stop(AppContext& ctx, const StopOptions& o) {
     return exit_code::ok;
 }
 
+// The daemon execs its binary in place (tasks untouched), then serves again with the same pid: done once
+// the new image answers, which a connection made meanwhile waits for in the socket's backlog.
+int upgrade(AppContext& ctx) {
+    auto client = Client::try_connect(ctx.global);
+    if (!client) {
+        throw CliError(exit_code::no_daemon, "mpctld is not running");
+    }
+    json info = client->call("daemon.status", json::object());
+    const int64_t upgrades = info.value("upgrades", int64_t{0});
+    json answer = client->call("daemon.upgrade", json::object());
+    const std::string binary = answer.value("binary", std::string());
+    // Asked until the new image answers: the old one closes its connections before the exec, and a
+    // connection that reached it just before that is closed unanswered.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+        try {
+            auto next = Client::try_connect(ctx.global);
+            if (next) {
+                json now = next->call("daemon.status", json::object());
+                if (now.value("upgrades", int64_t{0}) > upgrades) {
+                    info = std::move(now);
+                    break;
+                }
+            }
+        } catch (const CliError& e) {
+            if (e.error().is_object()) {
+                throw;  // an answer, not a closed connection
+            }
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            throw CliError(exit_code::no_daemon,
+                           "mpctld did not answer within 60 s of the upgrade (its log says why)");
+        }
+        ::usleep(20'000);
+    }
+    if (ctx.global.json) {
+        print_json(info);
+    } else {
+        write_out(1, "mpctld upgraded to " + info.at("version").get<std::string>() + " (pid " +
+                         std::to_string(info.at("pid").get<int64_t>()) +
+                         (binary.empty() ? std::string() : ", " + binary) + ")\n");
+    }
+    return exit_code::ok;
+}
+
 int status(AppContext& ctx) {
     auto client = Client::try_connect(ctx.global);
     if (!client) {
@@ -176,6 +221,14 @@ void add_daemon_commands(CLI::App& app, AppContext& ctx, std::string_view only) 
         }
         ctx.action = [&ctx, o] {
             return stop(ctx, *o);
+        };
+    });
+
+    auto* upgrade_cmd = daemon->add_subcommand(
+        "upgrade", "Re-exec mpctld in place (a new binary at the same path); running tasks keep running");
+    upgrade_cmd->callback([&ctx] {
+        ctx.action = [&ctx] {
+            return upgrade(ctx);
         };
     });
 

@@ -120,6 +120,7 @@ MapRun::MapRun(AppContext& ctx, const MapOptions& o, std::vector<std::string> wo
 
 int MapRun::run() {
     client_.emplace(Client::connect(ctx_.global));
+    reconnector_.emplace(ctx_.global);
     int jobs = o_.jobs;
     // A shared pool's size (0: not known, or the map's own pool): when it is no more than -j, the pool
     // itself bounds what runs.
@@ -218,13 +219,50 @@ void MapRun::loop() {
             source_.fill();
         }
         if (buffered || (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-            if (!client_->read_available()) {
-                throw CliError(exit_code::mpctl_failed, "the daemon closed the connection (did it stop?)");
-            }
-            while (auto msg = client_->next_message()) {
-                handle(*msg);
+            try {
+                if (!client_->read_available()) {
+                    throw ConnectionLost(exit_code::mpctl_failed,
+                                         "the daemon closed the connection (did it stop?)");
+                }
+                while (auto msg = client_->next_message()) {
+                    handle(*msg);
+                }
+            } catch (const ConnectionLost& lost) {
+                resume(lost);
             }
             coalesce();
+        }
+    }
+}
+
+void MapRun::resume(const ConnectionLost& lost) {
+    std::optional<ConnectionLost> why(lost);
+    while (why) {
+        if (batch_id_ != 0) {
+            throw CliError(why->code(), std::string(why->what()) +
+                                            " before it answered a batch of this map's tasks (whether they "
+                                            "were queued is unknown: mpctl does not submit them again)");
+        }
+        reconnector_->reconnect(*client_, *why);
+        why.reset();
+        try {
+            if (own_pool_) {
+                // A transient pool lives as long as its connection: this one now. (What of it was still
+                // queued when the daemon died, the daemon that came back has cancelled: PROTOCOL.md.)
+                set_own_pool();
+            }
+            json watch = json::array();
+            for (const auto& [task, seq] : seq_of_) {
+                watch.push_back(task);
+            }
+            if (!watch.empty()) {
+                client_->send("task.as_completed", {{"ids", watch}});
+                if (stopping()) {
+                    client_->send("task.cancel", {{"ids", watch}, {"force", force_cancel_}});
+                }
+            }
+        } catch (const ConnectionLost& again) {
+            why.emplace(again);
         }
     }
 }

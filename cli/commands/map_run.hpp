@@ -28,6 +28,7 @@
 #include <mpctl/cli/map/progress_bar.hpp>
 #include <mpctl/cli/map/reorder.hpp>
 #include <mpctl/cli/map/results.hpp>
+#include <mpctl/cli/reconnect.hpp>
 #include <mpctl/cli/task_exit.hpp>
 #include <mpctl/cli/task_options.hpp>
 
@@ -65,6 +66,9 @@ class MapRun {
     [[nodiscard]] bool stopping() const { return stop_signal_ != 0 || halted_ || results_.stdout_broken(); }
     [[nodiscard]] bool finished() const;
     [[nodiscard]] std::optional<size_t> total_tasks() const;
+    // The connection was lost (the daemon died): a new one, the map's pool set again on it, and the tasks
+    // not finished yet watched again. A batch whose answer was lost fails the map (never sent twice).
+    void resume(const ConnectionLost& lost);
 
     // map_window.cpp: submitting
     bool maybe_submit();
@@ -99,6 +103,7 @@ class MapRun {
     bool own_pool_ = true;
     std::string pool_;
     std::optional<Client> client_;
+    std::optional<Reconnector> reconnector_;
     size_t jobs_ = 1;
     size_t window_ = 1;
 

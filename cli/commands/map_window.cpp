@@ -75,7 +75,12 @@ bool MapRun::maybe_submit() {
     }
     tasks += "]";
     std::string params = R"({"defaults":)" + defaults_text_ + R"(,"tasks":)" + tasks + "}";
-    batch_id_ = client_->send_params_text("task.submit_batch", params);
+    try {
+        batch_id_ = client_->send_params_text("task.submit_batch", params);
+    } catch (const ConnectionLost& e) {
+        // Some of it may have reached the daemon: a submit is never sent twice, so the map ends here.
+        throw CliError(e.code(), std::string(e.what()) + " while it submitted a batch of this map's tasks");
+    }
     inflight_ += count;
     return false;
 }

@@ -6,11 +6,14 @@
 #include <map>
 #include <optional>
 #include <poll.h>
+#include <set>
 #include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/log_positions.hpp>
 #include <mpctl/cli/output.hpp>
+#include <mpctl/cli/reconnect.hpp>
 #include <mpctl/common/base64.hpp>
 
 namespace mpctl::cli {
@@ -85,6 +88,10 @@ std::vector<int64_t> chosen_tasks(Client& client, const LogsOptions& o) {
     return ids;
 }
 
+void stream_logs(AppContext& ctx, const LogsOptions& o, Client& client, Headers& headers,
+                 std::map<int64_t, LogPositions>& positions, std::set<int64_t>& answered,
+                 std::map<int64_t, int64_t>& task_of_request, std::optional<CliError>& first_error);
+
 int logs(AppContext& ctx, const LogsOptions& o) {
     if (o.ids.empty() && o.labels.empty()) {
         throw CliError(exit_code::usage, "missing task id (mpctl logs ID, or --label K=V)");
@@ -107,31 +114,56 @@ int logs(AppContext& ctx, const LogsOptions& o) {
             }
         }
     }
-    std::map<int64_t, int64_t> task_of_request;
-    for (int64_t id : ids) {
-        json params = {{"id", id}, {"stream", stream}, {"follow", o.follow}};
+    // Offsets asked for ("from"): after a lost connection, each task's streams go on where they were.
+    std::map<int64_t, LogPositions> positions;
+    auto params_for = [&](int64_t id) {
+        json params = {{"id", id}, {"stream", stream}, {"follow", o.follow}, {"from", positions[id].from()}};
         if (o.stage) {
             params["stage"] = *o.stage;
         }
         if (o.tail) {
-            params["tail"] = *o.tail;
+            params["tail"] = *o.tail;  // ignored on a resumed stream: the daemon took it the first time
         }
         if (o.attempt) {
             params["attempt"] = *o.attempt;
         }
-        task_of_request[client.send("task.logs", params)] = id;
-    }
+        return params;
+    };
+    std::set<int64_t> answered;
+    std::map<int64_t, int64_t> task_of_request;
     std::optional<CliError> first_error;
+    Reconnector reconnector(ctx.global);
+    retrying(client, reconnector, [&] {
+        task_of_request.clear();
+        for (int64_t id : ids) {
+            if (!answered.contains(id)) {
+                task_of_request[client.send("task.logs", params_for(id))] = id;
+            }
+        }
+        stream_logs(ctx, o, client, headers, positions, answered, task_of_request, first_error);
+    });
+    if (first_error) {
+        throw *first_error;
+    }
+    return exit_code::ok;
+}
+
+// Prints the streams of TASK_OF_REQUEST (request id -> task) until each is answered.
+void stream_logs(AppContext& ctx, const LogsOptions& o, Client& client, Headers& headers,
+                 std::map<int64_t, LogPositions>& positions, std::set<int64_t>& answered,
+                 std::map<int64_t, int64_t>& task_of_request, std::optional<CliError>& first_error) {
     while (!task_of_request.empty()) {
         while (auto msg = client.next_message()) {
             if (msg->value("method", std::string()) == "task.output") {
-                const json& params = msg->at("params");
-                if (ctx.global.json) {
-                    print_json(params);  // base64 data, one chunk per line
-                    continue;
-                }
+                json& params = msg->at("params");
                 auto data = common::base64_decode(params.value("data", std::string()));
                 if (!data) {
+                    continue;
+                }
+                positions[params.value("id", int64_t{0})].saw(params, data->size());
+                if (ctx.global.json) {
+                    params.erase("offset");  // mpctl's own bookkeeping
+                    print_json(params);      // base64 data, one chunk per line
                     continue;
                 }
                 if (std::string header =
@@ -152,6 +184,7 @@ int logs(AppContext& ctx, const LogsOptions& o) {
             if (it == task_of_request.end()) {
                 continue;
             }
+            answered.insert(it->second);
             task_of_request.erase(it);
             if (auto err = msg->find("error"); err != msg->end() && !first_error) {
                 first_error = error_from_daemon(*err);
@@ -165,13 +198,9 @@ int logs(AppContext& ctx, const LogsOptions& o) {
             throw CliError(exit_code::failure, std::string("poll: ") + std::strerror(errno));
         }
         if (!client.read_available()) {
-            throw CliError(exit_code::no_daemon, "the daemon closed the connection");
+            throw ConnectionLost(exit_code::no_daemon, "the daemon closed the connection");
         }
     }
-    if (first_error) {
-        throw *first_error;
-    }
-    return exit_code::ok;
 }
 
 }  // namespace

@@ -11,7 +11,9 @@
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/log_positions.hpp>
 #include <mpctl/cli/output.hpp>
+#include <mpctl/cli/reconnect.hpp>
 #include <mpctl/cli/signal_pipe.hpp>
 #include <mpctl/cli/task_options.hpp>
 #include <mpctl/common/base64.hpp>
@@ -136,40 +138,49 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     const int retries = submitted.value("retries", 0);
     const bool tells_attempts = retries > 0 && ::isatty(2) == 1;
     json result;
+    // Once submitted, the task is waited for through a daemon that dies and comes back (reconnect.hpp):
+    // the stream goes on where it was ("from"), so every byte is printed once. The submit itself is never
+    // sent again.
+    Reconnector reconnector(ctx.global);
+    LogPositions positions;
+    json logs_params = {{"id", id}, {"stream", "both"}, {"follow", true}, {"from", json::array()}};
     try {
-        result = client.call("task.logs", {{"id", id}, {"stream", "both"}, {"follow", true}},
-                             [&](const std::string& method, const json& params) {
-                                 if (method != "task.output") {
-                                     return;
-                                 }
-                                 auto data = common::base64_decode(params.value("data", std::string()));
-                                 if (!data) {
-                                     return;
-                                 }
-                                 bool is_err = params.value("stream", std::string()) == "stderr";
-                                 if (int attempt = params.value("attempt", 1); attempt != shown_attempt) {
-                                     // A retry: --json keeps the last attempt's output (the result's,
-                                     // as `mpctl result` gives it); a person is told where it begins.
-                                     shown_attempt = attempt;
-                                     out_text.clear();
-                                     err_text.clear();
-                                     if (!ctx.global.json && tells_attempts) {
-                                         std::fprintf(stderr, "mpctl: task %lld: attempt %d of %d\n",
-                                                      static_cast<long long>(id), attempt, retries + 1);
-                                     }
-                                 }
-                                 if (ctx.global.json) {
-                                     (is_err ? err_text : out_text) += *data;
-                                     return;
-                                 }
-                                 auto written = common::write_all(is_err ? 2 : 1, *data);
-                                 if (!written && written.error().err == EPIPE) {
-                                     // `mpctl run -- yes | head -1`: the task gets what a writer to a
-                                     // closed pipe gets, and mpctl exits as a shell reports it.
-                                     client.send("task.signal", {{"id", id}, {"signal", SIGPIPE}});
-                                     throw OutputClosed{};
-                                 }
-                             });
+        result = retrying(client, reconnector, [&] {
+            logs_params["from"] = positions.from();
+            return client.call("task.logs", logs_params, [&](const std::string& method, const json& params) {
+                if (method != "task.output") {
+                    return;
+                }
+                auto data = common::base64_decode(params.value("data", std::string()));
+                if (!data) {
+                    return;
+                }
+                positions.saw(params, data->size());
+                bool is_err = params.value("stream", std::string()) == "stderr";
+                if (int attempt = params.value("attempt", 1); attempt != shown_attempt) {
+                    // A retry: --json keeps the last attempt's output (the result's,
+                    // as `mpctl result` gives it); a person is told where it begins.
+                    shown_attempt = attempt;
+                    out_text.clear();
+                    err_text.clear();
+                    if (!ctx.global.json && tells_attempts) {
+                        std::fprintf(stderr, "mpctl: task %lld: attempt %d of %d\n",
+                                     static_cast<long long>(id), attempt, retries + 1);
+                    }
+                }
+                if (ctx.global.json) {
+                    (is_err ? err_text : out_text) += *data;
+                    return;
+                }
+                auto written = common::write_all(is_err ? 2 : 1, *data);
+                if (!written && written.error().err == EPIPE) {
+                    // `mpctl run -- yes | head -1`: the task gets what a writer to a
+                    // closed pipe gets, and mpctl exits as a shell reports it.
+                    client.send("task.signal", {{"id", id}, {"signal", SIGPIPE}});
+                    throw OutputClosed{};
+                }
+            });
+        });
     } catch (const OutputClosed&) {
         // As a shell waits for the writer it sent SIGPIPE to die. One that ignores it is hung up when mpctl
         // leaves (SIGHUP); waiting less would let that SIGHUP, the lower signal, be taken first.

@@ -3,12 +3,18 @@
 // Exit codes mirror the tasks (README.md, "Exit codes"): 0 if all succeeded, else the code of the first
 // unsuccessful task in argument order; 124 if the --timeout expired first.
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <iterator>
+#include <optional>
 #include <unistd.h>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>
+#include <mpctl/cli/log_positions.hpp>
 #include <mpctl/cli/output.hpp>
+#include <mpctl/cli/reconnect.hpp>
 #include <mpctl/cli/task_exit.hpp>
 #include <mpctl/common/base64.hpp>
 #include <mpctl/proto/task_status.hpp>
@@ -25,13 +31,28 @@ struct WaitOptions {
     bool any = false;
 };
 
-json wait_params(const std::vector<int64_t>& ids, const std::string& timeout) {
-    json params = {{"ids", ids}};
-    if (!timeout.empty()) {
-        params["timeout"] = parse_seconds(timeout, "--timeout");
+// The --timeout of a wait that may be asked again after a reconnect: each time, what is left of it.
+class WaitTimeout {
+  public:
+    explicit WaitTimeout(const std::string& timeout) {
+        if (!timeout.empty()) {
+            deadline_ = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(parse_seconds(timeout, "--timeout")));
+        }
     }
-    return params;
-}
+    [[nodiscard]] json params(const std::vector<int64_t>& ids) const {
+        json params = {{"ids", ids}};
+        if (deadline_) {
+            params["timeout"] = std::max(
+                0.0, std::chrono::duration<double>(*deadline_ - std::chrono::steady_clock::now()).count());
+        }
+        return params;
+    }
+
+  private:
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
+};
 
 // The code of the first task in IDS order that did not succeed (among those finished), else 0.
 int first_unsuccessful(const std::vector<int64_t>& ids, const std::map<int64_t, proto::TaskStatus>& by_id) {
@@ -47,10 +68,15 @@ int first_unsuccessful(const std::vector<int64_t>& ids, const std::map<int64_t, 
 
 int wait(AppContext& ctx, const WaitOptions& o) {
     auto ids = parse_ids(o.ids);
-    json params = wait_params(ids, o.timeout);
-    params["any"] = o.any;
+    WaitTimeout timeout(o.timeout);
     Client client = Client::connect(ctx.global);
-    json result = client.call("task.wait", std::move(params));
+    Reconnector reconnector(ctx.global);
+    // The whole answer comes at once: after a reconnect the same wait is asked again.
+    json result = retrying(client, reconnector, [&] {
+        json params = timeout.params(ids);
+        params["any"] = o.any;
+        return client.call("task.wait", params);
+    });
     if (ctx.global.json) {
         print_json(result);
     }
@@ -94,26 +120,40 @@ int wait(AppContext& ctx, const WaitOptions& o) {
 
 int as_completed(AppContext& ctx, const WaitOptions& o) {
     auto ids = parse_ids(o.ids);
+    WaitTimeout timeout(o.timeout);
     Client client = Client::connect(ctx.global);
+    Reconnector reconnector(ctx.global);
     std::map<int64_t, proto::TaskStatus> by_id;
-    json result = client.call("task.as_completed", wait_params(ids, o.timeout),
-                              [&](const std::string& method, const json& params) {
-                                  if (method != "task.completed") {
-                                      return;
-                                  }
-                                  const json& task = params.at("task");
-                                  auto s = proto::status_from_json(task);
-                                  if (ctx.global.json) {
-                                      print_json(task);
-                                  } else {
-                                      write_out(1, std::to_string(s.id) + "\n");
-                                  }
-                                  by_id.emplace(s.id, std::move(s));
-                              });
+    auto on_completed = [&](const std::string& method, const json& params) {
+        if (method != "task.completed") {
+            return;
+        }
+        const json& task = params.at("task");
+        auto s = proto::status_from_json(task);
+        if (by_id.contains(s.id)) {
+            return;
+        }
+        if (ctx.global.json) {
+            print_json(task);
+        } else {
+            write_out(1, std::to_string(s.id) + "\n");
+        }
+        by_id.emplace(s.id, std::move(s));
+    };
+    // After a reconnect, only the tasks not printed yet are asked for.
+    json result = retrying(client, reconnector, [&] {
+        std::vector<int64_t> left;
+        std::copy_if(ids.begin(), ids.end(), std::back_inserter(left),
+                     [&](int64_t id) { return !by_id.contains(id); });
+        if (left.empty()) {
+            return json{{"timed_out", false}};
+        }
+        return client.call("task.as_completed", timeout.params(left), on_completed);
+    });
     if (result.value("timed_out", false)) {
         if (!ctx.global.json) {
             std::fprintf(stderr, "mpctl: timed out with %zu of %zu tasks unfinished\n",
-                         result.at("pending").size(), ids.size());
+                         ids.size() - by_id.size(), ids.size());
         }
         return exit_code::timeout;
     }
@@ -122,28 +162,38 @@ int as_completed(AppContext& ctx, const WaitOptions& o) {
 
 int result(AppContext& ctx, const std::string& id_arg, const std::string& timeout) {
     int64_t id = parse_id(id_arg);
+    WaitTimeout wait_timeout(timeout);
     Client client = Client::connect(ctx.global);
-    json waited = client.call("task.wait", wait_params({id}, timeout));
+    Reconnector reconnector(ctx.global);
+    json waited =
+        retrying(client, reconnector, [&] { return client.call("task.wait", wait_timeout.params({id})); });
     if (waited.value("timed_out", false)) {
         throw CliError(exit_code::timeout, "timed out waiting for task " + std::to_string(id));
     }
     std::string out;
     // The result is the last attempt's output (a retried task's earlier attempts failed).
-    json logs_params = {{"id", id}, {"stream", "stdout"}};
+    // Offsets asked for ("from"): a stream cut by a lost connection goes on where it was.
+    json logs_params = {{"id", id}, {"stream", "stdout"}, {"from", json::array()}};
     if (int attempts = waited.at("tasks").at(0).value("attempts", 0); attempts > 1) {
         logs_params["attempt"] = attempts;
     }
-    json logs = client.call("task.logs", logs_params, [&](const std::string& method, const json& params) {
+    LogPositions positions;
+    auto on_output = [&](const std::string& method, const json& params) {
         if (method != "task.output") {
             return;
         }
         if (auto data = common::base64_decode(params.value("data", std::string()))) {
+            positions.saw(params, data->size());
             if (ctx.global.json) {
                 out += *data;
             } else {
                 write_out(1, *data);
             }
         }
+    };
+    json logs = retrying(client, reconnector, [&] {
+        logs_params["from"] = positions.from();
+        return client.call("task.logs", logs_params, on_output);
     });
     auto status = proto::status_from_json(logs.at("task"));
     if (ctx.global.json) {

@@ -1,4 +1,4 @@
-// The daemon family: daemon.status, daemon.stop, daemon.methods.
+// The daemon family: daemon.status, daemon.stop, daemon.upgrade, daemon.methods.
 
 #include <mpctl/daemon/commands/daemon_control.hpp>
 #include <mpctl/daemon/commands/families.hpp>
@@ -29,6 +29,10 @@ void register_daemon_commands(Registry& r, DaemonControl& d) {
         c.responder->result(d.info());
     });
     r.add("daemon.stop", [&d](Call& c) { daemon_stop(d, c); });
+    r.add("daemon.upgrade", [&d](Call& c) {
+        c.params.reject_unknown({});
+        d.request_upgrade(c.responder);
+    });
     r.add("daemon.methods", [&r](Call& c) {
         c.params.reject_unknown({});
         c.responder->result({{"methods", r.methods()}});

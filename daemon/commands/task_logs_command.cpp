@@ -10,9 +10,44 @@ namespace mpctl::daemon {
 
 namespace {
 
+// params.from: where a client that lost its connection resumes each stream it had bytes of.
+std::vector<LogStreamer::Request::Resume> read_resume(const nlohmann::json& from) {
+    if (!from.is_array()) {
+        proto::throw_invalid_params("params.from: expected an array");
+    }
+    std::vector<LogStreamer::Request::Resume> out;
+    for (size_t i = 0; i < from.size(); ++i) {
+        proto::Params e(from[i], "params.from[" + std::to_string(i) + "]");
+        e.reject_unknown({"attempt", "stream", "stage", "offset"});
+        LogStreamer::Request::Resume r;
+        int64_t attempt = e.required<int64_t>("attempt");
+        if (attempt < 1 || attempt > 1001) {
+            proto::throw_invalid_params(e.path() + ".attempt: expected 1 to 1001");
+        }
+        r.attempt = static_cast<int>(attempt);
+        r.stream = e.required<std::string>("stream");
+        if (r.stream != "stdout" && r.stream != "stderr") {
+            proto::throw_invalid_params(e.path() + R"(.stream: expected "stdout" or "stderr")");
+        }
+        if (auto stage = e.optional<int64_t>("stage")) {
+            if (*stage < 0) {
+                proto::throw_invalid_params(e.path() + ".stage: must not be negative");
+            }
+            r.stage = static_cast<size_t>(*stage);
+        }
+        int64_t offset = e.required<int64_t>("offset");
+        if (offset < 0) {
+            proto::throw_invalid_params(e.path() + ".offset: must not be negative");
+        }
+        r.offset = static_cast<uint64_t>(offset);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
 void task_logs(const TaskContext& ctx, Call& call) {
     const auto& p = call.params;
-    p.reject_unknown({"id", "stream", "follow", "stage", "tail", "attempt"});
+    p.reject_unknown({"id", "stream", "follow", "stage", "tail", "attempt", "from"});
     LogStreamer::Request req;
     req.task_id = read_id(p);
     req.follow = p.get_or<bool>("follow", false);
@@ -46,6 +81,9 @@ void task_logs(const TaskContext& ctx, Call& call) {
     auto attempt = p.optional<int64_t>("attempt");
     if (attempt && (*attempt < 1 || *attempt > 1001)) {
         proto::throw_invalid_params("params.attempt: expected 1 to 1001");
+    }
+    if (const auto* from = p.present("from"); from != nullptr && !from->is_null()) {
+        req.from = read_resume(*from);
     }
     // What only the task can say: how many stages it has, how many attempts it may make.
     const Task& task = known_task(ctx, req.task_id);

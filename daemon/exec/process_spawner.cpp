@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 
 #include <mpctl/common/pidfd_exit.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/exec/exit_journal.hpp>
 #include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/exec/spawn_linux.hpp>
 
@@ -76,6 +78,40 @@ std::unexpected<common::Error> stage_failure(common::Error error, size_t stage, 
 // An adopted process's pidfd in the epoll set: its pid with this bit, so that its exit, which must not be
 // waited for, is never taken for a child's (a pid the supervisor has reaped may be ours again at once).
 constexpr uint64_t k_adopted_tag = uint64_t{1} << 32;
+// A stray child's (reap_strays): reaped and forgotten.
+constexpr uint64_t k_stray_tag = uint64_t{1} << 33;
+
+// The exit a waitid(2) of an exited child reports.
+ExitInfo exit_info_of(const siginfo_t& info) {
+    ExitInfo out;
+    if (info.si_code == CLD_EXITED) {
+        out.exit_code = info.si_status;
+    } else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
+        out.signal = info.si_status;
+    } else {
+        out.unknown = true;
+    }
+    return out;
+}
+
+// Whether PID is a child of this process (exited or not): only a child can be waited for.
+bool is_own_child(int pid) {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+// The parent pid in /proc/PID/stat (after the command, which may hold spaces and parentheses).
+int parent_of(const std::string& pid) {
+    auto stat = common::read_file("/proc/" + pid + "/stat");
+    if (!stat) {
+        return 0;
+    }
+    auto close = stat->rfind(')');
+    if (close == std::string::npos || close + 4 >= stat->size()) {
+        return 0;
+    }
+    return std::atoi(stat->c_str() + close + 4);  // ") S PPID"
+}
 
 ExitInfo exit_info_of(int wait_status) {
     ExitInfo info;
@@ -458,7 +494,7 @@ common::Result<std::string> ProcessSpawner::lookup(const std::string& file, cons
 }
 
 void ProcessSpawner::wait_for_exits() {
-    if (waiting_ || (children_.empty() && adopted_watched_ == 0)) {
+    if (waiting_ || (children_.empty() && adopted_watched_ == 0 && strays_.empty())) {
         return;
     }
     waiting_ = true;
@@ -475,7 +511,9 @@ void ProcessSpawner::wait_for_exits() {
         while ((n = ::epoll_wait(exits_.native_handle(), events, 64, 0)) > 0) {
             for (int i = 0; i < n; ++i) {
                 uint64_t tag = events[i].data.u64;
-                if ((tag & k_adopted_tag) != 0) {
+                if ((tag & k_stray_tag) != 0) {
+                    reap_stray(static_cast<int>(tag & ~k_stray_tag));
+                } else if ((tag & k_adopted_tag) != 0) {
                     adopted_exited(static_cast<int>(tag & ~k_adopted_tag));
                 } else {
                     reap(static_cast<int>(tag));
@@ -552,6 +590,31 @@ common::Result<void> ProcessSpawner::adopt(int pid, uint64_t start_ticks, const 
     };
     a.deadline = std::chrono::steady_clock::now() + adopted_exit_wait_;
     a.delay = k_first_look;
+    auto watch_adopted = [&](common::UniqueFd pidfd) -> common::Result<void> {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = k_adopted_tag | static_cast<uint64_t>(pid);
+        if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, pidfd.get(), &ev) != 0) {
+            return common::sys_error("epoll_ctl for " + process);
+        }
+        a.pidfd = std::move(pidfd);
+        adopted_.emplace(pid, std::move(a));
+        ++adopted_watched_;
+        wait_for_exits();
+        return {};
+    };
+    // After an upgrade the process is our child still (the exec kept the pid and the links): it is reaped
+    // here, ended or not, and waitid's status comes before any journal or PIDFD_GET_INFO. A child cannot
+    // be reaped by anyone else, so its pid is not reused meanwhile; the start time tells the task's
+    // process from a later child of ours.
+    if (reaps_own_children_ && is_own_child(pid)) {
+        auto pidfd = common::pidfd_open(pid);
+        auto started = common::process_start_time(pid);
+        if (pidfd && started && started_as_recorded(start_ticks, *started)) {
+            a.own_child = true;
+            return watch_adopted(std::move(*pidfd));
+        }
+    }
     // Ended while no daemon watched it: the supervisor journaled its status before it reaped it. Reported
     // from the loop, after adopt() has returned, as for a process that ends later.
     auto report_recorded = [&] {
@@ -586,17 +649,7 @@ common::Result<void> ProcessSpawner::adopt(int pid, uint64_t start_ticks, const 
                                    std::to_string(*started) + " ticks since boot, the task's at " +
                                    std::to_string(start_ticks) + ")");
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = k_adopted_tag | static_cast<uint64_t>(pid);
-    if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, pidfd->get(), &ev) != 0) {
-        return common::sys_error("epoll_ctl for " + process);
-    }
-    a.pidfd = std::move(*pidfd);
-    adopted_.emplace(pid, std::move(a));
-    ++adopted_watched_;
-    wait_for_exits();
-    return {};
+    return watch_adopted(std::move(*pidfd));
 }
 
 void ProcessSpawner::adoptions_done() {
@@ -622,8 +675,14 @@ void ProcessSpawner::look_for_status(int pid) {
         return;
     }
     Adopted& a = it->second;
+    if (a.own_child) {
+        if (auto info = reap_own(pid)) {
+            adopted_ended(pid, std::move(*info));
+            return;
+        }
+    }
     std::optional<int> status;
-    if (records_) {
+    if (!a.own_child && records_) {
         status = records_->wait_status(pid, a.start_ticks);
     }
     if (!status && a.pidfd) {
@@ -673,6 +732,80 @@ void ProcessSpawner::clear_records_if_done() {
     if (records_ && !adopting_ && adopted_.empty()) {
         records_->clear();
     }
+}
+
+}  // namespace mpctl::daemon
+
+namespace mpctl::daemon {
+
+std::optional<ExitInfo> ProcessSpawner::reap_own(int pid) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG) != 0) {
+        spdlog::warn("waitid {}: {}", pid, std::strerror(errno));
+        ExitInfo unknown;
+        unknown.unknown = true;
+        return unknown;
+    }
+    if (info.si_pid != pid) {
+        return std::nullopt;  // not ended yet (a spurious readiness): looked at again
+    }
+    return exit_info_of(info);
+}
+
+void ProcessSpawner::reap_strays() {
+    DIR* proc = ::opendir("/proc");
+    if (proc == nullptr) {
+        spdlog::warn("reaping the last image's children: /proc: {}", std::strerror(errno));
+        return;
+    }
+    const int self = ::getpid();
+    size_t found = 0;
+    while (dirent* e = ::readdir(proc)) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') {
+            continue;
+        }
+        int pid = std::atoi(e->d_name);
+        if (children_.contains(pid) || adopted_.contains(pid) || strays_.contains(pid) ||
+            parent_of(e->d_name) != self) {
+            continue;
+        }
+        // Only the last image's: a child this one is spawning (on the thread, not yet in children_) is not
+        // a stray. The spawner was made after the exec.
+        auto started = common::process_start_time(pid);
+        if (!started || *started >= made_at_ticks_) {
+            continue;
+        }
+        auto pidfd = common::pidfd_open(pid);
+        if (!pidfd) {
+            continue;  // gone meanwhile, and reaped by whom could
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = k_stray_tag | static_cast<uint64_t>(pid);
+        if (::epoll_ctl(exits_.native_handle(), EPOLL_CTL_ADD, pidfd->get(), &ev) == 0) {
+            strays_.emplace(pid, std::move(*pidfd));
+            ++found;
+        }
+    }
+    ::closedir(proc);
+    if (found > 0) {
+        spdlog::info(
+            "upgrade: {} children of the last image that are no task of this one are reaped as they end",
+            found);
+    }
+    wait_for_exits();
+}
+
+void ProcessSpawner::reap_stray(int pid) {
+    if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        return;  // not ended yet
+    }
+    strays_.erase(pid);  // closing the pidfd takes it out of the epoll set
+}
+
+bool ProcessSpawner::idle() {
+    std::lock_guard lock(mutex_);
+    return todo_.empty() && !thread_busy_ && done_.empty();
 }
 
 }  // namespace mpctl::daemon

@@ -11,7 +11,8 @@
 // It also re-adopts the tasks of a daemon that died (adopt): their pidfds join the same epoll set, but they
 // are not our children (waitid fails with ECHILD), so their status comes from the exit journal the
 // supervising parent writes before it reaps them (ExitRecords), or from PIDFD_GET_INFO
-// (common/pidfd_exit.hpp).
+// (common/pidfd_exit.hpp). After `mpctl daemon upgrade` (an exec in the same process) they are its children
+// still: those it reaps itself, and their status is the exact one waitid gives.
 
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <mpctl/common/unique_fd.hpp>
+#include <mpctl/daemon/exec/exit_journal.hpp>
 #include <mpctl/daemon/exec/exit_records.hpp>
 #include <mpctl/daemon/exec/spawn_linux.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
@@ -51,10 +53,18 @@ class ProcessSpawner final : public Spawner {
     [[nodiscard]] common::Result<void> adopt(int pid, uint64_t start_ticks, const std::string& pool,
                                              OnExit on_exit) override;
     void adoptions_done() override;
+    // After an upgrade: the children of this process that it neither spawned nor adopted (the last image's
+    // warm workers, the stages of its lost pipelines) are reaped as they end, never left as zombies.
+    void reap_strays();
+    // No spawn is on its way through the thread: every start it took has reached the loop.
+    [[nodiscard]] bool idle();
 
     // The exit journal (exit_journal_path(STATE_DIR)): where the supervising parent records how the tasks
     // of a daemon that died ended. Without it, an adopted process's status comes from PIDFD_GET_INFO alone.
     void set_exit_journal(const std::string& path) { records_.emplace(path); }
+    // After an upgrade: an adopted process that is a child of this one is reaped here (tests adopt their own
+    // children to stand for a dead daemon's, which is why it is not the default).
+    void set_reaps_own_children() { reaps_own_children_ = true; }
     // How long the status of an adopted process that ended is looked for (k_adopted_exit_wait by default).
     void set_adopted_exit_wait(std::chrono::milliseconds wait) { adopted_exit_wait_ = wait; }
 
@@ -89,6 +99,7 @@ class ProcessSpawner final : public Spawner {
         std::chrono::steady_clock::time_point deadline;
         std::chrono::milliseconds delay{0};  // before the next look
         std::unique_ptr<asio::steady_timer> retry;
+        bool own_child = false;  // ours still (the daemon exec'd itself): reaped here, its status exact
     };
     // One spawn on its way through the thread. The thread fills in children and error.
     struct Job {
@@ -122,6 +133,8 @@ class ProcessSpawner final : public Spawner {
     void look_for_status(int pid);
     void adopted_ended(int pid, ExitInfo info);
     void clear_records_if_done();
+    [[nodiscard]] std::optional<ExitInfo> reap_own(int pid);
+    void reap_stray(int pid);
 
     asio::io_context& io_;
     std::optional<ResourceLimit> child_open_files_;
@@ -129,10 +142,13 @@ class ProcessSpawner final : public Spawner {
     asio::posix::stream_descriptor exits_;  // the epoll set of the children's pidfds
     bool waiting_ = false;
     std::unordered_map<int, Child> children_;
-    std::unordered_map<int, Adopted> adopted_;  // by pid: live ones cannot share one
-    size_t adopted_watched_ = 0;                // those of adopted_ in the epoll set
+    std::unordered_map<int, Adopted> adopted_;             // by pid: live ones cannot share one
+    size_t adopted_watched_ = 0;                           // those of adopted_ in the epoll set
+    std::unordered_map<int, common::UniqueFd> strays_;     // by pid, their pidfds in the epoll set
+    const uint64_t made_at_ticks_ = boottime_ticks_now();  // what a stray started before
     std::optional<ExitRecords> records_;
     bool adopting_ = true;  // until adoptions_done()
+    bool reaps_own_children_ = false;
     // The supervisor appends a record right after the exit, before it reaps: the first looks come soon and
     // double from k_first_look; past k_adopted_exit_wait, nothing will tell any more (a supervisor that is
     // gone, a kernel without PIDFD_GET_INFO) and the outcome is unknown.

@@ -96,8 +96,19 @@ void LogStreamer::start(const std::shared_ptr<Responder>& responder, const Reque
     f.stages = task->spec.pipeline().size();
     f.stage = request.stage;
     f.only = request.attempt;
+    if (request.from) {
+        f.offsets = true;
+        f.resume = *request.from;
+    }
     if (f.only) {
         f.last_attempt = *f.only - 1;
+    } else if (!f.resume.empty()) {
+        // A resumed stream goes on from the earliest attempt the client had bytes of; a tail it asked for
+        // the first time was taken then.
+        auto earliest = std::min_element(f.resume.begin(), f.resume.end(),
+                                         [](const auto& a, const auto& b) { return a.attempt < b.attempt; });
+        f.last_attempt = earliest->attempt - 1;
+        f.tail_lines.reset();
     } else if (f.tail_lines) {
         f.last_attempt = std::max(task->attempts, 1) - 1;  // a tail is the latest attempt's
     }
@@ -170,12 +181,21 @@ void LogStreamer::open_sources(Follower& f, const Task& task) {
         }
         if (fd) {
             src.fd = std::move(*fd);
-            src.offset = src.from_tail ? tail_offset(src.fd.get(), *f.tail_lines, f.limit) : 0;
+            src.offset = start_offset(f, src);
         }
         if (f.follow && src.fd && src.watch < 0 && src.attempt == task.attempts && !task.finished()) {
             add_watch(src, f.id);
         }
     }
+}
+
+uint64_t LogStreamer::start_offset(const Follower& f, const Source& src) {
+    for (const auto& r : f.resume) {
+        if (r.attempt == src.attempt && r.stream == src.stream && r.stage == src.stage) {
+            return r.offset;
+        }
+    }
+    return src.from_tail ? tail_offset(src.fd.get(), *f.tail_lines, f.limit) : 0;
 }
 
 void LogStreamer::add_watch(Source& source, uint64_t follower_id) {
@@ -310,6 +330,7 @@ void LogStreamer::pump_follower(Follower& f) {
             if (n == 0) {
                 break;
             }
+            uint64_t at = src.offset;
             src.offset += static_cast<uint64_t>(n);
             // Built by hand: base64 needs no escaping, and this avoids copying megabytes through json.
             std::string line = R"({"jsonrpc":"2.0","method":"task.output","params":{"id":)";
@@ -318,13 +339,16 @@ void LogStreamer::pump_follower(Follower& f) {
             line += std::to_string(src.attempt);
             line += R"(,"stream":")";
             line += src.stream;
+            line += '"';
             if (src.stage) {
-                line += R"(","stage":)";
+                line += R"(,"stage":)";
                 line += std::to_string(*src.stage);
-                line += R"(,"data":")";
-            } else {
-                line += R"(","data":")";
             }
+            if (f.offsets) {
+                line += R"(,"offset":)";
+                line += std::to_string(at);
+            }
+            line += R"(,"data":")";
             line += common::base64_encode(std::string_view(buffer_.data(), static_cast<size_t>(n)));
             line += "\"}}\n";
             session->send(std::move(line));

@@ -44,6 +44,15 @@ class LogStreamer {
         std::optional<uint64_t> tail_lines;  // start with the last N lines of each stream (of the
                                              // latest attempt, unless ATTEMPT names one)
         std::optional<int> attempt;          // only this attempt (default: every attempt, in order)
+        // A stream taken up again by a client that lost its connection: where each source it had bytes of
+        // resumes. Given (even empty), each chunk says its offset, so the client can ask this next time.
+        struct Resume {
+            int attempt = 1;
+            std::string stream;
+            std::optional<size_t> stage;
+            uint64_t offset = 0;
+        };
+        std::optional<std::vector<Resume>> from;
     };
     void start(const std::shared_ptr<Responder>& responder, const Request& request);
 
@@ -75,8 +84,10 @@ class LogStreamer {
         std::optional<int> only;  // the one attempt asked for
         bool follow = false;
         std::optional<uint64_t> tail_lines;
-        uint64_t limit = UINT64_MAX;  // the task's max_output: nothing past it is sent
-        bool paused = false;          // waiting for the client to drain
+        bool offsets = false;                 // chunks say their offset (the request had "from")
+        std::vector<Request::Resume> resume;  // where the sources named there start
+        uint64_t limit = UINT64_MAX;          // the task's max_output: nothing past it is sent
+        bool paused = false;                  // waiting for the client to drain
         FutureTable::WatchId watch = 0;
     };
 
@@ -90,6 +101,8 @@ class LogStreamer {
     // before it starts: it is waited for).
     void add_attempts(Follower& f, const Task* task);
     void open_sources(Follower& f, const Task& task);
+    // Where SRC starts: where the client resumes it, else at the tail asked for, else at 0.
+    static uint64_t start_offset(const Follower& f, const Source& src);
     void add_watch(Source& source, uint64_t follower_id);
     void remove_watch(Source& source, uint64_t follower_id);
     void read_events();

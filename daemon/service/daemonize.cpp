@@ -97,6 +97,10 @@ bool started_by_systemd() {
     return !notify_socket().empty() || std::getenv("INVOCATION_ID") != nullptr;
 }
 
+const std::string& notify_socket_path() {
+    return notify_socket();
+}
+
 bool systemd_notify_enabled() {
     return !notify_socket().empty();
 }

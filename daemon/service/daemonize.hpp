@@ -37,6 +37,9 @@ void take_notify_socket();
 // True when systemd started us (it sets NOTIFY_SOCKET or INVOCATION_ID).
 [[nodiscard]] bool started_by_systemd();
 
+// $NOTIFY_SOCKET as take_notify_socket found it (empty: none): an upgrade puts it back for the new image.
+[[nodiscard]] const std::string& notify_socket_path();
+
 // True when there is a NOTIFY_SOCKET to tell.
 [[nodiscard]] bool systemd_notify_enabled();
 

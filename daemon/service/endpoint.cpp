@@ -1,3 +1,6 @@
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +15,10 @@
 
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/service/daemonize.hpp>
 #include <mpctl/daemon/service/endpoint.hpp>
+
+extern char** environ;
 
 namespace mpctl::daemon {
 
@@ -128,6 +134,153 @@ void record_pid(const Endpoint& endpoint) {
         ::pwrite(endpoint.lock.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
         spdlog::warn("could not record the daemon's pid in its lock file: {}", std::strerror(errno));
     }
+}
+
+namespace {
+
+constexpr const char* k_handover_variable = "MPCTL_UPGRADE";
+
+bool set_cloexec(int fd, bool on) {
+    int flags = ::fcntl(fd, F_GETFD);
+    return flags >= 0 && ::fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) == 0;
+}
+
+std::string handover_text(const Handover& h) {
+    return "lock=" + std::to_string(h.lock_fd) + ",listen=" + std::to_string(h.listen_fd) +
+           ",activated=" + (h.activated ? "1" : "0") + ",supervisor=" + std::to_string(h.supervisor) +
+           ",restarts=" + std::to_string(h.restarts) + ",upgrades=" + std::to_string(h.upgrades);
+}
+
+}  // namespace
+
+common::Result<std::optional<Handover>> take_handover() {
+    const char* value = std::getenv(k_handover_variable);
+    if (value == nullptr) {
+        return std::nullopt;
+    }
+    const std::string text = value;
+    ::unsetenv(k_handover_variable);
+    Handover h;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        auto eq = item.find('=');
+        if (eq == std::string_view::npos) {
+            return fail(std::string(k_handover_variable) + " is malformed: " + text);
+        }
+        std::string_view key = item.substr(0, eq);
+        std::string_view digits = item.substr(eq + 1);
+        long long n = -1;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+        if (ec != std::errc() || end != digits.data() + digits.size() || n < 0 || n > INT32_MAX) {
+            return fail(std::string(k_handover_variable) + " is malformed: " + text);
+        }
+        int v = static_cast<int>(n);
+        if (key == "lock") {
+            h.lock_fd = v;
+        } else if (key == "listen") {
+            h.listen_fd = v;
+        } else if (key == "activated") {
+            h.activated = v != 0;
+        } else if (key == "supervisor") {
+            h.supervisor = v;
+        } else if (key == "restarts") {
+            h.restarts = v;
+        } else if (key == "upgrades") {
+            h.upgrades = v;
+        }  // other keys: from a newer mpctld, which the older image ignores
+    }
+    for (int fd : {h.lock_fd, h.listen_fd}) {
+        if (fd < 0 || !set_cloexec(fd, true)) {
+            return fail(std::string(k_handover_variable) + " names a descriptor that is not open: " + text);
+        }
+    }
+    return h;
+}
+
+Endpoint inherited_endpoint(const Handover& handover) {
+    Endpoint ep;
+    ep.lock.reset(handover.lock_fd);
+    ep.listener.reset(handover.listen_fd);
+    ep.activated = handover.activated;
+    return ep;
+}
+
+std::string own_binary_path() {
+    // /proc/self/exe rather than argv[0]: a relative argv[0], or one found in PATH, would need the start's
+    // cwd and PATH (a daemonized start is in / by now), while /proc/self/exe is absolute. Once a package
+    // upgrade has replaced the binary (a rename over it), it names the old, deleted inode with " (deleted)"
+    // appended: the path without that suffix is where the new binary is.
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) {
+        return {};
+    }
+    std::string path(buf, static_cast<size_t>(n));
+    constexpr std::string_view k_deleted = " (deleted)";
+    if (path.ends_with(k_deleted)) {
+        path.resize(path.size() - k_deleted.size());
+    }
+    return path;
+}
+
+common::Result<void> check_executable(const std::string& path) {
+    if (path.empty()) {
+        return common::plain_error("the daemon's own binary path is unknown (/proc/self/exe is unreadable)");
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return common::sys_error(path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return common::plain_error(path + " is not a regular file", common::Errc::failed);
+    }
+    if (::access(path.c_str(), X_OK) != 0) {
+        return common::sys_error(path + " is not executable");
+    }
+    return {};
+}
+
+common::Error exec_with_handover(const std::string& binary, const std::vector<std::string>& argv,
+                                 const Handover& handover) {
+    std::vector<std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        env.emplace_back(*e);
+    }
+    env.push_back(std::string(k_handover_variable) + "=" + handover_text(handover));
+    // Taken out of the environment at start (no task may inherit it): the new image still tells systemd.
+    if (!notify_socket_path().empty()) {
+        env.push_back("NOTIFY_SOCKET=" + notify_socket_path());
+    }
+    std::vector<char*> envp;
+    for (auto& e : env) {
+        envp.push_back(e.data());
+    }
+    envp.push_back(nullptr);
+    std::vector<std::string> args = argv;
+    std::vector<char*> argp;
+    for (auto& a : args) {
+        argp.push_back(a.data());
+    }
+    argp.push_back(nullptr);
+    // Exactly these two survive the exec; every other descriptor of the daemon is close-on-exec (client
+    // sessions, warm workers' sockets, pidfds, the journal).
+    for (int fd : {handover.lock_fd, handover.listen_fd}) {
+        if (!set_cloexec(fd, false)) {
+            auto error = common::sys_error("fcntl F_SETFD");
+            set_cloexec(handover.lock_fd, true);
+            set_cloexec(handover.listen_fd, true);
+            return error.error();
+        }
+    }
+    std::fflush(nullptr);
+    ::execve(binary.c_str(), argp.data(), envp.data());
+    int err = errno;
+    set_cloexec(handover.lock_fd, true);
+    set_cloexec(handover.listen_fd, true);
+    return common::Error{common::Errc::failed, err, "exec " + binary};
 }
 
 void release_socket(const std::string& socket_path) {

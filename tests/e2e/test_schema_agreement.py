@@ -8,7 +8,7 @@ as methods and rules are added.
 
 It was written after a client built from PROTOCOL.md alone found them apart: null accepted where the schema
 refused it, argv [""] and umask 1.0 the other way, name lengths in bytes against characters."""
-import json, os, re, sys, unittest
+import json, os, re, sys, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import schema_rules  # noqa: E402
@@ -139,6 +139,7 @@ class SchemaAgreementTest(unittest.TestCase):
         self.assertEqual(self.conn.result("task.wait", {"id": TASK, "timeout": 120})["tasks"][0]["state"], "succeeded")
         self.cgroups = self.conn.result("daemon.status")["cgroups"]["available"]
         self.lost_stop_answers = 0
+        self.upgrades = 0  # daemon.upgrade probes so far
 
     def tearDown(self):
         self.conn.close()
@@ -183,7 +184,13 @@ class SchemaAgreementTest(unittest.TestCase):
                 self.lost_stop_answers += 1
                 reply = {"result": None}
             self.daemon.start()
+            self.upgrades = 0
             self.conn = Connection(self.daemon.socket)
+        if method == "daemon.upgrade" and reply is not None and "result" in reply:
+            # The daemon execs itself in place and closes every connection: a new one, once the new image
+            # answers (a connection the old one took just before its exec is closed unanswered).
+            self.conn.close()
+            self.conn = self.after_upgrade()
         if method == "lock.acquire" and reply is not None and "result" in reply:
             # Every probe starts with nothing held: a lock a probe kept would make a later one wait.
             conn.result("lock.release", {"path": reply["result"]["path"], "token": reply["result"]["token"]})
@@ -201,6 +208,19 @@ class SchemaAgreementTest(unittest.TestCase):
         if error["code"] in (-32600, -32700, -32603):
             return f"{error['data']['error']}: {error['message']}"
         return True  # unknown_id, invalid_state...: the params were accepted
+
+    def after_upgrade(self):
+        deadline = time.monotonic() + 60
+        while True:
+            conn = Connection(self.daemon.socket)
+            reply = conn.call("daemon.status")
+            if reply is not None and reply.get("result", {}).get("upgrades", 0) > self.upgrades:
+                self.upgrades = reply["result"]["upgrades"]
+                return conn
+            conn.close()
+            if time.monotonic() > deadline:
+                raise AssertionError("the daemon did not answer within 60 s of daemon.upgrade")
+            time.sleep(0.01)
 
     def state_dependent(self, method, instance, message):
         """The invalid_params refusals that depend on more than the params, which PROTOCOL.md lists: cgroup

@@ -1,0 +1,178 @@
+// Clients that wait or follow survive a crash of the serving daemon (issue 20): under `mpctld --supervise`,
+// kill -9 of the daemon (not of the supervisor) ends their connection; `run`, `logs --follow`, `wait` and
+// `result` connect again once the supervisor has started a new daemon, ask again for what they do not know
+// yet, and finish as if nothing had happened: the task's exit code, every byte of its output exactly once.
+// A daemon stopped on purpose does not come back, is not started by the waiting client, and the client
+// fails once MPCTL_RECONNECT_TIMEOUT has passed, saying how long it waited.
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "daemon_fixture.hpp"
+#include "e2e_helpers.hpp"
+
+using namespace mpctl::test;
+using namespace mpctl::test::e2e;
+using Catch::Matchers::Contains;
+
+namespace {
+namespace reconnect_test {
+
+DaemonOptions supervised() {
+    DaemonOptions o;
+    o.extra_args = {"--supervise"};
+    return o;
+}
+
+// The serving daemon's pid (the supervisor's child), as `daemon status` tells it.
+pid_t serving_daemon(const DaemonFixture& d) {
+    json s = d.mpctl_json({"daemon", "status"});
+    return s.at("pid").get<pid_t>();
+}
+
+// Kills the serving daemon with -9 and waits (generously) for the supervisor's next one to answer.
+void crash_and_wait_for_restart(const DaemonFixture& d) {
+    pid_t first = serving_daemon(d);
+    REQUIRE(first != d.pid());  // the daemon, not the supervisor
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    bool back = eventually([&] {
+        auto r = d.mpctl({"--json", "daemon", "status"});
+        json j = json::parse(r.out, nullptr, false);
+        return r.exit_code == 0 && j.is_object() && j.value("pid", 0) != first;
+    });
+    INFO(d.log());
+    REQUIRE(back);
+}
+
+// A task that prints "before", waits for GO1 (touched while the daemon is down, so that "middle" is written
+// then), prints "middle", waits for GO2, prints "after" and exits 3.
+std::vector<std::string> three_lines(const TempDir& t) {
+    return {"sh", "-c",
+            "echo before; " + sh_wait_for(t / "GO1") + "; echo middle; " + sh_wait_for(t / "GO2") +
+                "; echo after; exit 3"};
+}
+
+// Whether process PID sits in poll(2): an mpctl that has sent its request and waits for the answer.
+bool waits_in_poll(pid_t pid) {
+    return slurp("/proc/" + std::to_string(pid) + "/wchan").find("poll") != std::string::npos;
+}
+
+// The crash, with the task writing "middle" while no daemon serves, then "after" once one does.
+void crash_under_client(const DaemonFixture& d, const TempDir& t) {
+    crash_and_wait_for_restart(d);
+    touch(t / "GO1");
+    touch(t / "GO2");
+}
+
+}  // namespace reconnect_test
+}  // namespace
+
+TEST_CASE(
+    "mpctl run reconnects after kill -9 of its daemon and ends with every byte once and the task's exit code",
+    "[e2e][reconnect]") {
+    using namespace reconnect_test;  // here: the e2e tests are one unity build
+    DaemonFixture d(supervised());
+    TempDir t;
+    std::vector<std::string> args{"run", "--"};
+    auto task = three_lines(t);
+    args.insert(args.end(), task.begin(), task.end());
+    auto run = mpctl_in_background(d, args, t / "out", t / "err");
+    REQUIRE(wait_for_file(t / "out"));
+    REQUIRE(eventually([&] { return slurp(t / "out") == "before\n"; }));
+    crash_under_client(d, t);
+    auto r = run->wait(std::chrono::seconds(120));
+    REQUIRE(r);
+    INFO(slurp(t / "err"));
+    INFO(d.log());
+    CHECK(r->exit_code == 3);
+    CHECK(slurp(t / "out") == "before\nmiddle\nafter\n");
+    // Said once, on stderr.
+    std::string err = slurp(t / "err");
+    CHECK_THAT(err, Contains("reconnecting"));
+    CHECK(err.find("reconnecting") == err.rfind("reconnecting"));
+}
+
+TEST_CASE("mpctl logs --follow reconnects after kill -9 of its daemon and prints every byte once",
+          "[e2e][reconnect]") {
+    using namespace reconnect_test;  // here: the e2e tests are one unity build
+    DaemonFixture d(supervised());
+    TempDir t;
+    std::vector<std::string> args{"--"};
+    auto task = three_lines(t);
+    args.insert(args.end(), task.begin(), task.end());
+    int64_t id = d.submit(args);
+    auto follow = mpctl_in_background(d, {"logs", "--follow", str(id)}, t / "out", t / "err");
+    REQUIRE(wait_for_file(t / "out"));
+    REQUIRE(eventually([&] { return slurp(t / "out") == "before\n"; }));
+    crash_under_client(d, t);
+    auto r = follow->wait(std::chrono::seconds(120));
+    REQUIRE(r);
+    INFO(slurp(t / "err"));
+    INFO(d.log());
+    CHECK(r->exit_code == 0);
+    CHECK(slurp(t / "out") == "before\nmiddle\nafter\n");
+    CHECK_THAT(slurp(t / "err"), Contains("reconnecting"));
+    CHECK(d.status(id)["exit_code"] == 3);
+}
+
+TEST_CASE("mpctl wait and mpctl result reconnect after kill -9 of their daemon", "[e2e][reconnect]") {
+    using namespace reconnect_test;  // here: the e2e tests are one unity build
+    DaemonFixture d(supervised());
+    TempDir t;
+    std::vector<std::string> args{"--"};
+    auto task = three_lines(t);
+    args.insert(args.end(), task.begin(), task.end());
+    int64_t id = d.submit(args);
+    d.wait_for_state(id, "running");
+    auto wait = mpctl_in_background(d, {"wait", str(id)}, t / "wait.out", t / "wait.err");
+    auto result = mpctl_in_background(d, {"result", str(id)}, t / "result.out", t / "result.err");
+    REQUIRE(eventually([&] { return waits_in_poll(wait->pid()) && waits_in_poll(result->pid()); }));
+    crash_under_client(d, t);
+
+    auto w = wait->wait(std::chrono::seconds(120));
+    REQUIRE(w);
+    INFO(slurp(t / "wait.err"));
+    INFO(d.log());
+    CHECK(w->exit_code == 3);
+    CHECK(slurp(t / "wait.out").empty());
+    CHECK_THAT(slurp(t / "wait.err"), Contains("reconnecting"));
+
+    auto r = result->wait(std::chrono::seconds(120));
+    REQUIRE(r);
+    INFO(slurp(t / "result.err"));
+    CHECK(r->exit_code == 3);
+    CHECK(slurp(t / "result.out") == "before\nmiddle\nafter\n");
+    CHECK_THAT(slurp(t / "result.err"), Contains("reconnecting"));
+}
+
+TEST_CASE("a client waiting on a daemon stopped on purpose does not start one and fails at its deadline",
+          "[e2e][reconnect]") {
+    using namespace reconnect_test;  // here: the e2e tests are one unity build
+    DaemonFixture d(supervised());
+    TempDir t;
+    // Waiting for its retry, an hour away: a stop leaves it queued (no running task to let finish), so the
+    // wait is never answered.
+    int64_t id = d.submit({"--retries", "1", "--retry-delay", "1h", "--", "sh", "-c", "exit 1"});
+    REQUIRE(eventually([&] {
+        json s = d.status(id);
+        return s["attempts"] == 1 && s["state"] == "pending";
+    }));
+    ProcessOptions o;
+    o.env_set["MPCTL_RECONNECT_TIMEOUT"] = "2";
+    o.env_unset.push_back("MPCTL_NO_AUTOSTART");  // even allowed to autostart, a reconnect never does
+    auto wait = mpctl_in_background(d, {"wait", str(id)}, t / "out", t / "err", o);
+    REQUIRE(eventually([&] { return waits_in_poll(wait->pid()); }));
+    auto stopped = d.mpctl({"daemon", "stop"});
+    INFO(stopped.err);
+    CHECK(stopped.exit_code == 0);
+    auto r = wait->wait(std::chrono::seconds(120));
+    REQUIRE(r);
+    std::string err = slurp(t / "err");
+    INFO(err);
+    CHECK(r->exit_code != 0);
+    CHECK(r->exit_code == 1);  // as before reconnecting existed: a failure of mpctl, not the task's code
+    CHECK_THAT(err, Contains("reconnecting"));
+    CHECK_THAT(err, Contains("waited 2 s for the daemon to come back"));
+    CHECK_FALSE(socket_answers(d.socket()));
+}
