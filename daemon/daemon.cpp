@@ -483,6 +483,7 @@ nlohmann::json Daemon::info() {
     return {
         {"pid", ::getpid()},
         {"upgrades", upgrades_},
+        {"readopted", scheduler_->readopted()},
         {"supervisor", config_.supervisor_pid > 0
                            ? nlohmann::json{{"pid", config_.supervisor_pid}, {"restarts", config_.restarts}}
                            : nlohmann::json(nullptr)},

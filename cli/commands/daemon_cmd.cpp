@@ -186,6 +186,21 @@ int status(AppContext& ctx) {
            human_duration(info.at("uptime_ms").get<int64_t>()) + ")\n";
     out += "workers:    " + std::to_string(info.at("workers").get<int>()) + " (default pool)\n";
     out += "durability: " + info.at("durability").get<std::string>() + "\n";
+    // A supervised daemon (issue 20): who restarts it, how often it did, and what it took back.
+    if (const json supervisor = info.value("supervisor", json()); supervisor.is_object()) {
+        out += "supervisor: pid " + std::to_string(supervisor.value("pid", int64_t{0})) + ", " +
+               std::to_string(supervisor.value("restarts", 0)) + " restarts\n";
+    }
+    if (int64_t upgrades = info.value("upgrades", int64_t{0}); upgrades > 0) {
+        out += "upgrades:   " + std::to_string(upgrades) + "\n";
+    }
+    if (const json readopted = info.value("readopted", json::array()); !readopted.empty()) {
+        std::string ids;
+        for (const auto& id : readopted) {
+            ids += (ids.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
+        }
+        out += "readopted:  " + ids + " (left running by the daemon before this one)\n";
+    }
     out += "tasks:      " + std::to_string(t.value("running", 0)) + " running, " +
            std::to_string(t.value("pending", 0)) + " pending, " + std::to_string(t.value("succeeded", 0)) +
            " succeeded, " + std::to_string(t.value("failed", 0)) + " failed, " +

@@ -94,6 +94,8 @@ class Scheduler {
     [[nodiscard]] std::vector<PoolInfo> pools() const;
     [[nodiscard]] int pool_workers(const std::string& name) const;
     [[nodiscard]] size_t running_count() const { return running_; }
+    // The tasks this daemon re-adopted at its start (an earlier daemon, or image, left them running).
+    [[nodiscard]] const std::vector<int64_t>& readopted() const { return readopted_; }
     [[nodiscard]] size_t unfinished_count() const;
     // Tasks clients can see, in STATE (kept as tasks change: no walk of the table).
     [[nodiscard]] size_t count(TaskState state) const { return counts_.in_state(state); }
@@ -231,6 +233,7 @@ class Scheduler {
     uint64_t enqueue_seq_ = 0;
     size_t running_ = 0;
     std::set<int64_t> running_ids_;
+    std::vector<int64_t> readopted_;  // readopted(): in the order they were taken back
     TaskCounts counts_;
     TaskCgroups* cgroups_ = nullptr;
     bool starting_ = true;

@@ -51,6 +51,7 @@ void Scheduler::readopt(Task& t, int64_t now_ms) {
     ++pool.running;
     ++running_;
     running_ids_.insert(id);
+    readopted_.push_back(id);
     t.stages.assign(1, Task::StageRun{*t.pid, false, std::nullopt, std::nullopt});
     t.stages_running = 1;
     t.stopping = Task::Stop::none;

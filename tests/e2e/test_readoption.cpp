@@ -4,6 +4,7 @@
 // deadline, the status the supervisor journaled for one that ended while no daemon ran, and one still
 // running after the restart.
 
+#include <algorithm>
 #include <chrono>
 #include <signal.h>
 
@@ -71,6 +72,16 @@ TEST_CASE("tasks survive kill -9 of the serving daemon under --supervise, each w
     }));
     json daemon = d.mpctl_json({"daemon", "status"});
     CHECK(daemon["supervisor"]["restarts"] == 1);
+    // The ones still running were taken back (the one that ended while no daemon ran may be listed too: its
+    // outcome came from the exit journal through the same adoption).
+    auto readopted = daemon["readopted"].get<std::vector<int64_t>>();
+    INFO(daemon.dump());
+    for (int64_t id : {exits_3, signalled, runs_on}) {
+        CHECK(std::find(readopted.begin(), readopted.end(), id) != readopted.end());
+    }
+    for (int64_t id : readopted) {
+        CHECK(before.contains(id));
+    }
 
     // Still running, as before: same pid, same attempt, same start.
     for (int64_t id : {exits_3, signalled, runs_on}) {

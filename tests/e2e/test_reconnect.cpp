@@ -32,7 +32,10 @@ pid_t serving_daemon(const DaemonFixture& d) {
 }
 
 // Kills the serving daemon with -9 and waits (generously) for the supervisor's next one to answer.
-void crash_and_wait_for_restart(const DaemonFixture& d) {
+void crash_and_wait_for_restart(DaemonFixture& d) {
+    // The task's start journaled first (a few ms after it happens): killed before that, the daemon would
+    // come back with the task pending and run it again.
+    d.sync_journal("default", 2);
     pid_t first = serving_daemon(d);
     REQUIRE(first != d.pid());  // the daemon, not the supervisor
     REQUIRE(::kill(first, SIGKILL) == 0);
@@ -59,7 +62,7 @@ bool waits_in_poll(pid_t pid) {
 }
 
 // The crash, with the task writing "middle" while no daemon serves, then "after" once one does.
-void crash_under_client(const DaemonFixture& d, const TempDir& t) {
+void crash_under_client(DaemonFixture& d, const TempDir& t) {
     crash_and_wait_for_restart(d);
     touch(t / "GO1");
     touch(t / "GO2");
