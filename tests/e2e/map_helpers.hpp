@@ -54,8 +54,9 @@ inline std::vector<std::string> pool_names(const DaemonFixture& d) {
 // wait: the state in which the tests below stop the map or the daemon.
 inline std::unique_ptr<BackgroundProcess> start_map_and_wait(const DaemonFixture& d, const TempDir& t,
                                                              const std::vector<std::string>& args,
-                                                             size_t running, size_t pending) {
-    auto bg = mpctl_in_background(d, args, t / "out", t / "err");
+                                                             size_t running, size_t pending,
+                                                             ProcessOptions options = {}) {
+    auto bg = mpctl_in_background(d, args, t / "out", t / "err", std::move(options));
     REQUIRE(eventually(
         [&] {
             return d.mpctl_ndjson({"list", "--state", "running"}).size() == running &&

@@ -163,10 +163,16 @@ TEST_CASE("after a kill -9 of the daemon under a map, the restarted daemon cance
     DaemonFixture d;
     TempDir t;
     GroupReaper reaper;  // the task running at the kill is orphaned: it must not outlive the test
+    // The map's client waits 1 s for its daemon to come back (MPCTL_RECONNECT_TIMEOUT), then gives up: this
+    // one comes back only after that.
+    ProcessOptions gives_up_soon;
+    gives_up_soon.env_set = {{"MPCTL_RECONNECT_TIMEOUT", "1"}};
     auto bg = start_map_and_wait(
-        d, t, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, 1, 4);
+        d, t, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO"), ":::", "a", "b", "c", "d", "e"}, 1, 4,
+        gives_up_soon);
     json running = d.mpctl_ndjson({"list", "--state", "running"}).at(0);
     reaper.add(running["pid"].get<pid_t>());
+    d.sync_journal("default", 2);  // the task's start journaled (a few ms after it), as the kill finds it
     d.kill9();
     REQUIRE(bg->wait(60s));
     d.start();
