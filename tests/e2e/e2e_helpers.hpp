@@ -27,6 +27,7 @@
 
 #include <mpctl/common/pidfd_exit.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/common/time.hpp>
 
 #include "daemon_fixture.hpp"
 #include "process.hpp"
@@ -134,17 +135,36 @@ inline std::unique_ptr<BackgroundProcess> mpctl_in_background(const DaemonFixtur
 }
 
 // /proc/PID/stat: the state letter and the process group.
-inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
+// /proc/PID/stat's fields after the command name (which may hold spaces and parentheses): 0 is the
+// state, 1 the parent, 2 the process group, 19 the start time. None once the process is gone.
+inline std::vector<std::string> proc_stat_fields(pid_t pid) {
     std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
     auto close = stat.rfind(')');
+    std::vector<std::string> fields;
     if (close == std::string::npos) {
-        return false;
+        return fields;
     }
     std::istringstream rest(stat.substr(close + 1));
-    long group = 0, parent = 0;
-    rest >> state >> parent >> group;
-    pgrp = static_cast<pid_t>(group);
-    return static_cast<bool>(rest);
+    for (std::string field; rest >> field;) {
+        fields.push_back(field);
+    }
+    return fields;
+}
+
+inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
+    auto fields = proc_stat_fields(pid);
+    if (fields.size() < 3) {
+        return false;
+    }
+    state = fields[0][0];
+    pgrp = static_cast<pid_t>(std::atol(fields[2].c_str()));
+    return true;
+}
+
+// PID's parent (0 once it is gone).
+inline pid_t parent_of(pid_t pid) {
+    auto fields = proc_stat_fields(pid);
+    return fields.size() < 2 ? 0 : static_cast<pid_t>(std::atol(fields[1].c_str()));
 }
 
 // Live (not zombie) processes whose process group is PGID.
@@ -200,6 +220,50 @@ inline void reap_orphan(pid_t pid) {
             return r == pid || (r < 0 && errno == ECHILD && ::kill(pid, 0) != 0 && errno == ESRCH);
         },
         60s));
+}
+
+// A daemon under its supervising parent (mpctld --supervise, issue 20): the fixture's pid is the
+// supervisor's, and serving_pid() the daemon's.
+inline DaemonOptions supervised(int workers = 2) {
+    DaemonOptions o;
+    o.workers = workers;
+    o.extra_args = {"--supervise"};
+    return o;
+}
+
+// `mpctl daemon status --json`, or null while no daemon answers (one just killed, say).
+inline json daemon_status(const DaemonFixture& d) {
+    auto r = d.mpctl({"--json", "daemon", "status"});
+    json j = json::parse(r.out, nullptr, false);
+    return r.exit_code == 0 && j.is_object() ? j : json();
+}
+
+// The serving daemon's own pid, as `daemon status` tells it (under --supervise: the supervisor's child).
+inline pid_t serving_pid(const DaemonFixture& d) {
+    json s = daemon_status(d);
+    REQUIRE(s.is_object());
+    return s["pid"].get<pid_t>();
+}
+
+// Waits (generously) for a daemon other than OLD to answer (the supervisor's next one); its status.
+inline json wait_for_new_daemon(const DaemonFixture& d, pid_t old) {
+    json s;
+    bool up = eventually([&] {
+        s = daemon_status(d);
+        return s.is_object() && s["pid"].get<pid_t>() != old;
+    });
+    INFO(d.log());
+    REQUIRE(up);
+    return s;
+}
+
+// Milliseconds from FROM to TO, two times as a status shows them.
+inline int64_t ms_between(const json& from, const json& to) {
+    auto from_ms = mpctl::common::parse_rfc3339_ms(from.get<std::string>());
+    auto to_ms = mpctl::common::parse_rfc3339_ms(to.get<std::string>());
+    REQUIRE(from_ms);
+    REQUIRE(to_ms);
+    return *to_ms - *from_ms;
 }
 
 // Whether this kernel tells the holder of a pidfd how its process ended, once whoever is its parent has

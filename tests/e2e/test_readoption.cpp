@@ -17,31 +17,9 @@
 using namespace mpctl::test;
 using namespace mpctl::test::e2e;
 
-namespace {
-
-// The serving daemon's pid (the supervisor's child), as `daemon status` tells it.
-pid_t serving_pid(const DaemonFixture& d) {
-    json s = d.mpctl_json({"daemon", "status"});
-    return s.at("pid").get<pid_t>();
-}
-
-// Milliseconds between two RFC 3339 times of one day (what a status shows).
-int64_t ms_between(const json& from, const json& to) {
-    auto ms_of = [](const json& v) {
-        std::string t = v.get<std::string>();  // 2026-01-01T12:34:56.789Z
-        int64_t h = std::stoll(t.substr(11, 2));
-        int64_t m = std::stoll(t.substr(14, 2));
-        double s = std::stod(t.substr(17, t.size() - 18));
-        return (h * 3600 + m * 60) * 1000 + static_cast<int64_t>(s * 1000.0 + 0.5);
-    };
-    return ms_of(to) - ms_of(from);
-}
-
-}  // namespace
-
 TEST_CASE("tasks survive kill -9 of the serving daemon under --supervise, each with its exact outcome",
           "[e2e][readoption]") {
-    DaemonFixture d(DaemonOptions{8, {"--supervise"}, {}, {}});
+    DaemonFixture d(supervised(8));
     TempDir t;
     auto waits_then = [&](const std::string& go, const std::string& then) {
         return std::vector<std::string>{"--", "sh", "-c", sh_wait_for(t / go) + "; " + then};
@@ -61,16 +39,7 @@ TEST_CASE("tasks survive kill -9 of the serving daemon under --supervise, each w
     REQUIRE(first != d.pid());  // the daemon, not the supervisor
     REQUIRE(::kill(first, SIGKILL) == 0);
     touch(t / "GO_D");  // it ends now, most likely before the supervisor has started the daemon again
-    pid_t second = 0;
-    REQUIRE(eventually([&] {
-        auto r = d.mpctl({"--json", "daemon", "status"});
-        if (r.exit_code != 0) {
-            return false;
-        }
-        second = json::parse(r.out).value("pid", 0);
-        return second != 0 && second != first;
-    }));
-    json daemon = d.mpctl_json({"daemon", "status"});
+    json daemon = wait_for_new_daemon(d, first);
     CHECK(daemon["supervisor"]["restarts"] == 1);
     // The ones still running were taken back (the one that ended while no daemon ran may be listed too: its
     // outcome came from the exit journal through the same adoption).

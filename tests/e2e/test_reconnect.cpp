@@ -19,41 +19,46 @@ using Catch::Matchers::Contains;
 namespace {
 namespace reconnect_test {
 
-DaemonOptions supervised() {
-    DaemonOptions o;
-    o.extra_args = {"--supervise"};
-    return o;
-}
-
-// The serving daemon's pid (the supervisor's child), as `daemon status` tells it.
-pid_t serving_daemon(const DaemonFixture& d) {
-    json s = d.mpctl_json({"daemon", "status"});
-    return s.at("pid").get<pid_t>();
-}
-
 // Kills the serving daemon with -9 and waits (generously) for the supervisor's next one to answer.
 void crash_and_wait_for_restart(DaemonFixture& d) {
     // The task's start journaled first (a few ms after it happens): killed before that, the daemon would
     // come back with the task pending and run it again.
     d.sync_journal("default", 2);
-    pid_t first = serving_daemon(d);
+    pid_t first = serving_pid(d);
     REQUIRE(first != d.pid());  // the daemon, not the supervisor
     REQUIRE(::kill(first, SIGKILL) == 0);
-    bool back = eventually([&] {
-        auto r = d.mpctl({"--json", "daemon", "status"});
-        json j = json::parse(r.out, nullptr, false);
-        return r.exit_code == 0 && j.is_object() && j.value("pid", 0) != first;
-    });
-    INFO(d.log());
-    REQUIRE(back);
+    wait_for_new_daemon(d, first);
 }
 
 // A task that prints "before", waits for GO1 (touched while the daemon is down, so that "middle" is written
 // then), prints "middle", waits for GO2, prints "after" and exits 3.
-std::vector<std::string> three_lines(const TempDir& t) {
-    return {"sh", "-c",
-            "echo before; " + sh_wait_for(t / "GO1") + "; echo middle; " + sh_wait_for(t / "GO2") +
-                "; echo after; exit 3"};
+// PREFIX, then "--" and that task's command line.
+std::vector<std::string> three_lines(const TempDir& t, std::vector<std::string> prefix = {}) {
+    prefix.insert(prefix.end(), {"--", "sh", "-c",
+                                 "echo before; " + sh_wait_for(t / "GO1") + "; echo middle; " +
+                                     sh_wait_for(t / "GO2") + "; echo after; exit 3"});
+    return prefix;
+}
+
+const std::string k_three_lines = "before\nmiddle\nafter\n";
+
+// Waits (generously) for a client started with mpctl_in_background to have printed the task's first line.
+void saw_first_line(const TempDir& t) {
+    REQUIRE(wait_for_file(t / "out"));
+    REQUIRE(eventually([&] { return slurp(t / "out") == "before\n"; }));
+}
+
+// Waits (generously) for the client CLIENT, whose stderr is ERR_PATH, to end; its exit code. It must have
+// said it was reconnecting.
+int ended_after_reconnecting(BackgroundProcess& client, const std::string& err_path, const DaemonFixture& d) {
+    auto r = client.wait(std::chrono::seconds(120));
+    REQUIRE(r);
+    std::string err = slurp(err_path);
+    INFO(err);
+    INFO(d.log());
+    CHECK_THAT(err, Contains("reconnecting"));
+    CHECK(err.find("reconnecting") == err.rfind("reconnecting"));  // once
+    return r->exit_code;
 }
 
 // Whether process PID sits in poll(2): an mpctl that has sent its request and waits for the answer.
@@ -77,23 +82,11 @@ TEST_CASE(
     using namespace reconnect_test;  // here: the e2e tests are one unity build
     DaemonFixture d(supervised());
     TempDir t;
-    std::vector<std::string> args{"run", "--"};
-    auto task = three_lines(t);
-    args.insert(args.end(), task.begin(), task.end());
-    auto run = mpctl_in_background(d, args, t / "out", t / "err");
-    REQUIRE(wait_for_file(t / "out"));
-    REQUIRE(eventually([&] { return slurp(t / "out") == "before\n"; }));
+    auto run = mpctl_in_background(d, three_lines(t, {"run"}), t / "out", t / "err");
+    saw_first_line(t);
     crash_under_client(d, t);
-    auto r = run->wait(std::chrono::seconds(120));
-    REQUIRE(r);
-    INFO(slurp(t / "err"));
-    INFO(d.log());
-    CHECK(r->exit_code == 3);
-    CHECK(slurp(t / "out") == "before\nmiddle\nafter\n");
-    // Said once, on stderr.
-    std::string err = slurp(t / "err");
-    CHECK_THAT(err, Contains("reconnecting"));
-    CHECK(err.find("reconnecting") == err.rfind("reconnecting"));
+    CHECK(ended_after_reconnecting(*run, t / "err", d) == 3);
+    CHECK(slurp(t / "out") == k_three_lines);
 }
 
 TEST_CASE("mpctl logs --follow reconnects after kill -9 of its daemon and prints every byte once",
@@ -101,21 +94,12 @@ TEST_CASE("mpctl logs --follow reconnects after kill -9 of its daemon and prints
     using namespace reconnect_test;  // here: the e2e tests are one unity build
     DaemonFixture d(supervised());
     TempDir t;
-    std::vector<std::string> args{"--"};
-    auto task = three_lines(t);
-    args.insert(args.end(), task.begin(), task.end());
-    int64_t id = d.submit(args);
+    int64_t id = d.submit(three_lines(t));
     auto follow = mpctl_in_background(d, {"logs", "--follow", str(id)}, t / "out", t / "err");
-    REQUIRE(wait_for_file(t / "out"));
-    REQUIRE(eventually([&] { return slurp(t / "out") == "before\n"; }));
+    saw_first_line(t);
     crash_under_client(d, t);
-    auto r = follow->wait(std::chrono::seconds(120));
-    REQUIRE(r);
-    INFO(slurp(t / "err"));
-    INFO(d.log());
-    CHECK(r->exit_code == 0);
-    CHECK(slurp(t / "out") == "before\nmiddle\nafter\n");
-    CHECK_THAT(slurp(t / "err"), Contains("reconnecting"));
+    CHECK(ended_after_reconnecting(*follow, t / "err", d) == 0);
+    CHECK(slurp(t / "out") == k_three_lines);
     CHECK(d.status(id)["exit_code"] == 3);
 }
 
@@ -123,30 +107,16 @@ TEST_CASE("mpctl wait and mpctl result reconnect after kill -9 of their daemon",
     using namespace reconnect_test;  // here: the e2e tests are one unity build
     DaemonFixture d(supervised());
     TempDir t;
-    std::vector<std::string> args{"--"};
-    auto task = three_lines(t);
-    args.insert(args.end(), task.begin(), task.end());
-    int64_t id = d.submit(args);
+    int64_t id = d.submit(three_lines(t));
     d.wait_for_state(id, "running");
     auto wait = mpctl_in_background(d, {"wait", str(id)}, t / "wait.out", t / "wait.err");
     auto result = mpctl_in_background(d, {"result", str(id)}, t / "result.out", t / "result.err");
     REQUIRE(eventually([&] { return waits_in_poll(wait->pid()) && waits_in_poll(result->pid()); }));
     crash_under_client(d, t);
-
-    auto w = wait->wait(std::chrono::seconds(120));
-    REQUIRE(w);
-    INFO(slurp(t / "wait.err"));
-    INFO(d.log());
-    CHECK(w->exit_code == 3);
+    CHECK(ended_after_reconnecting(*wait, t / "wait.err", d) == 3);
     CHECK(slurp(t / "wait.out").empty());
-    CHECK_THAT(slurp(t / "wait.err"), Contains("reconnecting"));
-
-    auto r = result->wait(std::chrono::seconds(120));
-    REQUIRE(r);
-    INFO(slurp(t / "result.err"));
-    CHECK(r->exit_code == 3);
-    CHECK(slurp(t / "result.out") == "before\nmiddle\nafter\n");
-    CHECK_THAT(slurp(t / "result.err"), Contains("reconnecting"));
+    CHECK(ended_after_reconnecting(*result, t / "result.err", d) == 3);
+    CHECK(slurp(t / "result.out") == k_three_lines);
 }
 
 TEST_CASE("a client waiting on a daemon stopped on purpose does not start one and fails at its deadline",
@@ -173,7 +143,6 @@ TEST_CASE("a client waiting on a daemon stopped on purpose does not start one an
     REQUIRE(r);
     std::string err = slurp(t / "err");
     INFO(err);
-    CHECK(r->exit_code != 0);
     CHECK(r->exit_code == 1);  // as before reconnecting existed: a failure of mpctl, not the task's code
     CHECK_THAT(err, Contains("reconnecting"));
     CHECK_THAT(err, Contains("waited 2 s for the daemon to come back"));

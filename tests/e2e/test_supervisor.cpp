@@ -19,55 +19,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-DaemonOptions supervised() {
-    DaemonOptions o;
-    o.extra_args = {"--supervise"};
-    return o;
-}
-
-// `mpctl daemon status --json`, or null while no daemon answers (one that was just killed, say).
-json status_of_daemon(const DaemonFixture& d) {
-    auto r = d.mpctl({"--json", "daemon", "status"});
-    json j = json::parse(r.out, nullptr, false);
-    return r.exit_code == 0 && j.is_object() ? j : json();
-}
-
-pid_t daemon_pid(const DaemonFixture& d) {
-    json s = status_of_daemon(d);
-    REQUIRE(s.is_object());
-    return s["pid"].get<pid_t>();
-}
-
-// Waits (generously) for a daemon other than OLD to answer; returns its status.
-json wait_for_new_daemon(const DaemonFixture& d, pid_t old) {
-    json s;
-    bool up = eventually([&] {
-        s = status_of_daemon(d);
-        return s.is_object() && s["pid"].get<pid_t>() != old;
-    });
-    INFO(d.log());
-    REQUIRE(up);
-    return s;
-}
-
-// /proc/PID/stat's fields after the command name: 0 is the state, 1 the parent, 19 the start time.
-std::string proc_stat_field(pid_t pid, int index) {
-    std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) {
-        return {};
-    }
-    std::istringstream rest(stat.substr(close + 1));
-    std::string field;
-    for (int i = 0; i <= index && rest >> field; ++i) {
-    }
-    return field;
-}
-
-pid_t parent_of(pid_t pid) {
-    return static_cast<pid_t>(std::atol(proc_stat_field(pid, 1).c_str()));
-}
-
 // The record of PID in the exit journal TEXT ("PID START STATUS" lines), if there is one.
 std::optional<std::pair<uint64_t, int>> exit_record(const std::string& text, pid_t pid) {
     for (const auto& line : lines_of(text)) {
@@ -88,7 +39,7 @@ const std::vector<std::string> k_no_systemd_variables{"NOTIFY_SOCKET", "INVOCATI
 
 TEST_CASE("an unsupervised daemon says it has no supervisor", "[e2e][supervisor]") {
     DaemonFixture d;
-    json s = status_of_daemon(d);
+    json s = daemon_status(d);
     REQUIRE(s.is_object());
     CHECK(s["pid"] == d.pid());
     CHECK(s["supervisor"].is_null());
@@ -96,7 +47,7 @@ TEST_CASE("an unsupervised daemon says it has no supervisor", "[e2e][supervisor]
 
 TEST_CASE("a supervised daemon killed with -9 is started again with its tasks", "[e2e][supervisor]") {
     DaemonFixture d(supervised());
-    json before = status_of_daemon(d);
+    json before = daemon_status(d);
     REQUIRE(before.is_object());
     INFO(before.dump());
     const pid_t first = before["pid"].get<pid_t>();
@@ -141,16 +92,16 @@ TEST_CASE("SIGTERM to the supervisor stops the daemon cleanly and the supervisor
     o.workers = 0;
     o.extra_args.insert(o.extra_args.end(), {"--config", config});
     DaemonFixture d(o);
-    const pid_t child = daemon_pid(d);
+    const pid_t child = serving_pid(d);
 
     // SIGHUP is forwarded: the daemon reads its config file again, and is not restarted.
     cfg.write("mpctld.toml", "workers = 3\n");
     REQUIRE(::kill(d.pid(), SIGHUP) == 0);
     CHECK(eventually([&] {
-        json s = status_of_daemon(d);
+        json s = daemon_status(d);
         return s.is_object() && s["workers"] == 3;
     }));
-    CHECK(daemon_pid(d) == child);
+    CHECK(serving_pid(d) == child);
 
     int64_t id = d.submit({"--", "sleep", "600"});
     json running = d.wait_for_state(id, "running");
@@ -171,12 +122,12 @@ TEST_CASE("SIGTERM to the supervisor stops the daemon cleanly and the supervisor
 
 TEST_CASE("kill -9 of the supervisor takes the daemon with it", "[e2e][supervisor]") {
     DaemonFixture d(supervised());
-    const pid_t child = daemon_pid(d);
+    const pid_t child = serving_pid(d);
     d.kill9();
     CHECK(eventually([&] { return !process_alive(child); }));
     // The state dir is free again: a new daemon starts on it.
     d.start();
-    CHECK(daemon_pid(d) != child);
+    CHECK(serving_pid(d) != child);
 }
 
 TEST_CASE("a task that exits while its daemon is down has its exact status recorded before it is reaped",
@@ -185,59 +136,45 @@ TEST_CASE("a task that exits while its daemon is down has its exact status recor
     TempDir t;
     const std::string go = t / "go";
     int64_t id = d.submit({"--", "sh", "-c", sh_wait_for(go) + "; exit 3"});
+    // A second task still running when the daemon comes back: the journal is emptied only once no
+    // re-adopted task is left, so the first one's record stays there to be read.
+    int64_t holds = d.submit({"--", "sh", "-c", sh_wait_for(t / "release")});
     json running = d.wait_for_state(id, "running");
+    d.wait_for_state(holds, "running");
+    d.sync_journal("default", 2);
     const pid_t task = running["pid"].get<pid_t>();
     GroupReaper reaper;
     reaper.add(task);
-    const std::string start = proc_stat_field(task, 19);
-    REQUIRE_FALSE(start.empty());
+    reaper.add(d.status(holds)["pid"].get<pid_t>());
+    const auto start = mpctl::common::process_start_time(task);
+    REQUIRE(start);
 
-    const pid_t first = daemon_pid(d);
+    const pid_t first = serving_pid(d);
     REQUIRE(::kill(first, SIGKILL) == 0);
     // The kernel hands the task to the supervisor (the child subreaper), not to init.
     REQUIRE(eventually([&] { return parent_of(task) == d.pid(); }));
     touch(go);
 
-    // The record is read as soon as it is there: the daemon that comes back may take it and empty the file
-    // (re-adoption). Only then is the task's own status, which it took from the record, the evidence.
     const std::string exits = d.state_dir() + "/task-exits";
     std::optional<std::pair<uint64_t, int>> record;
-    json settled;
-    int round = 0;
-    REQUIRE(eventually([&] {
-        record = exit_record(slurp(exits), task);
-        if (record) {
-            return true;
-        }
-        if (++round % 20 == 0) {
-            json s = status_of_daemon(d);
-            if (s.is_object() && s["pid"] != first) {
-                json st = d.status(id);
-                if (st["state"] != "running") {
-                    settled = st;
-                    return true;
-                }
-            }
-        }
-        return false;
-    }));
-    if (record) {
-        CHECK(std::to_string(record->first) == start);
-        CHECK(record->second == 768);  // exited with code 3, as waitpid(2) encodes it
-    } else {
-        INFO("the record was taken by the daemon that came back: " << settled.dump());
-        CHECK(settled["exit_code"] == 3);
-        CHECK(settled["reason"] == "exit");
-    }
+    REQUIRE(eventually([&] { return (record = exit_record(slurp(exits), task)).has_value(); }));
+    CHECK(record->first == *start);
+    CHECK(record->second == 768);  // exited with code 3, as waitpid(2) encodes it
     // Reaped once recorded: no zombie is left of it.
-    CHECK(eventually([&] { return slurp("/proc/" + std::to_string(task) + "/stat").empty(); }));
-    CHECK(d.running());
+    CHECK(eventually([&] { return proc_stat_fields(task).empty(); }));
+    // And the daemon that came back took its outcome from there.
+    json ended = d.wait_for_state(id, "failed");
+    CHECK(ended["reason"] == "exit");
+    CHECK(ended["exit_code"] == 3);
+    touch(t / "release");
+    CHECK(d.wait_for_state(holds, "succeeded")["exit_code"] == 0);
+    CHECK(eventually([&] { return slurp(exits).empty(); }));  // emptied once no adopted task is left
 }
 
 TEST_CASE("a daemon that keeps crashing is restarted with a growing backoff, then given up on",
           "[e2e][supervisor]") {
     DaemonFixture d(supervised());
-    pid_t pid = daemon_pid(d);
+    pid_t pid = serving_pid(d);
     for (int crash = 1; crash <= 4; ++crash) {
         REQUIRE(::kill(pid, SIGKILL) == 0);
         json after = wait_for_new_daemon(d, pid);

@@ -17,22 +17,6 @@ using namespace mpctl::test::e2e;
 
 namespace {
 
-pid_t upgraded_daemon_pid(const DaemonFixture& d) {
-    return d.mpctl_json({"daemon", "status"}).at("pid").get<pid_t>();
-}
-
-// Milliseconds between two RFC 3339 times of one day (what a status shows).
-int64_t ms_from_to(const json& from, const json& to) {
-    auto ms_of = [](const json& v) {
-        std::string t = v.get<std::string>();  // 2026-01-01T12:34:56.789Z
-        int64_t h = std::stoll(t.substr(11, 2));
-        int64_t m = std::stoll(t.substr(14, 2));
-        double s = std::stod(t.substr(17, t.size() - 18));
-        return (h * 3600 + m * 60) * 1000 + static_cast<int64_t>(s * 1000.0 + 0.5);
-    };
-    return ms_of(to) - ms_of(from);
-}
-
 void tasks_survive_an_upgrade(const std::vector<std::string>& extra_args) {
     DaemonFixture d(DaemonOptions{4, extra_args, {}, {}});
     TempDir t;
@@ -52,7 +36,7 @@ void tasks_survive_an_upgrade(const std::vector<std::string>& extra_args) {
     CHECK(after["pid"] == pid);
     CHECK(after["upgrades"] == before.value("upgrades", 0) + 1);
     CHECK(after["supervisor"] == before["supervisor"]);
-    CHECK(upgraded_daemon_pid(d) == pid);
+    CHECK(serving_pid(d) == pid);
     CHECK(d.mpctl({"daemon", "status"}).exit_code == 0);
 
     json s = d.status(exits_3);
@@ -69,7 +53,7 @@ void tasks_survive_an_upgrade(const std::vector<std::string>& extra_args) {
     json timeout = d.wait_for_state(times_out, "failed");
     INFO(timeout.dump());
     CHECK(timeout["reason"] == "timeout");
-    int64_t ran_ms = ms_from_to(timeout["started_at"], timeout["finished_at"]);
+    int64_t ran_ms = ms_between(timeout["started_at"], timeout["finished_at"]);
     CHECK(ran_ms >= 3900);
     CHECK(ran_ms < 6000);
 
@@ -108,7 +92,7 @@ TEST_CASE("daemon upgrade with a binary that cannot run is refused, and the daem
     TempDir t;
     int64_t id = d.submit({"--", "sh", "-c", sh_wait_for(t / "F") + "; exit 3"});
     d.wait_for_state(id, "running");
-    pid_t pid = upgraded_daemon_pid(d);
+    pid_t pid = serving_pid(d);
 
     REQUIRE(::chmod(copy.c_str(), 0644) == 0);
     auto r = d.mpctl({"daemon", "upgrade"});
@@ -131,7 +115,7 @@ TEST_CASE("daemon upgrade with a binary that cannot run is refused, and the daem
     // Executable again: it upgrades.
     REQUIRE(std::system(("cp " + mpctld_bin() + " " + copy).c_str()) == 0);
     REQUIRE(d.mpctl({"daemon", "upgrade"}).exit_code == 0);
-    CHECK(upgraded_daemon_pid(d) == pid);
+    CHECK(serving_pid(d) == pid);
     touch(t / "F");
     json a = d.wait_for_state(id, "failed");
     CHECK(a["exit_code"] == 3);
