@@ -71,6 +71,17 @@ inline Result<void> insert(Store& store, Loop& loop, const std::vector<const Tas
     return *result;
 }
 
+// A journal at PATH (made if missing) that holds TASKS, closed again: what a test then changes by hand
+// or opens as a later daemon would.
+inline void journal_with(const std::string& path, const std::vector<const Task*>& tasks,
+                         Durability durability = Durability::normal) {
+    Loop loop;
+    auto store = open_store(path, durability);
+    store->start(loop.io);
+    REQUIRE(insert(*store, loop, tasks));
+    store->stop();
+}
+
 inline Result<void> set_pool(Store& store, Loop& loop, const std::string& name, int workers,
                              bool transient = false) {
     std::optional<Result<void>> result;

@@ -37,6 +37,17 @@ class Subreaper {
     Subreaper& operator=(const Subreaper&) = delete;
 };
 
+// What every adoption test starts from: the test as the orphans' subreaper, and a spawner whose exit
+// journal (in a fresh state dir) is JOURNAL.
+struct Adopting {
+    Subreaper subreaper;
+    TempDir dir;
+    std::string journal = mpctl::daemon::exit_journal_path(dir.path());
+    asio::io_context io;
+    ProcessSpawner spawner{io};
+    Adopting() { spawner.set_exit_journal(journal); }
+};
+
 // A process started by a fork of a fork: not the spawner's child (its parent died), the test's by
 // reparenting. It waits until release(), then exits with EXIT_CODE, or is killed by SIGNO if nonzero.
 class Orphan {
@@ -139,12 +150,8 @@ off_t journal_size(const std::string& path) {
 
 TEST_CASE("an adopted process's exit status comes from the record the supervisor journals after its exit",
           "[unit][spawner][adoption]") {
-    Subreaper subreaper;
-    TempDir dir;
-    const std::string journal = mpctl::daemon::exit_journal_path(dir.path());
-    asio::io_context io;
-    ProcessSpawner spawner(io);
-    spawner.set_exit_journal(journal);
+    Adopting a;
+    auto& [subreaper, dir, journal, io, spawner] = a;
     Orphan orphan(3);
     std::optional<ExitInfo> exit;
     auto adopted =
@@ -174,11 +181,8 @@ TEST_CASE("an adopted process's exit status comes from the record the supervisor
 
 TEST_CASE("once its parent has reaped it, an adopted process's status comes from PIDFD_GET_INFO",
           "[unit][spawner][adoption]") {
-    Subreaper subreaper;
-    TempDir dir;
-    asio::io_context io;
-    ProcessSpawner spawner(io);
-    spawner.set_exit_journal(mpctl::daemon::exit_journal_path(dir.path()));  // which says nothing
+    Adopting a;
+    auto& [subreaper, dir, journal, io, spawner] = a;
     Orphan orphan(0, SIGTERM);
     std::optional<ExitInfo> exit;
     REQUIRE(spawner.adopt(orphan.pid(), orphan.recorded_start(), "default",
@@ -195,12 +199,8 @@ TEST_CASE("once its parent has reaped it, an adopted process's status comes from
 
 TEST_CASE("a process that ended while no daemon watched is adopted from its journal record",
           "[unit][spawner][adoption]") {
-    Subreaper subreaper;
-    TempDir dir;
-    const std::string journal = mpctl::daemon::exit_journal_path(dir.path());
-    asio::io_context io;
-    ProcessSpawner spawner(io);
-    spawner.set_exit_journal(journal);
+    Adopting a;
+    auto& [subreaper, dir, journal, io, spawner] = a;
     Orphan orphan(7);
     orphan.release();
     append_record(journal, orphan.record(7 << 8));
@@ -218,11 +218,8 @@ TEST_CASE("a process that ended while no daemon watched is adopted from its jour
 
 TEST_CASE("adopt refuses a pid that is another process now, and one gone without a record",
           "[unit][spawner][adoption]") {
-    Subreaper subreaper;
-    TempDir dir;
-    asio::io_context io;
-    ProcessSpawner spawner(io);
-    spawner.set_exit_journal(mpctl::daemon::exit_journal_path(dir.path()));
+    Adopting a;
+    auto& [subreaper, dir, journal, io, spawner] = a;
     Orphan orphan(0);
     const uint64_t hz = static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
     // Journaled as started a minute earlier, or a minute later: not this process.
@@ -241,11 +238,8 @@ TEST_CASE("adopt refuses a pid that is another process now, and one gone without
 
 TEST_CASE("an adopted process whose end no source records ends as unknown at the deadline",
           "[unit][spawner][adoption]") {
-    Subreaper subreaper;
-    TempDir dir;
-    asio::io_context io;
-    ProcessSpawner spawner(io);
-    spawner.set_exit_journal(mpctl::daemon::exit_journal_path(dir.path()));
+    Adopting a;
+    auto& [subreaper, dir, journal, io, spawner] = a;
     spawner.set_adopted_exit_wait(std::chrono::milliseconds(300));
     Orphan orphan(5);
     std::optional<ExitInfo> exit;

@@ -86,13 +86,7 @@ TEST_CASE("a journal row with an unreadable spec is skipped, the others load", "
     const std::string path = dir / "mpctl.db";
     Task a = make_task(1, {{"argv", {"a"}}});
     Task b = make_task(2, {{"argv", {"b"}}});
-    {
-        Loop loop;
-        auto store = open_store(path, Durability::normal);
-        store->start(loop.io);
-        REQUIRE(insert(*store, loop, {&a, &b}));
-        store->stop();
-    }
+    journal_with(path, {&a, &b});
     raw_sql(path, "UPDATE tasks SET spec = '{not json' WHERE id = 1");
     auto store = open_store(path, Durability::normal);
     auto tasks = store->load_tasks();
@@ -108,13 +102,7 @@ TEST_CASE("a row written with cwd \"\" (for the default cwd) still loads, though
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     Task a = make_task(1, {{"argv", {"a"}}});
-    {
-        Loop loop;
-        auto store = open_store(path, Durability::normal);
-        store->start(loop.io);
-        REQUIRE(insert(*store, loop, {&a}));
-        store->stop();
-    }
+    journal_with(path, {&a});
     raw_sql(path, R"(UPDATE tasks SET spec = '{"argv":["a"],"cwd":"","pool":"default"}' WHERE id = 1)");
     auto store = open_store(path, Durability::normal);
     auto tasks = store->load_tasks();
@@ -127,13 +115,7 @@ TEST_CASE("the next task id never goes below a recorded high-water mark", "[unit
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     Task a = make_task(5, {{"argv", {"a"}}});
-    {
-        Loop loop;
-        auto store = open_store(path, Durability::full);
-        store->start(loop.io);
-        REQUIRE(insert(*store, loop, {&a}));
-        store->stop();
-    }
+    journal_with(path, {&a}, Durability::full);
     {
         auto store = open_store(path, Durability::full);
         CHECK(store->load_next_task_id() == 6);
@@ -178,13 +160,7 @@ TEST_CASE("a journal of schema version 8 gets the pid_start column, its running 
     mpctl::test::TempDir dir;
     const std::string path = dir / "mpctl.db";
     Task t = make_task(1, {{"argv", {"job"}}});
-    {
-        Loop loop;
-        auto store = open_store(path, Durability::normal);
-        store->start(loop.io);
-        REQUIRE(insert(*store, loop, {&t}));
-        store->stop();
-    }
+    journal_with(path, {&t});
     // As an mpctld of schema 8 left it: a task running with a pid, and no column for its start time.
     raw_sql(path,
             "ALTER TABLE tasks DROP COLUMN pid_start; UPDATE tasks SET state = 'running', pid = 4242, "
