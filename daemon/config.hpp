@@ -77,6 +77,7 @@ struct DaemonConfig {
     // Set in a supervised daemon: its supervisor's pid (0: unsupervised) and the daemons it started before.
     pid_t supervisor_pid = 0;
     int restarts = 0;
+    int supervisor_link = -1;  // Supervised::link, which an upgrade hands over
 };
 
 // The log levels a config file and --log-level take.

@@ -461,6 +461,7 @@ int Daemon::exec_upgrade() {
     handover.supervisor = config_.supervisor_pid;
     handover.restarts = config_.restarts;
     handover.upgrades = upgrades_ + 1;
+    handover.link_fd = config_.supervisor_link;
     spdlog::info("upgrade: {} commits journaled; exec {}", store_->commit_count(), upgrade_binary_);
     auto error = exec_with_handover(upgrade_binary_, own_argv_, handover);
     // Checked just before, so rare (the binary replaced meanwhile by one that cannot run). The journal is

@@ -315,9 +315,13 @@ int main(int argc, char** argv) {
     }
     daemon::Supervised supervised;
     if (upgraded) {
-        // Still the child of the same supervisor, whose ready pipe closed once the first image was ready.
+        // Still the child of the same supervisor, and still linked to it.
         config.supervisor_pid = (*handover)->supervisor;
         config.restarts = (*handover)->restarts;
+        if ((*handover)->link_fd >= 0) {
+            supervised = daemon::Supervised(config.supervisor_pid, config.restarts,
+                                            common::UniqueFd((*handover)->link_fd));
+        }
     } else if (config.supervise) {
         auto supervision = daemon::supervise({config.state_dir, log_path}, readiness);
         if (!supervision) {
@@ -331,6 +335,8 @@ int main(int argc, char** argv) {
         config.supervisor_pid = supervised.supervisor_pid();
         config.restarts = supervised.restarts();
     }
+    config.supervisor_link = supervised.link();
+    daemon::relay_notifications(supervised.link());
     if (!config.foreground) {
         // After supervise: a restarted daemon would otherwise keep the supervisor's logger (no rotation).
         daemon::log_to_file(log_path, config.log_max_size, config.log_keep);

@@ -86,7 +86,13 @@ const std::string& notify_socket() {
     return path;
 }
 
+int relay_link = -1;
+
 }  // namespace
+
+void relay_notifications(int link) {
+    relay_link = link;
+}
 
 void take_notify_socket() {
     (void)notify_socket();
@@ -115,6 +121,12 @@ std::string monotonic_usec_field() {
 void systemd_notify(const std::string& state) {
     const char* path = notify_socket().c_str();
     if (path[0] == '\0') {
+        return;
+    }
+    if (relay_link >= 0) {
+        // Never blocks the loop: a STATUS= the supervisor has not read yet is not worth waiting for.
+        const std::string message = "N" + state;
+        (void)::send(relay_link, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         return;
     }
     sockaddr_un addr{};

@@ -44,8 +44,13 @@ void take_notify_socket();
 [[nodiscard]] bool systemd_notify_enabled();
 
 // sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (as it was at take_notify_socket); a
-// no-op when it is unset.
+// no-op when it is unset. Relayed through the supervisor once relay_notifications named its link.
 void systemd_notify(const std::string& state);
+
+// A supervised daemon is not the unit's main process, the supervisor is, and systemd (NotifyAccess=main)
+// drops what the daemon's own pid says: from now on systemd_notify sends each message over LINK (the
+// supervisor's socket, service/supervisor.hpp), which passes it on. -1: straight to systemd again.
+void relay_notifications(int link);
 
 // "MONOTONIC_USEC=N": CLOCK_MONOTONIC now, which systemd wants beside RELOADING=1.
 [[nodiscard]] std::string monotonic_usec_field();

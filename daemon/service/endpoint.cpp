@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string_view>
+#include <vector>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -148,7 +149,17 @@ bool set_cloexec(int fd, bool on) {
 std::string handover_text(const Handover& h) {
     return "lock=" + std::to_string(h.lock_fd) + ",listen=" + std::to_string(h.listen_fd) +
            ",activated=" + (h.activated ? "1" : "0") + ",supervisor=" + std::to_string(h.supervisor) +
-           ",restarts=" + std::to_string(h.restarts) + ",upgrades=" + std::to_string(h.upgrades);
+           ",restarts=" + std::to_string(h.restarts) + ",upgrades=" + std::to_string(h.upgrades) +
+           (h.link_fd >= 0 ? ",link=" + std::to_string(h.link_fd) : std::string());
+}
+
+// The descriptors an exec keeps: the lock, the listening socket, and the supervisor's link if any.
+std::vector<int> kept_descriptors(const Handover& h) {
+    std::vector<int> fds{h.lock_fd, h.listen_fd};
+    if (h.link_fd >= 0) {
+        fds.push_back(h.link_fd);
+    }
+    return fds;
 }
 
 }  // namespace
@@ -190,10 +201,15 @@ common::Result<std::optional<Handover>> take_handover() {
             h.restarts = v;
         } else if (key == "upgrades") {
             h.upgrades = v;
+        } else if (key == "link") {
+            h.link_fd = v;
         }  // other keys: from a newer mpctld, which the older image ignores
     }
-    for (int fd : {h.lock_fd, h.listen_fd}) {
-        if (fd < 0 || !set_cloexec(fd, true)) {
+    if (h.lock_fd < 0 || h.listen_fd < 0) {
+        return fail(std::string(k_handover_variable) + " is malformed: " + text);
+    }
+    for (int fd : kept_descriptors(h)) {
+        if (!set_cloexec(fd, true)) {
             return fail(std::string(k_handover_variable) + " names a descriptor that is not open: " + text);
         }
     }
@@ -265,21 +281,25 @@ common::Error exec_with_handover(const std::string& binary, const std::vector<st
         argp.push_back(a.data());
     }
     argp.push_back(nullptr);
-    // Exactly these two survive the exec; every other descriptor of the daemon is close-on-exec (client
+    // Exactly these survive the exec; every other descriptor of the daemon is close-on-exec (client
     // sessions, warm workers' sockets, pidfds, the journal).
-    for (int fd : {handover.lock_fd, handover.listen_fd}) {
+    const std::vector<int> kept = kept_descriptors(handover);
+    auto close_on_exec_again = [&kept] {
+        for (int fd : kept) {
+            set_cloexec(fd, true);
+        }
+    };
+    for (int fd : kept) {
         if (!set_cloexec(fd, false)) {
             auto error = common::sys_error("fcntl F_SETFD");
-            set_cloexec(handover.lock_fd, true);
-            set_cloexec(handover.listen_fd, true);
+            close_on_exec_again();
             return error.error();
         }
     }
     std::fflush(nullptr);
     ::execve(binary.c_str(), argp.data(), envp.data());
     int err = errno;
-    set_cloexec(handover.lock_fd, true);
-    set_cloexec(handover.listen_fd, true);
+    close_on_exec_again();
     return common::Error{common::Errc::failed, err, "exec " + binary};
 }
 

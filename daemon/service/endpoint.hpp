@@ -42,6 +42,7 @@ struct Handover {
     pid_t supervisor = 0;    // a supervised daemon's supervisor (0: none), and the restarts it counted
     int restarts = 0;
     int upgrades = 0;  // execs since the daemon started, the one that passed this handover included
+    int link_fd = -1;  // a supervised daemon's socket to its supervisor (Supervised::link); -1: none
 };
 
 // Takes MPCTL_UPGRADE out of the environment (no task may inherit it, as NOTIFY_SOCKET) and says what it

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,9 +24,8 @@
 namespace mpctl::daemon {
 
 void Supervised::ready() {
-    if (ready_pipe_) {
-        (void)common::write_all(ready_pipe_.get(), "R");
-        ready_pipe_.reset();
+    if (link_) {
+        (void)::send(link_.get(), "R", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
 }
 
@@ -76,7 +76,7 @@ class Supervisor {
     void crashed(pid_t pid, int status);
     [[nodiscard]] bool daemon_has_died();
     void record(pid_t pid, int status);
-    void read_ready();
+    void read_link();
     void reattach_log() const;
 
     // A line of the supervisor's own, to the current log.
@@ -91,7 +91,7 @@ class Supervisor {
     common::UniqueFd signals_;  // signalfd of SIGCHLD, SIGTERM, SIGINT, SIGHUP
     const pid_t self_ = ::getpid();
     pid_t daemon_ = 0;        // the current daemon; 0 while there is none
-    common::UniqueFd ready_;  // the read end of its ready pipe: one byte once it serves
+    common::UniqueFd link_;  // its socket to the supervisor (Supervised::link), non-blocking here
     bool daemon_ready_ = false;
     bool ever_ready_ = false;  // some daemon served: the start the user waited for succeeded
     bool daemons_died_ = false;
@@ -105,11 +105,15 @@ class Supervisor {
 
 common::Result<std::optional<Supervised>> Supervisor::start_daemon() {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        return common::sys_error("pipe2");
+    // Packets: a notification is one message, as systemd's datagrams are; a daemon that dies ends it.
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+        return common::sys_error("socketpair");
     }
-    common::UniqueFd read_end(fds[0]);
-    common::UniqueFd write_end(fds[1]);
+    common::UniqueFd own_end(fds[0]);
+    common::UniqueFd daemon_end(fds[1]);
+    if (::fcntl(own_end.get(), F_SETFL, O_NONBLOCK) != 0) {
+        return common::sys_error("fcntl O_NONBLOCK");
+    }
     reattach_log();  // the daemon's descriptor 2 is the current log, not one rotated away
     std::fflush(nullptr);
     pid_t pid = ::fork();
@@ -117,9 +121,9 @@ common::Result<std::optional<Supervised>> Supervisor::start_daemon() {
         return common::sys_error("fork");
     }
     if (pid == 0) {
-        read_end.reset();
+        own_end.reset();
         signals_.reset();
-        ready_.reset();
+        link_.reset();
         exits_.reset();
         ::sigprocmask(SIG_SETMASK, &saved_mask_, nullptr);
         // A supervisor killed with SIGKILL takes its daemon along, or a second one could start beside it.
@@ -127,10 +131,10 @@ common::Result<std::optional<Supervised>> Supervisor::start_daemon() {
         if (::getppid() != self_) {
             return common::plain_error("the supervisor exited during start-up");
         }
-        return Supervised(self_, started_, std::move(write_end));
+        return Supervised(self_, started_, std::move(daemon_end));
     }
     daemon_ = pid;
-    ready_ = std::move(read_end);
+    link_ = std::move(own_end);
     daemon_ready_ = false;
     ++started_;
     return std::nullopt;
@@ -156,7 +160,7 @@ Supervision Supervisor::run() {
             auto left = std::chrono::ceil<std::chrono::milliseconds>(*restart_at_ - Clock::now());
             timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
         }
-        pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {ready_.get(), POLLIN, 0}};  // -1: not polled
+        pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {link_.get(), POLLIN, 0}};  // -1: not polled
         if (::poll(fds, 2, timeout_ms) < 0) {
             if (errno == EINTR) {
                 continue;
@@ -165,7 +169,7 @@ Supervision Supervisor::run() {
             return Supervision{1, {}};
         }
         if (fds[1].revents != 0) {
-            read_ready();
+            read_link();
         }
         signalfd_siginfo info{};
         while (::read(signals_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
@@ -256,24 +260,34 @@ void Supervisor::record(pid_t pid, int status) {
     }
 }
 
-void Supervisor::read_ready() {
-    char byte = 0;
-    ssize_t n = ::read(ready_.get(), &byte, 1);
-    if (n == 1 && !daemon_ready_) {
-        daemon_ready_ = true;
-        ever_ready_ = true;
-        // Under systemd the supervisor is the main pid, whose READY=1 NotifyAccess=main accepts.
-        systemd_notify("READY=1");
-    } else if (n == 0) {
-        ready_.reset();
+void Supervisor::read_link() {
+    char packet[4096];
+    for (;;) {
+        ssize_t n = ::recv(link_.get(), packet, sizeof packet, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            link_.reset();  // the daemon is gone (its exit is reaped next)
+            return;
+        }
+        if (n < 0) {
+            return;
+        }
+        if (packet[0] == 'R') {
+            daemon_ready_ = true;
+            ever_ready_ = true;
+        } else if (packet[0] == 'N') {
+            systemd_notify(std::string(packet + 1, static_cast<size_t>(n - 1)));
+        }
     }
 }
 
 void Supervisor::daemon_ended(int status) {
-    if (ready_) {
-        read_ready();  // a daemon that said it was ready just before it died was ready
+    if (link_) {
+        read_link();  // a daemon that said it was ready just before it died was ready
     }
-    ready_.reset();
+    link_.reset();
     const pid_t pid = daemon_;
     daemon_ = 0;
     daemons_died_ = true;
@@ -319,6 +333,8 @@ void Supervisor::crashed(pid_t pid, int status) {
     log(spdlog::level::warn,
         "supervisor: the daemon (pid {}) {}; starting it again in {:.1f} s (crash {} within {} s)", pid,
         describe_end(status), std::chrono::duration<double>(delay).count(), crashes_.size(), window_s);
+    systemd_notify("STATUS=the daemon (pid " + std::to_string(pid) + ") " + describe_end(status) +
+                   "; starting it again (its tasks run on)");
     restart_at_ = now + delay;
 }
 

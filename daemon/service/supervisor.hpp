@@ -10,6 +10,10 @@
 // (exit 0) or fails to start takes the supervisor with it, with its exit code. SIGTERM, SIGINT and SIGHUP
 // are forwarded to the daemon.
 //
+// Under systemd the supervisor is the unit's main process: the daemon's notifications (READY=1, STATUS=,
+// STOPPING=1) reach systemd through it (relay_notifications), and it says STATUS= itself while the daemon
+// is down.
+//
 // The endpoint (the lock and the listening socket) stays open in the supervisor too: while the daemon is
 // down, no second daemon can start and clients wait in the socket's backlog.
 
@@ -27,8 +31,8 @@ namespace mpctl::daemon {
 class Supervised {
   public:
     Supervised() = default;  // not supervised
-    Supervised(pid_t supervisor, int restarts, common::UniqueFd ready_pipe)
-        : supervisor_(supervisor), restarts_(restarts), ready_pipe_(std::move(ready_pipe)) {}
+    Supervised(pid_t supervisor, int restarts, common::UniqueFd link)
+        : supervisor_(supervisor), restarts_(restarts), link_(std::move(link)) {}
 
     // The daemon serves: tells the supervisor, which from now on takes a non-zero exit for a crash rather
     // than for a failed start.
@@ -36,11 +40,14 @@ class Supervised {
 
     [[nodiscard]] pid_t supervisor_pid() const { return supervisor_; }  // 0: not supervised
     [[nodiscard]] int restarts() const { return restarts_; }            // daemons started before this one
+    // The daemon's end of its socket to the supervisor (-1: none): for relay_notifications, and handed
+    // over across an upgrade's exec.
+    [[nodiscard]] int link() const { return link_.get(); }
 
   private:
     pid_t supervisor_ = 0;
     int restarts_ = 0;
-    common::UniqueFd ready_pipe_;
+    common::UniqueFd link_;  // SOCK_SEQPACKET: "R" once serving, "N<message>" for systemd
 };
 
 struct SupervisorOptions {

@@ -2,7 +2,7 @@
 socket made before the daemon runs and passed as descriptor 3 with LISTEN_FDS/LISTEN_PID, and the
 NOTIFY_SOCKET datagrams read (READY=1, STATUS=, STOPPING=1, RELOADING=1). Also `systemd-analyze verify` of
 the units in packaging/systemd, when the tool is there. Waits poll against deadlines; nothing sleeps."""
-import fcntl, os, shutil, signal, socket, subprocess, sys, tempfile, time, unittest
+import fcntl, json, os, shutil, signal, socket, struct, subprocess, sys, tempfile, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_daemon import BIN, Connection, until  # noqa: E402
@@ -13,21 +13,26 @@ DEADLINE = 60
 
 
 class Notifications:
-    """The datagram socket NOTIFY_SOCKET names, and every message that reached it, in order."""
+    """The datagram socket NOTIFY_SOCKET names, and every message that reached it, in order. Each message
+    also has "_pid": the sender's pid from its credentials, which is what NotifyAccess=main checks."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(path)
         self.messages = []
 
     def receive(self, seconds):
         self.sock.settimeout(seconds)
         try:
-            data = self.sock.recv(65536)
+            data, ancillary, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(struct.calcsize("3i")))
         except socket.timeout:
             return None
         message = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                message["_pid"] = struct.unpack("3i", payload[:struct.calcsize("3i")])[0]
         self.messages.append(message)
         return message
 
@@ -53,7 +58,7 @@ class Notifications:
 class ActivatedDaemon:
     """mpctld --foreground started as systemd starts a socket-activated Type=notify service."""
 
-    def __init__(self, test, config_text=None, listening=True, log_level_flag=True):
+    def __init__(self, test, config_text=None, listening=True, log_level_flag=True, supervise=False):
         self.tmp = tempfile.TemporaryDirectory(prefix="mpt-sd-", dir="/tmp")
         test.addCleanup(self.cleanup)
         self.dir = self.tmp.name
@@ -72,6 +77,7 @@ class ActivatedDaemon:
         self.log = os.path.join(self.dir, "mpctld.log")
         self.proc = None
         self.log_level_flag = log_level_flag
+        self.supervise = supervise
 
     def start(self):
         listen_fd = self.listener.fileno()
@@ -92,7 +98,8 @@ class ActivatedDaemon:
             self.proc = subprocess.Popen(
                 [os.path.join(BIN, "mpctld"), "--foreground", "--exit-with-parent", "--socket", self.socket_path,
                  "--state-dir", self.state_dir, "--config", self.config]
-                + (["--log-level", "debug"] if self.log_level_flag else []),
+                + (["--log-level", "debug"] if self.log_level_flag else [])
+                + (["--supervise"] if self.supervise else []),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, close_fds=False,
                 preexec_fn=as_systemd_does)
 
@@ -183,6 +190,49 @@ class SocketActivation(unittest.TestCase):
         # The socket is its unit's: the daemon leaves the file for the next activation.
         self.assertEqual(os.stat(d.socket_path).st_ino, d.socket_inode)
 
+    def test_a_supervised_daemon_speaks_to_systemd_through_its_supervisor_across_a_crash_and_an_upgrade(self):
+        # The unit's main pid is the supervisor; systemd (NotifyAccess=main) drops what any other pid says.
+        d = ActivatedDaemon(self, supervise=True)
+        d.start()
+        main = d.proc.pid
+        d.notify.wait_for(has("READY", "1"), "READY=1")
+        d.notify.wait_for(has("STATUS", "serving: 0 running, 0 queued"), "the first STATUS=")
+        status = json.loads(d.mpctl("daemon", "status", "--json"))
+        self.assertEqual(status["supervisor"]["pid"], main)
+        first_daemon = status["pid"]
+        self.assertNotEqual(first_daemon, main)
+        gate = os.path.join(d.dir, "gate")
+        task = json.loads(d.mpctl("submit", "--json", "--", "/bin/sh", "-c",
+                                  f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"))["id"]
+        d.notify.wait_for(has("STATUS", "serving: 1 running, 0 queued"), "STATUS= with the running task")
+
+        # A crash: the supervisor says so itself, and the next daemon's READY=1 comes through it too.
+        with _closing(Connection(d.socket_path)) as conn:
+            until(lambda: conn.result("task.get", {"id": task})["state"] == "running", "the task running")
+        os.kill(first_daemon, signal.SIGKILL)
+        d.notify.wait_for(lambda m: "starting it again" in m.get("STATUS", ""), "the supervisor's STATUS=")
+        d.notify.wait_for(has("READY", "1"), "READY=1 from the restarted daemon")
+        second_daemon = json.loads(d.mpctl("daemon", "status", "--json"))["pid"]
+        self.assertNotIn(second_daemon, (main, first_daemon))
+
+        # An upgrade (systemctl reload): the same daemon pid, READY=1 again through the supervisor.
+        d.notify.drain()
+        d.mpctl("daemon", "upgrade")
+        d.notify.wait_for(has("READY", "1"), "READY=1 from the upgraded image")
+        status = json.loads(d.mpctl("daemon", "status", "--json"))
+        self.assertEqual((status["pid"], status["upgrades"]), (second_daemon, 1))
+
+        open(gate, "w").close()
+        with _closing(Connection(d.socket_path)) as conn:
+            conn.result("task.wait", {"ids": [task], "timeout": 120})
+            ended = conn.result("task.get", {"id": task})
+        self.assertEqual((ended["state"], ended["exit_code"]), ("failed", 3), ended)
+        d.proc.send_signal(signal.SIGTERM)
+        d.notify.wait_for(has("STOPPING", "1"), "STOPPING=1 after SIGTERM")
+        self.assertEqual(d.proc.wait(120), 0, d.read_log())
+        d.notify.drain()
+        self.assertEqual({m.get("_pid") for m in d.notify.messages}, {main}, d.notify.messages)
+
     def test_no_ready_when_the_start_fails(self):
         d = ActivatedDaemon(self)
         os.makedirs(d.state_dir, 0o700)
@@ -254,7 +304,8 @@ class UnitFiles(unittest.TestCase):
                     text = f.read()
                 self.assertIn("ExecStart=/usr/bin/mpctld " if name.endswith(".service") else "ListenStream=", text)
                 with open(os.path.join(tmp, name), "w") as f:
-                    f.write(text.replace("/usr/bin/mpctld", os.path.join(BIN, "mpctld")))
+                    f.write(text.replace("/usr/bin/mpctld", os.path.join(BIN, "mpctld"))
+                            .replace("/usr/bin/mpctl ", os.path.join(BIN, "mpctl") + " "))
                 names.append(os.path.join(tmp, name))
             env = dict(os.environ)
             args = ["systemd-analyze"]
@@ -279,8 +330,11 @@ class UnitFiles(unittest.TestCase):
             with open(os.path.join(folder, "mpctld.service")) as f:
                 text = f.read()
             for line in ("Type=notify", "NotifyAccess=main", "KillMode=mixed", "UMask=0077", "StateDirectory=mpctl",
-                         "ExecReload=/bin/kill -HUP $MAINPID", "Requires=mpctld.socket"):
+                         "Requires=mpctld.socket"):
                 self.assertIn(line + "\n", text, folder)
+            # Supervised, so that a crash keeps the tasks; a reload is an upgrade in place, which keeps them too.
+            self.assertRegex(text, r"(?m)^ExecStart=/usr/bin/mpctld --foreground --supervise\b", folder)
+            self.assertRegex(text, r"(?m)^ExecReload=/usr/bin/mpctl --no-autostart .*daemon upgrade$", folder)
         with open(os.path.join(UNITS, "mpctld.socket")) as f:
             text = f.read()
         for line in ("ListenStream=/run/mpctl/mpctld.sock", "SocketGroup=mpctl", "SocketMode=0660"):
