@@ -88,6 +88,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     // shutdown that may end the loop.
     events_.subscribe(*store_);
     events_.subscribe(futures_);
+    futures_.set_journal_barrier([this](std::function<void()> tell) {
+        store_->after_commits([tell = std::move(tell)](const common::Result<void>&) { tell(); });
+    });
     events_.subscribe(*output_limits_);
     events_.subscribe(*this);
     for (const auto& [name, row] : pools) {
@@ -335,6 +338,12 @@ void Daemon::maybe_finish_stop() {
         return;
     }
     stop_finished_ = true;
+    // The waiters of the tasks that ended last hear of it after its commit (FutureTable): the teardown
+    // waits for those answers, which the commits queued so far run first.
+    store_->after_commits([this](const common::Result<void>&) { finish_stop(); });
+}
+
+void Daemon::finish_stop() {
     status_.stop();
     // Everything reaches the disk before anyone hears that we stopped.
     endpoint_.listener.reset();  // kept for an upgrade only: a stopped daemon's socket refuses at once

@@ -92,6 +92,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     // systemd's STATUS= text: "serving: 3 running, 12 queued".
     [[nodiscard]] std::string status_text() const;
     void maybe_finish_stop();
+    // The stop's teardown, once the last task ended and every finish is journaled and told.
+    void finish_stop();
     // The upgrade's teardown, once its answer left and no spawn is on its way (the loop ends), and the
     // exec after the loop ended: returns only if the exec failed.
     void upgrade_when_ready(std::shared_ptr<bool> answered, std::chrono::steady_clock::time_point give_up_at);

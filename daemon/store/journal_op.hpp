@@ -31,7 +31,8 @@ struct JournalOp {
         raise_meta,
         put_segment,
         delete_segment,
-        manager
+        manager,
+        barrier  // writes nothing: its DONE runs once every write queued before it is committed
     } kind;
     // Tasks; an environment's id and JSON ride in row.id and row.spec, raise_meta's value in row.id.
     TaskRow row;

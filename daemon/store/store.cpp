@@ -117,6 +117,12 @@ void Store::update_task(const Task& task) {
     commits_.enqueue(std::move(ops));
 }
 
+void Store::after_commits(Done done) {
+    std::vector<JournalOp> ops;
+    ops.push_back(JournalOp{JournalOp::Kind::barrier, {}, {}, 0, false, std::move(done)});
+    commits_.enqueue(std::move(ops));
+}
+
 void Store::set_pool(const std::string& name, int workers, Done done, bool transient, std::string worker) {
     std::vector<JournalOp> ops;
     ops.push_back(JournalOp{JournalOp::Kind::set_pool, {}, name, workers, transient, std::move(done)});
@@ -363,6 +369,8 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
             }
             return {};
         }
+        case JournalOp::Kind::barrier:
+            return {};
         case JournalOp::Kind::drop_pool:
             sqlite3_reset(stmts_.drop_pool);
             sqlite3_bind_text(stmts_.drop_pool, 1, op.pool.c_str(), -1, SQLITE_TRANSIENT);

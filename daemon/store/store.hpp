@@ -88,6 +88,10 @@ class Store final : public TaskListener, public ManagerJournal {
                       const std::vector<Environments::Entry>& new_environments, Done done);
     // Fire and forget: the latest state of a task; retried if a commit fails.
     void update_task(const Task& task);
+    // DONE runs on the loop once every write queued so far has been committed (or its commit failed: a
+    // task's state is then retried, and DONE hears the error). Commits at once, as a write someone waits
+    // for does.
+    void after_commits(Done done);
     // TRANSIENT: a pool for one connection (a map): its row says so until drop_transient_pool.
     // WORKER: a warm pool's worker as JSON text (empty: a cold pool).
     void set_pool(const std::string& name, int workers, Done done, bool transient = false,

@@ -68,6 +68,15 @@ void FutureTable::finished(const Task& task) {
     }
     std::vector<WatchId> ids = std::move(it->second);
     by_task_.erase(it);
+    if (!barrier_) {
+        deliver(ids, task);
+        return;
+    }
+    // A copy: by the commit the task may have been forgotten (task.remove), and it never changes again.
+    barrier_([this, ids = std::move(ids), done = std::make_shared<const Task>(task)] { deliver(ids, *done); });
+}
+
+void FutureTable::deliver(const std::vector<WatchId>& ids, const Task& task) {
     for (WatchId id : ids) {
         auto w = watches_.find(id);
         if (w == watches_.end()) {

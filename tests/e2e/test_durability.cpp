@@ -342,3 +342,57 @@ TEST_CASE(
     CHECK(got.exit_code == 0);
     CHECK(got.out == "1\n2\n3\n");
 }
+
+// A client told a task's outcome may act on it at once; a crash of the daemon a moment later must neither
+// take that outcome back nor run the task again. The end of a task is committed before anyone is told: by
+// a wait parked before the end, a wait or log stream asked for just after it, and `mpctl run`. Without
+// that the start and the end waited ~2 ms for a commit shared with others, and a kill right after the
+// answer left the task pending in the journal nearly every time: the next daemon ran it a second time.
+TEST_CASE("an outcome a client was told survives kill -9 of the daemon right after the answer",
+          "[e2e][durability]") {
+    DaemonFixture d(DaemonOptions{2, {}, {}, {}});
+    TempDir t;
+    std::map<int64_t, int> told;
+    std::map<int64_t, std::string> runs;  // each run of a task appends a line here
+    for (int round = 0; round < 9; ++round) {
+        const int code = 10 + round;
+        const std::string log = t / ("runs" + std::to_string(round));
+        const std::vector<std::string> argv{"sh", "-c", "echo run >> '" + log + "'; exit " + std::to_string(code)};
+        int64_t id = 0;
+        if (round % 3 == 2) {
+            // mpctl run: submit, then follow the output to the end, whose outcome is its exit code.
+            std::vector<std::string> args{"run", "--"};
+            args.insert(args.end(), argv.begin(), argv.end());
+            ProcessResult r = d.mpctl(args);
+            REQUIRE(r.exit_code == code);
+            id = d.mpctl_json({"list", "--limit", "1"})["id"].get<int64_t>();
+        } else {
+            auto c = d.connect();
+            json sub = c->call("task.submit", {{"argv", argv}});
+            REQUIRE(sub.contains("result"));
+            id = sub["result"]["id"].get<int64_t>();
+            if (round % 3 == 1) {
+                json logs = c->call("task.logs", {{"id", id}, {"follow", true}});
+                INFO(logs.dump());
+                REQUIRE(logs.contains("result"));
+            }
+            // Round 0 most likely parks its wait before the end; round 1 asks once the stream ended.
+            json waited = c->call("task.wait", {{"ids", {id}}, {"timeout", 60}});
+            INFO(waited.dump());
+            REQUIRE(waited.contains("result"));
+        }
+        told[id] = code;
+        runs[id] = log;
+        d.kill9();
+        d.start();
+    }
+    for (const auto& [id, code] : told) {
+        json s = d.status(id);
+        INFO(s.dump());
+        CHECK(s["state"] == "failed");
+        CHECK(s["reason"] == "exit");
+        CHECK(s["exit_code"] == code);
+        CHECK(s["attempts"] == 1);
+        CHECK(slurp(runs[id]) == "run\n");
+    }
+}
