@@ -211,9 +211,10 @@ void Supervisor::reap() {
             return;
         }
         int status = wait_status_of(info);
-        // Tasks run in process groups of their own; other orphans are their descendants, which nobody asks
-        // about.
-        if (pid != daemon_ && ::getpgid(pid) == pid && daemon_has_died()) {
+        // Every orphan, not only the leaders of the tasks' process groups: a pipeline's later stages share
+        // their first stage's group. A task's own descendants are recorded too (a few bytes each, and only
+        // while no daemon runs), since nothing here tells them from a stage.
+        if (pid != daemon_ && daemon_has_died()) {
             record(pid, status);
         }
         ::waitpid(pid, nullptr, WNOHANG);

@@ -119,6 +119,7 @@ class Store final : public TaskListener, public ManagerJournal {
 
     // TaskListener: the journal hears every change first.
     void task_changed(const Task& task) override { update_task(task); }
+    void task_progressed(const Task& task) override { update_task(task); }
     void transient_pool_dropped(const std::string& name) override { drop_transient_pool(name); }
 
     // Commits so far (for diagnostics: how well writes were grouped).

@@ -22,6 +22,9 @@ std::optional<std::string> outcome_of(const Task& t) {
         nlohmann::json stages = nlohmann::json::array();
         for (const auto& s : t.stages) {
             nlohmann::json one = {{"pid", s.pid}};
+            if (s.start != 0 && !s.exited) {
+                one["start"] = s.start;  // what a restarted daemon re-adopts it by
+            }
             if (s.exited) {
                 one["exit_code"] = s.exit_code ? nlohmann::json(*s.exit_code) : nlohmann::json(nullptr);
                 one["signal"] = s.signal ? nlohmann::json(*s.signal) : nlohmann::json(nullptr);
@@ -60,6 +63,9 @@ void restore_outcome(Task& task, const std::string& text) {
         }
         if (auto v = s.find("signal"); v != s.end() && v->is_number_integer()) {
             run.signal = v->get<int>();
+        }
+        if (auto v = s.find("start"); v != s.end() && v->is_number_unsigned()) {
+            run.start = v->get<uint64_t>();
         }
         task.stages.push_back(run);
     }

@@ -6,14 +6,29 @@
 
 namespace mpctl::daemon {
 
+namespace {
+
+bool is_pipeline(const Task& t) {
+    return t.spec.stage_argvs().size() > 1;
+}
+
+}  // namespace
+
 std::optional<std::string> Scheduler::why_not_adoptable(const Task& t) {
     if (!t.pid) {
         return "its processes were still being started";
     }
-    // A pipeline journals its first stage's pid only: the others could not be told from later processes.
-    // (Re-adopting pipelines needs every stage's pid and start time journaled.)
-    if (t.spec.stage_argvs().size() > 1) {
-        return "a pipeline's stages are not re-adopted";
+    if (is_pipeline(t)) {
+        // Each stage's pid and start time (and the status of each that had ended) are in its outcome column.
+        if (t.stages.size() != t.spec.stage_argvs().size()) {
+            return "its stages' processes were not journaled";
+        }
+        for (const auto& s : t.stages) {
+            if (!s.exited && (s.pid <= 0 || s.start == 0)) {
+                return "a stage was journaled without its process's start time";
+            }
+        }
+        return std::nullopt;
     }
     // Its cgroup was below the dead daemon's, which the next --cgroup task's start sweeps, killing it.
     if (t.spec.cgroup()) {
@@ -38,13 +53,32 @@ void Scheduler::readopt(Task& t, int64_t now_ms) {
         return lost(*why);
     }
     // A warm pool's task ran on a worker, whose socket to the daemon closed with it: the spawner (the warm
-    // one) refuses it, since the worker ended with that task.
+    // one) refuses it, since the worker ended with that task. A plain task is its one process; a pipeline's
+    // stages are taken back one by one, those that had ended before the crash as the journal says.
     int64_t id = t.id;
-    auto adopted =
-        spawner_.adopt(*t.pid, t.pid_start, std::string(t.spec.pool()),
-                       [this, id](size_t stage, ExitInfo info) { on_stage_exit(id, stage, info); });
-    if (!adopted) {
-        return lost(adopted.error().message());
+    if (!is_pipeline(t)) {
+        t.stages.assign(1, Task::StageRun{*t.pid, false, std::nullopt, std::nullopt, t.pid_start});
+    }
+    uint32_t running = 0;
+    std::optional<std::string> refused;  // why the first stage that could not be taken back was not
+    for (size_t stage = 0; stage < t.stages.size(); ++stage) {
+        Task::StageRun& s = t.stages[stage];
+        if (s.exited) {
+            continue;
+        }
+        auto adopted = spawner_.adopt(s.pid, s.start, std::string(t.spec.pool()),
+                                      [this, id, stage](size_t, ExitInfo info) { on_stage_exit(id, stage, info); });
+        if (adopted) {
+            ++running;
+        } else {
+            // The others are taken back all the same: the pipeline ends, as unknown, once they have.
+            s.exited = true;
+            s.unknown = true;
+            refused = refused.value_or(adopted.error().message());
+        }
+    }
+    if (running == 0) {
+        return lost(refused.value_or("none of its processes was left"));
     }
     // Running as journaled (attempt, started_at, pid): it holds its pool's slot again.
     Pool& pool = pool_for(t.spec.pool());
@@ -52,8 +86,7 @@ void Scheduler::readopt(Task& t, int64_t now_ms) {
     ++running_;
     running_ids_.insert(id);
     readopted_.push_back(id);
-    t.stages.assign(1, Task::StageRun{*t.pid, false, std::nullopt, std::nullopt});
-    t.stages_running = 1;
+    t.stages_running = running;
     t.stopping = Task::Stop::none;
     if (auto timeout = t.spec.timeout_s()) {
         // Its original deadline; one already past fires at once, SIGTERM and kill_after as ever.

@@ -1,6 +1,7 @@
 // Scheduler: one attempt of a task, from its start to its exit: spawning its processes, timeouts, forced
 // stops, signals, and retrying what failed.
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
@@ -191,7 +192,7 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
     }
     t->stages.clear();
     for (int pid : *pids) {
-        t->stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt});
+        t->stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt, spawner_.start_ticks(pid)});
     }
     t->stages_running = static_cast<uint32_t>(pids->size());
     t->pid = pids->front();
@@ -364,11 +365,19 @@ void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
     run.exited = true;
     run.exit_code = info.exit_code;
     run.signal = info.signal;
+    run.unknown = info.unknown;
     if (--t->stages_running > 0) {
-        return;  // the task ends with its last process
+        // The task ends with its last process; until then only the journal hears of it, so that a daemon
+        // that re-adopts the rest still knows how this stage ended.
+        listener_.task_progressed(*t);
+        return;
     }
-    if (info.unknown) {
-        on_exit(id, std::move(info));  // an adopted process (one stage): nothing to weigh
+    if (std::any_of(t->stages.begin(), t->stages.end(), [](const Task::StageRun& s) { return s.unknown; })) {
+        // An adopted process whose status nobody recorded: the pipeline's outcome cannot be weighed.
+        ExitInfo unknown;
+        unknown.unknown = true;
+        unknown.note = std::move(info.note);
+        on_exit(id, std::move(unknown));
         return;
     }
     ExitInfo outcome = pipeline_outcome(*t);

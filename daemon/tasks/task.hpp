@@ -41,6 +41,8 @@ struct Task {
         bool exited = false;
         std::optional<int> exit_code;
         std::optional<int> signal;
+        uint64_t start = 0;    // as pid_start, for each stage: journaled for a pipeline's, to re-adopt it
+        bool unknown = false;  // exited, an adopted process whose status no source recorded
     };
     std::vector<StageRun> stages;
     // A stdin the client passed (SCM_RIGHTS): each attempt gets a duplicate. Not journaled: after a

@@ -19,6 +19,11 @@ class TaskEvents final : public TaskListener {
             l->task_changed(task);
         }
     }
+    void task_progressed(const Task& task) override {
+        for (TaskListener* l : subscribers_) {
+            l->task_progressed(task);
+        }
+    }
     void transient_pool_dropped(const std::string& name) override {
         for (TaskListener* l : subscribers_) {
             l->transient_pool_dropped(name);

@@ -16,6 +16,9 @@ class TaskListener {
     // and a listener must not start, cancel or finish tasks from here (TaskEvents's later subscribers
     // would hear of that change before this one).
     virtual void task_changed(const Task& task) = 0;
+    // A change only the journal keeps: a stage of a pipeline ended while the others run on (state, and
+    // everything a client sees, unchanged).
+    virtual void task_progressed(const Task& /*task*/) {}
     // A transient pool (a map's) is gone: its owner left and it has no unfinished task.
     virtual void transient_pool_dropped(const std::string& /*name*/) {}
 };

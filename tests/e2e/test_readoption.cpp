@@ -122,3 +122,54 @@ TEST_CASE("a task journaled with a start time its pid no longer has is never ado
     CHECK(after["error"].get<std::string>().find("another process") != std::string::npos);
     touch(t / "GO");
 }
+
+TEST_CASE("pipelines survive kill -9 of the serving daemon under --supervise, every stage's status weighed",
+          "[e2e][readoption]") {
+    DaemonFixture d(supervised(4));
+    TempDir t;
+    // Its first stage ends before the crash (exit 7: the journal has it), the second runs on after it.
+    int64_t early = d.submit(
+        {"--pipe", "--", "sh", "-c", "exit 7", "|", "sh", "-c", "cat; " + sh_wait_for(t / "GO_A") + "; exit 0"});
+    // Both stages end while no daemon runs; the second is not its process group's leader.
+    int64_t down = d.submit({"--pipe", "--", "sh", "-c", sh_wait_for(t / "GO_D"), "|", "sh", "-c", "cat; exit 4"});
+    // Runs on, and its output keeps flowing stage to stage into the task's file.
+    int64_t flows = d.submit(
+        {"--pipe", "--", "sh", "-c", sh_wait_for(t / "GO_C") + "; echo through", "|", "tr", "a-z", "A-Z"});
+    for (int64_t id : {early, down, flows}) {
+        d.wait_for_state(id, "running");
+    }
+    REQUIRE(eventually([&] { return d.status(early)["stages"][0]["state"] == "failed"; }));
+    d.sync_journal("default", 4);
+
+    pid_t first = serving_pid(d);
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    touch(t / "GO_D");
+    json daemon = wait_for_new_daemon(d, first);
+    auto readopted = daemon["readopted"].get<std::vector<int64_t>>();
+    INFO(daemon.dump());
+    for (int64_t id : {early, flows}) {
+        CHECK(std::find(readopted.begin(), readopted.end(), id) != readopted.end());
+    }
+    CHECK(d.status(early)["state"] == "running");
+    CHECK(d.status(flows)["state"] == "running");
+
+    json gone = d.wait_for_state(down, "failed");
+    INFO(gone.dump());
+    CHECK(gone["reason"] == "exit");
+    CHECK(gone["exit_code"] == 4);
+    CHECK(gone["stages"][0]["state"] == "succeeded");
+
+    touch(t / "GO_A");
+    touch(t / "GO_C");
+    json a = d.wait_for_state(early, "failed");
+    INFO(a.dump());
+    CHECK(a["reason"] == "exit");
+    CHECK(a["exit_code"] == 7);  // the journaled stage's, as pipefail weighs it
+    CHECK(a["stages"][0]["exit_code"] == 7);
+    CHECK(a["stages"][1]["state"] == "succeeded");
+    CHECK(d.mpctl({"wait", str(early)}).exit_code == 7);
+
+    json c = d.wait_for_state(flows, "succeeded");
+    INFO(c.dump());
+    CHECK(d.mpctl({"logs", str(flows)}).out == "THROUGH\n");
+}

@@ -250,6 +250,7 @@ class FakeTimers final : public Timers {
 class RecordingListener final : public TaskListener {
   public:
     void task_changed(const Task& task) override { changes.push_back(task); }
+    void task_progressed(const Task& task) override { progressed.push_back(task); }
     void transient_pool_dropped(const std::string& name) override { dropped_pools.push_back(name); }
 
     [[nodiscard]] std::vector<TaskState> states_of(int64_t id) const {
@@ -274,6 +275,7 @@ class RecordingListener final : public TaskListener {
     }
 
     std::vector<Task> changes;
+    std::vector<Task> progressed;  // what only the journal hears (a pipeline's stage that ended)
     std::vector<std::string> dropped_pools;
 };
 

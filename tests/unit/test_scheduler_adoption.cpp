@@ -170,7 +170,7 @@ TEST_CASE("an adopted task whose end no source recorded is lost, and not retried
 
 TEST_CASE("tasks that cannot be re-adopted are lost, each saying why", "[unit][scheduler][adoption]") {
     Harness h(options(8));
-    // A pipeline journals one pid only.
+    // A pipeline journaled by an older daemon: its first stage's pid only.
     h.sched.restore(was_running(h, 1, json{{"pipeline", {{"yes"}, {"head"}}}}, 100));
     // Journaled by an older daemon: no start time.
     h.sched.restore(was_running(h, 2, cmd("old"), 200, 0));
@@ -189,7 +189,7 @@ TEST_CASE("tasks that cannot be re-adopted are lost, each saying why", "[unit][s
     h.sched.restore(was_running(h, 6, cmd("contained", {{"cgroup", true}}), 600));
     h.sched.resume();
 
-    std::map<int64_t, std::string> expect{{1, "pipeline"},    {2, "start time"},    {3, "another process"},
+    std::map<int64_t, std::string> expect{{1, "stages' processes"}, {2, "start time"}, {3, "another process"},
                                           {4, "warm pool w"}, {5, "being started"}, {6, "cgroup"}};
     for (const auto& [id, why] : expect) {
         INFO("task " << id);
@@ -219,4 +219,108 @@ TEST_CASE("a started task journals its process's start time with its pid", "[uni
     CHECK(h.listener.changes.back().pid_start == h.spawner.start_ticks(pid));
     h.exit(id, 0);
     CHECK(h.task(id).pid_start == 0);
+}
+
+namespace {
+
+// A pipeline as the journal keeps one that was running: each stage's pid and start time, and the status of
+// those that had ended.
+Task pipeline_was_running(Harness& h, int64_t id, std::vector<Task::StageRun> stages) {
+    json pipeline = json::array();
+    for (size_t i = 0; i < stages.size(); ++i) {
+        pipeline.push_back(json::array({"stage" + std::to_string(i)}));
+    }
+    Task t = was_running(h, id, json{{"pipeline", pipeline}}, stages.front().pid, stages.front().start);
+    t.stages = std::move(stages);
+    return t;
+}
+
+Task::StageRun live(int pid, uint64_t start) {
+    return Task::StageRun{pid, false, std::nullopt, std::nullopt, start};
+}
+
+}  // namespace
+
+TEST_CASE("resume re-adopts a pipeline stage by stage and weighs every stage's status, journaled or not",
+          "[unit][scheduler][adoption]") {
+    Harness h;
+    // The first stage had ended (exit 0) before the crash; the others run on.
+    h.sched.restore(pipeline_was_running(
+        h, 7, {Task::StageRun{700, true, 0, std::nullopt, 0}, live(701, 7001), live(702, 7002)}));
+    h.sched.resume();
+    REQUIRE(h.spawner.adoptions.size() == 2);
+    CHECK(h.spawner.adoptions[0].pid == 701);
+    CHECK(h.spawner.adoptions[0].start_ticks == 7001);
+    CHECK(h.spawner.adoptions[1].pid == 702);
+    CHECK(h.spawner.adoptions[1].start_ticks == 7002);
+    CHECK(h.state(7) == TaskState::running);
+    CHECK(h.sched.readopted() == std::vector<int64_t>{7});
+
+    h.spawner.exit(702, exited(0));
+    CHECK(h.state(7) == TaskState::running);  // it ends with its last process
+    REQUIRE(h.listener.progressed.size() == 1);
+    CHECK(h.listener.progressed[0].stages[2].exited);
+    h.spawner.exit(701, exited(4));
+    Task& t = h.task(7);
+    CHECK(t.state == TaskState::failed);  // the rightmost failing stage, as with pipefail
+    CHECK(t.reason == FailReason::exit);
+    CHECK(t.exit_code == 4);
+    CHECK(h.sched.running_count() == 0);
+}
+
+TEST_CASE("a journaled stage that failed fails the re-adopted pipeline that then succeeds everywhere else",
+          "[unit][scheduler][adoption]") {
+    Harness h;
+    h.sched.restore(pipeline_was_running(h, 8, {Task::StageRun{800, true, 9, std::nullopt, 0}, live(801, 8001)}));
+    h.sched.resume();
+    REQUIRE(h.spawner.adoptions.size() == 1);
+    h.spawner.exit(801, exited(0));
+    CHECK(h.task(8).state == TaskState::failed);
+    CHECK(h.task(8).exit_code == 9);
+}
+
+TEST_CASE("a pipeline stage that cannot be re-adopted makes the pipeline lost once the others end",
+          "[unit][scheduler][adoption]") {
+    Harness h;
+    h.spawner.refuse_adoption[901] = "pid 901 is another process now";
+    h.sched.restore(pipeline_was_running(h, 9, {live(900, 9000), live(901, 9001)}));
+    // Every stage refused: lost at once, saying why.
+    h.spawner.refuse_adoption[1000] = "pid 1000 is gone without a record";
+    h.spawner.refuse_adoption[1001] = "pid 1001 is gone without a record";
+    h.sched.restore(pipeline_was_running(h, 10, {live(1000, 10000), live(1001, 10001)}));
+    h.sched.resume();
+    CHECK(h.state(9) == TaskState::running);  // its first stage was taken back
+    REQUIRE(h.task(10).error);
+    CHECK(h.task(10).reason == FailReason::lost);
+    CHECK_THAT(*h.task(10).error, Contains("pid 1000 is gone without a record"));
+
+    h.spawner.exit(900, exited(0));
+    Task& t = h.task(9);
+    CHECK(t.state == TaskState::failed);
+    CHECK(t.reason == FailReason::lost);
+    REQUIRE(t.error);
+    CHECK_THAT(*t.error, Contains("without any record of its exit status"));
+}
+
+TEST_CASE("a running pipeline journals each stage's start time, and each stage's end before the last",
+          "[unit][scheduler][adoption]") {
+    Harness h;
+    int64_t id = h.submit(json{{"pipeline", {{"a"}, {"b"}, {"c"}}}});
+    auto pids = h.spawner.processes.front().pids;
+    const Task& t = h.task(id);
+    REQUIRE(t.stages.size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(t.stages[i].start == h.spawner.start_ticks(pids[i]));
+    }
+    size_t changes = h.listener.changes.size();
+    h.spawner.exit(pids[0], exited(0));
+    h.spawner.exit(pids[1], exited(0));
+    CHECK(h.listener.changes.size() == changes);  // nothing a client sees changed
+    REQUIRE(h.listener.progressed.size() == 2);
+    CHECK(h.listener.progressed[1].stages[0].exited);
+    CHECK(h.listener.progressed[1].stages[1].exited);
+    CHECK_FALSE(h.listener.progressed[1].stages[2].exited);
+    h.spawner.exit(pids[2], exited(0));
+    CHECK(h.state(id) == TaskState::succeeded);
+    CHECK(h.listener.progressed.size() == 2);  // the last one is the task's end, a change
 }

@@ -1,6 +1,8 @@
 // The SQLite journal through its public interface: tasks, their updates, pools and environments written and
 // read back. Both durabilities run the same cases.
 
+#include <csignal>
+
 #include "store_harness.hpp"
 
 using namespace mpctl::test::store;
@@ -312,4 +314,40 @@ TEST_CASE("a running task's pid and its process's start time are journaled toget
     REQUIRE(tasks->size() == 1);
     CHECK(tasks->front().pid == 77);
     CHECK(tasks->front().pid_start == uint64_t{1} << 40);
+}
+
+TEST_CASE("a running pipeline's stages are journaled with their pids, start times and ended statuses",
+          "[unit][store]") {
+    mpctl::test::TempDir dir;
+    const std::string path = dir / "mpctl.db";
+    Task t = make_task(1, {{"pipeline", {{"gen"}, {"filter"}, {"sink"}}}});
+    {
+        Loop loop;
+        auto store = open_store(path, Durability::normal);
+        store->start(loop.io);
+        REQUIRE(insert(*store, loop, {&t}));
+        t.state = TaskState::running;
+        t.attempts = 1;
+        t.pid = 70;
+        t.pid_start = 700;
+        t.stages = {Task::StageRun{70, true, std::nullopt, SIGPIPE, 700},
+                    Task::StageRun{71, false, std::nullopt, std::nullopt, uint64_t{1} << 40},
+                    Task::StageRun{72, false, std::nullopt, std::nullopt, 702}};
+        store->task_progressed(t);
+        REQUIRE(set_pool(*store, loop, "sync", 1));
+        store->stop();
+    }
+    auto store = open_store(path, Durability::normal);
+    auto tasks = store->load_tasks();
+    REQUIRE(tasks);
+    REQUIRE(tasks->size() == 1);
+    const auto& stages = tasks->front().stages;
+    REQUIRE(stages.size() == 3);
+    CHECK(stages[0].pid == 70);
+    CHECK(stages[0].exited);
+    CHECK(stages[0].signal == SIGPIPE);
+    CHECK(stages[1].pid == 71);
+    CHECK_FALSE(stages[1].exited);
+    CHECK(stages[1].start == uint64_t{1} << 40);
+    CHECK(stages[2].start == 702);
 }
