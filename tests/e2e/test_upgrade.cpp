@@ -23,7 +23,12 @@ void tasks_survive_an_upgrade(const std::vector<std::string>& extra_args) {
     int64_t exits_3 = d.submit({"--", "sh", "-c", sh_wait_for(t / "F") + "; exit 3"});
     int64_t times_out = d.submit({"--timeout", "4", "--", "sleep", "100"});
     int64_t finished = d.submit({"--", "sh", "-c", "echo before the upgrade"});
+    // A pipeline whose first stage ended (exit 6) before the upgrade and whose second runs on after it.
+    int64_t piped =
+        d.submit({"--pipe", "--", "sh", "-c", "exit 6", "|", "sh", "-c", "cat; " + sh_wait_for(t / "P") + "; exit 0"});
     json running = d.wait_for_state(exits_3, "running");
+    d.wait_for_state(piped, "running");
+    REQUIRE(eventually([&] { return d.status(piped)["stages"][0]["state"] == "failed"; }));
     d.wait_for_state(times_out, "running");
     d.wait_for_state(finished, "succeeded");
 
@@ -48,6 +53,13 @@ void tasks_survive_an_upgrade(const std::vector<std::string>& extra_args) {
     INFO(a.dump());
     CHECK(a["reason"] == "exit");
     CHECK(a["exit_code"] == 3);
+
+    CHECK(d.status(piped)["state"] == "running");
+    touch(t / "P");
+    json p = d.wait_for_state(piped, "failed");
+    INFO(p.dump());
+    CHECK(p["exit_code"] == 6);
+    CHECK(p["stages"][1]["state"] == "succeeded");
 
     // At its original deadline, 4 s after its start.
     json timeout = d.wait_for_state(times_out, "failed");
