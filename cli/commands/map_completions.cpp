@@ -1,6 +1,7 @@
 // MapRun (map_run.hpp): finished tasks (their results, the joblog, the exit code), halts, signals and a
 // closed stdout.
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <signal.h>
@@ -24,6 +25,18 @@ void MapRun::completed(const json& task) {
     uint64_t seq = it->second;
     seq_of_.erase(it);
     --inflight_;
+    if (cancelled_by_restart(s)) {
+        if (!told_resubmit_) {
+            told_resubmit_ = true;
+            progress_.clear();
+            std::fprintf(stderr,
+                         "mpctl: the daemon restarted and cancelled this map's queued tasks; submitting them "
+                         "again\n");
+        }
+        resubmit_.push_back(seq);
+        return;
+    }
+    spec_of_.erase(seq);
     if (joblog_) {
         map::JoblogEntry e;
         e.seq = seq + 1;
@@ -50,6 +63,23 @@ void MapRun::completed(const json& task) {
         f.stderr_path = std::move(s.stderr_path);
     }
     settle(seq, code, !cancelled_by_us, std::move(f));
+}
+
+bool MapRun::cancelled_by_restart(const proto::TaskStatus& s) const {
+    // PROTOCOL.md (pool.set): a daemon that comes back after a crash cancels what was still queued in the
+    // transient pools it finds in its journal, with this error. Never started, so never run twice.
+    return s.state == proto::TaskState::cancelled && s.attempts == 0 && !stopping() && s.error &&
+           s.error->find("the daemon restarted") != std::string::npos;
+}
+
+void MapRun::drop_resubmits() {
+    while (!resubmit_.empty()) {
+        uint64_t seq = resubmit_.front();
+        resubmit_.pop_front();
+        spec_of_.erase(seq);
+        ++cancelled_;
+        settle(seq, exit_code::mpctl_failed, false, Finished{});  // as a cancelled task mirrors
+    }
 }
 
 void MapRun::unrunnable_item(size_t number) {
@@ -115,6 +145,7 @@ void MapRun::interrupt(int signo) {
 }
 
 void MapRun::cancel_all(bool force) {
+    drop_resubmits();
     if (!client_ || seq_of_.empty()) {
         return;
     }

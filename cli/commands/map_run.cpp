@@ -248,7 +248,8 @@ void MapRun::resume(const ConnectionLost& lost) {
         try {
             if (own_pool_) {
                 // A transient pool lives as long as its connection: this one now. (What of it was still
-                // queued when the daemon died, the daemon that came back has cancelled: PROTOCOL.md.)
+                // queued when the daemon died, the daemon that came back has cancelled, PROTOCOL.md: the
+                // cancellations arrive through the watch below, and those tasks are submitted again.)
                 set_own_pool();
             }
             json watch = json::array();
@@ -290,7 +291,7 @@ bool MapRun::finished() const {
     if (batch_id_ != 0 || inflight_ != 0 || (unrunnable_ && !stopping())) {
         return false;
     }
-    return stopping() || (source_.exhausted() && chunk_.empty());
+    return stopping() || (source_.exhausted() && chunk_.empty() && resubmit_.empty());
 }
 
 // Tasks, not items (with --chunksize a task takes several); unknown while the items are still coming.

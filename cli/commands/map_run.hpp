@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -31,6 +32,7 @@
 #include <mpctl/cli/reconnect.hpp>
 #include <mpctl/cli/task_exit.hpp>
 #include <mpctl/cli/task_options.hpp>
+#include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::cli {
 
@@ -73,6 +75,10 @@ class MapRun {
     // map_window.cpp: submitting
     bool maybe_submit();
     void append_task(std::string& out) const;
+    // Tasks the restarted daemon cancelled before they started: submitted again (false when the map stops).
+    [[nodiscard]] bool cancelled_by_restart(const proto::TaskStatus& s) const;
+    // The map stops: what waited to be submitted again settles as cancelled.
+    void drop_resubmits();
     void handle(const json& msg);
 
     // map_completions.cpp: results, halts and interruptions
@@ -118,6 +124,11 @@ class MapRun {
     size_t unrunnable_failures_ = 0;  // items that failed without a task (the daemon does not count them)
     size_t inflight_ = 0;             // submitted (or being submitted), not finished
     std::unordered_map<int64_t, uint64_t> seq_of_;  // task id -> seq, while unfinished
+    // Each submitted task's JSON (its spec in the batch), by seq, while unfinished: a daemon that restarts
+    // after a crash cancels what of the map was still queued, and the map submits those again.
+    std::unordered_map<uint64_t, std::string> spec_of_;
+    std::deque<uint64_t> resubmit_;  // seqs to submit again, before any new item
+    bool told_resubmit_ = false;     // the note that they are submitted again, said once
     map::Reorder<map::Finished> reorder_;
     FirstUnsuccessful first_;
     size_t done_ = 0;       // settled: ran to an end, cancelled, or unrunnable

@@ -37,13 +37,23 @@ bool MapRun::maybe_submit() {
     }
     size_t free = window_ > inflight_ ? window_ - inflight_ : 0;
     // Batches of a quarter window at least, unless the daemon would idle or no more items are coming.
-    bool worth_it = free >= std::max<size_t>(1, window_ / 4) || inflight_ < jobs_ || source_.at_eof();
+    bool worth_it = free >= std::max<size_t>(1, window_ / 4) || inflight_ < jobs_ || source_.at_eof() ||
+                    !resubmit_.empty();
     if (free == 0 || !worth_it) {
         return false;
     }
     std::string tasks;
     size_t count = 0;
     size_t chunk = static_cast<size_t>(std::max(1, o_.chunksize));
+    // First what a restarted daemon cancelled, at its places in input order.
+    while (count < free && !resubmit_.empty() && tasks.size() < k_max_batch_bytes) {
+        uint64_t seq = resubmit_.front();
+        resubmit_.pop_front();
+        tasks += tasks.empty() ? "[" : ",";
+        tasks += spec_of_.at(seq);
+        batch_seqs_.push_back(seq);
+        ++count;
+    }
     while (count < free && tasks.size() < k_max_batch_bytes) {
         while (chunk_.size() < chunk) {
             auto item = source_.next();
@@ -61,9 +71,12 @@ bool MapRun::maybe_submit() {
         if (chunk_.empty() || (chunk_.size() < chunk && !source_.at_eof() && !unrunnable_)) {
             break;
         }
+        std::string one;
+        append_task(one);
         tasks += tasks.empty() ? "[" : ",";
-        append_task(tasks);
+        tasks += one;
         chunk_.clear();
+        spec_of_.emplace(next_seq_, std::move(one));
         batch_seqs_.push_back(next_seq_++);
         ++count;
         if (unrunnable_) {
@@ -120,6 +133,9 @@ void MapRun::handle(const json& msg) {
         if (batch) {
             // Nothing of this batch was queued (a batch is all or nothing).
             inflight_ -= batch_seqs_.size();
+            for (uint64_t seq : batch_seqs_) {
+                spec_of_.erase(seq);
+            }
             batch_seqs_.clear();
             batch_id_ = 0;
         }

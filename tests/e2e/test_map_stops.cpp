@@ -2,6 +2,7 @@
 // stdout. Waits are on events with generous deadlines, never on bare sleeps.
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <signal.h>
 
@@ -202,6 +203,34 @@ TEST_CASE("after a kill -9 of the daemon under a map, the restarted daemon cance
     d.stop();
     d.start();  // and the pool is not remembered any more
     CHECK(pool_names(d) == std::vector<std::string>{"default"});
+}
+
+TEST_CASE("under --supervise a map outlives a kill -9 of its daemon: its queued tasks are submitted again",
+          "[e2e][map]") {
+    DaemonFixture d(supervised(2));
+    TempDir t;
+    auto bg = start_map_and_wait(
+        d, t, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO") + "; echo $0", ":::", "a", "b", "c", "d", "e"},
+        1, 4);
+    d.sync_journal("default", 2);
+    pid_t first = serving_pid(d);
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    wait_for_new_daemon(d, first);
+    // The daemon that came back cancelled the four queued tasks (their pool belonged to a connection of the
+    // dead one) and re-adopted the running one; the map, connected again, submits the four once more.
+    REQUIRE(eventually([&] { return d.mpctl_ndjson({"list", "--state", "pending"}).size() == 4; }, 60s));
+    touch(t / "GO");
+    auto r = bg->wait(120s);
+    REQUIRE(r);
+    INFO(slurp(t / "err"));
+    CHECK(r->exit_code == 0);
+    CHECK(slurp(t / "out") == "a\nb\nc\nd\ne\n");  // every item once, in input order
+    CHECK_THAT(slurp(t / "err"), Contains("submitting them again"));
+    std::map<std::string, size_t> states;
+    for (const auto& o : d.mpctl_ndjson({"list", "--all"})) {
+        ++states[o["state"].get<std::string>()];
+    }
+    CHECK(states == std::map<std::string, size_t>{{"cancelled", 4}, {"succeeded", 5}});
 }
 
 TEST_CASE("map stops its tasks when nobody reads its output any more", "[e2e][map]") {
