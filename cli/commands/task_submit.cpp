@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <utility>
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
@@ -144,8 +145,20 @@ int run(AppContext& ctx, const TaskOptions& options, const std::vector<std::stri
     Reconnector reconnector(ctx.global);
     LogPositions positions;
     json logs_params = {{"id", id}, {"stream", "both"}, {"follow", true}, {"from", json::array()}};
+    bool reconnected = false;
     try {
         result = retrying(client, reconnector, [&] {
+            if (std::exchange(reconnected, true)) {
+                // The task belonged to the lost connection (attached): it belongs to this one now, so that
+                // mpctl dying from here on still hangs it up. A daemon without task.attach (an older one)
+                // leaves it unattached.
+                try {
+                    (void)client.call("task.attach", {{"id", id}});
+                } catch (const ConnectionLost&) {
+                    throw;
+                } catch (const CliError&) {
+                }
+            }
             logs_params["from"] = positions.from();
             return client.call("task.logs", logs_params, [&](const std::string& method, const json& params) {
                 if (method != "task.output") {

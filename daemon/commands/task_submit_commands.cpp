@@ -294,6 +294,18 @@ void check_restartable(const TaskContext& ctx, const std::vector<int64_t>& ids) 
     }
 }
 
+// A client that lost the connection its attached task belonged to (the daemon died and came back, which
+// re-adopted the task or kept it queued) takes it back: `mpctl run` after a reconnect.
+void task_attach(const TaskContext& ctx, Call& call) {
+    call.params.reject_unknown({"id"});
+    int64_t id = read_id(call.params);
+    const Task& t = known_task(ctx, id);
+    if (ctx.scheduler.attach(id)) {
+        attach(ctx, call.responder, id);
+    }
+    call.responder->result_text(ctx.view.text(t));
+}
+
 void task_restart(const TaskContext& ctx, Call& call) {
     refuse_when_stopping(ctx);
     call.params.reject_unknown({"id", "ids"});
@@ -354,6 +366,7 @@ void register_task_submit_commands(Registry& r, const TaskContext& ctx) {
     auto trim = std::make_shared<HeapTrim>(ctx.io);
     r.add("task.submit_batch", [ctx, trim](Call& c) { task_submit_batch(ctx, trim, c); });
     r.add("task.restart", [ctx](Call& c) { task_restart(ctx, c); });
+    r.add("task.attach", [ctx](Call& c) { task_attach(ctx, c); });
 }
 
 }  // namespace mpctl::daemon

@@ -121,6 +121,8 @@ class Scheduler {
     // pending task is cancelled and a running one gets SIGHUP (its process group; nothing more if it
     // ignores it), and is not retried.
     void hang_up(int64_t id);
+    // Task ID belongs to a client's connection from now on (task.attach): false when it has finished.
+    bool attach(int64_t id);
     // Runs FN once none of IDS is starting any more (its processes being spawned): at once if none is.
     void after_starts(const std::vector<int64_t>& ids, std::function<void()> fn);
     // TRANSIENT: a pool for one client (a map), not remembered: once its owner is gone

@@ -329,6 +329,15 @@ bool Scheduler::signal(int64_t id, int signo) {
     return true;
 }
 
+bool Scheduler::attach(int64_t id) {
+    Task* t = find(id);
+    if (t == nullptr || t->finished()) {
+        return false;
+    }
+    t->attached = true;
+    return true;
+}
+
 void Scheduler::hang_up(int64_t id) {
     Task* t = find(id);
     if (t == nullptr || t->finished()) {

@@ -89,6 +89,33 @@ TEST_CASE(
     CHECK(slurp(t / "out") == k_three_lines);
 }
 
+TEST_CASE("mpctl run takes its task back after a reconnect: killed from then on, it hangs the task up",
+          "[e2e][reconnect]") {
+    using namespace reconnect_test;
+    DaemonFixture d(supervised());
+    TempDir t;
+    // "after" is written once the daemon is back, so it reaches mpctl only through the stream it asked for
+    // after connecting again, and after taking the task back (task.attach comes first).
+    auto run = mpctl_in_background(
+        d,
+        {"run", "--", "sh", "-c",
+         "trap 'echo hup > " + t / "HUP" + "; exit 7' HUP; echo before; " + sh_wait_for(t / "GO") +
+             "; echo after; while :; do sleep 0.05; done"},
+        t / "out", t / "err");
+    saw_first_line(t);
+    int64_t id = d.mpctl_json({"list", "--limit", "1"})["id"].get<int64_t>();
+    crash_and_wait_for_restart(d);
+    touch(t / "GO");
+    REQUIRE(eventually([&] { return slurp(t / "out") == "before\nafter\n"; }));
+    // mpctl dies as a closed terminal takes it: the connection it attached the task to closes.
+    run->signal(SIGKILL);
+    REQUIRE(run->wait(std::chrono::seconds(60)));
+    json s = d.wait_for_state(id, "failed");
+    INFO(s.dump());
+    CHECK(s["exit_code"] == 7);
+    CHECK(slurp(t / "HUP") == "hup\n");
+}
+
 TEST_CASE("mpctl logs --follow reconnects after kill -9 of its daemon and prints every byte once",
           "[e2e][reconnect]") {
     using namespace reconnect_test;  // here: the e2e tests are one unity build
