@@ -53,7 +53,7 @@ def bases(cwd):
         "shm.list_create": [{"name": "made", "values": [1, "a"]}],
         "shm.list_get": [{"name": "list"}, {"name": "list", "index": 0}],
         "shm.list_set": [{"name": "list", "index": 0, "value": 1}],
-        "task.signal": [{"id": TASK}],
+        "task.signal": [{"id": TASK}], "task.attach": [{"id": TASK}],
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.delete": [{"name": "probe-none"}],
         "pool.set": [{"name": "probe", "workers": 1},
