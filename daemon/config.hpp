@@ -18,7 +18,7 @@
 //   socket = "/srv/mpctl/mpctld.sock"   # absolute paths; --socket / --state-dir and then
 //   state_dir = "/srv/mpctl/state"      # $MPCTL_SOCKET / $MPCTL_STATE_DIR win over these
 //   group = "mpctl"             # run as root, also serve this group's members (server/group_access.hpp)
-//   supervise = true            # restart a daemon that crashed (service/supervisor.hpp)
+//   supervise = false           # default: true when daemonized, false in the foreground
 //   [pools.gpu]
 //   workers = 1
 // Every flag of mpctld that is a setting has its key here; the others are not settings: --config names
@@ -67,7 +67,9 @@ struct DaemonConfig {
     std::string group = "mpctl";      // a root daemon also serves its members
     std::vector<std::string> listen;  // tcp://HOST:PORT for remote clients over TLS; none by default
     std::map<std::string, int> pools;
-    bool supervise = false;  // run under a supervising parent (service/supervisor.hpp)
+    // Run under a supervising parent (service/supervisor.hpp). Unset: a daemon that detaches itself is
+    // supervised, one in the foreground (a terminal, a service manager, a test harness watches it) is not.
+    std::optional<bool> supervise;
     bool foreground = false;
     bool exit_with_parent = false;  // for test harnesses: die when whoever started us dies
     ReloadableSettings from_file;   // set by load_config_file

@@ -130,13 +130,17 @@ int main(int argc, char** argv) {
     int workers = 0, log_keep = -1;
     double kill_after = -1;
     bool foreground = false, exit_with_parent = false, recover_flag = false, print_fingerprint = false,
-         supervise = false;
+         supervise = false, no_supervise = false;
     std::vector<std::string> listen;
     std::string group;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
-    app.add_flag("--supervise", supervise,
-                 "Run the daemon under a supervising parent that restarts it after a crash and records the "
-                 "exit status of each task that ends while it is down (STATE_DIR/task-exits)");
+    auto* supervise_flag =
+        app.add_flag("--supervise", supervise,
+                     "Run the daemon under a supervising parent that restarts it after a crash and records the "
+                     "exit status of each task that ends while it is down (STATE_DIR/task-exits); the default "
+                     "for a daemon that detaches itself, not for one in the foreground");
+    app.add_flag("--no-supervise", no_supervise, "Run the daemon alone, without the supervising parent")
+        ->excludes(supervise_flag);
     app.add_flag("--recover", recover_flag,
                  "If the journal (STATE_DIR/mpctld.db) is damaged, move it aside to "
                  "mpctld.db.corrupt-<UTC time> (kept), salvage the tasks and pools still readable into a "
@@ -258,7 +262,12 @@ int main(int argc, char** argv) {
         return 0;
     }
     config.foreground = foreground || daemon::started_by_systemd();
-    config.supervise = config.supervise || supervise;
+    // Flags win over the file; unset, a daemon that detaches itself has nobody else to bring it back.
+    if (supervise || no_supervise) {
+        config.supervise = supervise;
+    } else if (!config.supervise) {
+        config.supervise = !config.foreground;
+    }
     config.exit_with_parent = exit_with_parent;
 
     // A client that goes away must never kill the daemon with SIGPIPE.
@@ -322,7 +331,7 @@ int main(int argc, char** argv) {
             supervised = daemon::Supervised(config.supervisor_pid, config.restarts,
                                             common::UniqueFd((*handover)->link_fd));
         }
-    } else if (config.supervise) {
+    } else if (*config.supervise) {
         auto supervision = daemon::supervise({config.state_dir, log_path}, readiness);
         if (!supervision) {
             readiness.failed(supervision.error().message());

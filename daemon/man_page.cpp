@@ -83,7 +83,8 @@ groups, as the kernel judges a file's group; default: mpctl, where it exists).
 .TP
 supervise = true
 Run under a supervising parent that restarts a daemon that crashed and records the exit status of tasks
-that end while it is down (default: false; `--supervise`).
+that end while it is down, for the daemon that comes back to re-adopt them (default: true for a daemon
+that detaches itself, false with `--foreground`; `--supervise`, `--no-supervise`).
 .TP
 [pools.NAME] workers = N
 The size of pool NAME.
@@ -102,8 +103,8 @@ SIGHUP
 Read the config file again and apply what changed in `workers`, `[pools.NAME]` sizes and `log_level`
 (a flag still wins over the file); other keys take effect at the next start.
 .PP
-With `--supervise` these go to the supervising parent (the pid in STATE_DIR/mpctld.lock), which forwards
-them to the daemon and exits with it.
+A supervised daemon's signals go to its supervising parent (the pid in STATE_DIR/mpctld.lock), which
+forwards them to the daemon and exits with it.
 .SH "EXIT STATUS"
 .TP
 0

@@ -78,12 +78,14 @@ class Supervisor {
     void record(pid_t pid, int status);
     void read_link();
     void reattach_log() const;
+    void release_log() const;
 
     // A line of the supervisor's own, to the current log.
     template <class... Args>
     void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> format, Args&&... args) {
         reattach_log();
         spdlog::log(level, format, std::forward<Args>(args)...);
+        release_log();
     }
 
     SupervisorOptions options_;
@@ -133,6 +135,7 @@ common::Result<std::optional<Supervised>> Supervisor::start_daemon() {
         }
         return Supervised(self_, started_, std::move(daemon_end));
     }
+    release_log();
     daemon_ = pid;
     link_ = std::move(own_end);
     daemon_ready_ = false;
@@ -141,6 +144,7 @@ common::Result<std::optional<Supervised>> Supervisor::start_daemon() {
 }
 
 Supervision Supervisor::run() {
+    release_log();
     while (!exit_code_) {
         if (restart_at_ && Clock::now() >= *restart_at_) {
             restart_at_.reset();
@@ -345,6 +349,19 @@ void Supervisor::reattach_log() const {
     }
     // The daemon rotates the log: the supervisor's descriptor 2 would stay on a file renamed away.
     int fd = ::open(options_.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0 && fd != STDERR_FILENO) {
+        ::dup2(fd, STDERR_FILENO);
+        ::close(fd);
+    }
+}
+
+// Between its own lines the supervisor's descriptor 2 is /dev/null: the daemon rotates the log, and a
+// descriptor left on it would keep a file renamed away, and later deleted, open as long as it runs.
+void Supervisor::release_log() const {
+    if (options_.log_path.empty()) {
+        return;
+    }
+    int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (fd >= 0 && fd != STDERR_FILENO) {
         ::dup2(fd, STDERR_FILENO);
         ::close(fd);

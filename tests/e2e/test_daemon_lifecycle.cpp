@@ -235,12 +235,15 @@ TEST_CASE("mpctl starts a daemon by itself when none answers", "[e2e][daemon]") 
     CHECK(S_ISSOCK(sock_st.st_mode));
     CHECK((sock_st.st_mode & 07777) == 0600);
 
-    // The same daemon serves the next command; no second one is started.
+    // The same daemon serves the next command; no second one is started. Detached, it is supervised: the
+    // lock holds its supervisor's pid, whose child serves.
     auto status = run_process({mpctl_bin(), "--json", "daemon", "status"}, o);
     CHECK(status.exit_code == 0);
     json j = json::parse(status.out, nullptr, false);
     REQUIRE_FALSE(j.is_discarded());
-    CHECK(j["pid"] == pid);
+    CHECK(j["supervisor"]["pid"] == pid);
+    CHECK(j["supervisor"]["restarts"] == 0);
+    CHECK(parent_of(j["pid"].get<pid_t>()) == pid);
     CHECK(j["state_dir"] == state);
 
     auto stop = run_process({mpctl_bin(), "daemon", "stop"}, o);

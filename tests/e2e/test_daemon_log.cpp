@@ -102,11 +102,17 @@ TEST_CASE("a daemonized mpctld rotates its log past log_max_size and keeps log_k
     CHECK_THAT(rotated, Contains("request daemon.status"));
     CHECK(std::regex_search(rotated, log_timestamp_re()));
 
-    // Descriptor 2, where a crash report would go, is the current log, not a rotated one.
-    char target[4096];
-    ssize_t n = ::readlink(("/proc/" + std::to_string(guard.pid()) + "/fd/2").c_str(), target, sizeof target);
-    REQUIRE(n > 0);
-    CHECK(std::string(target, static_cast<size_t>(n)) == log);
+    // The serving daemon's descriptor 2, where a crash report would go, is the current log, not a rotated one;
+    // its supervisor's (the pid in the lock) holds no log open between its own lines.
+    auto fd2_of = [](pid_t pid) {
+        char target[4096];
+        ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/fd/2").c_str(), target, sizeof target);
+        return n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string();
+    };
+    json status = conn.call("daemon.status", json::object()).at("result");
+    REQUIRE(status["supervisor"]["pid"] == guard.pid());
+    CHECK(fd2_of(status["pid"].get<pid_t>()) == log);
+    CHECK(fd2_of(guard.pid()) == "/dev/null");
 
     ProcessOptions client = o;
     client.env_set = {{"MPCTL_SOCKET", socket}, {"MPCTL_NO_AUTOSTART", "1"}};
