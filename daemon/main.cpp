@@ -134,11 +134,11 @@ int main(int argc, char** argv) {
     std::vector<std::string> listen;
     std::string group;
     app.add_flag("-f,--foreground", foreground, "Stay in the foreground and log to stderr");
-    auto* supervise_flag =
-        app.add_flag("--supervise", supervise,
-                     "Run the daemon under a supervising parent that restarts it after a crash and records the "
-                     "exit status of each task that ends while it is down (STATE_DIR/task-exits); the default "
-                     "for a daemon that detaches itself, not for one in the foreground");
+    auto* supervise_flag = app.add_flag(
+        "--supervise", supervise,
+        "Run the daemon under a supervising parent that restarts it after a crash and records the "
+        "exit status of each task that ends while it is down (STATE_DIR/task-exits); the default "
+        "for a daemon that detaches itself, not for one in the foreground");
     app.add_flag("--no-supervise", no_supervise, "Run the daemon alone, without the supervising parent")
         ->excludes(supervise_flag);
     app.add_flag("--recover", recover_flag,

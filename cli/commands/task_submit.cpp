@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <utility>
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+#include <utility>
 
 #include <mpctl/cli/app.hpp>
 #include <mpctl/cli/cli_error.hpp>

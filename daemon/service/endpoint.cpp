@@ -5,12 +5,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string_view>
-#include <vector>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 

@@ -92,7 +92,7 @@ class Supervisor {
     sigset_t saved_mask_;
     common::UniqueFd signals_;  // signalfd of SIGCHLD, SIGTERM, SIGINT, SIGHUP
     const pid_t self_ = ::getpid();
-    pid_t daemon_ = 0;        // the current daemon; 0 while there is none
+    pid_t daemon_ = 0;       // the current daemon; 0 while there is none
     common::UniqueFd link_;  // its socket to the supervisor (Supervised::link), non-blocking here
     bool daemon_ready_ = false;
     bool ever_ready_ = false;  // some daemon served: the start the user waited for succeeded

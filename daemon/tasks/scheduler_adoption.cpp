@@ -66,8 +66,9 @@ void Scheduler::readopt(Task& t, int64_t now_ms) {
         if (s.exited) {
             continue;
         }
-        auto adopted = spawner_.adopt(s.pid, s.start, std::string(t.spec.pool()),
-                                      [this, id, stage](size_t, ExitInfo info) { on_stage_exit(id, stage, info); });
+        auto adopted =
+            spawner_.adopt(s.pid, s.start, std::string(t.spec.pool()),
+                           [this, id, stage](size_t, ExitInfo info) { on_stage_exit(id, stage, info); });
         if (adopted) {
             ++running;
         } else {

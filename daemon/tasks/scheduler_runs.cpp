@@ -192,7 +192,8 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
     }
     t->stages.clear();
     for (int pid : *pids) {
-        t->stages.push_back(Task::StageRun{pid, false, std::nullopt, std::nullopt, spawner_.start_ticks(pid)});
+        t->stages.push_back(
+            Task::StageRun{pid, false, std::nullopt, std::nullopt, spawner_.start_ticks(pid)});
     }
     t->stages_running = static_cast<uint32_t>(pids->size());
     t->pid = pids->front();

@@ -102,8 +102,8 @@ TEST_CASE("a daemonized mpctld rotates its log past log_max_size and keeps log_k
     CHECK_THAT(rotated, Contains("request daemon.status"));
     CHECK(std::regex_search(rotated, log_timestamp_re()));
 
-    // The serving daemon's descriptor 2, where a crash report would go, is the current log, not a rotated one;
-    // its supervisor's (the pid in the lock) holds no log open between its own lines.
+    // The serving daemon's descriptor 2, where a crash report would go, is the current log, not a rotated
+    // one; its supervisor's (the pid in the lock) holds no log open between its own lines.
     auto fd2_of = [](pid_t pid) {
         char target[4096];
         ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/fd/2").c_str(), target, sizeof target);

@@ -357,7 +357,8 @@ TEST_CASE("an outcome a client was told survives kill -9 of the daemon right aft
     for (int round = 0; round < 9; ++round) {
         const int code = 10 + round;
         const std::string log = t / ("runs" + std::to_string(round));
-        const std::vector<std::string> argv{"sh", "-c", "echo run >> '" + log + "'; exit " + std::to_string(code)};
+        const std::vector<std::string> argv{"sh", "-c",
+                                            "echo run >> '" + log + "'; exit " + std::to_string(code)};
         int64_t id = 0;
         if (round % 3 == 2) {
             // mpctl run: submit, then follow the output to the end, whose outcome is its exit code.

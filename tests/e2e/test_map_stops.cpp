@@ -210,7 +210,8 @@ TEST_CASE("under --supervise a map outlives a kill -9 of its daemon: its queued 
     DaemonFixture d(supervised(2));
     TempDir t;
     auto bg = start_map_and_wait(
-        d, t, {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO") + "; echo $0", ":::", "a", "b", "c", "d", "e"},
+        d, t,
+        {"map", "-j1", "--", "sh", "-c", sh_wait_for(t / "GO") + "; echo $0", ":::", "a", "b", "c", "d", "e"},
         1, 4);
     d.sync_journal("default", 2);
     pid_t first = serving_pid(d);

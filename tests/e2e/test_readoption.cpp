@@ -128,10 +128,11 @@ TEST_CASE("pipelines survive kill -9 of the serving daemon under --supervise, ev
     DaemonFixture d(supervised(4));
     TempDir t;
     // Its first stage ends before the crash (exit 7: the journal has it), the second runs on after it.
-    int64_t early = d.submit(
-        {"--pipe", "--", "sh", "-c", "exit 7", "|", "sh", "-c", "cat; " + sh_wait_for(t / "GO_A") + "; exit 0"});
+    int64_t early = d.submit({"--pipe", "--", "sh", "-c", "exit 7", "|", "sh", "-c",
+                              "cat; " + sh_wait_for(t / "GO_A") + "; exit 0"});
     // Both stages end while no daemon runs; the second is not its process group's leader.
-    int64_t down = d.submit({"--pipe", "--", "sh", "-c", sh_wait_for(t / "GO_D"), "|", "sh", "-c", "cat; exit 4"});
+    int64_t down =
+        d.submit({"--pipe", "--", "sh", "-c", sh_wait_for(t / "GO_D"), "|", "sh", "-c", "cat; exit 4"});
     // Runs on, and its output keeps flowing stage to stage into the task's file.
     int64_t flows = d.submit(
         {"--pipe", "--", "sh", "-c", sh_wait_for(t / "GO_C") + "; echo through", "|", "tr", "a-z", "A-Z"});

@@ -96,12 +96,11 @@ TEST_CASE("mpctl run takes its task back after a reconnect: killed from then on,
     TempDir t;
     // "after" is written once the daemon is back, so it reaches mpctl only through the stream it asked for
     // after connecting again, and after taking the task back (task.attach comes first).
-    auto run = mpctl_in_background(
-        d,
-        {"run", "--", "sh", "-c",
-         "trap 'echo hup > " + t / "HUP" + "; exit 7' HUP; echo before; " + sh_wait_for(t / "GO") +
-             "; echo after; while :; do sleep 0.05; done"},
-        t / "out", t / "err");
+    auto run = mpctl_in_background(d,
+                                   {"run", "--", "sh", "-c",
+                                    "trap 'echo hup > " + t / "HUP" + "; exit 7' HUP; echo before; " +
+                                        sh_wait_for(t / "GO") + "; echo after; while :; do sleep 0.05; done"},
+                                   t / "out", t / "err");
     saw_first_line(t);
     int64_t id = d.mpctl_json({"list", "--limit", "1"})["id"].get<int64_t>();
     crash_and_wait_for_restart(d);

@@ -226,8 +226,8 @@ TEST_CASE(
     REQUIRE(::kill(serving, SIGKILL) == 0);
     CHECK(eventually([&] {
         return slurp(state + "/mpctld.log")
-                   .find("supervisor: the daemon (pid " + std::to_string(serving) + ") was killed by SIGKILL") !=
-               std::string::npos;
+                   .find("supervisor: the daemon (pid " + std::to_string(serving) +
+                         ") was killed by SIGKILL") != std::string::npos;
     }));
 
     ProcessOptions client = o;

@@ -24,8 +24,8 @@ void tasks_survive_an_upgrade(const std::vector<std::string>& extra_args) {
     int64_t times_out = d.submit({"--timeout", "4", "--", "sleep", "100"});
     int64_t finished = d.submit({"--", "sh", "-c", "echo before the upgrade"});
     // A pipeline whose first stage ended (exit 6) before the upgrade and whose second runs on after it.
-    int64_t piped =
-        d.submit({"--pipe", "--", "sh", "-c", "exit 6", "|", "sh", "-c", "cat; " + sh_wait_for(t / "P") + "; exit 0"});
+    int64_t piped = d.submit(
+        {"--pipe", "--", "sh", "-c", "exit 6", "|", "sh", "-c", "cat; " + sh_wait_for(t / "P") + "; exit 0"});
     json running = d.wait_for_state(exits_3, "running");
     d.wait_for_state(piped, "running");
     REQUIRE(eventually([&] { return d.status(piped)["stages"][0]["state"] == "failed"; }));

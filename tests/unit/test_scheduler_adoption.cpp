@@ -189,8 +189,9 @@ TEST_CASE("tasks that cannot be re-adopted are lost, each saying why", "[unit][s
     h.sched.restore(was_running(h, 6, cmd("contained", {{"cgroup", true}}), 600));
     h.sched.resume();
 
-    std::map<int64_t, std::string> expect{{1, "stages' processes"}, {2, "start time"}, {3, "another process"},
-                                          {4, "warm pool w"}, {5, "being started"}, {6, "cgroup"}};
+    std::map<int64_t, std::string> expect{{1, "stages' processes"}, {2, "start time"},
+                                          {3, "another process"},   {4, "warm pool w"},
+                                          {5, "being started"},     {6, "cgroup"}};
     for (const auto& [id, why] : expect) {
         INFO("task " << id);
         Task& t = h.task(id);
@@ -271,7 +272,8 @@ TEST_CASE("resume re-adopts a pipeline stage by stage and weighs every stage's s
 TEST_CASE("a journaled stage that failed fails the re-adopted pipeline that then succeeds everywhere else",
           "[unit][scheduler][adoption]") {
     Harness h;
-    h.sched.restore(pipeline_was_running(h, 8, {Task::StageRun{800, true, 9, std::nullopt, 0}, live(801, 8001)}));
+    h.sched.restore(
+        pipeline_was_running(h, 8, {Task::StageRun{800, true, 9, std::nullopt, 0}, live(801, 8001)}));
     h.sched.resume();
     REQUIRE(h.spawner.adoptions.size() == 1);
     h.spawner.exit(801, exited(0));
