@@ -40,9 +40,9 @@ std::string cgroup2_mount() {
     return {};
 }
 
-// Our cgroup in the v2 hierarchy: the "0::PATH" line of /proc/self/cgroup.
-std::string own_cgroup() {
-    auto text = common::read_file("/proc/self/cgroup");
+// The cgroup of process PID ("self": ours) in the v2 hierarchy: the "0::PATH" line of /proc/PID/cgroup.
+std::string cgroup_of(const std::string& pid = "self") {
+    auto text = common::read_file("/proc/" + pid + "/cgroup");
     if (!text) {
         return {};
     }
@@ -78,11 +78,12 @@ TaskCgroups::TaskCgroups() {
         unavailable_ = "no cgroup v2 hierarchy is mounted";
         return;
     }
-    std::string own = own_cgroup();
+    std::string own = cgroup_of();
     if (own.empty()) {
         unavailable_ = "the daemon is not in a cgroup v2 (only v1 controllers hold it)";
         return;
     }
+    mount_ = mount;
     parent_ = mount + (own == "/" ? "" : own);
     if (::access((parent_ + "/cgroup.procs").c_str(), W_OK) != 0 || ::access(parent_.c_str(), W_OK) != 0) {
         unavailable_ = "cannot create cgroups below " + parent_ + ": " + std::strerror(errno) +
@@ -114,7 +115,7 @@ common::Result<void> TaskCgroups::make_root() {
             std::string stale = parent_ + "/" + name;
             if (DIR* tasks = ::opendir(stale.c_str())) {
                 while (dirent* t = ::readdir(tasks)) {
-                    if (std::strncmp(t->d_name, "task-", 5) == 0) {
+                    if (std::strncmp(t->d_name, "task-", 5) == 0 && !is_adopted(stale + "/" + t->d_name)) {
                         kill_dir(stale + "/" + t->d_name);
                         to_remove_.insert(stale + "/" + t->d_name);
                     }
@@ -130,8 +131,12 @@ common::Result<void> TaskCgroups::make_root() {
 }
 
 TaskCgroups::~TaskCgroups() {
-    if (!root_made_) {
+    if (!root_made_ && adopted_.empty()) {
         return;
+    }
+    for (const auto& [task, dir] : adopted_) {
+        kill_dir(dir);
+        to_remove_.insert(dir);
     }
     if (DIR* dir = ::opendir(root_.c_str())) {
         while (dirent* e = ::readdir(dir)) {
@@ -155,7 +160,40 @@ TaskCgroups::~TaskCgroups() {
 }
 
 std::string TaskCgroups::dir_of(int64_t task_id) const {
+    if (auto it = adopted_.find(task_id); it != adopted_.end()) {
+        return it->second;
+    }
     return root_ + "/task-" + std::to_string(task_id);
+}
+
+bool TaskCgroups::is_adopted(const std::string& dir) const {
+    for (const auto& [task, adopted] : adopted_) {
+        if (adopted == dir) {
+            return true;
+        }
+    }
+    return false;
+}
+
+common::Result<void> TaskCgroups::adopt(int64_t task_id, int pid) {
+    if (unavailable_) {
+        return common::plain_error(*unavailable_);
+    }
+    std::string path = cgroup_of(std::to_string(pid));
+    if (path.empty()) {
+        return common::plain_error("the cgroup of process " + std::to_string(pid) + " is unreadable");
+    }
+    std::string dir = mount_ + path;
+    std::string parent_of_dir = dir.substr(0, dir.rfind('/'));
+    bool ours = dir.ends_with("/task-" + std::to_string(task_id)) &&
+                parent_of_dir.rfind(parent_ + "/mpctl-", 0) == 0 &&
+                parent_of_dir.find('/', parent_.size() + 1) == std::string::npos;
+    if (!ours) {
+        return common::plain_error("its process " + std::to_string(pid) + " is in cgroup " + path +
+                                   ", not in this task's own");
+    }
+    adopted_[task_id] = dir;
+    return {};
 }
 
 common::Result<common::UniqueFd> TaskCgroups::create(int64_t task_id) {
@@ -175,18 +213,24 @@ common::Result<common::UniqueFd> TaskCgroups::create(int64_t task_id) {
 }
 
 void TaskCgroups::kill(int64_t task_id) {
-    if (root_made_) {
+    if (root_made_ || adopted_.contains(task_id)) {
         kill_dir(dir_of(task_id));
     }
 }
 
 void TaskCgroups::release(int64_t task_id) {
-    if (!root_made_) {
+    if (!root_made_ && !adopted_.contains(task_id)) {
         return;
     }
     std::string dir = dir_of(task_id);
     kill_dir(dir);
     to_remove_.insert(dir);
+    if (adopted_.erase(task_id) > 0) {
+        // An earlier daemon's root, gone once its last task's cgroup is (ours is removed at the end).
+        if (std::string root = dir.substr(0, dir.rfind('/')); root != root_) {
+            to_remove_.insert(root);
+        }
+    }
     retry_removals();
 }
 

@@ -9,6 +9,7 @@
 // cgroup.kill are used, which every cgroup has. Loop thread only.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,19 +39,27 @@ class TaskCgroups {
     // The task ended: whatever it left behind is killed and the cgroup removed (once its last process is
     // gone; until then it is retried at the next create or release).
     void release(int64_t task_id);
+    // A task an earlier daemon left running (a crash, or this process before an upgrade's exec): its
+    // cgroup is the one /proc/PID/cgroup names, which must be a task-TASK_ID directory of an mpctl-* root
+    // below this daemon's cgroup. From here on it is the task's (kill, release), and the sweep of dead
+    // daemons' directories spares it.
+    [[nodiscard]] common::Result<void> adopt(int64_t task_id, int pid);
 
   private:
     [[nodiscard]] common::Result<void> make_root();
     [[nodiscard]] std::string dir_of(int64_t task_id) const;
+    [[nodiscard]] bool is_adopted(const std::string& dir) const;
     static void kill_dir(const std::string& dir);
     static bool remove_dir(const std::string& dir);
     void retry_removals();
 
+    std::string mount_;   // the cgroup2 mount point
     std::string parent_;  // the daemon's own cgroup: <cgroup2 mount><path>
     std::string root_;    // ours below it: mpctl-<pid>
     bool root_made_ = false;
     std::optional<std::string> unavailable_;
     std::set<std::string> to_remove_;
+    std::map<int64_t, std::string> adopted_;  // task id -> its cgroup, taken over from an earlier daemon
 };
 
 }  // namespace mpctl::daemon

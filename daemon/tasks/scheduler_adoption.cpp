@@ -30,10 +30,6 @@ std::optional<std::string> Scheduler::why_not_adoptable(const Task& t) {
         }
         return std::nullopt;
     }
-    // Its cgroup was below the dead daemon's, which the next --cgroup task's start sweeps, killing it.
-    if (t.spec.cgroup()) {
-        return "a task in a cgroup of its own is not re-adopted";
-    }
     if (t.pid_start == 0) {
         return "it was journaled without its process's start time (by an older mpctld), which is what tells "
                "its process from a later one with the same pid";
@@ -47,10 +43,23 @@ void Scheduler::readopt(Task& t, int64_t now_ms) {
         t.pid_start = 0;
         t.finished_at_ms = now_ms;
         t.error = "the daemon stopped while the task ran; its outcome is unknown (" + why + ")";
+        if (t.spec.cgroup() && cgroups_ != nullptr) {
+            cgroups_->release(t.id);  // a cgroup taken over: nothing of the task outlives it
+        }
         finish(t, TaskState::failed, FailReason::lost);
     };
     if (auto why = why_not_adoptable(t)) {
         return lost(*why);
+    }
+    if (t.spec.cgroup()) {
+        // Its cgroup is below the dead daemon's root: taken over, so that the sweep of dead daemons'
+        // cgroups spares it and its end still kills whatever it left there.
+        auto taken = cgroups_ != nullptr
+                         ? cgroups_->adopt(t.id, *t.pid)
+                         : common::Result<void>(common::plain_error("this daemon has no task cgroups"));
+        if (!taken) {
+            return lost("its cgroup: " + taken.error().message());
+        }
     }
     // A warm pool's task ran on a worker, whose socket to the daemon closed with it: the spawner (the warm
     // one) refuses it, since the worker ended with that task. A plain task is its one process; a pipeline's

@@ -174,3 +174,45 @@ TEST_CASE("pipelines survive kill -9 of the serving daemon under --supervise, ev
     INFO(c.dump());
     CHECK(d.mpctl({"logs", str(flows)}).out == "THROUGH\n");
 }
+
+TEST_CASE("a --cgroup task survives kill -9 of the serving daemon: the next daemon takes its cgroup over",
+          "[e2e][readoption][cgroup]") {
+    DaemonFixture d(supervised(4));
+    TempDir t;
+    json info = d.mpctl_json({"daemon", "status", "--json"});
+    if (!info["cgroups"]["available"].get<bool>()) {
+        WARN("no writable cgroup v2 here: "
+             << info["cgroups"]["reason"]);  // refused at submit then (test_process_control)
+        return;
+    }
+    auto sleeping = [](const std::string& marker) {
+        return lines_of(run_process({"pgrep", "-f", "--", "sleep " + marker}).out).size();
+    };
+    // It leaves a process outside its process group but inside its cgroup ("$0": the shell's own command line
+    // does not match the sleep's).
+    const std::string escaped = "1020.5";
+    int64_t id = d.submit({"--cgroup", "--", "sh", "-c",
+                           "setsid sleep \"$0\" & " + sh_wait_for(t / "GO") + "; exit 5", escaped});
+    d.wait_for_state(id, "running");
+    REQUIRE(eventually([&] { return sleeping(escaped) == 1; }));
+    d.sync_journal("default", 4);
+
+    pid_t first = serving_pid(d);
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    json daemon = wait_for_new_daemon(d, first);
+    auto readopted = daemon["readopted"].get<std::vector<int64_t>>();
+    INFO(daemon.dump());
+    CHECK(std::find(readopted.begin(), readopted.end(), id) != readopted.end());
+    // Another --cgroup task: its start sweeps the dead daemon's cgroups, and spares the one taken over.
+    CHECK(d.mpctl({"run", "--cgroup", "--", "true"}).exit_code == 0);
+    CHECK(d.status(id)["state"] == "running");
+    CHECK(sleeping(escaped) == 1);
+
+    touch(t / "GO");
+    json s = d.wait_for_state(id, "failed");
+    INFO(s.dump());
+    CHECK(s["reason"] == "exit");
+    CHECK(s["exit_code"] == 5);
+    // Its end still kills what it left in its cgroup.
+    CHECK(eventually([&] { return sleeping(escaped) == 0; }));
+}

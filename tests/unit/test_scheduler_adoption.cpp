@@ -185,7 +185,7 @@ TEST_CASE("tasks that cannot be re-adopted are lost, each saying why", "[unit][s
     Task starting = h.journaled(5, TaskState::running, cmd("starting"));
     starting.attempts = 1;
     h.sched.restore(std::move(starting));
-    // In a cgroup of its own, below the dead daemon's.
+    // In a cgroup of its own, and this daemon has no task cgroups.
     h.sched.restore(was_running(h, 6, cmd("contained", {{"cgroup", true}}), 600));
     h.sched.resume();
 
