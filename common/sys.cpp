@@ -1,4 +1,8 @@
+#include <cstdlib>
 #include <fcntl.h>
+#include <signal.h>
+#include <sstream>
+#include <string_view>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -92,7 +96,7 @@ Result<void> set_cloexec(int fd) {
     return {};
 }
 
-Result<uint64_t> process_start_time(int pid) {
+Result<std::vector<std::string>> process_stat_fields(int pid) {
     std::string path = "/proc/" + std::to_string(pid) + "/stat";
     auto fd = open_cloexec(path, O_RDONLY);
     if (!fd) {
@@ -104,21 +108,41 @@ Result<uint64_t> process_start_time(int pid) {
         return std::unexpected(n.error());
     }
     std::string_view stat(buf, *n);
-    // The command name (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
     size_t close = stat.rfind(')');
     if (close == std::string_view::npos) {
         return plain_error(path + ": unreadable");
     }
-    std::string_view rest = stat.substr(close + 1);
-    for (int field = 3; field < 22; ++field) {
-        size_t space = rest.find(' ', rest.find_first_not_of(' '));
-        if (space == std::string_view::npos) {
-            return plain_error(path + ": too few fields");
-        }
-        rest.remove_prefix(space);
+    std::vector<std::string> fields;
+    std::istringstream rest{std::string(stat.substr(close + 1))};
+    for (std::string field; rest >> field;) {
+        fields.push_back(std::move(field));
     }
-    rest.remove_prefix(rest.find_first_not_of(' '));
-    return std::strtoull(std::string(rest.substr(0, rest.find(' '))).c_str(), nullptr, 10);
+    return fields;
+}
+
+Result<uint64_t> process_start_time(int pid) {
+    auto fields = process_stat_fields(pid);
+    if (!fields) {
+        return std::unexpected(fields.error());
+    }
+    constexpr size_t k_starttime = 22 - 3;
+    if (fields->size() <= k_starttime) {
+        return plain_error("/proc/" + std::to_string(pid) + "/stat: too few fields");
+    }
+    return std::strtoull((*fields)[k_starttime].c_str(), nullptr, 10);
+}
+
+int wait_status_of(const siginfo_t& info) {
+    switch (info.si_code) {
+        case CLD_EXITED:
+            return (info.si_status & 0xff) << 8;
+        case CLD_KILLED:
+            return info.si_status;
+        case CLD_DUMPED:
+            return info.si_status | 0x80;
+        default:
+            return 0;
+    }
 }
 
 Result<UniqueFd> pidfd_open(int pid) {

@@ -2,9 +2,11 @@
 // Small syscall helpers that every part uses. All return Result and never throw.
 
 #include <cstdint>
+#include <signal.h>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 #include <mpctl/common/result.hpp>
 #include <mpctl/common/unique_fd.hpp>
@@ -33,9 +35,17 @@ namespace mpctl::common {
 
 [[nodiscard]] Result<void> set_cloexec(int fd);
 
+// The fields of /proc/PID/stat from the third (the state) on: those after the command name, whose spaces
+// and parentheses would throw a plain split off. Field N of proc(5) is element N - 3.
+[[nodiscard]] Result<std::vector<std::string>> process_stat_fields(int pid);
+
 // When process PID started, in clock ticks since boot (/proc/PID/stat's 22nd field): with the pid, it names
 // one process, since a pid is reused only by a process that starts later.
 [[nodiscard]] Result<uint64_t> process_start_time(int pid);
+
+// The wait status waitpid(2) would have given for what waitid(2) said of an exited child (WIFEXITED and
+// friends read it).
+[[nodiscard]] int wait_status_of(const siginfo_t& info);
 
 // pidfd_open(2): a file descriptor that becomes readable when PID exits. Close-on-exec.
 [[nodiscard]] Result<UniqueFd> pidfd_open(int pid);

@@ -1,9 +1,11 @@
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sstream>
 #include <stdexcept>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -81,36 +83,52 @@ constexpr uint64_t k_adopted_tag = uint64_t{1} << 32;
 // A stray child's (reap_strays): reaped and forgotten.
 constexpr uint64_t k_stray_tag = uint64_t{1} << 33;
 
-// The exit a waitid(2) of an exited child reports.
-ExitInfo exit_info_of(const siginfo_t& info) {
-    ExitInfo out;
-    if (info.si_code == CLD_EXITED) {
-        out.exit_code = info.si_status;
-    } else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
-        out.signal = info.si_status;
-    } else {
-        out.unknown = true;
-    }
-    return out;
-}
-
 // Whether PID is a child of this process (exited or not): only a child can be waited for.
 bool is_own_child(int pid) {
     siginfo_t info{};
     return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
-// The parent pid in /proc/PID/stat (after the command, which may hold spaces and parentheses).
-int parent_of(const std::string& pid) {
-    auto stat = common::read_file("/proc/" + pid + "/stat");
-    if (!stat) {
-        return 0;
+// This process's children: what /proc/self/task/*/children lists (CONFIG_PROC_CHILDREN, which Debian's
+// kernels have), read in microseconds; else every process whose parent is this one, a walk of all of /proc.
+std::vector<int> own_children() {
+    std::vector<int> pids;
+    bool listed = false;
+    if (DIR* tasks = ::opendir("/proc/self/task")) {
+        while (dirent* t = ::readdir(tasks)) {
+            if (t->d_name[0] == '.') {
+                continue;
+            }
+            auto text = common::read_file(std::string("/proc/self/task/") + t->d_name + "/children");
+            if (!text) {
+                continue;
+            }
+            listed = true;
+            std::istringstream in(*text);
+            for (int pid = 0; in >> pid;) {
+                pids.push_back(pid);
+            }
+        }
+        ::closedir(tasks);
     }
-    auto close = stat->rfind(')');
-    if (close == std::string::npos || close + 4 >= stat->size()) {
-        return 0;
+    if (listed) {
+        return pids;
     }
-    return std::atoi(stat->c_str() + close + 4);  // ") S PPID"
+    const std::string self = std::to_string(::getpid());
+    if (DIR* proc = ::opendir("/proc")) {
+        while (dirent* e = ::readdir(proc)) {
+            if (e->d_name[0] < '1' || e->d_name[0] > '9') {
+                continue;
+            }
+            int pid = std::atoi(e->d_name);
+            auto fields = common::process_stat_fields(pid);
+            if (fields && fields->size() > 1 && (*fields)[1] == self) {  // field 4, the parent
+                pids.push_back(pid);
+            }
+        }
+        ::closedir(proc);
+    }
+    return pids;
 }
 
 ExitInfo exit_info_of(int wait_status) {
@@ -542,10 +560,8 @@ void ProcessSpawner::reap(int pid) {
     if (r < 0) {
         spdlog::warn("waitpid {}: {}", pid, std::strerror(errno));
         info.exit_code = 255;
-    } else if (WIFEXITED(status)) {
-        info.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        info.signal = WTERMSIG(status);
+    } else {
+        info = exit_info_of(status);
     }
     auto on_exit = std::move(it->second.on_exit);
     children_.erase(it);  // closing the pidfd also takes it out of the epoll set
@@ -749,24 +765,13 @@ std::optional<ExitInfo> ProcessSpawner::reap_own(int pid) {
     if (info.si_pid != pid) {
         return std::nullopt;  // not ended yet (a spurious readiness): looked at again
     }
-    return exit_info_of(info);
+    return exit_info_of(common::wait_status_of(info));
 }
 
 void ProcessSpawner::reap_strays() {
-    DIR* proc = ::opendir("/proc");
-    if (proc == nullptr) {
-        spdlog::warn("reaping the last image's children: /proc: {}", std::strerror(errno));
-        return;
-    }
-    const int self = ::getpid();
     size_t found = 0;
-    while (dirent* e = ::readdir(proc)) {
-        if (e->d_name[0] < '1' || e->d_name[0] > '9') {
-            continue;
-        }
-        int pid = std::atoi(e->d_name);
-        if (children_.contains(pid) || adopted_.contains(pid) || strays_.contains(pid) ||
-            parent_of(e->d_name) != self) {
+    for (int pid : own_children()) {
+        if (children_.contains(pid) || adopted_.contains(pid) || strays_.contains(pid)) {
             continue;
         }
         // Only the last image's: a child this one is spawning (on the thread, not yet in children_) is not
@@ -787,7 +792,6 @@ void ProcessSpawner::reap_strays() {
             ++found;
         }
     }
-    ::closedir(proc);
     if (found > 0) {
         spdlog::info(
             "upgrade: {} children of the last image that are no task of this one are reaped as they end",

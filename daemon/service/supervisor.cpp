@@ -31,20 +31,6 @@ void Supervised::ready() {
 
 namespace {
 
-// The wait status waitpid(2) would have given, from what waitid(2) says.
-int wait_status_of(const siginfo_t& info) {
-    switch (info.si_code) {
-        case CLD_EXITED:
-            return (info.si_status & 0xff) << 8;
-        case CLD_KILLED:
-            return info.si_status;
-        case CLD_DUMPED:
-            return info.si_status | 0x80;
-        default:
-            return 0;
-    }
-}
-
 std::string describe_end(int status) {
     if (WIFEXITED(status)) {
         return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -214,7 +200,7 @@ void Supervisor::reap() {
         if (pid == 0) {
             return;
         }
-        int status = wait_status_of(info);
+        int status = common::wait_status_of(info);
         // Every orphan, not only the leaders of the tasks' process groups: a pipeline's later stages share
         // their first stage's group. A task's own descendants are recorded too (a few bytes each, and only
         // while no daemon runs), since nothing here tells them from a stage.

@@ -134,21 +134,10 @@ inline std::unique_ptr<BackgroundProcess> mpctl_in_background(const DaemonFixtur
     return spawn_to_files(argv, d.client_options(std::move(options)), out_path, err_path);
 }
 
-// /proc/PID/stat: the state letter and the process group.
-// /proc/PID/stat's fields after the command name (which may hold spaces and parentheses): 0 is the
-// state, 1 the parent, 2 the process group, 19 the start time. None once the process is gone.
+// /proc/PID/stat's fields after the command name (common::process_stat_fields): 0 is the state, 1 the
+// parent, 2 the process group, 19 the start time. None once the process is gone.
 inline std::vector<std::string> proc_stat_fields(pid_t pid) {
-    std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');
-    std::vector<std::string> fields;
-    if (close == std::string::npos) {
-        return fields;
-    }
-    std::istringstream rest(stat.substr(close + 1));
-    for (std::string field; rest >> field;) {
-        fields.push_back(field);
-    }
-    return fields;
+    return mpctl::common::process_stat_fields(pid).value_or(std::vector<std::string>{});
 }
 
 inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {

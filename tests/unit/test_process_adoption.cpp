@@ -291,3 +291,32 @@ TEST_CASE("a spawned process's start time is the clock read before its clone", "
     run_adopting_until(io, [&] { return exited; });
     CHECK(spawner.start_ticks(*pid) == 0);  // reaped: forgotten
 }
+
+TEST_CASE("after an upgrade the last image's children that are no task are reaped as they end, tasks adopted",
+          "[unit][adoption]") {
+    Subreaper subreaper;
+    Orphan stray(0);    // a child of this process, as the last image's warm worker was after the exec
+    Orphan adopted(3);  // one the journal names as a task's: adopt() takes it, reap_strays leaves it
+    asio::io_context io;
+    // The new image's spawner is made on a later clock tick than both started: its start is what tells the
+    // last image's children from the ones it spawns itself.
+    const uint64_t latest = std::max(*mpctl::common::process_start_time(stray.pid()),
+                                     *mpctl::common::process_start_time(adopted.pid()));
+    run_adopting_until(io, [&] { return mpctl::daemon::boottime_ticks_now() > latest; });
+    ProcessSpawner spawner{io};
+    spawner.set_reaps_own_children();
+    std::optional<ExitInfo> adopted_end;
+    REQUIRE(spawner.adopt(adopted.pid(), adopted.recorded_start(), "default",
+                          [&](size_t, ExitInfo info) { adopted_end = info; }));
+    spawner.adoptions_done();
+    spawner.reap_strays();
+    adopted.release();  // first: its fork holds a copy of the stray's release pipe
+    stray.release();
+    auto gone = [](pid_t pid) {
+        return ::kill(pid, 0) != 0 && errno == ESRCH;
+    };  // a zombie is still there
+    run_adopting_until(io, [&] { return adopted_end && gone(stray.pid()); });
+    CHECK(gone(stray.pid()));
+    REQUIRE(adopted_end);
+    CHECK(adopted_end->exit_code == 3);
+}
