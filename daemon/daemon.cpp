@@ -343,15 +343,19 @@ void Daemon::maybe_finish_stop() {
     store_->after_commits([this](const common::Result<void>&) { finish_stop(); });
 }
 
-void Daemon::finish_stop() {
+void Daemon::stop_accepting() {
     status_.stop();
-    // Everything reaches the disk before anyone hears that we stopped.
-    endpoint_.listener.reset();  // kept for an upgrade only: a stopped daemon's socket refuses at once
     listener_->stop();
     for (auto& tls : tls_listeners_) {
         tls->stop();
     }
     retention_->stop();
+}
+
+void Daemon::finish_stop() {
+    // Everything reaches the disk before anyone hears that we stopped.
+    endpoint_.listener.reset();  // kept for an upgrade only: a stopped daemon's socket refuses at once
+    stop_accepting();
     segments_->unlink_leased();  // before the journal's last commit, which forgets their rows
     warm_->stop();               // every worker reads end of file and exits
     store_->stop();
@@ -451,12 +455,7 @@ void Daemon::upgrade_when_ready(std::shared_ptr<bool> answered,
 
 void Daemon::finish_upgrade() {
     // As a stop, except that the tasks run on: no more clients, and every commit on the disk.
-    status_.stop();
-    listener_->stop();
-    for (auto& tls : tls_listeners_) {
-        tls->stop();
-    }
-    retention_->stop();
+    stop_accepting();
     store_->stop();
     listener_->close_all();  // their clients connect again, and wait in the backlog for the next image
     io_.stop();

@@ -94,6 +94,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     void maybe_finish_stop();
     // The stop's teardown, once the last task ended and every finish is journaled and told.
     void finish_stop();
+    // No new client, no status line, no retention sweep: the first step of a stop and of an upgrade.
+    void stop_accepting();
     // The upgrade's teardown, once its answer left and no spawn is on its way (the loop ends), and the
     // exec after the loop ended: returns only if the exec failed.
     void upgrade_when_ready(std::shared_ptr<bool> answered, std::chrono::steady_clock::time_point give_up_at);
