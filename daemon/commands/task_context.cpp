@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <set>
 
 #include <mpctl/daemon/commands/task_context.hpp>
@@ -76,6 +77,23 @@ void require_known(const TaskContext& ctx, const std::vector<int64_t>& ids) {
         }
         throw RequestError(ErrorCode::unknown_id, "no task " + list, {{"ids", unknown}});
     }
+}
+
+void after_ends_journaled(const TaskContext& ctx, const std::vector<int64_t>& ids,
+                          const std::shared_ptr<Responder>& responder, std::function<void()> start) {
+    if (std::none_of(ids.begin(), ids.end(), [&](int64_t id) { return known_task(ctx, id).finished(); })) {
+        start();
+        return;
+    }
+    ctx.futures.after_journal([ctx, ids, responder, start = std::move(start)] {
+        if (!responder->session()) {
+            return;
+        }
+        guarded(responder, [&] {
+            require_known(ctx, ids);
+            start();
+        });
+    });
 }
 
 std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& p) {

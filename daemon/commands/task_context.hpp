@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -13,6 +15,7 @@
 
 #include <mpctl/daemon/exec/task_cgroups.hpp>
 #include <mpctl/daemon/logs/log_streamer.hpp>
+#include <mpctl/daemon/server/responder.hpp>
 #include <mpctl/daemon/store/store.hpp>
 #include <mpctl/daemon/tasks/environments.hpp>
 #include <mpctl/daemon/tasks/future_table.hpp>
@@ -48,6 +51,13 @@ struct TaskContext {
 
 // Throws unknown_id naming every one of IDS the client cannot know.
 void require_known(const TaskContext& ctx, const std::vector<int64_t>& ids);
+
+// Runs START now, or, when one of IDS (known) has finished a moment ago, once the journal holds every end
+// (FutureTable::after_journal): an outcome a client hears is one a crash cannot take back. Then a task
+// forgotten meanwhile is said unknown to RESPONDER, as it would have been at once, and a client gone
+// meanwhile is left alone.
+void after_ends_journaled(const TaskContext& ctx, const std::vector<int64_t>& ids,
+                          const std::shared_ptr<Responder>& responder, std::function<void()> start);
 
 // params.timeout in seconds, if given (0 to one year).
 [[nodiscard]] std::optional<std::chrono::milliseconds> read_timeout(const proto::Params& params);

@@ -107,20 +107,8 @@ void task_logs(const TaskContext& ctx, Call& call) {
             req.stage = static_cast<size_t>(*stage);
         }
     }
-    if (!task.finished()) {
-        ctx.logs.start(call.responder, req);
-        return;
-    }
-    // The outcome at the end of the stream must be one a crash cannot take back (future_table.hpp).
-    ctx.futures.after_journal([ctx, responder = call.responder, req] {
-        if (!responder->session()) {
-            return;  // the client left meanwhile: nothing to park
-        }
-        guarded(responder, [&] {
-            (void)known_task(ctx, req.task_id);  // forgotten meanwhile (task.remove): said as at once
-            ctx.logs.start(responder, req);
-        });
-    });
+    after_ends_journaled(ctx, {req.task_id}, call.responder,
+                         [ctx, responder = call.responder, req] { ctx.logs.start(responder, req); });
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 // task.wait and task.as_completed: read the params and start a TaskWait (task_wait.hpp).
 
-#include <algorithm>
-
 #include <mpctl/daemon/commands/families.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/commands/task_wait.hpp>
@@ -20,21 +18,8 @@ void start_wait(const TaskContext& ctx, Call& call, bool stream) {
     options.stream = stream;
     options.timeout = read_timeout(p);
     require_known(ctx, options.ids);
-    bool some_finished = std::any_of(options.ids.begin(), options.ids.end(),
-                                     [&](int64_t id) { return known_task(ctx, id).finished(); });
-    if (!some_finished) {
-        TaskWait::start(ctx, call.responder, std::move(options));
-        return;
-    }
-    // An end the client hears of must be one a crash cannot take back (future_table.hpp).
-    ctx.futures.after_journal([ctx, responder = call.responder, options = std::move(options)]() mutable {
-        if (!responder->session()) {
-            return;  // the client left meanwhile: nothing to park
-        }
-        guarded(responder, [&] {
-            require_known(ctx, options.ids);  // forgotten meanwhile (task.remove): said as at once
-            TaskWait::start(ctx, responder, std::move(options));
-        });
+    after_ends_journaled(ctx, options.ids, call.responder, [ctx, responder = call.responder, options] {
+        TaskWait::start(ctx, responder, options);
     });
 }
 
