@@ -82,6 +82,24 @@ inline void journal_with(const std::string& path, const std::vector<const Task*>
     store->stop();
 }
 
+// Journals T, then CHANGE(store, t) (updates nobody waits for, which stop() commits), and returns the one
+// task a journal reopened at PATH loads.
+template <class Change>
+Task journaled_after(const std::string& path, Task t, Change change) {
+    {
+        Loop loop;
+        auto store = open_store(path, Durability::normal);
+        store->start(loop.io);
+        REQUIRE(insert(*store, loop, {&t}));
+        change(*store, t);
+        store->stop();
+    }
+    auto tasks = open_store(path, Durability::normal)->load_tasks();
+    REQUIRE(tasks);
+    REQUIRE(tasks->size() == 1);
+    return tasks->front();
+}
+
 inline Result<void> set_pool(Store& store, Loop& loop, const std::string& name, int workers,
                              bool transient = false) {
     std::optional<Result<void>> result;

@@ -293,55 +293,33 @@ TEST_CASE("environments are journaled once and loaded for unfinished tasks", "[u
 
 TEST_CASE("a running task's pid and its process's start time are journaled together", "[unit][store]") {
     mpctl::test::TempDir dir;
-    const std::string path = dir / "mpctl.db";
-    Task t = make_task(1, {{"argv", {"job"}}});
-    {
-        Loop loop;
-        auto store = open_store(path, Durability::normal);
-        store->start(loop.io);
-        REQUIRE(insert(*store, loop, {&t}));
+    Task r = journaled_after(dir / "mpctl.db", make_task(1, {{"argv", {"job"}}}), [](Store& store, Task& t) {
         t.state = TaskState::running;
         t.attempts = 1;
         t.pid = 77;
         t.pid_start = uint64_t{1} << 40;  // past 32 bits: a machine up for years at 100 Hz is not
-        store->update_task(t);
-        REQUIRE(set_pool(*store, loop, "sync", 1));
-        store->stop();
-    }
-    auto store = open_store(path, Durability::normal);
-    auto tasks = store->load_tasks();
-    REQUIRE(tasks);
-    REQUIRE(tasks->size() == 1);
-    CHECK(tasks->front().pid == 77);
-    CHECK(tasks->front().pid_start == uint64_t{1} << 40);
+        store.update_task(t);
+    });
+    CHECK(r.pid == 77);
+    CHECK(r.pid_start == uint64_t{1} << 40);
 }
 
 TEST_CASE("a running pipeline's stages are journaled with their pids, start times and ended statuses",
           "[unit][store]") {
     mpctl::test::TempDir dir;
-    const std::string path = dir / "mpctl.db";
-    Task t = make_task(1, {{"pipeline", {{"gen"}, {"filter"}, {"sink"}}}});
-    {
-        Loop loop;
-        auto store = open_store(path, Durability::normal);
-        store->start(loop.io);
-        REQUIRE(insert(*store, loop, {&t}));
-        t.state = TaskState::running;
-        t.attempts = 1;
-        t.pid = 70;
-        t.pid_start = 700;
-        t.stages = {Task::StageRun{70, true, std::nullopt, SIGPIPE, 700},
-                    Task::StageRun{71, false, std::nullopt, std::nullopt, uint64_t{1} << 40},
-                    Task::StageRun{72, false, std::nullopt, std::nullopt, 702}};
-        store->task_progressed(t);
-        REQUIRE(set_pool(*store, loop, "sync", 1));
-        store->stop();
-    }
-    auto store = open_store(path, Durability::normal);
-    auto tasks = store->load_tasks();
-    REQUIRE(tasks);
-    REQUIRE(tasks->size() == 1);
-    const auto& stages = tasks->front().stages;
+    Task r = journaled_after(dir / "mpctl.db", make_task(1, {{"pipeline", {{"gen"}, {"filter"}, {"sink"}}}}),
+                             [](Store& store, Task& t) {
+                                 t.state = TaskState::running;
+                                 t.attempts = 1;
+                                 t.pid = 70;
+                                 t.pid_start = 700;
+                                 t.stages = {
+                                     Task::StageRun{70, true, std::nullopt, SIGPIPE, 700},
+                                     Task::StageRun{71, false, std::nullopt, std::nullopt, uint64_t{1} << 40},
+                                     Task::StageRun{72, false, std::nullopt, std::nullopt, 702}};
+                                 store.task_progressed(t);  // a stage's end, which only the journal hears of
+                             });
+    const auto& stages = r.stages;
     REQUIRE(stages.size() == 3);
     CHECK(stages[0].pid == 70);
     CHECK(stages[0].exited);
