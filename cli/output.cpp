@@ -309,6 +309,9 @@ void print_status_detail(const TaskStatus& t) {
         }
         field("after", after);
     }
+    if (t.backend_id) {
+        field(t.backend, "job " + *t.backend_id);
+    }
     if (t.pid) {
         field("pid", std::to_string(*t.pid));
     }

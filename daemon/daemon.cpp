@@ -81,7 +81,14 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     // them.
     spawner_.set_exit_journal(exit_journal_path(config_.state_dir));
     warm_ = std::make_unique<WarmSpawner>(io_, spawner_, timers_, config_.state_dir + "/workers");
-    scheduler_ = std::make_unique<Scheduler>(*warm_, timers_, outputs_, events_, std::move(options));
+    slurm_ = std::make_unique<SlurmSpawner>(io_, *warm_, spawner_, timers_,
+                                            SlurmSpawner::Options{config_.state_dir, own_binary_path()});
+    for (const auto& [name, row] : pools) {
+        if (!row.transient && !row.backend.empty()) {
+            slurm_->set_pool(name, slurm_settings_from_json(proto::parse_json_text(row.backend)));
+        }
+    }
+    scheduler_ = std::make_unique<Scheduler>(*slurm_, timers_, outputs_, events_, std::move(options));
     scheduler_->set_cgroups(&cgroups_);
     output_limits_ = std::make_unique<OutputLimits>(*scheduler_, timers_);
     // Every task change: journaled first, then waiters and log followers, output retention, and last the
@@ -202,7 +209,7 @@ void Daemon::register_commands() {
     register_task_control_commands(registry_, tasks);
     register_task_logs_command(registry_, tasks);
     register_task_remove_commands(registry_, tasks);
-    register_pool_commands(registry_, PoolContext{*scheduler_, *store_, *warm_});
+    register_pool_commands(registry_, PoolContext{*scheduler_, *store_, *warm_, *slurm_});
     SyncContext sync{*locks_, events_table_, barriers_};
     register_lock_commands(registry_, sync);
     register_sync_commands(registry_, sync);
@@ -302,6 +309,7 @@ void Daemon::watch_signals() {
 
 void Daemon::transient_pool_dropped(const std::string& name) {
     warm_->set_pool(name, std::nullopt, 0);
+    slurm_->set_pool(name, std::nullopt);
 }
 
 void Daemon::task_changed(const Task&) {

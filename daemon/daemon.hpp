@@ -38,6 +38,7 @@
 #include <mpctl/daemon/service/endpoint.hpp>
 #include <mpctl/daemon/service/status_notifier.hpp>
 #include <mpctl/daemon/shm/segment_registry.hpp>
+#include <mpctl/daemon/slurm/slurm_spawner.hpp>
 #include <mpctl/daemon/store/store.hpp>
 #include <mpctl/daemon/sync/barrier_table.hpp>
 #include <mpctl/daemon/sync/event_table.hpp>
@@ -117,6 +118,8 @@ class Daemon final : public TaskListener, public DaemonControl {
     TaskEvents events_;
     std::unique_ptr<WarmSpawner> warm_;  // the scheduler's spawner: warm pools' tasks run on their workers
     std::vector<std::tuple<std::string, WorkerSpec, int>> warm_pools_;  // the journal's, until run()
+    // The scheduler's spawner: Slurm pools' tasks become batch jobs, the rest go to warm_.
+    std::unique_ptr<SlurmSpawner> slurm_;
     std::unique_ptr<Scheduler> scheduler_;
     std::unique_ptr<StatusView> view_;
     std::unique_ptr<OutputLimits> output_limits_;

@@ -244,6 +244,10 @@ std::string to_json_text(const TaskStatus& s) {
     }
     append_key(out, "truncated");
     out += s.truncated ? "true" : "false";
+    append_key(out, "backend");
+    append_json_string(out, s.backend);
+    append_key(out, "backend_id");
+    append_string_or_null(out, s.backend_id);
     out.push_back('}');
     return out;
 }
@@ -302,6 +306,8 @@ TaskStatus status_from_json(const json& value) {
         }
     }
     s.truncated = p.get_or<bool>("truncated", false);
+    s.backend = p.get_or<std::string>("backend", "local");
+    s.backend_id = p.optional<std::string>("backend_id");
     return s;
 }
 

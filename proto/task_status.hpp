@@ -61,6 +61,8 @@ struct TaskStatus {
     std::optional<std::string> error;  // why it failed, for humans ("spawn: No such file or directory")
     std::optional<std::vector<StageStatus>> stages;  // a pipeline's processes; nullopt for one process
     bool truncated = false;                          // some output went past max_output and was not kept
+    std::string backend = "local";                   // where it runs: "local" (this machine) or "slurm"
+    std::optional<std::string> backend_id;           // its id there (a Slurm job id), once it has one
 
     [[nodiscard]] std::optional<int64_t> duration_ms() const;
 };

@@ -19,7 +19,15 @@ struct WarmOptions {
     std::vector<std::string> command;
 };
 
-int set(AppContext& ctx, const std::string& name, int workers, const WarmOptions& warm) {
+// A Slurm pool's part of `pool set`.
+struct BackendOptions {
+    std::string backend;  // "" keeps the pool's
+    std::string partition, account;
+    std::vector<std::string> slurm_args;
+};
+
+int set(AppContext& ctx, const std::string& name, int workers, const WarmOptions& warm,
+        const BackendOptions& backend) {
     Client client = Client::connect(ctx.global);
     json params = {{"name", name}, {"workers", workers}};
     if (warm.cold) {
@@ -33,13 +41,27 @@ int set(AppContext& ctx, const std::string& name, int workers, const WarmOptions
     if (warm.idle_timeout > 0) {
         params["worker_idle_timeout"] = warm.idle_timeout;
     }
+    if (!backend.backend.empty()) {
+        params["backend"] = backend.backend;
+    }
+    if (!backend.partition.empty()) {
+        params["partition"] = backend.partition;
+    }
+    if (!backend.account.empty()) {
+        params["account"] = backend.account;
+    }
+    if (!backend.slurm_args.empty()) {
+        params["slurm_args"] = backend.slurm_args;
+    }
     json result = client.call("pool.set", params);
     if (ctx.global.json) {
         print_json(result);
     } else {
         bool is_warm = result.value("warm", json(nullptr)).is_object();
-        write_out(1,
-                  "pool " + name + ": " + std::to_string(workers) + (is_warm ? " warm" : "") + " workers\n");
+        json b = result.value("backend", json(nullptr));
+        bool slurm = b.is_object() && b.value("kind", std::string()) == "slurm";
+        write_out(1, "pool " + name + ": " + std::to_string(workers) + (is_warm ? " warm" : "") +
+                         (slurm ? " Slurm jobs at once" : " workers") + "\n");
     }
     return exit_code::ok;
 }
@@ -64,6 +86,19 @@ std::string warm_note(const json& warm) {
            std::to_string(tasks) + " tasks served)";
 }
 
+// "slurm (partition debug, 3 jobs)", or "slurm, unreachable: squeue: ...".
+std::string slurm_note(const json& backend) {
+    if (!backend.is_object() || backend.value("kind", std::string()) != "slurm") {
+        return "";
+    }
+    if (!backend.value("reachable", true)) {
+        return "slurm, unreachable: " + backend.value("error", std::string());
+    }
+    std::string partition = backend.value("partition", std::string());
+    return "slurm (" + (partition.empty() ? std::string() : "partition " + partition + ", ") +
+           std::to_string(backend.value("jobs", 0)) + " jobs)";
+}
+
 int list(AppContext& ctx) {
     Client client = Client::connect(ctx.global);
     json result = client.call("pool.list", json::object());
@@ -78,6 +113,9 @@ int list(AppContext& ctx) {
         std::string note = p.value("halted", false)      ? "transient, halted"
                            : p.value("transient", false) ? "transient"
                                                          : warm_note(p.value("warm", json(nullptr)));
+        if (std::string slurm = slurm_note(p.value("backend", json(nullptr))); !slurm.empty()) {
+            note = note.empty() ? slurm : note + ", " + slurm;
+        }
         rows.push_back({p.at("name").get<std::string>(), std::to_string(p.at("workers").get<int>()),
                         std::to_string(p.at("running").get<int>()),
                         std::to_string(p.at("pending").get<int>()), std::to_string(p.value("waiting", 0)),
@@ -115,10 +153,28 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
     set_cmd->add_option("--worker-idle-timeout", warm->idle_timeout, "A worker idle for S seconds ends")
         ->check(CLI::PositiveNumber)
         ->type_name("S");
+    auto backend = std::make_shared<BackendOptions>();
+    set_cmd
+        ->add_option("--backend", backend->backend,
+                     "Where its tasks run: local (this machine) or slurm (as Slurm batch jobs; N bounds "
+                     "the jobs out at once)")
+        ->check(CLI::IsMember({"local", "slurm"}))
+        ->type_name("KIND");
+    set_cmd->add_option("--partition", backend->partition, "A Slurm pool's partition (sbatch --partition)")
+        ->type_name("P");
+    set_cmd->add_option("--account", backend->account, "A Slurm pool's account (sbatch --account)")
+        ->type_name("A");
+    set_cmd
+        ->add_option("--slurm-arg", backend->slurm_args,
+                     "One more sbatch option for a Slurm pool's jobs (repeatable: --slurm-arg=--qos=low)")
+        ->type_name("ARG")
+        ->allow_extra_args(false);
     set_usage_tail(set_cmd,
                    "[--worker [--max-tasks-per-worker K] [--worker-idle-timeout S] -- CMD [ARG...]]");
-    set_cmd->footer("Example: mpctl pool set py 4 --worker -- python3 -m mpctl.worker --preload numpy");
-    set_cmd->callback([&ctx, name, workers, warm] {
+    set_cmd->footer(
+        "Examples: mpctl pool set py 4 --worker -- python3 -m mpctl.worker --preload numpy\n"
+        "          mpctl pool set hpc 100 --backend slurm --partition debug --slurm-arg=--qos=low");
+    set_cmd->callback([&ctx, name, workers, warm, backend] {
         if (*workers == 0) {
             throw CliError(exit_code::usage, "pool set: how many workers? (mpctl pool set NAME N)");
         }
@@ -134,8 +190,8 @@ void add_pool_commands(CLI::App& app, AppContext& ctx, std::string_view only) {
         if (warm->worker && warm->cold) {
             throw CliError(exit_code::usage, "pool set: --worker or --cold, not both");
         }
-        ctx.action = [&ctx, name, workers, warm] {
-            return set(ctx, *name, *workers, *warm);
+        ctx.action = [&ctx, name, workers, warm, backend] {
+            return set(ctx, *name, *workers, *warm, *backend);
         };
     });
     auto* delete_cmd = pool->add_subcommand("delete", "Forget a pool with no unfinished task, and its size");

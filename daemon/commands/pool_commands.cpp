@@ -19,7 +19,63 @@ json pool_json(const PoolContext& ctx, const PoolInfo& p) {
               {"pending", p.pending}, {"waiting", p.waiting}, {"transient", p.transient},
               {"halted", p.halted}};
     j["warm"] = ctx.warm.describe(p.name);
+    j["backend"] = ctx.slurm.describe(p.name);
     return j;
+}
+
+// pool.set's backend params over CURRENT, the pool's Slurm settings (nullopt: it runs its tasks here).
+// backend "local" makes it local; no backend keeps what it has, with the settings given.
+std::optional<slurm::PoolSettings> read_backend(const Call& call,
+                                                std::optional<slurm::PoolSettings> current) {
+    std::optional<slurm::PoolSettings> settings = std::move(current);
+    if (auto backend = call.params.optional<std::string>("backend")) {
+        if (*backend == "local") {
+            settings.reset();
+        } else if (*backend == "slurm") {
+            if (!settings) {
+                settings.emplace();
+            }
+        } else {
+            proto::throw_invalid_params("params.backend: \"local\" or \"slurm\"");
+        }
+    }
+    auto partition = call.params.optional<std::string>("partition");
+    auto account = call.params.optional<std::string>("account");
+    const json* args = call.params.present("slurm_args");
+    if ((partition || account || (args != nullptr && !args->is_null())) && !settings) {
+        proto::throw_invalid_params(
+            "params.backend: partition, account and slurm_args are for a Slurm pool "
+            "(backend \"slurm\")");
+    }
+    auto word = [](const std::string& what, const std::string& v) {
+        bool ok = !v.empty() && v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '+' ||
+                   c == '-';
+        });
+        if (!ok) {
+            proto::throw_invalid_params("params." + what +
+                                        ": a Slurm name, 1-128 of letters, digits, '_', '.', '+' and '-'");
+        }
+    };
+    if (partition) {
+        word("partition", *partition);
+        settings->partition = *partition;
+    }
+    if (account) {
+        word("account", *account);
+        settings->account = *account;
+    }
+    if (args != nullptr && !args->is_null()) {
+        if (!args->is_array() || args->size() > 64 ||
+            !std::all_of(args->begin(), args->end(), [](const json& a) {
+                return a.is_string() && a.get_ref<const std::string&>().starts_with("--");
+            })) {
+            proto::throw_invalid_params(
+                "params.slurm_args: up to 64 sbatch options, each a string starting with -- (\"--qos=low\")");
+        }
+        settings->args = args->get<std::vector<std::string>>();
+    }
+    return settings;
 }
 
 // pool.set's worker params over WARM, the pool's current ones (nullopt: a cold pool). worker null makes
@@ -65,7 +121,8 @@ std::optional<WorkerSpec> read_worker(const Call& call, std::optional<WorkerSpec
 
 void pool_set(const PoolContext& ctx, Call& call) {
     call.params.reject_unknown({"name", "workers", "transient", "halt_after_failures", "worker",
-                                "max_tasks_per_worker", "worker_idle_timeout"});
+                                "max_tasks_per_worker", "worker_idle_timeout", "backend", "partition",
+                                "account", "slurm_args"});
     std::string name = call.params.required<std::string>("name");
     if (!proto::valid_pool_name(name)) {
         proto::throw_invalid_params("params.name: 1-64 characters of letters, digits, '_', '-' and '.'");
@@ -89,6 +146,13 @@ void pool_set(const PoolContext& ctx, Call& call) {
     if (worker && name == proto::k_default_pool) {
         proto::throw_invalid_params("params.worker: the default pool cannot be warm");
     }
+    std::optional<slurm::PoolSettings> backend = read_backend(call, ctx.slurm.settings(name));
+    if (backend && name == proto::k_default_pool) {
+        proto::throw_invalid_params("params.backend: the default pool runs its tasks here");
+    }
+    if (backend && worker) {
+        proto::throw_invalid_params("params.backend: a warm pool's workers run here, not in Slurm");
+    }
     if (transient) {
         // A pool for this connection (a map): cancelled and dropped when the connection is gone (see
         // Scheduler::release_transient_pool). Journaled while it exists, so that a restart after a crash
@@ -106,7 +170,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
     }
     // Durable first, like a submit: a size that was acknowledged survives a restart.
     Scheduler& scheduler = ctx.scheduler;
-    auto recorded = [ctx, &scheduler, name, workers, transient, halt_after_failures, worker,
+    auto recorded = [ctx, &scheduler, name, workers, transient, halt_after_failures, worker, backend,
                      responder = call.responder](const common::Result<void>& r) {
         guarded(responder, [&] {
             if (!r) {
@@ -116,6 +180,7 @@ void pool_set(const PoolContext& ctx, Call& call) {
             }
             scheduler.set_pool_workers(name, workers, transient, halt_after_failures);
             ctx.warm.set_pool(name, worker, workers);
+            ctx.slurm.set_pool(name, backend);
             if (transient) {
                 auto session = responder->session();
                 if (!session) {
@@ -134,7 +199,8 @@ void pool_set(const PoolContext& ctx, Call& call) {
         });
     };
     ctx.store.set_pool(name, workers, std::move(recorded), transient,
-                       worker ? proto::dump_json(to_json(*worker)) : std::string());
+                       worker ? proto::dump_json(to_json(*worker)) : std::string(),
+                       backend ? proto::dump_json(to_json(*backend)) : std::string());
 }
 
 void pool_delete(const PoolContext& ctx, Call& call) {
@@ -151,8 +217,9 @@ void pool_delete(const PoolContext& ctx, Call& call) {
     }
     Scheduler& scheduler = ctx.scheduler;
     WarmSpawner& warm = ctx.warm;
+    SlurmSpawner& slurm = ctx.slurm;
     ctx.store.delete_pool(
-        name, [&scheduler, &warm, name, responder = call.responder](const common::Result<void>& r) {
+        name, [&scheduler, &warm, &slurm, name, responder = call.responder](const common::Result<void>& r) {
             guarded(responder, [&] {
                 if (!r) {
                     responder->error(proto::ErrorCode::io_error,
@@ -167,6 +234,7 @@ void pool_delete(const PoolContext& ctx, Call& call) {
                 }
                 scheduler.delete_pool(name);
                 warm.set_pool(name, std::nullopt, 0);  // its workers end
+                slurm.set_pool(name, std::nullopt);
                 responder->result({{"name", name}, {"deleted", true}});
             });
         });

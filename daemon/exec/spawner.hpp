@@ -61,6 +61,8 @@ struct SpawnSpec {
     std::string pool;                               // the task's pool (a warm pool runs it on a worker)
     int64_t task = 0;                               // the task's id and attempt, for a warm worker
     int attempt = 0;
+    std::string name;                   // the task's name, if it has one (a Slurm job's name)
+    std::optional<int64_t> timeout_ms;  // its timeout (a Slurm job's --time; the scheduler enforces it)
 };
 
 // How a process ended: exactly one of exit_code and signal is set, unless unknown.

@@ -40,7 +40,8 @@ struct JournalOp {
     int workers = 0;
     bool transient = false;
     Done done;
-    std::string worker = {};  // set_pool: a warm pool's worker as JSON text, empty for a cold pool
+    std::string worker = {};   // set_pool: a warm pool's worker as JSON text, empty for a cold pool
+    std::string backend = {};  // set_pool: a Slurm pool's settings as JSON text, empty for a local pool
     // read_environment: the text of environment row.id goes into (*read_into)[row.id].
     std::shared_ptr<std::map<int64_t, std::string>> read_into = nullptr;
     // put_segment's row; delete_segment's name rides in pool.

@@ -289,10 +289,11 @@ common::Result<TableSalvage> salvage_environments(sqlite3* source, sqlite3* targ
 }
 
 common::Result<TableSalvage> salvage_pools(sqlite3* source, sqlite3* target) {
-    return copy_table(source, target,
-                      {"pools",
-                       {{"name", "NULL"}, {"workers", "NULL"}, {"transient", "0"}, {"worker", "NULL"}},
-                       usable_pool});
+    return copy_table(
+        source, target,
+        {"pools",
+         {{"name", "NULL"}, {"workers", "NULL"}, {"transient", "0"}, {"worker", "NULL"}, {"backend", "NULL"}},
+         usable_pool});
 }
 
 common::Result<TableSalvage> salvage_meta(sqlite3* source, sqlite3* target) {

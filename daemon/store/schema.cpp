@@ -116,6 +116,11 @@ CREATE TABLE tokens (
     R"sql(
 ALTER TABLE tasks ADD COLUMN pid_start INTEGER;
 )sql",
+    // 10: a pool backed by Slurm: its settings (pool.set's backend, partition, account, slurm_args) as JSON
+    // text; NULL for a pool whose tasks run on this machine.
+    R"sql(
+ALTER TABLE pools ADD COLUMN backend TEXT;
+)sql",
 };
 constexpr int k_schema_version = static_cast<int>(std::size(k_migrations));
 

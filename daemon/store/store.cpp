@@ -60,8 +60,8 @@ common::Result<std::unique_ptr<Store>> Store::open(const std::string& path, Dura
         {&s.update_task, k_update_task_sql},
         {&s.insert_env, "INSERT OR IGNORE INTO environments (id, env) VALUES (?1, ?2)"},
         {&s.set_pool,
-         "INSERT INTO pools (name, workers, transient, worker) VALUES (?1, ?2, ?3, ?4) "
-         "ON CONFLICT(name) DO UPDATE SET workers = ?2, transient = ?3, worker = ?4"},
+         "INSERT INTO pools (name, workers, transient, worker, backend) VALUES (?1, ?2, ?3, ?4, ?5) "
+         "ON CONFLICT(name) DO UPDATE SET workers = ?2, transient = ?3, worker = ?4, backend = ?5"},
         {&s.drop_pool, "DELETE FROM pools WHERE name = ?1 AND transient = 1"},
         {&s.begin, "BEGIN IMMEDIATE"},
         {&s.commit, "COMMIT"},
@@ -123,10 +123,12 @@ void Store::after_commits(Done done) {
     commits_.enqueue(std::move(ops));
 }
 
-void Store::set_pool(const std::string& name, int workers, Done done, bool transient, std::string worker) {
+void Store::set_pool(const std::string& name, int workers, Done done, bool transient, std::string worker,
+                     std::string backend) {
     std::vector<JournalOp> ops;
     ops.push_back(JournalOp{JournalOp::Kind::set_pool, {}, name, workers, transient, std::move(done)});
     ops.back().worker = std::move(worker);
+    ops.back().backend = std::move(backend);
     commits_.enqueue(std::move(ops));
 }
 
@@ -266,6 +268,11 @@ common::Result<void> Store::apply_one(const JournalOp& op) {
                 sqlite3_bind_null(stmts_.set_pool, 4);
             } else {
                 sqlite3_bind_text(stmts_.set_pool, 4, op.worker.c_str(), -1, SQLITE_TRANSIENT);
+            }
+            if (op.backend.empty()) {
+                sqlite3_bind_null(stmts_.set_pool, 5);
+            } else {
+                sqlite3_bind_text(stmts_.set_pool, 5, op.backend.c_str(), -1, SQLITE_TRANSIENT);
             }
             if (sqlite3_step(stmts_.set_pool) != SQLITE_DONE) {
                 return std::unexpected(sqlite::error(db_, "write pool " + op.pool));

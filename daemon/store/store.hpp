@@ -48,6 +48,7 @@ class Store final : public TaskListener, public ManagerJournal {
         int workers = 0;
         bool transient = false;  // a map's: it existed only for a connection of a daemon that is gone
         std::string worker;      // a warm pool's worker as JSON text (warm/worker_spec.hpp), or empty
+        std::string backend;     // a Slurm pool's settings as JSON text (slurm/slurm_spawner.hpp), or empty
     };
     // Everything a start reads back, read before the daemon is built: damage found by a read stops the
     // start as damage found at open does.
@@ -93,9 +94,10 @@ class Store final : public TaskListener, public ManagerJournal {
     // for does.
     void after_commits(Done done);
     // TRANSIENT: a pool for one connection (a map): its row says so until drop_transient_pool.
-    // WORKER: a warm pool's worker as JSON text (empty: a cold pool).
+    // WORKER: a warm pool's worker as JSON text (empty: a cold pool); BACKEND: its Slurm settings (empty:
+    // local).
     void set_pool(const std::string& name, int workers, Done done, bool transient = false,
-                  std::string worker = {});
+                  std::string worker = {}, std::string backend = {});
     void drop_transient_pool(const std::string& name);
     // Deletes pool NAME's row (`mpctl pool delete`): its size is forgotten. DONE runs on the loop after.
     void delete_pool(const std::string& name, Done done);

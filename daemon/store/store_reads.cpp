@@ -84,7 +84,8 @@ common::Result<std::vector<Task>> Store::load_tasks() {
 }
 
 common::Result<std::map<std::string, Store::PoolRow>> Store::load_pools() {
-    sqlite::Query q(db_, "SELECT name, workers, transient, coalesce(worker, '') FROM pools");
+    sqlite::Query q(
+        db_, "SELECT name, workers, transient, coalesce(worker, ''), coalesce(backend, '') FROM pools");
     if (!q.ok()) {
         return std::unexpected(sqlite::error(db_, "journal " + path_ + ": reading pools"));
     }
@@ -93,7 +94,7 @@ common::Result<std::map<std::string, Store::PoolRow>> Store::load_pools() {
     while ((rc = q.step()) == SQLITE_ROW) {
         pools[sqlite::column_text(q.get(), 0)] =
             PoolRow{sqlite3_column_int(q.get(), 1), sqlite3_column_int(q.get(), 2) != 0,
-                    sqlite::column_text(q.get(), 3)};
+                    sqlite::column_text(q.get(), 3), sqlite::column_text(q.get(), 4)};
     }
     // Not a partial list: the pools after a damaged row would silently go back to their configured size.
     if (rc != SQLITE_DONE) {

@@ -56,6 +56,10 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
     s.pool = t.spec.pool();
     s.task = t.id;
     s.attempt = t.attempts;
+    s.name = t.spec.name().value_or("");
+    if (auto timeout = t.spec.timeout_s()) {
+        s.timeout_ms = static_cast<int64_t>(*timeout * 1000);
+    }
     s.nice = t.spec.nice();
     s.umask = t.spec.umask();
     for (const auto& [name, value] : t.spec.rlimits()) {
@@ -435,9 +439,12 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
         t->error = why == Task::Stop::cancel ? "cancelled while running" : "stopped by daemon shutdown";
         finish(*t, TaskState::cancelled, FailReason::none);
     } else if (info.unknown) {
-        // Re-adopted after a restart, it ended, and neither the exit journal nor the kernel said how: not
-        // retried, since it may have done its work.
-        t->error = "re-adopted after a daemon restart, it ended without any record of its exit status";
+        // Re-adopted after a restart, it ended, and neither the exit journal nor the kernel said how (or a
+        // Slurm job ended without a readable status, which its note says): not retried, since it may have
+        // done its work.
+        t->error = info.note.empty()
+                       ? "re-adopted after a daemon restart, it ended without any record of its exit status"
+                       : info.note;
         finish(*t, TaskState::failed, FailReason::lost);
     } else {
         FailReason reason = FailReason::none;

@@ -1,3 +1,4 @@
+#include <mpctl/daemon/exec/job_pids.hpp>
 #include <mpctl/daemon/tasks/pipeline_outcome.hpp>
 #include <mpctl/daemon/tasks/status_view.hpp>
 
@@ -28,6 +29,13 @@ proto::TaskStatus StatusView::status(const Task& t) const {
     s.retries = t.spec.retries();
     s.timeout_s = t.spec.timeout_s();
     s.pid = t.pid;
+    // A Slurm job's stand-in pid (exec/job_pids.hpp) is no process here: shown as the job's id.
+    int run_pid = t.pid ? *t.pid : (t.stages.empty() ? 0 : t.stages.front().pid);
+    if (is_job_pid(run_pid)) {
+        s.pid.reset();
+        s.backend = "slurm";
+        s.backend_id = std::to_string(job_of(run_pid));
+    }
     OutputPaths paths = outputs_.paths(t.id);
     s.stdout_path = std::move(paths.stdout_path);
     s.stderr_path = std::move(paths.stderr_path);

@@ -57,6 +57,8 @@ def bases(cwd):
         "task.logs": [{"id": TASK}, {"id": TASK, "stream": "stderr"}],
         "pool.delete": [{"name": "probe-none"}],
         "pool.set": [{"name": "probe", "workers": 1},
+                     {"name": "probe-slurm", "workers": 1, "backend": "slurm", "partition": "p", "account": "a",
+                      "slurm_args": ["--qos=low"]},
                      {"name": "probe-transient", "workers": 1, "transient": True, "halt_after_failures": 1}],
         "queue.put": [{"name": "probe", "values": [1]}], "queue.get": [{"name": "probe"}],
         "queue.info": [{"name": "probe"}], "queue.delete": [{"name": "probe-none"}],
@@ -225,7 +227,7 @@ class SchemaAgreementTest(unittest.TestCase):
     def state_dependent(self, method, instance, message):
         """The invalid_params refusals that depend on more than the params, which PROTOCOL.md lists: cgroup
         where this host has none, a pipeline stage past the task's, an attempt past the task's retries, a
-        lock path that names a directory, and a warm pool's limits for a pool that is not warm (the
+        lock path that names a directory, a warm pool's limits for a pool that is not warm, and a Slurm pool's settings for a pool that is not one (the
         descriptors stdin_fd needs are passed here)."""
         if not self.cgroups and has_cgroup(instance) and "containment is not available here" in message:
             return True
@@ -233,6 +235,10 @@ class SchemaAgreementTest(unittest.TestCase):
             return True
         if method == "pool.set" and message.startswith("params.worker: max_tasks_per_worker and worker_idle_timeout"):
             return True  # the probe pool is not warm
+        if method == "pool.set" and message.startswith("params.backend: partition, account and slurm_args are for"):
+            return True  # the probe pool is not backed by Slurm
+        if method == "pool.set" and message.startswith("params.backend: a warm pool's workers run here"):
+            return True  # the probe pool is warm (an earlier probe's worker) or backed by Slurm
         if method == "shm.create" and message.startswith("params.size: must be from 1 to"):
             return True  # past this daemon's shm_max_size
         if method in ("shm.read", "shm.write") and re.search(r"pass(ed)? the end|past the end", message):

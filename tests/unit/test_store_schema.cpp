@@ -163,7 +163,8 @@ TEST_CASE("a journal of schema version 8 gets the pid_start column, its running 
     journal_with(path, {&t});
     // As an mpctld of schema 8 left it: a task running with a pid, and no column for its start time.
     raw_sql(path,
-            "ALTER TABLE tasks DROP COLUMN pid_start; UPDATE tasks SET state = 'running', pid = 4242, "
+            "ALTER TABLE tasks DROP COLUMN pid_start; ALTER TABLE pools DROP COLUMN backend; "
+            "UPDATE tasks SET state = 'running', pid = 4242, "
             "attempts = 1 WHERE id = 1; PRAGMA user_version=8;");
     auto store = open_store(path, Durability::normal);
     auto tasks = store->load_tasks();

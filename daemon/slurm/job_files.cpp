@@ -1,0 +1,195 @@
+#include <charconv>
+
+#include <mpctl/common/shell_quote.hpp>
+#include <mpctl/daemon/slurm/job_files.hpp>
+
+namespace mpctl::daemon::slurm {
+
+namespace {
+
+std::optional<int64_t> to_int(std::string_view text) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+}  // namespace
+
+std::string job_script(const JobRequest& job) {
+    // The command goes through the runner, not the shell: the status must tell an exit code from a signal,
+    // which a shell's $? (128+N) cannot.
+    std::string s = "#!/bin/sh\n# written by mpctld: one task's attempt\nexec " +
+                    common::shell_quote(job.runner) + " --slurm-job " + common::shell_quote(job.status_dir) +
+                    " --";
+    for (const auto& a : job.argv) {
+        s += ' ';
+        s += common::shell_quote(a);
+    }
+    s += '\n';
+    return s;
+}
+
+std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest& job,
+                                     const PoolSettings& settings) {
+    std::vector<std::string> a{sbatch, "--parsable", "--job-name=" + job.name, "--chdir=" + job.cwd,
+                               "--output=" + job.stdout_path, "--error=" + job.stderr_path,
+                               // The daemon made (and emptied) the files: the job appends, as a task's
+                               // process writes to the descriptors it was given.
+                               "--open-mode=append"};
+    a.push_back("--input=" + job.stdin_path.value_or("/dev/null"));
+    if (!settings.partition.empty()) {
+        a.push_back("--partition=" + settings.partition);
+    }
+    if (!settings.account.empty()) {
+        a.push_back("--account=" + settings.account);
+    }
+    if (job.timeout_ms) {
+        // Slurm counts whole minutes; mpctl's own deadline (the exact one) stops the job first.
+        int64_t minutes = (*job.timeout_ms + 59999) / 60000 + 1;
+        a.push_back("--time=" + std::to_string(minutes));
+    }
+    for (const auto& extra : settings.args) {
+        a.push_back(extra);
+    }
+    a.push_back(job.script_path);
+    return a;
+}
+
+std::optional<int64_t> parse_sbatch_id(std::string_view out) {
+    out = trim(out);
+    // The last line: sbatch may print warnings before it.
+    if (auto nl = out.rfind('\n'); nl != std::string_view::npos) {
+        out = trim(out.substr(nl + 1));
+    }
+    if (auto semi = out.find(';'); semi != std::string_view::npos) {
+        out = out.substr(0, semi);
+    }
+    auto id = to_int(out);
+    if (!id || *id <= 0) {
+        return std::nullopt;
+    }
+    return id;
+}
+
+std::string format_status(const JobStatus& s) {
+    std::string line = "mpctl-job 1 ";
+    line +=
+        s.signal ? "signal=" + std::to_string(*s.signal) : "exit=" + std::to_string(s.exit_code.value_or(0));
+    line += " start=" + std::to_string(s.started_ms) + " end=" + std::to_string(s.ended_ms) + "\n";
+    return line;
+}
+
+common::Result<JobStatus> parse_status(std::string_view text) {
+    auto bad = [&](const std::string& why) {
+        std::string shown(text.substr(0, 80));
+        return common::plain_error("not a job status (" + why + "): \"" + shown + "\"");
+    };
+    text = trim(text);
+    if (!text.starts_with("mpctl-job 1 ")) {
+        return bad("no mpctl-job 1 header");
+    }
+    text.remove_prefix(12);
+    JobStatus s;
+    bool start = false, end = false;
+    while (!text.empty()) {
+        auto space = text.find(' ');
+        std::string_view field = text.substr(0, space);
+        text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+        auto eq = field.find('=');
+        if (eq == std::string_view::npos) {
+            return bad("a field without '='");
+        }
+        auto key = field.substr(0, eq);
+        auto value = to_int(field.substr(eq + 1));
+        if (!value) {
+            return bad("a field that is not a number");
+        }
+        if (key == "exit" && *value >= 0 && *value <= 255) {
+            s.exit_code = static_cast<int>(*value);
+        } else if (key == "signal" && *value >= 1 && *value <= 64) {
+            s.signal = static_cast<int>(*value);
+        } else if (key == "start" && *value >= 0) {
+            s.started_ms = *value;
+            start = true;
+        } else if (key == "end" && *value >= 0) {
+            s.ended_ms = *value;
+            end = true;
+        } else {
+            return bad("an unknown field or a value out of range");
+        }
+    }
+    if (s.exit_code.has_value() == s.signal.has_value() || !start || !end) {
+        return bad("it needs exit or signal, start and end");
+    }
+    return s;
+}
+
+std::map<int64_t, std::string> parse_squeue(std::string_view out) {
+    std::map<int64_t, std::string> jobs;
+    while (!out.empty()) {
+        auto nl = out.find('\n');
+        std::string_view line = trim(out.substr(0, nl));
+        out = nl == std::string_view::npos ? std::string_view() : out.substr(nl + 1);
+        auto space = line.find(' ');
+        if (space == std::string_view::npos) {
+            continue;
+        }
+        auto id = to_int(line.substr(0, space));
+        std::string_view state = trim(line.substr(space + 1));
+        if (!id || state.empty() || state.find(' ') != std::string_view::npos) {
+            continue;
+        }
+        jobs[*id] = std::string(state);
+    }
+    return jobs;
+}
+
+bool ended_state(std::string_view state) {
+    return !(state == "PENDING" || state == "RUNNING" || state == "CONFIGURING" || state == "COMPLETING" ||
+             state == "SUSPENDED" || state == "REQUEUED" || state == "REQUEUE_HOLD" ||
+             state == "REQUEUE_FED" || state == "RESIZING" || state == "SIGNALING" || state == "STAGE_OUT" ||
+             state == "STOPPED" || state == "RESV_DEL_HOLD");
+}
+
+std::string status_path(const std::string& dir, int64_t id) {
+    return dir + "/job-" + std::to_string(id) + ".status";
+}
+
+std::string started_path(const std::string& dir, int64_t id) {
+    return dir + "/job-" + std::to_string(id) + ".started";
+}
+
+NoStatus without_status(int64_t id, std::string_view state) {
+    std::string job = "Slurm job " + std::to_string(id);
+    if (state.empty()) {
+        return {0, job + " is no longer known to Slurm and left no status"};
+    }
+    if (state == "CANCELLED") {
+        return {15, job + " was cancelled outside mpctl (scancel)"};
+    }
+    if (state == "TIMEOUT" || state == "DEADLINE") {
+        return {15, job + " reached its Slurm time limit (" + std::string(state) + ")"};
+    }
+    if (state == "NODE_FAIL" || state == "BOOT_FAIL") {
+        return {0, job + " ended " + std::string(state) + ": its node failed"};
+    }
+    if (state == "OUT_OF_MEMORY") {
+        return {9, job + " ran out of memory (OUT_OF_MEMORY)"};
+    }
+    return {0, job + " ended " + std::string(state) + " without a status"};
+}
+
+}  // namespace mpctl::daemon::slurm

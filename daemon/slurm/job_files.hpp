@@ -1,0 +1,79 @@
+#pragma once
+// What the daemon and a Slurm job say to each other through files and Slurm's commands, as pure functions
+// (tested without Slurm): the job script, sbatch's and scancel's argument lists, and the readers of what
+// sbatch, squeue and the job's status file print.
+//
+// A job runs `mpctld --slurm-job STATUS_DIR -- ARGV...` (job_runner.hpp), which writes
+// STATUS_DIR/job-ID.status when its command ends: one line, "mpctl-job 1 exit=N|signal=N start=MS end=MS".
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <mpctl/common/result.hpp>
+
+namespace mpctl::daemon::slurm {
+
+// A pool's Slurm settings (pool.set's backend "slurm").
+struct PoolSettings {
+    std::string partition;          // empty: the cluster's default
+    std::string account;            // empty: the user's default
+    std::vector<std::string> args;  // more sbatch options, as given
+};
+
+// What one task's job needs.
+struct JobRequest {
+    std::string runner;       // the mpctld that runs on the node (the daemon's own path)
+    std::string status_dir;   // where the runner writes job-ID.status (shared with the nodes)
+    std::string script_path;  // where the script is written
+    std::vector<std::string> argv;
+    std::string cwd;
+    std::string stdout_path, stderr_path;
+    std::optional<std::string> stdin_path;
+    std::string name;                   // --job-name
+    std::optional<int64_t> timeout_ms;  // --time, rounded up to whole minutes
+};
+
+// The job script: a POSIX sh script that execs the runner on the node.
+[[nodiscard]] std::string job_script(const JobRequest& job);
+
+// sbatch's arguments (argv[0] is SBATCH) for JOB in a pool with SETTINGS.
+[[nodiscard]] std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest& job,
+                                                   const PoolSettings& settings);
+
+// The job id sbatch --parsable printed ("ID" or "ID;CLUSTER"), nullopt if it printed none.
+[[nodiscard]] std::optional<int64_t> parse_sbatch_id(std::string_view out);
+
+// The status file's content.
+struct JobStatus {
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+    int64_t started_ms = 0, ended_ms = 0;
+};
+[[nodiscard]] std::string format_status(const JobStatus& s);
+[[nodiscard]] common::Result<JobStatus> parse_status(std::string_view text);
+
+// `squeue -h -t all -o "%i %T"`'s lines: job id -> state (PENDING, RUNNING, COMPLETED, CANCELLED...).
+// Array elements ("12_3") and lines that are not "ID STATE" are skipped.
+[[nodiscard]] std::map<int64_t, std::string> parse_squeue(std::string_view out);
+
+// Whether Slurm's STATE means the job will not run (any more): it ended, was cancelled or failed.
+[[nodiscard]] bool ended_state(std::string_view state);
+
+// The status file of job ID in DIR, and the file its runner makes when it starts (the job is no longer
+// pending: a signal can reach its command).
+[[nodiscard]] std::string status_path(const std::string& dir, int64_t id);
+[[nodiscard]] std::string started_path(const std::string& dir, int64_t id);
+
+// A job Slurm says ended in STATE without a status file (its runner never wrote one): the signal it ended
+// with, where one can be told (0 otherwise), and why, for the task's error.
+struct NoStatus {
+    int signal = 0;
+    std::string why;
+};
+[[nodiscard]] NoStatus without_status(int64_t id, std::string_view state);
+
+}  // namespace mpctl::daemon::slurm

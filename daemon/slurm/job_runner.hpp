@@ -1,0 +1,13 @@
+#pragma once
+// `mpctld --slurm-job STATUS_DIR -- ARGV...`: what a Slurm job of mpctl runs on its node. It runs ARGV
+// (looked up in PATH) as its child, passes on the signals Slurm sends it (scancel --signal, the end of
+// --time), and when the child ends writes STATUS_DIR/job-$SLURM_JOB_ID.status (job_files.hpp) with a
+// rename, so the daemon's inotify watch sees it whole; then it ends as the child did (the same exit code,
+// or the same signal), so that Slurm's own records agree.
+
+namespace mpctl::daemon::slurm {
+
+// ARGC/ARGV as main's, ARGV[1] being "--slurm-job". Returns the exit status for main.
+int run_job(int argc, char** argv);
+
+}  // namespace mpctl::daemon::slurm

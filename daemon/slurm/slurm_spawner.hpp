@@ -1,0 +1,115 @@
+#pragma once
+// SlurmSpawner: the scheduler's Spawner when pools may be backed by Slurm. A task of a Slurm pool becomes a
+// batch job: its script (job_files.hpp) is written to STATE_DIR/slurm, sbatch is run as a process of the
+// spawner it wraps (never on the loop), and the job's end is read from the status file its runner writes
+// there, seen through inotify: slurmctld is not polled for it. A reconciliation every few seconds (squeue,
+// while jobs are out) ends the jobs that will never write one (cancelled while pending, cancelled outside
+// mpctl, a node that failed) with what Slurm says.
+//
+// The scheduler keys running work by pid; a job has none on this machine, so it is given one that no
+// process can have (exec/job_pids.hpp): signals to it become scancel, it is never alive as a process group,
+// and it is journaled and re-adopted after a restart like a process, through adopt(). Every other task goes
+// to the wrapped spawner. Loop thread only.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <nlohmann/json.hpp>
+
+#include <mpctl/daemon/exec/job_pids.hpp>
+#include <mpctl/daemon/exec/spawner.hpp>
+#include <mpctl/daemon/slurm/job_files.hpp>
+#include <mpctl/daemon/tasks/timers.hpp>
+
+namespace mpctl::daemon {
+
+class SlurmSpawner final : public Spawner {
+  public:
+    struct Options {
+        std::string state_dir;  // the job files go to STATE_DIR/slurm
+        std::string runner;     // the mpctld a job runs on its node (this daemon's own binary)
+        std::chrono::milliseconds reconcile_every{5000};
+    };
+    // INNER runs every task of the other pools; PROCESSES runs sbatch, squeue and scancel.
+    SlurmSpawner(asio::io_context& io, Spawner& inner, Spawner& processes, Timers& timers, Options options);
+    ~SlurmSpawner() override;
+
+    // Pool NAME is backed by Slurm with SETTINGS, or not (nullopt).
+    void set_pool(const std::string& name, const std::optional<slurm::PoolSettings>& settings);
+    [[nodiscard]] std::optional<slurm::PoolSettings> settings(const std::string& name) const;
+    // Pool NAME's backend for pool.list: {"kind": "local"} or {"kind": "slurm", partition, account, args,
+    // jobs, reachable, error}.
+    [[nodiscard]] nlohmann::json describe(const std::string& name) const;
+
+    void spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) override;
+    void signal_group(int pgid, int signo) override;
+    [[nodiscard]] bool group_alive(int pgid) override;
+    [[nodiscard]] uint64_t start_ticks(int pid) const override;
+    [[nodiscard]] common::Result<void> adopt(int pid, uint64_t start_ticks, const std::string& pool,
+                                             OnExit on_exit) override;
+    void adoptions_done() override { inner_.adoptions_done(); }
+
+  private:
+    struct Job {
+        std::string pool;
+        OnExit on_exit;
+        int signal_sent = 0;     // the last signal mpctl asked Slurm to deliver (0: none)
+        int cancelled_with = 0;  // the signal for which mpctl cancelled it outright, not yet started
+        bool started = false;    // its runner said it runs (job-ID.started)
+        int ended_rounds = 0;    // reconciliations that found it ended (or unknown) without a status file
+        std::chrono::steady_clock::time_point ended_seen{};  // when the first of them did
+    };
+    using Done = std::function<void(std::optional<int> exit_code, std::string out, std::string err)>;
+
+    // Runs ARGV (ENV: nullptr for the daemon's) as a process of the wrapped spawner; DONE gets its exit code
+    // (nullopt: it did not start, or was killed) and what it printed.
+    void run(std::vector<std::string> argv, std::shared_ptr<const EnvBlock> env, Done done);
+    void watch_status_dir();
+    void read_events();
+    // Job ID's status file, if it is there: its job ends with it. True if it ended.
+    bool try_status(int64_t id);
+    // Whether job ID's runner has started (its job-ID.started), noted in its Job.
+    void check_started(int64_t id);
+    void end(int64_t id, ExitInfo info);
+    void schedule_reconcile();
+    // The next reconciliation in k_soon rather than reconcile_every (after a cancel, or a job found ended).
+    void reconcile_soon();
+    static constexpr std::chrono::milliseconds k_soon{300};
+    // How long a status file may take to show (a network file system's attribute cache) before a job that
+    // ended without one, and that mpctl did not cancel, is given up on.
+    static constexpr std::chrono::seconds k_status_grace{10};
+    void reconcile();
+    void reconciled(std::optional<int> exit_code, const std::string& out, const std::string& err);
+
+    asio::io_context& io_;
+    Spawner& inner_;
+    Spawner& processes_;
+    Timers& timers_;
+    Options options_;
+    std::string dir_;  // STATE_DIR/slurm
+    std::string sbatch_, squeue_, scancel_;
+    std::shared_ptr<const EnvBlock> daemon_env_;
+    std::map<std::string, slurm::PoolSettings> pools_;
+    std::map<int64_t, Job> jobs_;  // by Slurm job id
+    std::unique_ptr<asio::posix::stream_descriptor> inotify_;
+    TimerId reconcile_timer_ = 0;
+    bool reconciling_ = false;
+    bool soon_ = false;
+    bool reachable_ = true;
+    std::string last_error_;
+    uint64_t runs_ = 0;  // names the output files of the commands run
+};
+
+// A pool's Slurm settings as pool.set's params and the journal hold them, and back.
+[[nodiscard]] nlohmann::json to_json(const slurm::PoolSettings& s);
+[[nodiscard]] std::optional<slurm::PoolSettings> slurm_settings_from_json(const nlohmann::json& j);
+
+}  // namespace mpctl::daemon

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Pools backed by Slurm (issue 21) through the real `mpctl` against a real `mpctld` and a real single-node
+Slurm (Debian 12's slurm-wlm, started by tests/slurm/start-slurm.sh in a directory of this test's own and
+stopped with it): a task runs as a batch job with its argv, cwd and environment, its exit code, signal and
+output come back through the status file, the job id is in its status; cancel (running, with the signal
+passed on to the command; pending, cancelled in Slurm), a timeout (and sbatch's --time), a job scancel'd
+outside mpctl, an unknown partition and a missing sbatch (reason spawn, Slurm's words), a status file that
+is garbage, and a kill -9 of the daemon while jobs run (re-attached, each job's own outcome, run once).
+
+Without Slurm (not root, or start-slurm.sh cannot start it) the tests skip saying why, unless
+MPCTL_REQUIRE_SLURM=1 (CI sets it), which makes that a failure. Nothing sleeps a fixed time: every wait
+polls a condition (squeue, the task's state) against a generous deadline."""
+import json, os, shutil, subprocess, sys, tempfile, unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from py_case import DaemonCase  # noqa: E402
+from py_daemon import until  # noqa: E402
+
+SOURCE = os.environ.get("MPCTL_TEST_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+START_SLURM = os.path.join(SOURCE, "tests", "slurm", "start-slurm.sh")
+REQUIRED = os.environ.get("MPCTL_REQUIRE_SLURM") == "1"
+LONG = 120  # seconds: every wait that should end does so long before this
+
+cluster = {"dir": None, "why_not": None}
+
+
+def setUpModule():
+    why = None
+    if os.geteuid() != 0:
+        why = "a throwaway Slurm cluster needs root (SlurmUser=root)"
+    else:
+        # Short: munged's socket path must fit in 107 bytes.
+        d = tempfile.mkdtemp(prefix="sl", dir=os.environ.get("TMPDIR", "/tmp"))
+        os.chmod(d, 0o755)  # munged wants every directory above its socket searchable by all
+        done = subprocess.run(["bash", START_SLURM, os.path.join(d, "c")], capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            why = f"start-slurm.sh failed: {(done.stderr.strip().splitlines() or ['(nothing said)'])[-1]}"
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            cluster["dir"] = d
+            for line in done.stdout.splitlines():  # export SLURM_CONF=...
+                if line.startswith("export "):
+                    key, _, value = line[len("export "):].partition("=")
+                    os.environ[key] = value.strip("'\"")
+    if why:
+        cluster["why_not"] = why
+        if REQUIRED:
+            raise RuntimeError(f"MPCTL_REQUIRE_SLURM=1 but Slurm could not start: {why}")
+
+
+def tearDownModule():
+    if cluster["dir"]:
+        subprocess.run(["bash", START_SLURM, "stop", os.path.join(cluster["dir"], "c")], timeout=600)
+        shutil.rmtree(cluster["dir"], ignore_errors=True)
+
+
+def squeue(*args):
+    """squeue -h -t all -o '%i %j %T' ARGS...: {job id: (name, state)}."""
+    done = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T", *args], capture_output=True, text=True,
+                          timeout=60)
+    jobs = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].isdigit():
+            jobs[parts[0]] = (parts[1], parts[2])
+    return jobs
+
+
+class SlurmCase(DaemonCase):
+    def setUp(self):
+        if cluster["why_not"]:
+            self.skipTest(cluster["why_not"])
+        super().setUp()
+        self.addCleanup(self.cancel_every_job)
+        self.mpctl_ok(["pool", "set", "hpc", "8", "--backend", "slurm"])
+
+    def cancel_every_job(self):
+        """The cluster is this file's own: whatever a test left in it goes, so the next finds every CPU free."""
+        subprocess.run(["scancel", "--user", "root"], timeout=60)
+        until(lambda: not [j for j, (_, state) in squeue().items() if state in ("PENDING", "RUNNING", "COMPLETING")],
+              "the cluster to be idle", LONG)
+
+    def status(self, task):
+        return json.loads(self.mpctl_ok(["--json", "status", str(task)]))
+
+    def submit(self, *args):
+        return int(self.mpctl_ok(["submit", "--pool", "hpc", *args]).decode().strip())
+
+    def wait_state(self, task, states, seconds=LONG):
+        until(lambda: self.status(task)["state"] in states, f"task {task} to be {states}", seconds)
+        return self.status(task)
+
+    def job_of(self, task):
+        """The Slurm job id of running task TASK, once sbatch gave it one."""
+        until(lambda: self.status(task)["backend_id"] is not None, f"task {task}'s job id", LONG)
+        return self.status(task)["backend_id"]
+
+    def job_state(self, job, states):
+        until(lambda: squeue().get(job, (None, None))[1] in states, f"job {job} to be {states}", LONG)
+
+
+class TestSlurmPools(SlurmCase):
+    def test_a_task_runs_as_a_batch_job_with_its_argv_cwd_environment_exit_code_and_output(self):
+        cwd = self.path("work dir")
+        os.mkdir(cwd)
+        done = self.mpctl(["run", "--pool", "hpc", "--cwd", cwd, "--env", "GREETING=hello 'there'", "--name",
+                           "first", "--", "sh", "-c", 'echo "$GREETING" "$SLURM_JOB_ID"; pwd; echo oops >&2; exit 3'])
+        self.assertEqual(done.returncode, 3, done.stderr)
+        out = done.stdout.decode().splitlines()
+        st = self.status(1)
+        self.assertEqual((st["state"], st["exit_code"], st["backend"]), ("failed", 3, "slurm"))
+        self.assertIsNone(st["pid"])  # no process of this machine
+        job = st["backend_id"]
+        self.assertTrue(job and job.isdigit(), st)
+        self.assertEqual(out, [f"hello 'there' {job}", cwd])
+        self.assertEqual(self.mpctl_ok(["logs", "--stderr", "1"]).decode(), "oops\n")
+        self.job_state(job, {"FAILED"})
+        self.assertEqual(squeue("-j", job)[job][0], "first")
+        text = self.mpctl_ok(["status", "1"]).decode()
+        self.assertIn(f"slurm:       job {job}", text)
+        pools = {p["name"]: p for p in map(json.loads, self.mpctl_ok(["--json", "pool", "list"]).decode().split("\n")[:-1])}
+        self.assertEqual(pools["hpc"]["backend"]["kind"], "slurm")
+        self.assertTrue(pools["hpc"]["backend"]["reachable"])
+        self.assertEqual(pools["default"]["backend"], {"kind": "local"})
+
+    def test_a_command_killed_by_a_signal_ends_with_that_signal(self):
+        done = self.mpctl(["run", "--pool", "hpc", "--", "sh", "-c", "kill -USR1 $$"])
+        self.assertEqual(done.returncode, 128 + 10, done.stderr)
+        st = self.status(1)
+        self.assertEqual((st["state"], st["signal"], st["exit_code"]), ("failed", 10, None))
+
+    def test_cancel_of_a_running_job_passes_the_signal_on_to_the_command(self):
+        ready = self.path("trapping")
+        task = self.submit("--", "sh", "-c", f'trap "echo got TERM; exit 7" TERM; touch "{ready}"; '
+                                             'sleep 300 & wait')
+        job = self.job_of(task)
+        until(lambda: os.path.exists(ready), "the job's command to set its trap", LONG)
+        self.mpctl_ok(["cancel", "--force", str(task)])
+        st = self.wait_state(task, {"cancelled"})
+        self.assertEqual(st["exit_code"], 7)  # its trap ran: the TERM reached the command, once
+        self.assertEqual(self.mpctl_ok(["logs", str(task)]).decode(), "got TERM\n")
+        self.job_state(job, {"COMPLETED", "FAILED", "CANCELLED"})
+
+    def test_cancel_of_a_pending_job_cancels_it_in_slurm(self):
+        # The node has as many CPUs as this machine: that many jobs that hold one each, and one more waits.
+        cpus = os.cpu_count()
+        holders = [self.submit("--", "sleep", "300") for _ in range(cpus)]
+        waiting = self.submit("--", "sh", "-c", f'touch "{self.path("ran")}"')
+        job = self.job_of(waiting)
+        for h in holders:
+            self.job_state(self.job_of(h), {"RUNNING"})
+        self.job_state(job, {"PENDING"})
+        self.mpctl_ok(["cancel", "--force", str(waiting)])
+        st = self.wait_state(waiting, {"cancelled"})
+        self.assertEqual(st["signal"], 15, st)
+        self.job_state(job, {"CANCELLED"})
+        self.assertFalse(os.path.exists(self.path("ran")))
+        for h in holders:
+            self.mpctl_ok(["cancel", "--force", str(h)])
+        for h in holders:
+            self.wait_state(h, {"cancelled"})
+
+    def test_a_timeout_stops_the_job_and_is_its_time_limit_in_slurm_too(self):
+        task = self.submit("--timeout", "2", "--", "sleep", "300")
+        job = self.job_of(task)
+        limit = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        self.assertIn("TimeLimit=00:02:00", limit)  # 2 s rounded up to a minute, and one more
+        st = self.wait_state(task, {"failed"})
+        self.assertEqual((st["reason"], st["signal"]), ("timeout", 15))
+        self.job_state(job, {"COMPLETED", "FAILED", "CANCELLED"})
+
+    def test_a_job_scancelled_outside_mpctl_ends_the_task(self):
+        ready = self.path("running")
+        task = self.submit("--", "sh", "-c", f'touch "{ready}"; exec sleep 300')
+        job = self.job_of(task)
+        until(lambda: os.path.exists(ready), "the job's command to run", LONG)
+        subprocess.run(["scancel", job], check=True, timeout=60)
+        st = self.wait_state(task, {"failed"})
+        self.assertEqual((st["reason"], st["signal"]), ("signal", 15), st)
+
+    def test_a_job_scancelled_outside_mpctl_before_it_started_ends_the_task_saying_so(self):
+        holders = [self.submit("--", "sleep", "300") for _ in range(os.cpu_count())]
+        for h in holders:
+            self.job_state(self.job_of(h), {"RUNNING"})
+        task = self.submit("--", "true")
+        job = self.job_of(task)
+        self.job_state(job, {"PENDING"})
+        subprocess.run(["scancel", job], check=True, timeout=60)
+        st = self.wait_state(task, {"failed"})
+        self.assertEqual(st["signal"], 15, st)
+        self.assertIn(f"Slurm job {job} was cancelled outside mpctl", st["error"])
+
+    def test_an_unknown_partition_fails_the_task_with_slurms_words(self):
+        self.mpctl_ok(["pool", "set", "nowhere", "2", "--backend", "slurm", "--partition", "no-such-partition"])
+        done = self.mpctl(["run", "--pool", "nowhere", "--", "true"])
+        self.assertEqual(done.returncode, 126, done.stderr)
+        st = self.status(1)
+        self.assertEqual((st["state"], st["reason"]), ("failed", "spawn"))
+        self.assertIn("Invalid partition", st["error"])
+        self.assertTrue(st["error"].startswith("sbatch: "), st["error"])
+
+    def test_settings_for_slurm_are_refused_for_a_local_pool_and_local_undoes_slurm(self):
+        done = self.mpctl(["pool", "set", "plain", "2", "--partition", "debug"])
+        self.assertEqual(done.returncode, 6, done.stderr)  # invalid params
+        self.assertIn("are for a Slurm pool", done.stderr.decode())
+        self.mpctl_ok(["pool", "set", "hpc", "2", "--backend", "local"])
+        done = self.mpctl(["run", "--pool", "hpc", "--", "sh", "-c", 'echo "${SLURM_JOB_ID:-here}"'])
+        self.assertEqual(done.stdout, b"here\n")
+        self.assertEqual(self.status(1)["backend"], "local")
+
+    def test_a_status_file_that_is_garbage_ends_the_task_saying_so(self):
+        status_dir = os.path.join(self.daemon.state, "slurm")
+        task = self.submit("--", "sh", "-c", f'echo garbage > "{status_dir}/job-$SLURM_JOB_ID.status.tmp" && '
+                                             f'mv "{status_dir}/job-$SLURM_JOB_ID.status.tmp" '
+                                             f'"{status_dir}/job-$SLURM_JOB_ID.status"; sleep 300')
+        st = self.wait_state(task, {"failed", "lost"})
+        self.assertEqual(st["reason"], "lost")  # how it ended cannot be told
+        self.assertIn("not a job status", st["error"] or "", st)
+        self.mpctl(["cancel", "--force", str(task)])  # the job itself is still Slurm's: cancelled, not left
+        subprocess.run(["scancel", st["backend_id"]], timeout=60)
+
+    def test_the_daemon_killed_while_jobs_run_takes_them_back_with_their_own_outcomes(self):
+        marks = self.path("marks")
+        go = self.path("go")
+        tasks = [self.submit("--", "sh", "-c", f'echo {i} >> "{marks}"; while [ ! -e "{go}" ]; do sleep 0.05; done; '
+                                               f'exit {i + 4}') for i in range(2)]
+        jobs = [self.job_of(t) for t in tasks]
+        def marked():
+            with open(marks) as f:
+                return f.read().split()
+        until(lambda: os.path.exists(marks) and len(marked()) == 2, "both jobs to run", LONG)
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(60)
+        open(go, "w").close()  # the jobs end while no daemon watches
+        for job in jobs:
+            self.job_state(job, {"FAILED"})
+        self.daemon.start()
+        for i, task in enumerate(tasks):
+            st = self.wait_state(task, {"failed"})
+            self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
+        self.assertEqual(sorted(marked()), ["0", "1"])  # each ran once
+        self.assertIn(int(tasks[0]), json.loads(self.mpctl_ok(["--json", "daemon", "status"]))["readopted"])
+
+
+class TestWithoutSbatch(DaemonCase):
+    def setUp(self):
+        if cluster["why_not"]:
+            self.skipTest(cluster["why_not"])
+        # A daemon whose PATH has no Slurm: its tasks' own PATH does not count.
+        saved = os.environ["PATH"]
+        os.environ["PATH"] = "/nonexistent"
+        try:
+            super().setUp()
+        finally:
+            os.environ["PATH"] = saved
+        self.env["PATH"] = saved
+
+    def test_a_missing_sbatch_fails_the_task_with_reason_spawn(self):
+        self.mpctl_ok(["pool", "set", "hpc", "2", "--backend", "slurm"])
+        done = self.mpctl(["run", "--pool", "hpc", "--", "true"])
+        self.assertEqual(done.returncode, 126, done.stderr)
+        st = json.loads(self.mpctl_ok(["--json", "status", "1"]))
+        self.assertEqual(st["reason"], "spawn")
+        self.assertIn("sbatch: command not found in the daemon's PATH", st["error"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
