@@ -89,6 +89,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
         }
     }
     scheduler_ = std::make_unique<Scheduler>(*slurm_, timers_, outputs_, events_, std::move(options));
+    view_->set_backend_of([this](const std::string& pool) { return scheduler_->backend(pool); });
     scheduler_->set_cgroups(&cgroups_);
     output_limits_ = std::make_unique<OutputLimits>(*scheduler_, timers_);
     // Every task change: journaled first, then waiters and log followers, output retention, and last the
@@ -337,6 +338,8 @@ void Daemon::request_stop(StopRequest request) {
                          request.kill_after_s.value_or(config_.kill_after_s))) {
         spdlog::info("stopping: no new task starts; {} running", scheduler_->running_count());
         status_.send_now("STOPPING=1");
+        // Nothing waits for Slurm to come back: a job never submitted is no running work to wait for.
+        slurm_->stop();
     }
     maybe_finish_stop();
 }

@@ -129,6 +129,14 @@ class Spawner {
     }
     // Resume has asked for every adoption it will: what only adoptions could need may go once they are over.
     virtual void adoptions_done() {}
+
+    // Where POOL's tasks run: "local" (processes of this machine) or another backend's name ("slurm"),
+    // whose tasks have no pid here and whose start may take long (a submission): queries show such a task
+    // as it is rather than wait for its start.
+    [[nodiscard]] virtual std::string backend(const std::string& pool) const {
+        (void)pool;
+        return "local";
+    }
 };
 
 }  // namespace mpctl::daemon

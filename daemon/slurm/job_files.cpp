@@ -50,6 +50,9 @@ std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest
                                // process writes to the descriptors it was given.
                                "--open-mode=append"};
     a.push_back("--input=" + job.stdin_path.value_or("/dev/null"));
+    if (!job.comment.empty()) {
+        a.push_back("--comment=" + job.comment);
+    }
     if (!settings.partition.empty()) {
         a.push_back("--partition=" + settings.partition);
     }
@@ -82,6 +85,16 @@ std::optional<int64_t> parse_sbatch_id(std::string_view out) {
         return std::nullopt;
     }
     return id;
+}
+
+bool controller_unreachable(std::string_view error) {
+    for (std::string_view says : {"Unable to contact slurm controller", "Socket timed out",
+                                  "Slurm backup controller in standby mode", "Zero Bytes were transmitted"}) {
+        if (error.find(says) != std::string_view::npos) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::string format_status(const JobStatus& s) {
@@ -153,6 +166,25 @@ std::map<int64_t, std::string> parse_squeue(std::string_view out) {
             continue;
         }
         jobs[*id] = std::string(state);
+    }
+    return jobs;
+}
+
+std::map<std::string, int64_t> parse_comments(std::string_view out) {
+    std::map<std::string, int64_t> jobs;
+    while (!out.empty()) {
+        auto nl = out.find('\n');
+        std::string_view line = trim(out.substr(0, nl));
+        out = nl == std::string_view::npos ? std::string_view() : out.substr(nl + 1);
+        auto space = line.find(' ');
+        if (space == std::string_view::npos) {
+            continue;
+        }
+        auto id = to_int(line.substr(0, space));
+        std::string_view comment = trim(line.substr(space + 1));
+        if (id && !comment.empty() && comment.find(' ') == std::string_view::npos) {
+            jobs[std::string(comment)] = *id;
+        }
     }
     return jobs;
 }

@@ -34,6 +34,7 @@ struct JobRequest {
     std::string stdout_path, stderr_path;
     std::optional<std::string> stdin_path;
     std::string name;                   // --job-name
+    std::string comment;                // --comment: what finds the job again after a lost answer
     std::optional<int64_t> timeout_ms;  // --time, rounded up to whole minutes
 };
 
@@ -47,6 +48,9 @@ struct JobRequest {
 // The job id sbatch --parsable printed ("ID" or "ID;CLUSTER"), nullopt if it printed none.
 [[nodiscard]] std::optional<int64_t> parse_sbatch_id(std::string_view out);
 
+// Whether sbatch's or squeue's ERROR says Slurm could not be reached (rather than refusing the request).
+[[nodiscard]] bool controller_unreachable(std::string_view error);
+
 // The status file's content.
 struct JobStatus {
     std::optional<int> exit_code;
@@ -59,6 +63,10 @@ struct JobStatus {
 // `squeue -h -t all -o "%i %T"`'s lines: job id -> state (PENDING, RUNNING, COMPLETED, CANCELLED...).
 // Array elements ("12_3") and lines that are not "ID STATE" are skipped.
 [[nodiscard]] std::map<int64_t, std::string> parse_squeue(std::string_view out);
+
+// `squeue -h -t all -o "%i %k"`'s lines: job id by comment (the comments mpctl gives its jobs have no
+// spaces; other lines are skipped).
+[[nodiscard]] std::map<std::string, int64_t> parse_comments(std::string_view out);
 
 // Whether Slurm's STATE means the job will not run (any more): it ended, was cancelled or failed.
 [[nodiscard]] bool ended_state(std::string_view state);

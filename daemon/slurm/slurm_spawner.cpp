@@ -334,6 +334,10 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     job.timeout_ms = spec.timeout_ms;
     job.script_path =
         dir_ + "/task-" + std::to_string(spec.task) + "-" + std::to_string(spec.attempt) + ".sh";
+    // Unique to this submission (another daemon may use the same cluster, and task ids start again in a new
+    // state dir): the pid and a counter of this daemon.
+    job.comment = "mpctl-" + std::to_string(::getpid()) + "-" + std::to_string(++submissions_) + "-task-" +
+                  std::to_string(spec.task) + "." + std::to_string(spec.attempt);
     {
         std::ofstream script(job.script_path, std::ios::trunc);
         script << slurm::job_script(job);
@@ -351,32 +355,136 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
             env.push_back(std::string("SLURM_CONF=") + conf);
         }
     }
-    std::string pool_name = spec.pool;
-    std::string script_path = job.script_path;
-    auto shared_started = std::make_shared<OnStarted>(std::move(on_started));
-    auto shared_exit = std::make_shared<OnExit>(std::move(on_exit));
-    run(slurm::sbatch_argv(sbatch_, job, pool->second), std::make_shared<const EnvBlock>(std::move(env)),
-        [this, pool_name, script_path, shared_started, shared_exit](std::optional<int> code, std::string out,
-                                                                    std::string err) {
-            auto id = code == 0 ? slurm::parse_sbatch_id(out) : std::nullopt;
-            if (!id || *id > k_max_job_id) {
-                ::unlink(script_path.c_str());
-                std::string why = first_line(err.empty() ? out : err);
-                if (why.empty()) {
-                    why = code ? "exit status " + std::to_string(*code) : "it did not run";
-                }
-                (*shared_started)(common::plain_error(why.starts_with("sbatch: ") ? why : "sbatch: " + why));
+    auto submission = std::make_shared<Submission>();
+    submission->argv = slurm::sbatch_argv(sbatch_, job, pool->second);
+    submission->env = std::make_shared<const EnvBlock>(std::move(env));
+    submission->pool = spec.pool;
+    submission->script_path = job.script_path;
+    submission->comment = job.comment;
+    submission->on_started = std::move(on_started);
+    submission->on_exit = std::move(on_exit);
+    submit(std::move(submission));
+}
+
+void SlurmSpawner::submit(std::shared_ptr<Submission> s) {
+    run(s->argv, s->env, [this, s](std::optional<int> code, std::string out, std::string err) {
+        auto id = code == 0 ? slurm::parse_sbatch_id(out) : std::nullopt;
+        if (!id || *id > k_max_job_id) {
+            std::string why = first_line(err.empty() ? out : err);
+            if (why.empty()) {
+                why = code ? "exit status " + std::to_string(*code) : "it did not run";
+            }
+            why = why.starts_with("sbatch: ") ? why : "sbatch: " + why;
+            if (slurm::controller_unreachable(err) && !stopped_) {
+                // A timeout may come after slurmctld took the request: the job may exist.
+                s->answer_lost = s->answer_lost || err.find("Socket timed out") != std::string::npos ||
+                                 err.find("Zero Bytes") != std::string::npos;
+                // Slurm is down, not the job wrong: it waits (its task keeps its slot, without a job id)
+                // and is submitted again at the reconciliation's pace, never faster.
+                unreachable(why);
+                waiting_.push_back(s);
+                schedule_resubmit();
                 return;
             }
-            // The script keeps its job's name, for whoever looks at the directory.
-            ::rename(script_path.c_str(), (dir_ + "/job-" + std::to_string(*id) + ".sh").c_str());
-            jobs_[*id] = Job{pool_name, std::move(*shared_exit)};
-            (*shared_started)(std::vector<int>{job_pid(*id)});
-            // The job may have started, or even ended, before sbatch's answer was read.
-            check_started(*id);
-            try_status(*id);
-            schedule_reconcile();
+            ::unlink(s->script_path.c_str());
+            s->on_started(common::plain_error(why));
+            return;
+        }
+        reachable();
+        submitted(s, *id);
+    });
+}
+
+void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
+    // The script keeps its job's name, for whoever looks at the directory.
+    ::rename(s->script_path.c_str(), (dir_ + "/job-" + std::to_string(id) + ".sh").c_str());
+    jobs_[id] = Job{s->pool, std::move(s->on_exit)};
+    s->on_started(std::vector<int>{job_pid(id)});
+    // The job may have started, or even ended, before sbatch's answer was read.
+    check_started(id);
+    try_status(id);
+    schedule_reconcile();
+}
+
+void SlurmSpawner::resubmit() {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    bool look = std::any_of(waiting.begin(), waiting.end(), [](const auto& s) { return s->answer_lost; });
+    if (!look) {
+        for (auto& s : waiting) {
+            submit(std::move(s));
+        }
+        return;
+    }
+    run({squeue_, "-h", "-t", "all", "-o", "%i %k", "-u", std::to_string(::getuid())}, nullptr,
+        [this, waiting = std::move(waiting)](std::optional<int> code, std::string out,
+                                             std::string err) mutable {
+            if (stopped_) {
+                waiting_.insert(waiting_.end(), waiting.begin(), waiting.end());
+                stop();
+                return;
+            }
+            if (code != 0) {
+                unreachable("squeue: " + first_line(err.empty() ? out : err));
+                waiting_.insert(waiting_.end(), waiting.begin(), waiting.end());
+                schedule_resubmit();
+                return;
+            }
+            reachable();
+            auto made = slurm::parse_comments(out);
+            for (auto& s : waiting) {
+                if (auto it = made.find(s->comment); it != made.end() && it->second <= k_max_job_id) {
+                    spdlog::info("Slurm job {} was made by an sbatch whose answer was lost: taken as is",
+                                 it->second);
+                    submitted(s, it->second);
+                } else {
+                    s->answer_lost = false;
+                    submit(std::move(s));
+                }
+            }
         });
+}
+
+void SlurmSpawner::schedule_resubmit() {
+    if (resubmit_timer_ != 0 || waiting_.empty()) {
+        return;
+    }
+    resubmit_timer_ = timers_.start(options_.reconcile_every, [this] {
+        resubmit_timer_ = 0;
+        resubmit();
+    });
+}
+
+void SlurmSpawner::stop() {
+    stopped_ = true;
+    if (resubmit_timer_ != 0) {
+        timers_.cancel(resubmit_timer_);
+        resubmit_timer_ = 0;
+    }
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& s : waiting) {
+        ::unlink(s->script_path.c_str());
+        s->on_started(common::plain_error("the daemon stopped while Slurm could not be reached (" +
+                                          last_error_ + "): the job was never submitted"));
+    }
+}
+
+void SlurmSpawner::unreachable(const std::string& why) {
+    if (reachable_ || why != last_error_) {
+        spdlog::warn("Slurm pools: {}; trying again every {} s", why,
+                     options_.reconcile_every.count() / 1000.0);
+    }
+    reachable_ = false;
+    last_error_ = why;
+}
+
+void SlurmSpawner::reachable() {
+    if (!reachable_) {
+        spdlog::info("Slurm pools: Slurm answers again");
+    }
+    reachable_ = true;
+    last_error_.clear();
 }
 
 void SlurmSpawner::signal_group(int pgid, int signo) {
@@ -395,7 +503,17 @@ void SlurmSpawner::signal_group(int pgid, int signo) {
     std::string text = std::to_string(id);
     // After a cancel a job that had not started writes no status: the reconciliations find it ended, soon
     // rather than at their pace.
-    auto cancelled = [this](auto...) {
+    auto cancelled = [this, id, signo](std::optional<int> code, const std::string&, const std::string& err) {
+        if (code != 0 && signo == SIGKILL && jobs_.contains(id)) {
+            // The last word of a stop or a forced cancel: without Slurm's ear the task is ended here rather
+            // than left running for ever (the job may still run in Slurm, which its error says).
+            ExitInfo info;
+            info.signal = SIGKILL;
+            info.note = "scancel " + std::to_string(id) + " failed (" + first_line(err) +
+                        "): the Slurm job may still run";
+            end(id, std::move(info));
+            return;
+        }
         reconcile_soon();
     };
     if (!job.started || signo == SIGKILL) {
@@ -489,20 +607,10 @@ void SlurmSpawner::reconcile() {
 
 void SlurmSpawner::reconciled(std::optional<int> code, const std::string& out, const std::string& err) {
     if (code != 0) {
-        std::string why = "squeue: " + first_line(err.empty() ? out : err);
-        if (reachable_ || why != last_error_) {
-            spdlog::warn("Slurm pools: {}; jobs are checked again in {} s", why,
-                         options_.reconcile_every.count() / 1000.0);
-        }
-        reachable_ = false;
-        last_error_ = why;
+        unreachable("squeue: " + first_line(err.empty() ? out : err));
         return;
     }
-    if (!reachable_) {
-        spdlog::info("Slurm pools: squeue answers again");
-    }
-    reachable_ = true;
-    last_error_.clear();
+    reachable();
     auto states = slurm::parse_squeue(out);
     std::vector<int64_t> ids;
     for (const auto& [id, job] : jobs_) {

@@ -56,6 +56,12 @@ class SlurmSpawner final : public Spawner {
     [[nodiscard]] common::Result<void> adopt(int pid, uint64_t start_ticks, const std::string& pool,
                                              OnExit on_exit) override;
     void adoptions_done() override { inner_.adoptions_done(); }
+    [[nodiscard]] std::string backend(const std::string& pool) const override {
+        return pools_.contains(pool) ? "slurm" : inner_.backend(pool);
+    }
+    // The daemon stops: a task whose job waits for Slurm to be reachable again fails (it was never
+    // submitted), and none waits from now on.
+    void stop();
 
   private:
     struct Job {
@@ -68,6 +74,27 @@ class SlurmSpawner final : public Spawner {
         std::chrono::steady_clock::time_point ended_seen{};  // when the first of them did
     };
     using Done = std::function<void(std::optional<int> exit_code, std::string out, std::string err)>;
+    // A task's sbatch, kept to be run again while Slurm cannot be reached.
+    struct Submission {
+        std::vector<std::string> argv;
+        std::shared_ptr<const EnvBlock> env;
+        std::string pool, script_path;
+        std::string comment;  // the job's --comment: a job sbatch made although its answer was lost has it
+        bool answer_lost = false;  // an earlier sbatch may have made the job: look for it before another
+        OnStarted on_started;
+        OnExit on_exit;
+    };
+    void submit(std::shared_ptr<Submission> s);
+    // Submission S's job is ID: it runs from now on.
+    void submitted(const std::shared_ptr<Submission>& s, int64_t id);
+    // The waiting submissions, once Slurm answers again: each one's job found by its comment (an sbatch
+    // whose answer timed out may have made it), or submitted again.
+    void resubmit();
+    void schedule_resubmit();
+    // What sbatch or squeue said when Slurm could not be reached (logged once per change); and that it
+    // answers again.
+    void unreachable(const std::string& why);
+    void reachable();
 
     // Runs ARGV (ENV: nullptr for the daemon's) as a process of the wrapped spawner; DONE gets its exit code
     // (nullopt: it did not start, or was killed) and what it printed.
@@ -102,10 +129,14 @@ class SlurmSpawner final : public Spawner {
     std::unique_ptr<asio::posix::stream_descriptor> inotify_;
     TimerId reconcile_timer_ = 0;
     bool reconciling_ = false;
+    bool stopped_ = false;
+    std::vector<std::shared_ptr<Submission>> waiting_;  // for Slurm to be reachable again
+    TimerId resubmit_timer_ = 0;
     bool soon_ = false;
     bool reachable_ = true;
     std::string last_error_;
-    uint64_t runs_ = 0;  // names the output files of the commands run
+    uint64_t runs_ = 0;         // names the output files of the commands run
+    uint64_t submissions_ = 0;  // numbers the jobs' comments
 };
 
 // A pool's Slurm settings as pool.set's params and the journal hold them, and back.

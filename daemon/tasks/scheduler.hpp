@@ -100,6 +100,8 @@ class Scheduler {
     // Tasks clients can see, in STATE (kept as tasks change: no walk of the table).
     [[nodiscard]] size_t count(TaskState state) const { return counts_.in_state(state); }
     [[nodiscard]] const TaskCounts& counts() const { return counts_; }
+    // Where POOL's tasks run (Spawner::backend).
+    [[nodiscard]] std::string backend(const std::string& pool) const { return spawner_.backend(pool); }
     // The running tasks' ids, in id order.
     [[nodiscard]] const std::set<int64_t>& running_ids() const { return running_ids_; }
     // Bytes of each output stream kept for TASK.

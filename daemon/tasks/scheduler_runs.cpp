@@ -144,7 +144,10 @@ void Scheduler::start(Task& t, Pool& pool) {
 void Scheduler::after_starts(const std::vector<int64_t>& ids, std::function<void()> fn) {
     auto waiter = std::make_shared<StartWaiter>();
     for (int64_t id : ids) {
-        if (const Task* t = find(id); t != nullptr && t->starting()) {
+        // A process's start is a matter of microseconds; another backend's (a Slurm submission) is not,
+        // and is not waited for.
+        if (const Task* t = find(id);
+            t != nullptr && t->starting() && spawner_.backend(t->spec.pool()) == "local") {
             ++waiter->remaining;
             start_waiters_.emplace(id, waiter);
         }

@@ -35,6 +35,8 @@ proto::TaskStatus StatusView::status(const Task& t) const {
         s.pid.reset();
         s.backend = "slurm";
         s.backend_id = std::to_string(job_of(run_pid));
+    } else if (t.starting() && backend_of_) {
+        s.backend = backend_of_(s.pool);  // being submitted: no job id yet
     }
     OutputPaths paths = outputs_.paths(t.id);
     s.stdout_path = std::move(paths.stdout_path);

@@ -3,6 +3,7 @@
 // files are, each stage of a pipeline, the cwd it runs in). What task.get, task.list, task.wait, the
 // completion notifications and task.logs answer with. Loop thread only.
 
+#include <functional>
 #include <string>
 
 #include <mpctl/daemon/exec/output_files.hpp>
@@ -21,10 +22,16 @@ class StatusView {
     // The same, as JSON text (every submit and task.get answers with one).
     [[nodiscard]] std::string text(const Task& task) const { return proto::to_json_text(status(task)); }
     [[nodiscard]] const OutputLayout& outputs() const { return outputs_; }
+    // Where a pool's tasks run (Scheduler::backend): a running task of a Slurm pool is shown as one before
+    // it has a job id.
+    void set_backend_of(std::function<std::string(const std::string& pool)> fn) {
+        backend_of_ = std::move(fn);
+    }
 
   private:
     const OutputLayout& outputs_;
     std::string default_cwd_;
+    std::function<std::string(const std::string& pool)> backend_of_;
 };
 
 }  // namespace mpctl::daemon

@@ -10,7 +10,7 @@ is garbage, and a kill -9 of the daemon while jobs run (re-attached, each job's 
 Without Slurm (not root, or start-slurm.sh cannot start it) the tests skip saying why, unless
 MPCTL_REQUIRE_SLURM=1 (CI sets it), which makes that a failure. Nothing sleeps a fixed time: every wait
 polls a condition (squeue, the task's state) against a generous deadline."""
-import json, os, shutil, subprocess, sys, tempfile, unittest
+import json, os, shutil, signal, subprocess, sys, tempfile, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_case import DaemonCase  # noqa: E402
@@ -242,6 +242,28 @@ class TestSlurmPools(SlurmCase):
             self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
         self.assertEqual(sorted(marked()), ["0", "1"])  # each ran once
         self.assertIn(int(tasks[0]), json.loads(self.mpctl_ok(["--json", "daemon", "status"]))["readopted"])
+
+
+class TestSlurmUnreachable(SlurmCase):
+    def pool(self):
+        pools = [json.loads(line) for line in self.mpctl_ok(["--json", "pool", "list"]).decode().splitlines()]
+        return next(p for p in pools if p["name"] == "hpc")
+
+    def test_while_slurmctld_does_not_answer_tasks_wait_and_the_pool_says_so(self):
+        with open(os.path.join(cluster["dir"], "c", "run", "slurmctld.pid")) as f:
+            ctld = int(f.read().strip())
+        os.kill(ctld, signal.SIGSTOP)  # up, but answering nobody: sbatch and squeue time out
+        self.addCleanup(os.kill, ctld, signal.SIGCONT)
+        task = self.submit("--", "sh", "-c", "echo made it")
+        until(lambda: not self.pool()["backend"]["reachable"], "the pool to say Slurm is unreachable", LONG)
+        self.assertIn("sbatch: ", self.pool()["backend"]["error"])
+        st = self.status(task)
+        self.assertEqual((st["state"], st["backend_id"]), ("running", None))  # in its slot, not yet a job
+        os.kill(ctld, signal.SIGCONT)
+        st = self.wait_state(task, {"succeeded"})
+        self.assertIsNotNone(st["backend_id"])
+        self.assertEqual(self.mpctl_ok(["logs", str(task)]), b"made it\n")
+        until(lambda: self.pool()["backend"]["reachable"], "the pool to say Slurm answers again", LONG)
 
 
 class TestWithoutSbatch(DaemonCase):

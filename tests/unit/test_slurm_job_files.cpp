@@ -155,3 +155,24 @@ TEST_CASE("a job that ended without a status ends its task as Slurm's state tell
     CHECK(status_path("/d", 7) == "/d/job-7.status");
     CHECK(started_path("/d", 7) == "/d/job-7.started");
 }
+
+TEST_CASE("jobs are found again by the comment mpctl gave them, and Slurm being down is told from a refusal",
+          "[unit][slurm]") {
+    auto made = parse_comments("12 mpctl-77-1-task-3.1\n13 (null)\n14 someone else's words\nnoise\n");
+    CHECK(made.size() == 2);
+    CHECK(made.at("mpctl-77-1-task-3.1") == 12);
+    CHECK(made.at("(null)") == 13);
+    JobRequest j = request({"true"});
+    j.comment = "mpctl-77-1-task-3.1";
+    auto a = sbatch_argv("sbatch", j, PoolSettings{});
+    CHECK(std::find(a.begin(), a.end(), "--comment=mpctl-77-1-task-3.1") != a.end());
+    CHECK(controller_unreachable(
+        "sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+        "(connect failure)\n"));
+    CHECK(
+        controller_unreachable("sbatch: error: Batch job submission failed: Socket timed out on send/recv "
+                               "operation\n"));
+    CHECK_FALSE(
+        controller_unreachable("sbatch: error: Batch job submission failed: Invalid partition name "
+                               "specified\n"));
+}
