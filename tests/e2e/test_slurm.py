@@ -13,7 +13,7 @@ polls a condition (squeue, the task's state) against a generous deadline."""
 import json, os, shutil, signal, subprocess, sys, tempfile, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from py_case import DaemonCase  # noqa: E402
+from py_case import MPCTL, DaemonCase  # noqa: E402
 from py_daemon import until  # noqa: E402
 
 SOURCE = os.environ.get("MPCTL_TEST_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -242,6 +242,70 @@ class TestSlurmPools(SlurmCase):
             self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
         self.assertEqual(sorted(marked()), ["0", "1"])  # each ran once
         self.assertIn(int(tasks[0]), json.loads(self.mpctl_ok(["--json", "daemon", "status"]))["readopted"])
+
+
+class TestSlurmFutures(SlurmCase):
+    """The futures commands on Slurm tasks: a running job's output followed, completion order, dependencies
+    (mpctl holds a dependant until its dependency succeeded), retries (a new job each attempt)."""
+
+    def gate(self, name):
+        return f'while [ ! -e "{self.path(name)}" ]; do sleep 0.05; done'
+
+    def open_gate(self, name):
+        open(self.path(name), "w").close()
+
+    def test_logs_follow_streams_a_running_jobs_output_to_its_end(self):
+        task = self.submit("--", "sh", "-c", f'echo one; {self.gate("go")}; echo two')
+        follower = subprocess.Popen([MPCTL, "logs", "--follow", str(task)], env=self.env, stdout=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL)
+        self.addCleanup(follower.wait)
+        self.addCleanup(follower.kill)
+        self.assertEqual(follower.stdout.readline(), b"one\n")  # while the job still runs
+        self.assertEqual(self.status(task)["state"], "running")
+        self.open_gate("go")
+        self.assertEqual(follower.stdout.read(), b"two\n")
+        self.assertEqual(follower.wait(LONG), 0)
+
+    def test_as_completed_gives_the_order_the_jobs_ended_in(self):
+        # Two: the node has a CPU for each (a third would wait in Slurm for one of them to end).
+        tasks = [self.submit("--", "sh", "-c", self.gate(f"go{i}")) for i in range(2)]
+        for t in tasks:
+            self.job_state(self.job_of(t), {"RUNNING"})
+        waiter = subprocess.Popen([MPCTL, "as-completed", *map(str, tasks)], env=self.env, stdout=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL)
+        self.addCleanup(waiter.wait)
+        self.addCleanup(waiter.kill)
+        seen = []
+        for i in (1, 0):
+            self.open_gate(f"go{i}")
+            seen.append(int(waiter.stdout.readline()))
+        self.assertEqual(seen, [tasks[1], tasks[0]])
+        self.assertEqual(waiter.wait(LONG), 0)
+
+    def test_a_dependant_is_submitted_only_once_its_dependency_succeeded(self):
+        first = self.submit("--", "sh", "-c", self.gate("go"))
+        then = self.submit("--after", str(first), "--", "true")
+        self.job_of(first)
+        self.assertEqual(self.status(then)["state"], "pending")
+        self.assertIsNone(self.status(then)["backend_id"])  # no job in Slurm while mpctl holds it
+        self.open_gate("go")
+        st = self.wait_state(then, {"succeeded"})
+        self.assertNotEqual(st["backend_id"], self.status(first)["backend_id"])
+        failing = self.submit("--", "false")
+        never = self.submit("--after", str(failing), "--", "true")
+        st = self.wait_state(never, {"failed"})
+        self.assertEqual((st["reason"], st["backend_id"]), ("dependency", None))
+
+    def test_a_retried_task_is_a_new_job_each_attempt(self):
+        counter = self.path("attempts")
+        task = self.submit("--retries", "2", "--", "sh", "-c",
+                           f'echo "$SLURM_JOB_ID" >> "{counter}"; [ $(wc -l < "{counter}") -ge 3 ]')
+        st = self.wait_state(task, {"succeeded"})
+        with open(counter) as f:
+            jobs = f.read().split()
+        self.assertEqual(st["attempts"], 3)
+        self.assertEqual(len(set(jobs)), 3)
+        self.assertEqual(st["backend_id"], jobs[-1])
 
 
 class TestSlurmUnreachable(SlurmCase):

@@ -143,7 +143,8 @@ DaemonWorld::DaemonWorld(const daemon::TaskCgroups& cgroups)
     options.default_cwd = "/";
     options.max_output = 1 << 20;
     view_ = std::make_unique<daemon::StatusView>(outputs_, options.default_cwd);
-    scheduler_ = std::make_unique<Scheduler>(warm_, timers_, outputs_, events_, std::move(options));
+    scheduler_ = std::make_unique<Scheduler>(slurm_, timers_, outputs_, events_, std::move(options));
+    view_->set_backend_of([this](const std::string& pool) { return scheduler_->backend(pool); });
     output_limits_ = std::make_unique<daemon::OutputLimits>(*scheduler_, timers_);
     // As Daemon subscribes them: the journal first, then waits and followers, output retention, the stop.
     events_.subscribe(*store_);
@@ -169,7 +170,7 @@ DaemonWorld::DaemonWorld(const daemon::TaskCgroups& cgroups)
     daemon::register_task_control_commands(registry_, tasks);
     daemon::register_task_remove_commands(registry_, tasks);
     daemon::register_task_logs_command(registry_, tasks);
-    daemon::register_pool_commands(registry_, daemon::PoolContext{*scheduler_, *store_, warm_});
+    daemon::register_pool_commands(registry_, daemon::PoolContext{*scheduler_, *store_, warm_, slurm_});
     daemon::SyncContext sync{*locks_, events_table_, barriers_};
     daemon::register_lock_commands(registry_, sync);
     daemon::register_sync_commands(registry_, sync);

@@ -48,6 +48,7 @@
 #include <mpctl/daemon/tasks/scheduler.hpp>
 #include <mpctl/daemon/tasks/status_view.hpp>
 #include <mpctl/daemon/tasks/task_events.hpp>
+#include <mpctl/daemon/slurm/slurm_spawner.hpp>
 #include <mpctl/daemon/warm/warm_spawner.hpp>
 
 #include "fuzz_spawner.hpp"
@@ -158,6 +159,10 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
     // Warm pools as the daemon has them: their workers are FuzzSpawner's fake processes, so no worker ever
     // says hello, and a pool.set with a worker only makes the pool wait for one.
     daemon::WarmSpawner warm_{io_, spawner_, timers_, state_dir_ / "workers"};
+    // Slurm pools as the daemon has them: sbatch, squeue and scancel are FuzzSpawner's fake processes too,
+    // which print their arguments and never a job id, so a Slurm task fails to start and nothing reaches a
+    // real Slurm.
+    daemon::SlurmSpawner slurm_{io_, warm_, spawner_, timers_, {state_dir_.path(), "/nonexistent/mpctld"}};
     daemon::OutputLayout outputs_;
     daemon::TaskEvents events_;
     std::unique_ptr<daemon::Scheduler> scheduler_;
