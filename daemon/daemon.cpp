@@ -82,7 +82,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     spawner_.set_exit_journal(exit_journal_path(config_.state_dir));
     warm_ = std::make_unique<WarmSpawner>(io_, spawner_, timers_, config_.state_dir + "/workers");
     slurm_ = std::make_unique<SlurmSpawner>(io_, *warm_, spawner_, timers_,
-                                            SlurmSpawner::Options{config_.state_dir, own_binary_path()});
+                                            SlurmSpawner::Options{config_.state_dir, slurm_runner_path()});
     for (const auto& [name, row] : pools) {
         if (!row.transient && !row.backend.empty()) {
             slurm_->set_pool(name, slurm_settings_from_json(proto::parse_json_text(row.backend)));

@@ -30,7 +30,6 @@
 #include <mpctl/daemon/service/logging.hpp>
 #include <mpctl/daemon/service/socket_activation.hpp>
 #include <mpctl/daemon/service/supervisor.hpp>
-#include <mpctl/daemon/slurm/job_runner.hpp>
 #include <mpctl/daemon/store/recovery.hpp>
 
 namespace {
@@ -116,10 +115,6 @@ std::string resolve_dir_setting(const std::string& flag, const char* variable, c
 
 int main(int argc, char** argv) {
     using namespace mpctl;
-    // What a Slurm job of a Slurm pool runs on its node (slurm/job_runner.hpp): no daemon starts.
-    if (argc >= 2 && std::string_view(argv[1]) == "--slurm-job") {
-        return daemon::slurm::run_job(argc, argv);
-    }
     // systemd's variables, out of the environment before anything reads it for tasks.
     daemon::take_notify_socket();
     auto activation = daemon::take_activated_socket();

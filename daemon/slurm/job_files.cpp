@@ -32,8 +32,7 @@ std::string job_script(const JobRequest& job) {
     // The command goes through the runner, not the shell: the status must tell an exit code from a signal,
     // which a shell's $? (128+N) cannot.
     std::string s = "#!/bin/sh\n# written by mpctld: one task's attempt\nexec " +
-                    common::shell_quote(job.runner) + " --slurm-job " + common::shell_quote(job.status_dir) +
-                    " --";
+                    common::shell_quote(job.runner) + " " + common::shell_quote(job.status_dir) + " --";
     for (const auto& a : job.argv) {
         s += ' ';
         s += common::shell_quote(a);

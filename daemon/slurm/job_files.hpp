@@ -3,7 +3,7 @@
 // (tested without Slurm): the job script, sbatch's and scancel's argument lists, and the readers of what
 // sbatch, squeue and the job's status file print.
 //
-// A job runs `mpctld --slurm-job STATUS_DIR -- ARGV...` (job_runner.hpp), which writes
+// A job runs `mpctl-slurm-job STATUS_DIR -- ARGV...` (job_runner.hpp), which writes
 // STATUS_DIR/job-ID.status when its command ends: one line, "mpctl-job 1 exit=N|signal=N start=MS end=MS".
 
 #include <cstdint>
@@ -26,7 +26,7 @@ struct PoolSettings {
 
 // What one task's job needs.
 struct JobRequest {
-    std::string runner;       // the mpctld that runs on the node (the daemon's own path)
+    std::string runner;       // mpctl-slurm-job, as the nodes find it (beside the daemon's own binary)
     std::string status_dir;   // where the runner writes job-ID.status (shared with the nodes)
     std::string script_path;  // where the script is written
     std::vector<std::string> argv;

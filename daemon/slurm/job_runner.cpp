@@ -42,14 +42,14 @@ bool write_all(int fd, const std::string& s) {
 }  // namespace
 
 int run_job(int argc, char** argv) {
-    if (argc < 5 || std::strcmp(argv[3], "--") != 0) {
-        std::fprintf(stderr, "usage: mpctld --slurm-job STATUS_DIR -- COMMAND [ARG]...\n");
+    if (argc < 4 || std::strcmp(argv[2], "--") != 0) {
+        std::fprintf(stderr, "usage: mpctl-slurm-job STATUS_DIR -- COMMAND [ARG]...\n");
         return 2;
     }
-    const std::string dir = argv[2];
+    const std::string dir = argv[1];
     const char* job = std::getenv("SLURM_JOB_ID");
     if (job == nullptr || *job == '\0') {
-        std::fprintf(stderr, "mpctld --slurm-job: not in a Slurm job (no SLURM_JOB_ID)\n");
+        std::fprintf(stderr, "mpctl-slurm-job: not in a Slurm job (no SLURM_JOB_ID)\n");
         return 2;
     }
     JobStatus status;
@@ -71,7 +71,7 @@ int run_job(int argc, char** argv) {
     }
     pid_t child = ::fork();
     if (child < 0) {
-        std::fprintf(stderr, "mpctld --slurm-job: fork: %s\n", std::strerror(errno));
+        std::fprintf(stderr, "mpctl-slurm-job: fork: %s\n", std::strerror(errno));
         return 126;
     }
     if (child == 0) {
@@ -80,16 +80,16 @@ int run_job(int argc, char** argv) {
         for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) {
             ::sigaction(s, &dfl, nullptr);
         }
-        ::execvp(argv[4], argv + 4);
+        ::execvp(argv[3], argv + 3);
         int e = errno;
-        std::fprintf(stderr, "%s: %s\n", e == ENOENT ? "command not found" : std::strerror(e), argv[4]);
+        std::fprintf(stderr, "%s: %s\n", e == ENOENT ? "command not found" : std::strerror(e), argv[3]);
         ::_exit(e == ENOENT ? 127 : 126);
     }
     g_child = child;
     int ws = 0;
     while (::waitpid(child, &ws, 0) < 0) {
         if (errno != EINTR) {
-            std::fprintf(stderr, "mpctld --slurm-job: waitpid: %s\n", std::strerror(errno));
+            std::fprintf(stderr, "mpctl-slurm-job: waitpid: %s\n", std::strerror(errno));
             return 126;
         }
     }
@@ -105,7 +105,7 @@ int run_job(int argc, char** argv) {
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || !write_all(fd, format_status(status)) || ::fsync(fd) != 0 || ::close(fd) != 0 ||
         ::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::fprintf(stderr, "mpctld --slurm-job: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+        std::fprintf(stderr, "mpctl-slurm-job: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
     }
     if (status.signal) {
         std::signal(*status.signal, SIG_DFL);

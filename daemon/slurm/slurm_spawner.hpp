@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,7 +36,7 @@ class SlurmSpawner final : public Spawner {
   public:
     struct Options {
         std::string state_dir;  // the job files go to STATE_DIR/slurm
-        std::string runner;     // the mpctld a job runs on its node (this daemon's own binary)
+        std::string runner;     // what a job runs on its node: slurm_runner_path()
         std::chrono::milliseconds reconcile_every{5000};
     };
     // INNER runs every task of the other pools; PROCESSES runs sbatch, squeue and scancel.
@@ -131,6 +132,9 @@ class SlurmSpawner final : public Spawner {
     bool reconciling_ = false;
     bool stopped_ = false;
     std::vector<std::shared_ptr<Submission>> waiting_;  // for Slurm to be reachable again
+    std::deque<std::shared_ptr<Submission>> queued_;    // for one of the k_max_sbatch to end
+    static constexpr int k_max_sbatch = 4;
+    int sbatch_running_ = 0;
     TimerId resubmit_timer_ = 0;
     bool soon_ = false;
     bool reachable_ = true;
@@ -138,6 +142,10 @@ class SlurmSpawner final : public Spawner {
     uint64_t runs_ = 0;         // names the output files of the commands run
     uint64_t submissions_ = 0;  // numbers the jobs' comments
 };
+
+// mpctl-slurm-job as installed with this daemon (PREFIX/libexec/mpctl, or beside the binary in a build
+// tree), where the nodes find it too.
+[[nodiscard]] std::string slurm_runner_path();
 
 // A pool's Slurm settings as pool.set's params and the journal hold them, and back.
 [[nodiscard]] nlohmann::json to_json(const slurm::PoolSettings& s);

@@ -6,7 +6,8 @@
 #   - the binaries without the .comment and .note sections (CPack's strip keeps them; dh_strip does not)
 #   - man pages gzipped (gzip -9n: no name or time stamp), and mpctl-tls(1) a link to mpctl(1)
 #   - /usr/share/doc/mpctl/copyright and changelog.gz; lintian's overrides (deb/lintian-overrides says why)
-#   - modes as dpkg wants them whatever the umask: directories 0755, files 0644, /usr/bin/* 0755
+#   - modes as dpkg wants them whatever the umask: directories 0755, files 0644, /usr/bin/* and
+#     /usr/libexec/mpctl/* (mpctl-slurm-job) 0755
 if(NOT CPACK_GENERATOR STREQUAL "DEB")
   return()  # another generator (cpack -G TGZ): the tree as `cmake --install` lays it out
 endif()
@@ -32,7 +33,7 @@ endif()
 
 # Binaries: CPACK_STRIP_FILES stripped their symbols already.
 find_program(MPCTL_STRIP strip REQUIRED)
-file(GLOB binaries "${root}/usr/bin/*")
+file(GLOB binaries "${root}/usr/bin/*" "${root}/usr/libexec/mpctl/*")
 foreach(binary IN LISTS binaries)
   execute_process(COMMAND ${MPCTL_STRIP} --remove-section=.comment --remove-section=.note "${binary}"
                   RESULT_VARIABLE status)
@@ -76,7 +77,7 @@ foreach(entry IN LISTS entries)
   elseif(IS_DIRECTORY "${entry}")
     file(CHMOD "${entry}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
                                       WORLD_READ WORLD_EXECUTE)
-  elseif(parent STREQUAL "${root}/usr/bin")
+  elseif(parent STREQUAL "${root}/usr/bin" OR parent STREQUAL "${root}/usr/libexec/mpctl")
     file(CHMOD "${entry}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
                                       WORLD_READ WORLD_EXECUTE)
   else()

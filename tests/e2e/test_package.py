@@ -20,7 +20,7 @@ PACKAGE = "mpctl"
 # Where the package puts things: Debian 12's places (system units in /lib/systemd/system as systemd's own
 # package has them; user units, sysusers.d and Python packages under /usr/lib).
 EXPECTED_FILES = [
-    "usr/bin/mpctl", "usr/bin/mpctld", "usr/bin/mpctl-tls",
+    "usr/bin/mpctl", "usr/bin/mpctld", "usr/bin/mpctl-tls", "usr/libexec/mpctl/mpctl-slurm-job",
     "lib/systemd/system/mpctld.service", "lib/systemd/system/mpctld.socket",
     "usr/lib/systemd/user/mpctld.service", "usr/lib/systemd/user/mpctld.socket",
     "usr/lib/sysusers.d/mpctl.conf",
@@ -32,9 +32,15 @@ EXPECTED_FILES = [
 ]
 PYTHON_DIR = "/usr/lib/python3/dist-packages/mpctl"
 # mpctl-tls is built beside a static mpctl only (a sanitizer build links mpctl dynamically, with TLS in it).
-BINARIES = ["mpctl", "mpctld"] + (["mpctl-tls"] if os.path.exists(os.path.join(BIN, "mpctl-tls")) else [])
+BINARIES = ["mpctl", "mpctld", "mpctl-slurm-job"] + (["mpctl-tls"] if os.path.exists(os.path.join(BIN, "mpctl-tls"))
+                                                      else [])
 if "mpctl-tls" not in BINARIES:
     EXPECTED_FILES = [path for path in EXPECTED_FILES if "mpctl-tls" not in path]
+
+
+def installed(name):
+    """Where the package puts binary NAME: the commands in /usr/bin, the Slurm jobs' helper in /usr/libexec."""
+    return f"usr/libexec/mpctl/{name}" if name == "mpctl-slurm-job" else f"usr/bin/{name}"
 
 
 def run(argv, timeout=300, **kwargs):
@@ -152,7 +158,7 @@ class Contents(PackageCase):
         missing = [path for path in EXPECTED_FILES if path not in entries]
         self.assertEqual(missing, [], f"not in the package; it has {sorted(entries)}")
         for name in BINARIES:
-            self.assertEqual(entries[f"usr/bin/{name}"][0], "-rwxr-xr-x", name)
+            self.assertEqual(entries[installed(name)][0], "-rwxr-xr-x", name)
         if "mpctl-tls" in BINARIES:
             self.assertEqual(entries["usr/share/man/man1/mpctl-tls.1.gz"][1], "mpctl.1.gz")
         python_files = sorted(name for name in os.listdir(os.path.join(SOURCE, "python", "mpctl"))
@@ -184,14 +190,14 @@ class Contents(PackageCase):
         root = self.extract()
         readelf = shutil.which("readelf")
         for name in BINARIES:
-            binary = os.path.join(root, "usr/bin", name)
+            binary = os.path.join(root, installed(name))
             if readelf:
                 done = run([readelf, "-S", "-W", binary])
                 self.assertEqual(done.returncode, 0, output(done))
                 sections = done.stdout.decode()
                 for section in (".symtab", ".debug_info", ".comment"):
                     self.assertNotIn(f" {section} ", sections, f"{name} keeps {section}")
-            if name != "mpctl-tls":
+            if name not in ("mpctl-tls", "mpctl-slurm-job"):  # no --version: the one of mpctl, a job's runner
                 self.assertEqual(version_of(binary), version_of(os.path.join(BIN, name)), name)
 
     def test_control_fields(self):
@@ -376,7 +382,7 @@ class InstallCycle(PackageCase):
         done = self.dpkg(removal, PACKAGE)
         said = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
         self.assertNotIn("not empty so not removed", said, "the package left files dpkg does not know")
-        for path in ("/usr/bin/mpctl", "/usr/bin/mpctld", "/usr/bin/mpctl-tls", PYTHON_DIR,
+        for path in ("/usr/bin/mpctl", "/usr/bin/mpctld", "/usr/bin/mpctl-tls", "/usr/libexec/mpctl", PYTHON_DIR,
                      "/lib/systemd/system/mpctld.service", "/usr/share/man/man1/mpctl.1.gz"):
             self.assertFalse(os.path.lexists(path), f"{path} is still there after dpkg {removal}")
         if removal == "-P":

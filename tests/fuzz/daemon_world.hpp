@@ -38,6 +38,7 @@
 #include <mpctl/daemon/manager/value_budget.hpp>
 #include <mpctl/daemon/remote/token_table.hpp>
 #include <mpctl/daemon/shm/segment_registry.hpp>
+#include <mpctl/daemon/slurm/slurm_spawner.hpp>
 #include <mpctl/daemon/store/store.hpp>
 #include <mpctl/daemon/sync/barrier_table.hpp>
 #include <mpctl/daemon/sync/event_table.hpp>
@@ -48,7 +49,6 @@
 #include <mpctl/daemon/tasks/scheduler.hpp>
 #include <mpctl/daemon/tasks/status_view.hpp>
 #include <mpctl/daemon/tasks/task_events.hpp>
-#include <mpctl/daemon/slurm/slurm_spawner.hpp>
 #include <mpctl/daemon/warm/warm_spawner.hpp>
 
 #include "fuzz_spawner.hpp"

@@ -55,7 +55,7 @@ TEST_CASE("a job script execs the runner with the command's words exactly as giv
         out.append(buf, n);
     }
     CHECK(::pclose(p) == 0);
-    CHECK(out == "<--slurm-job></state/slurm><--><echo><it's><$HOME><a\nb><><*>");
+    CHECK(out == "</state/slurm><--><echo><it's><$HOME><a\nb><><*>");
 }
 
 TEST_CASE("sbatch gets the task's cwd, files, name, a time limit above its timeout, and the pool's options",
