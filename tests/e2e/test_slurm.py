@@ -308,6 +308,18 @@ class TestSlurmFutures(SlurmCase):
         self.assertEqual(st["backend_id"], jobs[-1])
 
 
+class TestSlurmMap(SlurmCase):
+    def test_a_map_of_200_items_over_a_slurm_pool_gives_every_result_in_order(self):
+        self.mpctl_ok(["pool", "set", "hpc", "200", "--backend", "slurm"])
+        items = [str(i) for i in range(200)]
+        done = self.mpctl(["map", "--pool", "hpc", "--", "sh", "-c", 'echo "item $1 job $SLURM_JOB_ID"', "sh", "{}",
+                           ":::", *items])
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = done.stdout.decode().splitlines()
+        self.assertEqual([line.split()[1] for line in lines], items)  # input order, each once
+        self.assertEqual(len({line.split()[3] for line in lines}), 200)  # a job each
+
+
 class TestSlurmUnreachable(SlurmCase):
     def pool(self):
         pools = [json.loads(line) for line in self.mpctl_ok(["--json", "pool", "list"]).decode().splitlines()]
