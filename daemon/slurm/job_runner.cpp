@@ -62,11 +62,19 @@ int run_job(int argc, char** argv) {
         ::close(fd);
     }
     // Slurm signals the whole job step (scancel, --time): the child gets its own, and what reaches only
-    // this process is passed on. Installed before the fork, so none is lost in between.
+    // this process (scancel --batch) is passed on. Blocked from before the fork until the child's pid is
+    // known, so that a signal in between is held, not lost.
+    constexpr int k_passed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT};
+    sigset_t passed, before;
+    sigemptyset(&passed);
+    for (int s : k_passed) {
+        sigaddset(&passed, s);
+    }
+    ::sigprocmask(SIG_BLOCK, &passed, &before);
     struct sigaction sa {};
     sa.sa_handler = forward;
     sigemptyset(&sa.sa_mask);
-    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) {
+    for (int s : k_passed) {
         ::sigaction(s, &sa, nullptr);
     }
     pid_t child = ::fork();
@@ -77,15 +85,17 @@ int run_job(int argc, char** argv) {
     if (child == 0) {
         struct sigaction dfl {};
         dfl.sa_handler = SIG_DFL;
-        for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) {
+        for (int s : k_passed) {
             ::sigaction(s, &dfl, nullptr);
         }
+        ::sigprocmask(SIG_SETMASK, &before, nullptr);
         ::execvp(argv[3], argv + 3);
         int e = errno;
         std::fprintf(stderr, "%s: %s\n", e == ENOENT ? "command not found" : std::strerror(e), argv[3]);
         ::_exit(e == ENOENT ? 127 : 126);
     }
     g_child = child;
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);  // what came meanwhile is passed on now
     int ws = 0;
     while (::waitpid(child, &ws, 0) < 0) {
         if (errno != EINTR) {

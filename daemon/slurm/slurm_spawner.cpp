@@ -122,8 +122,10 @@ SlurmSpawner::SlurmSpawner(asio::io_context& io, Spawner& inner, Spawner& proces
 }
 
 SlurmSpawner::~SlurmSpawner() {
-    if (reconcile_timer_ != 0) {
-        timers_.cancel(reconcile_timer_);
+    for (TimerId t : {reconcile_timer_, resubmit_timer_}) {
+        if (t != 0) {
+            timers_.cancel(t);
+        }
     }
 }
 
