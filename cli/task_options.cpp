@@ -62,6 +62,18 @@ void add_task_options(CLI::App* sub, TaskOptions& o) {
     sub->add_flag("--cgroup", o.cgroup,
                   "Contain the task in a cgroup v2 of its own, so that nothing it starts outlives it")
         ->group("Process control");
+    sub->add_option("--cpus", o.cpus,
+                    "CPUs a Slurm pool's job asks for (--cpus-per-task; local pools ignore it)")
+        ->check(whole_number(1, 4096))
+        ->type_name("N")
+        ->group("Slurm pools");
+    sub->add_option("--mem", o.mem, "Memory a Slurm pool's job asks for (e.g. 4G; local pools ignore it)")
+        ->type_name("SIZE")
+        ->group("Slurm pools");
+    sub->add_option("--gpus", o.gpus, "GPUs a Slurm pool's job asks for (local pools ignore it)")
+        ->check(whole_number(1, 1024))
+        ->type_name("N")
+        ->group("Slurm pools");
 }
 
 void add_pipe_option(CLI::App* sub, TaskOptions& o) {
@@ -203,6 +215,9 @@ CliError in_option_words(const CliError& e) {
         {"rlimits", "--rlimit"},
         {"max_output", "--max-output"},
         {"cgroup", "--cgroup"},
+        {"cpus", "--cpus"},
+        {"mem", "--mem"},
+        {"gpus", "--gpus"},
         {"argv", "the command"},
         {"shell", "the command"},
         {"pipeline", "the command"},
@@ -389,6 +404,19 @@ TaskRequest build_task_spec(const TaskOptions& o, const std::vector<std::string>
     }
     if (o.cgroup) {
         spec["cgroup"] = true;
+    }
+    if (o.cpus > 0) {
+        spec["cpus"] = o.cpus;
+    }
+    if (!o.mem.empty()) {
+        auto bytes = common::parse_byte_size(o.mem);
+        if (!bytes || *bytes == 0) {
+            throw CliError(exit_code::usage, "--mem: not a size: '" + o.mem + "' (bytes, or 512M, 4G)");
+        }
+        spec["mem"] = *bytes;
+    }
+    if (o.gpus > 0) {
+        spec["gpus"] = o.gpus;
     }
     request.spec = std::move(spec);
     return request;

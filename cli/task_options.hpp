@@ -35,6 +35,8 @@ struct TaskOptions {
     std::string umask;                 // octal
     std::string max_output;            // bytes per stream, "10M"
     bool cgroup = false;
+    int cpus = 0, gpus = 0;  // a Slurm pool's job's (0: not asked)
+    std::string mem;         // e.g. 4G
 };
 
 void add_task_options(CLI::App* sub, TaskOptions& options);

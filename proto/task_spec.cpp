@@ -136,10 +136,10 @@ namespace {
 // NEED_COMMAND is false for task.submit_batch's defaults, which an entry may complete with its own command.
 TaskSpec parse_spec(const json& value, const std::string& path, bool need_command) {
     Params p(value, path);
-    p.reject_unknown({"argv",        "shell",      "pipeline", "cwd",      "env",        "name",
-                      "labels",      "stdin",      "stdin_fd", "timeout",  "kill_after", "retries",
-                      "retry_delay", "after",      "pool",     "priority", "nice",       "umask",
-                      "rlimits",     "max_output", "cgroup",   "attached"});
+    p.reject_unknown({"argv",     "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
+                      "stdin",    "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
+                      "pool",     "priority", "nice",     "umask",      "rlimits", "max_output",  "cgroup",
+                      "attached", "cpus",     "mem",      "gpus"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");
@@ -293,6 +293,24 @@ TaskSpec parse_spec(const json& value, const std::string& path, bool need_comman
     }
     spec.cgroup = p.get_or<bool>("cgroup", false);
     spec.attached = p.get_or<bool>("attached", false);
+    if (auto cpus = p.optional<int64_t>("cpus")) {
+        if (*cpus < 1 || *cpus > 4096) {
+            throw_invalid_params(path + ".cpus: must be between 1 and 4096");
+        }
+        spec.cpus = static_cast<int>(*cpus);
+    }
+    if (auto mem = p.optional<int64_t>("mem")) {
+        if (*mem < 1) {
+            throw_invalid_params(path + ".mem: bytes, at least 1");
+        }
+        spec.mem = static_cast<uint64_t>(*mem);
+    }
+    if (auto gpus = p.optional<int64_t>("gpus")) {
+        if (*gpus < 1 || *gpus > 1024) {
+            throw_invalid_params(path + ".gpus: must be between 1 and 1024");
+        }
+        spec.gpus = static_cast<int>(*gpus);
+    }
     return spec;
 }
 
@@ -388,6 +406,15 @@ json to_json(const TaskSpec& spec, bool with_env) {
     }
     if (spec.cgroup) {
         j["cgroup"] = true;
+    }
+    if (spec.cpus) {
+        j["cpus"] = *spec.cpus;
+    }
+    if (spec.mem) {
+        j["mem"] = *spec.mem;
+    }
+    if (spec.gpus) {
+        j["gpus"] = *spec.gpus;
     }
     return j;
 }

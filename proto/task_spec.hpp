@@ -47,6 +47,10 @@ struct TaskSpec {
     std::map<std::string, uint64_t> rlimits;  // "nofile", "as", "cpu", "core", ... -> soft and hard limit
     std::optional<uint64_t> max_output;       // bytes kept per stream; nullopt: the daemon's default
     bool cgroup = false;                      // contain the task in a cgroup of its own (where available)
+    // What a Slurm pool's job asks of its node (--cpus-per-task, --mem, --gpus); local pools ignore them.
+    std::optional<int> cpus;
+    std::optional<uint64_t> mem;  // bytes
+    std::optional<int> gpus;
     bool attached = false;  // belongs to the connection that submitted it (not journaled: that connection
                             // does not outlive the daemon)
 

@@ -63,6 +63,8 @@ struct SpawnSpec {
     int attempt = 0;
     std::string name;                   // the task's name, if it has one (a Slurm job's name)
     std::optional<int64_t> timeout_ms;  // its timeout (a Slurm job's --time; the scheduler enforces it)
+    std::optional<int> cpus, gpus;      // what a Slurm job asks of its node (local spawners ignore them)
+    std::optional<uint64_t> mem;        // bytes
 };
 
 // How a process ended: exactly one of exit_code and signal is set, unless unknown.

@@ -63,6 +63,15 @@ std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest
         int64_t minutes = (*job.timeout_ms + 59999) / 60000 + 1;
         a.push_back("--time=" + std::to_string(minutes));
     }
+    if (job.cpus) {
+        a.push_back("--cpus-per-task=" + std::to_string(*job.cpus));
+    }
+    if (job.mem) {
+        a.push_back("--mem=" + std::to_string((*job.mem + (1 << 20) - 1) >> 20) + "M");
+    }
+    if (job.gpus) {
+        a.push_back("--gpus=" + std::to_string(*job.gpus));
+    }
     for (const auto& extra : settings.args) {
         a.push_back(extra);
     }

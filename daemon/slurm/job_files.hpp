@@ -36,6 +36,8 @@ struct JobRequest {
     std::string name;                   // --job-name
     std::string comment;                // --comment: what finds the job again after a lost answer
     std::optional<int64_t> timeout_ms;  // --time, rounded up to whole minutes
+    std::optional<int> cpus, gpus;      // --cpus-per-task, --gpus
+    std::optional<uint64_t> mem;        // bytes: --mem in MiB, rounded up
 };
 
 // The job script: a POSIX sh script that execs the runner on the node.

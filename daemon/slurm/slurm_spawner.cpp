@@ -345,6 +345,9 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     job.stdin_path = spec.stdin_path;
     job.name = spec.name.empty() ? "mpctl-" + std::to_string(spec.task) : spec.name;
     job.timeout_ms = spec.timeout_ms;
+    job.cpus = spec.cpus;
+    job.mem = spec.mem;
+    job.gpus = spec.gpus;
     job.script_path =
         dir_ + "/task-" + std::to_string(spec.task) + "-" + std::to_string(spec.attempt) + ".sh";
     // Unique to this submission (another daemon may use the same cluster, and task ids start again in a new

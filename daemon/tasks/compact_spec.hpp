@@ -65,6 +65,9 @@ class CompactSpec {
     [[nodiscard]] const std::map<std::string, uint64_t>& rlimits() const { return rest().rlimits; }
     [[nodiscard]] std::optional<uint64_t> max_output() const { return rest().max_output; }
     [[nodiscard]] bool cgroup() const { return rest().cgroup; }
+    [[nodiscard]] std::optional<int> cpus() const { return rest().cpus; }
+    [[nodiscard]] std::optional<uint64_t> mem() const { return rest().mem; }
+    [[nodiscard]] std::optional<int> gpus() const { return rest().gpus; }
 
   private:
     enum class Kind : uint8_t { argv, shell, pipeline };

@@ -57,6 +57,9 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
     s.task = t.id;
     s.attempt = t.attempts;
     s.name = t.spec.name().value_or("");
+    s.cpus = t.spec.cpus();
+    s.mem = t.spec.mem();
+    s.gpus = t.spec.gpus();
     if (auto timeout = t.spec.timeout_s()) {
         s.timeout_ms = static_cast<int64_t>(*timeout * 1000);
     }

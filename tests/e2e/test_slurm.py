@@ -201,6 +201,19 @@ class TestSlurmPools(SlurmCase):
         self.assertIn("Invalid partition", st["error"])
         self.assertTrue(st["error"].startswith("sbatch: "), st["error"])
 
+    def test_cpus_and_memory_are_asked_of_slurm_and_what_the_node_lacks_is_refused_in_slurms_words(self):
+        done = self.mpctl(["run", "--pool", "hpc", "--cpus", "2", "--mem", "100M", "--", "sh", "-c",
+                           'echo "$SLURM_CPUS_PER_TASK $SLURM_MEM_PER_NODE"'])
+        self.assertEqual((done.returncode, done.stdout), (0, b"2 100\n"), done.stderr)
+        done = self.mpctl(["run", "--pool", "hpc", "--gpus", "1", "--", "true"])  # the node has none
+        self.assertEqual(done.returncode, 126, done.stderr)
+        st = self.status(2)
+        self.assertEqual(st["reason"], "spawn")
+        self.assertIn("sbatch: error:", st["error"])
+        # A local pool runs the task and ignores what only Slurm understands.
+        done = self.mpctl(["run", "--cpus", "2", "--mem", "1G", "--", "echo", "here"])
+        self.assertEqual((done.returncode, done.stdout), (0, b"here\n"), done.stderr)
+
     def test_settings_for_slurm_are_refused_for_a_local_pool_and_local_undoes_slurm(self):
         done = self.mpctl(["pool", "set", "plain", "2", "--partition", "debug"])
         self.assertEqual(done.returncode, 6, done.stderr)  # invalid params

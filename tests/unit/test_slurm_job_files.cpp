@@ -80,6 +80,16 @@ TEST_CASE("sbatch gets the task's cwd, files, name, a time limit above its timeo
                                   "/state/slurm/task-1-1.sh"};
     CHECK(a == want);
     j.timeout_ms.reset();
+    j.cpus = 4;
+    j.mem = (uint64_t{1} << 30) + 1;  // a byte over 1 GiB: 1025 MiB, never less than asked
+    j.gpus = 2;
+    auto r = sbatch_argv("sbatch", j, PoolSettings{});
+    for (const char* want : {"--cpus-per-task=4", "--mem=1025M", "--gpus=2"}) {
+        CHECK(std::find(r.begin(), r.end(), want) != r.end());
+    }
+    j.cpus.reset();
+    j.mem.reset();
+    j.gpus.reset();
     j.stdin_path = "/in put";
     auto b = sbatch_argv("sbatch", j, PoolSettings{});
     CHECK(std::find(b.begin(), b.end(), "--input=/in put") != b.end());
