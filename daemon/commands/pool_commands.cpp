@@ -74,6 +74,12 @@ std::optional<slurm::PoolSettings> read_backend(const Call& call,
                 "params.slurm_args: up to 64 sbatch options, each a string starting with -- (\"--qos=low\")");
         }
         settings->args = args->get<std::vector<std::string>>();
+        for (const auto& a : settings->args) {
+            if (auto owned = slurm::owned_option(a)) {
+                proto::throw_invalid_params("params.slurm_args: " + *owned +
+                                            " is mpctl's to set (it tracks each task's job by them)");
+            }
+        }
     }
     return settings;
 }

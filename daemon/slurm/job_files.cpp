@@ -79,6 +79,17 @@ std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest
     return a;
 }
 
+std::optional<std::string> owned_option(std::string_view arg) {
+    std::string_view name = arg.substr(0, arg.find('='));
+    for (std::string_view owned : {"--array", "--output", "--error", "--input", "--parsable", "--chdir",
+                                   "--wrap", "--wait", "--comment", "--open-mode"}) {
+        if (name == owned) {
+            return std::string(name);
+        }
+    }
+    return std::nullopt;
+}
+
 std::optional<int64_t> parse_sbatch_id(std::string_view out) {
     out = trim(out);
     // The last line: sbatch may print warnings before it.

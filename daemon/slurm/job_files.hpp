@@ -47,6 +47,11 @@ struct JobRequest {
 [[nodiscard]] std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest& job,
                                                    const PoolSettings& settings);
 
+// ARG's option name if it is one of those mpctl sets itself and a pool's slurm_args may not (--array,
+// --output, --error, --input, --parsable, --chdir, --wrap, --wait, --comment, --open-mode): what mpctl
+// tracks a task's job by.
+[[nodiscard]] std::optional<std::string> owned_option(std::string_view arg);
+
 // The job id sbatch --parsable printed ("ID" or "ID;CLUSTER"), nullopt if it printed none.
 [[nodiscard]] std::optional<int64_t> parse_sbatch_id(std::string_view out);
 

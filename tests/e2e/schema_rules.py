@@ -25,7 +25,7 @@ ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "$comment", "e
 STRINGS = ["a", "", "A", "x y", "true", "/", "/tmp", "/a b", "rel", "rel/dir", "a=b", "=", "a\u0000b", "\u0000",
            "a\n", "\u00e9", "0", "7", "8", "022", "0777", "777", "1000", "0778", "01000", "1", "9", "15", "009", "64",
            "064", "65", "0009", "-1", "TERM", "term", "SIGTERM", "sigKill", "SIGFOO", "SIG", "KILL9", "default",
-           "gpu-1.x_Y", "p" * 64, "p" * 65, "stdout", "unlimited", "*", "queue.*", "kv.get", "--qos=low", "-x"]
+           "gpu-1.x_Y", "p" * 64, "p" * 65, "stdout", "unlimited", "*", "queue.*", "kv.get", "--qos=low", "-x", "--array=0-3", "--wait", "--waits"]
 # One value of each JSON type, for the types a location does not take.
 SAMPLES = {"null": None, "boolean": True, "integer": 1, "number": 1.5, "string": "x", "array": [], "object": {}}
 DELETE = object()

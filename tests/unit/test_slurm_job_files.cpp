@@ -186,3 +186,12 @@ TEST_CASE("jobs are found again by the comment mpctl gave them, and Slurm being 
         controller_unreachable("sbatch: error: Batch job submission failed: Invalid partition name "
                                "specified\n"));
 }
+
+TEST_CASE("a pool's sbatch options may not be the ones mpctl tracks its jobs by", "[unit][slurm]") {
+    CHECK(owned_option("--array=0-3") == "--array");
+    CHECK(owned_option("--output=/x") == "--output");
+    CHECK(owned_option("--wait") == "--wait");
+    CHECK_FALSE(owned_option("--waits"));
+    CHECK_FALSE(owned_option("--qos=low"));
+    CHECK_FALSE(owned_option("--output-file-like-option"));
+}
