@@ -10,6 +10,8 @@
 
 #include <mpctl/common/sys.hpp>
 
+extern char** environ;  // NOLINT: POSIX
+
 namespace mpctl::common {
 
 namespace {
@@ -66,6 +68,14 @@ Result<std::string> read_to_end(int fd) {
         }
         out.append(buf, *n);
     }
+}
+
+std::vector<std::string> current_environment() {
+    std::vector<std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        env.emplace_back(*e);
+    }
+    return env;
 }
 
 Result<std::string> read_file(const std::string& path) {

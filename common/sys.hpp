@@ -30,6 +30,9 @@ namespace mpctl::common {
 // Reads the whole file (for small files: configs, pid files).
 [[nodiscard]] Result<std::string> read_file(const std::string& path);
 
+// This process's environment, "K=V" each (environ, copied).
+[[nodiscard]] std::vector<std::string> current_environment();
+
 // Opens with O_CLOEXEC always added.
 [[nodiscard]] Result<UniqueFd> open_cloexec(const std::string& path, int flags, unsigned mode = 0600);
 

@@ -27,19 +27,9 @@
 #include <mpctl/proto/errors.hpp>
 #include <mpctl/proto/json_text.hpp>
 
-extern char** environ;
-
 namespace mpctl::daemon {
 
 namespace {
-
-std::vector<std::string> current_environment() {
-    std::vector<std::string> env;
-    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-        env.emplace_back(*e);
-    }
-    return env;
-}
 
 std::string home_or_root() {
     const char* home = std::getenv("HOME");
@@ -73,7 +63,7 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
             options.default_workers = row.workers;
         }
     }
-    options.daemon_env = current_environment();
+    options.daemon_env = common::current_environment();
     options.default_cwd = home_or_root();
     options.max_output = config_.max_output;
     view_ = std::make_unique<StatusView>(outputs_, options.default_cwd);

@@ -169,8 +169,12 @@ common::Result<JobStatus> parse_status(std::string_view text) {
     return s;
 }
 
-std::map<int64_t, std::string> parse_squeue(std::string_view out) {
-    std::map<int64_t, std::string> jobs;
+namespace {
+
+// FN(id, word) for each line of OUT that is "ID WORD" (one word after the id; squeue's other lines, such as
+// array elements "12_3" or errors, are skipped).
+template <typename Fn>
+void for_each_id_and_word(std::string_view out, Fn fn) {
     while (!out.empty()) {
         auto nl = out.find('\n');
         std::string_view line = trim(out.substr(0, nl));
@@ -180,31 +184,24 @@ std::map<int64_t, std::string> parse_squeue(std::string_view out) {
             continue;
         }
         auto id = to_int(line.substr(0, space));
-        std::string_view state = trim(line.substr(space + 1));
-        if (!id || state.empty() || state.find(' ') != std::string_view::npos) {
-            continue;
+        std::string_view word = trim(line.substr(space + 1));
+        if (id && !word.empty() && word.find(' ') == std::string_view::npos) {
+            fn(*id, word);
         }
-        jobs[*id] = std::string(state);
     }
+}
+
+}  // namespace
+
+std::map<int64_t, std::string> parse_squeue(std::string_view out) {
+    std::map<int64_t, std::string> jobs;
+    for_each_id_and_word(out, [&](int64_t id, std::string_view state) { jobs[id] = std::string(state); });
     return jobs;
 }
 
 std::map<std::string, int64_t> parse_comments(std::string_view out) {
     std::map<std::string, int64_t> jobs;
-    while (!out.empty()) {
-        auto nl = out.find('\n');
-        std::string_view line = trim(out.substr(0, nl));
-        out = nl == std::string_view::npos ? std::string_view() : out.substr(nl + 1);
-        auto space = line.find(' ');
-        if (space == std::string_view::npos) {
-            continue;
-        }
-        auto id = to_int(line.substr(0, space));
-        std::string_view comment = trim(line.substr(space + 1));
-        if (id && !comment.empty() && comment.find(' ') == std::string_view::npos) {
-            jobs[std::string(comment)] = *id;
-        }
-    }
+    for_each_id_and_word(out, [&](int64_t id, std::string_view comment) { jobs[std::string(comment)] = id; });
     return jobs;
 }
 

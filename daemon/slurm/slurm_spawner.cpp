@@ -3,7 +3,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
-#include <sstream>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,42 +11,15 @@
 
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/signals.hpp>
+#include <mpctl/common/sys.hpp>
+#include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/slurm/slurm_spawner.hpp>
-
-extern char** environ;  // NOLINT: POSIX
 
 namespace mpctl::daemon {
 
 using nlohmann::json;
 
 namespace {
-
-// NAME's path in the daemon's PATH, or NAME (the spawn then says it is not found).
-std::string find_command(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-    size_t start = 0;
-    while (start <= dirs.size()) {
-        size_t colon = dirs.find(':', start);
-        std::string dir = dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-        std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-        if (::access(candidate.c_str(), X_OK) == 0) {
-            return candidate;
-        }
-        if (colon == std::string::npos) {
-            break;
-        }
-        start = colon + 1;
-    }
-    return name;
-}
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 std::string first_line(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
@@ -111,14 +83,19 @@ SlurmSpawner::SlurmSpawner(asio::io_context& io, Spawner& inner, Spawner& proces
       timers_(timers),
       options_(std::move(options)),
       dir_(options_.state_dir + "/slurm"),
-      sbatch_(find_command("sbatch")),
-      squeue_(find_command("squeue")),
-      scancel_(find_command("scancel")) {
-    std::vector<std::string> env;
-    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-        env.emplace_back(*e);
+      daemon_env_(std::make_shared<const EnvBlock>(common::current_environment())) {
+    find_commands();
+}
+
+void SlurmSpawner::find_commands() {
+    // In the daemon's PATH, looked for again while missing: Slurm's client may be installed after the
+    // daemon started. A missing one stays a bare name, which the spawn then reports not found.
+    for (auto [cmd, name] :
+         {std::pair{&sbatch_, "sbatch"}, std::pair{&squeue_, "squeue"}, std::pair{&scancel_, "scancel"}}) {
+        if (cmd->find('/') == std::string::npos) {
+            *cmd = find_executable(name, daemon_env_->path(), "/").value_or(name);
+        }
     }
-    daemon_env_ = std::make_shared<const EnvBlock>(std::move(env));
 }
 
 SlurmSpawner::~SlurmSpawner() {
@@ -292,7 +269,8 @@ void SlurmSpawner::run(std::vector<std::string> argv, std::shared_ptr<const EnvB
     spec.env = env ? std::move(env) : daemon_env_;
     auto shared = std::make_shared<Done>(std::move(done));
     auto collect = [base, shared](std::optional<int> code, std::string why) {
-        std::string out = slurp(base + ".out"), err = slurp(base + ".err");
+        std::string out = common::read_file(base + ".out").value_or(""),
+                    err = common::read_file(base + ".err").value_or("");
         ::unlink((base + ".out").c_str());
         ::unlink((base + ".err").c_str());
         (*shared)(code, std::move(out), why.empty() ? std::move(err) : std::move(why));
@@ -324,13 +302,7 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     if (spec.stdin_fd) {
         return refuse("stdin: a descriptor passed to the daemon cannot reach a Slurm job (give a path)");
     }
-    // Looked for again while missing: Slurm's client may be installed after the daemon started.
-    for (auto [cmd, name] :
-         {std::pair{&sbatch_, "sbatch"}, std::pair{&squeue_, "squeue"}, std::pair{&scancel_, "scancel"}}) {
-        if (cmd->find('/') == std::string::npos) {
-            *cmd = find_command(name);
-        }
-    }
+    find_commands();
     if (sbatch_.find('/') == std::string::npos) {
         return refuse("sbatch: command not found in the daemon's PATH (is Slurm's client installed here?)");
     }
@@ -530,7 +502,6 @@ void SlurmSpawner::signal_group(int pgid, int signo) {
         return;  // ended, or cancelled already: it ends with the first signal
     }
     Job& job = it->second;
-    job.signal_sent = signo;
     check_started(id);
     std::string text = std::to_string(id);
     // After a cancel a job that had not started writes no status: the reconciliations find it ended, soon

@@ -68,7 +68,6 @@ class SlurmSpawner final : public Spawner {
     struct Job {
         std::string pool;
         OnExit on_exit;
-        int signal_sent = 0;     // the last signal mpctl asked Slurm to deliver (0: none)
         int cancelled_with = 0;  // the signal for which mpctl cancelled it outright, not yet started
         bool started = false;    // its runner said it runs (job-ID.started)
         int ended_rounds = 0;    // reconciliations that found it ended (or unknown) without a status file
@@ -100,6 +99,8 @@ class SlurmSpawner final : public Spawner {
     // Runs ARGV (ENV: nullptr for the daemon's) as a process of the wrapped spawner; DONE gets its exit code
     // (nullopt: it did not start, or was killed) and what it printed.
     void run(std::vector<std::string> argv, std::shared_ptr<const EnvBlock> env, Done done);
+    // sbatch, squeue and scancel in the daemon's PATH.
+    void find_commands();
     void watch_status_dir();
     void read_events();
     // Job ID's status file, if it is there: its job ends with it. True if it ended.

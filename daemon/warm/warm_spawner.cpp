@@ -4,17 +4,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/warm/warm_spawner.hpp>
-
-extern char** environ;  // NOLINT: POSIX
 
 namespace mpctl::daemon {
 
 WarmSpawner::WarmSpawner(asio::io_context& io, Spawner& processes, Timers& timers, std::string workers_dir)
     : io_(io), processes_(processes), timers_(timers), workers_dir_(std::move(workers_dir)) {
-    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-        base_env_.emplace_back(*e);
-    }
+    base_env_ = common::current_environment();
 }
 
 void WarmSpawner::set_pool(const std::string& name, const std::optional<WorkerSpec>& spec, int slots) {
