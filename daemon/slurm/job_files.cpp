@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <charconv>
 
 #include <mpctl/common/shell_quote.hpp>
@@ -28,26 +29,62 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-std::string job_script(const JobRequest& job) {
-    // The command goes through the runner, not the shell: the status must tell an exit code from a signal,
-    // which a shell's $? (128+N) cannot.
-    std::string s = "#!/bin/sh\n# written by mpctld: one task's attempt\nexec " +
-                    common::shell_quote(job.runner) + " " + common::shell_quote(job.status_dir) + " --";
-    for (const auto& a : job.argv) {
+namespace {
+
+// "exec RUNNER DIR [OPTIONS] -- ARGV": the command goes through the runner, not the shell, because the
+// status must tell an exit code from a signal, which a shell's $? (128+N) cannot.
+std::string exec_runner(const JobRequest& job, const std::vector<std::string>& options,
+                        const std::vector<std::string>& argv) {
+    std::string s = "exec " + common::shell_quote(job.runner) + " " + common::shell_quote(job.status_dir);
+    for (const auto& o : options) {
+        s += ' ';
+        s += common::shell_quote(o);
+    }
+    s += " --";
+    for (const auto& a : argv) {
         s += ' ';
         s += common::shell_quote(a);
     }
-    s += '\n';
     return s;
+}
+
+}  // namespace
+
+std::string job_script(const JobRequest& job) {
+    return "#!/bin/sh\n# written by mpctld: one task's attempt\n" + exec_runner(job, {}, job.argv) + "\n";
+}
+
+std::string array_script(const JobRequest& job, const std::vector<Element>& elements) {
+    std::string s = "#!/bin/sh\n# written by mpctld: " + std::to_string(elements.size()) +
+                    " tasks' attempts, one per array index\ncase \"$SLURM_ARRAY_TASK_ID\" in\n";
+    for (size_t i = 0; i < elements.size(); ++i) {
+        const Element& e = elements[i];
+        s += std::to_string(i) + ") " +
+             exec_runner(job, {"--element", "--stdout", e.stdout_path, "--stderr", e.stderr_path}, e.argv) +
+             " ;;\n";
+    }
+    s += "esac\necho \"mpctl: no element $SLURM_ARRAY_TASK_ID in this array\" >&2\nexit 2\n";
+    return s;
+}
+
+std::string element_log_path(const std::string& dir, std::string_view key) {
+    return dir + "/array-" + std::string(key) + ".log";
 }
 
 std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest& job,
                                      const PoolSettings& settings) {
-    std::vector<std::string> a{sbatch, "--parsable", "--job-name=" + job.name, "--chdir=" + job.cwd,
-                               "--output=" + job.stdout_path, "--error=" + job.stderr_path,
-                               // The daemon made (and emptied) the files: the job appends, as a task's
-                               // process writes to the descriptors it was given.
-                               "--open-mode=append"};
+    std::vector<std::string> a{sbatch, "--parsable", "--job-name=" + job.name, "--chdir=" + job.cwd};
+    if (job.array_size > 0) {
+        // Each element's runner opens its task's files; Slurm's own output is only the runner's words.
+        a.push_back("--array=0-" + std::to_string(job.array_size - 1));
+        std::string log = job.status_dir + "/array-%A_%a.log";
+        a.insert(a.end(), {"--output=" + log, "--error=" + log});
+    } else {
+        a.insert(a.end(), {"--output=" + job.stdout_path, "--error=" + job.stderr_path});
+    }
+    // The daemon made (and emptied) the files: the job appends, as a task's process writes to the
+    // descriptors it was given.
+    a.push_back("--open-mode=append");
     a.push_back("--input=" + job.stdin_path.value_or("/dev/null"));
     if (!job.comment.empty()) {
         a.push_back("--comment=" + job.comment);
@@ -171,8 +208,8 @@ common::Result<JobStatus> parse_status(std::string_view text) {
 
 namespace {
 
-// FN(id, word) for each line of OUT that is "ID WORD" (one word after the id; squeue's other lines, such as
-// array elements "12_3" or errors, are skipped).
+// FN(id, word) for each line of OUT that is "ID WORD" (one word after the id, which is the first word as
+// squeue prints it: "12", "12_3", "12_[3-5]"; other lines, such as errors, are skipped).
 template <typename Fn>
 void for_each_id_and_word(std::string_view out, Fn fn) {
     while (!out.empty()) {
@@ -183,25 +220,44 @@ void for_each_id_and_word(std::string_view out, Fn fn) {
         if (space == std::string_view::npos) {
             continue;
         }
-        auto id = to_int(line.substr(0, space));
+        std::string_view id = line.substr(0, space);
         std::string_view word = trim(line.substr(space + 1));
-        if (id && !word.empty() && word.find(' ') == std::string_view::npos) {
-            fn(*id, word);
+        if (!word.empty() && word.find(' ') == std::string_view::npos) {
+            fn(id, word);
         }
     }
 }
 
 }  // namespace
 
-std::map<int64_t, std::string> parse_squeue(std::string_view out) {
-    std::map<int64_t, std::string> jobs;
-    for_each_id_and_word(out, [&](int64_t id, std::string_view state) { jobs[id] = std::string(state); });
+bool is_job_key(std::string_view key) {
+    auto underscore = key.find('_');
+    auto digits = [](std::string_view d) {
+        return !d.empty() && d.size() <= 18 &&
+               std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    return underscore == std::string_view::npos
+               ? digits(key)
+               : digits(key.substr(0, underscore)) && digits(key.substr(underscore + 1));
+}
+
+std::map<std::string, std::string> parse_squeue(std::string_view out) {
+    std::map<std::string, std::string> jobs;
+    for_each_id_and_word(out, [&](std::string_view key, std::string_view state) {
+        if (is_job_key(key)) {
+            jobs[std::string(key)] = std::string(state);
+        }
+    });
     return jobs;
 }
 
 std::map<std::string, int64_t> parse_comments(std::string_view out) {
     std::map<std::string, int64_t> jobs;
-    for_each_id_and_word(out, [&](int64_t id, std::string_view comment) { jobs[std::string(comment)] = id; });
+    for_each_id_and_word(out, [&](std::string_view key, std::string_view comment) {
+        if (auto id = to_int(key.substr(0, key.find('_'))); id && *id > 0) {
+            jobs[std::string(comment)] = *id;
+        }
+    });
     return jobs;
 }
 
@@ -212,16 +268,16 @@ bool ended_state(std::string_view state) {
              state == "STOPPED" || state == "RESV_DEL_HOLD");
 }
 
-std::string status_path(const std::string& dir, int64_t id) {
-    return dir + "/job-" + std::to_string(id) + ".status";
+std::string status_path(const std::string& dir, std::string_view key) {
+    return dir + "/job-" + std::string(key) + ".status";
 }
 
-std::string started_path(const std::string& dir, int64_t id) {
-    return dir + "/job-" + std::to_string(id) + ".started";
+std::string started_path(const std::string& dir, std::string_view key) {
+    return dir + "/job-" + std::string(key) + ".started";
 }
 
-NoStatus without_status(int64_t id, std::string_view state) {
-    std::string job = "Slurm job " + std::to_string(id);
+NoStatus without_status(std::string_view key, std::string_view state) {
+    std::string job = "Slurm job " + std::string(key);
     if (state.empty()) {
         return {0, job + " is no longer known to Slurm and left no status"};
     }

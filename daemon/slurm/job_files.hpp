@@ -4,7 +4,11 @@
 // sbatch, squeue and the job's status file print.
 //
 // A job runs `mpctl-slurm-job STATUS_DIR -- ARGV...` (job_runner.hpp), which writes
-// STATUS_DIR/job-ID.status when its command ends: one line, "mpctl-job 1 exit=N|signal=N start=MS end=MS".
+// STATUS_DIR/job-KEY.status when its command ends: one line, "mpctl-job 1 exit=N|signal=N start=MS end=MS".
+// KEY is the job's id as Slurm's commands name it: "J" for a plain job, "A_I" for element I of array A.
+//
+// Several tasks that differ only in their command and output files (a map's) go as one job array: its
+// script picks each element's command and files by SLURM_ARRAY_TASK_ID, and the runner opens the files.
 
 #include <cstdint>
 #include <map>
@@ -38,10 +42,21 @@ struct JobRequest {
     std::optional<int64_t> timeout_ms;  // --time, rounded up to whole minutes
     std::optional<int> cpus, gpus;      // --cpus-per-task, --gpus
     std::optional<uint64_t> mem;        // bytes: --mem in MiB, rounded up
+    size_t array_size = 0;              // elements 0..N-1 of a job array (array_script), 0: a plain job
+};
+
+// One task of a job array: its command and output files (the array's JobRequest has the rest).
+struct Element {
+    std::vector<std::string> argv;
+    std::string stdout_path, stderr_path;
 };
 
 // The job script: a POSIX sh script that execs the runner on the node.
 [[nodiscard]] std::string job_script(const JobRequest& job);
+// An array's script (JOB.array_size == ELEMENTS.size()): element I execs the runner with ELEMENTS[I].
+[[nodiscard]] std::string array_script(const JobRequest& job, const std::vector<Element>& elements);
+// Where the runner of element I of array A writes what it says itself (Slurm's --output), in STATUS_DIR.
+[[nodiscard]] std::string element_log_path(const std::string& dir, std::string_view key);
 
 // sbatch's arguments (argv[0] is SBATCH) for JOB in a pool with SETTINGS.
 [[nodiscard]] std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest& job,
@@ -67,21 +82,24 @@ struct JobStatus {
 [[nodiscard]] std::string format_status(const JobStatus& s);
 [[nodiscard]] common::Result<JobStatus> parse_status(std::string_view text);
 
-// `squeue -h -t all -o "%i %T"`'s lines: job id -> state (PENDING, RUNNING, COMPLETED, CANCELLED...).
-// Array elements ("12_3") and lines that are not "ID STATE" are skipped.
-[[nodiscard]] std::map<int64_t, std::string> parse_squeue(std::string_view out);
+// Whether KEY is a job's key: "J" or "A_I", digits.
+[[nodiscard]] bool is_job_key(std::string_view key);
 
-// `squeue -h -t all -o "%i %k"`'s lines: job id by comment (the comments mpctl gives its jobs have no
-// spaces; other lines are skipped).
+// `squeue -r -h -t all -o "%i %T"`'s lines: job key -> state (PENDING, RUNNING, COMPLETED, CANCELLED...).
+// Lines that are not "KEY STATE" (a range of elements "12_[3-5]", an error) are skipped.
+[[nodiscard]] std::map<std::string, std::string> parse_squeue(std::string_view out);
+
+// `squeue -h -t all -o "%i %k"`'s lines: the job (or array) id by comment (the comments mpctl gives its
+// jobs have no spaces; other lines are skipped). An array's lines ("12_3", "12_[4-9]") give the array's id.
 [[nodiscard]] std::map<std::string, int64_t> parse_comments(std::string_view out);
 
 // Whether Slurm's STATE means the job will not run (any more): it ended, was cancelled or failed.
 [[nodiscard]] bool ended_state(std::string_view state);
 
-// The status file of job ID in DIR, and the file its runner makes when it starts (the job is no longer
+// The status file of job KEY in DIR, and the file its runner makes when it starts (the job is no longer
 // pending: a signal can reach its command).
-[[nodiscard]] std::string status_path(const std::string& dir, int64_t id);
-[[nodiscard]] std::string started_path(const std::string& dir, int64_t id);
+[[nodiscard]] std::string status_path(const std::string& dir, std::string_view key);
+[[nodiscard]] std::string started_path(const std::string& dir, std::string_view key);
 
 // A job Slurm says ended in STATE without a status file (its runner never wrote one): the signal it ended
 // with, where one can be told (0 otherwise), and why, for the task's error.
@@ -89,6 +107,6 @@ struct NoStatus {
     int signal = 0;
     std::string why;
 };
-[[nodiscard]] NoStatus without_status(int64_t id, std::string_view state);
+[[nodiscard]] NoStatus without_status(std::string_view key, std::string_view state);
 
 }  // namespace mpctl::daemon::slurm

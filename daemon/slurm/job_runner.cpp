@@ -42,22 +42,58 @@ bool write_all(int fd, const std::string& s) {
 }  // namespace
 
 int run_job(int argc, char** argv) {
-    if (argc < 4 || std::strcmp(argv[2], "--") != 0) {
-        std::fprintf(stderr, "usage: mpctl-slurm-job STATUS_DIR -- COMMAND [ARG]...\n");
+    auto usage = [] {
+        std::fprintf(stderr,
+                     "usage: mpctl-slurm-job STATUS_DIR [--element] [--stdout PATH] [--stderr PATH] -- "
+                     "COMMAND [ARG]...\n");
         return 2;
+    };
+    if (argc < 4) {
+        return usage();
     }
     const std::string dir = argv[1];
-    const char* job = std::getenv("SLURM_JOB_ID");
-    if (job == nullptr || *job == '\0') {
-        std::fprintf(stderr, "mpctl-slurm-job: not in a Slurm job (no SLURM_JOB_ID)\n");
+    bool element = false;
+    const char* out_path = nullptr;
+    const char* err_path = nullptr;
+    int cmd = 2;
+    for (; cmd < argc && std::strcmp(argv[cmd], "--") != 0; ++cmd) {
+        if (std::strcmp(argv[cmd], "--element") == 0) {
+            element = true;
+        } else if (std::strcmp(argv[cmd], "--stdout") == 0 && cmd + 1 < argc) {
+            out_path = argv[++cmd];
+        } else if (std::strcmp(argv[cmd], "--stderr") == 0 && cmd + 1 < argc) {
+            err_path = argv[++cmd];
+        } else {
+            return usage();
+        }
+    }
+    if (++cmd >= argc) {
+        return usage();
+    }
+    // The job's key as Slurm's commands name it (job_files.hpp): an element's own SLURM_JOB_ID is given
+    // only when it starts, so the daemon knows it by its array and index.
+    std::string key;
+    static const char* const k_element_vars[] = {"SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", nullptr};
+    static const char* const k_job_vars[] = {"SLURM_JOB_ID", nullptr};
+    for (const char* const* var = element ? k_element_vars : k_job_vars; *var != nullptr; ++var) {
+        const char* name = *var;
+        const char* value = std::getenv(name);
+        if (value == nullptr || *value == '\0') {
+            std::fprintf(stderr, "mpctl-slurm-job: not in a Slurm job%s (no %s)\n", element ? " array" : "",
+                         name);
+            return 2;
+        }
+        key += key.empty() ? value : std::string("_") + value;
+    }
+    if (!is_job_key(key)) {
+        std::fprintf(stderr, "mpctl-slurm-job: not a Slurm job id: %s\n", key.c_str());
         return 2;
     }
     JobStatus status;
     status.started_ms = common::now_unix_ms();
-    const int64_t id = std::strtoll(job, nullptr, 10);
     // Running now, not pending: from here a signal reaches the command (the daemon passes cancels on
     // rather than cancelling the job outright).
-    std::string started = started_path(dir, id);
+    std::string started = started_path(dir, key);
     if (int fd = ::open(started.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); fd >= 0) {
         ::close(fd);
     }
@@ -89,9 +125,22 @@ int run_job(int argc, char** argv) {
             ::sigaction(s, &dfl, nullptr);
         }
         ::sigprocmask(SIG_SETMASK, &before, nullptr);
-        ::execvp(argv[3], argv + 3);
+        // An element's files (a plain job's are Slurm's --output and --error): made and emptied by the
+        // daemon, appended to as a task's process writes to the descriptors it was given.
+        for (auto [path, target] : {std::pair{err_path, 2}, std::pair{out_path, 1}}) {
+            if (path == nullptr) {
+                continue;
+            }
+            int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0 || ::dup2(fd, target) < 0) {
+                std::fprintf(stderr, "mpctl-slurm-job: %s: %s\n", path, std::strerror(errno));
+                ::_exit(126);
+            }
+            ::close(fd);
+        }
+        ::execvp(argv[cmd], argv + cmd);
         int e = errno;
-        std::fprintf(stderr, "%s: %s\n", e == ENOENT ? "command not found" : std::strerror(e), argv[3]);
+        std::fprintf(stderr, "%s: %s\n", e == ENOENT ? "command not found" : std::strerror(e), argv[cmd]);
         ::_exit(e == ENOENT ? 127 : 126);
     }
     g_child = child;
@@ -110,7 +159,7 @@ int run_job(int argc, char** argv) {
         status.exit_code = WEXITSTATUS(ws);
     }
     status.ended_ms = common::now_unix_ms();
-    std::string path = status_path(dir, id);
+    std::string path = status_path(dir, key);
     std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || !write_all(fd, format_status(status)) || ::fsync(fd) != 0 || ::close(fd) != 0 ||

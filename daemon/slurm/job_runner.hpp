@@ -1,9 +1,11 @@
 #pragma once
-// `mpctl-slurm-job STATUS_DIR -- ARGV...`: what a Slurm job of mpctl runs on its node. It runs ARGV
-// (looked up in PATH) as its child, passes on the signals Slurm sends it (scancel --signal, the end of
-// --time), and when the child ends writes STATUS_DIR/job-$SLURM_JOB_ID.status (job_files.hpp) with a
-// rename, so the daemon's inotify watch sees it whole; then it ends as the child did (the same exit code,
-// or the same signal), so that Slurm's own records agree.
+// `mpctl-slurm-job STATUS_DIR [--element] [--stdout PATH] [--stderr PATH] -- ARGV...`: what a Slurm job of
+// mpctl runs on its node. It runs ARGV (looked up in PATH) as its child, passes on the signals Slurm sends
+// it (scancel --signal, the end of --time), and when the child ends writes STATUS_DIR/job-KEY.status
+// (job_files.hpp) with a rename, so the daemon's inotify watch sees it whole; then it ends as the child did
+// (the same exit code, or the same signal), so that Slurm's own records agree. KEY is $SLURM_JOB_ID, or
+// with --element (one task of a job array) $SLURM_ARRAY_JOB_ID_$SLURM_ARRAY_TASK_ID; --stdout and
+// --stderr are the child's files (an array's elements each have their own, which Slurm cannot name).
 
 namespace mpctl::daemon::slurm {
 

@@ -173,7 +173,7 @@ void SlurmSpawner::read_events() {
             return;
         }
         alignas(struct inotify_event) char buf[16 * 1024];
-        std::vector<int64_t> ids, started;
+        std::vector<std::string> ids, started;
         for (;;) {
             ssize_t n = ::read(inotify_->native_handle(), buf, sizeof buf);
             if (n <= 0) {
@@ -184,42 +184,38 @@ void SlurmSpawner::read_events() {
                 std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();
                 for (auto [suffix, into] : {std::pair{std::string_view(".status"), &ids},
                                             std::pair{std::string_view(".started"), &started}}) {
-                    if (name.starts_with("job-") && name.ends_with(suffix)) {
-                        std::string digits(name.substr(4, name.size() - 4 - suffix.size()));
-                        char* end = nullptr;
-                        long long id = std::strtoll(digits.c_str(), &end, 10);
-                        if (end != digits.c_str() && *end == '\0') {
-                            into->push_back(id);
-                        }
+                    if (name.starts_with("job-") && name.ends_with(suffix) &&
+                        slurm::is_job_key(name.substr(4, name.size() - 4 - suffix.size()))) {
+                        into->emplace_back(name.substr(4, name.size() - 4 - suffix.size()));
                     }
                 }
                 p += sizeof(struct inotify_event) + ev->len;
             }
         }
-        for (int64_t id : started) {
-            if (auto it = jobs_.find(id); it != jobs_.end()) {
+        for (const auto& key : started) {
+            if (auto it = jobs_.find(key); it != jobs_.end()) {
                 it->second.started = true;
             }
         }
-        for (int64_t id : ids) {
-            try_status(id);
+        for (const auto& key : ids) {
+            try_status(key);
         }
         read_events();
     });
 }
 
-void SlurmSpawner::check_started(int64_t id) {
-    auto it = jobs_.find(id);
+void SlurmSpawner::check_started(const std::string& key) {
+    auto it = jobs_.find(key);
     if (it != jobs_.end() && !it->second.started) {
-        it->second.started = ::access(slurm::started_path(dir_, id).c_str(), F_OK) == 0;
+        it->second.started = ::access(slurm::started_path(dir_, key).c_str(), F_OK) == 0;
     }
 }
 
-bool SlurmSpawner::try_status(int64_t id) {
-    if (!jobs_.contains(id)) {
+bool SlurmSpawner::try_status(const std::string& key) {
+    if (!jobs_.contains(key)) {
         return false;
     }
-    std::string path = slurm::status_path(dir_, id);
+    std::string path = slurm::status_path(dir_, key);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return false;
@@ -235,25 +231,61 @@ bool SlurmSpawner::try_status(int64_t id) {
         info.signal = status->signal;
     } else {
         info.unknown = true;
-        info.note = "Slurm job " + std::to_string(id) + ": " + status.error().message();
+        info.note = "Slurm job " + key + ": " + status.error().message();
         spdlog::warn("{} ({})", info.note, path);
     }
     ::unlink(path.c_str());
-    end(id, std::move(info));
+    end(key, std::move(info));
     return true;
 }
 
-void SlurmSpawner::end(int64_t id, ExitInfo info) {
-    auto it = jobs_.find(id);
+void SlurmSpawner::end(const std::string& key, ExitInfo info) {
+    auto it = jobs_.find(key);
     if (it == jobs_.end()) {
         return;
     }
-    OnExit on_exit = std::move(it->second.on_exit);
+    Job job = std::move(it->second);
     jobs_.erase(it);
-    ::unlink((dir_ + "/job-" + std::to_string(id) + ".sh").c_str());
-    ::unlink(slurm::started_path(dir_, id).c_str());
-    if (on_exit) {
-        on_exit(0, std::move(info));
+    ::unlink(slurm::started_path(dir_, key).c_str());
+    if (job.array == 0) {
+        ::unlink((dir_ + "/job-" + key + ".sh").c_str());
+    } else {
+        elements_.erase(job.pid);
+        ::unlink(slurm::element_log_path(dir_, key).c_str());
+        // The array's script serves its elements until the last one ends.
+        if (auto a = arrays_.find(job.array); a != arrays_.end() && --a->second == 0) {
+            arrays_.erase(a);
+            ::unlink((dir_ + "/array-" + std::to_string(job.array) + ".sh").c_str());
+        }
+    }
+    if (job.on_exit) {
+        job.on_exit(0, std::move(info));
+    }
+}
+
+void SlurmSpawner::add_job(const std::string& key, Job job) {
+    if (job.array != 0) {
+        ++arrays_[job.array];
+    }
+    jobs_[key] = std::move(job);
+}
+
+std::string SlurmSpawner::key_of(int pid) const {
+    if (!is_element_pid(pid)) {
+        return std::to_string(job_of(pid));
+    }
+    auto it = elements_.find(pid);
+    return it == elements_.end() ? std::string() : job_key(pid, it->second);
+}
+
+int SlurmSpawner::next_element_pid() {
+    // Handles go round: one is free again when its element ended.
+    for (;;) {
+        int pid = element_pid(next_handle_);
+        next_handle_ = next_handle_ == k_max_element_handle ? 0 : next_handle_ + 1;
+        if (!elements_.contains(pid)) {
+            return pid;
+        }
     }
 }
 
@@ -277,7 +309,7 @@ void SlurmSpawner::run(std::vector<std::string> argv, std::shared_ptr<const EnvB
     };
     processes_.spawn(
         std::move(spec),
-        [collect](common::Result<std::vector<int>> pids) {
+        [collect](const common::Result<std::vector<int>>& pids) {
             if (!pids) {
                 collect(std::nullopt, pids.error().message());
             }
@@ -307,7 +339,9 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
         return refuse("sbatch: command not found in the daemon's PATH (is Slurm's client installed here?)");
     }
     watch_status_dir();
-    slurm::JobRequest job;
+    Member m;
+    m.pool = spec.pool;
+    slurm::JobRequest& job = m.job;
     job.runner = options_.runner;
     job.status_dir = dir_;
     job.argv = spec.stages[0].argv;
@@ -322,17 +356,6 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     job.gpus = spec.gpus;
     job.script_path =
         dir_ + "/task-" + std::to_string(spec.task) + "-" + std::to_string(spec.attempt) + ".sh";
-    // Unique to this submission (another daemon may use the same cluster, and task ids start again in a new
-    // state dir): the pid and a counter of this daemon.
-    job.comment = "mpctl-" + std::to_string(::getpid()) + "-" + std::to_string(++submissions_) + "-task-" +
-                  std::to_string(spec.task) + "." + std::to_string(spec.attempt);
-    {
-        std::ofstream script(job.script_path, std::ios::trunc);
-        script << slurm::job_script(job);
-        if (!script.flush()) {
-            return refuse("cannot write the job script " + job.script_path);
-        }
-    }
     // The job gets the task's environment (sbatch's default --export=ALL passes on sbatch's own), and
     // sbatch finds the cluster with the daemon's SLURM_CONF when the task names none.
     std::vector<std::string> env = spec.env ? spec.env->entries() : daemon_env_->entries();
@@ -343,15 +366,104 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
             env.push_back(std::string("SLURM_CONF=") + conf);
         }
     }
-    auto submission = std::make_shared<Submission>();
-    submission->argv = slurm::sbatch_argv(sbatch_, job, pool->second);
-    submission->env = std::make_shared<const EnvBlock>(std::move(env));
-    submission->pool = spec.pool;
-    submission->script_path = job.script_path;
-    submission->comment = job.comment;
-    submission->on_started = std::move(on_started);
-    submission->on_exit = std::move(on_exit);
-    submit(std::move(submission));
+    m.env = std::make_shared<const EnvBlock>(std::move(env));
+    m.on_started = std::move(on_started);
+    m.on_exit = std::move(on_exit);
+    forming_.push_back(std::move(m));
+    // Not at once: what the scheduler starts in this turn of the loop may share an array with it.
+    form_soon();
+}
+
+void SlurmSpawner::form_soon() {
+    if (form_posted_) {
+        return;
+    }
+    form_posted_ = true;
+    asio::post(io_, [this] {
+        form_posted_ = false;
+        form();
+    });
+}
+
+bool SlurmSpawner::can_share(const Member& a, const Member& b) {
+    const slurm::JobRequest &x = a.job, &y = b.job;
+    return a.pool == b.pool && x.cwd == y.cwd && x.stdin_path == y.stdin_path &&
+           x.timeout_ms == y.timeout_ms && x.cpus == y.cpus && x.mem == y.mem && x.gpus == y.gpus &&
+           (a.env == b.env || a.env->entries() == b.env->entries());
+}
+
+void SlurmSpawner::form() {
+    // While sbatch is busy members wait here, and the next submission takes all that can share an array.
+    while (!forming_.empty() && !stopped_ && sbatch_running_ < k_max_sbatch && queued_.empty()) {
+        std::vector<Member> members;
+        members.push_back(std::move(forming_.front()));
+        forming_.pop_front();
+        for (auto it = forming_.begin(); it != forming_.end() && members.size() < k_max_array;) {
+            if (can_share(members.front(), *it)) {
+                members.push_back(std::move(*it));
+                it = forming_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (auto s = make_submission(std::move(members))) {
+            submit(std::move(s));
+        }
+    }
+}
+
+void SlurmSpawner::Submission::fail(const std::string& why) {
+    for (auto& m : members) {
+        m.on_started(common::plain_error(why));
+    }
+}
+
+std::shared_ptr<SlurmSpawner::Submission> SlurmSpawner::make_submission(std::vector<Member> members) {
+    auto s = std::make_shared<Submission>();
+    slurm::JobRequest job = members.front().job;
+    s->array = members.size() > 1;
+    s->pool = members.front().pool;
+    s->env = members.front().env;
+    // Unique to this submission (another daemon may use the same cluster, and task ids start again in a new
+    // state dir): the pid and a counter of this daemon.
+    job.comment = "mpctl-" + std::to_string(::getpid()) + "-" + std::to_string(++submissions_);
+    std::string text;
+    if (s->array) {
+        std::vector<slurm::Element> elements;
+        bool one_name = true;
+        for (const auto& m : members) {
+            elements.push_back({m.job.argv, m.job.stdout_path, m.job.stderr_path});
+            one_name = one_name && m.job.name == job.name;
+        }
+        job.array_size = elements.size();
+        job.name = one_name ? job.name : "mpctl-array";
+        job.script_path = dir_ + "/array-c" + std::to_string(submissions_) + ".sh";
+        job.comment += "-array-" + std::to_string(elements.size());
+        text = slurm::array_script(job, elements);
+    } else {
+        job.comment += "-" + job.script_path.substr(job.script_path.rfind('/') + 1);
+        job.comment.resize(job.comment.size() - 3);  // "-task-T-A" without ".sh"
+        text = slurm::job_script(job);
+    }
+    s->members = std::move(members);
+    s->script_path = job.script_path;
+    s->comment = job.comment;
+    {
+        std::ofstream script(job.script_path, std::ios::trunc);
+        script << text;
+        if (!script.flush()) {
+            s->fail("cannot write the job script " + job.script_path);
+            return nullptr;
+        }
+    }
+    auto pool = pools_.find(s->pool);
+    if (pool == pools_.end()) {
+        ::unlink(job.script_path.c_str());
+        s->fail("pool " + s->pool + " is no longer backed by Slurm");
+        return nullptr;
+    }
+    s->argv = slurm::sbatch_argv(sbatch_, job, pool->second);
+    return s;
 }
 
 void SlurmSpawner::submit(std::shared_ptr<Submission> s) {
@@ -368,6 +480,8 @@ void SlurmSpawner::submit(std::shared_ptr<Submission> s) {
             auto next = std::move(queued_.front());
             queued_.pop_front();
             submit(std::move(next));
+        } else {
+            form();
         }
         auto id = code == 0 ? slurm::parse_sbatch_id(out) : std::nullopt;
         if (!id || *id > k_max_job_id) {
@@ -388,7 +502,7 @@ void SlurmSpawner::submit(std::shared_ptr<Submission> s) {
                 return;
             }
             ::unlink(s->script_path.c_str());
-            s->on_started(common::plain_error(why));
+            s->fail(why);
             return;
         }
         reachable();
@@ -398,12 +512,31 @@ void SlurmSpawner::submit(std::shared_ptr<Submission> s) {
 
 void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
     // The script keeps its job's name, for whoever looks at the directory.
-    ::rename(s->script_path.c_str(), (dir_ + "/job-" + std::to_string(id) + ".sh").c_str());
-    jobs_[id] = Job{s->pool, std::move(s->on_exit)};
-    s->on_started(std::vector<int>{job_pid(id)});
-    // The job may have started, or even ended, before sbatch's answer was read.
-    check_started(id);
-    try_status(id);
+    std::string name = (s->array ? "/array-" : "/job-") + std::to_string(id) + ".sh";
+    ::rename(s->script_path.c_str(), (dir_ + name).c_str());
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < s->members.size(); ++i) {
+        Member& m = s->members[i];
+        Job job{m.pool, std::move(m.on_exit)};
+        std::string key = std::to_string(id);
+        if (s->array) {
+            key += "_" + std::to_string(i);
+            job.pid = next_element_pid();
+            job.array = id;
+            elements_[job.pid] = element_start(id, static_cast<int64_t>(i));
+        } else {
+            job.pid = job_pid(id);
+        }
+        int pid = job.pid;
+        add_job(key, std::move(job));
+        keys.push_back(key);
+        m.on_started(std::vector<int>{pid});
+    }
+    for (const auto& key : keys) {
+        // The job may have started, or even ended, before sbatch's answer was read.
+        check_started(key);
+        try_status(key);
+    }
     schedule_reconcile();
 }
 
@@ -466,11 +599,17 @@ void SlurmSpawner::stop() {
     waiting_.clear();
     waiting.insert(waiting.end(), queued_.begin(), queued_.end());
     queued_.clear();
+    std::string why =
+        "the daemon stopped before the job was submitted" +
+        (last_error_.empty() ? std::string() : " (Slurm could not be reached: " + last_error_ + ")");
     for (auto& s : waiting) {
         ::unlink(s->script_path.c_str());
-        s->on_started(common::plain_error(
-            "the daemon stopped before the job was submitted" +
-            (last_error_.empty() ? std::string() : " (Slurm could not be reached: " + last_error_ + ")")));
+        s->fail(why);
+    }
+    auto forming = std::move(forming_);
+    forming_.clear();
+    for (auto& m : forming) {
+        m.on_started(common::plain_error(why));
     }
 }
 
@@ -496,14 +635,14 @@ void SlurmSpawner::signal_group(int pgid, int signo) {
         inner_.signal_group(pgid, signo);
         return;
     }
-    int64_t id = job_of(pgid);
+    std::string id = key_of(pgid);
     auto it = jobs_.find(id);
     if (it == jobs_.end() || it->second.cancelled_with != 0) {
         return;  // ended, or cancelled already: it ends with the first signal
     }
     Job& job = it->second;
     check_started(id);
-    std::string text = std::to_string(id);
+    const std::string& text = id;
     // After a cancel a job that had not started writes no status: the reconciliations find it ended, soon
     // rather than at their pace.
     auto cancelled = [this, id, signo](std::optional<int> code, const std::string&, const std::string& err) {
@@ -512,8 +651,7 @@ void SlurmSpawner::signal_group(int pgid, int signo) {
             // than left running for ever (the job may still run in Slurm, which its error says).
             ExitInfo info;
             info.signal = SIGKILL;
-            info.note = "scancel " + std::to_string(id) + " failed (" + first_line(err) +
-                        "): the Slurm job may still run";
+            info.note = "scancel " + id + " failed (" + first_line(err) + "): the Slurm job may still run";
             end(id, std::move(info));
             return;
         }
@@ -544,8 +682,13 @@ bool SlurmSpawner::group_alive(int pgid) {
 }
 
 uint64_t SlurmSpawner::start_ticks(int pid) const {
-    // Not a process: any non-zero value lets the task be journaled as re-adoptable.
-    return is_job_pid(pid) ? 1 : inner_.start_ticks(pid);
+    // Not a process: any non-zero value lets a plain job's task be journaled as re-adoptable; an element's
+    // is its array and index (job_pids.hpp).
+    if (!is_job_pid(pid)) {
+        return inner_.start_ticks(pid);
+    }
+    auto it = elements_.find(pid);
+    return it != elements_.end() ? it->second : (is_element_pid(pid) ? 0 : 1);
 }
 
 common::Result<void> SlurmSpawner::adopt(int pid, uint64_t start_ticks, const std::string& pool,
@@ -553,9 +696,21 @@ common::Result<void> SlurmSpawner::adopt(int pid, uint64_t start_ticks, const st
     if (!is_job_pid(pid)) {
         return inner_.adopt(pid, start_ticks, pool, std::move(on_exit));
     }
-    int64_t id = job_of(pid);
+    Job job{pool, std::move(on_exit)};
+    job.pid = pid;
+    if (is_element_pid(pid)) {
+        int64_t array = 0, index = 0;
+        if (!element_of(start_ticks, array, index)) {
+            return common::plain_error("pid " + std::to_string(pid) +
+                                       " stands for an element of a Slurm job array, but the journal "
+                                       "does not say which");
+        }
+        job.array = array;
+        elements_[pid] = start_ticks;
+    }
+    std::string id = job_key(pid, start_ticks);
     watch_status_dir();
-    jobs_[id] = Job{pool, std::move(on_exit)};
+    add_job(id, std::move(job));
     check_started(id);
     // Its end is told on the loop, never before adopt() returns.
     asio::post(io_, [this, id] {
@@ -596,7 +751,8 @@ void SlurmSpawner::reconcile() {
         return;
     }
     reconciling_ = true;
-    run({squeue_, "-h", "-t", "all", "-o", "%i %T", "-u", std::to_string(::getuid())}, nullptr,
+    // -r: an array's elements each on a line of their own ("12_3"), pending ones too.
+    run({squeue_, "-r", "-h", "-t", "all", "-o", "%i %T", "-u", std::to_string(::getuid())}, nullptr,
         [this](std::optional<int> code, std::string out, std::string err) {
             reconciling_ = false;
             reconciled(code, out, err);
@@ -615,11 +771,11 @@ void SlurmSpawner::reconciled(std::optional<int> code, const std::string& out, c
     }
     reachable();
     auto states = slurm::parse_squeue(out);
-    std::vector<int64_t> ids;
+    std::vector<std::string> ids;
     for (const auto& [id, job] : jobs_) {
         ids.push_back(id);
     }
-    for (int64_t id : ids) {
+    for (const auto& id : ids) {
         if (try_status(id)) {
             continue;
         }

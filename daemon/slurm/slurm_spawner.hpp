@@ -6,6 +6,10 @@
 // while jobs are out) ends the jobs that will never write one (cancelled while pending, cancelled outside
 // mpctl, a node that failed) with what Slurm says.
 //
+// Tasks handed over in one turn of the loop (or while sbatch is busy) that differ only in their command and
+// output files, a map's for one, go as one job array (job_files.hpp) of up to k_max_array elements: one
+// sbatch for them all.
+//
 // The scheduler keys running work by pid; a job has none on this machine, so it is given one that no
 // process can have (exec/job_pids.hpp): signals to it become scancel, it is never alive as a process group,
 // and it is journaled and re-adopted after a restart like a process, through adopt(). Every other task goes
@@ -68,25 +72,49 @@ class SlurmSpawner final : public Spawner {
     struct Job {
         std::string pool;
         OnExit on_exit;
+        int pid = 0;             // its stand-in pid
+        int64_t array = 0;       // an element's array, 0 for a plain job
         int cancelled_with = 0;  // the signal for which mpctl cancelled it outright, not yet started
         bool started = false;    // its runner said it runs (job-ID.started)
         int ended_rounds = 0;    // reconciliations that found it ended (or unknown) without a status file
         std::chrono::steady_clock::time_point ended_seen{};  // when the first of them did
     };
     using Done = std::function<void(std::optional<int> exit_code, std::string out, std::string err)>;
-    // A task's sbatch, kept to be run again while Slurm cannot be reached.
+    // One task's attempt, until it is part of a submission: JOB.argv and its files are its own, the rest
+    // is what the elements of an array share.
+    struct Member {
+        std::string pool;
+        slurm::JobRequest job;
+        std::shared_ptr<const EnvBlock> env;
+        OnStarted on_started;
+        OnExit on_exit;
+    };
+    // One sbatch (a plain job, or an array of MEMBERS), kept to be run again while Slurm cannot be reached.
     struct Submission {
         std::vector<std::string> argv;
         std::shared_ptr<const EnvBlock> env;
         std::string pool, script_path;
         std::string comment;  // the job's --comment: a job sbatch made although its answer was lost has it
         bool answer_lost = false;  // an earlier sbatch may have made the job: look for it before another
-        OnStarted on_started;
-        OnExit on_exit;
+        bool array = false;
+        std::vector<Member> members;
+        void fail(const std::string& why);
     };
+    // The members waiting in forming_ made into submissions, as many as sbatch may run now: each takes the
+    // first waiting member and every later one that can share its array.
+    void form();
+    void form_soon();
+    [[nodiscard]] static bool can_share(const Member& a, const Member& b);
+    // MEMBERS' script written and sbatch's arguments made; nullptr (the members told) if it cannot be.
+    std::shared_ptr<Submission> make_submission(std::vector<Member> members);
     void submit(std::shared_ptr<Submission> s);
-    // Submission S's job is ID: it runs from now on.
+    // Submission S's job (or array) is ID: it runs from now on.
     void submitted(const std::shared_ptr<Submission>& s, int64_t id);
+    // JOB, known as KEY from now on (an element's pid in elements_ already).
+    void add_job(const std::string& key, Job job);
+    // The key of the job behind stand-in PID (job_pids.hpp), empty if none.
+    [[nodiscard]] std::string key_of(int pid) const;
+    [[nodiscard]] int next_element_pid();
     // The waiting submissions, once Slurm answers again: each one's job found by its comment (an sbatch
     // whose answer timed out may have made it), or submitted again.
     void resubmit();
@@ -103,11 +131,11 @@ class SlurmSpawner final : public Spawner {
     void find_commands();
     void watch_status_dir();
     void read_events();
-    // Job ID's status file, if it is there: its job ends with it. True if it ended.
-    bool try_status(int64_t id);
-    // Whether job ID's runner has started (its job-ID.started), noted in its Job.
-    void check_started(int64_t id);
-    void end(int64_t id, ExitInfo info);
+    // Job KEY's status file, if it is there: its job ends with it. True if it ended.
+    bool try_status(const std::string& key);
+    // Whether job KEY's runner has started (its job-KEY.started), noted in its Job.
+    void check_started(const std::string& key);
+    void end(const std::string& key, ExitInfo info);
     void schedule_reconcile();
     // The next reconciliation in k_soon rather than reconcile_every (after a cancel, or a job found ended).
     void reconcile_soon();
@@ -127,14 +155,21 @@ class SlurmSpawner final : public Spawner {
     std::string sbatch_, squeue_, scancel_;
     std::shared_ptr<const EnvBlock> daemon_env_;
     std::map<std::string, slurm::PoolSettings> pools_;
-    std::map<int64_t, Job> jobs_;  // by Slurm job id
+    std::map<std::string, Job> jobs_;   // by key: "J", or "A_I" for an element of an array
+    std::map<int, uint64_t> elements_;  // an element's stand-in pid -> its start (job_pids.hpp)
+    std::map<int64_t, size_t> arrays_;  // an array's id -> its elements still out
+    int next_handle_ = 0;
     std::unique_ptr<asio::posix::stream_descriptor> inotify_;
     TimerId reconcile_timer_ = 0;
     bool reconciling_ = false;
     bool stopped_ = false;
     std::vector<std::shared_ptr<Submission>> waiting_;  // for Slurm to be reachable again
     std::deque<std::shared_ptr<Submission>> queued_;    // for one of the k_max_sbatch to end
+    std::deque<Member> forming_;                        // for form()
+    bool form_posted_ = false;
     static constexpr int k_max_sbatch = 4;
+    // Slurm's default MaxArraySize is 1001 (indexes 0..1000).
+    static constexpr size_t k_max_array = 1000;
     int sbatch_running_ = 0;
     TimerId resubmit_timer_ = 0;
     bool soon_ = false;

@@ -31,10 +31,13 @@ proto::TaskStatus StatusView::status(const Task& t) const {
     s.pid = t.pid;
     // A Slurm job's stand-in pid (exec/job_pids.hpp) is no process here: shown as the job's id.
     int run_pid = t.pid ? *t.pid : (t.stages.empty() ? 0 : t.stages.front().pid);
+    uint64_t run_start = t.pid ? t.pid_start : (t.stages.empty() ? 0 : t.stages.front().start);
     if (is_job_pid(run_pid)) {
         s.pid.reset();
         s.backend = "slurm";
-        s.backend_id = std::to_string(job_of(run_pid));
+        if (std::string key = job_key(run_pid, run_start); !key.empty()) {
+            s.backend_id = std::move(key);
+        }
     } else if (t.starting() && backend_of_) {
         s.backend = backend_of_(s.pool);  // being submitted: no job id yet
     }

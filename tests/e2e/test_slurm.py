@@ -10,7 +10,7 @@ is garbage, and a kill -9 of the daemon while jobs run (re-attached, each job's 
 Without Slurm (not root, or start-slurm.sh cannot start it) the tests skip saying why, unless
 MPCTL_REQUIRE_SLURM=1 (CI sets it), which makes that a failure. Nothing sleeps a fixed time: every wait
 polls a condition (squeue, the task's state) against a generous deadline."""
-import json, os, shutil, signal, subprocess, sys, tempfile, unittest
+import json, os, re, shutil, signal, subprocess, sys, tempfile, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_case import MPCTL, DaemonCase  # noqa: E402
@@ -57,13 +57,13 @@ def tearDownModule():
 
 
 def squeue(*args):
-    """squeue -h -t all -o '%i %j %T' ARGS...: {job id: (name, state)}."""
-    done = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T", *args], capture_output=True, text=True,
-                          timeout=60)
+    """squeue -r -h -t all -o '%i %j %T' ARGS...: {job id: (name, state)}, an array's elements each as "A_I"."""
+    done = subprocess.run(["squeue", "-r", "-h", "-t", "all", "-o", "%i %j %T", *args], capture_output=True,
+                          text=True, timeout=60)
     jobs = {}
     for line in done.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0].isdigit():
+        if len(parts) == 3 and re.fullmatch(r"\d+(_\d+)?", parts[0]):
             jobs[parts[0]] = (parts[1], parts[2])
     return jobs
 
@@ -147,10 +147,11 @@ class TestSlurmPools(SlurmCase):
         # The node has as many CPUs as this machine: that many jobs that hold one each, and one more waits.
         cpus = os.cpu_count()
         holders = [self.submit("--", "sleep", "300") for _ in range(cpus)]
-        waiting = self.submit("--", "sh", "-c", f'touch "{self.path("ran")}"')
-        job = self.job_of(waiting)
         for h in holders:
             self.job_state(self.job_of(h), {"RUNNING"})
+        # Only now: submitted with the holders, its sbatch could have run first and taken a CPU.
+        waiting = self.submit("--", "sh", "-c", f'touch "{self.path("ran")}"')
+        job = self.job_of(waiting)
         self.job_state(job, {"PENDING"})
         self.mpctl_ok(["cancel", "--force", str(waiting)])
         st = self.wait_state(waiting, {"cancelled"})
@@ -322,15 +323,89 @@ class TestSlurmFutures(SlurmCase):
 
 
 class TestSlurmMap(SlurmCase):
-    def test_a_map_of_200_items_over_a_slurm_pool_gives_every_result_in_order(self):
+    """A map's tasks go to Slurm as job arrays, one sbatch for many tasks, and each element is still a future
+    of its own: its own output files, exit code, cancel, and re-attachment after a restart."""
+
+    def map_tasks(self, items, script):
+        """Starts `mpctl map --pool hpc -- sh -c SCRIPT sh {} ::: ITEMS` and returns (the map's process, its
+        tasks' ids in input order) once every task has a job id."""
+        proc = subprocess.Popen([MPCTL, "map", "--pool", "hpc", "--", "sh", "-c", script, "sh", "{}", ":::", *items],
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        def with_jobs():
+            tasks = [json.loads(line) for line in self.mpctl_ok(["--json", "list"]).decode().splitlines()]
+            return len(tasks) == len(items) and all(t["backend_id"] for t in tasks)
+        until(with_jobs, f"{len(items)} tasks with a job id each", LONG)
+        tasks = [json.loads(line) for line in self.mpctl_ok(["--json", "list"]).decode().splitlines()]
+        return proc, [t["id"] for t in sorted(tasks, key=lambda t: t["id"])]
+
+    def test_a_map_of_200_items_over_a_slurm_pool_gives_every_result_in_order_from_job_arrays(self):
         self.mpctl_ok(["pool", "set", "hpc", "200", "--backend", "slurm"])
         items = [str(i) for i in range(200)]
-        done = self.mpctl(["map", "--pool", "hpc", "--", "sh", "-c", 'echo "item $1 job $SLURM_JOB_ID"', "sh", "{}",
+        done = self.mpctl(["map", "--pool", "hpc", "--", "sh", "-c",
+                           'echo "item $1 job $SLURM_JOB_ID array ${SLURM_ARRAY_JOB_ID:-none}"', "sh", "{}",
                            ":::", *items])
         self.assertEqual(done.returncode, 0, done.stderr)
         lines = done.stdout.decode().splitlines()
         self.assertEqual([line.split()[1] for line in lines], items)  # input order, each once
         self.assertEqual(len({line.split()[3] for line in lines}), 200)  # a job each
+        arrays = {line.split()[5] for line in lines}
+        # One sbatch per array: at most four run at once, and the tasks that come meanwhile share the next.
+        self.assertNotIn("none", arrays)
+        self.assertLessEqual(len(arrays), 20, arrays)
+        tasks = [json.loads(line) for line in self.mpctl_ok(["--json", "list"]).decode().splitlines()]
+        self.assertTrue(all(re.fullmatch(r"\d+_\d+", t["backend_id"]) for t in tasks), tasks[:3])
+
+    def test_each_element_of_an_array_ends_alone_cancelled_running_or_pending_or_with_its_own_exit_code(self):
+        go = self.path("go")
+        # The node has two CPUs: elements 0 and 1 run, 2 and 3 wait in Slurm.
+        proc, tasks = self.map_tasks(["0", "1", "2", "3"],
+                                     f'echo "out $1"; echo "err $1" >&2; while [ ! -e "{go}" ]; do sleep 0.05; done; '
+                                     f'exit $(( $1 + 3 ))')
+        keys = [self.status(t)["backend_id"] for t in tasks]
+        array = keys[0].split("_")[0]
+        self.assertEqual(keys, [f"{array}_{i}" for i in range(4)])  # one sbatch for the four
+        self.job_state(keys[1], {"RUNNING"})
+        until(lambda: self.mpctl_ok(["logs", str(tasks[1])]) == b"out 1\n", "element 1 to print", LONG)
+        self.mpctl_ok(["cancel", "--force", str(tasks[1])])  # running: SIGTERM reaches its command
+        self.mpctl_ok(["cancel", "--force", str(tasks[3])])  # pending: cancelled in Slurm, element 3 alone
+        st1 = self.wait_state(tasks[1], {"cancelled"})
+        st3 = self.wait_state(tasks[3], {"cancelled"})
+        self.assertEqual((st1["signal"], st3["signal"]), (15, 15))
+        self.assertEqual(self.mpctl_ok(["logs", str(tasks[3])]), b"")  # it never ran
+        open(go, "w").close()
+        for i in (0, 2):
+            st = self.wait_state(tasks[i], {"failed"})
+            self.assertEqual((st["exit_code"], st["backend_id"]), (i + 3, keys[i]))
+            self.assertEqual(self.mpctl_ok(["logs", str(tasks[i])]), f"out {i}\n".encode())
+            self.assertEqual(self.mpctl_ok(["logs", "--stderr", str(tasks[i])]), f"err {i}\n".encode())
+        self.assertNotEqual(proc.wait(LONG), 0)
+
+    def test_the_daemon_killed_while_array_elements_run_takes_them_back_with_their_own_outcomes(self):
+        marks, go = self.path("marks"), self.path("go")
+        proc, tasks = self.map_tasks(["0", "1", "2"], f'echo $1 >> "{marks}"; while [ ! -e "{go}" ]; do sleep 0.05; '
+                                                      f'done; exit $(( $1 + 4 ))')
+        keys = [self.status(t)["backend_id"] for t in tasks]
+        self.assertEqual(len({k.split("_")[0] for k in keys}), 1, keys)
+        def marked():
+            with open(marks) as f:
+                return f.read().split()
+        until(lambda: os.path.exists(marks) and len(marked()) == 2, "two elements to run", LONG)
+        proc.kill()  # the map's client goes first: its tasks are the daemon's
+        proc.wait(60)
+        self.mpctl_ok(["pool", "set", "hpc", "8", "--backend", "slurm"])  # answered after the journal has the jobs
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(60)
+        open(go, "w").close()  # the elements end, and the third runs, while no daemon watches
+        for key in keys:
+            self.job_state(key, {"FAILED"})
+        self.daemon.start()
+        for i, task in enumerate(tasks):
+            st = self.wait_state(task, {"failed"})
+            self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, keys[i]))
+        self.assertEqual(sorted(marked()), ["0", "1", "2"])  # each ran once
 
 
 class TestSlurmUnreachable(SlurmCase):

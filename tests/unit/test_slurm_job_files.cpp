@@ -4,13 +4,18 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include <mpctl/daemon/exec/job_pids.hpp>
 #include <mpctl/daemon/slurm/job_files.hpp>
 
 #include "temp_dir.hpp"
@@ -138,13 +143,23 @@ TEST_CASE("a job status round-trips, and anything else is refused saying why", "
     }
 }
 
-TEST_CASE("squeue's lines give each job's state, skipping array elements and noise", "[unit][slurm]") {
-    auto jobs =
-        parse_squeue("12 RUNNING\n  13 PENDING\n14_2 RUNNING\nslurm_load_jobs error: x\n\n15 CANCELLED\n");
-    CHECK(jobs.size() == 3);
-    CHECK(jobs.at(12) == "RUNNING");
-    CHECK(jobs.at(13) == "PENDING");
-    CHECK(jobs.at(15) == "CANCELLED");
+TEST_CASE("squeue's lines give each job's and each array element's state, skipping ranges and noise",
+          "[unit][slurm]") {
+    auto jobs = parse_squeue(
+        "12 RUNNING\n  13 PENDING\n14_2 RUNNING\n14_[3-9%2] PENDING\nslurm_load_jobs error: x\n\n"
+        "15 CANCELLED\n_3 RUNNING\n16_ RUNNING\n");
+    CHECK(jobs.size() == 4);
+    CHECK(jobs.at("12") == "RUNNING");
+    CHECK(jobs.at("13") == "PENDING");
+    CHECK(jobs.at("14_2") == "RUNNING");
+    CHECK(jobs.at("15") == "CANCELLED");
+    CHECK(is_job_key("7"));
+    CHECK(is_job_key("7_0"));
+    CHECK_FALSE(is_job_key("7_"));
+    CHECK_FALSE(is_job_key("_7"));
+    CHECK_FALSE(is_job_key("7_1_2"));
+    CHECK_FALSE(is_job_key("../7"));
+    CHECK_FALSE(is_job_key(""));
     CHECK_FALSE(ended_state("PENDING"));
     CHECK_FALSE(ended_state("RUNNING"));
     CHECK_FALSE(ended_state("COMPLETING"));
@@ -154,24 +169,30 @@ TEST_CASE("squeue's lines give each job's state, skipping array elements and noi
 }
 
 TEST_CASE("a job that ended without a status ends its task as Slurm's state tells", "[unit][slurm]") {
-    auto c = without_status(7, "CANCELLED");
+    auto c = without_status("7", "CANCELLED");
     CHECK(c.signal == 15);
     CHECK(c.why == "Slurm job 7 was cancelled outside mpctl (scancel)");
-    CHECK(without_status(7, "TIMEOUT").signal == 15);
-    auto node = without_status(7, "NODE_FAIL");
+    CHECK(without_status("7", "TIMEOUT").signal == 15);
+    auto node = without_status("7", "NODE_FAIL");
     CHECK(node.signal == 0);  // how its command ended cannot be told
     CHECK(node.why.find("its node failed") != std::string::npos);
-    CHECK(without_status(7, "").why == "Slurm job 7 is no longer known to Slurm and left no status");
-    CHECK(status_path("/d", 7) == "/d/job-7.status");
-    CHECK(started_path("/d", 7) == "/d/job-7.started");
+    CHECK(without_status("7", "").why == "Slurm job 7 is no longer known to Slurm and left no status");
+    CHECK(without_status("7_3", "CANCELLED").why == "Slurm job 7_3 was cancelled outside mpctl (scancel)");
+    CHECK(status_path("/d", "7") == "/d/job-7.status");
+    CHECK(started_path("/d", "7") == "/d/job-7.started");
+    CHECK(status_path("/d", "7_3") == "/d/job-7_3.status");
 }
 
 TEST_CASE("jobs are found again by the comment mpctl gave them, and Slurm being down is told from a refusal",
           "[unit][slurm]") {
-    auto made = parse_comments("12 mpctl-77-1-task-3.1\n13 (null)\n14 someone else's words\nnoise\n");
-    CHECK(made.size() == 2);
+    auto made = parse_comments(
+        "12 mpctl-77-1-task-3.1\n13 (null)\n14 someone else's words\nnoise\n20_[0-9] mpctl-77-2-array-10\n"
+        "21_4 mpctl-77-3-array-5\n");
+    CHECK(made.size() == 4);
     CHECK(made.at("mpctl-77-1-task-3.1") == 12);
     CHECK(made.at("(null)") == 13);
+    CHECK(made.at("mpctl-77-2-array-10") == 20);  // a pending array, not split yet
+    CHECK(made.at("mpctl-77-3-array-5") == 21);   // one of an array's elements
     JobRequest j = request({"true"});
     j.comment = "mpctl-77-1-task-3.1";
     auto a = sbatch_argv("sbatch", j, PoolSettings{});
@@ -194,4 +215,103 @@ TEST_CASE("a pool's sbatch options may not be the ones mpctl tracks its jobs by"
     CHECK_FALSE(owned_option("--waits"));
     CHECK_FALSE(owned_option("--qos=low"));
     CHECK_FALSE(owned_option("--output-file-like-option"));
+}
+
+TEST_CASE("an array's script runs each element's command with its own files, by SLURM_ARRAY_TASK_ID",
+          "[unit][slurm]") {
+    mpctl::test::TempDir dir;
+    std::string shower = dir / "show args";
+    std::ofstream(shower) << "#!/bin/sh\nfor a; do printf '<%s>' \"$a\"; done\n";
+    REQUIRE(::chmod(shower.c_str(), 0755) == 0);
+    JobRequest j = request({});
+    j.runner = shower;
+    std::vector<Element> elements{{{"echo", "it's one"}, "/o 0", "/e 0"},
+                                  {{"printf", "%s\n", "$x"}, "/o1", "/e1"}};
+    j.array_size = elements.size();
+    std::string path = dir / "array.sh";
+    std::ofstream(path) << array_script(j, elements);
+    auto run = [&](const std::string& index, int& status) {
+        std::FILE* p = ::popen(("SLURM_ARRAY_TASK_ID=" + index + " sh '" + path + "' 2>&1").c_str(), "r");
+        REQUIRE(p != nullptr);
+        std::string out;
+        char buf[256];
+        size_t n = 0;
+        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+            out.append(buf, n);
+        }
+        status = ::pclose(p);
+        return out;
+    };
+    int status = -1;
+    CHECK(run("0", status) ==
+          "</state/slurm><--element><--stdout></o 0><--stderr></e 0><--><echo><it's one>");
+    CHECK(status == 0);
+    CHECK(run("1", status) ==
+          "</state/slurm><--element><--stdout></o1><--stderr></e1><--><printf><%s\n><$x>");
+    CHECK(run("2", status) == "mpctl: no element 2 in this array\n");
+    CHECK(status != 0);
+
+    auto a = sbatch_argv("sbatch", j, PoolSettings{});
+    CHECK(std::find(a.begin(), a.end(), "--array=0-1") != a.end());
+    // The elements' own files are the runner's to open: Slurm's are the runner's words, one file each.
+    CHECK(std::find(a.begin(), a.end(), "--output=/state/slurm/array-%A_%a.log") != a.end());
+    CHECK(std::find(a.begin(), a.end(), "--error=/state/slurm/array-%A_%a.log") != a.end());
+    CHECK(std::none_of(a.begin(), a.end(),
+                       [](const std::string& s) { return s.find("/o 0") != std::string::npos; }));
+    CHECK(element_log_path("/state/slurm", "12_3") == "/state/slurm/array-12_3.log");
+}
+
+TEST_CASE(
+    "stand-in pids tell plain jobs from array elements, whose array and index the journaled start keeps",
+    "[unit][slurm]") {
+    using namespace mpctl::daemon;
+    int plain = job_pid(4242);
+    CHECK(is_job_pid(plain));
+    CHECK_FALSE(is_element_pid(plain));
+    CHECK(job_key(plain, 1) == "4242");
+    CHECK(job_key(job_pid(k_max_job_id), 1) == std::to_string(k_max_job_id));
+    int element = element_pid(7);
+    CHECK(is_job_pid(element));
+    CHECK(is_element_pid(element));
+    CHECK(element_pid(k_max_element_handle) == 2147483647);  // the last int
+    uint64_t start = element_start(67043327, 4000000);
+    CHECK(start != 0);
+    CHECK(job_key(element, start) == "67043327_4000000");
+    CHECK(job_key(element, element_start(12, 0)) == "12_0");
+    CHECK(job_key(element, 0).empty());  // a journal that kept no start
+    int64_t array = 0, index = 0;
+    CHECK_FALSE(element_of(1, array, index));
+    CHECK_FALSE(is_job_pid(4194304));  // the kernel's largest pid_max
+}
+
+TEST_CASE("the runner of an array element opens its own files and writes the status under the element's key",
+          "[unit][slurm]") {
+    mpctl::test::TempDir dir;
+    std::string runner = std::string(MPCTL_TEST_BIN_DIR) + "/mpctl-slurm-job";
+    std::string out = dir / "out", err = dir / "err";
+    // As Slurm starts element 3 of array 41: its environment names the array and the index.
+    std::string cmd = "SLURM_JOB_ID=99 SLURM_ARRAY_JOB_ID=41 SLURM_ARRAY_TASK_ID=3 '" + runner + "' '" +
+                      dir.path() + "' --element --stdout '" + out + "' --stderr '" + err +
+                      "' -- sh -c 'echo to-out; echo to-err >&2; exit 7'";
+    int status = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 7);  // as its command ended, so Slurm's records agree
+    auto read = [](const std::string& path) {
+        std::ifstream f(path);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    CHECK(read(out) == "to-out\n");
+    CHECK(read(err) == "to-err\n");
+    auto st = parse_status(read(dir / "job-41_3.status"));
+    REQUIRE(st);
+    CHECK(st->exit_code == 7);
+    CHECK(::access((dir / "job-41_3.started").c_str(), F_OK) == 0);
+    CHECK(::access((dir / "job-99.status").c_str(), F_OK) != 0);
+
+    // Without the array's variables an element cannot tell its key: it says so and runs nothing.
+    std::string bare = "env -u SLURM_ARRAY_JOB_ID SLURM_JOB_ID=99 '" + runner + "' '" + dir.path() +
+                       "' --element -- touch '" + (dir / "ran") + "' 2>/dev/null";
+    status = std::system(bare.c_str());
+    CHECK(WEXITSTATUS(status) == 2);
+    CHECK(::access((dir / "ran").c_str(), F_OK) != 0);
 }
