@@ -6,6 +6,7 @@
 #include <mpctl/common/suggest.hpp>
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/config.hpp>
+#include <mpctl/daemon/slurm/pool_backend.hpp>
 #include <mpctl/proto/task_spec.hpp>
 
 namespace mpctl::daemon {
@@ -237,18 +238,58 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                     return bad("pools." + n, want);
                 }
                 std::optional<int64_t> w;
+                slurm::BackendKeys backend;
                 for (auto&& [pool_key, value] : *t) {
-                    if (pool_key.str() != "workers") {
-                        return std::unexpected(
-                            file_error(path, pool_key.source(),
-                                       unknown_key("pools." + n + "." + std::string(pool_key.str()),
-                                                   {"pools." + n + ".workers"})));
-                    }
+                    std::string pk(pool_key.str());
                     at = &value;
-                    w = value.value<int64_t>();
+                    if (pk == "workers") {
+                        w = value.value<int64_t>();
+                    } else if (pk == "backend" || pk == "partition" || pk == "account") {
+                        auto v = value.value<std::string>();
+                        if (!v) {
+                            return bad("pools." + n + "." + pk, "a string");
+                        }
+                        (pk == "backend"     ? backend.backend
+                         : pk == "partition" ? backend.partition
+                                             : backend.account) = *v;
+                    } else if (pk == "slurm_args") {
+                        const auto* list = value.as_array();
+                        std::vector<std::string> args;
+                        for (size_t i = 0; list != nullptr && i < list->size(); ++i) {
+                            if (auto a = (*list)[i].value<std::string>()) {
+                                args.push_back(*a);
+                            }
+                        }
+                        if (list == nullptr || args.size() != list->size()) {
+                            return bad("pools." + n + ".slurm_args", "an array of strings");
+                        }
+                        backend.slurm_args = std::move(args);
+                    } else {
+                        std::vector<std::string> known;
+                        for (const char* known_key :
+                             {"workers", "backend", "partition", "account", "slurm_args"}) {
+                            known.push_back("pools." + n + "." + known_key);
+                        }
+                        return std::unexpected(
+                            file_error(path, pool_key.source(), unknown_key("pools." + n + "." + pk, known)));
+                    }
                 }
                 if (!w || *w < 1 || *w > 100000) {
                     return bad("pools." + n, want);
+                }
+                // The same rules as pool.set's (slurm/pool_backend.hpp).
+                auto settings = slurm::apply_backend_keys(backend, std::nullopt);
+                if (!settings) {
+                    return std::unexpected(
+                        file_error(path, pool.source(), "pools." + n + "." + settings.error().message()));
+                }
+                if (*settings && n == proto::k_default_pool) {
+                    return std::unexpected(
+                        file_error(path, pool.source(),
+                                   "pools." + n + ".backend: the default pool runs its tasks here"));
+                }
+                if (*settings) {
+                    config.pool_backends[n] = **settings;
                 }
                 config.pools[n] = static_cast<int>(*w);
                 file_pools[n] = static_cast<int>(*w);

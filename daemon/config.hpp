@@ -21,13 +21,18 @@
 //   supervise = false           # default: true when daemonized, false in the foreground
 //   [pools.gpu]
 //   workers = 1
+//   [pools.hpc]                 # a pool whose tasks are Slurm jobs (slurm/slurm_spawner.hpp)
+//   workers = 100
+//   backend = "slurm"           # or "local"; then, for a Slurm pool only:
+//   partition = "debug"         # account = "..."
+//   slurm_args = ["--qos=low"]
 // Every flag of mpctld that is a setting has its key here; the others are not settings: --config names
 // the file, and --foreground, --recover, --check-config, --print-fingerprint, --exit-with-parent,
 // --help-man and --version say what this run does. mpctl never reads this file: with `socket` set here,
 // mpctl finds the daemon only when $MPCTL_SOCKET (or its --socket) says the same path.
 // An error names the file, the line and the key; `mpctld --check-config FILE` checks a file alone.
 // SIGHUP reads the file again and applies what can change while serving: workers, [pools.NAME] workers and
-// log_level (Daemon::reload); the other settings take effect at the next start.
+// log_level (Daemon::reload); the other settings (a pool's backend among them) take effect at the next start.
 
 #include <map>
 #include <optional>
@@ -36,6 +41,7 @@
 #include <vector>
 
 #include <mpctl/common/result.hpp>
+#include <mpctl/daemon/slurm/job_files.hpp>
 #include <mpctl/daemon/store/durability.hpp>
 
 namespace mpctl::daemon {
@@ -67,6 +73,9 @@ struct DaemonConfig {
     std::string group = "mpctl";      // a root daemon also serves its members
     std::vector<std::string> listen;  // tcp://HOST:PORT for remote clients over TLS; none by default
     std::map<std::string, int> pools;
+    // [pools.NAME] backend = "slurm" (and partition, account, slurm_args): read at start; what `mpctl pool
+    // set` gave a pool wins over the file, as its workers do.
+    std::map<std::string, slurm::PoolSettings> pool_backends;
     // Run under a supervising parent (service/supervisor.hpp). Unset: a daemon that detaches itself is
     // supervised, one in the foreground (a terminal, a service manager, a test harness watches it) is not.
     std::optional<bool> supervise;

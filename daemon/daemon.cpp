@@ -73,6 +73,13 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     warm_ = std::make_unique<WarmSpawner>(io_, spawner_, timers_, config_.state_dir + "/workers");
     slurm_ = std::make_unique<SlurmSpawner>(io_, *warm_, spawner_, timers_,
                                             SlurmSpawner::Options{config_.state_dir, slurm_runner_path()});
+    // A pool's backend as the config file says, unless `mpctl pool set` set the pool since (the journal).
+    for (const auto& [name, settings] : config_.pool_backends) {
+        auto row = pools.find(name);
+        if (row == pools.end() || row->second.transient) {
+            slurm_->set_pool(name, settings);
+        }
+    }
     for (const auto& [name, row] : pools) {
         if (!row.transient && !row.backend.empty()) {
             slurm_->set_pool(name, slurm_settings_from_json(proto::parse_json_text(row.backend)));

@@ -6,6 +6,7 @@
 #include <mpctl/daemon/commands/pool_context.hpp>
 #include <mpctl/daemon/commands/registry.hpp>
 #include <mpctl/daemon/server/session.hpp>
+#include <mpctl/daemon/slurm/pool_backend.hpp>
 #include <mpctl/proto/json_text.hpp>
 
 namespace mpctl::daemon {
@@ -27,61 +28,23 @@ json pool_json(const PoolContext& ctx, const PoolInfo& p) {
 // backend "local" makes it local; no backend keeps what it has, with the settings given.
 std::optional<slurm::PoolSettings> read_backend(const Call& call,
                                                 std::optional<slurm::PoolSettings> current) {
-    std::optional<slurm::PoolSettings> settings = std::move(current);
-    if (auto backend = call.params.optional<std::string>("backend")) {
-        if (*backend == "local") {
-            settings.reset();
-        } else if (*backend == "slurm") {
-            if (!settings) {
-                settings.emplace();
-            }
-        } else {
-            proto::throw_invalid_params("params.backend: \"local\" or \"slurm\"");
-        }
-    }
-    auto partition = call.params.optional<std::string>("partition");
-    auto account = call.params.optional<std::string>("account");
-    const json* args = call.params.present("slurm_args");
-    if ((partition || account || (args != nullptr && !args->is_null())) && !settings) {
-        proto::throw_invalid_params(
-            "params.backend: partition, account and slurm_args are for a Slurm pool "
-            "(backend \"slurm\")");
-    }
-    auto word = [](const std::string& what, const std::string& v) {
-        bool ok = !v.empty() && v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char c) {
-            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '+' ||
-                   c == '-';
-        });
-        if (!ok) {
-            proto::throw_invalid_params("params." + what +
-                                        ": a Slurm name, 1-128 of letters, digits, '_', '.', '+' and '-'");
-        }
-    };
-    if (partition) {
-        word("partition", *partition);
-        settings->partition = *partition;
-    }
-    if (account) {
-        word("account", *account);
-        settings->account = *account;
-    }
-    if (args != nullptr && !args->is_null()) {
-        if (!args->is_array() || args->size() > 64 ||
-            !std::all_of(args->begin(), args->end(), [](const json& a) {
-                return a.is_string() && a.get_ref<const std::string&>().starts_with("--");
-            })) {
+    slurm::BackendKeys keys;
+    keys.backend = call.params.optional<std::string>("backend");
+    keys.partition = call.params.optional<std::string>("partition");
+    keys.account = call.params.optional<std::string>("account");
+    if (const json* args = call.params.present("slurm_args"); args != nullptr && !args->is_null()) {
+        if (!args->is_array() ||
+            !std::all_of(args->begin(), args->end(), [](const json& a) { return a.is_string(); })) {
             proto::throw_invalid_params(
                 "params.slurm_args: up to 64 sbatch options, each a string starting with -- (\"--qos=low\")");
         }
-        settings->args = args->get<std::vector<std::string>>();
-        for (const auto& a : settings->args) {
-            if (auto owned = slurm::owned_option(a)) {
-                proto::throw_invalid_params("params.slurm_args: " + *owned +
-                                            " is mpctl's to set (it tracks each task's job by them)");
-            }
-        }
+        keys.slurm_args = args->get<std::vector<std::string>>();
     }
-    return settings;
+    auto settings = slurm::apply_backend_keys(keys, std::move(current));
+    if (!settings) {
+        proto::throw_invalid_params("params." + settings.error().message());
+    }
+    return std::move(*settings);
 }
 
 // pool.set's worker params over WARM, the pool's current ones (nullopt: a cold pool). worker null makes

@@ -408,6 +408,34 @@ class TestSlurmMap(SlurmCase):
         self.assertEqual(sorted(marked()), ["0", "1", "2"])  # each ran once
 
 
+class TestSlurmConfigFile(SlurmCase):
+    def pool_kind(self, name):
+        pools = [json.loads(line) for line in self.mpctl_ok(["--json", "pool", "list"]).decode().splitlines()]
+        return next(p for p in pools if p["name"] == name)["backend"]["kind"]
+
+    def restart_with(self, *args):
+        self.daemon.proc.terminate()  # not daemon.stop(), which removes its directory, journal and all
+        self.daemon.proc.wait(60)
+        self.daemon.extra_args = args
+        self.daemon.start()
+
+    def test_a_pool_the_config_file_backs_with_slurm_runs_jobs_until_pool_set_says_otherwise(self):
+        conf = self.path("mpctld.toml")
+        with open(conf, "w") as f:
+            f.write('[pools.cfg]\nworkers = 4\nbackend = "slurm"\nslurm_args = ["--job-name=from-config"]\n')
+        self.restart_with("--config", conf)
+        self.assertEqual(self.pool_kind("cfg"), "slurm")
+        where = 'echo "${SLURM_JOB_ID:-here} ${SLURM_JOB_NAME:-}"'
+        job, name = self.mpctl_ok(["run", "--pool", "cfg", "--", "sh", "-c", where]).decode().split()
+        self.assertTrue(job.isdigit(), job)
+        self.assertEqual(name, "from-config")  # the file's slurm_args, after mpctl's own
+        # What `mpctl pool set` gives the pool is journaled and wins over the file, at every start.
+        self.mpctl_ok(["pool", "set", "cfg", "4", "--backend", "local"])
+        self.restart_with("--config", conf)
+        self.assertEqual(self.pool_kind("cfg"), "local")
+        self.assertEqual(self.mpctl_ok(["run", "--pool", "cfg", "--", "sh", "-c", where]).decode().split(), ["here"])
+
+
 class TestSlurmUnreachable(SlurmCase):
     def pool(self):
         pools = [json.loads(line) for line in self.mpctl_ok(["--json", "pool", "list"]).decode().splitlines()]

@@ -91,3 +91,46 @@ TEST_CASE("a missing config file is an error only when it was named", "[unit][co
     REQUIRE_FALSE(r);
     CHECK(r.error().message() == "config file " + (t / "nope.toml") + ": No such file or directory");
 }
+
+TEST_CASE("a config file's pool may be backed by Slurm, with the rules of pool.set",
+          "[unit][config][slurm]") {
+    TempDir t;
+    std::string path = t.write("mpctld.toml",
+                               "[pools.hpc]\n"
+                               "workers = 100\n"
+                               "backend = \"slurm\"\n"
+                               "partition = \"debug\"\n"
+                               "account = \"physics\"\n"
+                               "slurm_args = [\"--qos=low\", \"--constraint=avx2\"]\n"
+                               "[pools.here]\n"
+                               "workers = 2\n"
+                               "backend = \"local\"\n");
+    DaemonConfig config;
+    REQUIRE(load_config_file(path, true, config));
+    CHECK(config.pools.at("hpc") == 100);
+    REQUIRE(config.pool_backends.contains("hpc"));
+    const auto& hpc = config.pool_backends.at("hpc");
+    CHECK(hpc.partition == "debug");
+    CHECK(hpc.account == "physics");
+    CHECK(hpc.args == std::vector<std::string>{"--qos=low", "--constraint=avx2"});
+    CHECK_FALSE(config.pool_backends.contains("here"));
+
+    std::string at = "config file " + (t / "mpctld.toml") + ", line ";
+    CHECK(config_error(t, "[pools.hpc]\nworkers = 1\nbackend = \"cloud\"\n") ==
+          at + "1: pools.hpc.backend: \"local\" or \"slurm\"");
+    CHECK(config_error(t, "[pools.hpc]\nworkers = 1\npartition = \"debug\"\n") ==
+          at + "1: pools.hpc.backend: partition, account and slurm_args are for a Slurm pool (backend "
+               "\"slurm\")");
+    CHECK(
+        config_error(t, "[pools.hpc]\nworkers = 1\nbackend = \"slurm\"\nslurm_args = [\"--array=0-9\"]\n") ==
+        at + "1: pools.hpc.slurm_args: --array is mpctl's to set (it tracks each task's job by them)");
+    CHECK(
+        config_error(t, "[pools.hpc]\nworkers = 1\nbackend = \"slurm\"\nslurm_args = [\"--qos=low\", 3]\n") ==
+        at + "4: pools.hpc.slurm_args must be an array of strings");
+    CHECK(config_error(t, "[pools.hpc]\nworkers = 1\nbackend = \"slurm\"\npartition = \"a b\"\n") ==
+          at + "1: pools.hpc.partition: a Slurm name, 1-128 of letters, digits, '_', '.', '+' and '-'");
+    CHECK(config_error(t, "[pools.default]\nworkers = 1\nbackend = \"slurm\"\n") ==
+          at + "1: pools.default.backend: the default pool runs its tasks here");
+    CHECK(config_error(t, "[pools.hpc]\nworkers = 1\npartiton = \"x\"\n") ==
+          at + "3: unknown setting \"pools.hpc.partiton\" (did you mean \"pools.hpc.partition\"?)");
+}
