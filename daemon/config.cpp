@@ -33,15 +33,25 @@ namespace {
 
 // Every top-level key, for "did you mean": keep in step with load_config_file.
 const std::vector<std::string>& known_keys() {
-    static const std::vector<std::string> keys{"workers",       "log_level",
-                                               "log_max_size",  "log_keep",
-                                               "durability",    "kill_after",
-                                               "max_output",    "max_connections",
-                                               "keep_finished", "keep_finished_max",
-                                               "shm_max_size",  "manager_max_bytes",
-                                               "listen",        "socket",
-                                               "state_dir",     "group",
-                                               "supervise",     "pools"};
+    static const std::vector<std::string> keys{"workers",
+                                               "log_level",
+                                               "log_max_size",
+                                               "log_keep",
+                                               "durability",
+                                               "kill_after",
+                                               "max_output",
+                                               "max_connections",
+                                               "keep_finished",
+                                               "keep_finished_max",
+                                               "shm_max_size",
+                                               "manager_max_bytes",
+                                               "listen",
+                                               "socket",
+                                               "state_dir",
+                                               "group",
+                                               "supervise",
+                                               "pools",
+                                               "slurm_shared_check"};
     return keys;
 }
 
@@ -188,6 +198,12 @@ common::Result<void> load_config_file(const std::string& path, bool required, Da
                 return bad(k, "an absolute path");
             }
             config.state_dir = *v;
+        } else if (k == "slurm_shared_check") {
+            auto v = node.value<std::string>();
+            if (!v || v->find('\n') != std::string::npos) {
+                return bad(k, "a shell command (given the state dir as \"$1\")");
+            }
+            config.slurm_shared_check = *v;
         } else if (k == "group") {
             auto v = node.value<std::string>();
             if (!v || v->empty() || v->find_first_of(":\n") != std::string::npos) {

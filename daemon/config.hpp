@@ -26,6 +26,7 @@
 //   backend = "slurm"           # or "local"; then, for a Slurm pool only:
 //   partition = "debug"         # account = "..."
 //   slurm_args = ["--qos=low"]
+//   slurm_shared_check = "srun --time=1 test -d"   # top level: see slurm_shared_check below
 // Every flag of mpctld that is a setting has its key here; the others are not settings: --config names
 // the file, and --foreground, --recover, --check-config, --print-fingerprint, --exit-with-parent,
 // --help-man and --version say what this run does. mpctl never reads this file: with `socket` set here,
@@ -76,6 +77,9 @@ struct DaemonConfig {
     // [pools.NAME] backend = "slurm" (and partition, account, slurm_args): read at start; what `mpctl pool
     // set` gave a pool wins over the file, as its workers do.
     std::map<std::string, slurm::PoolSettings> pool_backends;
+    // A shell command that says (exit 0) whether the state dir, given as "$1", is on a file system the
+    // Slurm nodes share; run before a Slurm pool's first job (SlurmSpawner). Empty: not checked.
+    std::string slurm_shared_check;
     // Run under a supervising parent (service/supervisor.hpp). Unset: a daemon that detaches itself is
     // supervised, one in the foreground (a terminal, a service manager, a test harness watches it) is not.
     std::optional<bool> supervise;

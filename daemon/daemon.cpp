@@ -71,8 +71,9 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     // them.
     spawner_.set_exit_journal(exit_journal_path(config_.state_dir));
     warm_ = std::make_unique<WarmSpawner>(io_, spawner_, timers_, config_.state_dir + "/workers");
-    slurm_ = std::make_unique<SlurmSpawner>(io_, *warm_, spawner_, timers_,
-                                            SlurmSpawner::Options{config_.state_dir, slurm_runner_path()});
+    slurm_ = std::make_unique<SlurmSpawner>(
+        io_, *warm_, spawner_, timers_,
+        SlurmSpawner::Options{config_.state_dir, slurm_runner_path(), config_.slurm_shared_check});
     // A pool's backend as the config file says, unless `mpctl pool set` set the pool since (the journal).
     for (const auto& [name, settings] : config_.pool_backends) {
         auto row = pools.find(name);

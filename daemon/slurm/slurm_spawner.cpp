@@ -109,10 +109,19 @@ SlurmSpawner::~SlurmSpawner() {
 void SlurmSpawner::set_pool(const std::string& name, const std::optional<slurm::PoolSettings>& settings) {
     if (!settings) {
         pools_.erase(name);
+        checks_.erase(name);
         return;
+    }
+    auto it = pools_.find(name);
+    if (it == pools_.end() || it->second.partition != settings->partition ||
+        it->second.account != settings->account || it->second.args != settings->args) {
+        checks_.erase(name);  // other nodes, maybe: checked again
     }
     pools_[name] = *settings;
     watch_status_dir();
+    if (!forming_.empty()) {
+        form_soon();  // what waited for a check that was dropped
+    }
 }
 
 std::optional<slurm::PoolSettings> SlurmSpawner::settings(const std::string& name) const {
@@ -136,6 +145,9 @@ json SlurmSpawner::describe(const std::string& name) const {
     j["reachable"] = reachable_;
     if (!reachable_) {
         j["error"] = last_error_;
+    }
+    if (auto check = checks_.find(name); check != checks_.end() && !check->second.error.empty()) {
+        j["shared_check_error"] = check->second.error;  // the last check failed
     }
     return j;
 }
@@ -394,11 +406,17 @@ bool SlurmSpawner::can_share(const Member& a, const Member& b) {
 
 void SlurmSpawner::form() {
     // While sbatch is busy members wait here, and the next submission takes all that can share an array.
-    while (!forming_.empty() && !stopped_ && sbatch_running_ < k_max_sbatch && queued_.empty()) {
+    while (!stopped_ && sbatch_running_ < k_max_sbatch && queued_.empty()) {
+        // The first member whose pool may submit (the others wait for its shared-file-system check).
+        auto first = std::find_if(forming_.begin(), forming_.end(),
+                                  [this](const Member& m) { return shared_ok(m.pool); });
+        if (first == forming_.end()) {
+            return;
+        }
         std::vector<Member> members;
-        members.push_back(std::move(forming_.front()));
-        forming_.pop_front();
-        for (auto it = forming_.begin(); it != forming_.end() && members.size() < k_max_array;) {
+        members.push_back(std::move(*first));
+        auto it = forming_.erase(first);
+        while (it != forming_.end() && members.size() < k_max_array) {
             if (can_share(members.front(), *it)) {
                 members.push_back(std::move(*it));
                 it = forming_.erase(it);
@@ -410,6 +428,65 @@ void SlurmSpawner::form() {
             submit(std::move(s));
         }
     }
+}
+
+bool SlurmSpawner::shared_ok(const std::string& pool) {
+    if (options_.shared_check.empty()) {
+        return true;
+    }
+    SharedCheck& check = checks_[pool];
+    if (check.state == SharedCheck::State::ok) {
+        return true;
+    }
+    if (check.state == SharedCheck::State::unknown) {
+        check.state = SharedCheck::State::running;
+        uint64_t run = check.run = ++check_runs_;
+        spdlog::info("Slurm pool {}: checking that {} is shared with the nodes: {}", pool, options_.state_dir,
+                     options_.shared_check);
+        this->run({"/bin/sh", "-c", options_.shared_check + " \"$1\"", "sh", options_.state_dir}, nullptr,
+                  [this, pool, run](std::optional<int> code, std::string out, std::string err) {
+                      auto it = checks_.find(pool);
+                      if (it != checks_.end() && it->second.run == run) {
+                          shared_checked(pool, code, out, err);
+                      }
+                  });
+    }
+    return false;
+}
+
+void SlurmSpawner::shared_checked(const std::string& pool, std::optional<int> code, const std::string& out,
+                                  const std::string& err) {
+    SharedCheck& check = checks_[pool];
+    if (code == 0) {
+        check.state = SharedCheck::State::ok;
+        check.error.clear();
+        form();
+        return;
+    }
+    // Looked at again for the next task: what failed may have been the cluster, not the file system.
+    check.state = SharedCheck::State::unknown;
+    std::string said = first_line(err.empty() ? out : err);
+    if (said.empty()) {
+        said = code ? "exit status " + std::to_string(*code) : "it did not run";
+    }
+    check.error = "the state dir " + options_.state_dir +
+                  " is not on a file system shared with the Slurm nodes, says slurm_shared_check (" + said +
+                  ")";
+    spdlog::error("Slurm pool {}: {}", pool, check.error);
+    std::vector<Member> refused;
+    for (auto it = forming_.begin(); it != forming_.end();) {
+        if (it->pool == pool) {
+            refused.push_back(std::move(*it));
+            it = forming_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    std::string why = check.error;
+    for (auto& m : refused) {
+        m.on_started(common::plain_error(why));  // may spawn again: forming_ is left alone meanwhile
+    }
+    form();
 }
 
 void SlurmSpawner::Submission::fail(const std::string& why) {

@@ -41,6 +41,9 @@ class SlurmSpawner final : public Spawner {
     struct Options {
         std::string state_dir;  // the job files go to STATE_DIR/slurm
         std::string runner;     // what a job runs on its node: slurm_runner_path()
+        // `sh -c "CHECK \"\$1\"" sh STATE_DIR` must exit 0 before a pool's first job: the state dir (status
+        // files, output) is on a file system the nodes share. Empty: not checked.
+        std::string shared_check;
         std::chrono::milliseconds reconcile_every{5000};
     };
     // INNER runs every task of the other pools; PROCESSES runs sbatch, squeue and scancel.
@@ -100,6 +103,19 @@ class SlurmSpawner final : public Spawner {
         std::vector<Member> members;
         void fail(const std::string& why);
     };
+    // Whether POOL's jobs may be submitted as far as the shared-file-system check goes: it is run (once per
+    // pool and settings, again after it failed) for the first of them; the members of a pool whose check
+    // failed are told so.
+    struct SharedCheck {
+        enum class State { unknown, running, ok } state = State::unknown;
+        uint64_t run = 0;   // numbers the checks: the answer of one made stale by set_pool is dropped
+        std::string error;  // the last failure, for pool.list
+    };
+    [[nodiscard]] bool shared_ok(const std::string& pool);
+    void shared_checked(const std::string& pool, std::optional<int> code, const std::string& out,
+                        const std::string& err);
+    std::map<std::string, SharedCheck> checks_;
+    uint64_t check_runs_ = 0;
     // The members waiting in forming_ made into submissions, as many as sbatch may run now: each takes the
     // first waiting member and every later one that can share its array.
     void form();

@@ -436,6 +436,28 @@ class TestSlurmConfigFile(SlurmCase):
         self.assertEqual(self.mpctl_ok(["run", "--pool", "cfg", "--", "sh", "-c", where]).decode().split(), ["here"])
 
 
+    def test_the_configured_shared_file_system_check_refuses_a_pools_tasks_until_it_passes(self):
+        conf, checked, shared = self.path("mpctld.toml"), self.path("checked"), self.path("shared")
+        with open(conf, "w") as f:  # the check is given the state dir as "$1"
+            f.write(f"slurm_shared_check = 'echo \"$1\" >> {checked}; test -e {shared} && test -d'\n")
+        self.restart_with("--config", conf)
+        done = self.mpctl(["run", "--pool", "hpc", "--", "true"])
+        self.assertEqual(done.returncode, 126, done.stderr)
+        st = self.status(1)
+        self.assertEqual((st["reason"], st["backend_id"]), ("spawn", None))
+        self.assertIn(f"the state dir {self.daemon.state} is not on a file system shared with the Slurm nodes",
+                      st["error"])
+        pools = [json.loads(line) for line in self.mpctl_ok(["--json", "pool", "list"]).decode().splitlines()]
+        self.assertIn("not on a file system shared", next(p for p in pools if p["name"] == "hpc")["backend"]
+                      ["shared_check_error"])
+        open(shared, "w").close()  # from now on the check passes: checked again, then trusted
+        job = self.mpctl_ok(["run", "--pool", "hpc", "--", "sh", "-c", 'echo "$SLURM_JOB_ID"']).decode().strip()
+        self.assertTrue(job.isdigit(), job)
+        self.mpctl_ok(["run", "--pool", "hpc", "--", "true"])
+        with open(checked) as f:
+            self.assertEqual(f.read().splitlines(), [self.daemon.state] * 2)
+
+
 class TestSlurmUnreachable(SlurmCase):
     def pool(self):
         pools = [json.loads(line) for line in self.mpctl_ok(["--json", "pool", "list"]).decode().splitlines()]

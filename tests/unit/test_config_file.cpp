@@ -131,6 +131,12 @@ TEST_CASE("a config file's pool may be backed by Slurm, with the rules of pool.s
           at + "1: pools.hpc.partition: a Slurm name, 1-128 of letters, digits, '_', '.', '+' and '-'");
     CHECK(config_error(t, "[pools.default]\nworkers = 1\nbackend = \"slurm\"\n") ==
           at + "1: pools.default.backend: the default pool runs its tasks here");
+    DaemonConfig checked;
+    REQUIRE(
+        load_config_file(t.write("c.toml", "slurm_shared_check = 'srun --time=1 test -d'\n"), true, checked));
+    CHECK(checked.slurm_shared_check == "srun --time=1 test -d");
+    CHECK(config_error(t, "slurm_shared_check = 3\n") ==
+          at + "1: slurm_shared_check must be a shell command (given the state dir as \"$1\")");
     CHECK(config_error(t, "[pools.hpc]\nworkers = 1\npartiton = \"x\"\n") ==
           at + "3: unknown setting \"pools.hpc.partiton\" (did you mean \"pools.hpc.partition\"?)");
 }
