@@ -251,6 +251,16 @@ void print_status_table(const std::vector<TaskStatus>& tasks, bool wide) {
             rows[i].name = fit(rows[i].name, w[6]);
         }
     }
+    // Still too narrow: how long ago goes next ("14:03 (3.10s ago)" is 17 columns, "14:03" 5).
+    if (width > 0 && before_command + k_min_command > width) {
+        size_t was = w[4];
+        w[4] = columns_of(rows[0].when);
+        for (size_t i = 1; i < rows.size(); ++i) {
+            rows[i].when = when_of(tasks[i - 1], now_ms, false);
+            w[4] = std::max(w[4], columns_of(rows[i].when));
+        }
+        before_command -= was - w[4];
+    }
     std::string out;
     for (size_t i = 0; i < rows.size(); ++i) {
         const auto& r = rows[i];

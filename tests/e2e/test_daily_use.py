@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Terminal manners (issue 13): what mpctl says on a terminal while it blocks, and only there. mpctl runs with
 its stderr on a real pseudo-terminal (pty); the same command without one must stay silent, for scripts."""
-import json, os, pty, subprocess, sys, unittest
+import json, os, pty, re, subprocess, sys, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_daemon import BIN, Daemon, until  # noqa: E402
@@ -127,6 +127,12 @@ class OnATerminal(unittest.TestCase):
         self.assertNotIn(b"\x1b", out)
         self.assertIn(b"echo \\e[41mBG\\n", out)
         self.assertIn("a-n\u2026", out.decode())  # at 80 columns the name gives way to the command
+        # Narrower (or with tasks seconds old: "14:03 (3.10s ago)"), how long ago gives way too.
+        narrow = self.on_pty(["list"], 76).decode().splitlines()
+        self.assertEqual(len(narrow), 6, narrow)
+        for line in narrow:
+            self.assertLessEqual(len(line), 76, line)
+        self.assertFalse(re.search(r"\((now|.* ago)\)", "\n".join(narrow)), narrow)
         roomy = self.on_pty(["list"], 160).decode()
         self.assertIn("a-name-much-longer-than\u2026", roomy)  # names get 24 columns at most
         self.assertTrue(all(len(line) <= 160 for line in roomy.splitlines()))
