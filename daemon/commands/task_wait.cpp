@@ -23,12 +23,15 @@ void TaskWait::start(const TaskContext& ctx, std::shared_ptr<Responder> responde
         }
     }
     if (w->options_.stream) {
-        // Those already done come first, in the order they finished.
-        std::stable_sort(finished.begin(), finished.end(), [](const Task* a, const Task* b) {
-            return a->finished_at_ms.value_or(0) < b->finished_at_ms.value_or(0);
-        });
-        for (const Task* t : finished) {
-            notify_completed(ctx.view, *w->responder_, *t);
+        // Those already done come first, in the order they finished, ties as asked (sorted with their
+        // places: std::stable_sort's temporary buffer is deprecated in the libstdc++ clang 19 builds with).
+        std::vector<std::pair<int64_t, size_t>> order;
+        for (size_t i = 0; i < finished.size(); ++i) {
+            order.emplace_back(finished[i]->finished_at_ms.value_or(0), i);
+        }
+        std::sort(order.begin(), order.end());
+        for (auto [ms, i] : order) {
+            notify_completed(ctx.view, *w->responder_, *finished[i]);
         }
     }
     w->unfinished_ = unfinished.size();
