@@ -6,7 +6,8 @@ cluster $SLURM_CONF already names, with --use-running); prints ratios.
 ITEMS (default 200) one-line tasks, each writing its item to a file of its own; the clock runs from the
 first submission to the moment the last of the ITEMS files exists (all done):
   - `mpctl map --pool P -j ITEMS -- sh -c 'echo {} > OUT/{}'`, P a Slurm pool of ITEMS slots (a fresh mpctld
-    per run, state dir in DIR); map returns once every task has ended, which is also when its file exists
+    per run, state dir in DIR); map returns once every task has ended, which is also when its file exists;
+    the daemon submits the tasks as job arrays (how many sbatch calls it made is printed too)
   - a shell loop of ITEMS `sbatch --wrap 'echo I > OUT/I'` calls (what a script without mpctl does)
   - one hand-written job array: `sbatch --array=0-(ITEMS-1) --wrap 'echo $SLURM_ARRAY_TASK_ID > ...'`
 Each figure is the median of RUNS runs (default 3), the contenders' order alternating between runs; each
@@ -69,6 +70,7 @@ def main():
                     os.environ["SLURM_CONF"] = line.split("=", 1)[1].strip("'\"")
         n = args.items
         counter = [0]
+        sbatch_calls = []
 
         def fresh_out():
             counter[0] += 1
@@ -88,6 +90,12 @@ def main():
                                 "-c", f"echo {{}} > {out}/{{}}", ":::", *map(str, range(n))], env=env, check=True,
                                stdout=subprocess.DEVNULL, timeout=HANG_S)
                 t1 = wait_files(out, n, "mpctl map")
+                # How many sbatch calls that took: the jobs this daemon made (their comments name its pid),
+                # an array counted once.
+                listed = subprocess.run(["squeue", "-r", "-h", "-t", "all", "-o", "%F %k"], capture_output=True,
+                                        text=True, timeout=60).stdout.split("\n")
+                mine = {line.split()[0] for line in listed if f" mpctl-{d.proc.pid}-" in line}
+                sbatch_calls.append(len(mine))
             finally:
                 d.stop()
             return t1 - t0
@@ -135,6 +143,7 @@ def main():
         print(f"{name:{width}} {statistics.median(times[name]):7.2f}s  {ratio(name, array):>22}")
     print(f"\nmpctl map / the sbatch loop: {ratio(mp, loop)} (below 1: ahead of it); target: mpctl within 1.2x of "
           f"the array and ahead of the loop")
+    print(f"mpctl map's sbatch calls (job arrays and single jobs) per run: {sbatch_calls}")
 
 
 if __name__ == "__main__":
