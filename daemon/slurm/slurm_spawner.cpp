@@ -525,6 +525,11 @@ std::shared_ptr<SlurmSpawner::Submission> SlurmSpawner::make_submission(std::vec
     s->members = std::move(members);
     s->script_path = job.script_path;
     s->comment = job.comment;
+    auto pool = pools_.find(s->pool);
+    if (pool == pools_.end()) {  // made local while its tasks waited here
+        s->fail("pool " + s->pool + " is no longer backed by Slurm");
+        return nullptr;
+    }
     {
         std::ofstream script(job.script_path, std::ios::trunc);
         script << text;
@@ -532,12 +537,6 @@ std::shared_ptr<SlurmSpawner::Submission> SlurmSpawner::make_submission(std::vec
             s->fail("cannot write the job script " + job.script_path);
             return nullptr;
         }
-    }
-    auto pool = pools_.find(s->pool);
-    if (pool == pools_.end()) {
-        ::unlink(job.script_path.c_str());
-        s->fail("pool " + s->pool + " is no longer backed by Slurm");
-        return nullptr;
     }
     s->argv = slurm::sbatch_argv(sbatch_, job, pool->second);
     return s;
