@@ -88,6 +88,15 @@ that detaches itself, false with `--foreground`; `--supervise`, `--no-supervise`
 .TP
 [pools.NAME] workers = N
 The size of pool NAME.
+.TP
+[pools.NAME] backend = "slurm"
+Pool NAME hands its tasks to Slurm, with `partition`, `account` and `slurm_args` (an array of sbatch
+options) as `mpctl pool set NAME --backend slurm` takes them; `"local"` runs them here. Read at start:
+what `mpctl pool set` gave the pool since wins.
+.TP
+slurm_shared_check = "srun --time=1 test -d"
+A shell command, given the state dir as its last argument, that must succeed before a Slurm pool's first
+job: the state dir must be on a file system the nodes share (default: not checked).
 .PP
 Each flag that is a setting has its key; `--config`, `--foreground`, `--recover`, `--check-config`,
 `--print-fingerprint` say what a run does and are not settings.
