@@ -73,6 +73,9 @@ struct ExitInfo {
     std::optional<int> signal;
     std::string note;      // for the task's error, what the status alone does not say (a warm worker's end)
     bool unknown = false;  // an adopted process whose status no source recorded: neither is set
+    // When it ended, where that is known better than "when its end was seen" (a Slurm job's status file,
+    // which a restarted daemon may read long after): the task's finished_at. Unix ms.
+    std::optional<int64_t> ended_at_ms = std::nullopt;
 };
 
 // A spawn that failed reports an Error whose context is the whole message ("command not found: x", "cwd

@@ -241,6 +241,9 @@ bool SlurmSpawner::try_status(const std::string& key) {
     if (status) {
         info.exit_code = status->exit_code;
         info.signal = status->signal;
+        if (status->ended_ms > 0) {
+            info.ended_at_ms = status->ended_ms;  // read maybe long after: a daemon that was down meanwhile
+        }
     } else {
         info.unknown = true;
         info.note = "Slurm job " + key + ": " + status.error().message();

@@ -397,11 +397,13 @@ void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
         ExitInfo unknown;
         unknown.unknown = true;
         unknown.note = std::move(info.note);
+        unknown.ended_at_ms = info.ended_at_ms;
         on_exit(id, std::move(unknown));
         return;
     }
     ExitInfo outcome = pipeline_outcome(*t);
-    outcome.note = std::move(info.note);  // only a warm worker's task, one process, has one
+    outcome.note = std::move(info.note);     // only a warm worker's task, one process, has one
+    outcome.ended_at_ms = info.ended_at_ms;  // the last stage's (a Slurm job is one)
     on_exit(id, std::move(outcome));
 }
 
@@ -437,7 +439,10 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     }
     t->exit_code = info.exit_code;
     t->signal = info.signal;
-    t->finished_at_ms = common::now_unix_ms();
+    // Never before it started nor after now, whatever another machine's clock said.
+    int64_t now_ms = common::now_unix_ms();
+    int64_t started_ms = std::min(t->started_at_ms.value_or(now_ms), now_ms);
+    t->finished_at_ms = std::clamp(info.ended_at_ms.value_or(now_ms), started_ms, now_ms);
     Task::Stop why = t->stopping;
     t->stopping = Task::Stop::none;
 

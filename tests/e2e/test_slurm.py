@@ -10,7 +10,7 @@ is garbage, and a kill -9 of the daemon while jobs run (re-attached, each job's 
 Without Slurm (not root, or start-slurm.sh cannot start it) the tests skip saying why, unless
 MPCTL_REQUIRE_SLURM=1 (CI sets it), which makes that a failure. Nothing sleeps a fixed time: every wait
 polls a condition (squeue, the task's state) against a generous deadline."""
-import json, os, re, shutil, signal, subprocess, sys, tempfile, unittest
+import datetime, json, os, re, shutil, signal, subprocess, sys, tempfile, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_case import MPCTL, DaemonCase  # noqa: E402
@@ -250,10 +250,13 @@ class TestSlurmPools(SlurmCase):
         open(go, "w").close()  # the jobs end while no daemon watches
         for job in jobs:
             self.job_state(job, {"FAILED"})
+        restarted = datetime.datetime.now(datetime.timezone.utc)
         self.daemon.start()
         for i, task in enumerate(tasks):
             st = self.wait_state(task, {"failed"})
             self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
+            # When the job ended, as its status file says: before the daemon came back to read it.
+            self.assertLess(datetime.datetime.fromisoformat(st["finished_at"].replace("Z", "+00:00")), restarted)
         self.assertEqual(sorted(marked()), ["0", "1"])  # each ran once
         self.assertIn(int(tasks[0]), json.loads(self.mpctl_ok(["--json", "daemon", "status"]))["readopted"])
 
@@ -401,10 +404,12 @@ class TestSlurmMap(SlurmCase):
         open(go, "w").close()  # the elements end, and the third runs, while no daemon watches
         for key in keys:
             self.job_state(key, {"FAILED"})
+        restarted = datetime.datetime.now(datetime.timezone.utc)
         self.daemon.start()
         for i, task in enumerate(tasks):
             st = self.wait_state(task, {"failed"})
             self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, keys[i]))
+            self.assertLess(datetime.datetime.fromisoformat(st["finished_at"].replace("Z", "+00:00")), restarted)
         self.assertEqual(sorted(marked()), ["0", "1", "2"])  # each ran once
 
 
