@@ -162,7 +162,12 @@ class DaemonWorld final : public daemon::DaemonControl, public daemon::TaskListe
     // Slurm pools as the daemon has them: sbatch, squeue and scancel are FuzzSpawner's fake processes too,
     // which print their arguments and never a job id, so a Slurm task fails to start and nothing reaches a
     // real Slurm.
-    daemon::SlurmSpawner slurm_{io_, warm_, spawner_, timers_, {state_dir_.path(), "/nonexistent/mpctld"}};
+    daemon::SlurmSpawner slurm_{
+        io_,
+        warm_,
+        spawner_,
+        timers_,
+        {state_dir_.path(), "/nonexistent/mpctld", "", std::chrono::milliseconds(5000)}};
     daemon::OutputLayout outputs_;
     daemon::TaskEvents events_;
     std::unique_ptr<daemon::Scheduler> scheduler_;
