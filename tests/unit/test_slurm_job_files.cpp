@@ -3,24 +3,36 @@
 // real /bin/sh.
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
-#include <iterator>
+#include <map>
 #include <string>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/exec/job_pids.hpp>
 #include <mpctl/daemon/slurm/job_files.hpp>
 
+#include "process.hpp"
 #include "temp_dir.hpp"
 
 using namespace mpctl::daemon::slurm;
+using mpctl::test::run_process;
+
+namespace {
+
+// run_process's options with SET added to the test's environment and UNSET taken from it.
+mpctl::test::ProcessOptions env(std::map<std::string, std::string> set, std::vector<std::string> unset = {}) {
+    mpctl::test::ProcessOptions o;
+    o.env_set = std::move(set);
+    o.env_unset = std::move(unset);
+    return o;
+}
+
+}  // namespace
 
 namespace {
 
@@ -51,16 +63,9 @@ TEST_CASE("a job script execs the runner with the command's words exactly as giv
     CHECK(script.starts_with("#!/bin/sh\n"));
     std::string path = dir / "job.sh";
     std::ofstream(path) << script;
-    std::FILE* p = ::popen(("sh '" + path + "'").c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string out;
-    char buf[256];
-    size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-        out.append(buf, n);
-    }
-    CHECK(::pclose(p) == 0);
-    CHECK(out == "</state/slurm><--><echo><it's><$HOME><a\nb><><*>");
+    auto shown = run_process({"sh", path});
+    CHECK(shown.exit_code == 0);
+    CHECK(shown.out == "</state/slurm><--><echo><it's><$HOME><a\nb><><*>");
 }
 
 TEST_CASE("sbatch gets the task's cwd, files, name, a time limit above its timeout, and the pool's options",
@@ -230,26 +235,16 @@ TEST_CASE("an array's script runs each element's command with its own files, by 
     j.array_size = elements.size();
     std::string path = dir / "array.sh";
     std::ofstream(path) << array_script(j, elements);
-    auto run = [&](const std::string& index, int& status) {
-        std::FILE* p = ::popen(("SLURM_ARRAY_TASK_ID=" + index + " sh '" + path + "' 2>&1").c_str(), "r");
-        REQUIRE(p != nullptr);
-        std::string out;
-        char buf[256];
-        size_t n = 0;
-        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-            out.append(buf, n);
-        }
-        status = ::pclose(p);
-        return out;
+    auto run = [&](const std::string& index) {
+        return run_process({"sh", path}, env({{"SLURM_ARRAY_TASK_ID", index}}));
     };
-    int status = -1;
-    CHECK(run("0", status) ==
-          "</state/slurm><--element><--stdout></o 0><--stderr></e 0><--><echo><it's one>");
-    CHECK(status == 0);
-    CHECK(run("1", status) ==
-          "</state/slurm><--element><--stdout></o1><--stderr></e1><--><printf><%s\n><$x>");
-    CHECK(run("2", status) == "mpctl: no element 2 in this array\n");
-    CHECK(status != 0);
+    auto first = run("0");
+    CHECK(first.out == "</state/slurm><--element><--stdout></o 0><--stderr></e 0><--><echo><it's one>");
+    CHECK(first.exit_code == 0);
+    CHECK(run("1").out == "</state/slurm><--element><--stdout></o1><--stderr></e1><--><printf><%s\n><$x>");
+    auto none = run("2");
+    CHECK(none.err == "mpctl: no element 2 in this array\n");
+    CHECK(none.exit_code == 2);
 
     auto a = sbatch_argv("sbatch", j, PoolSettings{});
     CHECK(std::find(a.begin(), a.end(), "--array=0-1") != a.end());
@@ -290,15 +285,13 @@ TEST_CASE("the runner of an array element opens its own files and writes the sta
     std::string runner = std::string(MPCTL_TEST_BIN_DIR) + "/mpctl-slurm-job";
     std::string out = dir / "out", err = dir / "err";
     // As Slurm starts element 3 of array 41: its environment names the array and the index.
-    std::string cmd = "SLURM_JOB_ID=99 SLURM_ARRAY_JOB_ID=41 SLURM_ARRAY_TASK_ID=3 '" + runner + "' '" +
-                      dir.path() + "' --element --stdout '" + out + "' --stderr '" + err +
-                      "' -- sh -c 'echo to-out; echo to-err >&2; exit 7'";
-    int status = std::system(cmd.c_str());
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 7);  // as its command ended, so Slurm's records agree
+    auto ran = run_process(
+        {runner, dir.path(), "--element", "--stdout", out, "--stderr", err, "--", "sh", "-c",
+         "echo to-out; echo to-err >&2; exit 7"},
+        env({{"SLURM_JOB_ID", "99"}, {"SLURM_ARRAY_JOB_ID", "41"}, {"SLURM_ARRAY_TASK_ID", "3"}}));
+    CHECK(ran.exit_code == 7);  // as its command ended, so Slurm's records agree
     auto read = [](const std::string& path) {
-        std::ifstream f(path);
-        return std::string(std::istreambuf_iterator<char>(f), {});
+        return mpctl::common::read_file(path).value_or("");
     };
     CHECK(read(out) == "to-out\n");
     CHECK(read(err) == "to-err\n");
@@ -309,9 +302,9 @@ TEST_CASE("the runner of an array element opens its own files and writes the sta
     CHECK(::access((dir / "job-99.status").c_str(), F_OK) != 0);
 
     // Without the array's variables an element cannot tell its key: it says so and runs nothing.
-    std::string bare = "env -u SLURM_ARRAY_JOB_ID SLURM_JOB_ID=99 '" + runner + "' '" + dir.path() +
-                       "' --element -- touch '" + (dir / "ran") + "' 2>/dev/null";
-    status = std::system(bare.c_str());
-    CHECK(WEXITSTATUS(status) == 2);
+    auto bare = run_process({runner, dir.path(), "--element", "--", "touch", dir / "ran"},
+                            env({{"SLURM_JOB_ID", "99"}}, {"SLURM_ARRAY_JOB_ID"}));
+    CHECK(bare.exit_code == 2);
+    CHECK_THAT(bare.err, Catch::Matchers::Contains("not in a Slurm job array"));
     CHECK(::access((dir / "ran").c_str(), F_OK) != 0);
 }
