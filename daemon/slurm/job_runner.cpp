@@ -72,21 +72,16 @@ int run_job(int argc, char** argv) {
     }
     // The job's key as Slurm's commands name it (job_files.hpp): an element's own SLURM_JOB_ID is given
     // only when it starts, so the daemon knows it by its array and index.
-    std::string key;
-    static const char* const k_element_vars[] = {"SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", nullptr};
-    static const char* const k_job_vars[] = {"SLURM_JOB_ID", nullptr};
-    for (const char* const* var = element ? k_element_vars : k_job_vars; *var != nullptr; ++var) {
-        const char* name = *var;
-        const char* value = std::getenv(name);
-        if (value == nullptr || *value == '\0') {
-            std::fprintf(stderr, "mpctl-slurm-job: not in a Slurm job%s (no %s)\n", element ? " array" : "",
-                         name);
-            return 2;
-        }
-        key += key.empty() ? value : std::string("_") + value;
-    }
+    auto var = [](const char* name) {
+        const char* v = std::getenv(name);
+        return std::string(v != nullptr ? v : "");
+    };
+    std::string key =
+        element ? var("SLURM_ARRAY_JOB_ID") + "_" + var("SLURM_ARRAY_TASK_ID") : var("SLURM_JOB_ID");
     if (!is_job_key(key)) {
-        std::fprintf(stderr, "mpctl-slurm-job: not a Slurm job id: %s\n", key.c_str());
+        std::fprintf(stderr, "mpctl-slurm-job: not in a Slurm job%s (no job id in %s: \"%s\")\n",
+                     element ? " array" : "",
+                     element ? "SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID" : "SLURM_JOB_ID", key.c_str());
         return 2;
     }
     JobStatus status;
