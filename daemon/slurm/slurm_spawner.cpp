@@ -84,6 +84,11 @@ SlurmSpawner::SlurmSpawner(asio::io_context& io, Spawner& inner, Spawner& proces
       options_(std::move(options)),
       dir_(options_.state_dir + "/slurm"),
       daemon_env_(std::make_shared<const EnvBlock>(common::current_environment())) {
+    for (const auto& e : daemon_env_->entries()) {
+        if (e.starts_with("SLURM_CONF=")) {
+            slurm_conf_ = e;
+        }
+    }
     find_commands();
 }
 
@@ -371,22 +376,31 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     job.gpus = spec.gpus;
     job.script_path =
         dir_ + "/task-" + std::to_string(spec.task) + "-" + std::to_string(spec.attempt) + ".sh";
-    // The job gets the task's environment (sbatch's default --export=ALL passes on sbatch's own), and
-    // sbatch finds the cluster with the daemon's SLURM_CONF when the task names none.
-    std::vector<std::string> env = spec.env ? spec.env->entries() : daemon_env_->entries();
-    if (const char* conf = std::getenv("SLURM_CONF"); conf != nullptr) {
-        bool has = std::any_of(env.begin(), env.end(),
-                               [](const std::string& e) { return e.starts_with("SLURM_CONF="); });
-        if (!has) {
-            env.push_back(std::string("SLURM_CONF=") + conf);
-        }
-    }
-    m.env = std::make_shared<const EnvBlock>(std::move(env));
+    m.env = job_env(spec.env ? spec.env : daemon_env_);
     m.on_started = std::move(on_started);
     m.on_exit = std::move(on_exit);
     forming_.push_back(std::move(m));
     // Not at once: what the scheduler starts in this turn of the loop may share an array with it.
     form_soon();
+}
+
+std::shared_ptr<const EnvBlock> SlurmSpawner::job_env(std::shared_ptr<const EnvBlock> env) {
+    // The job gets the task's environment (sbatch's default --export=ALL passes on sbatch's own), and
+    // sbatch finds the cluster with the daemon's SLURM_CONF when the task names none. The tasks of a batch
+    // share one block, and so do their jobs': can_share() compares them by pointer first.
+    auto& entries = env->entries();
+    if (slurm_conf_.empty() || std::any_of(entries.begin(), entries.end(), [](const std::string& e) {
+            return e.starts_with("SLURM_CONF=");
+        })) {
+        return env;
+    }
+    if (env != with_conf_from_) {
+        std::vector<std::string> more = entries;
+        more.push_back(slurm_conf_);
+        with_conf_from_ = env;
+        with_conf_ = std::make_shared<const EnvBlock>(std::move(more));
+    }
+    return with_conf_;
 }
 
 void SlurmSpawner::form_soon() {

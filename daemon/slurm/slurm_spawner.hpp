@@ -120,6 +120,8 @@ class SlurmSpawner final : public Spawner {
     // first waiting member and every later one that can share its array.
     void form();
     void form_soon();
+    // ENV for a job: with the daemon's SLURM_CONF added where it has none (the same block for the same ENV).
+    std::shared_ptr<const EnvBlock> job_env(std::shared_ptr<const EnvBlock> env);
     [[nodiscard]] static bool can_share(const Member& a, const Member& b);
     // MEMBERS' script written and sbatch's arguments made; nullptr (the members told) if it cannot be.
     std::shared_ptr<Submission> make_submission(std::vector<Member> members);
@@ -170,6 +172,8 @@ class SlurmSpawner final : public Spawner {
     std::string dir_;  // STATE_DIR/slurm
     std::string sbatch_, squeue_, scancel_;
     std::shared_ptr<const EnvBlock> daemon_env_;
+    std::string slurm_conf_;  // the daemon's "SLURM_CONF=...", if it has one
+    std::shared_ptr<const EnvBlock> with_conf_from_, with_conf_;  // job_env()'s last block made
     std::map<std::string, slurm::PoolSettings> pools_;
     std::map<std::string, Job> jobs_;   // by key: "J", or "A_I" for an element of an array
     std::map<int, uint64_t> elements_;  // an element's stand-in pid -> its start (job_pids.hpp)
