@@ -100,6 +100,30 @@ class SlurmCase(DaemonCase):
     def job_state(self, job, states):
         until(lambda: squeue().get(job, (None, None))[1] in states, f"job {job} to be {states}", LONG)
 
+    def words(self, path):
+        """The words of file PATH (none while it is not there)."""
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return f.read().split()
+
+    def kill_and_take_back(self, tasks, jobs, gate):
+        """kill -9 of the daemon while TASKS run as JOBS, GATE opened so that the jobs end while no daemon
+        watches, and a new daemon on the same state dir: task I ends as its job did (exit 4+I, one attempt,
+        the same job), with finished_at when the job ended, before the restart."""
+        self.mpctl_ok(["pool", "set", "hpc", "8", "--backend", "slurm"])  # answered after the journal has the jobs
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(60)
+        open(gate, "w").close()
+        for job in jobs:
+            self.job_state(job, {"FAILED"})
+        restarted = datetime.datetime.now(datetime.timezone.utc)
+        self.daemon.start()
+        for i, task in enumerate(tasks):
+            st = self.wait_state(task, {"failed"})
+            self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
+            self.assertLess(datetime.datetime.fromisoformat(st["finished_at"].replace("Z", "+00:00")), restarted)
+
 
 class TestSlurmPools(SlurmCase):
     def test_a_task_runs_as_a_batch_job_with_its_argv_cwd_environment_exit_code_and_output(self):
@@ -241,23 +265,9 @@ class TestSlurmPools(SlurmCase):
         tasks = [self.submit("--", "sh", "-c", f'echo {i} >> "{marks}"; while [ ! -e "{go}" ]; do sleep 0.05; done; '
                                                f'exit {i + 4}') for i in range(2)]
         jobs = [self.job_of(t) for t in tasks]
-        def marked():
-            with open(marks) as f:
-                return f.read().split()
-        until(lambda: os.path.exists(marks) and len(marked()) == 2, "both jobs to run", LONG)
-        self.daemon.proc.kill()
-        self.daemon.proc.wait(60)
-        open(go, "w").close()  # the jobs end while no daemon watches
-        for job in jobs:
-            self.job_state(job, {"FAILED"})
-        restarted = datetime.datetime.now(datetime.timezone.utc)
-        self.daemon.start()
-        for i, task in enumerate(tasks):
-            st = self.wait_state(task, {"failed"})
-            self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
-            # When the job ended, as its status file says: before the daemon came back to read it.
-            self.assertLess(datetime.datetime.fromisoformat(st["finished_at"].replace("Z", "+00:00")), restarted)
-        self.assertEqual(sorted(marked()), ["0", "1"])  # each ran once
+        until(lambda: len(self.words(marks)) == 2, "both jobs to run", LONG)
+        self.kill_and_take_back(tasks, jobs, go)
+        self.assertEqual(sorted(self.words(marks)), ["0", "1"])  # each ran once
         self.assertIn(int(tasks[0]), json.loads(self.mpctl_ok(["--json", "daemon", "status"]))["readopted"])
 
 
@@ -392,25 +402,11 @@ class TestSlurmMap(SlurmCase):
                                                       f'done; exit $(( $1 + 4 ))')
         keys = [self.status(t)["backend_id"] for t in tasks]
         self.assertEqual(len({k.split("_")[0] for k in keys}), 1, keys)
-        def marked():
-            with open(marks) as f:
-                return f.read().split()
-        until(lambda: os.path.exists(marks) and len(marked()) == 2, "two elements to run", LONG)
+        until(lambda: len(self.words(marks)) == 2, "two elements to run", LONG)
         proc.kill()  # the map's client goes first: its tasks are the daemon's
         proc.wait(60)
-        self.mpctl_ok(["pool", "set", "hpc", "8", "--backend", "slurm"])  # answered after the journal has the jobs
-        self.daemon.proc.kill()
-        self.daemon.proc.wait(60)
-        open(go, "w").close()  # the elements end, and the third runs, while no daemon watches
-        for key in keys:
-            self.job_state(key, {"FAILED"})
-        restarted = datetime.datetime.now(datetime.timezone.utc)
-        self.daemon.start()
-        for i, task in enumerate(tasks):
-            st = self.wait_state(task, {"failed"})
-            self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, keys[i]))
-            self.assertLess(datetime.datetime.fromisoformat(st["finished_at"].replace("Z", "+00:00")), restarted)
-        self.assertEqual(sorted(marked()), ["0", "1", "2"])  # each ran once
+        self.kill_and_take_back(tasks, keys, go)  # the third element runs while no daemon watches, too
+        self.assertEqual(sorted(self.words(marks)), ["0", "1", "2"])  # each ran once
 
 
 class TestSlurmConfigFile(SlurmCase):
