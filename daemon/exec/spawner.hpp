@@ -65,6 +65,13 @@ struct SpawnSpec {
     std::optional<int64_t> timeout_ms;  // its timeout (a Slurm job's --time; the scheduler enforces it)
     std::optional<int> cpus, gpus;      // what a Slurm job asks of its node (local spawners ignore them)
     std::optional<uint64_t> mem;        // bytes
+    // The tasks it follows, held by the backend (Spawner::holds): the running processes (their first pids)
+    // that must all exit 0 before it begins; the backend ends it if one does not. Empty for a local task.
+    std::vector<int> after;
+    // Where a start is only a submission (a Slurm job waits in its queue, or for AFTER), the moment it
+    // really began, Unix ms: at most once, on the loop. Local spawners never call it (a process began at
+    // its start).
+    std::function<void(int64_t began_at_ms)> on_began;
 };
 
 // How a process ended: exactly one of exit_code and signal is set, unless unknown.
@@ -132,6 +139,14 @@ class Spawner {
                                                      [[maybe_unused]] OnExit on_exit) {
         return common::plain_error("this daemon cannot re-adopt processes");
     }
+    // For a task adopted as PID whose backend tells when it began (SpawnSpec::on_began; a Slurm job that
+    // may still be pending): ON_BEGAN runs once, on the loop, at once if it began already, and true is
+    // returned. False (ON_BEGAN dropped): it began at its start, as a process does.
+    [[nodiscard]] virtual bool when_began(int pid, std::function<void(int64_t began_at_ms)> on_began) {
+        (void)pid;
+        (void)on_began;
+        return false;
+    }
     // Resume has asked for every adoption it will: what only adoptions could need may go once they are over.
     virtual void adoptions_done() {}
 
@@ -141,6 +156,17 @@ class Spawner {
     [[nodiscard]] virtual std::string backend(const std::string& pool) const {
         (void)pool;
         return "local";
+    }
+
+    // Whether a task of POOL may be handed over while DEP_PID, the running task of DEP_POOL that it depends
+    // on, has not ended, the backend holding it until that one succeeds (SpawnSpec::after): Slurm's afterok.
+    // The scheduler asks only about a dependency on its last attempt (no retry would follow its failure).
+    [[nodiscard]] virtual bool holds(const std::string& pool, const std::string& dep_pool,
+                                     int dep_pid) const {
+        (void)pool;
+        (void)dep_pool;
+        (void)dep_pid;
+        return false;
     }
 };
 

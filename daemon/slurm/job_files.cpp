@@ -109,6 +109,15 @@ std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest
     if (job.gpus) {
         a.push_back("--gpus=" + std::to_string(*job.gpus));
     }
+    if (!job.after.empty()) {
+        std::string dependency = "--dependency=afterok";
+        for (const auto& key : job.after) {
+            dependency += ":" + key;
+        }
+        // A dependency that fails leaves it pending for ever otherwise (Slurm's default keeps it, reason
+        // DependencyNeverSatisfied).
+        a.insert(a.end(), {dependency, "--kill-on-invalid-dep=yes"});
+    }
     for (const auto& extra : settings.args) {
         a.push_back(extra);
     }
@@ -118,8 +127,9 @@ std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest
 
 std::optional<std::string> owned_option(std::string_view arg) {
     std::string_view name = arg.substr(0, arg.find('='));
-    for (std::string_view owned : {"--array", "--output", "--error", "--input", "--parsable", "--chdir",
-                                   "--wrap", "--wait", "--comment", "--open-mode"}) {
+    for (std::string_view owned :
+         {"--array", "--output", "--error", "--input", "--parsable", "--chdir", "--wrap", "--wait",
+          "--comment", "--open-mode", "--dependency", "--kill-on-invalid-dep"}) {
         if (name == owned) {
             return std::string(name);
         }

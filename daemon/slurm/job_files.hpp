@@ -43,6 +43,9 @@ struct JobRequest {
     std::optional<int> cpus, gpus;      // --cpus-per-task, --gpus
     std::optional<uint64_t> mem;        // bytes: --mem in MiB, rounded up
     size_t array_size = 0;              // elements 0..N-1 of a job array (array_script), 0: a plain job
+    // The jobs ("J" or "A_I") it runs after, once each ended with exit code 0: --dependency=afterok, and
+    // cancelled by Slurm if one does not (--kill-on-invalid-dep).
+    std::vector<std::string> after;
 };
 
 // One task of a job array: its command and output files (the array's JobRequest has the rest).
@@ -63,8 +66,8 @@ struct Element {
                                                    const PoolSettings& settings);
 
 // ARG's option name if it is one of those mpctl sets itself and a pool's slurm_args may not (--array,
-// --output, --error, --input, --parsable, --chdir, --wrap, --wait, --comment, --open-mode): what mpctl
-// tracks a task's job by.
+// --output, --error, --input, --parsable, --chdir, --wrap, --wait, --comment, --open-mode, --dependency,
+// --kill-on-invalid-dep): what mpctl tracks a task's job by, and how it holds a task behind another.
 [[nodiscard]] std::optional<std::string> owned_option(std::string_view arg);
 
 // The job id sbatch --parsable printed ("ID" or "ID;CLUSTER"), nullopt if it printed none.

@@ -12,6 +12,7 @@
 #include <mpctl/common/paths.hpp>
 #include <mpctl/common/signals.hpp>
 #include <mpctl/common/sys.hpp>
+#include <mpctl/common/time.hpp>
 #include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/slurm/slurm_spawner.hpp>
 
@@ -210,9 +211,7 @@ void SlurmSpawner::read_events() {
             }
         }
         for (const auto& key : started) {
-            if (auto it = jobs_.find(key); it != jobs_.end()) {
-                it->second.started = true;
-            }
+            mark_started(key);
         }
         for (const auto& key : ids) {
             try_status(key);
@@ -223,9 +222,54 @@ void SlurmSpawner::read_events() {
 
 void SlurmSpawner::check_started(const std::string& key) {
     auto it = jobs_.find(key);
-    if (it != jobs_.end() && !it->second.started) {
-        it->second.started = ::access(slurm::started_path(dir_, key).c_str(), F_OK) == 0;
+    if (it != jobs_.end() && !it->second.started &&
+        ::access(slurm::started_path(dir_, key).c_str(), F_OK) == 0) {
+        mark_started(key);
     }
+}
+
+void SlurmSpawner::mark_started(const std::string& key) {
+    auto it = jobs_.find(key);
+    if (it == jobs_.end() || it->second.started) {
+        return;
+    }
+    it->second.started = true;
+    if (auto began = std::exchange(it->second.on_began, nullptr)) {
+        began(started_at(key));
+    }
+}
+
+int64_t SlurmSpawner::started_at(const std::string& key) const {
+    // The runner made the file as it began: its time is the job's start, however late it is seen.
+    struct stat st {};
+    return ::stat(slurm::started_path(dir_, key).c_str(), &st) == 0
+               ? int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000
+               : common::now_unix_ms();
+}
+
+bool SlurmSpawner::when_began(int pid, std::function<void(int64_t)> on_began) {
+    if (!is_job_pid(pid)) {
+        return inner_.when_began(pid, std::move(on_began));
+    }
+    std::string key = key_of(pid);
+    auto it = jobs_.find(key);
+    if (it == jobs_.end()) {
+        return false;
+    }
+    if (it->second.started) {
+        on_began(started_at(key));
+    } else {
+        it->second.on_began = std::move(on_began);
+    }
+    return true;
+}
+
+bool SlurmSpawner::holds(const std::string& pool, const std::string& dep_pool, int dep_pid) const {
+    if (!pools_.contains(pool) || !pools_.contains(dep_pool) || !is_job_pid(dep_pid)) {
+        return false;
+    }
+    auto it = jobs_.find(key_of(dep_pid));
+    return it != jobs_.end() && !it->second.adopted;
 }
 
 bool SlurmSpawner::try_status(const std::string& key) {
@@ -376,9 +420,16 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     job.gpus = spec.gpus;
     job.script_path =
         dir_ + "/task-" + std::to_string(spec.task) + "-" + std::to_string(spec.attempt) + ".sh";
+    for (int pid : spec.after) {
+        // One that ended meanwhile is the scheduler's to weigh (it stops this task if that one failed).
+        if (std::string key = key_of(pid); jobs_.contains(key)) {
+            job.after.push_back(std::move(key));
+        }
+    }
     m.env = job_env(spec.env ? spec.env : daemon_env_);
     m.on_started = std::move(on_started);
     m.on_exit = std::move(on_exit);
+    m.on_began = std::move(spec.on_began);
     forming_.push_back(std::move(m));
     // Not at once: what the scheduler starts in this turn of the loop may share an array with it.
     form_soon();
@@ -418,7 +469,7 @@ bool SlurmSpawner::can_share(const Member& a, const Member& b) {
     const slurm::JobRequest &x = a.job, &y = b.job;
     return a.pool == b.pool && x.cwd == y.cwd && x.stdin_path == y.stdin_path &&
            x.timeout_ms == y.timeout_ms && x.cpus == y.cpus && x.mem == y.mem && x.gpus == y.gpus &&
-           (a.env == b.env || a.env->entries() == b.env->entries());
+           x.after == y.after && (a.env == b.env || a.env->entries() == b.env->entries());
 }
 
 void SlurmSpawner::form() {
@@ -611,6 +662,7 @@ void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
     for (size_t i = 0; i < s->members.size(); ++i) {
         Member& m = s->members[i];
         Job job{m.pool, std::move(m.on_exit)};
+        job.on_began = std::move(m.on_began);
         std::string key = std::to_string(id);
         if (s->array) {
             key += "_" + std::to_string(i);
@@ -791,6 +843,7 @@ common::Result<void> SlurmSpawner::adopt(int pid, uint64_t start_ticks, const st
     }
     Job job{pool, std::move(on_exit)};
     job.pid = pid;
+    job.adopted = true;
     if (is_element_pid(pid)) {
         int64_t array = 0, index = 0;
         if (!element_of(start_ticks, array, index)) {
@@ -876,6 +929,9 @@ void SlurmSpawner::reconciled(std::optional<int> code, const std::string& out, c
         auto state = states.find(id);
         if (state != states.end() && !slurm::ended_state(state->second)) {
             it->second.ended_rounds = 0;
+            if (state->second == "RUNNING") {
+                check_started(id);  // where no inotify event tells (a network file system)
+            }
             continue;
         }
         // Ended (or forgotten by Slurm) without a status file: one more look for a job mpctl cancelled (it

@@ -63,10 +63,15 @@ class SlurmSpawner final : public Spawner {
     [[nodiscard]] uint64_t start_ticks(int pid) const override;
     [[nodiscard]] common::Result<void> adopt(int pid, uint64_t start_ticks, const std::string& pool,
                                              OnExit on_exit) override;
+    [[nodiscard]] bool when_began(int pid, std::function<void(int64_t)> on_began) override;
     void adoptions_done() override { inner_.adoptions_done(); }
     [[nodiscard]] std::string backend(const std::string& pool) const override {
         return pools_.contains(pool) ? "slurm" : inner_.backend(pool);
     }
+    // Both Slurm pools, and DEP_PID a job this daemon submitted (an adopted one may have ended, and even
+    // left slurmctld's memory, before the daemon came back: afterok on it could not be submitted).
+    [[nodiscard]] bool holds(const std::string& pool, const std::string& dep_pool,
+                             int dep_pid) const override;
     // The daemon stops: a task whose job waits for Slurm to be reachable again fails (it was never
     // submitted), and none waits from now on.
     void stop();
@@ -79,7 +84,9 @@ class SlurmSpawner final : public Spawner {
         int64_t array = 0;       // an element's array, 0 for a plain job
         int cancelled_with = 0;  // the signal for which mpctl cancelled it outright, not yet started
         bool started = false;    // its runner said it runs (job-ID.started)
-        int ended_rounds = 0;    // reconciliations that found it ended (or unknown) without a status file
+        bool adopted = false;    // an earlier daemon submitted it
+        std::function<void(int64_t)> on_began = nullptr;  // SpawnSpec::on_began, told once started
+        int ended_rounds = 0;  // reconciliations that found it ended (or unknown) without a status file
         std::chrono::steady_clock::time_point ended_seen{};  // when the first of them did
     };
     using Done = std::function<void(std::optional<int> exit_code, std::string out, std::string err)>;
@@ -91,6 +98,7 @@ class SlurmSpawner final : public Spawner {
         std::shared_ptr<const EnvBlock> env;
         OnStarted on_started;
         OnExit on_exit;
+        std::function<void(int64_t)> on_began;
     };
     // One sbatch (a plain job, or an array of MEMBERS), kept to be run again while Slurm cannot be reached.
     struct Submission {
@@ -153,6 +161,10 @@ class SlurmSpawner final : public Spawner {
     bool try_status(const std::string& key);
     // Whether job KEY's runner has started (its job-KEY.started), noted in its Job.
     void check_started(const std::string& key);
+    // Job KEY's runner has started: noted, and its task told when (the started file's time).
+    void mark_started(const std::string& key);
+    // When job KEY's runner made its started file (now if it cannot be read), Unix ms.
+    [[nodiscard]] int64_t started_at(const std::string& key) const;
     void end(const std::string& key, ExitInfo info);
     void schedule_reconcile();
     // The next reconciliation in k_soon rather than reconcile_every (after a cancel, or a job found ended).

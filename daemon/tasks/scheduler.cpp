@@ -152,8 +152,39 @@ void Scheduler::resolve_dependencies(Task& t) {
         dep->dependants.push_back(t.id);
         ++t.unmet_deps;
     }
-    if (t.unmet_deps == 0) {
+    if (t.unmet_deps == 0 || backend_may_hold(t)) {
         enqueue(t);
+    }
+}
+
+bool Scheduler::backend_may_hold(const Task& t) const {
+    if (t.unmet_deps == 0) {
+        return false;
+    }
+    for (int64_t dep_id : t.spec.after()) {
+        const Task* dep = find(dep_id);
+        if (dep == nullptr || dep->state == TaskState::succeeded) {
+            continue;
+        }
+        // Running (its job known), on its last attempt and not being stopped: its end is its outcome, so
+        // the backend's "after it succeeds" is mpctl's.
+        if (dep->state != TaskState::running || !dep->pid || dep->stopping != Task::Stop::none ||
+            dep->attempts <= dep->spec.retries() ||
+            !spawner_.holds(t.spec.pool(), dep->spec.pool(), *dep->pid)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void Scheduler::offer_dependants(const Task& dep) {
+    for (int64_t id : dep.dependants) {
+        Task* d = find(id);
+        if (d != nullptr && d->state == TaskState::pending && d->durable && !d->queued &&
+            backend_may_hold(*d)) {
+            enqueue(*d);
+            pump(pool_for(d->spec.pool()));
+        }
     }
 }
 
@@ -196,18 +227,32 @@ void Scheduler::release_dependants(const Task& finished) {
                 continue;
             }
             if (done->state == TaskState::succeeded) {
-                if (d->unmet_deps > 0 && --d->unmet_deps == 0 && d->durable) {
+                if (d->unmet_deps > 0) {
+                    --d->unmet_deps;
+                }
+                // One the backend holds is queued or running already; one that waits for others may be held
+                // behind them from now on.
+                if (d->durable && d->state == TaskState::pending && d->retry_timer == 0 &&
+                    (d->unmet_deps == 0 || backend_may_hold(*d))) {
                     enqueue(*d);
                     pump(pool_for(d->spec.pool()));
                 }
+                continue;
+            }
+            std::string why =
+                "dependency " + std::to_string(done->id) + " " + std::string(proto::to_string(done->state));
+            if (d->state == TaskState::running) {
+                // Handed to its backend, which holds it behind this one (and ends it too, Slurm's
+                // kill-on-invalid-dep): stopped as a cancel is, it fails as a dependant does once it ended.
+                d->error = std::move(why);
+                begin_stop(*d, Task::Stop::dependency);
                 continue;
             }
             dequeue(*d);
             d->state = TaskState::failed;
             d->reason = FailReason::dependency;
             d->finished_at_ms = common::now_unix_ms();
-            d->error =
-                "dependency " + std::to_string(done->id) + " " + std::string(proto::to_string(done->state));
+            d->error = std::move(why);
             timers_.cancel(d->retry_timer);
             d->retry_timer = 0;
             notify(*d);

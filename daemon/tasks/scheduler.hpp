@@ -179,6 +179,11 @@ class Scheduler {
     void finish(Task& task, TaskState state, FailReason reason);
     void resolve_dependencies(Task& task);
     void release_dependants(const Task& task);
+    // Whether TASK, whose dependencies have not all succeeded, may start anyway, its backend holding it
+    // until they do (Spawner::holds): each one left runs in such a backend, on its last attempt.
+    [[nodiscard]] bool backend_may_hold(const Task& task) const;
+    // DEP's processes (its job) exist now: its dependants that its backend may hold are queued.
+    void offer_dependants(const Task& dep);
     // Every change of a task's state or durability goes through here (or add, discard and restore): it
     // keeps the counts, then tells the listener (durable tasks only: the others were never journaled).
     void notify(Task& task);
@@ -199,6 +204,8 @@ class Scheduler {
     void on_started(int64_t id, int attempt, common::Result<std::vector<int>> pids);
     void started(int64_t id, int attempt, common::Result<std::vector<int>> pids);
     void release_start_waiters(int64_t id);
+    // The backend says attempt ATTEMPT of task ID really began at AT_MS (SpawnSpec::on_began).
+    void began(int64_t id, int attempt, int64_t at_ms);
     void start_failed(Task& task, const common::Error& why);
     void on_stage_exit(int64_t id, size_t stage, ExitInfo info);
     void on_exit(int64_t id, ExitInfo info);

@@ -99,6 +99,12 @@ void Scheduler::readopt(Task& t, int64_t now_ms) {
     t.stages_running = running;
     t.stopping = Task::Stop::none;
     if (auto timeout = t.spec.timeout_s()) {
+        // A job its backend may still hold (pending in Slurm's queue, or behind its dependencies): its time
+        // counts from when it begins, which began() is told.
+        int attempt = t.attempts;
+        if (spawner_.when_began(*t.pid, [this, id, attempt](int64_t at_ms) { began(id, attempt, at_ms); })) {
+            return;
+        }
         // Its original deadline; one already past fires at once, SIGTERM and kill_after as ever.
         int64_t deadline_ms =
             t.started_at_ms.value_or(now_ms) + static_cast<int64_t>(*timeout * 1000.0 + 0.5);

@@ -63,6 +63,15 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
     if (auto timeout = t.spec.timeout_s()) {
         s.timeout_ms = static_cast<int64_t>(*timeout * 1000);
     }
+    if (t.unmet_deps > 0) {
+        // Started before its dependencies succeeded: its backend holds it behind those still running.
+        for (int64_t dep_id : t.spec.after()) {
+            if (const Task* dep = find(dep_id);
+                dep != nullptr && dep->state == TaskState::running && dep->pid) {
+                s.after.push_back(*dep->pid);
+            }
+        }
+    }
     s.nice = t.spec.nice();
     s.umask = t.spec.umask();
     for (const auto& [name, value] : t.spec.rlimits()) {
@@ -134,6 +143,10 @@ void Scheduler::start(Task& t, Pool& pool) {
     }
     int64_t id = t.id;
     int attempt = t.attempts;
+    t.held = !spec->after.empty();
+    spec->on_began = [this, id, attempt](int64_t at_ms) {
+        began(id, attempt, at_ms);
+    };
     in_start_ = true;
     spawner_.spawn(
         std::move(*spec),
@@ -225,8 +238,28 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
         begin_stop(*t, why, grace);
         return;
     }
-    if (t->spec.timeout_s()) {
+    if (t->spec.timeout_s() && !t->held) {
+        // (One its backend holds is not running yet: its time counts from began().)
         arm_timeout(*t, to_ms(*t->spec.timeout_s()));
+    }
+    notify(*t);
+    offer_dependants(*t);
+}
+
+void Scheduler::began(int64_t id, int attempt, int64_t at_ms) {
+    Task* t = find(id);
+    if (t == nullptr || t->state != TaskState::running || t->attempts != attempt || !t->pid) {
+        return;
+    }
+    int64_t now_ms = common::now_unix_ms();
+    at_ms = std::clamp(at_ms, t->started_at_ms.value_or(at_ms), now_ms);
+    t->started_at_ms = at_ms;
+    if (t->spec.timeout_s() && t->stopping == Task::Stop::none) {
+        // Its time counts from now, as the backend's own limit (Slurm's --time) does.
+        timers_.cancel(t->timeout_timer);
+        t->timeout_timer = 0;
+        auto left = to_ms(*t->spec.timeout_s()) - std::chrono::milliseconds(now_ms - at_ms);
+        arm_timeout(*t, std::max(left, std::chrono::milliseconds(0)));
     }
     notify(*t);
 }
@@ -449,6 +482,8 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     if (why == Task::Stop::cancel || why == Task::Stop::shutdown) {
         t->error = why == Task::Stop::cancel ? "cancelled while running" : "stopped by daemon shutdown";
         finish(*t, TaskState::cancelled, FailReason::none);
+    } else if (why == Task::Stop::dependency) {
+        finish(*t, TaskState::failed, FailReason::dependency);  // its error names the dependency
     } else if (info.unknown) {
         // Re-adopted after a restart, it ended, and neither the exit journal nor the kernel said how (or a
         // Slurm job ended without a readable status, which its note says): not retried, since it may have

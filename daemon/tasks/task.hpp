@@ -61,14 +61,18 @@ struct Task {
     TaskState state = TaskState::pending;
     FailReason reason = FailReason::none;
     // Why we stop it. hangup: its client went away (attached), SIGHUP and nothing more, as a terminal's.
-    enum class Stop : uint8_t { none, timeout, cancel, shutdown, hangup } stopping = Stop::none;
+    // dependency: a dependency the backend held it behind failed (error says which).
+    enum class Stop : uint8_t { none, timeout, cancel, shutdown, hangup, dependency } stopping = Stop::none;
     uint8_t signal_on_start = 0;   // a signal sent while its processes were starting (no pid yet)
     bool durable = false;          // its row is committed; only durable tasks run
     bool queued = false;           // in its pool's ready queue
     bool output_expected = false;  // its output files are being prepared ahead
     bool truncated = false;        // some output went past max_output (this attempt)
     bool attached = false;         // belongs to its client's connection (task.submit's attached)
-    TaskCounts::Mark counted;      // what the scheduler's counts hold it as
+    // This attempt was handed to its backend with dependencies still running, which the backend holds it
+    // behind (Spawner::holds): its timeout counts from when it began (SpawnSpec::on_began).
+    bool held = false;
+    TaskCounts::Mark counted;  // what the scheduler's counts hold it as
 
     [[nodiscard]] bool finished() const { return proto::is_finished(state); }
     // Running, with its processes still being started by the spawn thread: no pid yet. What is asked of it

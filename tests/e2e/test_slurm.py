@@ -10,7 +10,7 @@ is garbage, and a kill -9 of the daemon while jobs run (re-attached, each job's 
 Without Slurm (not root, or start-slurm.sh cannot start it) the tests skip saying why, unless
 MPCTL_REQUIRE_SLURM=1 (CI sets it), which makes that a failure. Nothing sleeps a fixed time: every wait
 polls a condition (squeue, the task's state) against a generous deadline."""
-import datetime, json, os, re, shutil, signal, subprocess, sys, tempfile, unittest
+import datetime, json, os, re, shutil, signal, subprocess, sys, tempfile, time, unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_case import MPCTL, DaemonCase  # noqa: E402
@@ -54,6 +54,11 @@ def tearDownModule():
     if cluster["dir"]:
         subprocess.run(["bash", START_SLURM, "stop", os.path.join(cluster["dir"], "c")], timeout=600)
         shutil.rmtree(cluster["dir"], ignore_errors=True)
+
+
+def when(iso):
+    """A status object's time ("...Z") as a datetime."""
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 def squeue(*args):
@@ -122,7 +127,7 @@ class SlurmCase(DaemonCase):
         for i, task in enumerate(tasks):
             st = self.wait_state(task, {"failed"})
             self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (i + 4, 1, jobs[i]))
-            self.assertLess(datetime.datetime.fromisoformat(st["finished_at"].replace("Z", "+00:00")), restarted)
+            self.assertLess(when(st["finished_at"]), restarted)
 
 
 class TestSlurmPools(SlurmCase):
@@ -273,7 +278,7 @@ class TestSlurmPools(SlurmCase):
 
 class TestSlurmFutures(SlurmCase):
     """The futures commands on Slurm tasks: a running job's output followed, completion order, dependencies
-    (mpctl holds a dependant until its dependency succeeded), retries (a new job each attempt)."""
+    (Slurm holds a dependant behind its running dependency, afterok), retries (a new job each attempt)."""
 
     def gate(self, name):
         return f'while [ ! -e "{self.path(name)}" ]; do sleep 0.05; done'
@@ -309,19 +314,75 @@ class TestSlurmFutures(SlurmCase):
         self.assertEqual(seen, [tasks[1], tasks[0]])
         self.assertEqual(waiter.wait(LONG), 0)
 
-    def test_a_dependant_is_submitted_only_once_its_dependency_succeeded(self):
+    def dependency(self, job):
+        """What squeue says job JOB waits for ("afterok:12(unfulfilled)"), empty once it waits for nothing."""
+        out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%E"], capture_output=True, text=True, timeout=60)
+        return out.stdout.strip()
+
+    def test_a_dependant_is_held_by_slurm_behind_its_running_dependency_and_its_time_counts_from_its_start(self):
         first = self.submit("--", "sh", "-c", self.gate("go"))
-        then = self.submit("--after", str(first), "--", "true")
-        self.job_of(first)
-        self.assertEqual(self.status(then)["state"], "pending")
-        self.assertIsNone(self.status(then)["backend_id"])  # no job in Slurm while mpctl holds it
+        ran = self.path("ran")
+        then = self.submit("--after", str(first), "--timeout", "2", "--", "touch", ran)
+        first_job, then_job = self.job_of(first), self.job_of(then)  # submitted while its dependency runs
+        self.assertEqual(self.status(first)["state"], "running")
+        self.assertEqual(self.dependency(then_job), f"afterok:{first_job}(unfulfilled)")
+        self.assertEqual(squeue()[then_job][1], "PENDING")
+        # Held for longer than its timeout, which counts from when the job begins, as Slurm's --time does.
+        held_since = time.monotonic()
+        until(lambda: time.monotonic() - held_since > 3, "its timeout to have passed while Slurm holds it", LONG)
+        self.assertEqual(self.status(then)["state"], "running")
         self.open_gate("go")
         st = self.wait_state(then, {"succeeded"})
-        self.assertNotEqual(st["backend_id"], self.status(first)["backend_id"])
+        self.assertTrue(os.path.exists(ran))
+        self.assertEqual((st["backend_id"], st["attempts"]), (then_job, 1))
+        # Its start is when it began, once its dependency had ended.
+        self.assertGreaterEqual(when(st["started_at"]), when(self.status(first)["finished_at"]))
+
+    def test_a_dependant_held_by_slurm_fails_with_reason_dependency_and_never_runs_if_its_dependency_fails(self):
+        failing = self.submit("--", "sh", "-c", self.gate("go") + "; exit 3")
+        ran = self.path("ran")
+        never = self.submit("--after", str(failing), "--", "touch", ran)
+        never_job = self.job_of(never)
+        self.open_gate("go")
+        st = self.wait_state(never, {"failed"})
+        self.assertEqual((st["reason"], st["error"], st["backend_id"]),
+                         ("dependency", f"dependency {failing} failed", never_job))
+        self.job_state(never_job, {"CANCELLED"})
+        self.assertFalse(os.path.exists(ran))
+
+    def test_a_dependant_of_a_task_that_may_be_retried_waits_in_mpctl_and_is_held_by_slurm_on_its_last_attempt(self):
+        counter = self.path("attempts")
+        first = self.submit("--retries", "1", "--", "sh", "-c",
+                            f'echo "$SLURM_JOB_ID" >> "{counter}"; [ $(wc -l < "{counter}") -ge 2 ] || exit 1; '
+                            + self.gate("go"))
+        then = self.submit("--after", str(first), "--", "true")
+        # Held by mpctl while a failure of its dependency would be retried (Slurm would cancel it).
+        until(lambda: self.status(first)["attempts"] == 2 and self.status(first)["backend_id"] is not None,
+              "the second attempt's job", LONG)
+        then_job = self.job_of(then)
+        self.assertEqual(self.dependency(then_job), f"afterok:{self.status(first)['backend_id']}(unfulfilled)")
+        self.open_gate("go")
+        self.wait_state(then, {"succeeded"})
         failing = self.submit("--", "false")
+        self.wait_state(failing, {"failed"})
         never = self.submit("--after", str(failing), "--", "true")
         st = self.wait_state(never, {"failed"})
-        self.assertEqual((st["reason"], st["backend_id"]), ("dependency", None))
+        self.assertEqual((st["reason"], st["backend_id"]), ("dependency", None))  # it ended: no job
+
+    def test_a_dependant_held_by_slurm_runs_while_no_daemon_watches_and_is_taken_back_with_its_outcome(self):
+        first = self.submit("--", "sh", "-c", self.gate("go"))
+        out = self.path("then")
+        then = self.submit("--after", str(first), "--", "sh", "-c", f'echo "$SLURM_JOB_ID" > "{out}"')
+        then_job = self.job_of(then)
+        self.mpctl_ok(["pool", "set", "hpc", "8", "--backend", "slurm"])  # answered after the journal has the job
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(60)
+        self.open_gate("go")
+        self.job_state(then_job, {"COMPLETED"})  # Slurm ran it without any daemon
+        self.daemon.start()
+        self.assertEqual(self.wait_state(then, {"succeeded"})["backend_id"], then_job)
+        self.assertEqual(self.wait_state(first, {"succeeded"})["attempts"], 1)
+        self.assertEqual(self.words(out), [then_job])
 
     def test_a_retried_task_is_a_new_job_each_attempt(self):
         counter = self.path("attempts")

@@ -144,6 +144,21 @@ class FakeSpawner final : public Spawner {
     }
     void adoptions_done() override { ++adoptions_done_calls; }
 
+    // Pools whose tasks this fake backend holds behind a running dependency of another such pool.
+    [[nodiscard]] bool holds(const std::string& pool, const std::string& dep_pool, int) const override {
+        return holding_pools.contains(pool) && holding_pools.contains(dep_pool);
+    }
+    std::set<std::string> holding_pools;
+    // A backend that tells when an adopted task began: its callbacks, by pid, for the test to run.
+    bool tells_began = false;
+    std::map<int, std::function<void(int64_t)>> began_callbacks;
+    bool when_began(int pid, std::function<void(int64_t)> on_began) override {
+        if (tells_began) {
+            began_callbacks[pid] = std::move(on_began);
+        }
+        return tells_began;
+    }
+
     bool group_alive(int pgid) override {
         group_alive_asked.push_back(pgid);
         return alive_groups.contains(pgid);

@@ -127,6 +127,27 @@ TEST_CASE("an adopted task times out at its original deadline", "[unit][schedule
     CHECK(h.task(1).reason == FailReason::timeout);
 }
 
+TEST_CASE("an adopted task its backend may still hold times out counting from when it began",
+          "[unit][scheduler][adoption]") {
+    Harness h;
+    h.spawner.tells_began = true;
+    // Submitted a minute before the restart with a timeout of 5 s, and not begun yet (pending in Slurm).
+    Task t = was_running(h, 1, cmd("slow", {{"timeout", 5}}), 100);
+    t.started_at_ms = mpctl::common::now_unix_ms() - 60000;
+    h.sched.restore(std::move(t));
+    h.sched.resume();
+    CHECK(h.timers.started.empty());
+    REQUIRE(h.spawner.began_callbacks.contains(100));
+    int64_t began = mpctl::common::now_unix_ms() - 1000;  // a second ago
+    h.spawner.began_callbacks[100](began);
+    CHECK(h.task(1).started_at_ms == began);
+    REQUIRE(h.timers.started.size() == 1);
+    CHECK(h.timers.started[0].count() > 3900);
+    CHECK(h.timers.started[0].count() <= 4000);
+    h.timers.advance(4000);
+    CHECK(h.spawner.signals == std::vector<std::pair<int, int>>{{100, SIGTERM}});
+}
+
 TEST_CASE("an adopted task whose deadline passed while the daemon was down times out at once",
           "[unit][scheduler][adoption]") {
     Harness h;

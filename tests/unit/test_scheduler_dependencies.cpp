@@ -1,6 +1,8 @@
 // The scheduler, driven by the fakes of scheduler_harness.hpp: dependencies (spec.after): waiting for them,
 // and failing with reason dependency.
 
+#include <mpctl/common/time.hpp>
+
 #include "scheduler_harness.hpp"
 
 using namespace mpctl::test::scheduler;
@@ -153,4 +155,107 @@ TEST_CASE("a task listing the same dependency twice runs once it succeeded", "[u
     int64_t b = h.submit(cmd("b", {{"after", {a, a}}}));
     h.exit(a, 0);
     CHECK(h.state(b) == TaskState::running);
+}
+
+// -- a backend that holds dependants itself (Slurm's afterok)
+// ------------------------------------------------
+
+TEST_CASE("a dependant of a backend that holds is handed over behind its running dependency",
+          "[unit][scheduler]") {
+    Harness h(options(4));
+    h.spawner.holding_pools = {"hpc"};
+    int64_t a = h.submit(cmd("a", {{"pool", "hpc"}}));
+    int64_t b = h.submit(cmd("b", {{"pool", "hpc"}, {"after", {a}}}));
+    REQUIRE(h.state(b) == TaskState::running);
+    CHECK(h.spawner.process(h.pid(b)).spec.after == std::vector<int>{h.pid(a)});
+    CHECK(h.task(b).held);
+    // Its dependency's success changes nothing for it; its own end is its outcome.
+    h.exit(a, 0);
+    CHECK(h.state(b) == TaskState::running);
+    CHECK(h.spawns_of(b) == 1);
+    h.exit(b, 0);
+    CHECK(h.state(b) == TaskState::succeeded);
+    // A local pool's dependant is not, nor one of a holding pool behind a local task.
+    int64_t c = h.submit(cmd("c"));
+    int64_t d = h.submit(cmd("d", {{"after", {c}}}));
+    int64_t e = h.submit(cmd("e", {{"pool", "hpc"}, {"after", {c}}}));
+    CHECK(h.state(d) == TaskState::pending);
+    CHECK(h.state(e) == TaskState::pending);
+    h.exit(c, 0);
+    CHECK(h.spawner.process(h.pid(e)).spec.after.empty());
+    CHECK_FALSE(h.task(e).held);
+}
+
+TEST_CASE("a dependant is held by the backend only once its dependency is on its last attempt",
+          "[unit][scheduler]") {
+    Harness h(options(4));
+    h.spawner.holding_pools = {"hpc"};
+    int64_t a = h.submit(cmd("a", {{"pool", "hpc"}, {"retries", 1}}));
+    int64_t b = h.submit(cmd("b", {{"pool", "hpc"}, {"after", {a}}}));
+    CHECK(h.state(b) == TaskState::pending);  // a failure of this attempt would be retried, not b's end
+    h.exit(a, 1);
+    REQUIRE(h.task(a).attempts == 2);
+    REQUIRE(h.state(a) == TaskState::running);
+    CHECK(h.state(b) == TaskState::running);
+    CHECK(h.spawner.process(h.pid(b)).spec.after == std::vector<int>{h.pid(a)});
+}
+
+TEST_CASE("a dependant waiting for two is held once the one left runs in the backend", "[unit][scheduler]") {
+    Harness h(options(4));
+    h.spawner.holding_pools = {"hpc"};
+    int64_t local = h.submit(cmd("local"));
+    int64_t a = h.submit(cmd("a", {{"pool", "hpc"}}));
+    int64_t b = h.submit(cmd("b", {{"pool", "hpc"}, {"after", {local, a}}}));
+    CHECK(h.state(b) == TaskState::pending);
+    h.exit(local, 0);
+    REQUIRE(h.state(b) == TaskState::running);
+    CHECK(h.spawner.process(h.pid(b)).spec.after == std::vector<int>{h.pid(a)});
+}
+
+TEST_CASE("a held dependant whose dependency fails is stopped and fails with reason dependency",
+          "[unit][scheduler]") {
+    Harness h(options(4));
+    h.spawner.holding_pools = {"hpc"};
+    int64_t a = h.submit(cmd("a", {{"pool", "hpc"}}));
+    int64_t b = h.submit(cmd("b", {{"pool", "hpc"}, {"after", {a}}, {"kill_after", 3}}));
+    int64_t c = h.submit(cmd("c", {{"pool", "hpc"}, {"after", {b}}}));
+    int pb = h.pid(b);
+    REQUIRE(h.state(c) == TaskState::running);  // held behind b, itself held behind a
+    int pc = h.pid(c);
+    h.exit(a, 2);
+    CHECK(h.spawner.signals_to(pb) == std::vector<std::pair<int, int>>{{pb, SIGTERM}});
+    CHECK(h.state(b) == TaskState::running);
+    CHECK(h.state(c) == TaskState::running);
+    h.kill(b, SIGTERM);  // the backend cancelled it
+    Task& tb = h.task(b);
+    CHECK(tb.state == TaskState::failed);
+    CHECK(tb.reason == FailReason::dependency);
+    REQUIRE(tb.error);
+    CHECK(*tb.error == "dependency " + std::to_string(a) + " failed");
+    CHECK(tb.attempts == 1);  // not retried
+    // b's failure stops c in turn.
+    CHECK(h.spawner.signals_to(pc) == std::vector<std::pair<int, int>>{{pc, SIGTERM}});
+    h.kill(c, SIGTERM);
+    CHECK(h.task(c).reason == FailReason::dependency);
+    CHECK(h.running().empty());
+}
+
+TEST_CASE("a held task's timeout counts from when its backend says it began", "[unit][scheduler]") {
+    Harness h(options(4));
+    h.spawner.holding_pools = {"hpc"};
+    int64_t a = h.submit(cmd("a", {{"pool", "hpc"}}));
+    int64_t b = h.submit(cmd("b", {{"pool", "hpc"}, {"after", {a}}, {"timeout", 2}}));
+    int pb = h.pid(b);
+    h.timers.advance(60000);
+    CHECK(h.spawner.signals.empty());
+    h.exit(a, 0);
+    auto& began = h.spawner.process(pb).spec.on_began;
+    REQUIRE(began);
+    int64_t at = mpctl::common::now_unix_ms();
+    began(at);
+    CHECK(h.task(b).started_at_ms == at);
+    h.timers.advance(1999);
+    CHECK(h.spawner.signals.empty());
+    h.timers.advance(1);
+    CHECK(h.spawner.signals == std::vector<std::pair<int, int>>{{pb, SIGTERM}});
 }

@@ -104,8 +104,22 @@ TEST_CASE("sbatch gets the task's cwd, files, name, a time limit above its timeo
     auto b = sbatch_argv("sbatch", j, PoolSettings{});
     CHECK(std::find(b.begin(), b.end(), "--input=/in put") != b.end());
     CHECK(std::none_of(b.begin(), b.end(), [](const std::string& w) {
-        return w.starts_with("--time") || w.starts_with("--partition") || w.starts_with("--account");
+        return w.starts_with("--time") || w.starts_with("--partition") || w.starts_with("--account") ||
+               w.starts_with("--dependency") || w.starts_with("--kill-on-invalid-dep");
     }));
+}
+
+TEST_CASE("a job held behind others runs after they all succeed and is cancelled by Slurm if one fails",
+          "[unit][slurm]") {
+    JobRequest j = request({"true"});
+    j.after = {"12", "13_4"};
+    auto a = sbatch_argv("sbatch", j, PoolSettings{{}, {}, {"--qos=low"}});
+    auto dep = std::find(a.begin(), a.end(), "--dependency=afterok:12:13_4");
+    REQUIRE(dep != a.end());
+    CHECK(*(dep + 1) == "--kill-on-invalid-dep=yes");
+    CHECK(std::find(dep, a.end(), "--qos=low") != a.end());  // the pool's own options after mpctl's
+    CHECK(owned_option("--dependency=afterany:1") == "--dependency");
+    CHECK(owned_option("--kill-on-invalid-dep=no") == "--kill-on-invalid-dep");
 }
 
 TEST_CASE("sbatch --parsable's id is read with or without a cluster, after warnings, and nothing else is one",
