@@ -51,7 +51,15 @@ std::string exec_runner(const JobRequest& job, const std::vector<std::string>& o
 }  // namespace
 
 std::string job_script(const JobRequest& job) {
-    return "#!/bin/sh\n# written by mpctld: one task's attempt\n" + exec_runner(job, {}, job.argv) + "\n";
+    std::vector<std::string> options, words = job.argv;
+    if (!job.pipeline.empty()) {
+        words.clear();
+        for (const auto& stage : job.pipeline) {
+            options.insert(options.end(), {"--stage", std::to_string(stage.argv.size()), stage.stderr_path});
+            words.insert(words.end(), stage.argv.begin(), stage.argv.end());
+        }
+    }
+    return "#!/bin/sh\n# written by mpctld: one task's attempt\n" + exec_runner(job, options, words) + "\n";
 }
 
 std::string array_script(const JobRequest& job, const std::vector<Element>& elements) {
@@ -167,9 +175,39 @@ std::string format_status(const JobStatus& s) {
     std::string line = "mpctl-job 1 ";
     line +=
         s.signal ? "signal=" + std::to_string(*s.signal) : "exit=" + std::to_string(s.exit_code.value_or(0));
-    line += " start=" + std::to_string(s.started_ms) + " end=" + std::to_string(s.ended_ms) + "\n";
-    return line;
+    line += " start=" + std::to_string(s.started_ms) + " end=" + std::to_string(s.ended_ms);
+    if (!s.stages.empty()) {
+        line += " stages=" + std::to_string(s.stages.size());
+        for (size_t i = 0; i < s.stages.size(); ++i) {
+            const auto& stage = s.stages[i];
+            line += stage.signal
+                        ? " signal" + std::to_string(i) + "=" + std::to_string(*stage.signal)
+                        : " exit" + std::to_string(i) + "=" + std::to_string(stage.exit_code.value_or(0));
+        }
+    }
+    return line + "\n";
 }
+
+namespace {
+
+// A pipeline has at most as many stages as a task spec allows (proto::k_max_stages: the runner, which
+// writes the status, does not link proto).
+constexpr int64_t k_status_max_stages = 64;
+
+// KEY as "exitI" or "signalI" with I below STAGES: (I, whether an exit).
+std::optional<std::pair<size_t, bool>> stage_field(std::string_view key, size_t stages) {
+    bool is_exit = key.starts_with("exit");
+    if (!is_exit && !key.starts_with("signal")) {
+        return std::nullopt;
+    }
+    auto index = to_int(key.substr(is_exit ? 4 : 6));
+    if (!index || *index < 0 || static_cast<size_t>(*index) >= stages) {
+        return std::nullopt;
+    }
+    return std::pair{static_cast<size_t>(*index), is_exit};
+}
+
+}  // namespace
 
 common::Result<JobStatus> parse_status(std::string_view text) {
     auto bad = [&](const std::string& why) {
@@ -206,12 +244,26 @@ common::Result<JobStatus> parse_status(std::string_view text) {
         } else if (key == "end" && *value >= 0) {
             s.ended_ms = *value;
             end = true;
+        } else if (key == "stages" && s.stages.empty() && *value >= 2 && *value <= k_status_max_stages) {
+            s.stages.resize(static_cast<size_t>(*value));
+        } else if (auto stage = stage_field(key, s.stages.size())) {
+            auto& [index, is_exit] = *stage;
+            auto& into = is_exit ? s.stages[index].exit_code : s.stages[index].signal;
+            if (into || (is_exit ? *value > 255 : *value < 1 || *value > 64) || *value < 0) {
+                return bad("a stage's field twice or out of range");
+            }
+            into = static_cast<int>(*value);
         } else {
             return bad("an unknown field or a value out of range");
         }
     }
     if (s.exit_code.has_value() == s.signal.has_value() || !start || !end) {
         return bad("it needs exit or signal, start and end");
+    }
+    for (const auto& stage : s.stages) {
+        if (stage.exit_code.has_value() == stage.signal.has_value()) {
+            return bad("a stage without exit or signal");
+        }
     }
     return s;
 }

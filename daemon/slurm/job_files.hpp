@@ -28,12 +28,21 @@ struct PoolSettings {
     std::vector<std::string> args;  // more sbatch options, as given
 };
 
+// One command of a pipeline job: its words and its own stderr file.
+struct PipelineStage {
+    std::vector<std::string> argv;
+    std::string stderr_path;
+};
+
 // What one task's job needs.
 struct JobRequest {
     std::string runner;       // mpctl-slurm-job, as the nodes find it (beside the daemon's own binary)
     std::string status_dir;   // where the runner writes job-ID.status (shared with the nodes)
     std::string script_path;  // where the script is written
     std::vector<std::string> argv;
+    // A pipeline's commands (argv unused): the runner connects them with pipes, stage I's stderr in its
+    // file; the last one's stdout is the job's. Empty: one command, argv.
+    std::vector<PipelineStage> pipeline;
     std::string cwd;
     std::string stdout_path, stderr_path;
     std::optional<std::string> stdin_path;
@@ -54,7 +63,8 @@ struct Element {
     std::string stdout_path, stderr_path;
 };
 
-// The job script: a POSIX sh script that execs the runner on the node.
+// The job script: a POSIX sh script that execs the runner on the node (`--stage N STDERR` for each stage of
+// a pipeline, their words one after the other after `--`).
 [[nodiscard]] std::string job_script(const JobRequest& job);
 // An array's script (JOB.array_size == ELEMENTS.size()): element I execs the runner with ELEMENTS[I].
 [[nodiscard]] std::string array_script(const JobRequest& job, const std::vector<Element>& elements);
@@ -76,11 +86,16 @@ struct Element {
 // Whether sbatch's or squeue's ERROR says Slurm could not be reached (rather than refusing the request).
 [[nodiscard]] bool controller_unreachable(std::string_view error);
 
-// The status file's content.
+// The status file's content. A pipeline's says how each stage ended too ("stages=N exit0=C signal1=S ..."),
+// beside the whole's exit or signal (exec/pipefail.hpp).
 struct JobStatus {
     std::optional<int> exit_code;
     std::optional<int> signal;
     int64_t started_ms = 0, ended_ms = 0;
+    struct Stage {
+        std::optional<int> exit_code, signal;
+    };
+    std::vector<Stage> stages;  // a pipeline's, in order; empty for one command
 };
 [[nodiscard]] std::string format_status(const JobStatus& s);
 [[nodiscard]] common::Result<JobStatus> parse_status(std::string_view text);

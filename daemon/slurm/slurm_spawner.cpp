@@ -299,11 +299,12 @@ bool SlurmSpawner::try_status(const std::string& key) {
         spdlog::warn("{} ({})", info.note, path);
     }
     ::unlink(path.c_str());
-    end(key, std::move(info));
+    end(key, std::move(info), status ? status->stages : std::vector<slurm::JobStatus::Stage>{});
     return true;
 }
 
-void SlurmSpawner::end(const std::string& key, ExitInfo info) {
+void SlurmSpawner::end(const std::string& key, ExitInfo info,
+                       const std::vector<slurm::JobStatus::Stage>& stages) {
     auto it = jobs_.find(key);
     if (it == jobs_.end()) {
         return;
@@ -322,8 +323,26 @@ void SlurmSpawner::end(const std::string& key, ExitInfo info) {
             ::unlink((dir_ + "/array-" + std::to_string(job.array) + ".sh").c_str());
         }
     }
-    if (job.on_exit) {
-        job.on_exit(0, std::move(info));
+    // A job this daemon submitted has one callback, told of each of its stages; an adopted one has one per
+    // stage that had not ended before the restart (adopt() was asked for each): the last ones.
+    std::vector<OnExit> calls;
+    if (job.adopted) {
+        calls.push_back(std::move(job.on_exit));
+        calls.insert(calls.end(), std::make_move_iterator(job.adopted_stages.begin()),
+                     std::make_move_iterator(job.adopted_stages.end()));
+    }
+    size_t k = job.adopted ? calls.size() : job.stages;
+    for (size_t c = 0; c < k; ++c) {
+        ExitInfo each = info;
+        if (stages.size() > 1 && stages.size() >= k) {
+            const auto& stage = stages[stages.size() - k + c];
+            each.exit_code = stage.exit_code;
+            each.signal = stage.signal;
+        }
+        OnExit& fn = job.adopted ? calls[c] : job.on_exit;
+        if (fn) {
+            fn(c, std::move(each));
+        }
     }
 }
 
@@ -392,9 +411,6 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     auto refuse = [&](const std::string& why) {
         on_started(common::plain_error(why));
     };
-    if (spec.stages.size() != 1) {
-        return refuse("a pipeline cannot run in a Slurm pool yet (submit it as --shell 'a | b')");
-    }
     if (spec.stdin_fd) {
         return refuse("stdin: a descriptor passed to the daemon cannot reach a Slurm job (give a path)");
     }
@@ -408,10 +424,17 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     slurm::JobRequest& job = m.job;
     job.runner = options_.runner;
     job.status_dir = dir_;
-    job.argv = spec.stages[0].argv;
     job.cwd = spec.cwd;
     job.stdout_path = spec.stdout_path;
-    job.stderr_path = spec.stages[0].stderr_path;
+    job.stderr_path = spec.stages[0].stderr_path;  // a pipeline's stage 0 shares it with the runner's words
+    if (spec.stages.size() == 1) {
+        job.argv = std::move(spec.stages[0].argv);
+    } else {
+        // The runner on the node connects them.
+        for (auto& stage : spec.stages) {
+            job.pipeline.push_back({std::move(stage.argv), std::move(stage.stderr_path)});
+        }
+    }
     job.stdin_path = spec.stdin_path;
     job.name = spec.name.empty() ? "mpctl-" + std::to_string(spec.task) : spec.name;
     job.timeout_ms = spec.timeout_ms;
@@ -469,7 +492,8 @@ bool SlurmSpawner::can_share(const Member& a, const Member& b) {
     const slurm::JobRequest &x = a.job, &y = b.job;
     return a.pool == b.pool && x.cwd == y.cwd && x.stdin_path == y.stdin_path &&
            x.timeout_ms == y.timeout_ms && x.cpus == y.cpus && x.mem == y.mem && x.gpus == y.gpus &&
-           x.after == y.after && (a.env == b.env || a.env->entries() == b.env->entries());
+           x.after == y.after && x.pipeline.empty() && y.pipeline.empty() &&
+           (a.env == b.env || a.env->entries() == b.env->entries());
 }
 
 void SlurmSpawner::form() {
@@ -663,6 +687,7 @@ void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
         Member& m = s->members[i];
         Job job{m.pool, std::move(m.on_exit)};
         job.on_began = std::move(m.on_began);
+        job.stages = std::max<size_t>(1, m.job.pipeline.size());
         std::string key = std::to_string(id);
         if (s->array) {
             key += "_" + std::to_string(i);
@@ -673,9 +698,11 @@ void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
             job.pid = job_pid(id);
         }
         int pid = job.pid;
+        size_t stages = job.stages;
         add_job(key, std::move(job));
         keys.push_back(key);
-        m.on_started(std::vector<int>{pid});
+        // Every stage of a pipeline stands for the job alike: its pid is theirs.
+        m.on_started(std::vector<int>(stages, pid));
     }
     for (const auto& key : keys) {
         // The job may have started, or even ended, before sbatch's answer was read.
@@ -855,6 +882,11 @@ common::Result<void> SlurmSpawner::adopt(int pid, uint64_t start_ticks, const st
         elements_[pid] = start_ticks;
     }
     std::string id = job_key(pid, start_ticks);
+    if (auto same = jobs_.find(id); same != jobs_.end() && same->second.adopted) {
+        // Another stage of a pipeline's job: told of its own end with the others'.
+        same->second.adopted_stages.push_back(std::move(job.on_exit));
+        return {};
+    }
     watch_status_dir();
     add_job(id, std::move(job));
     check_started(id);

@@ -80,6 +80,10 @@ class SlurmSpawner final : public Spawner {
     struct Job {
         std::string pool;
         OnExit on_exit;
+        // A pipeline's stages (on_exit is told of each), or the later stages' own after a restart (adopt()
+        // is asked once per stage that had not ended, for the same job).
+        size_t stages = 1;
+        std::vector<OnExit> adopted_stages = {};
         int pid = 0;             // its stand-in pid
         int64_t array = 0;       // an element's array, 0 for a plain job
         int cancelled_with = 0;  // the signal for which mpctl cancelled it outright, not yet started
@@ -165,7 +169,9 @@ class SlurmSpawner final : public Spawner {
     void mark_started(const std::string& key);
     // When job KEY's runner made its started file (now if it cannot be read), Unix ms.
     [[nodiscard]] int64_t started_at(const std::string& key) const;
-    void end(const std::string& key, ExitInfo info);
+    // Job KEY ended with INFO: its task is told, stage by stage for a pipeline (STAGES: how each ended, as
+    // its status file says; empty: each as INFO).
+    void end(const std::string& key, ExitInfo info, const std::vector<slurm::JobStatus::Stage>& stages = {});
     void schedule_reconcile();
     // The next reconciliation in k_soon rather than reconcile_every (after a cancel, or a job found ended).
     void reconcile_soon();

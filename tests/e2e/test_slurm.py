@@ -201,6 +201,32 @@ class TestSlurmPools(SlurmCase):
         self.assertEqual((st["reason"], st["signal"]), ("timeout", 15))
         self.job_state(job, {"COMPLETED", "FAILED", "CANCELLED"})
 
+    def test_a_pipeline_runs_as_one_job_its_stages_connected_on_the_node_with_every_stage_reported(self):
+        task = self.submit("--pipe", "--", "yes", "row", "|", "sh", "-c", "head -n 3; echo mid >&2; exit 4",
+                           "|", "sh", "-c", 'cat; echo "$SLURM_JOB_ID" >&2')
+        st = self.wait_state(task, {"failed"})
+        self.assertEqual((st["reason"], st["exit_code"]), ("exit", 4))  # pipefail: the middle stage decides
+        stages = st["stages"]
+        self.assertEqual([s["state"] for s in stages], ["succeeded", "failed", "succeeded"])  # SIGPIPE forgiven
+        self.assertEqual((stages[0]["signal"], stages[1]["exit_code"], stages[2]["exit_code"]), (13, 4, 0))
+        self.assertEqual(self.mpctl_ok(["logs", str(task)]), b"row\nrow\nrow\n")
+        # Each stage's stderr in its own file; one job, which the last stage saw (never an array's element).
+        self.assertEqual(self.mpctl_ok(["logs", "--stage", "1", str(task)]), b"mid\n")
+        self.assertEqual(self.mpctl_ok(["logs", "--stage", "2", str(task)]).decode().strip(), st["backend_id"])
+        self.assertNotIn("_", st["backend_id"])
+        ok = self.submit("--pipe", "--", "echo", "a b", "|", "tr", "a-z", "A-Z")
+        self.assertEqual(self.wait_state(ok, {"succeeded"})["exit_code"], 0)
+        self.assertEqual(self.mpctl_ok(["logs", str(ok)]), b"A B\n")
+
+    def test_a_pipeline_cancelled_while_running_ends_every_stage_with_the_signal(self):
+        ready = self.path("ready")
+        task = self.submit("--pipe", "--", "sh", "-c", f'touch "{ready}"; sleep 300 & wait', "|", "cat")
+        until(lambda: os.path.exists(ready), "the pipeline to run on the node", LONG)
+        self.mpctl_ok(["cancel", "--force", str(task)])
+        st = self.wait_state(task, {"cancelled"})
+        # The runner passed the TERM on to the stages' process group: each stage died of it.
+        self.assertEqual([s["signal"] for s in st["stages"]], [signal.SIGTERM, signal.SIGTERM])
+
     def test_a_job_scancelled_outside_mpctl_ends_the_task(self):
         ready = self.path("running")
         task = self.submit("--", "sh", "-c", f'touch "{ready}"; exec sleep 300')
@@ -263,6 +289,24 @@ class TestSlurmPools(SlurmCase):
         self.assertIn("not a job status", st["error"] or "", st)
         self.mpctl(["cancel", "--force", str(task)])  # the job itself is still Slurm's: cancelled, not left
         subprocess.run(["scancel", st["backend_id"]], timeout=60)
+
+    def test_the_daemon_killed_while_a_pipeline_job_runs_takes_it_back_with_every_stages_outcome(self):
+        go, ready = self.path("go"), self.path("ready")
+        task = self.submit("--pipe", "--", "sh", "-c",
+                           f'touch "{ready}"; while [ ! -e "{go}" ]; do sleep 0.05; done; echo out; exit 3',
+                           "|", "sh", "-c", "cat; exit 5")
+        job = self.job_of(task)
+        until(lambda: os.path.exists(ready), "the pipeline to run on the node", LONG)
+        self.mpctl_ok(["pool", "set", "hpc", "8", "--backend", "slurm"])  # answered after the journal has the job
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(60)
+        open(go, "w").close()
+        self.job_state(job, {"FAILED"})
+        self.daemon.start()
+        st = self.wait_state(task, {"failed"})
+        self.assertEqual((st["exit_code"], st["attempts"], st["backend_id"]), (5, 1, job))
+        self.assertEqual([s["exit_code"] for s in st["stages"]], [3, 5])
+        self.assertEqual(self.mpctl_ok(["logs", str(task)]), b"out\n")
 
     def test_the_daemon_killed_while_jobs_run_takes_them_back_with_their_own_outcomes(self):
         marks = self.path("marks")

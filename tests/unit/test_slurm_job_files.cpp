@@ -3,6 +3,7 @@
 // real /bin/sh.
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <string>
@@ -159,6 +160,35 @@ TEST_CASE("a job status round-trips, and anything else is refused saying why", "
         auto r = parse_status(bad);
         REQUIRE_FALSE(r);
         CHECK(r.error().message().starts_with("not a job status"));
+    }
+}
+
+TEST_CASE("a pipeline job's status says how each stage ended, and a stage left out or twice is refused",
+          "[unit][slurm]") {
+    JobStatus p;
+    p.exit_code = 2;
+    p.started_ms = 1;
+    p.ended_ms = 2;
+    p.stages = {{0, std::nullopt}, {std::nullopt, 13}, {2, std::nullopt}};
+    std::string text = format_status(p);
+    CHECK(text == "mpctl-job 1 exit=2 start=1 end=2 stages=3 exit0=0 signal1=13 exit2=2\n");
+    auto back = parse_status(text);
+    REQUIRE(back);
+    REQUIRE(back->stages.size() == 3);
+    CHECK((back->stages[0].exit_code == 0 && !back->stages[0].signal));
+    CHECK((back->stages[1].signal == 13 && !back->stages[1].exit_code));
+    CHECK(back->stages[2].exit_code == 2);
+    for (const char* bad :
+         {"mpctl-job 1 exit=0 start=1 end=2 stages=2 exit0=0",
+          "mpctl-job 1 exit=0 start=1 end=2 stages=2 exit0=0 exit0=0 exit1=0",
+          "mpctl-job 1 exit=0 start=1 end=2 stages=2 exit0=0 signal0=9 exit1=0",
+          "mpctl-job 1 exit=0 start=1 end=2 stages=2 exit0=0 exit2=0",
+          "mpctl-job 1 exit=0 start=1 end=2 exit0=0", "mpctl-job 1 exit=0 start=1 end=2 stages=1",
+          "mpctl-job 1 exit=0 start=1 end=2 stages=65",
+          "mpctl-job 1 exit=0 start=1 end=2 stages=2 exit0=256 exit1=0",
+          "mpctl-job 1 exit=0 start=1 end=2 stages=2 exit0=0 signal1=0"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_status(bad));
     }
 }
 
@@ -321,4 +351,56 @@ TEST_CASE("the runner of an array element opens its own files and writes the sta
     CHECK(bare.exit_code == 2);
     CHECK_THAT(bare.err, Catch::Matchers::Contains("not in a Slurm job array"));
     CHECK(::access((dir / "ran").c_str(), F_OK) != 0);
+}
+
+TEST_CASE(
+    "the runner runs a pipeline's stages connected, each stage's stderr in its file, and weighs it as "
+    "pipefail",
+    "[unit][slurm]") {
+    mpctl::test::TempDir dir;
+    JobRequest j = request({});
+    j.runner = std::string(MPCTL_TEST_BIN_DIR) + "/mpctl-slurm-job";
+    j.status_dir = dir.path();
+    std::string e0 = dir / "e0", e1 = dir / "e1", e2 = dir / "e2";
+    // yes dies of SIGPIPE once head has its line (forgiven before the last stage); the middle stage's
+    // exit 3 decides, the last one succeeds.
+    j.pipeline = {{{"yes", "it's"}, e0},
+                  {{"sh", "-c", "head -n 2; echo middle >&2; exit 3"}, e1},
+                  {{"sh", "-c", "cat; echo last >&2"}, e2}};
+    std::string script = dir / "job.sh";
+    std::ofstream(script) << job_script(j);
+    auto ran = run_process({"sh", script}, env({{"SLURM_JOB_ID", "77"}}));
+    CHECK(ran.exit_code == 3);  // as mpctl weighs it, so that Slurm's afterok agrees
+    CHECK(ran.out == "it's\nit's\n");
+    auto read = [](const std::string& path) {
+        return mpctl::common::read_file(path).value_or("");
+    };
+    CHECK(read(e0).empty());
+    CHECK(read(e1) == "middle\n");
+    CHECK(read(e2) == "last\n");
+    auto st = parse_status(read(dir / "job-77.status"));
+    REQUIRE(st);
+    CHECK(st->exit_code == 3);
+    REQUIRE(st->stages.size() == 3);
+    CHECK(st->stages[0].signal == SIGPIPE);
+    CHECK(st->stages[1].exit_code == 3);
+    CHECK(st->stages[2].exit_code == 0);
+
+    // A stage that is not there is 127 in its own stderr; the others run and end as they do.
+    j.pipeline = {{{"echo", "x"}, e0}, {{"no-such-command-here"}, e1}};
+    std::ofstream(script, std::ios::trunc) << job_script(j);
+    auto missing = run_process({"sh", script}, env({{"SLURM_JOB_ID", "78"}}));
+    CHECK(missing.exit_code == 127);
+    CHECK_THAT(read(e1), Catch::Matchers::Contains("command not found"));
+    auto st2 = parse_status(read(dir / "job-78.status"));
+    REQUIRE(st2);
+    REQUIRE(st2->stages.size() == 2);
+    CHECK(st2->stages[1].exit_code == 127);
+
+    // Word counts that do not add up are refused before anything runs.
+    auto bad =
+        run_process({j.runner, dir.path(), "--stage", "2", e0, "--stage", "2", e1, "--", "a", "b", "c"},
+                    env({{"SLURM_JOB_ID", "79"}}));
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.err, Catch::Matchers::Contains("usage"));
 }
