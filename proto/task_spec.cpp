@@ -136,10 +136,11 @@ namespace {
 // NEED_COMMAND is false for task.submit_batch's defaults, which an entry may complete with its own command.
 TaskSpec parse_spec(const json& value, const std::string& path, bool need_command) {
     Params p(value, path);
-    p.reject_unknown({"argv",     "shell",    "pipeline", "cwd",        "env",     "name",        "labels",
-                      "stdin",    "stdin_fd", "timeout",  "kill_after", "retries", "retry_delay", "after",
-                      "pool",     "priority", "nice",     "umask",      "rlimits", "max_output",  "cgroup",
-                      "attached", "cpus",     "mem",      "gpus"});
+    p.reject_unknown({"argv",        "shell",         "pipeline", "cwd",      "env",        "name",
+                      "labels",      "stdin",         "stdin_fd", "timeout",  "kill_after", "retries",
+                      "retry_delay", "after",         "pool",     "priority", "nice",       "umask",
+                      "rlimits",     "max_output",    "cgroup",   "attached", "cpus",       "mem",
+                      "gpus",        "array_throttle"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");
@@ -311,6 +312,12 @@ TaskSpec parse_spec(const json& value, const std::string& path, bool need_comman
         }
         spec.gpus = static_cast<int>(*gpus);
     }
+    if (auto throttle = p.optional<int64_t>("array_throttle")) {
+        if (*throttle < 1 || *throttle > 1000000) {
+            throw_invalid_params(path + ".array_throttle: must be between 1 and 1000000");
+        }
+        spec.array_throttle = static_cast<int>(*throttle);
+    }
     return spec;
 }
 
@@ -415,6 +422,9 @@ json to_json(const TaskSpec& spec, bool with_env) {
     }
     if (spec.gpus) {
         j["gpus"] = *spec.gpus;
+    }
+    if (spec.array_throttle) {
+        j["array_throttle"] = *spec.array_throttle;
     }
     return j;
 }

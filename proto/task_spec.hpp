@@ -51,6 +51,9 @@ struct TaskSpec {
     std::optional<int> cpus;
     std::optional<uint64_t> mem;  // bytes
     std::optional<int> gpus;
+    // A Slurm pool's job array that this task joins runs at most this many of its elements at once
+    // (sbatch --array=...%N): mpctl map's -j. Tasks with different values never share an array.
+    std::optional<int> array_throttle;
     bool attached = false;  // belongs to the connection that submitted it (not journaled: that connection
                             // does not outlive the daemon)
 

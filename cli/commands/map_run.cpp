@@ -20,6 +20,9 @@ namespace mpctl::cli {
 
 namespace {
 
+// The daemon's Slurm job arrays have at most this many elements (Slurm's default MaxArraySize is 1001).
+constexpr size_t k_max_array = 1000;
+
 // Signals reach the loop through a self-pipe (see signal_pipe.hpp); a closed stdout (`mpctl map ... | head`)
 // is seen as EPIPE and stops the map like a signal.
 int install_map_signals() {
@@ -125,6 +128,8 @@ int MapRun::run() {
     // A shared pool's size (0: not known, or the map's own pool): when it is no more than -j, the pool
     // itself bounds what runs.
     int pool_size = 0;
+    int pool_free = 0;  // its slots nothing holds or waits for
+    bool slurm = false;
     if (jobs <= 0 || !own_pool_) {
         // Without -j: the user's pool's size, or the default one's (which a new pool starts with too).
         int default_size = 1;
@@ -136,6 +141,8 @@ int MapRun::run() {
             }
             if (!own_pool_ && name == pool_) {
                 pool_size = p.value("workers", 1);
+                pool_free = pool_size - p.value("running", 0) - p.value("pending", 0);
+                slurm = p.contains("backend") && p["backend"].value("kind", "") == "slurm";
             }
         }
         if (jobs <= 0) {
@@ -155,6 +162,15 @@ int MapRun::run() {
         // take about that).
         bool pool_bounds = pool_size > 0 && static_cast<size_t>(pool_size) <= jobs_;
         window_ = pool_bounds ? 2 * jobs_ : jobs_;
+        // A Slurm pool with room for more than -j: everything it has room for (up to an array's 1000) goes
+        // as one array that Slurm throttles to -j (%N), rather than -j tasks and then an sbatch for each one
+        // that frees a slot. The next array only once this one is over: two at once would each run -j.
+        if (slurm && pool_free > 0 && static_cast<size_t>(pool_free) > jobs_) {
+            throttled_ = true;
+            window_ = std::min<size_t>(static_cast<size_t>(pool_free), k_max_array);
+            defaults_.spec["array_throttle"] = jobs_;
+            defaults_text_ = defaults_.params_text();
+        }
     }
     signal_fd_ = install_map_signals();
     started_ = std::chrono::steady_clock::now();

@@ -112,6 +112,9 @@ class MapRun {
     std::optional<Reconnector> reconnector_;
     size_t jobs_ = 1;
     size_t window_ = 1;
+    // Over a Slurm pool with room for more than -j: each window is one job array throttled to -j (its tasks'
+    // array_throttle), submitted once the one before is over, so that -j holds across arrays.
+    bool throttled_ = false;
 
     std::vector<std::string> chunk_;    // items of the next task, while a chunk fills
     uint64_t next_seq_ = 0;             // the next task's place in input order

@@ -35,6 +35,9 @@ bool MapRun::maybe_submit() {
     if (!o_.unordered && reorder_.waiting() >= k_max_waiting) {
         return false;
     }
+    if (throttled_ && inflight_ != 0) {
+        return false;  // the array out is not over
+    }
     size_t free = window_ > inflight_ ? window_ - inflight_ : 0;
     // Batches of a quarter window at least, unless the daemon would idle or no more items are coming.
     bool worth_it = free >= std::max<size_t>(1, window_ / 4) || inflight_ < jobs_ || source_.at_eof() ||

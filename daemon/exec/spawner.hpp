@@ -65,6 +65,7 @@ struct SpawnSpec {
     std::optional<int64_t> timeout_ms;  // its timeout (a Slurm job's --time; the scheduler enforces it)
     std::optional<int> cpus, gpus;      // what a Slurm job asks of its node (local spawners ignore them)
     std::optional<uint64_t> mem;        // bytes
+    std::optional<int> array_throttle;  // a Slurm job array's %N
     // The tasks it follows, held by the backend (Spawner::holds): the running processes (their first pids)
     // that must all exit 0 before it begins; the backend ends it if one does not. Empty for a local task.
     std::vector<int> after;

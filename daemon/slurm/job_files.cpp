@@ -84,7 +84,11 @@ std::vector<std::string> sbatch_argv(const std::string& sbatch, const JobRequest
     std::vector<std::string> a{sbatch, "--parsable", "--job-name=" + job.name, "--chdir=" + job.cwd};
     if (job.array_size > 0) {
         // Each element's runner opens its task's files; Slurm's own output is only the runner's words.
-        a.push_back("--array=0-" + std::to_string(job.array_size - 1));
+        std::string array = "--array=0-" + std::to_string(job.array_size - 1);
+        if (job.array_throttle && static_cast<size_t>(*job.array_throttle) < job.array_size) {
+            array += "%" + std::to_string(*job.array_throttle);
+        }
+        a.push_back(array);
         std::string log = job.status_dir + "/array-%A_%a.log";
         a.insert(a.end(), {"--output=" + log, "--error=" + log});
     } else {

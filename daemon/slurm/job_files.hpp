@@ -52,6 +52,7 @@ struct JobRequest {
     std::optional<int> cpus, gpus;      // --cpus-per-task, --gpus
     std::optional<uint64_t> mem;        // bytes: --mem in MiB, rounded up
     size_t array_size = 0;              // elements 0..N-1 of a job array (array_script), 0: a plain job
+    std::optional<int> array_throttle;  // at most this many of them at once: --array=...%N
     // The jobs ("J" or "A_I") it runs after, once each ended with exit code 0: --dependency=afterok, and
     // cancelled by Slurm if one does not (--kill-on-invalid-dep).
     std::vector<std::string> after;

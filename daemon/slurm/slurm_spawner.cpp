@@ -441,6 +441,7 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     job.cpus = spec.cpus;
     job.mem = spec.mem;
     job.gpus = spec.gpus;
+    job.array_throttle = spec.array_throttle;
     job.script_path =
         dir_ + "/task-" + std::to_string(spec.task) + "-" + std::to_string(spec.attempt) + ".sh";
     for (int pid : spec.after) {
@@ -493,7 +494,7 @@ bool SlurmSpawner::can_share(const Member& a, const Member& b) {
     return a.pool == b.pool && x.cwd == y.cwd && x.stdin_path == y.stdin_path &&
            x.timeout_ms == y.timeout_ms && x.cpus == y.cpus && x.mem == y.mem && x.gpus == y.gpus &&
            x.after == y.after && x.pipeline.empty() && y.pipeline.empty() &&
-           (a.env == b.env || a.env->entries() == b.env->entries());
+           x.array_throttle == y.array_throttle && (a.env == b.env || a.env->entries() == b.env->entries());
 }
 
 void SlurmSpawner::form() {

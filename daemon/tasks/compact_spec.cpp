@@ -25,7 +25,7 @@ bool has_rest(const proto::TaskSpec& s) {
     return !s.pipeline.empty() || s.name || !s.labels.empty() || s.stdin_path || s.stdin_passed ||
            s.timeout_s || s.kill_after_s != d.kill_after_s || s.retry_delay_s != d.retry_delay_s ||
            !s.after.empty() || s.nice || s.umask || !s.rlimits.empty() || s.max_output || s.cgroup ||
-           s.cpus || s.mem || s.gpus;
+           s.cpus || s.mem || s.gpus || s.array_throttle;
 }
 
 SharedStrings::Ref share(SharedStrings* strings, const std::string& text) {

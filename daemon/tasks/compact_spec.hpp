@@ -68,6 +68,7 @@ class CompactSpec {
     [[nodiscard]] std::optional<int> cpus() const { return rest().cpus; }
     [[nodiscard]] std::optional<uint64_t> mem() const { return rest().mem; }
     [[nodiscard]] std::optional<int> gpus() const { return rest().gpus; }
+    [[nodiscard]] std::optional<int> array_throttle() const { return rest().array_throttle; }
 
   private:
     enum class Kind : uint8_t { argv, shell, pipeline };

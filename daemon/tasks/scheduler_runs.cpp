@@ -60,6 +60,7 @@ SpawnSpec Scheduler::spawn_spec(const Task& t) {
     s.cpus = t.spec.cpus();
     s.mem = t.spec.mem();
     s.gpus = t.spec.gpus();
+    s.array_throttle = t.spec.array_throttle();
     if (auto timeout = t.spec.timeout_s()) {
         s.timeout_ms = static_cast<int64_t>(*timeout * 1000);
     }

@@ -476,6 +476,28 @@ class TestSlurmMap(SlurmCase):
         tasks = [json.loads(line) for line in self.mpctl_ok(["--json", "list"]).decode().splitlines()]
         self.assertTrue(all(re.fullmatch(r"\d+_\d+", t["backend_id"]) for t in tasks), tasks[:3])
 
+    def test_a_map_with_j_below_the_pools_room_goes_as_arrays_that_slurm_throttles_to_j(self):
+        # Room for 5 of the map's 12 tasks at once, -j 1: arrays of 5, 5 and 2, each one sbatch with %1 (where
+        # -j tasks and then an sbatch per freed slot would take 12), the next one once the last is over, so
+        # that one task at a time runs although the node has a CPU for each of two.
+        self.mpctl_ok(["pool", "set", "hpc", "5", "--backend", "slurm"])
+        log = self.path("log")
+        done = self.mpctl(["map", "--pool", "hpc", "-j", "1", "--", "sh", "-c",
+                           f'echo "+ $1" >> "{log}"; sleep 0.2; echo "- $1" >> "{log}"; echo "$1 $SLURM_ARRAY_JOB_ID"',
+                           "sh", "{}", ":::", *map(str, range(12))])
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = [line.split() for line in done.stdout.decode().splitlines()]
+        self.assertEqual([item for item, _ in lines], [str(i) for i in range(12)])
+        arrays = [array for _, array in lines]
+        self.assertEqual([arrays.count(a) for a in dict.fromkeys(arrays)], [5, 5, 2])
+        running = most = 0
+        for word in self.words(log)[::2]:
+            running += 1 if word == "+" else -1
+            most = max(most, running)
+        self.assertEqual(most, 1)
+        shown = subprocess.run(["scontrol", "show", "job", arrays[0]], capture_output=True, text=True, timeout=60)
+        self.assertIn("ArrayTaskThrottle=1", shown.stdout)
+
     def test_each_element_of_an_array_ends_alone_cancelled_running_or_pending_or_with_its_own_exit_code(self):
         go = self.path("go")
         # The node has two CPUs: elements 0 and 1 run, 2 and 3 wait in Slurm.

@@ -298,6 +298,13 @@ TEST_CASE("an array's script runs each element's command with its own files, by 
     CHECK(std::none_of(a.begin(), a.end(),
                        [](const std::string& s) { return s.find("/o 0") != std::string::npos; }));
     CHECK(element_log_path("/state/slurm", "12_3") == "/state/slurm/array-12_3.log");
+    // A throttle below the array's size is Slurm's %N; one that is not would bound nothing.
+    j.array_throttle = 1;
+    auto t = sbatch_argv("sbatch", j, PoolSettings{});
+    CHECK(std::find(t.begin(), t.end(), "--array=0-1%1") != t.end());
+    j.array_throttle = 2;
+    auto u = sbatch_argv("sbatch", j, PoolSettings{});
+    CHECK(std::find(u.begin(), u.end(), "--array=0-1") != u.end());
 }
 
 TEST_CASE(
