@@ -103,7 +103,6 @@ int run_job(int argc, char** argv) {
     struct Stage {
         int words = 0;
         const char* stderr_path = nullptr;
-        char** argv = nullptr;  // in ARGV, its words ended by a null put in place of the next one's first
         pid_t pid = 0;
         int status = 0;
     };
@@ -129,8 +128,7 @@ int run_job(int argc, char** argv) {
     if (stages.empty()) {
         stages.push_back({argc - cmd, err_path});
     }
-    // Each stage's words, null-ended: the slot after a stage's last word is the next one's first, kept
-    // aside, or ARGV's own null.
+    // Each stage's words, as execvp takes them (null-ended); together they are all of ARGV after `--`.
     std::vector<std::vector<char*>> words;
     {
         int at = cmd;

@@ -5,8 +5,8 @@
 // STATUS_DIR/job-KEY.status (job_files.hpp) with a rename, so the daemon's inotify watch sees it whole; then
 // it ends as the child did (the same exit code, or the same signal), so that Slurm's own records agree. KEY
 // is $SLURM_JOB_ID, or with --element (one task of a job array) $SLURM_ARRAY_JOB_ID_$SLURM_ARRAY_TASK_ID;
-// --stdout and
-// --stderr are the child's files (an array's elements each have their own, which Slurm cannot name).
+// --stdout and --stderr are the child's files (an array's elements each have their own, which Slurm cannot
+// name).
 //
 // With `--stage N STDERR` for each stage of a pipeline, the words after `--` are the stages' commands one
 // after the other (N words each): they run connected by pipes, in a process group of their own (a passed

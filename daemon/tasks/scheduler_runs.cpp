@@ -145,9 +145,12 @@ void Scheduler::start(Task& t, Pool& pool) {
     int64_t id = t.id;
     int attempt = t.attempts;
     t.held = !spec->after.empty();
-    spec->on_began = [this, id, attempt](int64_t at_ms) {
-        began(id, attempt, at_ms);
-    };
+    if (spawner_.backend(spec->pool) != "local") {
+        // (Not for a process, which began at its start: a local spawn allocates nothing it does not need.)
+        spec->on_began = [this, id, attempt](int64_t at_ms) {
+            began(id, attempt, at_ms);
+        };
+    }
     in_start_ = true;
     spawner_.spawn(
         std::move(*spec),

@@ -10,11 +10,13 @@ first submission to the moment the last of the ITEMS files exists (all done):
     the daemon submits the tasks as job arrays (how many sbatch calls it made is printed too)
   - a shell loop of ITEMS `sbatch --wrap 'echo I > OUT/I'` calls (what a script without mpctl does)
   - one hand-written job array: `sbatch --array=0-(ITEMS-1) --wrap 'echo $SLURM_ARRAY_TASK_ID > ...'`
+and, throttled to J (default 2) at once, mpctl's `-j J` (one array with Slurm's %J, the pool having room for all)
+against the hand-written `sbatch --array=0-(ITEMS-1)%J`.
 Each figure is the median of RUNS runs (default 3), the contenders' order alternating between runs; each
 ratio is the median of the run-by-run ratios. Target (issue 21): mpctl within 1.2x of the array's time and
 ahead of the sbatch loop.
 
-Usage: tests/bench/bench_slurm.py [--build DIR] [--runs N] [--items N] [--dir DIR] [--use-running]
+Usage: tests/bench/bench_slurm.py [--build DIR] [--runs N] [--items N] [--throttle J] [--dir DIR] [--use-running]
 Not a pass/fail test: it prints what it measures. Needs root (the cluster's daemons run as root).
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
@@ -52,6 +54,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--items", type=int, default=200)
+    ap.add_argument("--throttle", type=int, default=2, help="-j of the throttled map and %%J of its array")
     ap.add_argument("--dir", default="/tmp", help="where the cluster, the state dirs and the outputs go")
     ap.add_argument("--use-running", action="store_true", help="use the cluster $SLURM_CONF names")
     args = ap.parse_args()
@@ -70,7 +73,7 @@ def main():
                     os.environ["SLURM_CONF"] = line.split("=", 1)[1].strip("'\"")
         n = args.items
         counter = [0]
-        sbatch_calls = []
+        sbatch_calls = {}
 
         def fresh_out():
             counter[0] += 1
@@ -79,14 +82,14 @@ def main():
             idle_cluster()
             return out
 
-        def mpctl_map():
+        def mpctl_map(j):
             out = fresh_out()
             d = Daemon(bin_dir, os.path.join(work, f"d-{counter[0]}"), 2, "normal")
             try:
                 d.call("pool.set", name="hpc", workers=n, backend="slurm")
                 env = dict(os.environ, MPCTL_SOCKET=d.sock, MPCTL_NO_AUTOSTART="1")
                 t0 = time.perf_counter()
-                subprocess.run([os.path.join(bin_dir, "mpctl"), "map", "--pool", "hpc", "-j", str(n), "--", "sh",
+                subprocess.run([os.path.join(bin_dir, "mpctl"), "map", "--pool", "hpc", "-j", str(j), "--", "sh",
                                 "-c", f"echo {{}} > {out}/{{}}", ":::", *map(str, range(n))], env=env, check=True,
                                stdout=subprocess.DEVNULL, timeout=HANG_S)
                 t1 = wait_files(out, n, "mpctl map")
@@ -95,7 +98,7 @@ def main():
                 listed = subprocess.run(["squeue", "-r", "-h", "-t", "all", "-o", "%F %k"], capture_output=True,
                                         text=True, timeout=60).stdout.split("\n")
                 mine = {line.split()[0] for line in listed if f" mpctl-{d.proc.pid}-" in line}
-                sbatch_calls.append(len(mine))
+                sbatch_calls.setdefault(j, []).append(len(mine))
             finally:
                 d.stop()
             return t1 - t0
@@ -108,16 +111,20 @@ def main():
                            timeout=HANG_S)
             return wait_files(out, n, "the sbatch loop") - t0
 
-        def job_array():
+        def job_array(throttle=""):
             out = fresh_out()
             t0 = time.perf_counter()
-            subprocess.run(["sbatch", "--parsable", f"--array=0-{n - 1}", "-o", "/dev/null", "--wrap",
+            subprocess.run(["sbatch", "--parsable", f"--array=0-{n - 1}{throttle}", "-o", "/dev/null", "--wrap",
                             f"echo $SLURM_ARRAY_TASK_ID > {out}/$SLURM_ARRAY_TASK_ID"], check=True,
                            stdout=subprocess.DEVNULL, timeout=HANG_S)
             return wait_files(out, n, "the job array") - t0
 
-        contenders = [(f"mpctl map --pool slurm -j {n}", mpctl_map), (f"{n} sbatch calls in a shell loop", sbatch_loop),
-                      (f"one job array of {n} (sbatch --array)", job_array)]
+        j = args.throttle
+        contenders = [(f"mpctl map --pool slurm -j {n}", lambda: mpctl_map(n)),
+                      (f"{n} sbatch calls in a shell loop", sbatch_loop),
+                      (f"one job array of {n} (sbatch --array)", job_array),
+                      (f"mpctl map --pool slurm -j {j}", lambda: mpctl_map(j)),
+                      (f"one job array of {n} (sbatch --array=...%{j})", lambda: job_array(f"%{j}"))]
         times = {name: [] for name, _ in contenders}
         for run in range(args.runs):
             for name, fn in (contenders if run % 2 == 0 else contenders[::-1]):
@@ -130,7 +137,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     names = [name for name, _ in contenders]
-    mp, loop, array = names
+    mp, loop, array, mp_j, array_j = names
 
     def ratio(a, b):
         rs = [times[a][r] / times[b][r] for r in range(args.runs)]
@@ -138,12 +145,15 @@ def main():
     print(f"\nSlurm pools benchmark ({os.cpu_count()} CPUs, single-node Slurm, {n} one-line tasks, time to all "
           f"done, median of {args.runs} runs)\n")
     width = max(map(len, names))
-    print(f"{'what':{width}} {'time':>8}  {'vs the array (runs)':>22}")
+    print(f"{'what':{width}} {'time':>8}  {'vs its array (runs)':>22}")
     for name in names:
-        print(f"{name:{width}} {statistics.median(times[name]):7.2f}s  {ratio(name, array):>22}")
+        ref = array_j if name in (mp_j, array_j) else array
+        print(f"{name:{width}} {statistics.median(times[name]):7.2f}s  {ratio(name, ref):>22}")
     print(f"\nmpctl map / the sbatch loop: {ratio(mp, loop)} (below 1: ahead of it); target: mpctl within 1.2x of "
           f"the array and ahead of the loop")
-    print(f"mpctl map's sbatch calls (job arrays and single jobs) per run: {sbatch_calls}")
+    print(f"throttled: mpctl map -j {j} / the array with %{j}: {ratio(mp_j, array_j)}")
+    for jobs, calls in sbatch_calls.items():
+        print(f"mpctl map -j {jobs}: sbatch calls (job arrays and single jobs) per run: {calls}")
 
 
 if __name__ == "__main__":

@@ -149,6 +149,10 @@ class FakeSpawner final : public Spawner {
         return holding_pools.contains(pool) && holding_pools.contains(dep_pool);
     }
     std::set<std::string> holding_pools;
+    // They are another backend's, whose start is a submission (SpawnSpec::on_began tells when it began).
+    [[nodiscard]] std::string backend(const std::string& pool) const override {
+        return holding_pools.contains(pool) ? "fake-batch" : "local";
+    }
     // A backend that tells when an adopted task began: its callbacks, by pid, for the test to run.
     bool tells_began = false;
     std::map<int, std::function<void(int64_t)>> began_callbacks;

@@ -168,6 +168,7 @@ TEST_CASE("a dependant of a backend that holds is handed over behind its running
     int64_t b = h.submit(cmd("b", {{"pool", "hpc"}, {"after", {a}}}));
     REQUIRE(h.state(b) == TaskState::running);
     CHECK(h.spawner.process(h.pid(b)).spec.after == std::vector<int>{h.pid(a)});
+    CHECK(h.spawner.process(h.pid(b)).spec.on_began);  // its backend tells when it begins
     CHECK(h.task(b).held);
     // Its dependency's success changes nothing for it; its own end is its outcome.
     h.exit(a, 0);
@@ -177,6 +178,7 @@ TEST_CASE("a dependant of a backend that holds is handed over behind its running
     CHECK(h.state(b) == TaskState::succeeded);
     // A local pool's dependant is not, nor one of a holding pool behind a local task.
     int64_t c = h.submit(cmd("c"));
+    CHECK_FALSE(h.spawner.process(h.pid(c)).spec.on_began);  // a process began at its start
     int64_t d = h.submit(cmd("d", {{"after", {c}}}));
     int64_t e = h.submit(cmd("e", {{"pool", "hpc"}, {"after", {c}}}));
     CHECK(h.state(d) == TaskState::pending);
