@@ -51,9 +51,10 @@ std::string exec_runner(const JobRequest& job, const std::vector<std::string>& o
 }  // namespace
 
 std::string job_script(const JobRequest& job) {
-    std::vector<std::string> options, words = job.argv;
-    if (!job.pipeline.empty()) {
-        words.clear();
+    std::vector<std::string> options, words;
+    if (job.pipeline.empty()) {
+        words = job.argv;
+    } else {
         for (const auto& stage : job.pipeline) {
             options.insert(options.end(), {"--stage", std::to_string(stage.argv.size()), stage.stderr_path});
             words.insert(words.end(), stage.argv.begin(), stage.argv.end());

@@ -211,7 +211,7 @@ void SlurmSpawner::read_events() {
             }
         }
         for (const auto& key : started) {
-            mark_started(key);
+            check_started(key);
         }
         for (const auto& key : ids) {
             try_status(key);
@@ -222,29 +222,17 @@ void SlurmSpawner::read_events() {
 
 void SlurmSpawner::check_started(const std::string& key) {
     auto it = jobs_.find(key);
-    if (it != jobs_.end() && !it->second.started &&
-        ::access(slurm::started_path(dir_, key).c_str(), F_OK) == 0) {
-        mark_started(key);
-    }
-}
-
-void SlurmSpawner::mark_started(const std::string& key) {
-    auto it = jobs_.find(key);
-    if (it == jobs_.end() || it->second.started) {
+    struct stat st {};
+    if (it == jobs_.end() || it->second.began_ms != 0 ||
+        ::stat(slurm::started_path(dir_, key).c_str(), &st) != 0) {
         return;
     }
-    it->second.started = true;
-    if (auto began = std::exchange(it->second.on_began, nullptr)) {
-        began(started_at(key));
-    }
-}
-
-int64_t SlurmSpawner::started_at(const std::string& key) const {
     // The runner made the file as it began: its time is the job's start, however late it is seen.
-    struct stat st {};
-    return ::stat(slurm::started_path(dir_, key).c_str(), &st) == 0
-               ? int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000
-               : common::now_unix_ms();
+    it->second.began_ms =
+        std::max<int64_t>(1, int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000);
+    if (auto began = std::exchange(it->second.on_began, nullptr)) {
+        began(it->second.began_ms);
+    }
 }
 
 bool SlurmSpawner::when_began(int pid, std::function<void(int64_t)> on_began) {
@@ -256,8 +244,8 @@ bool SlurmSpawner::when_began(int pid, std::function<void(int64_t)> on_began) {
     if (it == jobs_.end()) {
         return false;
     }
-    if (it->second.started) {
-        on_began(started_at(key));
+    if (it->second.began_ms != 0) {
+        on_began(it->second.began_ms);
     } else {
         it->second.on_began = std::move(on_began);
     }
@@ -323,26 +311,17 @@ void SlurmSpawner::end(const std::string& key, ExitInfo info,
             ::unlink((dir_ + "/array-" + std::to_string(job.array) + ".sh").c_str());
         }
     }
-    // A job this daemon submitted has one callback, told of each of its stages; an adopted one has one per
-    // stage that had not ended before the restart (adopt() was asked for each): the last ones.
-    std::vector<OnExit> calls;
-    if (job.adopted) {
-        calls.push_back(std::move(job.on_exit));
-        calls.insert(calls.end(), std::make_move_iterator(job.adopted_stages.begin()),
-                     std::make_move_iterator(job.adopted_stages.end()));
-    }
-    size_t k = job.adopted ? calls.size() : job.stages;
+    // Each callback is a stage's, the last ones of the command: a pipeline's status says how each ended.
+    size_t k = job.on_exit.size();
+    bool per_stage = stages.size() > 1 && stages.size() >= k;
     for (size_t c = 0; c < k; ++c) {
+        size_t stage = per_stage ? stages.size() - k + c : c;
         ExitInfo each = info;
-        if (stages.size() > 1 && stages.size() >= k) {
-            const auto& stage = stages[stages.size() - k + c];
-            each.exit_code = stage.exit_code;
-            each.signal = stage.signal;
+        if (per_stage) {
+            each.exit_code = stages[stage].exit_code;
+            each.signal = stages[stage].signal;
         }
-        OnExit& fn = job.adopted ? calls[c] : job.on_exit;
-        if (fn) {
-            fn(c, std::move(each));
-        }
+        job.on_exit[c](stage, std::move(each));
     }
 }
 
@@ -452,7 +431,8 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     }
     m.env = job_env(spec.env ? spec.env : daemon_env_);
     m.on_started = std::move(on_started);
-    m.on_exit = std::move(on_exit);
+    // Told of each stage (the runner reports every one of a pipeline's).
+    m.on_exit.assign(std::max<size_t>(1, spec.stages.size()), on_exit);
     m.on_began = std::move(spec.on_began);
     forming_.push_back(std::move(m));
     // Not at once: what the scheduler starts in this turn of the loop may share an array with it.
@@ -688,7 +668,6 @@ void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
         Member& m = s->members[i];
         Job job{m.pool, std::move(m.on_exit)};
         job.on_began = std::move(m.on_began);
-        job.stages = std::max<size_t>(1, m.job.pipeline.size());
         std::string key = std::to_string(id);
         if (s->array) {
             key += "_" + std::to_string(i);
@@ -699,7 +678,7 @@ void SlurmSpawner::submitted(const std::shared_ptr<Submission>& s, int64_t id) {
             job.pid = job_pid(id);
         }
         int pid = job.pid;
-        size_t stages = job.stages;
+        size_t stages = job.on_exit.size();
         add_job(key, std::move(job));
         keys.push_back(key);
         // Every stage of a pipeline stands for the job alike: its pid is theirs.
@@ -830,10 +809,10 @@ void SlurmSpawner::signal_group(int pgid, int signo) {
         }
         reconcile_soon();
     };
-    if (!job.started || signo == SIGKILL) {
+    if (job.began_ms == 0 || signo == SIGKILL) {
         // A pending job cannot be signalled, only cancelled; SIGKILL is a cancel in Slurm's terms too
         // (SIGTERM to the job's processes, SIGKILL after KillWait).
-        if (!job.started) {
+        if (job.began_ms == 0) {
             job.cancelled_with = signo;
         }
         run({scancel_, text}, nullptr, cancelled);
@@ -869,7 +848,7 @@ common::Result<void> SlurmSpawner::adopt(int pid, uint64_t start_ticks, const st
     if (!is_job_pid(pid)) {
         return inner_.adopt(pid, start_ticks, pool, std::move(on_exit));
     }
-    Job job{pool, std::move(on_exit)};
+    Job job{pool, {std::move(on_exit)}};
     job.pid = pid;
     job.adopted = true;
     if (is_element_pid(pid)) {
@@ -885,7 +864,7 @@ common::Result<void> SlurmSpawner::adopt(int pid, uint64_t start_ticks, const st
     std::string id = job_key(pid, start_ticks);
     if (auto same = jobs_.find(id); same != jobs_.end() && same->second.adopted) {
         // Another stage of a pipeline's job: told of its own end with the others'.
-        same->second.adopted_stages.push_back(std::move(job.on_exit));
+        same->second.on_exit.push_back(std::move(job.on_exit.front()));
         return {};
     }
     watch_status_dir();

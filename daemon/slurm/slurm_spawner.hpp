@@ -79,15 +79,14 @@ class SlurmSpawner final : public Spawner {
   private:
     struct Job {
         std::string pool;
-        OnExit on_exit;
-        // A pipeline's stages (on_exit is told of each), or the later stages' own after a restart (adopt()
-        // is asked once per stage that had not ended, for the same job).
-        size_t stages = 1;
-        std::vector<OnExit> adopted_stages = {};
+        // One per stage still to end, the last stages of the job's command (one for a plain command, every
+        // stage of a pipeline this daemon submitted; after a restart, adopt() adds one per stage that had
+        // not ended).
+        std::vector<OnExit> on_exit;
         int pid = 0;             // its stand-in pid
         int64_t array = 0;       // an element's array, 0 for a plain job
         int cancelled_with = 0;  // the signal for which mpctl cancelled it outright, not yet started
-        bool started = false;    // its runner said it runs (job-ID.started)
+        int64_t began_ms = 0;    // when its runner began (its job-ID.started file's time), 0: not yet
         bool adopted = false;    // an earlier daemon submitted it
         std::function<void(int64_t)> on_began = nullptr;  // SpawnSpec::on_began, told once started
         int ended_rounds = 0;  // reconciliations that found it ended (or unknown) without a status file
@@ -101,7 +100,7 @@ class SlurmSpawner final : public Spawner {
         slurm::JobRequest job;
         std::shared_ptr<const EnvBlock> env;
         OnStarted on_started;
-        OnExit on_exit;
+        std::vector<OnExit> on_exit;  // as Job's
         std::function<void(int64_t)> on_began;
     };
     // One sbatch (a plain job, or an array of MEMBERS), kept to be run again while Slurm cannot be reached.
@@ -163,12 +162,9 @@ class SlurmSpawner final : public Spawner {
     void read_events();
     // Job KEY's status file, if it is there: its job ends with it. True if it ended.
     bool try_status(const std::string& key);
-    // Whether job KEY's runner has started (its job-KEY.started), noted in its Job.
+    // Whether job KEY's runner has begun (its job-KEY.started is there): its Job's began_ms, and its task
+    // told (on_began).
     void check_started(const std::string& key);
-    // Job KEY's runner has started: noted, and its task told when (the started file's time).
-    void mark_started(const std::string& key);
-    // When job KEY's runner made its started file (now if it cannot be read), Unix ms.
-    [[nodiscard]] int64_t started_at(const std::string& key) const;
     // Job KEY ended with INFO: its task is told, stage by stage for a pipeline (STAGES: how each ended, as
     // its status file says; empty: each as INFO).
     void end(const std::string& key, ExitInfo info, const std::vector<slurm::JobStatus::Stage>& stages = {});

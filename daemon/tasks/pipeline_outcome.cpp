@@ -1,5 +1,6 @@
 #include <string_view>
 
+#include <mpctl/daemon/exec/pipefail.hpp>
 #include <mpctl/daemon/tasks/pipeline_outcome.hpp>
 
 namespace mpctl::daemon {

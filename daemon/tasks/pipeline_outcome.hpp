@@ -3,9 +3,7 @@
 // bash's pipefail, as exec/pipefail.hpp weighs it.
 
 #include <cstddef>
-#include <string>
 
-#include <mpctl/daemon/exec/pipefail.hpp>
 #include <mpctl/daemon/exec/spawner.hpp>
 #include <mpctl/daemon/tasks/task.hpp>
 

@@ -144,9 +144,9 @@ void Scheduler::start(Task& t, Pool& pool) {
     }
     int64_t id = t.id;
     int attempt = t.attempts;
-    t.held = !spec->after.empty();
-    if (spawner_.backend(spec->pool) != "local") {
-        // (Not for a process, which began at its start: a local spawn allocates nothing it does not need.)
+    // (Not for a process, which began at its start: a local spawn allocates nothing it does not need.)
+    t.begins_later = spawner_.backend(spec->pool) != "local";
+    if (t.begins_later) {
         spec->on_began = [this, id, attempt](int64_t at_ms) {
             began(id, attempt, at_ms);
         };
@@ -242,9 +242,8 @@ void Scheduler::started(int64_t id, int attempt, common::Result<std::vector<int>
         begin_stop(*t, why, grace);
         return;
     }
-    if (t->spec.timeout_s() && !t->held) {
-        // (One its backend holds is not running yet: its time counts from began().)
-        arm_timeout(*t, to_ms(*t->spec.timeout_s()));
+    if (t->spec.timeout_s() && !t->begins_later) {
+        arm_timeout(*t, to_ms(*t->spec.timeout_s()));  // (else began() does)
     }
     notify(*t);
     offer_dependants(*t);
@@ -259,9 +258,8 @@ void Scheduler::began(int64_t id, int attempt, int64_t at_ms) {
     at_ms = std::clamp(at_ms, t->started_at_ms.value_or(at_ms), now_ms);
     t->started_at_ms = at_ms;
     if (t->spec.timeout_s() && t->stopping == Task::Stop::none) {
-        // Its time counts from now, as the backend's own limit (Slurm's --time) does.
-        timers_.cancel(t->timeout_timer);
-        t->timeout_timer = 0;
+        // Its time counts from then, as the backend's own limit (Slurm's --time) does; nothing armed it
+        // before (started() and readopt() leave it to this).
         auto left = to_ms(*t->spec.timeout_s()) - std::chrono::milliseconds(now_ms - at_ms);
         arm_timeout(*t, std::max(left, std::chrono::milliseconds(0)));
     }

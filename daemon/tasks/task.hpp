@@ -69,9 +69,9 @@ struct Task {
     bool output_expected = false;  // its output files are being prepared ahead
     bool truncated = false;        // some output went past max_output (this attempt)
     bool attached = false;         // belongs to its client's connection (task.submit's attached)
-    // This attempt was handed to its backend with dependencies still running, which the backend holds it
-    // behind (Spawner::holds): its timeout counts from when it began (SpawnSpec::on_began).
-    bool held = false;
+    // Its backend tells when this attempt begins (SpawnSpec::on_began: a Slurm job waits in Slurm's queue,
+    // or behind its dependencies): its timeout counts from then, not from its start.
+    bool begins_later = false;
     TaskCounts::Mark counted;  // what the scheduler's counts hold it as
 
     [[nodiscard]] bool finished() const { return proto::is_finished(state); }

@@ -1,6 +1,7 @@
 // The scheduler, driven by the fakes of scheduler_harness.hpp: pipelines: every stage at once, pipefail and
 // the SIGPIPE rule, spawn failures naming the stage.
 
+#include <mpctl/daemon/exec/pipefail.hpp>
 #include <mpctl/daemon/tasks/pipeline_outcome.hpp>
 
 #include "scheduler_harness.hpp"
