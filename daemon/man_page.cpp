@@ -154,7 +154,8 @@ $XDG_STATE_HOME/mpctl/
 The state directory (default ~/.local/state/mpctl; the system service: /var/lib/mpctl).
 .TP
 STATE_DIR/mpctld.db
-The journal of tasks, pools, environments, segments, queues and dicts (SQLite, with -wal and -shm).
+The journal of tasks, pools, environments, segments, queues and dicts (SQLite, with -wal and -shm). While
+mpctld runs it is the daemon's alone: other programs (sqlite3) find it locked.
 .TP
 STATE_DIR/mpctld.lock
 Held exclusively while a daemon serves the state directory.

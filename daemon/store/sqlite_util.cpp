@@ -1,3 +1,4 @@
+#include <mpctl/daemon/store/journal_vfs.hpp>
 #include <mpctl/daemon/store/sqlite_util.hpp>
 
 namespace mpctl::daemon::sqlite {
@@ -10,7 +11,7 @@ bool is_damage(int rc) {
 
 common::Result<Db> open(const std::string& path, int flags, int busy_ms) {
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, journal_vfs());
     Db db(raw);  // closed on every path out, a failed open's handle included
     if (rc != SQLITE_OK) {
         return common::plain_error("open " + path + ": " +

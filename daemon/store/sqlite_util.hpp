@@ -26,7 +26,8 @@ struct CloseDb {
 using Db = std::unique_ptr<sqlite3, CloseDb>;
 
 // Opens PATH with FLAGS (SQLITE_OPEN_NOMUTEX added: each connection stays on one thread) and a busy
-// timeout of BUSY_MS. The error reads "open PATH: SQLite's message".
+// timeout of BUSY_MS, through the journal's VFS (journal_vfs.hpp: no other process may have PATH open). The
+// error reads "open PATH: SQLite's message".
 [[nodiscard]] common::Result<Db> open(const std::string& path, int flags, int busy_ms);
 
 // Runs SQL (one or more statements, no rows). Damage is coded as in error().
