@@ -1,4 +1,5 @@
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <fcntl.h>
 #include <map>
@@ -51,6 +52,9 @@ struct File {
     std::string* path;  // the main database's, for its WAL-index; null for other files
     Held* held;         // once the WAL-index is mapped
 };
+
+// The unix VFS's file follows ours at this offset: it needs pointer alignment.
+static_assert(sizeof(File) % alignof(std::max_align_t) == 0);
 
 File* self(sqlite3_file* f) {
     return reinterpret_cast<File*>(f);
