@@ -2,7 +2,7 @@
 // The VFS the daemon opens its journal with: SQLite's own unix VFS, except that the WAL-index locks (the
 // eight lock bytes of the -shm file that order readers, the writer and checkpoints) are kept in this
 // process's memory instead of being taken with fcntl() on every transaction. Measured on the 2-core VM:
-// each commit took 3 to 6 fcntl calls (the read mark bumped past our own last commit, then the write lock),
+// each commit took six fcntl calls (the read mark moved past our own last commit, then the write lock),
 // a fifth of the daemon's CPU time under a stream of single-value queue puts and gets.
 //
 // In-process locks only order this process's connections (the committing one and the checkpointer's), so
