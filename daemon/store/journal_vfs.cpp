@@ -36,11 +36,16 @@ struct Held {
 };
 
 // Every lock operation is a few bit operations under this one mutex: the two connections meet here at most
-// twice a transaction.
-std::mutex g_mutex;
+// twice a transaction. Both are never destroyed: a connection may still close on another thread while the
+// process runs its exit handlers (the fuzzer's daemon, which is never torn down, has a checkpointer).
+std::mutex& mutex() {
+    static auto* m = new std::mutex;
+    return *m;
+}
+// By the journal's full path, while a connection has its WAL-index mapped.
 std::map<std::string, WalIndex>& indexes() {
-    static std::map<std::string, WalIndex> m;  // by the journal's full path; never erased (one per journal)
-    return m;
+    static auto* m = new std::map<std::string, WalIndex>;
+    return *m;
 }
 
 sqlite3_vfs* g_real = nullptr;
@@ -84,7 +89,7 @@ void detach(File* f) {
     if (f->held == nullptr) {
         return;
     }
-    std::lock_guard lock(g_mutex);
+    std::lock_guard lock(mutex());
     WalIndex& w = *f->held->index;
     for (int i = 0; i < SQLITE_SHM_NLOCK; ++i) {
         if ((f->held->shared & (1u << i)) != 0) {
@@ -94,14 +99,14 @@ void detach(File* f) {
             w.exclusive[i] = false;
         }
     }
-    if (--w.users == 0 && w.guard >= 0) {
+    delete f->held;
+    f->held = nullptr;
+    if (--w.users == 0) {
         // Only now: closing any descriptor of the -shm file drops this process's fcntl locks on it, and
         // SQLite's own (its DMS byte) are gone only once every connection has unmapped.
         ::close(w.guard);
-        w.guard = -1;
+        indexes().erase(*f->path);
     }
-    delete f->held;
-    f->held = nullptr;
 }
 
 int x_close(sqlite3_file* f) {
@@ -150,11 +155,12 @@ int x_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile**
         if (file->path == nullptr) {
             return SQLITE_IOERR_SHMOPEN;  // SQLite maps a WAL-index only for a main database
         }
-        std::lock_guard lock(g_mutex);
+        std::lock_guard lock(mutex());
         WalIndex& w = indexes()[*file->path];
         if (w.users == 0) {
             w.guard = lock_guard_fd(*file->path + "-shm");
             if (w.guard < 0) {
+                indexes().erase(*file->path);
                 return SQLITE_BUSY;  // another process has the journal open: "database is locked"
             }
         }
@@ -170,7 +176,7 @@ int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
         return SQLITE_IOERR_SHMLOCK;
     }
     const auto mask = static_cast<uint8_t>(((1u << (offset + n)) - 1) & ~((1u << offset) - 1));
-    std::lock_guard lock(g_mutex);
+    std::lock_guard lock(mutex());
     WalIndex& w = *h->index;
     if ((flags & SQLITE_SHM_UNLOCK) != 0) {
         for (int i = offset; i < offset + n; ++i) {
