@@ -1,11 +1,11 @@
 #include <array>
-#include <cstddef>
 #include <cstdint>
 #include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <string>
 #include <unistd.h>
+#include <utility>
 
 #include <sqlite3.h>
 
@@ -28,13 +28,6 @@ struct WalIndex {
     int guard = -1;  // the -shm file, with the OFD lock that keeps other processes out
 };
 
-// What one connection holds.
-struct Held {
-    WalIndex* index = nullptr;
-    uint8_t shared = 0;
-    uint8_t exclusive = 0;
-};
-
 // Every lock operation is a few bit operations under this one mutex: the two connections meet here at most
 // twice a transaction. Both are never destroyed: a connection may still close on another thread while the
 // process runs its exit handlers (the fuzzer's daemon, which is never torn down, has a checkpointer).
@@ -50,22 +43,23 @@ std::map<std::string, WalIndex>& indexes() {
 
 sqlite3_vfs* g_real = nullptr;
 
-// The file SQLite hands the VFS: ours first, the unix VFS's after it.
+// The file SQLite hands the VFS (8-byte aligned, no more): ours first, the unix VFS's right after it, at a
+// multiple of 8 since File holds pointers.
 struct File {
     sqlite3_file base;
-    sqlite3_file* real;
-    std::string* path;  // the main database's, for its WAL-index; null for other files
-    Held* held;         // once the WAL-index is mapped
+    // The main database's full path, for its WAL-index (SQLite keeps the name it opened with until
+    // xClose); null for other files.
+    const char* path;
+    WalIndex* index;  // once the WAL-index is mapped
+    uint8_t shared;   // the locks this connection holds, a bit each
+    uint8_t exclusive;
 };
-
-// The unix VFS's file follows ours at this offset: it needs pointer alignment.
-static_assert(sizeof(File) % alignof(std::max_align_t) == 0);
 
 File* self(sqlite3_file* f) {
     return reinterpret_cast<File*>(f);
 }
 sqlite3_file* real(sqlite3_file* f) {
-    return self(f)->real;
+    return reinterpret_cast<sqlite3_file*>(self(f) + 1);
 }
 
 int lock_guard_fd(const std::string& shm_path) {
@@ -85,34 +79,39 @@ int lock_guard_fd(const std::string& shm_path) {
     return fd;
 }
 
-void detach(File* f) {
-    if (f->held == nullptr) {
-        return;
-    }
-    std::lock_guard lock(mutex());
-    WalIndex& w = *f->held->index;
+// Gives back the locks in MASK that F holds. The caller holds mutex().
+void release(File* f, uint8_t mask) {
+    WalIndex& w = *f->index;
     for (int i = 0; i < SQLITE_SHM_NLOCK; ++i) {
-        if ((f->held->shared & (1u << i)) != 0) {
+        const unsigned bit = (1u << i) & mask;
+        if ((f->shared & bit) != 0) {
             --w.shared[i];
         }
-        if ((f->held->exclusive & (1u << i)) != 0) {
+        if ((f->exclusive & bit) != 0) {
             w.exclusive[i] = false;
         }
     }
-    delete f->held;
-    f->held = nullptr;
+    f->shared &= static_cast<uint8_t>(~mask);
+    f->exclusive &= static_cast<uint8_t>(~mask);
+}
+
+void detach(File* f) {
+    if (f->index == nullptr) {
+        return;
+    }
+    std::lock_guard lock(mutex());
+    release(f, 0xff);
+    WalIndex& w = *std::exchange(f->index, nullptr);
     if (--w.users == 0) {
         // Only now: closing any descriptor of the -shm file drops this process's fcntl locks on it, and
         // SQLite's own (its DMS byte) are gone only once every connection has unmapped.
         ::close(w.guard);
-        indexes().erase(*f->path);
+        indexes().erase(f->path);
     }
 }
 
 int x_close(sqlite3_file* f) {
     detach(self(f));
-    delete self(f)->path;
-    self(f)->path = nullptr;
     return real(f)->pMethods->xClose(real(f));
 }
 int x_read(sqlite3_file* f, void* buf, int n, sqlite3_int64 at) {
@@ -151,76 +150,61 @@ int x_device_characteristics(sqlite3_file* f) {
 
 int x_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
     File* file = self(f);
-    if (file->held == nullptr) {
+    if (file->index == nullptr) {
         if (file->path == nullptr) {
             return SQLITE_IOERR_SHMOPEN;  // SQLite maps a WAL-index only for a main database
         }
         std::lock_guard lock(mutex());
-        WalIndex& w = indexes()[*file->path];
+        WalIndex& w = indexes()[file->path];
         if (w.users == 0) {
-            w.guard = lock_guard_fd(*file->path + "-shm");
+            w.guard = lock_guard_fd(std::string(file->path) + "-shm");
             if (w.guard < 0) {
-                indexes().erase(*file->path);
+                indexes().erase(file->path);
                 return SQLITE_BUSY;  // another process has the journal open: "database is locked"
             }
         }
         ++w.users;
-        file->held = new Held{&w, 0, 0};
+        file->index = &w;
     }
     return real(f)->pMethods->xShmMap(real(f), region, size, extend, out);
 }
 
 int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
-    Held* h = self(f)->held;
-    if (h == nullptr || offset < 0 || n < 1 || offset + n > SQLITE_SHM_NLOCK) {
+    File* file = self(f);
+    if (file->index == nullptr || offset < 0 || n < 1 || offset + n > SQLITE_SHM_NLOCK) {
         return SQLITE_IOERR_SHMLOCK;
     }
     const auto mask = static_cast<uint8_t>(((1u << (offset + n)) - 1) & ~((1u << offset) - 1));
     std::lock_guard lock(mutex());
-    WalIndex& w = *h->index;
     if ((flags & SQLITE_SHM_UNLOCK) != 0) {
-        for (int i = offset; i < offset + n; ++i) {
-            if ((h->shared & (1u << i)) != 0) {
-                --w.shared[i];
-            }
-            if ((h->exclusive & (1u << i)) != 0) {
-                w.exclusive[i] = false;
-            }
-        }
-        h->shared &= static_cast<uint8_t>(~mask);
-        h->exclusive &= static_cast<uint8_t>(~mask);
+        release(file, mask);
         return SQLITE_OK;
     }
-    if ((flags & SQLITE_SHM_SHARED) != 0) {
-        for (int i = offset; i < offset + n; ++i) {
-            if ((h->shared & (1u << i)) == 0 && w.exclusive[i] && (h->exclusive & (1u << i)) == 0) {
-                return SQLITE_BUSY;
-            }
-        }
-        for (int i = offset; i < offset + n; ++i) {
-            if ((h->shared & (1u << i)) == 0 && (h->exclusive & (1u << i)) == 0) {
-                ++w.shared[i];
-                h->shared |= static_cast<uint8_t>(1u << i);
-            }
-        }
-        return SQLITE_OK;
-    }
-    // Exclusive: nobody else may hold any of them, shared or exclusive.
+    WalIndex& w = *file->index;
+    const bool shared = (flags & SQLITE_SHM_SHARED) != 0;
     for (int i = offset; i < offset + n; ++i) {
-        const bool mine_shared = (h->shared & (1u << i)) != 0;
-        const bool mine_exclusive = (h->exclusive & (1u << i)) != 0;
-        if ((w.exclusive[i] && !mine_exclusive) || w.shared[i] > (mine_shared ? 1 : 0)) {
+        const unsigned bit = 1u << i;
+        const bool other_exclusive = w.exclusive[i] && (file->exclusive & bit) == 0;
+        const int other_shared = w.shared[i] - ((file->shared & bit) != 0 ? 1 : 0);
+        if (other_exclusive || (!shared && other_shared > 0)) {
             return SQLITE_BUSY;
         }
     }
     for (int i = offset; i < offset + n; ++i) {
-        if ((h->shared & (1u << i)) != 0) {
-            --w.shared[i];
+        const unsigned bit = 1u << i;
+        if (shared && ((file->shared | file->exclusive) & bit) == 0) {
+            ++w.shared[i];
+        } else if (!shared && (file->shared & bit) != 0) {
+            --w.shared[i];  // this connection's shared lock becomes its exclusive one
         }
-        w.exclusive[i] = true;
+        w.exclusive[i] = w.exclusive[i] || !shared;
     }
-    h->shared &= static_cast<uint8_t>(~mask);
-    h->exclusive |= mask;
+    if (shared) {
+        file->shared |= static_cast<uint8_t>(mask & ~file->exclusive);
+    } else {
+        file->shared &= static_cast<uint8_t>(~mask);
+        file->exclusive |= mask;
+    }
     return SQLITE_OK;
 }
 
@@ -265,22 +249,20 @@ const sqlite3_io_methods k_methods = {
 
 int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
     File* file = self(f);
-    file->base.pMethods = nullptr;
-    file->real = reinterpret_cast<sqlite3_file*>(file + 1);
-    file->real->pMethods = nullptr;
-    file->path = nullptr;
-    file->held = nullptr;
-    int rc = g_real->xOpen(g_real, name, file->real, flags, out_flags);
-    if (file->real->pMethods == nullptr) {
+    *file = File{};
+    sqlite3_file* unix_file = real(f);
+    unix_file->pMethods = nullptr;
+    int rc = g_real->xOpen(g_real, name, unix_file, flags, out_flags);
+    if (unix_file->pMethods == nullptr) {
         return rc;  // nothing to close
     }
     // Every method forwards to the unix VFS's: a version below 3 (never on Linux) would lack some of them.
-    if (file->real->pMethods->iVersion < 3) {
-        file->real->pMethods->xClose(file->real);
+    if (unix_file->pMethods->iVersion < 3) {
+        unix_file->pMethods->xClose(unix_file);
         return SQLITE_CANTOPEN;
     }
-    if ((flags & SQLITE_OPEN_MAIN_DB) != 0 && name != nullptr) {
-        file->path = new std::string(name);
+    if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
+        file->path = name;
     }
     file->base.pMethods = &k_methods;
     return rc;
