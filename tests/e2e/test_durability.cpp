@@ -389,3 +389,33 @@ TEST_CASE("an outcome a client was told survives kill -9 of the daemon right aft
         CHECK(slurp(runs[id]) == "run\n");
     }
 }
+
+TEST_CASE("while the daemon runs its journal is its alone, and readable once it stopped",
+          "[e2e][durability]") {
+    DaemonFixture d;
+    int64_t id = d.submit({"--", "true"});
+    d.wait_for_state(id, "succeeded");
+    d.sync_journal("default", 2);
+    // SQLite of another process, with its own fcntl locks: it must not read (nor write) beside the daemon's
+    // in-process locks (daemon/store/journal_vfs), which it cannot see.
+    const char* reader =
+        "import sqlite3, sys\n"
+        "try:\n"
+        "    rows = sqlite3.connect(sys.argv[1], timeout=0.5).execute('SELECT id, state FROM "
+        "tasks').fetchall()\n"
+        "except sqlite3.OperationalError as e:\n"
+        "    print(e)\n"
+        "    sys.exit(3)\n"
+        "print(rows)\n";
+    const std::string db = d.state_dir() + "/mpctld.db";
+    auto refused = run_process({"python3", "-c", reader, db});
+    INFO(refused.out << refused.err);
+    CHECK(refused.exit_code == 3);
+    CHECK((refused.out.find("locked") != std::string::npos ||
+           refused.out.find("locking protocol") != std::string::npos));
+    REQUIRE(d.stop() == 0);
+    auto read = run_process({"python3", "-c", reader, db});
+    INFO(read.out << read.err);
+    CHECK(read.exit_code == 0);
+    CHECK(read.out == "[(" + std::to_string(id) + ", 'succeeded')]\n");
+}
