@@ -541,7 +541,9 @@ class Client:
     # ---- the reader thread ----
 
     def _read(self):
-        buffer = b""
+        # Each byte is copied in and searched once: a large answer (a task.wait or task.list of thousands of
+        # tasks, megabytes on one line) comes in many reads, and many short lines in one.
+        buffer, scanned = bytearray(), 0  # scanned: where the search for the next newline goes on from
         why = "the daemon closed the connection"
         try:
             while True:
@@ -549,13 +551,14 @@ class Client:
                 if not data:
                     break
                 buffer += data
-                while True:
-                    end = buffer.find(b"\n")
-                    if end < 0:
-                        break
-                    line, buffer = buffer[:end], buffer[end + 1:]
-                    if line.strip():
+                begin = 0
+                while (end := buffer.find(b"\n", scanned)) >= 0:
+                    line, begin = buffer[begin:end], end + 1
+                    scanned = begin
+                    if line and not line.isspace():
                         self._dispatch(json.loads(line))
+                del buffer[:begin]
+                scanned = len(buffer)
         except OSError as error:
             why = f"the connection broke: {error}"
         except ValueError as error:

@@ -6,7 +6,7 @@ exceptions), concurrent.futures.wait and as_completed on them, cancel, shutdown,
 future that the shell follows (`mpctl wait ID`) while Python waits on it too.
 
 Every wait has a deadline (60 s); nothing sleeps for a result."""
-import concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, threading, time, unittest
+import concurrent.futures, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time, unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -119,6 +119,47 @@ class ClientTest(DaemonCase):
         while os.path.exists(f"/proc/{status['pid']}") and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertFalse(os.path.exists(f"/proc/{status['pid']}"), "the autostarted daemon stopped")
+
+
+class ClientFramingTest(unittest.TestCase):
+    """The client's reader against a server that writes what the protocol allows in awkward pieces: a
+    notification split at every byte, hundreds of lines in one write, a line of megabytes in many writes (a
+    task.wait or task.list of thousands of tasks), a blank line. No daemon: the server is a socket here."""
+
+    def test_lines_split_anywhere_or_packed_together_come_through_whole_and_in_order(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "fake.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(1)
+        self.addCleanup(server.close)
+        big = {"tasks": [{"id": n, "name": "x" * 200} for n in range(20000)]}  # some 4.5 MB on one line
+
+        def serve():
+            conn, _ = server.accept()
+            with conn:
+                reader = conn.makefile("rb")
+                request = json.loads(reader.readline())
+                note = json.dumps({"jsonrpc": "2.0", "method": "task.completed", "params": {"n": 0}}).encode()
+                for byte in range(len(note)):  # one byte a write
+                    conn.sendall(note[byte:byte + 1])
+                conn.sendall(b"\n\n" + b"".join(
+                    json.dumps({"jsonrpc": "2.0", "method": "task.completed", "params": {"n": n}}).encode() + b"\n"
+                    for n in range(1, 501)))
+                answer = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": big}).encode() + b"\n"
+                for start in range(0, len(answer), 7001):
+                    conn.sendall(answer[start:start + 7001])
+                reader.readline()  # until the client closes
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        client = mpctl.Client(path, autostart=False)
+        seen = []
+        client.subscribe("task.completed", lambda params: seen.append(params["n"]))
+        self.assertEqual(client.call("task.list", timeout=DEADLINE), big)
+        self.assertEqual(seen, list(range(501)))
+        client.close()
+        thread.join(DEADLINE)
 
 
 class PackageTest(DaemonCase):
