@@ -130,6 +130,24 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertEqual((status["state"], status["argv"][:2]), ("succeeded", ["-m", "mpctl.call"]))
         self.assertEqual(self.mpctl_ok(["logs", str(future.task_id)]), b"from the call\n")
 
+    def test_calls_on_one_worker_each_have_their_own_output_and_an_empty_stdin(self):
+        # One worker: the calls share its process, and the streams a call prints to (kept between calls).
+        ex = ProcessPoolExecutor(1, socket=self.daemon.socket)
+        self.addCleanup(ex.shutdown)
+        code = ("import sys\nprint('out', {n})\nprint('err', {n}, file=sys.stderr)\nsys.stdout.write('tail')\n"
+                "assert sys.stdin.read() == '', 'stdin is /dev/null, as in a multiprocessing child'")
+        futures = [ex.submit(exec, code.format(n=n)) for n in range(3)]
+        for n, future in enumerate(futures):
+            self.assertIsNone(future.result(DEADLINE))
+            task = str(future.task_id)
+            self.assertEqual(self.mpctl_ok(["logs", task]), f"out {n}\ntail".encode())
+            self.assertEqual(self.mpctl_ok(["logs", task, "--stderr"]), f"err {n}\n".encode())
+        # A call that closes its streams leaves none closed for the next.
+        self.assertIsNone(ex.submit(exec, "import sys\nsys.stdout.close()\nsys.stderr.close()").result(DEADLINE))
+        after = ex.submit(print, "after", flush=True)
+        self.assertIsNone(after.result(DEADLINE))
+        self.assertEqual(self.mpctl_ok(["logs", str(after.task_id)]), b"after\n")
+
     def test_a_worker_killed_during_a_call_fails_only_that_call(self):
         self.assertEqual(self.ex.submit(abs, -1).result(DEADLINE), 1)
         killed = self.ex.submit(os._exit, 3)
