@@ -9,6 +9,21 @@ void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
     size_t i = 0;
     while (i < s.size()) {
+        // Most of what the daemon writes (paths, argv, environments) is printable ASCII: a run of it is
+        // appended at once, not a character at a time.
+        size_t plain = i;
+        while (plain < s.size()) {
+            auto p = static_cast<unsigned char>(s[plain]);
+            if (p < 0x20 || p >= 0x80 || p == '"' || p == '\\') {
+                break;
+            }
+            ++plain;
+        }
+        if (plain > i) {
+            out.append(s.data() + i, plain - i);
+            i = plain;
+            continue;
+        }
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
             common::Utf8Step step = common::utf8_step(s, i);
