@@ -450,7 +450,6 @@ void WarmPool::assign(Worker& w, Request request) {
                 {"kind", "argv"},
                 {"argv", stage.argv},
                 {"cwd", spec.cwd},
-                {"env", spec.env ? spec.env->entries() : std::vector<std::string>{}},
                 {"stdin_path", passed_stdin || !spec.stdin_path ? json(nullptr) : json(*spec.stdin_path)},
                 {"stdout_path", spec.stdout_path},
                 {"stderr_path", stage.stderr_path}};
@@ -465,7 +464,14 @@ void WarmPool::assign(Worker& w, Request request) {
         run["cgroup"] = true;  // a fourth descriptor: the cgroup.procs the task's process joins
         fds.push_back(spec.cgroup_procs_fd.get());
     }
-    if (!w.channel->send({{"run", std::move(run)}}, fds)) {
+    if (spec.env != env_block_ || env_text_.empty()) {
+        env_block_ = spec.env;
+        env_text_ = proto::dump_json(spec.env ? json(spec.env->entries()) : json::array());
+    }
+    std::string line = "{\"run\":" + proto::dump_json(run);
+    line.pop_back();  // the run's closing brace: its env goes last
+    line += ",\"env\":" + env_text_ + "}}";
+    if (!w.channel->send_text(std::move(line), fds)) {
         queue_.push_front(std::move(request));
         kill(w, "its socket refused a task");
         return;

@@ -101,6 +101,10 @@ class WarmPool {
     std::string last_failure_;
     TimerId restart_timer_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for callbacks that outlive the pool
+    // The last environment a run carried, as JSON text: a pool's tasks mostly share one, and writing its
+    // ~40 entries for every run was a tenth of the daemon's time per task.
+    std::shared_ptr<const EnvBlock> env_block_;
+    std::string env_text_;
 };
 
 }  // namespace mpctl::daemon

@@ -65,10 +65,13 @@ void WorkerChannel::read_more() {
 }
 
 bool WorkerChannel::send(const nlohmann::json& message, const std::vector<int>& fds) {
+    return send_text(proto::dump_json(message), fds);
+}
+
+bool WorkerChannel::send_text(std::string line, const std::vector<int>& fds) {
     if (ended_ || !socket_.is_open()) {
         return false;
     }
-    std::string line = proto::dump_json(message);
     line += '\n';
     if (writing_) {
         // One message at a time is the protocol; a second one while the first is still going out would

@@ -190,6 +190,27 @@ TEST_CASE("warm pool: a task waits for the hello, goes out with its three descri
     CHECK(w.processes.processes.size() == 1);
 }
 
+TEST_CASE("warm pool: each run carries its own task's environment, shared or not", "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 0});
+    auto shared = std::make_shared<EnvBlock>(std::vector<std::string>{"A=1", "QUOTE=\"x\\y\"", "LANG=C"});
+    auto other = std::make_shared<EnvBlock>(std::vector<std::string>{"B=2"});
+    // The same block twice, another, none, the first again: the pool keeps the last one's text.
+    std::vector<std::shared_ptr<EnvBlock>> blocks = {shared, shared, other, nullptr, shared};
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1,"pid":1}})");
+    for (size_t i = 0; i < blocks.size(); ++i) {
+        int64_t id = static_cast<int64_t>(10 + i);
+        size_t t = w.run(id, [&](SpawnSpec& spec) { spec.env = blocks[i]; });
+        auto [line, fds] = end.hear();
+        close_all(fds);
+        json run = json::parse(line).at("run");
+        CHECK(run.at("task") == id);
+        CHECK(run.at("env") == (blocks[i] ? json(blocks[i]->entries()) : json::array()));
+        end.say(R"({"done":{"task":)" + std::to_string(id) + R"(,"exit_code":0}})");
+        REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
+    }
+}
+
 TEST_CASE("warm pool: a task's limits go with its run, and its cgroup.procs as a fourth descriptor",
           "[unit][warm]") {
     World w(WorkerSpec{{"worker"}, 0, 0});
