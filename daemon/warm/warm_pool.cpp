@@ -422,10 +422,15 @@ void WarmPool::assign(Worker& w, Request request) {
     SpawnSpec& spec = request.spec;
     bool passed_stdin = static_cast<bool>(spec.stdin_fd);
     common::UniqueFd in = std::move(spec.stdin_fd);
+    if (!in && !spec.stdin_path && !dev_null_) {
+        dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    }
     if (!in) {
         const char* path = spec.stdin_path ? spec.stdin_path->c_str() : "/dev/null";
-        in.reset(::open(path, O_RDONLY | O_CLOEXEC));
-        if (!in) {
+        if (spec.stdin_path) {
+            in.reset(::open(path, O_RDONLY | O_CLOEXEC));
+        }
+        if (!in && (spec.stdin_path || !dev_null_)) {
             request.on_started(
                 common::sys_error("stdin: " + std::string(path), errno, common::Errc::redirection));
             return;
@@ -459,7 +464,8 @@ void WarmPool::assign(Worker& w, Request request) {
         rlimits.emplace(proto::rlimit_name(resource), value);
     }
     proto::limits_to_json(run, spec.nice, spec.umask, rlimits);
-    std::vector<int> fds = {in.get(), spec.stdout_fd.get(), stage.stderr_fd.get()};
+    // Without stdin, the pool's one /dev/null: the worker gets a descriptor of its own for it.
+    std::vector<int> fds = {in ? in.get() : dev_null_.get(), spec.stdout_fd.get(), stage.stderr_fd.get()};
     if (spec.cgroup_procs_fd) {
         run["cgroup"] = true;  // a fourth descriptor: the cgroup.procs the task's process joins
         fds.push_back(spec.cgroup_procs_fd.get());

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
@@ -190,7 +191,8 @@ TEST_CASE("warm pool: a task waits for the hello, goes out with its three descri
     CHECK(w.processes.processes.size() == 1);
 }
 
-TEST_CASE("warm pool: each run carries its own task's environment, shared or not", "[unit][warm]") {
+TEST_CASE("warm pool: each run carries its own task's environment, shared or not, and /dev/null for stdin",
+          "[unit][warm]") {
     World w(WorkerSpec{{"worker"}, 0, 0});
     auto shared = std::make_shared<EnvBlock>(std::vector<std::string>{"A=1", "QUOTE=\"x\\y\"", "LANG=C"});
     auto other = std::make_shared<EnvBlock>(std::vector<std::string>{"B=2"});
@@ -202,6 +204,13 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
         int64_t id = static_cast<int64_t>(10 + i);
         size_t t = w.run(id, [&](SpawnSpec& spec) { spec.env = blocks[i]; });
         auto [line, fds] = end.hear();
+        // No stdin: /dev/null (one the pool keeps open), each worker's copy its own descriptor.
+        struct stat in {
+        }, null{};
+        REQUIRE(fds.size() == 3);
+        REQUIRE(::fstat(fds[0], &in) == 0);
+        REQUIRE(::stat("/dev/null", &null) == 0);
+        CHECK((S_ISCHR(in.st_mode) && in.st_rdev == null.st_rdev));
         close_all(fds);
         json run = json::parse(line).at("run");
         CHECK(run.at("task") == id);
