@@ -8,6 +8,9 @@ CALLS (default 20,000) tiny calls, abs(-i), 2 workers:
   - the same with map(abs, ..., chunksize=100): 100 calls a task
   - concurrent.futures.ProcessPoolExecutor(2): the same submit loop (the yardstick)
   - multiprocessing.Pool(2).map(abs, ..., chunksize=1)
+  - the daemon alone: CALLS tasks to a warm pool of 2 workers that answer every run at once
+    (answering_worker.py), submitted in batches on one connection: the ceiling of any executor whose
+    every call is a task of today's daemon
 Each mpctl run gets a fresh mpctld (state dir on tmpfs, durability normal, as bench_warm.py) and is checked:
 the results are right, and the daemon finished CALLS (or CALLS/100) tasks. Each figure is the median of RUNS
 runs (default 3), the contenders' order alternating between runs. The executors' workers are started (one
@@ -16,7 +19,7 @@ call answered) before the clock starts, for all contenders alike.
 Usage: tests/bench/bench_executor.py [--build DIR] [--runs N] [--calls N] [--dir DIR]
 Not a pass/fail test: it prints what it measures.
 """
-import argparse, concurrent.futures, multiprocessing, os, shutil, statistics, sys, tempfile, time
+import argparse, concurrent.futures, json, multiprocessing, os, shutil, statistics, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -69,6 +72,32 @@ def main():
             raise RuntimeError(f"mpctl {'map' if chunked else 'submit'}: wrong results or {tasks} tasks, not {want}")
         return took
 
+    def daemon_ceiling():
+        """What the daemon alone costs per task of a warm pool: N tasks, in batches of 2000 on one
+        connection, to WORKERS workers that answer each run at once; timed to the answer of a task.wait on
+        them all. No Python call and no client threads: an executor whose every call is a task is slower."""
+        counter[0] += 1
+        d = Daemon(bin_dir, os.path.join(work, f"d-{counter[0]}"), WORKERS, "normal")
+        try:
+            d.call("pool.set", name="answering", workers=WORKERS,
+                   worker=[sys.executable, os.path.join(HERE, "answering_worker.py")])
+            batches = [json.dumps({"defaults": {"pool": "answering"},
+                                   "tasks": [{"argv": ["x"]}] * min(2000, n - start)}).encode()
+                       for start in range(0, n, 2000)]
+            before = finished_tasks(d)
+            t = time.perf_counter()
+            ids = []
+            for batch in batches:
+                ids += d.main.answer(d.main.send_text("task.submit_batch", batch))["ids"]
+            d.call("task.wait", ids=ids)
+            took = time.perf_counter() - t
+            tasks = finished_tasks(d) - before
+        finally:
+            d.stop()
+        if tasks != n or len(ids) != n:
+            raise RuntimeError(f"daemon ceiling: {tasks} tasks finished, not {n}")
+        return took
+
     def stdlib_executor():
         with concurrent.futures.ProcessPoolExecutor(WORKERS) as ex:
             list(ex.map(abs, range(WORKERS * 2)))  # the workers are up
@@ -96,6 +125,7 @@ def main():
         (f"mpctl.futures.ProcessPoolExecutor({WORKERS}).map(chunksize={CHUNK})", lambda: mpctl_run(True)),
         (f"concurrent.futures.ProcessPoolExecutor({WORKERS}): submit() + wait (baseline)", stdlib_executor),
         (f"multiprocessing.Pool({WORKERS}).map(chunksize=1)", stdlib_pool),
+        (f"the daemon alone: {n} tasks to {WORKERS} workers that answer at once (ceiling)", daemon_ceiling),
     ]
     times = {name: [] for name, _ in contenders}
     try:
