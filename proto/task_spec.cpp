@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <vector>
 
+#include <mpctl/common/base64.hpp>
 #include <mpctl/common/terminal_text.hpp>
 #include <mpctl/proto/params.hpp>
 #include <mpctl/proto/task_spec.hpp>
@@ -136,11 +137,11 @@ namespace {
 // NEED_COMMAND is false for task.submit_batch's defaults, which an entry may complete with its own command.
 TaskSpec parse_spec(const json& value, const std::string& path, bool need_command) {
     Params p(value, path);
-    p.reject_unknown({"argv",        "shell",         "pipeline", "cwd",      "env",        "name",
-                      "labels",      "stdin",         "stdin_fd", "timeout",  "kill_after", "retries",
-                      "retry_delay", "after",         "pool",     "priority", "nice",       "umask",
-                      "rlimits",     "max_output",    "cgroup",   "attached", "cpus",       "mem",
-                      "gpus",        "array_throttle"});
+    p.reject_unknown({"argv",   "shell",       "pipeline",      "cwd",     "env",        "name",
+                      "labels", "stdin",       "stdin_fd",      "timeout", "kill_after", "retries",
+                      "input",  "retry_delay", "after",         "pool",    "priority",   "nice",
+                      "umask",  "rlimits",     "max_output",    "cgroup",  "attached",   "cpus",
+                      "mem",    "gpus",        "array_throttle"});
     TaskSpec spec;
     auto argv = p.optional<std::vector<std::string>>("argv");
     spec.shell = p.optional<std::string>("shell");
@@ -213,6 +214,20 @@ TaskSpec parse_spec(const json& value, const std::string& path, bool need_comman
     spec.stdin_passed = p.get_or<bool>("stdin_fd", false);
     if (spec.stdin_passed && spec.stdin_path) {
         throw_invalid_params(path + ": give either stdin or stdin_fd, not both");
+    }
+    if (auto text = p.optional<std::string>("input")) {
+        if (text->size() > k_max_input_chars) {
+            throw_invalid_params(path + ".input: at most " + std::to_string(k_max_input_chars) +
+                                 " characters (64 KiB; give more as a file with stdin, or with stdin_fd)");
+        }
+        auto bytes = common::base64_decode(*text);
+        if (!bytes) {
+            throw_invalid_params(path + ".input: must be base64 (RFC 4648, with padding)");
+        }
+        if (spec.stdin_path || spec.stdin_passed) {
+            throw_invalid_params(path + ": give one of stdin, stdin_fd and input");
+        }
+        spec.input = std::move(*bytes);
     }
     if (p.has("timeout")) {
         spec.timeout_s = seconds_field(p, "timeout", 0, false);
@@ -344,7 +359,7 @@ json merge_spec_defaults(const json& defaults, const json& value) {
     // so does its own stdin (a file or a passed descriptor). Merged field by field, an entry could never
     // override a default without also being refused for giving both.
     for (const auto& group : {std::vector<const char*>{"argv", "shell", "pipeline"},
-                              std::vector<const char*>{"stdin", "stdin_fd"}}) {
+                              std::vector<const char*>{"stdin", "stdin_fd", "input"}}) {
         bool own = false;
         for (const char* key : group) {
             own = own || given(key);
@@ -406,6 +421,9 @@ json to_json(const TaskSpec& spec, bool with_env) {
     }
     if (spec.stdin_passed) {
         j["stdin_fd"] = true;
+    }
+    if (spec.input) {
+        j["input"] = common::base64_encode(*spec.input);
     }
     limits_to_json(j, spec.nice, spec.umask, spec.rlimits);
     if (spec.max_output) {

@@ -21,6 +21,9 @@ using Environment = std::map<std::string, std::string>;
 inline constexpr double k_default_kill_after_s = 5.0;
 inline constexpr int k_max_retries = 1000;
 inline constexpr size_t k_max_stages = 64;
+// A spec's "input" in base64 characters: 64 KiB of bytes (a small stdin kept in the journal with its task;
+// more goes through a file, "stdin", or a passed descriptor).
+inline constexpr size_t k_max_input_chars = 87384;
 
 struct TaskSpec {
     std::vector<std::string> argv;                   // the command, executed without a shell; or
@@ -34,6 +37,8 @@ struct TaskSpec {
     std::optional<std::string> stdin_path;  // a file to feed (relative only without cwd: to the default
                                             // working directory, at start); nullopt: /dev/null
     bool stdin_passed = false;              // stdin is a descriptor the client passed (SCM_RIGHTS)
+    std::optional<std::string> input;       // or these bytes are ("input", base64 in JSON): journaled with
+                                            // the spec, fed afresh to every attempt
     std::optional<double> timeout_s;        // then SIGTERM to the group, SIGKILL after kill_after_s
     double kill_after_s = k_default_kill_after_s;
     int retries = 0;  // extra attempts after a failure (exit, signal, timeout)

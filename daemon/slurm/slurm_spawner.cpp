@@ -391,7 +391,9 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
         on_started(common::plain_error(why));
     };
     if (spec.stdin_fd) {
-        return refuse("stdin: a descriptor passed to the daemon cannot reach a Slurm job (give a path)");
+        return refuse(
+            "stdin: a descriptor passed to the daemon (stdin_fd), or an input it holds, cannot reach "
+            "a Slurm job (give a path)");
     }
     find_commands();
     if (sbatch_.find('/') == std::string::npos) {

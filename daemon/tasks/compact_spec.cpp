@@ -22,7 +22,7 @@ const std::string& default_pool() {
 // Whether SPEC sets any of the fields kept out of line.
 bool has_rest(const proto::TaskSpec& s) {
     const proto::TaskSpec& d = defaults();
-    return !s.pipeline.empty() || s.name || !s.labels.empty() || s.stdin_path || s.stdin_passed ||
+    return !s.pipeline.empty() || s.name || !s.labels.empty() || s.stdin_path || s.stdin_passed || s.input ||
            s.timeout_s || s.kill_after_s != d.kill_after_s || s.retry_delay_s != d.retry_delay_s ||
            !s.after.empty() || s.nice || s.umask || !s.rlimits.empty() || s.max_output || s.cgroup ||
            s.cpus || s.mem || s.gpus || s.array_throttle;

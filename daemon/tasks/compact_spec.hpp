@@ -56,6 +56,7 @@ class CompactSpec {
     [[nodiscard]] const std::map<std::string, std::string>& labels() const { return rest().labels; }
     [[nodiscard]] const std::optional<std::string>& stdin_path() const { return rest().stdin_path; }
     [[nodiscard]] bool stdin_passed() const { return rest().stdin_passed; }
+    [[nodiscard]] const std::optional<std::string>& input() const { return rest().input; }
     [[nodiscard]] std::optional<double> timeout_s() const { return rest().timeout_s; }
     [[nodiscard]] double kill_after_s() const { return rest().kill_after_s; }
     [[nodiscard]] double retry_delay_s() const { return rest().retry_delay_s; }

@@ -134,7 +134,7 @@ class Prober:
             return out
         if kind == "enum":
             strings = [e for e in arg if isinstance(e, str)]
-            return list(arg) + [strings[0] + "_"] * bool(strings) + [e.upper() for e in strings if e.upper() != e] + [12345]
+            return list(arg) + [s + "_" for s in strings[:1]] + [e.upper() for e in strings if e.upper() != e] + [12345]
         if kind == "const":
             other = {bool: lambda a: not a, str: lambda a: a + "_", int: lambda a: a + 1, float: lambda a: a + 1}
             return [arg] + ([other[type(arg)](arg)] if type(arg) in other else [])

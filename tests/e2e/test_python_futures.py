@@ -6,7 +6,7 @@ exceptions), concurrent.futures.wait and as_completed on them, cancel, shutdown,
 future that the shell follows (`mpctl wait ID`) while Python waits on it too.
 
 Every wait has a deadline (60 s); nothing sleeps for a result."""
-import concurrent.futures, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time, unittest
+import base64, concurrent.futures, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time, unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -95,6 +95,43 @@ class ClientTest(DaemonCase):
             parked.result(DEADLINE)
         with self.assertRaises(mpctl.ConnectionLost):
             self.client.call("daemon.status")
+
+    def test_input_is_the_task_s_stdin_on_every_attempt_in_a_warm_worker_and_after_a_restart(self):
+        data = bytes(range(256)) * 3
+        encoded = base64.b64encode(data).decode()
+
+        def output(task, attempt=None):
+            with open(self.client.call("task.get", id=task)["stdout_path"], "rb") as f:
+                return f.read()
+        # Every attempt reads it from the start: the first fails after copying it, the retry succeeds.
+        marker = os.path.join(self.daemon.dir, "tried")
+        retried = self.client.call("task.submit", cwd="/", input=encoded, retries=1,
+                                   shell=f"cat; test -e {marker} || {{ touch {marker}; exit 1; }}")["id"]
+        status = self.client.call("task.wait", id=retried, timeout=DEADLINE)["tasks"][0]
+        self.assertEqual((status["state"], status["attempts"]), ("succeeded", 2))
+        self.assertEqual(output(retried), data)
+        # A warm worker gets it as descriptor 0, as any task's stdin.
+        package = os.path.join(SOURCE_DIR, "python")
+        self.client.call("pool.set", name="warm-input", workers=1,
+                         worker=["env", f"PYTHONPATH={package}", sys.executable, "-m", "mpctl.worker", "--in-process"])
+        warm = self.client.call("task.submit", cwd="/", pool="warm-input", input=encoded,
+                                argv=["-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read()[::-1])"])["id"]
+        self.assertEqual(self.client.call("task.wait", id=warm, timeout=DEADLINE)["tasks"][0]["state"], "succeeded")
+        self.assertEqual(output(warm), data[::-1])
+        # Journaled with the task: one still queued when the daemon stops reads it after the next start.
+        self.client.call("pool.set", name="one", workers=1)
+        blocker = self.client.call("task.submit", cwd="/", pool="one", argv=SLEEP)["id"]
+        queued = self.client.call("task.submit", cwd="/", pool="one", input=encoded, argv=["cat"])["id"]
+        self.assertEqual(self.client.call("task.get", id=queued)["state"], "pending")
+        self.client.call("daemon.stop", now=True, kill_after=1)  # the blocker is cancelled, the other kept
+        self.daemon.wait_exit()
+        self.client.close()
+        self.daemon.start()
+        self.client = mpctl.Client(self.daemon.socket, autostart=False)
+        self.addCleanup(self.client.close)
+        self.assertEqual(self.client.call("task.get", id=blocker)["state"], "cancelled")
+        self.assertEqual(self.client.call("task.wait", id=queued, timeout=DEADLINE)["tasks"][0]["state"], "succeeded")
+        self.assertEqual(output(queued), data)
 
     def test_no_daemon_without_autostart_and_autostart_through_mpctl(self):
         directory = tempfile.mkdtemp(dir=self.daemon.dir)

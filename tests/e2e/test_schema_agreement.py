@@ -101,7 +101,7 @@ def passed_stdin(method, params):
     count = 0
     for entry in params["tasks"]:
         if isinstance(entry, dict):
-            own = any(entry.get(k) is not None for k in ("stdin", "stdin_fd"))
+            own = any(entry.get(k) is not None for k in ("stdin", "stdin_fd", "input"))
             count += reads(entry) if own else reads(defaults)
     return count
 

@@ -12,6 +12,8 @@
 #include <mpctl/proto/task_spec.hpp>
 
 using mpctl::proto::ErrorCode;
+using mpctl::proto::k_max_input_chars;
+using mpctl::proto::merge_spec_defaults;
 using mpctl::proto::parse_task_spec;
 using mpctl::proto::RequestError;
 using mpctl::proto::TaskSpec;
@@ -162,6 +164,41 @@ TEST_CASE("stdin_fd and a stdin file exclude each other", "[unit][task_spec]") {
     CHECK(parse_task_spec({{"argv", {"cat"}}, {"stdin_fd", true}}).stdin_passed);
     CHECK(rejection({{"argv", {"cat"}}, {"stdin_fd", true}, {"stdin", "/etc/hostname"}}) ==
           "params: give either stdin or stdin_fd, not both");
+}
+
+TEST_CASE("input is base64 bytes for stdin, at most 64 KiB, and excludes a stdin file and stdin_fd",
+          "[unit][task_spec]") {
+    std::string bytes("a\0b\xff\n", 5);
+    TaskSpec s = parse_task_spec({{"argv", {"cat"}}, {"input", "YQBi/wo="}});
+    CHECK(s.input == bytes);
+    CHECK(to_json(s).at("input") == "YQBi/wo=");  // as the journal keeps it
+    CHECK(parse_task_spec(to_json(s)).input == bytes);
+    CHECK(parse_task_spec({{"argv", {"cat"}}, {"input", ""}}).input == std::string());
+    CHECK_FALSE(parse_task_spec({{"argv", {"cat"}}, {"input", nullptr}}).input.has_value());
+    CHECK(parse_task_spec({{"argv", {"cat"}}, {"input", "aGk="}, {"stdin_fd", false}}).input == "hi");
+    std::string most(k_max_input_chars, 'A');
+    CHECK(parse_task_spec({{"argv", {"cat"}}, {"input", most}}).input->size() == most.size() / 4 * 3);
+    CHECK(
+        rejection({{"argv", {"cat"}}, {"input", most + "AAAA"}}) ==
+        "params.input: at most 87384 characters (64 KiB; give more as a file with stdin, or with stdin_fd)");
+    for (const char* bad : {"YQ", "YQ=", "Y===", "a b=", "aGk=aGk=", "\u00e9\u00e9\u00e9\u00e9"}) {
+        INFO(bad);
+        CHECK(rejection({{"argv", {"cat"}}, {"input", bad}}) ==
+              "params.input: must be base64 (RFC 4648, with padding)");
+    }
+    CHECK(rejection({{"argv", {"cat"}}, {"input", "aGk="}, {"stdin", "/etc/hostname"}}) ==
+          "params: give one of stdin, stdin_fd and input");
+    CHECK(rejection({{"argv", {"cat"}}, {"input", "aGk="}, {"stdin_fd", true}}) ==
+          "params: give one of stdin, stdin_fd and input");
+    // A batch entry's own stdin, stdin_fd or input replaces the defaults' input, and the other way round.
+    json defaults = {{"argv", {"cat"}}, {"input", "aGk="}};
+    CHECK(parse_task_spec(merge_spec_defaults(defaults, {{"stdin", "/etc/hostname"}})).stdin_path ==
+          "/etc/hostname");
+    CHECK(parse_task_spec(merge_spec_defaults(defaults, {{"stdin_fd", true}})).stdin_passed);
+    CHECK(parse_task_spec(merge_spec_defaults(defaults, json::object())).input == "hi");
+    json file_default = {{"argv", {"cat"}}, {"stdin", "/etc/hostname"}};
+    TaskSpec own = parse_task_spec(merge_spec_defaults(file_default, {{"input", "aGk="}}));
+    CHECK((own.input == "hi" && !own.stdin_path));
 }
 
 TEST_CASE("an empty argv is refused, an empty command name is a command the spawn will not find",
