@@ -23,6 +23,7 @@ from mpctl.call import _read_all, _write_new
 from mpctl.client import Client, ConnectionLost, Error, RawJSON, _where
 
 _LOGGER = logging.getLogger("concurrent.futures")
+INPUT_MAX = 1 << 16  # bytes a task spec's input may carry (PROTOCOL.md): more goes through a file or descriptor
 __all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
 
 
@@ -342,6 +343,9 @@ class CommandExecutor(_DaemonExecutor):
         future = TaskFuture(self, args, check, timeout)
         if input is None:
             return self._submit_task(spec, future)
+        if len(input) <= INPUT_MAX:  # in the spec: batched with the others, journaled with the task
+            spec["input"] = base64.b64encode(input).decode("ascii")
+            return self._submit_task(spec, future)
         fd = os.memfd_create("mpctl-input", os.MFD_CLOEXEC)
         try:
             view = memoryview(input)
@@ -457,16 +461,22 @@ class ProcessPoolExecutor(_DaemonExecutor):
         self._check_open()
         number = next(self._calls)
         future = TaskFuture(self, None, False, None)
-        future._files = [os.path.join(self._spool, f"{number}.{end}") for end in ("in", "out")]
+        result = os.path.join(self._spool, f"{number}.out")
+        future._files = [result]
         try:
             call = pickle.dumps((list(sys.path), list(sys.argv), self._main, self._init,
                                  pickle.dumps((fn, args, kwargs))))
         except BaseException as error:  # the standard executor fails the future with it, not submit()
             future.set_exception(error)
             return future
-        _write_new(future._files[0], call)
-        return self._submit_task({"argv": ["-m", "mpctl.call", future._files[1]], "stdin": future._files[0]},
-                                 future)
+        spec = {"argv": ["-m", "mpctl.call", result]}
+        if len(call) <= INPUT_MAX:  # the call in its task's spec: no file to write, read and remove
+            spec["input"] = base64.b64encode(call).decode("ascii")
+        else:
+            future._files.append(os.path.join(self._spool, f"{number}.in"))
+            _write_new(future._files[1], call)
+            spec["stdin"] = future._files[1]
+        return self._submit_task(spec, future)
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
         """As the standard executor's: CHUNKSIZE items a call."""
@@ -488,7 +498,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
             future.set_exception(BrokenProcessPool(why))
             return
         try:
-            kind, value = pickle.loads(_read(future._files[1]))
+            kind, value = pickle.loads(_read(future._files[0]))
         except BaseException as error:  # what the standard executor's result handler dies of
             broken = BrokenProcessPool("A result of the process pool could not be unpickled")
             broken.__cause__ = error

@@ -148,6 +148,13 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertIsNone(after.result(DEADLINE))
         self.assertEqual(self.mpctl_ok(["logs", str(after.task_id)]), b"after\n")
 
+    def test_a_call_too_large_for_its_spec_goes_through_a_file(self):
+        small, large = bytes(range(256)) * 10, bytes(range(256)) * 400  # 2.5 KiB and 100 KiB pickled
+        self.assertEqual(self.ex.submit(bytes.upper, small).result(DEADLINE), small.upper())
+        self.assertEqual(self.ex.submit(bytes.upper, large).result(DEADLINE), large.upper())
+        # The large one's call file and both result files go once their futures are settled.
+        self.wait_for(lambda: os.listdir(self.ex._spool) == [], "the calls' files to be removed")
+
     def test_a_worker_killed_during_a_call_fails_only_that_call(self):
         self.assertEqual(self.ex.submit(abs, -1).result(DEADLINE), 1)
         killed = self.ex.submit(os._exit, 3)

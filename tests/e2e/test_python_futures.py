@@ -236,7 +236,9 @@ class CommandExecutorTest(DaemonCase):
         self.same_as_subprocess(["sh", "-c", "echo out; echo err >&2; exit 3"])
         self.same_as_subprocess("printf '%s|' \"$FOO\" $PWD", env={"FOO": "b a r"}, cwd="/tmp")
         self.same_as_subprocess(["sh", "-c", "kill -9 $$"])  # returncode -9
-        self.same_as_subprocess(["cat"], input=b"\x00\xff" * 70000)  # stdin, more than a pipe holds
+        self.same_as_subprocess(["cat"], input=b"\x00\xff" * 70000)  # more than a spec's input: a descriptor
+        self.same_as_subprocess(["cat"], input=b"\x00\xff" * 1000)  # in the spec
+        self.same_as_subprocess(["cat"], input=b"")
         self.same_as_subprocess(["head", "-c", "300000", "/dev/zero"])
 
     def test_exceptions_are_what_subprocess_run_raises(self):
