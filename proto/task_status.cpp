@@ -248,6 +248,10 @@ std::string to_json_text(const TaskStatus& s) {
     append_json_string(out, s.backend);
     append_key(out, "backend_id");
     append_string_or_null(out, s.backend_id);
+    if (s.result) {
+        append_key(out, "result");
+        append_json_string(out, *s.result);
+    }
     out.push_back('}');
     return out;
 }
@@ -308,6 +312,7 @@ TaskStatus status_from_json(const json& value) {
     s.truncated = p.get_or<bool>("truncated", false);
     s.backend = p.get_or<std::string>("backend", "local");
     s.backend_id = p.optional<std::string>("backend_id");
+    s.result = p.optional<std::string>("result");
     return s;
 }
 

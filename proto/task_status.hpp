@@ -63,6 +63,7 @@ struct TaskStatus {
     bool truncated = false;                          // some output went past max_output and was not kept
     std::string backend = "local";                   // where it runs: "local" (this machine) or "slurm"
     std::optional<std::string> backend_id;           // its id there (a Slurm job id), once it has one
+    std::optional<std::string> result;               // what its warm worker returned (base64); else absent
 
     [[nodiscard]] std::optional<int64_t> duration_ms() const;
 };

@@ -84,6 +84,8 @@ struct ExitInfo {
     // When it ended, where that is known better than "when its end was seen" (a Slurm job's status file,
     // which a restarted daemon may read long after): the task's finished_at. Unix ms.
     std::optional<int64_t> ended_at_ms = std::nullopt;
+    // What a warm worker returned with the task's end (its done's "result": base64 text), if anything.
+    std::optional<std::string> result = std::nullopt;
 };
 
 // A spawn that failed reports an Error whose context is the whole message ("command not found: x", "cwd

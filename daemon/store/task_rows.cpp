@@ -11,10 +11,10 @@ namespace {
 
 // The outcome column of a task: per-stage results for pipelines only (a one-process task's single stage
 // says nothing its exit_code and signal do not, and building it would cost a JSON document at every
-// update), and whether output was truncated.
+// update), whether output was truncated, and what a warm worker returned.
 std::optional<std::string> outcome_of(const Task& t) {
     bool with_stages = !t.stages.empty() && !t.spec.pipeline().empty();
-    if (!with_stages && !t.truncated) {
+    if (!with_stages && !t.truncated && !t.result) {
         return std::nullopt;
     }
     nlohmann::json outcome = nlohmann::json::object();
@@ -36,6 +36,9 @@ std::optional<std::string> outcome_of(const Task& t) {
     if (t.truncated) {
         outcome["truncated"] = true;
     }
+    if (t.result) {
+        outcome["result"] = *t.result;
+    }
     return proto::dump_json(outcome);
 }
 
@@ -47,6 +50,9 @@ void restore_outcome(Task& task, const std::string& text) {
         return;
     }
     task.truncated = outcome.value("truncated", false);
+    if (auto result = outcome.find("result"); result != outcome.end() && result->is_string()) {
+        task.result = result->get<std::string>();
+    }
     auto stages = outcome.find("stages");
     if (stages == outcome.end() || !stages->is_array()) {
         return;

@@ -131,6 +131,7 @@ void Scheduler::start(Task& t, Pool& pool) {
     t.signal.reset();
     t.error.reset();
     t.truncated = false;  // the files start over
+    t.result.reset();
     t.stopping = Task::Stop::none;
     t.signal_on_start = 0;
     t.stages.clear();
@@ -444,8 +445,9 @@ void Scheduler::on_stage_exit(int64_t id, size_t stage, ExitInfo info) {
         return;
     }
     ExitInfo outcome = pipeline_outcome(*t);
-    outcome.note = std::move(info.note);     // only a warm worker's task, one process, has one
-    outcome.ended_at_ms = info.ended_at_ms;  // the last stage's (a Slurm job is one)
+    outcome.note = std::move(info.note);      // only a warm worker's task, one process, has one
+    outcome.result = std::move(info.result);  // likewise
+    outcome.ended_at_ms = info.ended_at_ms;   // the last stage's (a Slurm job is one)
     on_exit(id, std::move(outcome));
 }
 
@@ -481,6 +483,7 @@ void Scheduler::on_exit(int64_t id, ExitInfo info) {
     }
     t->exit_code = info.exit_code;
     t->signal = info.signal;
+    t->result = std::move(info.result);
     // Never before it started nor after now, whatever another machine's clock said.
     int64_t now_ms = common::now_unix_ms();
     int64_t started_ms = std::min(t->started_at_ms.value_or(now_ms), now_ms);

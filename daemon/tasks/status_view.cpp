@@ -46,6 +46,7 @@ proto::TaskStatus StatusView::status(const Task& t) const {
     s.stderr_path = std::move(paths.stderr_path);
     s.error = t.error;
     s.truncated = t.truncated;
+    s.result = t.result;
     if (!t.spec.pipeline().empty()) {
         s.argv.reset();
         s.stages.emplace();

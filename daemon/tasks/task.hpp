@@ -63,12 +63,13 @@ struct Task {
     // Why we stop it. hangup: its client went away (attached), SIGHUP and nothing more, as a terminal's.
     // dependency: a dependency the backend held it behind failed (error says which).
     enum class Stop : uint8_t { none, timeout, cancel, shutdown, hangup, dependency } stopping = Stop::none;
-    uint8_t signal_on_start = 0;   // a signal sent while its processes were starting (no pid yet)
-    bool durable = false;          // its row is committed; only durable tasks run
-    bool queued = false;           // in its pool's ready queue
-    bool output_expected = false;  // its output files are being prepared ahead
-    bool truncated = false;        // some output went past max_output (this attempt)
-    bool attached = false;         // belongs to its client's connection (task.submit's attached)
+    uint8_t signal_on_start = 0;        // a signal sent while its processes were starting (no pid yet)
+    bool durable = false;               // its row is committed; only durable tasks run
+    bool queued = false;                // in its pool's ready queue
+    bool output_expected = false;       // its output files are being prepared ahead
+    bool truncated = false;             // some output went past max_output (this attempt)
+    std::optional<std::string> result;  // what its warm worker returned at this attempt's end (base64)
+    bool attached = false;              // belongs to its client's connection (task.submit's attached)
     // Its backend tells when this attempt begins (SpawnSpec::on_began: a Slurm job waits in Slurm's queue,
     // or behind its dependencies): its timeout counts from then, not from its start.
     bool begins_later = false;

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mpctl/common/base64.hpp>
 #include <mpctl/daemon/warm/warm_pool.hpp>
 #include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/task_spec.hpp>
@@ -236,6 +237,16 @@ void WarmPool::on_message(uint64_t id, const json& message) {
         } else {
             kill(*w, "it sent a done without an exit_code (0-255) or a signal (1-64): " + shown(message));
             return;
+        }
+        if (auto result = done->find("result"); result != done->end() && !result->is_null()) {
+            // Kept with the task and shown to every client: what is not base64 of at most k_max_result
+            // bytes is a broken worker's.
+            const std::string* text = result->get_ptr<const std::string*>();
+            if (text == nullptr || text->size() > k_max_result_chars || !common::base64_decode(*text)) {
+                kill(*w, "it sent a result that is not base64 of at most 16 KiB: " + shown(message));
+                return;
+            }
+            info.result = *text;
         }
         task_done(id, *w, info);
         return;

@@ -49,6 +49,8 @@ class WarmPool {
     [[nodiscard]] nlohmann::json describe() const;
 
     static constexpr int k_failures_before_broken = 5;
+    // A done's result: base64 of at most 16 KiB, kept in memory and the journal with its task.
+    static constexpr size_t k_max_result_chars = 21848;
     static constexpr std::chrono::milliseconds k_kill_after{5000};
 
   private:

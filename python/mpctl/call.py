@@ -8,7 +8,9 @@ it is run as __mp_main__, as multiprocessing's spawn does, once per process; INI
 (initializer, initargs)); PAYLOAD is the pickled (function, args, kwargs). The outcome is pickled into the file RESULT:
 ("ok", value), ("error", exception with its remote traceback, as concurrent.futures.process sends it),
 ("lost", the same) when the call itself could not be unpickled (the standard executor's worker dies of that)
-or ("broken", traceback text) when the executor's initializer failed. The exit status is 0 whenever an outcome
+or ("broken", traceback text) when the executor's initializer failed. In an --in-process warm worker an outcome
+of at most 16 KiB goes back in the worker's done message instead (the task's result, which the daemon keeps
+with it), and the file RESULT is not made. The exit status is 0 whenever an outcome
 was written: a task that fails otherwise (a signal, os._exit) is a worker that died during the call.
 
 What the call prints goes to the task's stdout and stderr, so `mpctl logs ID` shows it. In a warm worker
@@ -18,6 +20,8 @@ initializer runs once per worker, as Pool's does; anywhere else, once per call.
 import multiprocessing.spawn, os, pickle, sys, traceback
 from concurrent.futures.process import _ExceptionWithTraceback
 
+INLINE_MAX = 1 << 14  # bytes of a pickled outcome that may go back in a done message (PROTOCOL.md)
+inline = None  # a list, while a warm worker that runs calls in its own process takes the outcome: see main
 _initialized = set()  # the executors' tokens whose initializer has run in this process
 _mains = {}  # the callers' __main__ modules this process has run, by where they came from
 
@@ -44,7 +48,10 @@ def main(argv=None):
         data = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
     except BaseException as error:  # a result that cannot be pickled: said as concurrent.futures says it
         data = pickle.dumps(("error", _ExceptionWithTraceback(error, error.__traceback__)), pickle.HIGHEST_PROTOCOL)
-    _write_new(argv[0], data)
+    if inline is not None and len(data) <= INLINE_MAX:
+        inline.append(data)
+    else:
+        _write_new(argv[0], data)
     return 0
 
 

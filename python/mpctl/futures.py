@@ -497,8 +497,11 @@ class ProcessPoolExecutor(_DaemonExecutor):
                 why = f"the call's task {future.task_id} failed: {status['error']}"
             future.set_exception(BrokenProcessPool(why))
             return
+        inline = status.get("result")  # from the worker's done, kept with the task; else in the file
+        if inline is not None:
+            future._files = future._files[1:]
         try:
-            kind, value = pickle.loads(_read(future._files[0]))
+            kind, value = pickle.loads(base64.b64decode(inline) if inline is not None else _read(future._files[0]))
         except BaseException as error:  # what the standard executor's result handler dies of
             broken = BrokenProcessPool("A result of the process pool could not be unpickled")
             broken.__cause__ = error

@@ -7,7 +7,7 @@ task the shell sees, a worker that dies fails only its call, the daemon killed u
 NOT_APPLICABLE lists the standard tests that cannot apply, each with why; they are skipped by name, so a
 new test in the suite runs unless it is added there. The module needs the test suite; without it the
 standard part is skipped (the README's setup installs the package)."""
-import json, os, signal, subprocess, sys, unittest
+import base64, json, os, pickle, signal, subprocess, sys, unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -154,6 +154,24 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertEqual(self.ex.submit(bytes.upper, large).result(DEADLINE), large.upper())
         # The large one's call file and both result files go once their futures are settled.
         self.wait_for(lambda: os.listdir(self.ex._spool) == [], "the calls' files to be removed")
+
+    def test_a_small_result_comes_back_with_its_task_and_is_journaled_with_it(self):
+        small = self.ex.submit(divmod, 17, 5)
+        self.assertEqual(small.result(DEADLINE), (3, 2))
+        big = self.ex.submit(bytes, 20000)  # pickled, more than a done message carries: through a file
+        self.assertEqual(big.result(DEADLINE), bytes(20000))
+
+        def status(task):
+            return json.loads(self.mpctl_ok(["status", str(task), "--json"]))
+        self.assertEqual(pickle.loads(base64.b64decode(status(small.task_id)["result"])), ("ok", (3, 2)))
+        self.assertNotIn("result", status(big.task_id))
+        self.wait_for(lambda: os.listdir(self.ex._spool) == [], "the large result's file to be removed")
+        # Kept with the task's end in the journal: the same after the daemon started again.
+        self.ex.shutdown()
+        self.mpctl_ok(["daemon", "stop"])
+        self.daemon.wait_exit()
+        self.daemon.start()
+        self.assertEqual(pickle.loads(base64.b64decode(status(small.task_id)["result"])), ("ok", (3, 2)))
 
     def test_a_worker_killed_during_a_call_fails_only_that_call(self):
         self.assertEqual(self.ex.submit(abs, -1).result(DEADLINE), 1)

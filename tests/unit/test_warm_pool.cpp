@@ -252,9 +252,11 @@ TEST_CASE(
     "warm pool: a worker that breaks the protocol is killed, its task ends with the kill, a new one "
     "takes the slot",
     "[unit][warm]") {
-    for (const std::string garbage :
-         {"not json", R"({"done":{"task":99,"exit_code":0}})", R"({"done":{"task":7}})", R"({"what":1})",
-          R"({"hello":{"protocol":1}})"}) {
+    for (const std::string& garbage : std::vector<std::string>{
+             "not json", R"({"done":{"task":99,"exit_code":0}})", R"({"done":{"task":7}})", R"({"what":1})",
+             R"({"hello":{"protocol":1}})", R"({"done":{"task":7,"exit_code":0,"result":"not base64"}})",
+             R"({"done":{"task":7,"exit_code":0,"result":5}})",
+             R"({"done":{"task":7,"exit_code":0,"result":")" + std::string(21852, 'A') + R"("}})"}) {
         INFO(garbage);
         World w(WorkerSpec{{"worker"}, 0, 0});
         WorkerEnd end = w.worker(0);
@@ -271,6 +273,27 @@ TEST_CASE(
         CHECK(w.exits[t]->signal == SIGKILL);
         CHECK(w.processes.processes.size() == 2);  // replaced
     }
+}
+
+TEST_CASE("warm pool: a done's result, base64 of at most 16 KiB, comes with its task's end", "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 0});
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1}})");
+    std::string most(WarmPool::k_max_result_chars, 'A');
+    std::vector<std::pair<std::string, std::optional<std::string>>> cases = {
+        {R"("aGk=")", "aGk="}, {"\"" + most + "\"", most}, {"null", std::nullopt}, {"", std::nullopt}};
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto& [result, expected] = cases[i];
+        int64_t id = static_cast<int64_t>(20 + i);
+        size_t t = w.run(id);
+        close_all(end.hear().second);
+        std::string member = result.empty() ? "" : R"(,"result":)" + result;
+        end.say(R"({"done":{"task":)" + std::to_string(id) + R"(,"exit_code":0)" + member + "}}");
+        REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
+        CHECK(w.exits[t]->exit_code == 0);
+        CHECK(w.exits[t]->result == expected);
+    }
+    CHECK(w.processes.processes.size() == 1);  // one worker served them all
 }
 
 TEST_CASE(
