@@ -239,8 +239,8 @@ void WarmPool::on_message(uint64_t id, const json& message) {
             return;
         }
         if (auto result = done->find("result"); result != done->end() && !result->is_null()) {
-            // Kept with the task and shown to every client: what is not base64 of at most k_max_result
-            // bytes is a broken worker's.
+            // Kept with the task and shown to every client: what is not base64 of at most 16 KiB
+            // (k_max_result_chars) is a broken worker's.
             const std::string* text = result->get_ptr<const std::string*>();
             if (text == nullptr || text->size() > k_max_result_chars || !common::base64_decode(*text)) {
                 kill(*w, "it sent a result that is not base64 of at most 16 KiB: " + shown(message));
@@ -433,17 +433,18 @@ void WarmPool::assign(Worker& w, Request request) {
     SpawnSpec& spec = request.spec;
     bool passed_stdin = static_cast<bool>(spec.stdin_fd);
     common::UniqueFd in = std::move(spec.stdin_fd);
-    if (!in && !spec.stdin_path && !dev_null_) {
-        dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    }
-    if (!in) {
-        const char* path = spec.stdin_path ? spec.stdin_path->c_str() : "/dev/null";
-        if (spec.stdin_path) {
-            in.reset(::open(path, O_RDONLY | O_CLOEXEC));
-        }
-        if (!in && (spec.stdin_path || !dev_null_)) {
+    if (!in && spec.stdin_path) {
+        in.reset(::open(spec.stdin_path->c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in) {
             request.on_started(
-                common::sys_error("stdin: " + std::string(path), errno, common::Errc::redirection));
+                common::sys_error("stdin: " + *spec.stdin_path, errno, common::Errc::redirection));
+            return;
+        }
+    }
+    if (!in && !dev_null_) {
+        dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        if (!dev_null_) {
+            request.on_started(common::sys_error("stdin: /dev/null", errno, common::Errc::redirection));
             return;
         }
     }

@@ -103,9 +103,9 @@ class WarmPool {
     std::string last_failure_;
     TimerId restart_timer_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for callbacks that outlive the pool
+    common::UniqueFd dev_null_;  // the stdin of the runs without one, opened once
     // The last environment a run carried, as JSON text: a pool's tasks mostly share one, and writing its
     // ~40 entries for every run was a tenth of the daemon's time per task.
-    common::UniqueFd dev_null_;  // the stdin of the runs without one, opened once
     std::shared_ptr<const EnvBlock> env_block_;
     std::string env_text_;
 };

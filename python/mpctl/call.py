@@ -9,7 +9,7 @@ it is run as __mp_main__, as multiprocessing's spawn does, once per process; INI
 ("ok", value), ("error", exception with its remote traceback, as concurrent.futures.process sends it),
 ("lost", the same) when the call itself could not be unpickled (the standard executor's worker dies of that)
 or ("broken", traceback text) when the executor's initializer failed. In an --in-process warm worker an outcome
-of at most 16 KiB goes back in the worker's done message instead (the task's result, which the daemon keeps
+of at most 4 KiB goes back in the worker's done message instead (the task's result, which the daemon keeps
 with it), and the file RESULT is not made. The exit status is 0 whenever an outcome
 was written: a task that fails otherwise (a signal, os._exit) is a worker that died during the call.
 
@@ -20,7 +20,9 @@ initializer runs once per worker, as Pool's does; anywhere else, once per call.
 import multiprocessing.spawn, os, pickle, sys, traceback
 from concurrent.futures.process import _ExceptionWithTraceback
 
-INLINE_MAX = 1 << 14  # bytes of a pickled outcome that may go back in a done message (PROTOCOL.md)
+# Bytes of a pickled outcome that go back in the done message (PROTOCOL.md allows 16 KiB): the daemon keeps
+# a task's result as long as the task, and an executor's tasks are many; more goes through the file.
+INLINE_MAX = 1 << 12
 inline = None  # a list, while a warm worker that runs calls in its own process takes the outcome: see main
 _initialized = set()  # the executors' tokens whose initializer has run in this process
 _mains = {}  # the callers' __main__ modules this process has run, by where they came from

@@ -24,6 +24,9 @@ from mpctl.client import Client, ConnectionLost, Error, RawJSON, _where
 
 _LOGGER = logging.getLogger("concurrent.futures")
 INPUT_MAX = 1 << 16  # bytes a task spec's input may carry (PROTOCOL.md): more goes through a file or descriptor
+# A ProcessPoolExecutor call goes in its task's spec up to this many bytes, else through a file: the daemon
+# keeps a spec as long as its task, and an executor's tasks are many.
+CALL_INLINE_MAX = 1 << 12
 __all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
 
 
@@ -470,7 +473,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
             future.set_exception(error)
             return future
         spec = {"argv": ["-m", "mpctl.call", result]}
-        if len(call) <= INPUT_MAX:  # the call in its task's spec: no file to write, read and remove
+        if len(call) <= CALL_INLINE_MAX:  # the call in its task's spec: no file to write, read and remove
             spec["input"] = base64.b64encode(call).decode("ascii")
         else:
             future._files.append(os.path.join(self._spool, f"{number}.in"))

@@ -149,7 +149,7 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertEqual(self.mpctl_ok(["logs", str(after.task_id)]), b"after\n")
 
     def test_a_call_too_large_for_its_spec_goes_through_a_file(self):
-        small, large = bytes(range(256)) * 10, bytes(range(256)) * 400  # 2.5 KiB and 100 KiB pickled
+        small, large = bytes(range(256)) * 4, bytes(range(256)) * 400  # 1 KiB and 100 KiB, pickled with the call
         self.assertEqual(self.ex.submit(bytes.upper, small).result(DEADLINE), small.upper())
         self.assertEqual(self.ex.submit(bytes.upper, large).result(DEADLINE), large.upper())
         # The large one's call file and both result files go once their futures are settled.
