@@ -489,7 +489,7 @@ void WarmPool::assign(Worker& w, Request request) {
     std::string line = "{\"run\":" + proto::dump_json(run);
     line.pop_back();  // the run's closing brace: its env goes last
     line += ",\"env\":" + env_text_ + "}}";
-    if (!w.channel->send_text(std::move(line), fds)) {
+    if (!w.channel->send(std::move(line), fds)) {
         queue_.push_front(std::move(request));
         kill(w, "its socket refused a task");
         return;

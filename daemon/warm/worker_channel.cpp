@@ -64,11 +64,7 @@ void WorkerChannel::read_more() {
         });
 }
 
-bool WorkerChannel::send(const nlohmann::json& message, const std::vector<int>& fds) {
-    return send_text(proto::dump_json(message), fds);
-}
-
-bool WorkerChannel::send_text(std::string line, const std::vector<int>& fds) {
+bool WorkerChannel::send(std::string line, const std::vector<int>& fds) {
     if (ended_ || !socket_.is_open()) {
         return false;
     }

@@ -32,11 +32,10 @@ class WorkerChannel : public std::enable_shared_from_this<WorkerChannel> {
 
     // Starts reading; the callbacks run on the loop until the end, which runs once (never after close()).
     void start(OnMessage on_message, OnEnd on_end);
-    // Sends MESSAGE as one line with FDS attached to its first bytes; false if the socket refused it (the
-    // worker is gone). The descriptors are the worker's once sent: ours are closed by the caller.
-    bool send(const nlohmann::json& message, const std::vector<int>& fds = {});
-    // The same for a message already written as JSON text (LINE, without its newline).
-    bool send_text(std::string line, const std::vector<int>& fds = {});
+    // Sends LINE (a message as JSON text, without its newline) with FDS attached to its first bytes; false
+    // if the socket refused it (the worker is gone). The descriptors are the worker's once sent: ours are
+    // closed by the caller.
+    bool send(std::string line, const std::vector<int>& fds = {});
     // Closes the socket: the worker reads end of file and exits. No callback runs after this.
     void close();
 
