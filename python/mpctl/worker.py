@@ -280,11 +280,11 @@ class InProcess:
         CODE_CACHE = {}
 
     def __call__(self, handler, run, stdio, channel):
-        global _CALL_RESULT
         call = handler is run_argv and _is_call(run.get("argv"))
+        outcome = []  # a call's pickled outcome, when small enough to go back in the done message
         if call:
-            handler = run_call
-        _CALL_RESULT = None
+            import mpctl.call  # this worker's own package
+            handler, mpctl.call.inline = run_call, outcome
         saved_sys = {name: getattr(sys, name, _MISSING) for name in SAVED_SYS}
         saved_umask = os.umask(0o22) if "umask" in run else None  # read by setting: put back below
         saved_main, saved_path = sys.modules["__main__"], sys.path[:]
@@ -315,10 +315,12 @@ class InProcess:
             os.chdir("/")
             if saved_umask is not None:
                 os.umask(saved_umask)
+            if call:
+                mpctl.call.inline = None
         if status < 0:  # the task dies of a signal: so does its process, the worker, and the daemon replaces it
             _die_of(-status)
-        if status == 0 and _CALL_RESULT is not None:  # the task's result, which the daemon keeps with it
-            return {"exit_code": 0, "result": base64.b64encode(_CALL_RESULT).decode("ascii")}
+        if status == 0 and outcome:  # the task's result, which the daemon keeps with it
+            return {"exit_code": 0, "result": base64.b64encode(outcome[0]).decode("ascii")}
         return {"exit_code": status}
 
 
@@ -471,17 +473,12 @@ def _python_options(argv):
 
 
 def _is_call(argv):
-    """Whether ARGV is a call of mpctl.futures.ProcessPoolExecutor: `[python3] -m mpctl.call RESULT`."""
-    if not isinstance(argv, list) or len(argv) not in (3, 4):
-        return False
-    if len(argv) == 4 and not (isinstance(argv[0], str) and PYTHON_NAME.fullmatch(os.path.basename(argv[0]))):
-        return False
-    return argv[-3:-1] == ["-m", "mpctl.call"] and isinstance(argv[-1], str)
+    """Whether ARGV is a call as mpctl.futures.ProcessPoolExecutor submits it: `-m mpctl.call RESULT`."""
+    return isinstance(argv, list) and len(argv) == 3 and argv[:2] == ["-m", "mpctl.call"] and isinstance(argv[2], str)
 
 
 _CALL_MAIN = None  # the empty __main__ a call without one of its caller's runs beside, as python3 makes it
 _CALL_STDIO = None  # (stdin, stdout, stderr) of the calls, made once: see run_call
-_CALL_RESULT = None  # the pickled outcome the last call left for its done message, if small enough
 
 
 def run_call(run):
@@ -491,9 +488,9 @@ def run_call(run):
     streams are made once and kept (stdout and stderr write to descriptors 1 and 2, the call's files,
     flushed at its end; stdin reads /dev/null, as multiprocessing's children have it: descriptor 0 holds the
     call, which mpctl.call reads). A call costs the worker a fifth less than through run_argv."""
-    global _CALL_MAIN, _CALL_STDIO, _CALL_RESULT
-    import mpctl.call  # this worker's own package
-    argv = run["argv"][-3:]
+    global _CALL_MAIN, _CALL_STDIO
+    import mpctl.call  # imported already by InProcess, which hands it where a small outcome goes
+    argv = run["argv"]
     sys.orig_argv = ["python3", *argv]
     sys.argv = list(argv)  # a list of its own: mpctl.call replaces its items with the caller's
     if _CALL_MAIN is None:
@@ -509,11 +506,7 @@ def run_call(run):
     for name, stream in zip(("stdin", "stdout", "stderr"), _CALL_STDIO):
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
-    mpctl.call.inline = []  # a small outcome comes back here, for the done message, not in a file
-    try:
-        return _run_main(_call_main, mpctl.call.main, argv[2:])
-    finally:
-        _CALL_RESULT, mpctl.call.inline = (mpctl.call.inline or [None])[0], None
+    return _run_main(_call_main, mpctl.call.main, argv[2:])
 
 
 def _call_main(main, argv):
