@@ -2,6 +2,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/exec/input_fd_linux.hpp>
 
 namespace mpctl::daemon {
@@ -11,16 +12,8 @@ common::Result<common::UniqueFd> input_fd(std::string_view bytes) {
     if (!fd) {
         return common::sys_error("memfd_create", errno);
     }
-    // At most 64 KiB (task_spec.hpp): a memory file takes it in one write; a short one is retried anyway.
-    while (!bytes.empty()) {
-        ssize_t n = ::write(fd.get(), bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return common::sys_error("write to a memory file", n < 0 ? errno : ENOSPC);
-        }
-        bytes.remove_prefix(static_cast<size_t>(n));
+    if (auto written = common::write_all(fd.get(), bytes); !written) {
+        return std::unexpected(written.error());
     }
     if (::lseek(fd.get(), 0, SEEK_SET) != 0) {
         return common::sys_error("lseek", errno);
