@@ -4,14 +4,17 @@
 // task ends with the kill; max_tasks_per_worker retires a worker; workers that end before their hello back
 // off and break the pool; a task ended early ends its worker (WarmSpawner).
 
+#include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
@@ -200,6 +203,7 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
     std::vector<std::shared_ptr<EnvBlock>> blocks = {shared, shared, other, nullptr, shared};
     WorkerEnd end = w.worker(0);
     end.say(R"({"hello":{"protocol":1,"pid":1}})");
+    int first_stdin = -1;
     for (size_t i = 0; i < blocks.size(); ++i) {
         int64_t id = static_cast<int64_t>(10 + i);
         size_t t = w.run(id, [&](SpawnSpec& spec) { spec.env = blocks[i]; });
@@ -211,6 +215,17 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
         REQUIRE(::fstat(fds[0], &in) == 0);
         REQUIRE(::stat("/dev/null", &null) == 0);
         CHECK((S_ISCHR(in.st_mode) && in.st_rdev == null.st_rdev));
+        if (first_stdin < 0) {
+            first_stdin = ::fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
+        } else {
+            // The same open file as the first run's: the pool opened /dev/null once, not once a run.
+            long same = ::syscall(SYS_kcmp, ::getpid(), ::getpid(), KCMP_FILE, first_stdin, fds[0]);
+            if (same < 0) {
+                WARN("kcmp(2) unavailable (" << std::strerror(errno) << "): not compared");
+            } else {
+                CHECK(same == 0);
+            }
+        }
         close_all(fds);
         json run = json::parse(line).at("run");
         CHECK(run.at("task") == id);
@@ -218,6 +233,7 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
         end.say(R"({"done":{"task":)" + std::to_string(id) + R"(,"exit_code":0}})");
         REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
     }
+    ::close(first_stdin);
 }
 
 TEST_CASE("warm pool: a task's limits go with its run, and its cgroup.procs as a fourth descriptor",
