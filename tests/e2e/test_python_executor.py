@@ -52,6 +52,11 @@ NOT_APPLICABLE = {
 }
 
 
+def stdin_of_call(payload):
+    """Run in a worker: what the call's task has as stdin (descriptor 0), and PAYLOAD back."""
+    return os.readlink("/proc/self/fd/0"), payload
+
+
 def setUpModule():
     """One daemon for the standard tests, which make their executors without a socket: found in the
     environment, as a program's would be."""
@@ -148,11 +153,13 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertIsNone(after.result(DEADLINE))
         self.assertEqual(self.mpctl_ok(["logs", str(after.task_id)]), b"after\n")
 
-    def test_a_call_too_large_for_its_spec_goes_through_a_file(self):
+    def test_a_small_call_travels_in_its_spec_and_one_too_large_for_it_through_a_file(self):
         small, large = bytes(range(256)) * 4, bytes(range(256)) * 400  # 1 KiB and 100 KiB, pickled with the call
-        self.assertEqual(self.ex.submit(bytes.upper, small).result(DEADLINE), small.upper())
-        self.assertEqual(self.ex.submit(bytes.upper, large).result(DEADLINE), large.upper())
-        # The large one's call file and both result files go once their futures are settled.
+        # What the call's stdin was: the daemon's memory file of the spec's input, or the caller's file.
+        self.assertEqual(self.ex.submit(stdin_of_call, small).result(DEADLINE), ("/memfd:mpctl-input (deleted)", small))
+        where, back = self.ex.submit(stdin_of_call, large).result(DEADLINE)
+        self.assertEqual((os.path.dirname(where), back), (os.path.realpath(self.ex._spool), large))
+        # The large one's call file and result file go once its future is settled.
         self.wait_for(lambda: os.listdir(self.ex._spool) == [], "the calls' files to be removed")
 
     def test_a_small_result_comes_back_with_its_task_and_is_journaled_with_it(self):
