@@ -18,6 +18,7 @@
 #include <mpctl/common/pidfd_exit.hpp>
 #include <mpctl/common/sys.hpp>
 #include <mpctl/daemon/exec/exit_journal.hpp>
+#include <mpctl/daemon/exec/input_fd_linux.hpp>
 #include <mpctl/daemon/exec/process_spawner.hpp>
 #include <mpctl/daemon/exec/spawn_linux.hpp>
 
@@ -366,6 +367,14 @@ void ProcessSpawner::start_children(Job& job) {
         if (!in) {
             common::Error why = in.error();
             why.code = common::Errc::redirection;
+            return fail(stage_failure(why, 0, n));
+        }
+        spec.stdin_fd = std::move(*in);
+    } else if (!spec.stdin_fd && spec.input) {
+        auto in = input_fd(*spec.input);
+        if (!in) {
+            common::Error why = in.error();
+            why.context = "input: " + why.context;
             return fail(stage_failure(why, 0, n));
         }
         spec.stdin_fd = std::move(*in);

@@ -51,7 +51,11 @@ struct SpawnSpec {
     std::shared_ptr<const EnvBlock> env;    // the complete environment
     std::optional<std::string> stdin_path;  // the first stage's stdin; nullopt (and no stdin_fd): /dev/null
     common::UniqueFd stdin_fd;              // a descriptor the client passed, instead of a path
-    std::string stdout_path;                // the last stage's stdout, opened unless stdout_fd is given
+    // The spec's input: bytes the first stage reads as its stdin (neither stdin_fd nor stdin_path is set).
+    // The backend makes them a stdin: a memory file for a process; in the run itself for a warm worker that
+    // takes them there, which spares the daemon a memory file, its write and its seek for every call.
+    std::optional<std::string> input;
+    std::string stdout_path;  // the last stage's stdout, opened unless stdout_fd is given
     common::UniqueFd stdout_fd;
     std::optional<int> nice;
     std::optional<unsigned> umask;

@@ -390,7 +390,7 @@ void SlurmSpawner::spawn(SpawnSpec spec, OnStarted on_started, OnExit on_exit) {
     auto refuse = [&](const std::string& why) {
         on_started(common::plain_error(why));
     };
-    if (spec.stdin_fd) {
+    if (spec.stdin_fd || spec.input) {
         return refuse(
             "stdin: a descriptor passed to the daemon (stdin_fd), or an input it holds, cannot reach "
             "a Slurm job (give a path)");

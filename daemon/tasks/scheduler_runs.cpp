@@ -8,7 +8,6 @@
 
 #include <mpctl/common/signals.hpp>
 #include <mpctl/common/time.hpp>
-#include <mpctl/daemon/exec/input_fd_linux.hpp>
 #include <mpctl/daemon/tasks/output_limits.hpp>
 #include <mpctl/daemon/tasks/pipeline_outcome.hpp>
 #include <mpctl/daemon/tasks/scheduler.hpp>
@@ -112,12 +111,8 @@ common::Result<SpawnSpec> Scheduler::prepare_spawn(Task& t) {
         if (!spec.stdin_fd) {
             return cannot_start(std::string("stdin: ") + std::strerror(errno));
         }
-    } else if (const auto& input = t.spec.input()) {
-        auto fd = input_fd(*input);
-        if (!fd) {
-            return cannot_start("input: " + fd.error().message());
-        }
-        spec.stdin_fd = std::move(*fd);
+    } else {
+        spec.input = t.spec.input();  // a copy per attempt: each reads it from the start
     }
     return spec;
 }

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <mpctl/common/base64.hpp>
+#include <mpctl/daemon/exec/input_fd_linux.hpp>
 #include <mpctl/daemon/warm/warm_pool.hpp>
 #include <mpctl/proto/json_text.hpp>
 #include <mpctl/proto/task_spec.hpp>
@@ -209,6 +210,10 @@ void WarmPool::on_message(uint64_t id, const json& message) {
             return;
         }
         w->said_hello = true;
+        const json& hello = message.at("hello");
+        if (auto features = hello.find("features"); features != hello.end() && features->is_array()) {
+            w->takes_input = std::find(features->begin(), features->end(), "input") != features->end();
+        }
         failures_ = 0;
         last_failure_.clear();
         if (w->pid != 0) {  // ready once its pid is known too: a task is handed the worker's pid
@@ -433,6 +438,15 @@ void WarmPool::assign(Worker& w, Request request) {
     SpawnSpec& spec = request.spec;
     bool passed_stdin = static_cast<bool>(spec.stdin_fd);
     common::UniqueFd in = std::move(spec.stdin_fd);
+    bool input_in_run = spec.input && w.takes_input;
+    if (spec.input && !input_in_run) {
+        auto fd = input_fd(*spec.input);
+        if (!fd) {
+            request.on_started(common::plain_error("input: " + fd.error().message()));
+            return;
+        }
+        in = std::move(*fd);
+    }
     if (!in && spec.stdin_path) {
         in.reset(::open(spec.stdin_path->c_str(), O_RDONLY | O_CLOEXEC));
         if (!in) {
@@ -476,6 +490,9 @@ void WarmPool::assign(Worker& w, Request request) {
         rlimits.emplace(proto::rlimit_name(resource), value);
     }
     proto::limits_to_json(run, spec.nice, spec.umask, rlimits);
+    if (input_in_run) {
+        run["input"] = common::base64_encode(*spec.input);  // and stdin is /dev/null
+    }
     // Without stdin, the pool's one /dev/null: the worker gets a descriptor of its own for it.
     std::vector<int> fds = {in ? in.get() : dev_null_.get(), spec.stdout_fd.get(), stage.stderr_fd.get()};
     if (spec.cgroup_procs_fd) {

@@ -65,6 +65,7 @@ class WarmPool {
         State state = State::starting;
         int served = 0;
         bool said_hello = false;
+        bool takes_input = false;  // its hello's features name "input": a task's input comes in its run
         std::shared_ptr<WorkerChannel> channel;
         std::optional<Request> task;
         TimerId idle_timer = 0;

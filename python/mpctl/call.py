@@ -1,6 +1,7 @@
 """`python3 -m mpctl.call RESULT`: one call of mpctl.futures.ProcessPoolExecutor, as a task of mpctld.
 
-The task's stdin holds the call: a pickle of (sys_path, sys_argv, main, init, payload), only built-in types
+The task's stdin holds the call (an --in-process warm worker hands it over as bytes instead, from its run's
+input): a pickle of (sys_path, sys_argv, main, init, payload), only built-in types
 at its top, so that it can be read before anything is imported. SYS_PATH and SYS_ARGV are the caller's
 sys.path and sys.argv, in place while the call runs (as a spawned worker has its parent's); MAIN says where the caller's __main__
 module comes from, ("name", module) or ("path", file) or None, so that functions defined there can be found:
@@ -28,12 +29,13 @@ _initialized = set()  # the executors' tokens whose initializer has run in this 
 _mains = {}  # the callers' __main__ modules this process has run, by where they came from
 
 
-def main(argv=None):
+def main(argv=None, call=None):
+    """The call is CALL (bytes: a warm worker hands over its run's input), else read from stdin."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python3 -m mpctl.call RESULT < CALL", file=sys.stderr)
         return 2
-    sys_path, sys_argv, main, init, payload = pickle.loads(_read_all(0))
+    sys_path, sys_argv, main, init, payload = pickle.loads(_read_all(0) if call is None else call)
     sys.path[:], sys.argv[:] = sys_path, sys_argv
     outcome = _main(main) or _initialize(init)
     if outcome is None:

@@ -109,7 +109,8 @@ def main(argv=None):
     channel = Channel(sock)
     run_task = InProcess() if args.in_process else _fork
     try:
-        channel.send({"hello": {"protocol": 1, "pid": os.getpid()}})
+        # "input": a task's input may come in its run (base64) rather than as a memory file on descriptor 0.
+        channel.send({"hello": {"protocol": 1, "pid": os.getpid(), "features": ["input"]}})
         while (message := channel.receive()) is not None:
             run = message.get("run")
             if run is None:
@@ -120,6 +121,7 @@ def main(argv=None):
             if len(channel.fds) < wanted:
                 raise ProtocolError(f"a run came with {len(channel.fds)} descriptor(s), not {wanted}")
             stdio = [channel.fds.popleft() for _ in range(wanted)]
+            _take_input(run, stdio, args.in_process)
             kind = run.get("kind")
             handler = KINDS.get(kind) if isinstance(kind, str) else None
             status = run_task(handler, run, stdio, channel) if handler else _refuse(run, stdio)
@@ -130,6 +132,32 @@ def main(argv=None):
     except ConnectionError:
         pass  # the daemon has gone: as at end of file
     return 0
+
+
+def _take_input(run, stdio, in_process):
+    """A run's input (base64), decoded into run["input"]. It becomes the task's stdin, a memory file in
+    place of the /dev/null descriptor 0 the run came with, unless the task is a call that this worker runs in
+    its own process: mpctl.call takes the bytes as they are (see run_call)."""
+    text = run.get("input")
+    if text is None:
+        return
+    try:
+        run["input"] = data = base64.b64decode(text, validate=True)
+    except (TypeError, ValueError):
+        raise ProtocolError("an input that is not base64") from None
+    if in_process and _is_call(run.get("argv")):
+        return
+    fd = os.memfd_create("mpctl-input", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(stdio[0])
+    stdio[0] = fd
 
 
 def _refuse(run, stdio):
@@ -486,8 +514,9 @@ def run_call(run):
     run_argv would do for `-m mpctl.call RESULT`, less what the call does not need of python3's start. The
     module is not found and run again each time (mpctl.call's main is called), and the call's sys.std*
     streams are made once and kept (stdout and stderr write to descriptors 1 and 2, the call's files,
-    flushed at its end; stdin reads /dev/null, as multiprocessing's children have it: descriptor 0 holds the
-    call, which mpctl.call reads). A call costs the worker a fifth less than through run_argv."""
+    flushed at its end; stdin reads /dev/null, as multiprocessing's children have it). The call is the run's
+    input, handed to mpctl.call as bytes, or, when it came through a file, on descriptor 0, which mpctl.call
+    reads. A call costs the worker a fifth less than through run_argv."""
     global _CALL_MAIN, _CALL_STDIO
     import mpctl.call  # imported already by InProcess, which hands it where a small outcome goes
     argv = run["argv"]
@@ -506,11 +535,11 @@ def run_call(run):
     for name, stream in zip(("stdin", "stdout", "stderr"), _CALL_STDIO):
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
-    return _run_main(_call_main, mpctl.call.main, argv[2:])
+    return _run_main(_call_main, mpctl.call.main, argv[2:], run.get("input"))
 
 
-def _call_main(main, argv):
-    sys.exit(main(argv))
+def _call_main(main, argv, call):
+    sys.exit(main(argv, call))
 
 
 # How each kind of run message is run in the task's process: a function of the run message that returns the

@@ -155,8 +155,9 @@ class ProcessPoolOnTheDaemon(DaemonCase):
 
     def test_a_small_call_travels_in_its_spec_and_one_too_large_for_it_through_a_file(self):
         small, large = bytes(range(256)) * 4, bytes(range(256)) * 400  # 1 KiB and 100 KiB, pickled with the call
-        # What the call's stdin was: the daemon's memory file of the spec's input, or the caller's file.
-        self.assertEqual(self.ex.submit(stdin_of_call, small).result(DEADLINE), ("/memfd:mpctl-input (deleted)", small))
+        # What the call's stdin was: /dev/null, the call having come in its run (the spec's input, which the
+        # worker takes there: no memory file), or the caller's file.
+        self.assertEqual(self.ex.submit(stdin_of_call, small).result(DEADLINE), ("/dev/null", small))
         where, back = self.ex.submit(stdin_of_call, large).result(DEADLINE)
         self.assertEqual((os.path.dirname(where), back), (os.path.realpath(self.ex._spool), large))
         # The large one's call file and result file go once its future is settled.

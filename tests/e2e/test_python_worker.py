@@ -8,7 +8,7 @@ Then what only a worker has: --init and --preload paid once and seen by tasks, t
 other, an unknown kind, a run short of descriptors, descriptors on a part of a line, end of file.
 
 Every wait has a deadline of 60 s (a socket timeout, a process wait); nothing sleeps."""
-import json, os, signal, socket, subprocess, tempfile, textwrap, unittest
+import base64, json, os, pickle, signal, socket, subprocess, tempfile, textwrap, unittest
 
 SOURCE_DIR = os.environ.get("MPCTL_TEST_SOURCE_DIR") or \
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -145,13 +145,17 @@ class PythonWorkerTest(unittest.TestCase):
         self.addCleanup(worker.close)
         return worker
 
+    def shared_worker(self):
+        """The class's worker, alive: only --in-process's can end with a task, and another takes its place."""
+        if self.worker.dead:
+            self.worker.close()
+            type(self).worker = WorkerHarness(self.dir, *self.OPTIONS)
+        return self.worker
+
     def assertSameAsPython3(self, argv, cwd=None, env=None, stdin=b"", worker=None, **run):
         """The worker's task and python3 itself give the same: returns (status, stdout, stderr)."""
         cwd, env = cwd or self.dir, {**BASE_ENV, **(env or {})}
-        if worker is None and self.worker.dead:  # only --in-process's can end with a task: another takes its place
-            self.worker.close()
-            type(self).worker = WorkerHarness(self.dir, *self.OPTIONS)
-        got = (worker or self.worker).run(argv, cwd, env, stdin, **run)
+        got = (worker or self.shared_worker()).run(argv, cwd, env, stdin, **run)
         self.assertEqual(got, python3(argv, cwd, env, stdin))
         return got
 
@@ -257,6 +261,35 @@ class PythonWorkerTest(unittest.TestCase):
         _, out, _ = self.assertSameAsPython3(["python3", "-c", code], stdin=b"one\r\ntwo\nthree")
         self.assertTrue(out.startswith(b"'one\\r\\n' 'two\\nthree' True False True"), out)
 
+    def test_an_input_in_the_run_is_the_tasks_stdin_as_python3_reads_a_file_of_it(self):
+        data = b"one\r\ntwo\n\xff\x00three"
+        argv = ["python3", "-c", "import sys, os; print(repr(sys.stdin.buffer.read()), sys.stdin.seekable(), "
+                                 "os.readlink('/proc/self/fd/0').startswith(('/memfd:mpctl-input', '/tmp/')))"]
+        # The run's descriptor 0 (an empty file here, /dev/null from the daemon) gives way to the input.
+        got = self.shared_worker().run(argv, self.dir, BASE_ENV, b"", input=base64.b64encode(data).decode())
+        self.assertEqual(got, python3(argv, self.dir, BASE_ENV, data))
+        self.assertEqual(got[1], repr(data).encode() + b" True True\n")
+
+    def test_a_call_in_the_runs_input_is_handed_to_mpctl_call_in_process_or_read_from_a_memory_file(self):
+        result = os.path.join(self.dir, "call.result")
+        in_process = "--in-process" in self.OPTIONS
+        for function, args, expected in ((divmod, (17, 5), (3, 2)), (os.readlink, ("/proc/self/fd/0",), None)):
+            call = pickle.dumps(([os.path.join(SOURCE_DIR, "python")], ["caller"], None, None,
+                                 pickle.dumps((function, args, {}))))
+            status, out, err = self.shared_worker().run(["-m", "mpctl.call", result], self.dir, BASE_ENV, b"",
+                                               input=base64.b64encode(call).decode())
+            self.assertEqual((status.pop("exit_code"), out, err), (0, b"", b""))
+            # In process, the outcome comes back in the done (mpctl.call's inline), else in the result file.
+            self.assertEqual("result" in status, in_process)
+            kind, value = pickle.loads(base64.b64decode(status["result"]) if in_process else read(result))
+            self.assertEqual(kind, "ok")
+            if expected is not None:
+                self.assertEqual(value, expected)
+            elif in_process:  # the call had its bytes from the run: descriptor 0 is the run's, not a memory file
+                self.assertTrue(value.startswith(self.worker.dir) and value.endswith(".in"), value)
+            else:
+                self.assertEqual(value, "/memfd:mpctl-input (deleted)")
+
     def test_a_missing_script_exits_2_with_python3s_message(self):
         status, out, err = self.assertSameAsPython3(["python3", "missing.py"])
         self.assertEqual((status, out), ({"exit_code": 2}, b""))
@@ -326,7 +359,7 @@ class PythonWorkerTest(unittest.TestCase):
             got = worker.run(["python3", "-c", "import initmod; print(initmod.STATE)"], self.dir, BASE_ENV)
             self.assertEqual(got, ({"exit_code": 0}, b"warm\n", b""))
         self.assertEqual(read(log), f"setup {worker.hello['hello']['pid']}\n".encode())
-        self.assertEqual(worker.hello, {"hello": {"protocol": 1, "pid": worker.proc.pid}})
+        self.assertEqual(worker.hello, {"hello": {"protocol": 1, "pid": worker.proc.pid, "features": ["input"]}})
 
     def test_preload_imports_modules_once(self):
         mods = tempfile.mkdtemp(dir=self.dir)
@@ -390,6 +423,14 @@ class PythonWorkerTest(unittest.TestCase):
                             [null.fileno()] * 2)
         self.assertEqual(worker.proc.wait(TIMEOUT), 1)
         self.assertIn(b"mpctl.worker: protocol broken: a run came with 2 descriptor(s), not 3", read(worker.log))
+
+    def test_an_input_that_is_not_base64_breaks_the_protocol(self):
+        worker = self.new_worker()
+        with open(os.devnull, "rb") as null:
+            socket.send_fds(worker.sock, [b'{"run":{"task":1,"kind":"argv","argv":["-c","pass"],"cwd":"/","env":[],'
+                                          b'"input":"not base64!"}}\n'], [null.fileno()] * 3)
+        self.assertEqual(worker.proc.wait(TIMEOUT), 1)
+        self.assertIn(b"mpctl.worker: protocol broken: an input that is not base64", read(worker.log))
 
     def test_end_of_file_ends_the_worker_with_status_0(self):
         worker = self.new_worker()

@@ -20,6 +20,7 @@
 #include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
+#include <mpctl/common/base64.hpp>
 #include <mpctl/daemon/warm/warm_pool.hpp>
 #include <mpctl/daemon/warm/warm_spawner.hpp>
 #include <mpctl/proto/json_text.hpp>
@@ -234,6 +235,42 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
         REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
     }
     ::close(first_stdin);
+}
+
+TEST_CASE(
+    "warm pool: a task's input comes in its run to a worker whose hello names the feature, else as a "
+    "memory file on its stdin",
+    "[unit][warm]") {
+    const std::string bytes("call\0\xff\xfe bytes\n", 17);
+    for (bool takes : {true, false}) {
+        CAPTURE(takes);
+        World w(WorkerSpec{{"worker"}, 0, 0});
+        WorkerEnd end = w.worker(0);
+        end.say(takes ? R"({"hello":{"protocol":1,"pid":1,"features":["other","input"]}})"
+                      : R"({"hello":{"protocol":1,"pid":1,"features":["other"]}})");
+        size_t t = w.run(7, [&](SpawnSpec& spec) { spec.input = bytes; });
+        auto [line, fds] = end.hear();
+        REQUIRE(fds.size() == 3);
+        json run = json::parse(line).at("run");
+        CHECK(run.at("stdin_path").is_null());
+        char link[256] = {};
+        REQUIRE(::readlink(("/proc/self/fd/" + std::to_string(fds[0])).c_str(), link, sizeof link - 1) > 0);
+        if (takes) {
+            CHECK(run.at("input") == mpctl::common::base64_encode(bytes));
+            CHECK(std::string(link) == "/dev/null");
+        } else {
+            CHECK_FALSE(run.contains("input"));
+            CHECK(std::string(link).starts_with("/memfd:mpctl-input"));
+            std::string read(64, '\0');
+            ssize_t n = ::read(fds[0], read.data(), read.size());  // from the start
+            REQUIRE(n >= 0);
+            read.resize(static_cast<size_t>(n));
+            CHECK(read == bytes);
+        }
+        close_all(fds);
+        end.say(R"({"done":{"task":7,"exit_code":0}})");
+        REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
+    }
 }
 
 TEST_CASE("warm pool: a task's limits go with its run, and its cgroup.procs as a fourth descriptor",
