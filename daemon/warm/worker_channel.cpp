@@ -1,6 +1,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
+#include <utility>
 
 #include <asio/write.hpp>
 
@@ -30,6 +31,21 @@ void WorkerChannel::read_more() {
     if (ended_) {
         return;
     }
+    if (std::exchange(drained_, false)) {
+        socket_.async_wait(asio::socket_base::wait_read,
+                           [weak = weak_from_this()](const std::error_code& ec) {
+                               auto self = weak.lock();
+                               if (!self || self->ended_) {
+                                   return;
+                               }
+                               if (ec) {
+                                   self->end(ec.message());
+                                   return;
+                               }
+                               self->read_more();
+                           });
+        return;
+    }
     socket_.async_read_some(
         asio::buffer(buffer_), [weak = weak_from_this()](const std::error_code& ec, size_t n) {
             auto self = weak.lock();
@@ -40,6 +56,7 @@ void WorkerChannel::read_more() {
                 self->end(ec == asio::error::eof || ec == asio::error::connection_reset ? "" : ec.message());
                 return;
             }
+            self->drained_ = n < self->buffer_.size();
             std::string broken;
             self->framer_.feed(
                 std::string_view(self->buffer_.data(), n),

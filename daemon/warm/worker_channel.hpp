@@ -51,6 +51,9 @@ class WorkerChannel : public std::enable_shared_from_this<WorkerChannel> {
     std::string pending_write_;  // what the socket did not take at once, written by asio
     bool writing_ = false;
     bool ended_ = false;
+    // The last read took less than the buffer holds: the socket is empty, and the next read waits for
+    // readiness first rather than try at once for an EAGAIN (a worker sends one line per task).
+    bool drained_ = false;
 };
 
 }  // namespace mpctl::daemon
