@@ -273,7 +273,9 @@ class PythonWorkerTest(unittest.TestCase):
     def test_a_call_in_the_runs_input_is_handed_to_mpctl_call_in_process_or_read_from_a_memory_file(self):
         result = os.path.join(self.dir, "call.result")
         in_process = "--in-process" in self.OPTIONS
-        for function, args, expected in ((divmod, (17, 5), (3, 2)), (os.readlink, ("/proc/self/fd/0",), None)):
+        opened = []  # the descriptors open during each of two calls: the same (nothing a run brought is left)
+        for function, args, expected in ((divmod, (17, 5), (3, 2)), (os.readlink, ("/proc/self/fd/0",), None),
+                                         (os.listdir, ("/proc/self/fd",), opened), (os.listdir, ("/proc/self/fd",), opened)):
             call = pickle.dumps(([os.path.join(SOURCE_DIR, "python")], ["caller"], None, None,
                                  pickle.dumps((function, args, {}))))
             status, out, err = self.shared_worker().run(["-m", "mpctl.call", result], self.dir, BASE_ENV, b"",
@@ -283,12 +285,13 @@ class PythonWorkerTest(unittest.TestCase):
             self.assertEqual("result" in status, in_process)
             kind, value = pickle.loads(base64.b64decode(status["result"]) if in_process else read(result))
             self.assertEqual(kind, "ok")
-            if expected is not None:
+            if expected is opened:
+                opened.append(sorted(value, key=int))
+            elif expected is not None:
                 self.assertEqual(value, expected)
-            elif in_process:  # the call had its bytes from the run: descriptor 0 is the run's, not a memory file
-                self.assertTrue(value.startswith(self.worker.dir) and value.endswith(".in"), value)
-            else:
-                self.assertEqual(value, "/memfd:mpctl-input (deleted)")
+            else:  # in process, the bytes went to the call and its stdin is the worker's /dev/null
+                self.assertEqual(value, "/dev/null" if in_process else "/memfd:mpctl-input (deleted)")
+        self.assertEqual(opened[0], opened[1])
 
     def test_a_missing_script_exits_2_with_python3s_message(self):
         status, out, err = self.assertSameAsPython3(["python3", "missing.py"])
