@@ -18,8 +18,10 @@ What the call prints goes to the task's stdout and stderr, so `mpctl logs ID` sh
 run with --in-process (what the executor starts) this module stays imported between calls, so the
 initializer runs once per worker, as Pool's does; anywhere else, once per call.
 """
-import multiprocessing.spawn, os, pickle, sys, traceback
+import multiprocessing.spawn, pickle, sys, traceback
 from concurrent.futures.process import _ExceptionWithTraceback
+
+from mpctl._fileio import _read_all, _write_new
 
 # Bytes of a pickled outcome that go back in the done message (PROTOCOL.md allows 16 KiB): the daemon keeps
 # a task's result as long as the task, and an executor's tasks are many; more goes through the file.
@@ -93,26 +95,6 @@ def _initialize(init):
         return ("broken", traceback.format_exc())
     _initialized.add(token)
     return None
-
-
-def _read_all(fd):
-    """What is left to read of FD. os-level, as _write_new: io.open's objects cost ~45 us a call."""
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _write_new(path, data):
-    """The file at PATH made to hold DATA (replacing one a previous attempt wrote), readable by this user only:
-    a pickled call or result may hold secrets."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import logging, multiprocessing.process, tempfile, threading, uuid
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
-from mpctl.call import _read_all, _write_new
+from mpctl._fileio import _memory_file, _read_all, _write_new
 from mpctl.client import Client, ConnectionLost, Error, RawJSON, _where
 
 _LOGGER = logging.getLogger("concurrent.futures")
@@ -349,12 +349,8 @@ class CommandExecutor(_DaemonExecutor):
         if len(input) <= INPUT_MAX:  # in the spec: batched with the others, journaled with the task
             spec["input"] = base64.b64encode(input).decode("ascii")
             return self._submit_task(spec, future)
-        fd = os.memfd_create("mpctl-input", os.MFD_CLOEXEC)
+        fd = _memory_file(input)
         try:
-            view = memoryview(input)
-            while view:
-                view = view[os.write(fd, view):]
-            os.lseek(fd, 0, os.SEEK_SET)
             spec["stdin_fd"] = True
             return self._submit_task(spec, future, fds=(fd,))
         finally:

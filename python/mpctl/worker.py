@@ -147,15 +147,8 @@ def _take_input(run, stdio, in_process):
         raise ProtocolError("an input that is not base64") from None
     if in_process and _is_call(run.get("argv")):
         return
-    fd = os.memfd_create("mpctl-input", os.MFD_CLOEXEC)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
+    from mpctl._fileio import _memory_file  # this worker's own package
+    fd = _memory_file(data)
     os.close(stdio[0])
     stdio[0] = fd
 
