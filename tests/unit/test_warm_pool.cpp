@@ -241,7 +241,8 @@ TEST_CASE(
     "warm pool: a task's input comes in its run to a worker whose hello names the feature, else as a "
     "memory file on its stdin",
     "[unit][warm]") {
-    const std::string bytes("call\0\xff\xfe bytes\n", 17);
+    const char raw[] = "call\0\xff\xfe bytes\n";  // a NUL and bytes that are not UTF-8
+    const std::string bytes(raw, sizeof raw - 1);
     for (bool takes : {true, false}) {
         CAPTURE(takes);
         World w(WorkerSpec{{"worker"}, 0, 0});
