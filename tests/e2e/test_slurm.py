@@ -14,7 +14,7 @@ import datetime, json, os, re, shutil, signal, subprocess, sys, tempfile, time, 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from py_case import MPCTL, DaemonCase  # noqa: E402
-from py_daemon import until  # noqa: E402
+from py_daemon import Connection, until  # noqa: E402
 
 SOURCE = os.environ.get("MPCTL_TEST_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 START_SLURM = os.path.join(SOURCE, "tests", "slurm", "start-slurm.sh")
@@ -153,6 +153,18 @@ class TestSlurmPools(SlurmCase):
         self.assertEqual(pools["hpc"]["backend"]["kind"], "slurm")
         self.assertTrue(pools["hpc"]["backend"]["reachable"])
         self.assertEqual(pools["default"]["backend"], {"kind": "local"})
+
+    def test_an_input_or_a_passed_stdin_cannot_reach_a_job_and_fails_the_task_saying_so(self):
+        conn = Connection(self.daemon.socket)
+        self.addCleanup(conn.close)
+        ids = [conn.result("task.submit", {"argv": ["cat"], "pool": "hpc", "input": "aGVsbG8K"})["id"]]
+        with open(os.devnull, "rb") as null:
+            reply = conn.call("task.submit", {"argv": ["cat"], "pool": "hpc", "stdin_fd": True}, fds=[null.fileno()])
+        ids.append(reply["result"]["id"])
+        for task in ids:  # not a job that reads /dev/null instead
+            st = self.wait_state(task, {"failed", "succeeded"})
+            self.assertEqual((st["state"], st["reason"], st["backend_id"]), ("failed", "spawn", None), st)
+            self.assertIn("an input it holds, cannot reach a Slurm job", st["error"])
 
     def test_a_command_killed_by_a_signal_ends_with_that_signal(self):
         done = self.mpctl(["run", "--pool", "hpc", "--", "sh", "-c", "kill -USR1 $$"])
