@@ -274,12 +274,15 @@ class PythonWorkerTest(unittest.TestCase):
         result = os.path.join(self.dir, "call.result")
         in_process = "--in-process" in self.OPTIONS
         opened = []  # the descriptors open during each of two calls: the same (nothing a run brought is left)
+        # A worker of its own: the shared one's earlier tasks may leave file objects that its collector closes
+        # at any moment, between the two listings too.
+        worker = self.new_worker()
         for function, args, expected in ((divmod, (17, 5), (3, 2)), (os.readlink, ("/proc/self/fd/0",), None),
                                          (os.listdir, ("/proc/self/fd",), opened), (os.listdir, ("/proc/self/fd",), opened)):
             call = pickle.dumps(([os.path.join(SOURCE_DIR, "python")], ["caller"], None, None,
                                  pickle.dumps((function, args, {}))))
-            status, out, err = self.shared_worker().run(["-m", "mpctl.call", result], self.dir, BASE_ENV, b"",
-                                               input=base64.b64encode(call).decode())
+            status, out, err = worker.run(["-m", "mpctl.call", result], self.dir, BASE_ENV, b"",
+                                          input=base64.b64encode(call).decode())
             self.assertEqual((status.pop("exit_code"), out, err), (0, b"", b""))
             # In process, the outcome comes back in the done (mpctl.call's inline), else in the result file.
             self.assertEqual("result" in status, in_process)
