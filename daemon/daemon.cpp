@@ -94,8 +94,11 @@ Daemon::Daemon(DaemonConfig config, Endpoint endpoint, std::unique_ptr<Store> st
     // shutdown that may end the loop.
     events_.subscribe(*store_);
     events_.subscribe(futures_);
-    futures_.set_journal_barrier([this](std::function<void()> tell) {
-        store_->after_commits([tell = std::move(tell)](const common::Result<void>&) { tell(); });
+    // While tasks wait for slots the daemon is the bottleneck, and the ends it tells share commits (and
+    // wake-ups of their waiters): a millisecond more for an answer that waited in a queue anyway.
+    futures_.set_journal_barrier([this](std::function<void()> tell, bool an_end) {
+        store_->after_commits([tell = std::move(tell)](const common::Result<void>&) { tell(); },
+                              an_end && scheduler_->tasks_wait_for_slots());
     });
     events_.subscribe(*output_limits_);
     events_.subscribe(*this);

@@ -44,7 +44,7 @@ void GroupCommit::stop() {
     stopped_ = true;
 }
 
-void GroupCommit::enqueue(std::vector<JournalOp> ops) {
+void GroupCommit::enqueue(std::vector<JournalOp> ops, bool may_group) {
     bool acknowledged =
         std::any_of(ops.begin(), ops.end(), [](const JournalOp& op) { return op.done != nullptr; });
     {
@@ -56,31 +56,46 @@ void GroupCommit::enqueue(std::vector<JournalOp> ops) {
             if (loop_ == nullptr || stopped_ || flush_posted_) {
                 return;
             }
-            if (acknowledged) {
+            auto now = std::chrono::steady_clock::now();
+            if (acknowledged && !(may_group && now - last_commit_ < k_busy_gap)) {
                 // Someone waits for this commit: one commit for everything queued by the events the loop
                 // is handling now.
                 flush_posted_ = true;
                 asio::post(*loop_, [this] { flush_on_loop(); });
+            } else if (acknowledged) {
+                // Commits are coming back to back: this one shares the next, a moment away.
+                flush_by(last_commit_ + k_busy_gap);
             } else if (!flush_timer_armed_) {
                 // State changes nobody waits for are gathered for a moment: under load that is one commit
                 // per many tasks instead of two per task.
-                flush_timer_armed_ = true;
-                flush_timer_->expires_after(k_update_delay);
-                flush_timer_->async_wait([this](const std::error_code& ec) {
-                    flush_timer_armed_ = false;
-                    if (ec == asio::error::operation_aborted) {
-                        return;  // stop() flushes
-                    }
-                    if (ec) {
-                        spdlog::error("journal flush timer: {}", ec.message());
-                    }
-                    flush_on_loop();
-                });
+                flush_by(now + k_update_delay);
             }
             return;
         }
     }
     wake_.notify_one();
+}
+
+void GroupCommit::flush_by(std::chrono::steady_clock::time_point when) {
+    if (flush_timer_armed_ && flush_timer_->expiry() <= when) {
+        return;
+    }
+    flush_timer_armed_ = true;
+    // Moving the expiry cancels the wait already pending: its handler hears operation_aborted.
+    flush_timer_->expires_at(when);
+    flush_timer_->async_wait([this](const std::error_code& ec) {
+        if (ec == asio::error::operation_aborted) {
+            return;  // moved earlier (a new wait is pending), or stop(), which flushes
+        }
+        {
+            std::lock_guard lock(mutex_);
+            flush_timer_armed_ = false;
+        }
+        if (ec) {
+            spdlog::error("journal flush timer: {}", ec.message());
+        }
+        flush_on_loop();
+    });
 }
 
 GroupCommit::Outcome GroupCommit::commit(std::vector<JournalOp> batch) {
@@ -137,6 +152,7 @@ void GroupCommit::flush_on_loop() {
         return;
     }
     Outcome out = commit(std::move(batch));
+    last_commit_ = std::chrono::steady_clock::now();
     for (const auto& done : out.completions) {
         done(out.result);
     }

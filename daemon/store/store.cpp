@@ -117,10 +117,10 @@ void Store::update_task(const Task& task) {
     commits_.enqueue(std::move(ops));
 }
 
-void Store::after_commits(Done done) {
+void Store::after_commits(Done done, bool may_group) {
     std::vector<JournalOp> ops;
     ops.push_back(JournalOp{JournalOp::Kind::barrier, {}, {}, 0, false, std::move(done)});
-    commits_.enqueue(std::move(ops));
+    commits_.enqueue(std::move(ops), may_group);
 }
 
 void Store::set_pool(const std::string& name, int workers, Done done, bool transient, std::string worker,

@@ -91,8 +91,8 @@ class Store final : public TaskListener, public ManagerJournal {
     void update_task(const Task& task);
     // DONE runs on the loop once every write queued so far has been committed (or its commit failed: a
     // task's state is then retried, and DONE hears the error). Commits at once, as a write someone waits
-    // for does.
-    void after_commits(Done done);
+    // for does, or with MAY_GROUP within GroupCommit::k_busy_gap of the previous commit.
+    void after_commits(Done done, bool may_group = false);
     // TRANSIENT: a pool for one connection (a map): its row says so until drop_transient_pool.
     // WORKER: a warm pool's worker as JSON text (empty: a cold pool); BACKEND: its Slurm settings (empty:
     // local).

@@ -73,8 +73,8 @@ void FutureTable::finished(const Task& task) {
         return;
     }
     // A copy: by the commit the task may have been forgotten (task.remove), and it never changes again.
-    barrier_(
-        [this, ids = std::move(ids), done = std::make_shared<const Task>(task)] { deliver(ids, *done); });
+    barrier_([this, ids = std::move(ids), done = std::make_shared<const Task>(task)] { deliver(ids, *done); },
+             true);
 }
 
 void FutureTable::deliver(const std::vector<WatchId>& ids, const Task& task) {

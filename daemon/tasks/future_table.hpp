@@ -25,15 +25,16 @@ class FutureTable final : public TaskListener {
   public:
     using WatchId = uint64_t;
     using OnEvent = std::function<void(const Task& task)>;
-    // Runs its argument on the loop once every journal write queued so far is committed.
-    using Barrier = std::function<void(std::function<void()>)>;
+    // Runs its argument on the loop once every journal write queued so far is committed; the flag is true
+    // for the end of a task told to its watches, which may share a commit with others under load.
+    using Barrier = std::function<void(std::function<void()>, bool)>;
 
     void set_journal_barrier(Barrier barrier) { barrier_ = std::move(barrier); }
     // Runs FN once the journal holds every change made so far (at once without a barrier): for an answer
     // about a task that finished a moment ago, whose end may still be on its way to the disk.
     void after_journal(std::function<void()> fn) {
         if (barrier_) {
-            barrier_(std::move(fn));
+            barrier_(std::move(fn), false);
         } else {
             fn();
         }

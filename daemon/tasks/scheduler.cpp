@@ -1,5 +1,7 @@
 // Scheduler: submission, restore after a restart, dependencies, and how a task finishes.
 
+#include <algorithm>
+
 #include <mpctl/common/time.hpp>
 #include <mpctl/daemon/tasks/scheduler.hpp>
 
@@ -132,6 +134,13 @@ const Task* Scheduler::find_durable(int64_t id) const {
 
 size_t Scheduler::unfinished_count() const {
     return counts_.in_state(TaskState::pending) + counts_.in_state(TaskState::running);
+}
+
+bool Scheduler::tasks_wait_for_slots() const {
+    return std::any_of(pools_.begin(), pools_.end(), [](const auto& entry) {
+        const Pool& pool = entry.second;
+        return !pool.ready.empty() && pool.running >= pool.workers;
+    });
 }
 
 void Scheduler::resolve_dependencies(Task& t) {

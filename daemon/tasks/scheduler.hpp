@@ -94,6 +94,8 @@ class Scheduler {
     [[nodiscard]] std::vector<PoolInfo> pools() const;
     [[nodiscard]] int pool_workers(const std::string& name) const;
     [[nodiscard]] size_t running_count() const { return running_; }
+    // Whether some pool has ready tasks and every slot taken: the daemon has more work than it can start.
+    [[nodiscard]] bool tasks_wait_for_slots() const;
     // The tasks this daemon re-adopted at its start (an earlier daemon, or image, left them running).
     [[nodiscard]] const std::vector<int64_t>& readopted() const { return readopted_; }
     [[nodiscard]] size_t unfinished_count() const;

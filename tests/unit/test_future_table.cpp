@@ -336,3 +336,25 @@ TEST_CASE("an on_started callback may unwatch its own watch and others", "[unit]
     finish(table, 6);
     CHECK(calls == std::vector<int>{1});
 }
+
+TEST_CASE("a finish is told through the journal barrier as groupable, an answer after the journal as not",
+          "[unit][future_table]") {
+    FutureTable table;
+    std::vector<std::pair<std::function<void()>, bool>> barriers;
+    table.set_journal_barrier(
+        [&](std::function<void()> fn, bool groupable) { barriers.emplace_back(std::move(fn), groupable); });
+    std::vector<int64_t> seen;
+    watch_ids(table, {1}, [&](int64_t id) { seen.push_back(id); });
+    finish(table, 1);
+    REQUIRE(barriers.size() == 1);
+    CHECK(barriers[0].second);
+    CHECK(seen.empty());  // told once committed
+    barriers[0].first();
+    CHECK(seen == std::vector<int64_t>{1});
+    bool answered = false;
+    table.after_journal([&] { answered = true; });
+    REQUIRE(barriers.size() == 2);
+    CHECK_FALSE(barriers[1].second);
+    barriers[1].first();
+    CHECK(answered);
+}

@@ -10,6 +10,8 @@ TEST_CASE("a pool runs at most its number of workers at once", "[unit][scheduler
     std::vector<int64_t> ids;
     for (int i = 0; i < 5; ++i) {
         ids.push_back(h.submit(cmd("t" + std::to_string(i))));
+        // Tasks wait for a slot from the third on (the journal then groups the ends it tells).
+        CHECK(h.sched.tasks_wait_for_slots() == (i >= 2));
     }
     CHECK(h.running() == std::vector<int64_t>{ids[0], ids[1]});
     CHECK(h.sched.running_count() == 2);
@@ -25,7 +27,9 @@ TEST_CASE("a pool runs at most its number of workers at once", "[unit][scheduler
     CHECK(h.running() == std::vector<int64_t>{ids[0], ids[2]});
     h.exit(ids[0], 1);  // a failure frees its slot too
     CHECK(h.running() == std::vector<int64_t>{ids[2], ids[3]});
+    CHECK(h.sched.tasks_wait_for_slots());
     h.exit(ids[2], 0);
+    CHECK_FALSE(h.sched.tasks_wait_for_slots());  // the last one took the free slot
     h.exit(ids[3], 0);
     CHECK(h.running() == std::vector<int64_t>{ids[4]});
     h.exit(ids[4], 0);

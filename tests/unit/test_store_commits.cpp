@@ -1,6 +1,8 @@
 // The SQLite journal through its public interface: group commits under bursts, when an acknowledged write
 // commits, and the WAL's checkpoints. Both durabilities run the same cases.
 
+#include <mpctl/daemon/store/group_commit.hpp>
+
 #include "store_harness.hpp"
 
 using namespace mpctl::test::store;
@@ -100,5 +102,63 @@ TEST_CASE("the WAL is checkpointed and stays bounded while commits keep coming",
     }));
     INFO("largest WAL seen: " << most);
     CHECK(most < 20 * 1024 * 1024);
+    store->stop();
+}
+
+TEST_CASE("with durability normal a groupable barrier shares the next commit only when commits come back to back",
+          "[unit][store]") {
+    mpctl::test::TempDir dir;
+    Loop loop;
+    auto store = open_store(dir / "mpctl.db", Durability::normal);
+    store->start(loop.io);
+    using Clock = std::chrono::steady_clock;
+    int told = 0;
+    auto tell = [&](Result<void> r) {
+        CHECK(r);
+        ++told;
+    };
+
+    // No commit yet: nothing to share, so it commits at once (poll() never waits for a timer).
+    store->after_commits(tell, true);
+    loop.io.poll();
+    CHECK(told == 1);
+    CHECK(store->commit_count() == 1);
+
+    // Right after a commit, a groupable barrier waits for the gap; a plain one does not. (Whether the
+    // machine was quick enough to stay within the gap is checked, not assumed.)
+    Task t = make_task(1, {{"argv", {"true"}}});
+    std::optional<Result<void>> inserted;
+    store->insert_tasks({&t}, {}, [&](Result<void> r) { inserted = std::move(r); });
+    auto committed = Clock::now();  // at most the commit's own time
+    loop.io.poll();
+    REQUIRE(inserted.has_value());
+    uint64_t commits = store->commit_count();
+    for (int i = 0; i < 5; ++i) {
+        store->update_task(t);
+        store->after_commits(tell, true);
+        loop.io.poll();
+    }
+    bool within_gap = Clock::now() - committed < mpctl::daemon::GroupCommit::k_busy_gap;
+    if (within_gap) {
+        CHECK(told == 1);
+    }
+    REQUIRE(loop.run_until([&] { return told == 6; }));
+    if (within_gap) {
+        // The five barriers, and the updates queued before each, were one commit.
+        CHECK(store->commit_count() == commits + 1);
+    }
+    // Right after a commit, a plain barrier does not wait.
+    inserted.reset();
+    Task u = make_task(2, {{"argv", {"true"}}});
+    store->insert_tasks({&u}, {}, [&](Result<void> r) { inserted = std::move(r); });
+    committed = Clock::now();
+    loop.io.poll();
+    REQUIRE(inserted.has_value());
+    store->after_commits(tell, false);
+    loop.io.poll();
+    if (Clock::now() - committed < mpctl::daemon::GroupCommit::k_busy_gap) {
+        CHECK(told == 7);
+    }
+    REQUIRE(loop.run_until([&] { return told == 7; }));
     store->stop();
 }
