@@ -21,6 +21,8 @@ import pkgutil, re, resource, runpy, signal, socket, sys, threading, traceback, 
 
 MAX_LINE = 1 << 20  # bytes in a message line, either way
 MAX_FDS = 64  # descriptors one recvmsg can take; a run brings 3, more than this breaks the protocol
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps makes one per call when given options
+MSG_CTRUNC = int(socket.MSG_CTRUNC)  # the enum's own & is Python code, run for every message
 PYTHON_NAME = re.compile(r"python(3(\.\d+)?)?")  # an argv[0] that names the interpreter: skipped
 BASE_PATH = sys.path[1:]  # the installation's entries of sys.path, which every task has (main() sets it)
 
@@ -38,7 +40,7 @@ class Channel:
     def send(self, message):
         # One sendall per line. ensure_ascii (json's default) writes lone surrogates, which stand for bytes
         # that are not UTF-8, as \udcXX escapes: the protocol's encoding.
-        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        self.sock.sendall(_ENCODER.encode(message).encode() + b"\n")
 
     def receive(self):
         """The next message (a dict), or None at end of file."""
@@ -54,7 +56,7 @@ class Channel:
                     fds = array.array("i")
                     fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
                     self.fds.extend(fds)
-            if flags & socket.MSG_CTRUNC:
+            if flags & MSG_CTRUNC:
                 raise ProtocolError(f"more than {MAX_FDS} descriptors in one message")
             if not data:
                 return None
@@ -312,7 +314,9 @@ class InProcess:
         if call:
             import mpctl.call  # this worker's own package
             handler, mpctl.call.inline = run_call, outcome
-        saved_sys = {name: getattr(sys, name, _MISSING) for name in SAVED_SYS}
+        # sys's own dict, which its attributes are (getattr and setattr on the module cost twice as much)
+        sys_dict = sys.__dict__
+        saved_sys = [sys_dict.get(name, _MISSING) for name in SAVED_SYS]
         saved_umask = os.umask(0o22) if "umask" in run else None  # read by setting: put back below
         saved_main, saved_path = sys.modules["__main__"], sys.path[:]
         threads, exits = set(threading.enumerate()), TaskExitHandlers()
@@ -334,11 +338,11 @@ class InProcess:
             for target, fd in enumerate(self.stdio):
                 if target or not keep_stdin:
                     os.dup2(fd, target)  # closes the task's: its output files are let go
-            for name, value in saved_sys.items():
+            for name, value in zip(SAVED_SYS, saved_sys):
                 if value is not _MISSING:
-                    setattr(sys, name, value)
-                elif hasattr(sys, name):
-                    delattr(sys, name)
+                    sys_dict[name] = value
+                else:
+                    sys_dict.pop(name, None)
             sys.modules["__main__"], sys.path[:] = saved_main, saved_path
             # The environment stays the task's: the worker reads nothing of it, and the next task's replaces
             # it whole (when both have the same names, as a pool's tasks mostly do, only changed values).
