@@ -105,8 +105,9 @@ TEST_CASE("the WAL is checkpointed and stays bounded while commits keep coming",
     store->stop();
 }
 
-TEST_CASE("with durability normal a groupable barrier shares the next commit only when commits come back to back",
-          "[unit][store]") {
+TEST_CASE(
+    "with durability normal a groupable barrier shares the next commit only when commits come back to back",
+    "[unit][store]") {
     mpctl::test::TempDir dir;
     Loop loop;
     auto store = open_store(dir / "mpctl.db", Durability::normal);
