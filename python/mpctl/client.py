@@ -16,6 +16,8 @@ SSLObject produces (from a write, or from a read: TLS 1.3 key updates) is sent i
 import array, concurrent.futures, errno, hashlib, itertools, json, os, re, shutil, socket, ssl, subprocess
 import threading, time
 
+from mpctl._jsonline import compact
+
 __all__ = ["Client", "Error", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
            "UnknownId", "UnknownTask", "Busy", "Timeout", "Refused", "InvalidState", "ShuttingDown", "DaemonIOError",
            "Deadlock", "ConnectionLost", "NoDaemon", "FingerprintMismatch", "RawJSON", "socket_path"]
@@ -496,8 +498,7 @@ class Client:
         if isinstance(params, RawJSON):
             line = f'{{"jsonrpc":"2.0","id":{request_id},"method":{json.dumps(method)},"params":{params}}}\n'.encode()
         else:
-            line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
-                              separators=(",", ":")).encode() + b"\n"
+            line = compact({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}).encode() + b"\n"
         if fds and self.remote:
             raise ValueError(f"descriptors cannot be passed to a remote daemon ({self.address}): "
                              f"a {method} with fds (stdin_fd) needs the daemon of this machine")

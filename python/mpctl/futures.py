@@ -20,6 +20,7 @@ from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool, _chain_from_iterable_of_lists, _get_chunks, _process_chunk
 
 from mpctl._fileio import _memory_file, _read_all, _write_new
+from mpctl._jsonline import compact
 from mpctl.client import Client, ConnectionLost, Error, RawJSON, _where
 
 _LOGGER = logging.getLogger("concurrent.futures")
@@ -144,7 +145,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
                 raise self._client.lost
             self._futures.add(future)
             if not fds:
-                self._outbox.append((json.dumps(spec, separators=(",", ":")), future))
+                self._outbox.append((compact(spec), future))
                 self._lock.notify_all()
                 return future
         spec.setdefault("env", _environment())

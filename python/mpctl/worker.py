@@ -19,9 +19,10 @@ whose connections and files the task's process shares).
 import argparse, array, atexit, base64, builtins, collections, fcntl, gc, importlib, importlib.machinery, io, json, os
 import pkgutil, re, resource, runpy, signal, socket, sys, threading, traceback, types
 
+from mpctl._jsonline import compact
+
 MAX_LINE = 1 << 20  # bytes in a message line, either way
 MAX_FDS = 64  # descriptors one recvmsg can take; a run brings 3, more than this breaks the protocol
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps makes one per call when given options
 MSG_CTRUNC = int(socket.MSG_CTRUNC)  # the enum's own & is Python code, run for every message
 PYTHON_NAME = re.compile(r"python(3(\.\d+)?)?")  # an argv[0] that names the interpreter: skipped
 BASE_PATH = sys.path[1:]  # the installation's entries of sys.path, which every task has (main() sets it)
@@ -38,9 +39,7 @@ class Channel:
         self.sock, self.buffer, self.fds = sock, bytearray(), collections.deque()
 
     def send(self, message):
-        # One sendall per line. ensure_ascii (json's default) writes lone surrogates, which stand for bytes
-        # that are not UTF-8, as \udcXX escapes: the protocol's encoding.
-        self.sock.sendall(_ENCODER.encode(message).encode() + b"\n")
+        self.sock.sendall(compact(message).encode() + b"\n")  # one sendall per line
 
     def receive(self):
         """The next message (a dict), or None at end of file."""
