@@ -66,6 +66,9 @@ class WarmPool {
         int served = 0;
         bool said_hello = false;
         bool takes_input = false;  // its hello's features name "input": a task's input comes in its run
+        bool keeps_env = false;    // ... name "keeps_env": a run may leave out the env of the run before it
+        // The environment of the last run sent to it, once one was.
+        std::optional<std::shared_ptr<const EnvBlock>> env_sent;
         std::shared_ptr<WorkerChannel> channel;
         std::optional<Request> task;
         TimerId idle_timer = 0;

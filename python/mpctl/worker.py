@@ -111,13 +111,16 @@ def main(argv=None):
     run_task = InProcess() if args.in_process else _fork
     try:
         # "input": a task's input may come in its run (base64) rather than as a memory file on descriptor 0.
-        channel.send({"hello": {"protocol": 1, "pid": os.getpid(), "features": ["input"]}})
+        # "keeps_env": a run without an env has the env of the last run that had one.
+        channel.send({"hello": {"protocol": 1, "pid": os.getpid(), "features": ["input", "keeps_env"]}})
+        env = []
         while (message := channel.receive()) is not None:
             run = message.get("run")
             if run is None:
                 continue  # a message this worker does not know: ignored, as unknown members are
             if not isinstance(run, dict):
                 raise ProtocolError("a run that is not a JSON object")
+            env = run.setdefault("env", env)
             wanted = 4 if run.get("cgroup") is True else 3  # the fourth: the cgroup.procs to join
             if len(channel.fds) < wanted:
                 raise ProtocolError(f"a run came with {len(channel.fds)} descriptor(s), not {wanted}")

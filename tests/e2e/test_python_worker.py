@@ -84,8 +84,9 @@ class WorkerHarness:
             f.write(stdin)
         fds = [os.open(paths[0], os.O_RDONLY)] + [os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                                                    for p in paths[1:]]
-        run = {"task": self.tasks, "attempt": 1, "kind": "argv", "argv": argv, "cwd": cwd,
-               "env": [f"{k}={v}" for k, v in env.items()], **members}
+        run = {"task": self.tasks, "attempt": 1, "kind": "argv", "argv": argv, "cwd": cwd, **members}
+        if env is not None:  # else the run has none: the worker keeps the last one it was sent
+            run["env"] = [f"{k}={v}" for k, v in env.items()]
         line = json.dumps({"run": run}).encode() + b"\n"  # lone surrogates go out as \udcXX
         try:
             points = [0, *(chunks or []), len(line)]
@@ -326,6 +327,20 @@ class PythonWorkerTest(unittest.TestCase):
         self.assertIn(b"bar \xfe|" + os.fsencode(cwd) + b"\n", out)  # a subprocess inherits them too
         self.assertNotIn(b"PYTHONPATH", out)  # the worker's own environment is not the task's
 
+    def test_a_run_without_env_has_the_last_one_sent_not_what_a_task_made_of_it(self):
+        worker = self.new_worker()
+        show = "import os; print(os.environ.get('FOO'), os.environ.get('LEAK'))"
+        leak = "import os; os.environ['FOO'] = 'changed'; os.environ['LEAK'] = '1'; " + show
+        self.assertEqual(worker.run(["python3", "-c", show], self.dir, None), ({"exit_code": 0}, b"None None\n", b""))
+        self.assertEqual(worker.run(["python3", "-c", leak], self.dir, {**BASE_ENV, "FOO": "bar \udcfe"}),
+                         ({"exit_code": 0}, b"changed 1\n", b""))
+        for _ in range(2):
+            self.assertEqual(worker.run(["python3", "-c", show], self.dir, None),
+                             ({"exit_code": 0}, b"bar \xfe None\n", b""))
+        self.assertEqual(worker.run(["python3", "-c", show], self.dir, {**BASE_ENV, "FOO": "other"}),
+                         ({"exit_code": 0}, b"other None\n", b""))
+        self.assertEqual(worker.run(["python3", "-c", show], self.dir, None), ({"exit_code": 0}, b"other None\n", b""))
+
     def test_a_non_utf8_byte_in_an_argument(self):
         code = "import os, sys; print(ascii(sys.argv), flush=True); sys.stdout.buffer.write(os.fsencode(sys.argv[1]))"
         _, out, _ = self.assertSameAsPython3(["python3", "-c", code, "caf\udcff"])  # python3 gets b"caf\xff"
@@ -365,7 +380,8 @@ class PythonWorkerTest(unittest.TestCase):
             got = worker.run(["python3", "-c", "import initmod; print(initmod.STATE)"], self.dir, BASE_ENV)
             self.assertEqual(got, ({"exit_code": 0}, b"warm\n", b""))
         self.assertEqual(read(log), f"setup {worker.hello['hello']['pid']}\n".encode())
-        self.assertEqual(worker.hello, {"hello": {"protocol": 1, "pid": worker.proc.pid, "features": ["input"]}})
+        self.assertEqual(worker.hello, {"hello": {"protocol": 1, "pid": worker.proc.pid,
+                                                  "features": ["input", "keeps_env"]}})
 
     def test_preload_imports_modules_once(self):
         mods = tempfile.mkdtemp(dir=self.dir)

@@ -238,6 +238,42 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
 }
 
 TEST_CASE(
+    "warm pool: a worker whose hello names keeps_env is sent a run's env only when it is not the one "
+    "last sent to it; a fresh worker is sent it again",
+    "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 6, 0});  // the 7th task goes to a new worker
+    auto shared = std::make_shared<EnvBlock>(std::vector<std::string>{"A=1", "LANG=C"});
+    auto other = std::make_shared<EnvBlock>(std::vector<std::string>{"B=2"});
+    // An equal block that is another object is sent: the pool compares the block, not its entries.
+    auto equal = std::make_shared<EnvBlock>(std::vector<std::string>{"B=2"});
+    std::vector<std::shared_ptr<EnvBlock>> blocks = {shared, shared, other, equal, nullptr, nullptr, nullptr};
+    std::vector<bool> sent = {true, false, true, true, true, false, true};
+    const std::string hello = R"({"hello":{"protocol":1,"pid":1,"features":["input","keeps_env"]}})";
+    w.worker(0).say(hello);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+        CAPTURE(i);
+        int64_t id = static_cast<int64_t>(20 + i);
+        size_t t = w.run(id, [&](SpawnSpec& spec) { spec.env = blocks[i]; });
+        size_t n = i < 6 ? 0 : 1;
+        if (n == 1) {
+            REQUIRE(w.settle([&] { return w.processes.processes.size() == 2; }));
+            w.worker(1).say(hello);
+        }
+        auto [line, fds] = w.worker(n).hear();
+        close_all(fds);
+        REQUIRE(fds.size() == 3);
+        json run = json::parse(line).at("run");
+        CHECK(run.at("task") == id);
+        CHECK(run.contains("env") == sent[i]);
+        if (sent[i]) {
+            CHECK(run.at("env") == (blocks[i] ? json(blocks[i]->entries()) : json::array()));
+        }
+        w.worker(n).say(R"({"done":{"task":)" + std::to_string(id) + R"(,"exit_code":0}})");
+        REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
+    }
+}
+
+TEST_CASE(
     "warm pool: a task's input comes in its run to a worker whose hello names the feature, else as a "
     "memory file on its stdin",
     "[unit][warm]") {
