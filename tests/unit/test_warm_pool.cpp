@@ -237,6 +237,41 @@ TEST_CASE("warm pool: each run carries its own task's environment, shared or not
     ::close(first_stdin);
 }
 
+TEST_CASE("warm pool: a run's argv, cwd, paths and stdin path keep their bytes, quotes and controls",
+          "[unit][warm]") {
+    World w(WorkerSpec{{"worker"}, 0, 0});
+    const char raw[] = "a\xff\"b\\c\n\x01 \xc3\xa9";  // not UTF-8, a quote, a backslash, controls, UTF-8
+    const std::string odd(raw, sizeof raw - 1);
+    std::string stdin_file = w.dir / "in";
+    { std::ofstream(stdin_file) << "x"; }
+    size_t t = w.run(30, [&](SpawnSpec& spec) {
+        spec.stages.front().argv = {"-c", odd, ""};
+        spec.cwd = "/" + odd;
+        spec.stdin_path = stdin_file;
+        spec.stdout_path += odd;
+        spec.stages.front().stderr_path += odd;
+    });
+    WorkerEnd end = w.worker(0);
+    end.say(R"({"hello":{"protocol":1,"pid":1}})");
+    auto [line, fds] = end.hear();
+    close_all(fds);
+    json run = mpctl::proto::parse_json_text(line).at("run");
+    CHECK(run.at("task") == 30);
+    CHECK(run.at("attempt") == 1);
+    CHECK(run.at("kind") == "argv");
+    CHECK(run.at("argv") == json::array({"-c", odd, ""}));
+    CHECK(run.at("cwd") == "/" + odd);
+    CHECK(run.at("stdin_path") == stdin_file);
+    CHECK(run.at("stdout_path") == (w.dir / "out-30") + odd);
+    CHECK(run.at("stderr_path") == (w.dir / "err-30") + odd);
+    CHECK_FALSE(run.contains("input"));
+    CHECK_FALSE(run.contains("nice"));
+    CHECK_FALSE(run.contains("cgroup"));
+    CHECK(run.at("env") == json::array());
+    end.say(R"({"done":{"task":30,"exit_code":0}})");
+    REQUIRE(w.settle([&] { return w.exits[t].has_value(); }));
+}
+
 TEST_CASE(
     "warm pool: a worker whose hello names keeps_env is sent a run's env only when it is not the one "
     "last sent to it; a fresh worker is sent it again",
