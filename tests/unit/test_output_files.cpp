@@ -2,6 +2,7 @@
 // is fast, ahead by a background thread once it was slow).
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <sys/stat.h>
 #include <thread>
@@ -59,6 +60,28 @@ TEST_CASE("output paths are sharded by thousands of task ids", "[unit][output]")
     // An attempt that is not the latest, put aside.
     CHECK(out.paths(7, 2).stdout_path == dir / "output/0/7.attempt-2.stdout");
     CHECK(out.stage_stderr_path(1234, 2, 1) == dir / "output/1/1234.attempt-1.2.stderr");
+}
+
+TEST_CASE("a task's files are made in its own shard as ids go from shard to shard and back",
+          "[unit][output]") {
+    mpctl::test::TempDir dir;
+    OutputLayout out(dir.path(), 0);
+    for (int64_t id : {7, 1500, 8, 2999, 1501}) {
+        CAPTURE(id);
+        auto fds = out.open(id);
+        REQUIRE(fds);
+        std::string text = "out " + std::to_string(id);
+        REQUIRE(::write(fds->stdout_fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+        REQUIRE(fds->stderr_fds.size() == 1);
+        REQUIRE(::write(fds->stderr_fds[0].get(), "e", 1) == 1);
+        CHECK(read_all(out.paths(id).stdout_path) == text);
+        CHECK(read_all(out.paths(id).stderr_path) == "e");
+    }
+    // Its shard's directory deleted under the daemon: the task cannot start, and the error names the file.
+    REQUIRE(std::system(("rm -r '" + dir / "output/1" + "'").c_str()) == 0);
+    auto lost = out.open(1502);
+    REQUIRE_FALSE(lost);
+    CHECK(lost.error().message().find(out.paths(1502).stdout_path) != std::string::npos);
 }
 
 TEST_CASE("the highest task id with output files is found in the highest shard that has any",
