@@ -274,7 +274,7 @@ TEST_CASE("warm pool: a run's argv, cwd, paths and stdin path keep their bytes, 
 
 TEST_CASE(
     "warm pool: a worker whose hello names keeps_env is sent a run's env only when it is not the one "
-    "last sent to it; a fresh worker is sent it again",
+    "last sent to it, and a fresh worker is sent it again",
     "[unit][warm]") {
     World w(WorkerSpec{{"worker"}, 6, 0});  // the 7th task goes to a new worker
     auto shared = std::make_shared<EnvBlock>(std::vector<std::string>{"A=1", "LANG=C"});
