@@ -1,8 +1,10 @@
 """`python3 -m mpctl.call RESULT`: one call of mpctl.futures.ProcessPoolExecutor, as a task of mpctld.
 
 The task's stdin holds the call (an --in-process warm worker hands it over as bytes instead, from its run's
-input): a pickle of (sys_path, sys_argv, main, init, payload), only built-in types
-at its top, so that it can be read before anything is imported. SYS_PATH and SYS_ARGV are the caller's
+input): a pickle of (sys_path, sys_argv, main, init, payload), or of (VARIABLE, payload) when the first four
+are in the task's environment variable VARIABLE (MPCTL_CALL_CONTEXT) as base64 of their pickle (the executor
+puts them there while they fit: calls mostly share them), only built-in types at its top, so that it can be
+read before anything is imported. SYS_PATH and SYS_ARGV are the caller's
 sys.path and sys.argv, in place while the call runs (as a spawned worker has its parent's); MAIN says where the caller's __main__
 module comes from, ("name", module) or ("path", file) or None, so that functions defined there can be found:
 it is run as __mp_main__, as multiprocessing's spawn does, once per process; INIT is None or (token, pickled
@@ -18,7 +20,7 @@ What the call prints goes to the task's stdout and stderr, so `mpctl logs ID` sh
 run with --in-process (what the executor starts) this module stays imported between calls, so the
 initializer runs once per worker, as Pool's does; anywhere else, once per call.
 """
-import multiprocessing.spawn, pickle, sys, traceback
+import base64, multiprocessing.spawn, os, pickle, sys, traceback
 from concurrent.futures.process import _ExceptionWithTraceback
 
 from mpctl._fileio import _read_all, _write_new
@@ -29,6 +31,7 @@ INLINE_MAX = 1 << 12
 inline = None  # a list, while a warm worker that runs calls in its own process takes the outcome: see main
 _initialized = set()  # the executors' tokens whose initializer has run in this process
 _mains = {}  # the callers' __main__ modules this process has run, by where they came from
+_context = (None, None)  # (the text of the calls' context variable last read, the context it holds)
 
 
 def main(argv=None, call=None):
@@ -37,7 +40,7 @@ def main(argv=None, call=None):
     if len(argv) != 1:
         print("usage: python3 -m mpctl.call RESULT < CALL", file=sys.stderr)
         return 2
-    sys_path, sys_argv, main, init, payload = pickle.loads(_read_all(0) if call is None else call)
+    sys_path, sys_argv, main, init, payload = _unpack(pickle.loads(_read_all(0) if call is None else call))
     sys.path[:], sys.argv[:] = sys_path, sys_argv
     outcome = _main(main) or _initialize(init)
     if outcome is None:
@@ -59,6 +62,21 @@ def main(argv=None, call=None):
     else:
         _write_new(argv[0], data)
     return 0
+
+
+def _unpack(call):
+    """CALL as (sys_path, sys_argv, main, init, payload): itself, or (VARIABLE, payload), whose first four are
+    in the environment variable VARIABLE (base64 of their pickle), read again only when it changed."""
+    global _context
+    if len(call) == 5:
+        return call
+    variable, payload = call
+    text = os.environ.get(variable)
+    if text is None:
+        raise RuntimeError(f"mpctl.call: the call's sys.path, argv and main were to be in ${variable}, not set")
+    if text != _context[0]:
+        _context = (text, pickle.loads(base64.b64decode(text)))
+    return (*_context[1], payload)
 
 
 def _main(main):

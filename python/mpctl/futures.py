@@ -28,6 +28,13 @@ INPUT_MAX = 1 << 16  # bytes a task spec's input may carry (PROTOCOL.md): more g
 # A ProcessPoolExecutor call goes in its task's spec up to this many bytes, else through a file: the daemon
 # keeps a spec as long as its task, and an executor's tasks are many.
 CALL_INLINE_MAX = 1 << 12
+# What every call runs with, the caller's sys.path and sys.argv, its __main__ and the initializer, goes in the
+# call's task environment as this variable (base64 of their pickle), as long as it fits there: the daemon
+# keeps one copy of an environment for all the tasks that share it and sends it to a worker once, where
+# each call's spec and run carried its own (~0.3 KiB and more: 16-22 us of the daemon's time a call).
+CONTEXT_VAR = "MPCTL_CALL_CONTEXT"
+# Bytes of that base64 at most: an exec refuses a variable over 128 KiB, which the call's subprocesses get.
+CONTEXT_ENV_MAX = 1 << 13
 __all__ = ["CommandExecutor", "ProcessPoolExecutor", "TaskFuture", "TaskError", "BrokenProcessPool"]
 
 
@@ -110,7 +117,8 @@ class _DaemonExecutor(concurrent.futures.Executor):
         self._options = task_options
         self._pool = None
         self._lock = threading.Condition()
-        self._outbox = []  # (spec as JSON text, future) submitted, not sent yet: each spec is encoded once
+        # (spec as JSON text, future, variables its env adds) submitted, not sent yet: each spec is encoded once
+        self._outbox = []
         self._sending = 0  # batches sent and not acknowledged yet
         self._by_id = {}  # task id -> its future, until it is done
         self._futures = set()  # not done yet
@@ -131,9 +139,9 @@ class _DaemonExecutor(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
 
-    def _submit_task(self, spec, future, fds=()):
+    def _submit_task(self, spec, future, fds=(), env=None):
         """Queue SPEC (completed with this executor's options and pool, and this process's cwd and
-        environment) for FUTURE; FDS go with a request of its own."""
+        environment, to which ENV adds) for FUTURE; FDS go with a request of its own."""
         spec = {**self._options, **spec}
         spec.setdefault("cwd", os.getcwd())
         if self._pool is not None:
@@ -145,10 +153,10 @@ class _DaemonExecutor(concurrent.futures.Executor):
                 raise self._client.lost
             self._futures.add(future)
             if not fds:
-                self._outbox.append((compact(spec), future))
+                self._outbox.append((compact(spec), future, env))
                 self._lock.notify_all()
                 return future
-        spec.setdefault("env", _environment())
+        spec.setdefault("env", {**_environment(), **(env or {})})
         try:
             status = self._client.call("task.submit", spec, fds=fds)
         except BaseException as error:
@@ -161,7 +169,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
     def _unsend(self, future):
         """Take FUTURE out of what is not sent yet: whether it was there."""
         with self._lock:
-            for n, (_, queued) in enumerate(self._outbox):
+            for n, (_, queued, _) in enumerate(self._outbox):
                 if queued is future:
                     del self._outbox[n]
                     self._futures.discard(future)
@@ -176,23 +184,24 @@ class _DaemonExecutor(concurrent.futures.Executor):
                     self._lock.wait()
                 if not self._outbox:
                     return
-                taken, size = 0, 0
-                for text, _ in self._outbox[:self.BATCH]:
-                    if taken and size + len(text) > self.BATCH_BYTES:
+                # A batch's tasks share its env: one that adds other variables starts the next batch.
+                taken, size, env = 0, 0, self._outbox[0][2]
+                for text, _, adds in self._outbox[:self.BATCH]:
+                    if adds != env or (taken and size + len(text) > self.BATCH_BYTES):
                         break
                     taken, size = taken + 1, size + len(text) + 1
                 batch, self._outbox = self._outbox[:taken], self._outbox[taken:]
                 self._sending += 1
             try:
-                params = RawJSON(f'{{"defaults":{json.dumps({"env": _environment()})},"tasks":['
-                                 f'{",".join(text for text, _ in batch)}]}}')
+                params = RawJSON(f'{{"defaults":{json.dumps({"env": {**_environment(), **(env or {})}})},"tasks":['
+                                 f'{",".join(text for text, _, _ in batch)}]}}')
                 ids = self._client.call("task.submit_batch", params)["ids"]
             except BaseException as error:  # refused (a spec the daemon will not take), or the daemon gone
-                for _, future in batch:
+                for _, future, _ in batch:
                     future._queued(None)
                     self._done.put((future, error))
             else:
-                self._watch([future for _, future in batch], ids)
+                self._watch([future for _, future, _ in batch], ids)
             with self._lock:
                 self._sending -= 1
                 self._lock.notify_all()
@@ -252,11 +261,11 @@ class _DaemonExecutor(concurrent.futures.Executor):
         cancelled, or fail with ERROR if one is given."""
         with self._lock:
             unsent, self._outbox = self._outbox, []
-            for _, future in unsent:
+            for _, future, _ in unsent:
                 self._futures.discard(future)
             while self._sending:  # a batch on its way: its tasks are queued once it is acknowledged
                 self._lock.wait()
-        for _, future in unsent:
+        for _, future, _ in unsent:
             future._queued(None)
         with self._lock:
             sent = {f.task_id: f for f in self._futures if not f.done() and f._submitted.is_set() and f.task_id}
@@ -441,6 +450,7 @@ class ProcessPoolExecutor(_DaemonExecutor):
         self._init = None if initializer is None else (uuid.uuid4().hex, pickle.dumps((initializer, initargs)))
         self._broken = False
         self._main = _main_module()
+        self._context = (None, None)  # (sys.path and sys.argv as tuples, CONTEXT_VAR's text or None) of late
         super().__init__(client, socket, task_options)
         self._spool = tempfile.mkdtemp(prefix="mpctl-calls-", dir=_spool_parent())
         self._calls = itertools.count(1)
@@ -464,8 +474,11 @@ class ProcessPoolExecutor(_DaemonExecutor):
         result = os.path.join(self._spool, f"{number}.out")
         future._files = [result]
         try:
-            call = pickle.dumps((list(sys.path), list(sys.argv), self._main, self._init,
-                                 pickle.dumps((fn, args, kwargs))))
+            payload, context = pickle.dumps((fn, args, kwargs)), self._call_context()
+            if context is not None:  # in the task's environment
+                call = pickle.dumps((CONTEXT_VAR, payload))
+            else:
+                call = pickle.dumps((list(sys.path), list(sys.argv), self._main, self._init, payload))
         except BaseException as error:  # the standard executor fails the future with it, not submit()
             future.set_exception(error)
             return future
@@ -476,7 +489,17 @@ class ProcessPoolExecutor(_DaemonExecutor):
             future._files.append(os.path.join(self._spool, f"{number}.in"))
             _write_new(future._files[1], call)
             spec["stdin"] = future._files[1]
-        return self._submit_task(spec, future)
+        return self._submit_task(spec, future, env=None if context is None else {CONTEXT_VAR: context})
+
+    def _call_context(self):
+        """The text of CONTEXT_VAR for a call submitted now (None: too large for an environment). Made again
+        only when sys.path or sys.argv changed since the last call; one tuple, for submits from threads."""
+        key = (tuple(sys.path), tuple(sys.argv))
+        last = self._context
+        if last[0] != key:
+            text = base64.b64encode(pickle.dumps((list(sys.path), list(sys.argv), self._main, self._init)))
+            last = self._context = (key, text.decode("ascii") if len(text) <= CONTEXT_ENV_MAX else None)
+        return last[1]
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
         """As the standard executor's: CHUNKSIZE items a call."""

@@ -57,6 +57,12 @@ def stdin_of_call(payload):
     return os.readlink("/proc/self/fd/0"), payload
 
 
+def context_of_call():
+    """Run in a worker: the last entry of the call's sys.path, its sys.argv, and whether its task's environment
+    carried them."""
+    return sys.path[-1], list(sys.argv), "MPCTL_CALL_CONTEXT" in os.environ
+
+
 def setUpModule():
     """One daemon for the standard tests, which make their executors without a socket: found in the
     environment, as a program's would be."""
@@ -162,6 +168,25 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertEqual((os.path.dirname(where), back), (os.path.realpath(self.ex._spool), large))
         # The large one's call file and result file go once its future is settled.
         self.wait_for(lambda: os.listdir(self.ex._spool) == [], "the calls' files to be removed")
+
+    def test_each_call_runs_with_the_sys_path_and_argv_of_its_submit_through_its_env_while_they_fit(self):
+        saved = list(sys.path), list(sys.argv)
+        self.addCleanup(lambda: (sys.path.__setitem__(slice(None), saved[0]),
+                                 sys.argv.__setitem__(slice(None), saved[1])))
+        first = self.ex.submit(context_of_call)
+        sys.path.append("/nonexistent/mpctl-test")
+        second = self.ex.submit(context_of_call)
+        sys.argv[:] = ["prog", "one"]
+        again = self.ex.submit(context_of_call)
+        sys.path.append("/x" * 5000)  # no longer fits in an environment: it goes with the call itself
+        third = self.ex.submit(context_of_call)
+        sys.path.pop()
+        fourth = self.ex.submit(context_of_call)
+        self.assertEqual(first.result(DEADLINE), (saved[0][-1], saved[1], True))
+        self.assertEqual(second.result(DEADLINE), ("/nonexistent/mpctl-test", saved[1], True))
+        self.assertEqual(again.result(DEADLINE), ("/nonexistent/mpctl-test", ["prog", "one"], True))
+        self.assertEqual(third.result(DEADLINE), ("/x" * 5000, ["prog", "one"], False))
+        self.assertEqual(fourth.result(DEADLINE), ("/nonexistent/mpctl-test", ["prog", "one"], True))
 
     def test_a_small_result_comes_back_with_its_task_and_is_journaled_with_it(self):
         small = self.ex.submit(divmod, 17, 5)
