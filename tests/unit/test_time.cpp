@@ -1,4 +1,7 @@
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <random>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -21,6 +24,40 @@ TEST_CASE("timestamps are formatted as RFC 3339 UTC with milliseconds", "[unit][
     CHECK(format_rfc3339_ms(951782400000) == "2000-02-29T00:00:00.000Z");
     CHECK(format_rfc3339_ms(1709251199999) == "2024-02-29T23:59:59.999Z");
     CHECK(format_rfc3339_ms(253402300799999) == "9999-12-31T23:59:59.999Z");
+}
+
+TEST_CASE("timestamps are formatted as gmtime_r and printf format them, over four centuries and beyond",
+          "[unit][time]") {
+    auto reference = [](int64_t unix_ms) {
+        time_t secs = static_cast<time_t>(unix_ms / 1000);
+        auto ms = static_cast<int>(unix_ms % 1000);
+        if (ms < 0) {
+            ms += 1000;
+            secs -= 1;
+        }
+        struct tm tm {};
+        ::gmtime_r(&secs, &tm);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+        return std::string(buf);
+    };
+    // Every day's last and first millisecond from 1800 to 2400 (leap days, 1900 and 2100 not leap, 2000
+    // and 2400 leap), then spread values across years 0 to 9999 and a few outside them.
+    constexpr int64_t day_ms = 86400000;
+    for (int64_t day = -62091; day <= 157877; ++day) {
+        CHECK(format_rfc3339_ms(day * day_ms) == reference(day * day_ms));
+        CHECK(format_rfc3339_ms(day * day_ms - 1) == reference(day * day_ms - 1));
+    }
+    std::mt19937_64 random(42);
+    std::uniform_int_distribution<int64_t> spread(-62167219200000, 253402300799999);  // years 0 to 9999
+    for (int i = 0; i < 20000; ++i) {
+        int64_t ms = spread(random);
+        CHECK(format_rfc3339_ms(ms) == reference(ms));
+    }
+    for (int64_t ms : {int64_t{-62167219200001}, int64_t{253402300800000}, int64_t{-99999999999999}}) {
+        CHECK(format_rfc3339_ms(ms) == reference(ms));
+    }
 }
 
 TEST_CASE("timestamps before the epoch are formatted with a positive fraction", "[unit][time]") {
