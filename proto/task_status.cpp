@@ -256,6 +256,30 @@ std::string to_json_text(const TaskStatus& s) {
     return out;
 }
 
+std::string to_brief_json_text(const TaskStatus& s) {
+    std::string out = "{\"id\":" + std::to_string(s.id);
+    append_key(out, "state");
+    append_json_string(out, to_string(s.state));
+    append_key(out, "reason");
+    if (s.reason == FailReason::none) {
+        out += "null";
+    } else {
+        append_json_string(out, to_string(s.reason));
+    }
+    append_key(out, "exit_code");
+    append_int(out, s.exit_code);
+    append_key(out, "signal");
+    append_int(out, s.signal);
+    append_key(out, "error");
+    append_string_or_null(out, s.error);
+    if (s.result) {
+        append_key(out, "result");
+        append_json_string(out, *s.result);
+    }
+    out.push_back('}');
+    return out;
+}
+
 TaskStatus status_from_json(const json& value) {
     Params p(value, "status");
     TaskStatus s;

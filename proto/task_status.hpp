@@ -72,6 +72,9 @@ struct TaskStatus {
 // The same object as JSON text, written by hand (hot paths: a map's completions): parse(to_json_text(s))
 // equals to_json(s).
 [[nodiscard]] std::string to_json_text(const TaskStatus& status);
+// The brief status (task.as_completed with brief): id, state, reason, exit_code, signal, error, and result
+// when there is one; what a client that settles a future per task reads, in a fifth of the text.
+[[nodiscard]] std::string to_brief_json_text(const TaskStatus& status);
 // Throws RequestError(invalid_params) if VALUE is not a status object.
 [[nodiscard]] TaskStatus status_from_json(const nlohmann::json& value);
 

@@ -1,4 +1,5 @@
 #include <mpctl/daemon/commands/task_text.hpp>
+#include <mpctl/proto/task_status.hpp>
 
 namespace mpctl::daemon {
 
@@ -31,9 +32,9 @@ std::string tasks_text(const StatusView& view, const std::vector<const Task*>& t
     return out;
 }
 
-void notify_completed(const StatusView& view, Responder& responder, const Task& task) {
+void notify_completed(const StatusView& view, Responder& responder, const Task& task, bool brief) {
     std::string line = R"({"jsonrpc":"2.0","method":"task.completed","params":{"task":)";
-    line += view.text(task);
+    line += brief ? proto::to_brief_json_text(view.status(task)) : view.text(task);
     line += "}}\n";
     responder.notify_line(std::move(line));
 }

@@ -18,7 +18,7 @@ void append_statuses(const StatusView& view, const std::vector<const Task*>& tas
 void append_ids(const std::vector<int64_t>& ids, std::string& out);
 // {"tasks":[status, ...]}
 [[nodiscard]] std::string tasks_text(const StatusView& view, const std::vector<const Task*>& tasks);
-// One task.completed notification (a map streams one per task).
-void notify_completed(const StatusView& view, Responder& responder, const Task& task);
+// One task.completed notification (a map streams one per task); BRIEF: with the brief status.
+void notify_completed(const StatusView& view, Responder& responder, const Task& task, bool brief = false);
 
 }  // namespace mpctl::daemon

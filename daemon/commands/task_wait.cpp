@@ -31,7 +31,7 @@ void TaskWait::start(const TaskContext& ctx, std::shared_ptr<Responder> responde
         }
         std::sort(order.begin(), order.end());
         for (auto [ms, i] : order) {
-            notify_completed(ctx.view, *w->responder_, *finished[i]);
+            notify_completed(ctx.view, *w->responder_, *finished[i], w->options_.brief);
         }
     }
     w->unfinished_ = unfinished.size();
@@ -64,7 +64,7 @@ void TaskWait::one_finished(const Task& task) {
         return;
     }
     if (options_.stream) {
-        notify_completed(ctx_.view, *responder_, task);
+        notify_completed(ctx_.view, *responder_, task, options_.brief);
     }
     if (--unfinished_ == 0 || options_.any) {
         finish(false);

@@ -24,6 +24,7 @@ class TaskWait : public std::enable_shared_from_this<TaskWait> {
         std::vector<int64_t> ids;  // known, without duplicates
         bool any = false;          // task.wait: done when the first one is
         bool stream = false;       // task.as_completed: one notification per finished task
+        bool brief = false;        // ... with the brief status (proto::to_brief_json_text)
         std::optional<std::chrono::milliseconds> timeout;
     };
 

@@ -10,12 +10,13 @@ namespace {
 
 void start_wait(const TaskContext& ctx, Call& call, bool stream) {
     const auto& p = call.params;
-    p.reject_unknown(stream ? std::initializer_list<const char*>{"ids", "id", "timeout"}
+    p.reject_unknown(stream ? std::initializer_list<const char*>{"ids", "id", "timeout", "brief"}
                             : std::initializer_list<const char*>{"ids", "id", "timeout", "any"});
     TaskWait::Options options;
     options.ids = read_ids(p);
     options.any = !stream && p.get_or<bool>("any", false);
     options.stream = stream;
+    options.brief = stream && p.get_or<bool>("brief", false);
     options.timeout = read_timeout(p);
     require_known(ctx, options.ids);
     after_ends_journaled(ctx, options.ids, call.responder, [ctx, responder = call.responder, options] {

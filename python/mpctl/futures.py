@@ -109,6 +109,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
 
     _counter = itertools.count(1)
     BATCH = 2000  # tasks in a batch at most
+    BRIEF = False  # whether _settle reads only a brief status (PROTOCOL.md, task.as_completed)
     BATCH_BYTES = 640 << 10  # and their specs' JSON: the request line may be 1 MiB (the environment goes too)
 
     def __init__(self, client, socket, task_options):
@@ -213,7 +214,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
                 self._by_id[task_id] = future
         for future, task_id in zip(futures, ids):
             future._queued(task_id)
-        stream = self._client.call_async("task.as_completed", ids=ids)
+        stream = self._client.call_async("task.as_completed", ids=ids, **({"brief": True} if self.BRIEF else {}))
         stream.add_done_callback(lambda s: self._stream_ended(s, ids))
 
     def _completed(self, params):
@@ -429,6 +430,8 @@ class ProcessPoolExecutor(_DaemonExecutor):
     a call (a signal, os._exit) fails that call with BrokenProcessPool; the daemon replaces the worker and
     the other calls go on. MP_CONTEXT is accepted and ignored: the daemon's workers are what it would choose.
     Every call is visible in `mpctl list` as `-m mpctl.call`, its output in `mpctl logs`."""
+
+    BRIEF = True  # _settle reads a status's id, state, reason, error and result
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), max_tasks_per_child=None,
                  *, pool=None, client=None, socket=None, **task_options):

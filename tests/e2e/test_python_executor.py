@@ -16,6 +16,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(SOURCE_DIR, "python"))
 from py_case import DaemonCase  # noqa: E402
 from py_daemon import Daemon  # noqa: E402
+import mpctl  # noqa: E402
 from mpctl.futures import BrokenProcessPool, ProcessPoolExecutor  # noqa: E402
 
 try:
@@ -187,6 +188,26 @@ class ProcessPoolOnTheDaemon(DaemonCase):
         self.assertEqual(again.result(DEADLINE), ("/nonexistent/mpctl-test", ["prog", "one"], True))
         self.assertEqual(third.result(DEADLINE), ("/x" * 5000, ["prog", "one"], False))
         self.assertEqual(fourth.result(DEADLINE), ("/nonexistent/mpctl-test", ["prog", "one"], True))
+
+    def test_a_brief_as_completed_status_is_the_full_ones_id_state_reason_codes_error_and_result(self):
+        with mpctl.Client(self.daemon.socket) as client:
+            argvs = (["sh", "-c", "exit 3"], ["true"], ["/nonexistent/mpctl-brief"], ["sh", "-c", "kill -9 $$"])
+            ids = [client.call("task.submit", argv=argv, cwd="/")["id"] for argv in argvs]
+            ids.append(self.ex.submit(divmod, 7, 2).task_id)  # a call: a result
+            for brief in (True, False):
+                got = {}
+                client.call("task.as_completed", ids=ids, brief=brief, timeout=DEADLINE,
+                            on_notification=lambda method, p: got.setdefault(p["task"]["id"], p["task"]))
+                full = {t["id"]: t for t in client.call("task.get", ids=ids)["tasks"]}
+                self.assertEqual(sorted(got), sorted(ids))
+                for task_id in ids:
+                    keys = ["id", "state", "reason", "exit_code", "signal", "error"] + (
+                        ["result"] if "result" in full[task_id] else [])
+                    self.assertEqual(got[task_id], {k: full[task_id][k] for k in keys} if brief else full[task_id])
+            self.assertEqual([full[i]["state"] for i in ids], ["failed", "succeeded", "failed", "failed", "succeeded"])
+            self.assertEqual((full[ids[3]]["signal"], "result" in full[ids[4]]), (9, True))
+            with self.assertRaises(mpctl.Error):  # task.wait answers with whole statuses: no brief there
+                client.call("task.wait", ids=ids, brief=True)
 
     def test_a_small_result_comes_back_with_its_task_and_is_journaled_with_it(self):
         small = self.ex.submit(divmod, 17, 5)
