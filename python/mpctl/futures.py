@@ -270,7 +270,7 @@ class _DaemonExecutor(concurrent.futures.Executor):
             future._queued(None)
         with self._lock:
             sent = {f.task_id: f for f in self._futures if not f.done() and f._submitted.is_set() and f.task_id}
-        cancelled = [f for _, f in unsent]
+        cancelled = [f for _, f, _ in unsent]
         if sent:
             try:
                 results = self._client.call("task.cancel", ids=list(sent))["results"]
