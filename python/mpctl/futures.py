@@ -109,8 +109,8 @@ class _DaemonExecutor(concurrent.futures.Executor):
 
     _counter = itertools.count(1)
     BATCH = 2000  # tasks in a batch at most
-    BRIEF = False  # whether _settle reads only a brief status (PROTOCOL.md, task.as_completed)
     BATCH_BYTES = 640 << 10  # and their specs' JSON: the request line may be 1 MiB (the environment goes too)
+    BRIEF = False  # whether _settle reads only a brief status (PROTOCOL.md, task.as_completed)
 
     def __init__(self, client, socket, task_options):
         self._client = client or Client(socket)
