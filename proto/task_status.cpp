@@ -141,16 +141,9 @@ void append_time(std::string& out, const std::optional<int64_t>& ms) {
     }
 }
 
-}  // namespace
-
-std::string to_json_text(const TaskStatus& s) {
-    std::string out;
-    out.reserve(768);
-    out.push_back('{');
-    append_key(out, "id");
-    out += std::to_string(s.id);
-    append_key(out, "name");
-    append_string_or_null(out, s.name);
+// The members the whole status and the brief one share: how the task ended (state, reason, exit_code,
+// signal), and its result, which only a task with one has.
+void append_outcome(std::string& out, const TaskStatus& s) {
     append_key(out, "state");
     append_json_string(out, to_string(s.state));
     append_key(out, "reason");
@@ -163,6 +156,26 @@ std::string to_json_text(const TaskStatus& s) {
     append_int(out, s.exit_code);
     append_key(out, "signal");
     append_int(out, s.signal);
+}
+
+void append_result(std::string& out, const TaskStatus& s) {
+    if (s.result) {
+        append_key(out, "result");
+        append_json_string(out, *s.result);
+    }
+}
+
+}  // namespace
+
+std::string to_json_text(const TaskStatus& s) {
+    std::string out;
+    out.reserve(768);
+    out.push_back('{');
+    append_key(out, "id");
+    out += std::to_string(s.id);
+    append_key(out, "name");
+    append_string_or_null(out, s.name);
+    append_outcome(out, s);
     append_key(out, "argv");
     if (s.argv) {
         append_words(out, *s.argv);
@@ -248,34 +261,17 @@ std::string to_json_text(const TaskStatus& s) {
     append_json_string(out, s.backend);
     append_key(out, "backend_id");
     append_string_or_null(out, s.backend_id);
-    if (s.result) {
-        append_key(out, "result");
-        append_json_string(out, *s.result);
-    }
+    append_result(out, s);
     out.push_back('}');
     return out;
 }
 
 std::string to_brief_json_text(const TaskStatus& s) {
     std::string out = "{\"id\":" + std::to_string(s.id);
-    append_key(out, "state");
-    append_json_string(out, to_string(s.state));
-    append_key(out, "reason");
-    if (s.reason == FailReason::none) {
-        out += "null";
-    } else {
-        append_json_string(out, to_string(s.reason));
-    }
-    append_key(out, "exit_code");
-    append_int(out, s.exit_code);
-    append_key(out, "signal");
-    append_int(out, s.signal);
+    append_outcome(out, s);
     append_key(out, "error");
     append_string_or_null(out, s.error);
-    if (s.result) {
-        append_key(out, "result");
-        append_json_string(out, *s.result);
-    }
+    append_result(out, s);
     out.push_back('}');
     return out;
 }
